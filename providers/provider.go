@@ -1,0 +1,92 @@
+// Package providers defines the small contract every login provider meets:
+// given an endpoint and credentials, log in and return a Token. Providers know
+// nothing of Kubernetes; the controller turns a Secret into Credentials and a
+// Token into a Secret.
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Credentials are the keys and values of a credentials Secret.
+type Credentials map[string][]byte
+
+// Token is the result of a successful login.
+type Token struct {
+	// Value is the token itself. It must never be logged.
+	Value string
+	// ObtainedAt is our local time when the login answered.
+	ObtainedAt time.Time
+	// ExpiresAt is when the token stops being valid, in our clock.
+	ExpiresAt time.Time
+	// Extra holds further values worth storing next to the token
+	// (AmpliFi's userId), keyed by the Secret data key to use.
+	Extra map[string]string
+}
+
+// Provider logs in to one third-party API.
+type Provider interface {
+	// Login exchanges credentials for a token at endpoint (a base URL).
+	// Errors are *Error values with a Kind the controller can act on.
+	Login(ctx context.Context, endpoint string, creds Credentials) (*Token, error)
+}
+
+// Validator is implemented by providers that can tell, without any request,
+// that credentials are certainly wrong.
+type Validator interface {
+	Validate(creds Credentials) error
+}
+
+// ErrorKind classifies a login failure by what the caller should do about it.
+type ErrorKind string
+
+const (
+	// InvalidCredentials: fields missing or malformed, caught before any request.
+	InvalidCredentials ErrorKind = "InvalidCredentials"
+	// AuthenticationFailed: the provider rejected the credentials.
+	AuthenticationFailed ErrorKind = "AuthenticationFailed"
+	// ProviderUnavailable: network errors, timeouts, 429 and 5xx; worth retrying.
+	ProviderUnavailable ErrorKind = "ProviderUnavailable"
+	// InvalidResponse: a 2xx answer the provider's documentation does not allow.
+	InvalidResponse ErrorKind = "InvalidResponse"
+	// EndpointNotAllowed: the endpoint is refused by the operator's policy; nothing was sent.
+	EndpointNotAllowed ErrorKind = "EndpointNotAllowed"
+)
+
+// Error is a classified login failure. Its message is written for users and
+// never contains a credential, a token or a provider response body.
+type Error struct {
+	Kind    ErrorKind
+	Message string
+	// RetryAfter is the provider's own hint (Retry-After), zero when absent.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf builds a classified error. Never pass secret values or response bodies as arguments.
+func Errorf(kind ErrorKind, format string, args ...any) *Error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+// KindOf returns the kind of a provider error, and ProviderUnavailable for
+// any other error (a failure we cannot classify is treated as transient).
+func KindOf(err error) ErrorKind {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Kind
+	}
+	return ProviderUnavailable
+}
+
+// RetryAfterOf returns the provider's Retry-After hint carried by err, if any.
+func RetryAfterOf(err error) time.Duration {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.RetryAfter
+	}
+	return 0
+}
