@@ -1,0 +1,193 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/aml"
+	"github.com/tokensync/tokensync/providers/amplifi"
+	"github.com/tokensync/tokensync/providers/partner"
+	"github.com/tokensync/tokensync/providers/providertest"
+)
+
+// Generous timeouts: envtest on a loaded 2-core machine.
+const (
+	readyTimeout = 60 * time.Second
+)
+
+// testRegistry is the operator's registry with a short client timeout.
+func testRegistry(timeout time.Duration) providers.Registry {
+	opts := providers.Options{HTTPClient: providers.NewHTTPClient(providers.ClientOptions{Timeout: timeout})}
+	return providers.Registry{
+		aml.Name:     {Provider: aml.New(opts), DefaultEndpoint: aml.DefaultEndpoint, CredentialKeys: "email, password"},
+		amplifi.Name: {Provider: amplifi.New(opts), CredentialKeys: "credentials.json, or channel and that channel's fields"},
+		partner.Name: {Provider: partner.New(opts), CredentialKeys: "accessKey, secret"},
+	}
+}
+
+// env is one test's namespace, fake providers and manager.
+type env struct {
+	t     *testing.T
+	ns    string
+	fake  *providertest.Server
+	stop  func()
+	extra func(*TokenRequestReconciler)
+}
+
+// newEnv starts fake providers and a manager watching a fresh namespace.
+func newEnv(t *testing.T, fakeOpts ...providertest.Option) *env {
+	t.Helper()
+	e := &env{t: t, ns: newNamespace(t), fake: providertest.Start(t, fakeOpts...)}
+	e.start()
+	return e
+}
+
+func (e *env) start() {
+	e.t.Helper()
+	r := &TokenRequestReconciler{Providers: testRegistry(5 * time.Second)}
+	e.stop = startManager(e.t, r, managerOptions{namespaces: []string{e.ns}, reconciler: e.extra})
+}
+
+func (e *env) restart() {
+	e.t.Helper()
+	e.stop()
+	e.start()
+}
+
+func (e *env) ctx() context.Context { return context.Background() }
+
+func (e *env) createSecret(name string, data map[string]string) *corev1.Secret {
+	e.t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}, StringData: data}
+	if err := k8sClient.Create(e.ctx(), s); err != nil {
+		e.t.Fatalf("create Secret %s: %v", name, err)
+	}
+	return s
+}
+
+func (e *env) updateSecret(name string, data map[string]string) {
+	e.t.Helper()
+	s := &corev1.Secret{}
+	if err := k8sClient.Get(e.ctx(), types.NamespacedName{Namespace: e.ns, Name: name}, s); err != nil {
+		e.t.Fatal(err)
+	}
+	s.Data = nil
+	s.StringData = data
+	if err := k8sClient.Update(e.ctx(), s); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) createTokenRequest(name string, provider string, creds string, mut ...func(*tokensyncv1alpha1.TokenRequest)) *tokensyncv1alpha1.TokenRequest {
+	e.t.Helper()
+	tr := &tokensyncv1alpha1.TokenRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns},
+		Spec: tokensyncv1alpha1.TokenRequestSpec{
+			Provider:             tokensyncv1alpha1.Provider(provider),
+			Endpoint:             e.fake.URL(),
+			CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: creds},
+		},
+	}
+	for _, m := range mut {
+		m(tr)
+	}
+	if err := k8sClient.Create(e.ctx(), tr); err != nil {
+		e.t.Fatalf("create TokenRequest %s: %v", name, err)
+	}
+	return tr
+}
+
+func (e *env) tokenRequest(name string) *tokensyncv1alpha1.TokenRequest {
+	e.t.Helper()
+	tr := &tokensyncv1alpha1.TokenRequest{}
+	if err := k8sClient.Get(e.ctx(), types.NamespacedName{Namespace: e.ns, Name: name}, tr); err != nil {
+		e.t.Fatalf("get TokenRequest %s: %v", name, err)
+	}
+	return tr
+}
+
+func (e *env) secret(name string) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	err := k8sClient.Get(e.ctx(), types.NamespacedName{Namespace: e.ns, Name: name}, s)
+	return s, err
+}
+
+// patchTokenRequest applies mut to the stored TokenRequest, retrying conflicts.
+func (e *env) patchTokenRequest(name string, mut func(*tokensyncv1alpha1.TokenRequest)) {
+	e.t.Helper()
+	eventually(e.t, 30*time.Second, func() error {
+		tr := e.tokenRequest(name)
+		mut(tr)
+		return k8sClient.Update(e.ctx(), tr)
+	})
+}
+
+// readyCondition returns the TokenRequest's Ready condition (nil if unset).
+func readyCondition(tr *tokensyncv1alpha1.TokenRequest) *metav1.Condition {
+	return meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionReady)
+}
+
+// waitReady waits for Ready=True and returns the TokenRequest.
+func (e *env) waitReady(name string) *tokensyncv1alpha1.TokenRequest {
+	e.t.Helper()
+	return e.waitCondition(name, metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued)
+}
+
+func (e *env) waitCondition(name string, status metav1.ConditionStatus, reason string) *tokensyncv1alpha1.TokenRequest {
+	e.t.Helper()
+	var tr *tokensyncv1alpha1.TokenRequest
+	eventually(e.t, readyTimeout, func() error {
+		tr = e.tokenRequest(name)
+		c := readyCondition(tr)
+		if c == nil || c.Status != status || c.Reason != reason {
+			return fmt.Errorf("Ready condition is %+v, want %s/%s", c, status, reason)
+		}
+		return nil
+	})
+	return tr
+}
+
+// token returns the target Secret's token ("" if none).
+func (e *env) token(secretName string) string {
+	s, err := e.secret(secretName)
+	if err != nil {
+		return ""
+	}
+	return string(s.Data[tokensyncv1alpha1.SecretKeyToken])
+}
+
+// events returns the events recorded for a TokenRequest.
+func (e *env) events(name string) []string {
+	e.t.Helper()
+	list := &eventsList{}
+	if err := k8sClient.List(e.ctx(), &list.EventList, client.InNamespace(e.ns)); err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range list.Items {
+		if ev.Regarding.Name == name {
+			out = append(out, ev.Type+"/"+ev.Reason+": "+ev.Note)
+		}
+	}
+	return out
+}
+
+func ownerIsController(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) bool {
+	for _, o := range s.OwnerReferences {
+		if o.UID == tr.UID && ptr.Deref(o.Controller, false) && o.Kind == "TokenRequest" && o.APIVersion == tokensyncv1alpha1.GroupVersion.String() {
+			return true
+		}
+	}
+	return false
+}

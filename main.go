@@ -1,0 +1,203 @@
+// Command manager runs the tokensync operator: it keeps a short-lived login
+// token from a third-party API in a Secret for every TokenRequest.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/controllers"
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/aml"
+	"github.com/tokensync/tokensync/providers/amplifi"
+	"github.com/tokensync/tokensync/providers/endpointpolicy"
+	"github.com/tokensync/tokensync/providers/partner"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(tokensyncv1alpha1.AddToScheme(scheme))
+}
+
+func main() {
+	var (
+		metricsAddr, probeAddr        string
+		secureMetrics, enableHTTP2    bool
+		leaderElect                   bool
+		leaderElectionID              string
+		leaderElectionNamespace       string
+		namespaces                    string
+		maxConcurrentReconciles       int
+		qps                           float64
+		burst                         int
+		providerTimeout               time.Duration
+		allowedEndpoints, allowedFile string
+		allowInsecureHTTP             bool
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (secure) or 127.0.0.1:8080 with --metrics-secure=false; 0 disables it.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP.")
+	flag.BoolVar(&enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: HTTP/2 Rapid Reset and Stream Cancellation CVEs).")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica logs in and writes Secrets.")
+	flag.StringVar(&leaderElectionID, "leader-election-id", "tokensync.tokensync.io", "Name of the leader election Lease.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
+	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 8, "TokenRequests reconciled in parallel (logins are I/O bound).")
+	flag.Float64Var(&qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
+	flag.IntVar(&burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	flag.DurationVar(&providerTimeout, "provider-timeout", 30*time.Second, "Total timeout of one provider login request.")
+	flag.StringVar(&allowedEndpoints, "allowed-endpoints", "", "Endpoint allowlist, comma-separated provider=URL-prefix or provider=host entries, e.g. aml=https://api.amlwatcher.com,partner=https://partner.example. A provider without entries accepts any endpoint.")
+	flag.StringVar(&allowedFile, "allowed-endpoints-file", "", "File with one provider=URL-prefix entry per line (# comments), merged with --allowed-endpoints.")
+	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Allow plain http:// endpoints on non-loopback hosts (link-local and cloud metadata addresses stay refused).")
+	opts := zap.Options{Development: false}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	if err := run(runConfig{
+		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,
+		leaderElect: leaderElect, leaderElectionID: leaderElectionID, leaderElectionNamespace: leaderElectionNamespace,
+		namespaces: splitList(namespaces), maxConcurrentReconciles: maxConcurrentReconciles, qps: qps, burst: burst,
+		providerTimeout: providerTimeout, allowedEndpoints: allowedEndpoints, allowedEndpointsFile: allowedFile,
+		allowInsecureHTTP: allowInsecureHTTP,
+	}); err != nil {
+		setupLog.Error(err, "Manager stopped with an error")
+		os.Exit(1)
+	}
+}
+
+type runConfig struct {
+	metricsAddr, probeAddr                    string
+	secureMetrics, enableHTTP2, leaderElect   bool
+	leaderElectionID, leaderElectionNamespace string
+	namespaces                                []string
+	maxConcurrentReconciles                   int
+	qps                                       float64
+	burst                                     int
+	providerTimeout                           time.Duration
+	allowedEndpoints, allowedEndpointsFile    string
+	allowInsecureHTTP                         bool
+}
+
+func run(c runConfig) error {
+	setupLog := ctrl.Log.WithName("setup")
+
+	policy, err := endpointpolicy.Parse(c.allowedEndpoints, c.allowInsecureHTTP)
+	if err != nil {
+		return fmt.Errorf("--allowed-endpoints: %w", err)
+	}
+	if c.allowedEndpointsFile != "" {
+		fromFile, err := endpointpolicy.ParseFile(c.allowedEndpointsFile, c.allowInsecureHTTP)
+		if err != nil {
+			return fmt.Errorf("--allowed-endpoints-file: %w", err)
+		}
+		policy = policy.Merge(fromFile)
+	}
+
+	var tlsOpts []func(*tls.Config)
+	if !c.enableHTTP2 {
+		tlsOpts = append(tlsOpts, func(cfg *tls.Config) { cfg.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: c.metricsAddr, SecureServing: c.secureMetrics, TLSOpts: tlsOpts}
+	if c.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS = float32(c.qps)
+	cfg.Burst = c.burst
+	cfg.UserAgent = "tokensync/" + version
+
+	cacheOpts := controllers.CacheOptions(c.namespaces)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  c.probeAddr,
+		LeaderElection:          c.leaderElect,
+		LeaderElectionID:        c.leaderElectionID,
+		LeaderElectionNamespace: c.leaderElectionNamespace,
+		// The old leader steps down at once on shutdown, so a rolling update
+		// hands over without waiting for the lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOpts,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	cacheOpts.Scheme, cacheOpts.Mapper = mgr.GetScheme(), mgr.GetRESTMapper()
+	credentials, err := controllers.NewCredentialsCache(mgr.GetConfig(), cacheOpts)
+	if err != nil {
+		return fmt.Errorf("create credentials metadata cache: %w", err)
+	}
+	if err := mgr.Add(credentials); err != nil {
+		return err
+	}
+
+	providers.Version = version
+	httpClient := providers.NewHTTPClient(providers.ClientOptions{
+		Timeout:     c.providerTimeout,
+		DialControl: endpointpolicy.DialControl,
+	})
+	popts := providers.Options{HTTPClient: httpClient}
+	registry := providers.Registry{
+		aml.Name:     {Provider: aml.New(popts), DefaultEndpoint: aml.DefaultEndpoint, DisplayName: "AML Watcher", CredentialKeys: "email, password"},
+		amplifi.Name: {Provider: amplifi.New(popts), DisplayName: "AmpliFi", CredentialKeys: "credentials.json, or channel and that channel's fields"},
+		partner.Name: {Provider: partner.New(popts), DisplayName: "partner API", CredentialKeys: "accessKey, secret"},
+	}
+
+	reconciler := &controllers.TokenRequestReconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Scheme:         mgr.GetScheme(),
+		Recorder:       mgr.GetEventRecorder("tokensync"),
+		Providers:      registry,
+		EndpointPolicy: policy,
+	}
+	if err := reconciler.SetupWithManager(mgr, credentials, controller.Options{MaxConcurrentReconciles: c.maxConcurrentReconciles}); err != nil {
+		return fmt.Errorf("set up TokenRequest controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+
+	setupLog.Info("Starting manager", "version", version, "namespaces", c.namespaces,
+		"maxConcurrentReconciles", c.maxConcurrentReconciles, "endpointPolicy", policy.String())
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
