@@ -30,11 +30,11 @@ import (
 // hack/envtest-binaries.sh) is shared by every test in this package; each
 // test works in a namespace of its own.
 var (
-	testEnv   *envtest.Environment
-	cfg       *rest.Config
-	k8sClient client.Client
+	testEnv    *envtest.Environment
+	cfg        *rest.Config
+	k8sClient  client.Client
 	testScheme = runtime.NewScheme()
-	nsCounter atomic.Int64
+	nsCounter  atomic.Int64
 )
 
 func init() {
