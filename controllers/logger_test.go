@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"bytes"
+	"io"
+	"os"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -31,8 +33,13 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// testLogger captures every V level; TOKENSYNC_TEST_LOGS=1 also prints them.
 func testLogger() logr.Logger {
-	return zap.New(zap.WriteTo(testLogs), zap.UseDevMode(false), zap.Level(zapcore.Level(-5)) /* every V level */)
+	var out io.Writer = testLogs
+	if os.Getenv("TOKENSYNC_TEST_LOGS") != "" {
+		out = io.MultiWriter(testLogs, os.Stderr)
+	}
+	return zap.New(zap.WriteTo(out), zap.UseDevMode(false), zap.Level(zapcore.Level(-5)))
 }
 
 // ctrlConfigForTests lets several managers in one process register the
