@@ -18,13 +18,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers"
@@ -48,7 +48,7 @@ type TokenRequestReconciler struct {
 	// credentials changes without caching any Secret's data.
 	Credentials client.Reader
 	Scheme      *runtime.Scheme
-	Recorder    recorder.EventRecorder
+	Recorder    events.EventRecorder
 	Providers   providers.Registry
 	// EndpointPolicy may be nil: any endpoint the provider accepts.
 	EndpointPolicy EndpointChecker
