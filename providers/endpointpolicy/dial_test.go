@@ -1,0 +1,239 @@
+package endpointpolicy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDialControlAddresses(t *testing.T) {
+	tests := []struct {
+		network, address string
+		refused          bool
+	}{
+		{"tcp4", "169.254.169.254:80", true},
+		{"tcp4", "169.254.0.1:443", true},
+		{"tcp4", "169.254.255.255:443", true},
+		{"tcp4", "100.100.100.200:80", true},
+		{"tcp6", "[fd00:ec2::254]:80", true},
+		{"tcp6", "[fd00:ec2::23]:80", true},
+		{"tcp6", "[fe80::1%eth0]:443", true},
+		{"tcp6", "[::ffff:169.254.169.254]:80", true},
+		{"tcp6", "[::ffff:100.100.100.200]:80", true},
+		{"tcp6", "[64:ff9b::a9fe:a9fe]:80", true},
+		{"udp4", "169.254.169.254:53", true},
+		{"tcp", "169.254.169.254", true},
+		{"tcp", "not-an-ip:80", true},
+
+		{"tcp4", "127.0.0.1:8080", false},
+		{"tcp4", "169.253.255.255:443", false},
+		{"tcp4", "169.255.0.0:443", false},
+		{"tcp4", "100.100.100.201:443", false},
+		{"tcp4", "10.0.0.1:443", false},
+		{"tcp6", "[::1]:8080", false},
+		{"tcp6", "[fd00:ec2::253]:443", false},
+		{"tcp6", "[2001:db8::1]:443", false},
+		{"unix", "/var/run/socket", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.network+" "+tt.address, func(t *testing.T) {
+			err := DialControl(tt.network, tt.address, nil)
+			if !tt.refused {
+				if err != nil {
+					t.Fatalf("DialControl(%q, %q) = %v, want nil", tt.network, tt.address, err)
+				}
+				return
+			}
+			wantNotAllowed(t, err)
+		})
+	}
+}
+
+// TestDialerRefusesMetadata dials through a real net.Dialer: Control runs
+// after the socket exists and before connect, so nothing is sent.
+func TestDialerRefusesMetadata(t *testing.T) {
+	for _, address := range []string{"169.254.169.254:80", "100.100.100.200:80", "[fd00:ec2::254]:80"} {
+		t.Run(address, func(t *testing.T) {
+			d := net.Dialer{Control: DialControl, Timeout: 2 * time.Second}
+			start := time.Now()
+			_, err := d.Dial("tcp", address)
+			if err != nil && strings.Contains(err.Error(), "address family not supported") {
+				t.Skip("no IPv6 sockets here")
+			}
+			wantNotAllowed(t, err)
+			if elapsed := time.Since(start); elapsed > time.Second {
+				t.Errorf("refusal took %v; Control should refuse before connecting", elapsed)
+			}
+		})
+	}
+}
+
+func TestDialerAllowsLoopback(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	d := net.Dialer{Control: DialControl, Timeout: 2 * time.Second}
+	// "localhost" goes through the system resolver and may yield ::1 first,
+	// where nothing listens; the dialer then falls back to 127.0.0.1.
+	for _, address := range []string{ln.Addr().String(), net.JoinHostPort("localhost", port)} {
+		c, err := d.Dial("tcp", address)
+		if err != nil {
+			t.Fatalf("Dial(%q) = %v, want a connection", address, err)
+		}
+		c.Close()
+	}
+}
+
+// TestDialerRefusesNameResolvingToMetadata resolves names through an
+// in-memory DNS server, so a harmless-looking name can point at the
+// metadata address without any packet leaving the process.
+func TestDialerRefusesNameResolvingToMetadata(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+
+	d := net.Dialer{
+		Control: DialControl,
+		Timeout: 2 * time.Second,
+		Resolver: &net.Resolver{PreferGo: true, Dial: fakeDNS(t, map[string]netip.Addr{
+			"metadata.tokensync.test.": netip.MustParseAddr("169.254.169.254"),
+			"alibaba.tokensync.test.":  netip.MustParseAddr("100.100.100.200"),
+			"loopback.tokensync.test.": netip.MustParseAddr("127.0.0.1"),
+		})},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	for _, name := range []string{"metadata.tokensync.test.", "alibaba.tokensync.test."} {
+		_, err := d.DialContext(ctx, "tcp4", net.JoinHostPort(name, "80"))
+		wantNotAllowed(t, err)
+	}
+
+	c, err := d.DialContext(ctx, "tcp4", net.JoinHostPort("loopback.tokensync.test.", port))
+	if err != nil {
+		t.Fatalf("dial a name resolving to loopback: %v", err)
+	}
+	c.Close()
+}
+
+// fakeDNS returns a net.Resolver Dial function answering A queries from
+// names over an in-memory stream connection (DNS over TCP framing).
+func fakeDNS(t *testing.T, names map[string]netip.Addr) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		client, server := net.Pipe()
+		go func() {
+			defer server.Close()
+			server.SetDeadline(time.Now().Add(5 * time.Second))
+			var size [2]byte
+			if _, err := readFull(server, size[:]); err != nil {
+				return
+			}
+			query := make([]byte, binary.BigEndian.Uint16(size[:]))
+			if _, err := readFull(server, query); err != nil {
+				return
+			}
+			answer, err := dnsAnswer(query, names)
+			if err != nil {
+				t.Errorf("fake DNS: %v", err)
+				return
+			}
+			binary.BigEndian.PutUint16(size[:], uint16(len(answer)))
+			server.Write(append(size[:], answer...))
+		}()
+		return client, nil
+	}
+}
+
+func readFull(c net.Conn, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := c.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// dnsAnswer builds the reply to a one-question query: an A record when the
+// name is known, otherwise an authoritative empty answer.
+func dnsAnswer(query []byte, names map[string]netip.Addr) ([]byte, error) {
+	if len(query) < 12 {
+		return nil, errors.New("short query")
+	}
+	// The question: labels up to the root, then type and class.
+	var name strings.Builder
+	i := 12
+	for {
+		if i >= len(query) {
+			return nil, errors.New("truncated question")
+		}
+		n := int(query[i])
+		i++
+		if n == 0 {
+			break
+		}
+		if i+n > len(query) {
+			return nil, errors.New("truncated label")
+		}
+		name.WriteString(strings.ToLower(string(query[i:i+n])) + ".")
+		i += n
+	}
+	if i+4 > len(query) {
+		return nil, errors.New("truncated question")
+	}
+	qtype := binary.BigEndian.Uint16(query[i:])
+	question := query[12 : i+4]
+
+	addr, known := names[name.String()]
+	answers := uint16(0)
+	if known && qtype == 1 {
+		answers = 1
+	}
+	reply := make([]byte, 12, 12+len(question)+16)
+	copy(reply, query[:2])                         // ID
+	binary.BigEndian.PutUint16(reply[2:], 0x8580)  // response, authoritative, recursion desired and available
+	binary.BigEndian.PutUint16(reply[4:], 1)       // questions
+	binary.BigEndian.PutUint16(reply[6:], answers) // answers
+	reply = append(reply, question...)
+	if answers == 1 {
+		ip := addr.As4()
+		reply = append(reply,
+			0xc0, 12, // name: pointer to the question's
+			0, 1, 0, 1, // type A, class IN
+			0, 0, 0, 60, // TTL
+			0, 4, ip[0], ip[1], ip[2], ip[3])
+	}
+	return reply, nil
+}

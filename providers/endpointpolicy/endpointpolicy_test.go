@@ -1,0 +1,370 @@
+package endpointpolicy
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokensync/tokensync/providers"
+)
+
+// wantNotAllowed fails unless err is a *providers.Error of kind EndpointNotAllowed.
+func wantNotAllowed(t *testing.T, err error) *providers.Error {
+	t.Helper()
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Kind != providers.EndpointNotAllowed {
+		t.Fatalf("error = %v (%T), want a *providers.Error of kind EndpointNotAllowed", err, err)
+	}
+	return pe
+}
+
+// allowedOf lists a policy's entries as "provider=prefix" strings.
+func allowedOf(p *Policy) []string {
+	var got []string
+	for _, provider := range p.providers() {
+		for _, e := range p.allowed[provider] {
+			got = append(got, provider+"="+e.String())
+		}
+	}
+	return got
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name     string
+		spec     string
+		insecure bool
+		want     []string
+		wantErr  string
+	}{
+		{name: "empty", spec: "", want: nil},
+		{name: "only separators", spec: " , ,", want: nil},
+		{
+			name: "issue example",
+			spec: "aml=https://api.amlwatcher.com,partner=https://partner.example,partner=https://other.example/base",
+			want: []string{"aml=https://api.amlwatcher.com", "partner=https://partner.example", "partner=https://other.example/base"},
+		},
+		{name: "bare host means any https URL on it", spec: "amplifi=api.amplifi.example", want: []string{"amplifi=https://api.amplifi.example"}},
+		{name: "bare host with port", spec: "amplifi=api.amplifi.example:8443", want: []string{"amplifi=https://api.amplifi.example:8443"}},
+		{name: "bare host with trailing slash", spec: "amplifi=api.amplifi.example/", want: []string{"amplifi=https://api.amplifi.example"}},
+		{name: "spaces and trailing comma", spec: " aml = https://a.example/base/ , ", want: []string{"aml=https://a.example/base"}},
+		{name: "case and default port normalised", spec: "AML=HTTPS://API.Example:443/Base", want: []string{"aml=https://api.example/Base"}},
+		{name: "duplicates collapse", spec: "aml=https://a.example,aml=a.example,aml=https://a.example/", want: []string{"aml=https://a.example"}},
+		{name: "http to loopback", spec: "local=http://127.0.0.1:8080,local=http://localhost:9000,local=http://[::1]", want: []string{"local=http://127.0.0.1:8080", "local=http://localhost:9000", "local=http://[::1]"}},
+		{name: "http with insecure allowed", spec: "aml=http://aml.internal", insecure: true, want: []string{"aml=http://aml.internal"}},
+		{name: "ipv6 canonicalised", spec: "aml=https://[2001:DB8:0::1]:8443/x", want: []string{"aml=https://[2001:db8::1]:8443/x"}},
+
+		{name: "missing equals", spec: "https://a.example", wantErr: "want provider="},
+		{name: "empty provider", spec: "=https://a.example", wantErr: "want provider="},
+		{name: "empty value", spec: "aml=", wantErr: "want provider="},
+		{name: "bad provider name", spec: "a ml=https://a.example", wantErr: "provider name"},
+		{name: "bad scheme", spec: "aml=ftp://a.example", wantErr: "scheme"},
+		{name: "http to remote host", spec: "aml=http://a.example", wantErr: "plain http://"},
+		{name: "bare host with path", spec: "aml=a.example/base", wantErr: "bare host cannot carry a path"},
+		{name: "user-info", spec: "aml=https://user:hunter2@a.example", wantErr: "user-info"},
+		{name: "query", spec: "aml=https://a.example/?x=1", wantErr: "queries and fragments"},
+		{name: "metadata address", spec: "aml=http://169.254.169.254", insecure: true, wantErr: "metadata"},
+		{name: "mapped metadata address", spec: "aml=https://[::ffff:169.254.169.254]", wantErr: "metadata"},
+		{name: "numeric host", spec: "aml=https://2130706433", wantErr: "non-standard form"},
+		{name: "dot segment", spec: "aml=https://a.example/base/..", wantErr: `".."`},
+		{name: "bad port", spec: "aml=https://a.example:99999", wantErr: "port"},
+		{name: "no host", spec: "aml=https:///path", wantErr: "no host"},
+		{name: "bad host characters", spec: "aml=https://a!b.example", wantErr: "not a valid DNS name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Parse(tt.spec, tt.insecure)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse(%q) error = %v, want one containing %q", tt.spec, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.spec, err)
+			}
+			if got := allowedOf(p); strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("Parse(%q) entries = %q, want %q", tt.spec, got, tt.want)
+			}
+			if p.AllowInsecureHTTP != tt.insecure {
+				t.Errorf("AllowInsecureHTTP = %v, want %v", p.AllowInsecureHTTP, tt.insecure)
+			}
+		})
+	}
+}
+
+func TestParseErrorHidesUserInfo(t *testing.T) {
+	_, err := Parse("aml=https://user:hunter2@a.example", false)
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error = %v, want an error that does not show the user-info", err)
+	}
+}
+
+func TestParseFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		want    []string
+		wantErr string
+	}{
+		{name: "empty file", content: "", want: nil},
+		{
+			name: "comments and blank lines",
+			content: "# endpoints the operator may call\n\n" +
+				"aml=https://api.amlwatcher.com   # production\n" +
+				"  partner = https://partner.example\n" +
+				"partner=https://other.example/base\r\n" +
+				"amplifi=api.amplifi.example\n",
+			want: []string{"aml=https://api.amlwatcher.com", "amplifi=https://api.amplifi.example", "partner=https://partner.example", "partner=https://other.example/base"},
+		},
+		{name: "malformed line names its number", content: "aml=https://a.example\n\nnot an entry\n", wantErr: ":3: entry"},
+		{name: "http refused", content: "aml=http://a.example\n", wantErr: ":1: entry aml="},
+		{name: "no comma lists in a file", content: "aml=https://a.example,aml=https://b.example\n", wantErr: "not a valid DNS name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "allowed-endpoints")
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p, err := ParseFile(path, false)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseFile error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseFile: %v", err)
+			}
+			if got := allowedOf(p); strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("entries = %q, want %q", got, tt.want)
+			}
+		})
+	}
+
+	if _, err := ParseFile(filepath.Join(t.TempDir(), "missing"), false); err == nil {
+		t.Error("ParseFile of a missing file: want an error")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	policy, err := Parse("aml=https://api.amlwatcher.com,"+
+		"partner=https://partner.example,partner=https://other.example/base,"+
+		"amplifi=api.amplifi.example,"+
+		"ported=https://p.example:8443/api/,"+
+		"v6=https://[2001:db8::1]/x,"+
+		"local=http://localhost:8080", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insecure, err := Parse("aml=http://aml.internal,aml=https://api.amlwatcher.com", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		policy   *Policy
+		provider string
+		endpoint string
+		// wantErr is "" when the endpoint is allowed, else a substring of the refusal.
+		wantErr string
+	}{
+		// allowlists
+		{name: "listed host", policy: policy, provider: "aml", endpoint: "https://api.amlwatcher.com"},
+		{name: "listed host, any path", policy: policy, provider: "aml", endpoint: "https://api.amlwatcher.com/v1/login"},
+		{name: "other listed entry", policy: policy, provider: "partner", endpoint: "https://other.example/base/v2"},
+		{name: "unlisted host", policy: policy, provider: "aml", endpoint: "https://evil.example", wantErr: "allowed: https://api.amlwatcher.com"},
+		{name: "another provider's host", policy: policy, provider: "aml", endpoint: "https://partner.example", wantErr: "--allowed-endpoints"},
+		{name: "provider without entries allows any https", policy: policy, provider: "other", endpoint: "https://anything.example/x"},
+		{name: "provider name case", policy: policy, provider: "AML", endpoint: "https://evil.example", wantErr: "not allowed"},
+
+		// prefix boundaries
+		{name: "prefix itself", policy: policy, provider: "partner", endpoint: "https://other.example/base"},
+		{name: "prefix with slash", policy: policy, provider: "partner", endpoint: "https://other.example/base/"},
+		{name: "prefix sibling", policy: policy, provider: "partner", endpoint: "https://other.example/basement", wantErr: "not allowed"},
+		{name: "prefix parent", policy: policy, provider: "partner", endpoint: "https://other.example/", wantErr: "not allowed"},
+		{name: "host suffix", policy: policy, provider: "aml", endpoint: "https://api.amlwatcher.com.evil.com", wantErr: "not allowed"},
+		{name: "host as subdomain", policy: policy, provider: "aml", endpoint: "https://evil.api.amlwatcher.com", wantErr: "not allowed"},
+		{name: "escaped slash is one segment", policy: policy, provider: "partner", endpoint: "https://other.example/base%2Fv2", wantErr: "not allowed"},
+		{name: "dot segment", policy: policy, provider: "partner", endpoint: "https://other.example/base/../admin", wantErr: `".."`},
+		{name: "encoded dot segment", policy: policy, provider: "partner", endpoint: "https://other.example/base/%2e%2e/admin", wantErr: `".."`},
+		{name: "tomcat dot segment", policy: policy, provider: "partner", endpoint: "https://other.example/base/..;/admin", wantErr: `".."`},
+		{name: "backslash", policy: policy, provider: "partner", endpoint: `https://other.example/base/..\admin`, wantErr: "backslash"},
+		{name: "path case matters", policy: policy, provider: "partner", endpoint: "https://other.example/BASE", wantErr: "not allowed"},
+
+		// case
+		{name: "host case", policy: policy, provider: "aml", endpoint: "https://API.AmlWatcher.COM/v1"},
+		{name: "scheme case", policy: policy, provider: "aml", endpoint: "HTTPS://api.amlwatcher.com"},
+
+		// ports
+		{name: "default port written out", policy: policy, provider: "aml", endpoint: "https://api.amlwatcher.com:443/v1"},
+		{name: "other port", policy: policy, provider: "aml", endpoint: "https://api.amlwatcher.com:8443", wantErr: "not allowed"},
+		{name: "listed port", policy: policy, provider: "ported", endpoint: "https://p.example:8443/api/v1"},
+		{name: "listed port missing", policy: policy, provider: "ported", endpoint: "https://p.example/api/v1", wantErr: "not allowed"},
+		{name: "port with leading zero", policy: policy, provider: "ported", endpoint: "https://p.example:08443/api"},
+		{name: "port zero", policy: nil, provider: "aml", endpoint: "https://a.example:0", wantErr: "port"},
+		{name: "bare host entry, other port", policy: policy, provider: "amplifi", endpoint: "https://api.amplifi.example:444", wantErr: "not allowed"},
+		{name: "bare host entry", policy: policy, provider: "amplifi", endpoint: "https://api.amplifi.example/any/path"},
+		{name: "bare host entry is https only", policy: policy, provider: "amplifi", endpoint: "http://api.amplifi.example", wantErr: "plain http://"},
+		{name: "ipv6 entry, other spelling", policy: policy, provider: "v6", endpoint: "https://[2001:0db8:0:0::1]:443/x/y"},
+
+		// http vs https, loopback exemption
+		{name: "http remote", policy: nil, provider: "aml", endpoint: "http://a.example", wantErr: "plain http://"},
+		{name: "http localhost", policy: nil, provider: "aml", endpoint: "http://localhost:8080/mock"},
+		{name: "http LOCALHOST", policy: nil, provider: "aml", endpoint: "http://LOCALHOST"},
+		{name: "http 127.0.0.1", policy: nil, provider: "aml", endpoint: "http://127.0.0.1:9999"},
+		{name: "http 127.255.0.9", policy: nil, provider: "aml", endpoint: "http://127.255.0.9"},
+		{name: "http ::1", policy: nil, provider: "aml", endpoint: "http://[::1]:8080"},
+		{name: "http mapped loopback", policy: nil, provider: "aml", endpoint: "http://[::ffff:127.0.0.1]"},
+		{name: "http localhost subdomain", policy: nil, provider: "aml", endpoint: "http://x.localhost", wantErr: "plain http://"},
+		{name: "http 10/8", policy: nil, provider: "aml", endpoint: "http://10.0.0.1", wantErr: "plain http://"},
+		{name: "http loopback still needs the allowlist", policy: policy, provider: "aml", endpoint: "http://localhost", wantErr: "not allowed"},
+		{name: "http loopback listed", policy: policy, provider: "local", endpoint: "http://localhost:8080/mock"},
+		{name: "insecure allows http", policy: insecure, provider: "aml", endpoint: "http://aml.internal/login"},
+		{name: "insecure keeps the allowlist", policy: insecure, provider: "aml", endpoint: "http://other.internal", wantErr: "not allowed"},
+		{name: "insecure keeps scheme apart", policy: insecure, provider: "aml", endpoint: "https://aml.internal", wantErr: "not allowed"},
+		{name: "insecure, provider without entries", policy: insecure, provider: "partner", endpoint: "http://partner.internal"},
+
+		// link-local and metadata addresses, always refused
+		{name: "aws/gcp/azure metadata", policy: nil, provider: "aml", endpoint: "https://169.254.169.254/latest/meta-data", wantErr: "metadata"},
+		{name: "link-local v4 http insecure", policy: insecure, provider: "partner", endpoint: "http://169.254.170.2", wantErr: "metadata"},
+		{name: "alibaba metadata", policy: insecure, provider: "partner", endpoint: "http://100.100.100.200", wantErr: "metadata"},
+		{name: "100.100.100.201 is not metadata", policy: nil, provider: "aml", endpoint: "https://100.100.100.201"},
+		{name: "aws v6 metadata", policy: insecure, provider: "partner", endpoint: "http://[fd00:ec2::254]", wantErr: "metadata"},
+		{name: "aws v6 metadata long form", policy: nil, provider: "aml", endpoint: "https://[FD00:0EC2:0:0:0:0:0:0254]", wantErr: "metadata"},
+		{name: "aws pod identity", policy: nil, provider: "aml", endpoint: "https://[fd00:ec2::23]", wantErr: "metadata"},
+		{name: "link-local v6", policy: nil, provider: "aml", endpoint: "https://[fe80::1]", wantErr: "metadata"},
+		{name: "link-local v6 upper end", policy: nil, provider: "aml", endpoint: "https://[febf::1]", wantErr: "metadata"},
+		{name: "fec0 is not link-local", policy: nil, provider: "aml", endpoint: "https://[fec0::1]"},
+		{name: "link-local v6 with zone", policy: nil, provider: "aml", endpoint: "https://[fe80::1%25eth0]", wantErr: "zones"},
+		{name: "mapped metadata", policy: nil, provider: "aml", endpoint: "https://[::ffff:169.254.169.254]", wantErr: "metadata"},
+		{name: "mapped metadata hex", policy: nil, provider: "aml", endpoint: "https://[::ffff:a9fe:a9fe]", wantErr: "metadata"},
+		{name: "mapped alibaba", policy: nil, provider: "aml", endpoint: "https://[::ffff:100.100.100.200]:80", wantErr: "metadata"},
+		{name: "nat64 metadata", policy: nil, provider: "aml", endpoint: "https://[64:ff9b::169.254.169.254]", wantErr: "metadata"},
+		{name: "metadata even when listed host matches nothing", policy: policy, provider: "aml", endpoint: "https://169.254.169.254", wantErr: "metadata"},
+		{name: "decimal ip", policy: nil, provider: "aml", endpoint: "https://2852039166", wantErr: "non-standard form"},
+		{name: "hex ip", policy: nil, provider: "aml", endpoint: "https://0xa9.0xfe.0xa9.0xfe", wantErr: "non-standard form"},
+		{name: "short ip", policy: nil, provider: "aml", endpoint: "https://169.254.43518", wantErr: "non-standard form"},
+		{name: "octal ip", policy: nil, provider: "aml", endpoint: "https://0251.0376.0251.0376", wantErr: "non-standard form"},
+		{name: "ip with trailing dot", policy: nil, provider: "aml", endpoint: "https://169.254.169.254.", wantErr: "non-standard form"},
+		{name: "numeric-looking name is fine", policy: nil, provider: "aml", endpoint: "https://1password.example"},
+
+		// URL shape
+		{name: "user-info", policy: nil, provider: "aml", endpoint: "https://user:pass@a.example", wantErr: "user-info"},
+		{name: "user-info hiding the host", policy: policy, provider: "aml", endpoint: "https://api.amlwatcher.com@evil.example", wantErr: "user-info"},
+		{name: "empty user-info", policy: nil, provider: "aml", endpoint: "https://@a.example", wantErr: "user-info"},
+		{name: "fragment", policy: nil, provider: "aml", endpoint: "https://a.example/#x", wantErr: "fragments"},
+		{name: "empty fragment", policy: nil, provider: "aml", endpoint: "https://a.example#", wantErr: "fragments"},
+		{name: "query", policy: nil, provider: "aml", endpoint: "https://a.example/?next=http://169.254.169.254", wantErr: "queries"},
+		{name: "empty query", policy: nil, provider: "aml", endpoint: "https://a.example?", wantErr: "queries"},
+		{name: "empty", policy: nil, provider: "aml", endpoint: "", wantErr: "empty"},
+		{name: "relative", policy: nil, provider: "aml", endpoint: "/login", wantErr: "scheme"},
+		{name: "no scheme", policy: nil, provider: "aml", endpoint: "a.example", wantErr: "scheme"},
+		{name: "other scheme", policy: nil, provider: "aml", endpoint: "file:///etc/passwd", wantErr: "scheme"},
+		{name: "opaque", policy: nil, provider: "aml", endpoint: "https:a.example", wantErr: "no host"},
+		{name: "no host", policy: nil, provider: "aml", endpoint: "https:///login", wantErr: "no host"},
+		{name: "leading space", policy: nil, provider: "aml", endpoint: " https://a.example", wantErr: "not a valid URL"},
+		{name: "control character", policy: nil, provider: "aml", endpoint: "https://a.example/\n", wantErr: "not a valid URL"},
+		{name: "unicode host", policy: nil, provider: "aml", endpoint: "https://bücher.example", wantErr: "not a valid DNS name"},
+		{name: "unbracketed ipv6", policy: nil, provider: "aml", endpoint: "https://fe80::1", wantErr: "not"},
+		{name: "nil policy allows https", policy: nil, provider: "aml", endpoint: "https://api.amlwatcher.com/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.policy.Check(tt.provider, tt.endpoint)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Check(%q, %q) = %v, want allowed", tt.provider, tt.endpoint, err)
+				}
+				return
+			}
+			pe := wantNotAllowed(t, err)
+			if !strings.Contains(pe.Message, tt.wantErr) {
+				t.Errorf("Check(%q, %q) message = %q, want it to contain %q", tt.provider, tt.endpoint, pe.Message, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckMessage(t *testing.T) {
+	p, err := Parse("aml=https://api.amlwatcher.com", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Check("aml", "https://x")
+	want := `endpoint "https://x" is not allowed for provider "aml" by the operator's --allowed-endpoints policy; allowed: https://api.amlwatcher.com`
+	if pe := wantNotAllowed(t, err); pe.Message != want {
+		t.Errorf("message = %q\nwant      %q", pe.Message, want)
+	}
+}
+
+func TestCheckMessageHidesSecrets(t *testing.T) {
+	for _, endpoint := range []string{
+		"https://user:hunter2@a.example",
+		"https://hunter2@a.example",
+		"https://a.example/?token=hunter2",
+		"https://a.example/#hunter2",
+		"https://user:hunter2@a.example:bad/",
+	} {
+		err := (*Policy)(nil).Check("aml", endpoint)
+		if pe := wantNotAllowed(t, err); strings.Contains(pe.Message, "hunter2") {
+			t.Errorf("Check(%q) message shows a secret: %q", endpoint, pe.Message)
+		}
+	}
+}
+
+func TestMerge(t *testing.T) {
+	flag, err := Parse("aml=https://a.example,partner=https://p.example", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := Parse("aml=https://b.example,aml=https://a.example,local=http://localhost", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := allowedOf(flag.Merge(file))
+	want := []string{"aml=https://a.example", "aml=https://b.example", "local=http://localhost", "partner=https://p.example"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("merged entries = %q, want %q", got, want)
+	}
+	if got := allowedOf(flag); len(got) != 2 {
+		t.Errorf("Merge changed its receiver: %q", got)
+	}
+
+	var none *Policy
+	if m := none.Merge(nil); m == nil || len(allowedOf(m)) != 0 || m.AllowInsecureHTTP {
+		t.Errorf("nil.Merge(nil) = %+v, want an empty policy", m)
+	}
+	if m := none.Merge(&Policy{AllowInsecureHTTP: true}); !m.AllowInsecureHTTP {
+		t.Error("Merge lost AllowInsecureHTTP")
+	}
+	if got := allowedOf(none.Merge(file)); len(got) != 3 {
+		t.Errorf("nil.Merge(file) entries = %q", got)
+	}
+}
+
+func TestString(t *testing.T) {
+	p, err := Parse("partner=https://p.example,aml=https://a.example/base,partner=https://q.example", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		policy *Policy
+		want   string
+	}{
+		{name: "nil", policy: nil, want: "any endpoint for every provider; plain http: loopback only; link-local and metadata addresses: always refused"},
+		{name: "insecure", policy: &Policy{AllowInsecureHTTP: true}, want: "any endpoint for every provider; plain http: allowed (insecure); link-local and metadata addresses: always refused"},
+		{name: "entries", policy: p, want: "aml: https://a.example/base; partner: https://p.example, https://q.example; other providers: any endpoint; plain http: loopback only; link-local and metadata addresses: always refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.policy.String(); got != tt.want {
+				t.Errorf("String() = %q\nwant       %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,45 @@
+package endpointpolicy
+
+import (
+	"errors"
+	"net/netip"
+	"net/url"
+	"testing"
+
+	"github.com/tokensync/tokensync/providers"
+)
+
+// FuzzCheck feeds arbitrary policies and endpoints to Parse and Check. Check
+// must not panic, must refuse only with EndpointNotAllowed, and must never
+// accept a literal link-local or metadata address.
+func FuzzCheck(f *testing.F) {
+	f.Add("aml=https://api.amlwatcher.com", "aml", "https://api.amlwatcher.com/v1", false)
+	f.Add("partner=https://other.example/base", "partner", "https://other.example/basement", false)
+	f.Add("", "aml", "https://[::ffff:169.254.169.254]/", true)
+	f.Add("amplifi=api.amplifi.example", "amplifi", "http://localhost:8080", false)
+	f.Fuzz(func(t *testing.T, spec, provider, endpoint string, insecure bool) {
+		p, err := Parse(spec, insecure)
+		if err != nil {
+			p = nil
+		}
+		_ = p.String()
+		err = p.Check(provider, endpoint)
+		if err != nil {
+			var pe *providers.Error
+			if !errors.As(err, &pe) || pe.Kind != providers.EndpointNotAllowed {
+				t.Fatalf("Check(%q, %q) = %v, want kind EndpointNotAllowed", provider, endpoint, err)
+			}
+			return
+		}
+		u, err := url.Parse(endpoint)
+		if err != nil {
+			t.Fatalf("Check accepted %q, which url.Parse refuses: %v", endpoint, err)
+		}
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && refusedAddr(ip) {
+			t.Fatalf("Check accepted %q, a metadata or link-local address", endpoint)
+		}
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			t.Fatalf("Check accepted %q with user-info, query or fragment", endpoint)
+		}
+	})
+}
