@@ -1,0 +1,232 @@
+// Package aml logs in to AML Watcher: POST {endpoint}/api/get-access-token
+// with an email and a password returns an access token valid for three hours.
+package aml
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tokensync/tokensync/providers"
+)
+
+const (
+	// Name is the provider's name in TokenRequests.
+	Name = "aml"
+	// DefaultEndpoint is used when a TokenRequest names no endpoint.
+	DefaultEndpoint = "https://api.amlwatcher.com"
+	// TokenValidity is the documented lifetime of an access token.
+	TokenValidity = 3 * time.Hour
+
+	displayName = "AML Watcher"
+	loginPath   = "/api/get-access-token"
+	keyEmail    = "email"
+	keyPassword = "password"
+	checkKeys   = "email and password"
+)
+
+// Provider logs in to AML Watcher.
+type Provider struct {
+	client *http.Client
+	now    func() time.Time
+}
+
+var (
+	_ providers.Provider  = (*Provider)(nil)
+	_ providers.Validator = (*Provider)(nil)
+)
+
+// New returns an AML Watcher provider.
+func New(opts providers.Options) *Provider {
+	opts = opts.WithDefaults()
+	return &Provider{client: opts.HTTPClient, now: opts.Now}
+}
+
+// Validate checks that the email and password keys are present and not
+// blank. The 8-character password minimum is AML Watcher's to enforce.
+func (p *Provider) Validate(creds providers.Credentials) error {
+	return providers.RequireKeys(creds, keyEmail, keyPassword)
+}
+
+// Login exchanges an email and a password for an access token. An empty
+// endpoint means DefaultEndpoint.
+func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
+	body, err := requestBody(creds)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(endpoint) == "" {
+		endpoint = DefaultEndpoint
+	}
+	url, err := providers.JoinURL(endpoint, loginPath)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := providers.SendJSON(ctx, p.client, p.now, providers.JSONRequest{
+		Provider: displayName,
+		Method:   http.MethodPost,
+		URL:      url,
+		Body:     body,
+		Accept:   "application/json",
+	})
+	if err != nil {
+		return nil, err
+	}
+	return parseResponse(reply.StatusCode, reply.Body, p.now())
+}
+
+// requestBody builds {"email": ..., "password": ...}. Values are sent as
+// stored: changing a password, even by trimming it, would be a guess.
+func requestBody(creds providers.Credentials) ([]byte, error) {
+	if err := providers.RequireKeys(creds, keyEmail, keyPassword); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]string{
+		keyEmail:    string(creds[keyEmail]),
+		keyPassword: string(creds[keyPassword]),
+	})
+}
+
+// The documented answer is
+//
+//	{"error": false, "status": "SUCCESS", "data": {"access_token": "..."}}
+//
+// error is "empty" on success and otherwise details the error, as a string
+// or an object; data is documented as an array but shown as an object.
+// Members are looked up by exact name: encoding/json would also match
+// "Error" or "ACCESS_TOKEN" to a struct field.
+
+// parseResponse interprets an answer SendJSON did not classify: a 2xx or a
+// 4xx. Messages never quote the body, whose error text may echo the input.
+func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.Token, error) {
+	members, isObject := jsonObject(body)
+	errorMember, statusMember := members["error"], members["status"]
+	failed := isObject && (statusIs(statusMember, "FAIL") || errorIsSet(errorMember))
+
+	if status < 200 || status >= 300 {
+		switch {
+		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+			return nil, rejected(status)
+		case (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity) && failed && speaksOfCredentials(errorMember):
+			return nil, rejected(status)
+		case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+			return nil, providers.Errorf(providers.InvalidCredentials,
+				"%s refused the login request as malformed (HTTP %d): check that email is the registered address and password has at least 8 characters",
+				displayName, status)
+		default:
+			return nil, providers.ClientError(displayName, status, checkKeys)
+		}
+	}
+
+	if !isObject {
+		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with a body that is not a JSON object", displayName, status)
+	}
+	if failed {
+		if speaksOfCredentials(errorMember) {
+			return nil, rejected(status)
+		}
+		return nil, providers.Errorf(providers.InvalidResponse,
+			"%s answered HTTP %d with status FAIL and an error that does not concern the credentials", displayName, status)
+	}
+	if statusMember != nil && !statusIs(statusMember, "SUCCESS") && !isNull(statusMember) {
+		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with a status other than SUCCESS or FAIL", displayName, status)
+	}
+	data, ok := jsonObject(members["data"])
+	if !ok {
+		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d without a data object holding access_token", displayName, status)
+	}
+	var token string
+	if err := json.Unmarshal(data["access_token"], &token); err != nil {
+		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d without a data.access_token string", displayName, status)
+	}
+	if err := providers.CheckTokenValue(displayName, token); err != nil {
+		return nil, err
+	}
+
+	expiresAt := obtainedAt.Add(TokenValidity)
+	// The documentation calls the token a JWT; when it is one, its own
+	// lifetime may be shorter than the documented three hours.
+	if claims, err := providers.ParseJWTClaims(token); err == nil {
+		if jwtExpiry, ok := claims.Expiry(obtainedAt); ok && jwtExpiry.Before(expiresAt) {
+			expiresAt = jwtExpiry
+		}
+	}
+	if err := providers.CheckExpiry(displayName, obtainedAt, expiresAt); err != nil {
+		return nil, err
+	}
+	return &providers.Token{Value: token, ObtainedAt: obtainedAt, ExpiresAt: expiresAt}, nil
+}
+
+func rejected(status int) error {
+	return providers.Errorf(providers.AuthenticationFailed,
+		"%s rejected the credentials (HTTP %d): check %s in the credentials Secret", displayName, status, checkKeys)
+}
+
+// jsonObject decodes a JSON object into its members; null, arrays,
+// scalars and invalid JSON are not objects.
+func jsonObject(raw []byte) (map[string]json.RawMessage, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return nil, false
+	}
+	return members, true
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func statusIs(raw json.RawMessage, want string) bool {
+	var s string
+	return json.Unmarshal(raw, &s) == nil && strings.EqualFold(strings.TrimSpace(s), want)
+}
+
+// errorIsSet tells whether the error member reports an error: absent, null,
+// false, 0, "", {} and [] do not.
+func errorIsSet(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return false
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return true
+	}
+	switch v := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return v
+	case float64:
+		return v != 0
+	case string:
+		return strings.TrimSpace(v) != ""
+	case map[string]any:
+		return len(v) > 0
+	case []any:
+		return len(v) > 0
+	}
+	return true
+}
+
+// credentialWords are what an error about the credentials mentions. The
+// error text is only searched, never shown: it may echo the input.
+var credentialWords = []string{
+	"email", "e-mail", "password", "credential", "unauthori", "unauthenticated",
+	"invalid login", "login failed", "incorrect", "authenticat", "not registered",
+}
+
+func speaksOfCredentials(raw json.RawMessage) bool {
+	text := strings.ToLower(string(raw))
+	for _, w := range credentialWords {
+		if strings.Contains(text, w) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,395 @@
+package amplifi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/internal/logintest"
+)
+
+// The documentation's credential examples, verbatim, comments included.
+const (
+	docInternet = `  { //credentials for a web channel
+    "userName":"ali",
+    "password":"qa",
+    "channel":"internet"
+  } `
+	docAndroid = `  { //credentials for a mobile app
+    "uuid":"unique id of the device", 
+    "deviceTagOpen":"a string generated on the mobile phone",
+    "channel":"android",
+    "specifics": {
+      "serial":"SN of the phone",
+      "platform":"whatever", 
+      "model":"SONY"
+    }
+  }`
+	docTest = `  { //credentials for a demo test
+  "channel": "test",
+  "deviceTag":"my_deviceTag",
+  "deviceData": {
+      "platform": "test"
+    }
+  }`
+	// docRequestBody is the documented request body of the test login.
+	docRequestBody = `{
+"channel": "test",
+  "deviceTag":"my_deviceTag",
+  "deviceData": {
+      "platform": "test"
+    }
+}`
+	docResponse = `{
+    "success": true,
+    "userId": "qweaurl8kgtlv9pc",
+    "AFiUserId": "qweaurl8kgtlv9pc",
+    "token": "qftegnutbrnuzfklzqeugrcxeullacfzrjococtlqgoygjkbviwhvzsgphrlljiw",
+    "segment": "demo",
+    "postOnboardingStepsRequired": null,
+    "dtsExpiry": "2023-12-15T15:35:24.503Z",
+    "isLocalSavingAllowed": true
+}`
+)
+
+// docNow is an hour before the documented dtsExpiry.
+var docNow = time.Date(2023, 12, 15, 14, 35, 24, 0, time.UTC)
+
+func docClock() time.Time { return docNow }
+
+// Flat forms of the documented examples: one key per field.
+var (
+	flatInternet = providers.Credentials{"userName": []byte("ali"), "password": []byte("qa"), "channel": []byte("internet")}
+	flatAndroid  = providers.Credentials{
+		"uuid": []byte("unique id of the device"), "deviceTagOpen": []byte("a string generated on the mobile phone"),
+		"channel": []byte("android"), "specifics": []byte(`{"serial":"SN of the phone","platform":"whatever","model":"SONY"}`),
+	}
+	flatTest = providers.Credentials{"channel": []byte("test"), "deviceTag": []byte("my_deviceTag"), "deviceData": []byte(`{"platform": "test"}`)}
+)
+
+func decode(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("not a JSON object: %v", err)
+	}
+	return v
+}
+
+func TestRequestBodyDocumentedExamples(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		creds providers.Credentials
+		want  string
+	}{
+		{"internet, credentials.json", providers.Credentials{CredentialsJSONKey: []byte(docInternet)}, `{"userName":"ali","password":"qa","channel":"internet"}`},
+		{"android without signature, credentials.json", providers.Credentials{CredentialsJSONKey: []byte(docAndroid)},
+			`{"uuid":"unique id of the device","deviceTagOpen":"a string generated on the mobile phone","channel":"android","specifics":{"serial":"SN of the phone","platform":"whatever","model":"SONY"}}`},
+		{"test without dtsValueString, credentials.json", providers.Credentials{CredentialsJSONKey: []byte(docTest)}, docRequestBody},
+		{"request body, credentials.json", providers.Credentials{CredentialsJSONKey: []byte(docRequestBody)}, docRequestBody},
+		{"internet, flat", flatInternet, `{"userName":"ali","password":"qa","channel":"internet"}`},
+		{"android without signature, flat", flatAndroid,
+			`{"uuid":"unique id of the device","deviceTagOpen":"a string generated on the mobile phone","channel":"android","specifics":{"serial":"SN of the phone","platform":"whatever","model":"SONY"}}`},
+		{"test without dtsValueString, flat", flatTest, docRequestBody},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := RequestBody(tc.creds)
+			if err != nil {
+				t.Fatalf("RequestBody: %v", err)
+			}
+			if got, want := decode(t, body), decode(t, []byte(tc.want)); !reflect.DeepEqual(got, want) {
+				t.Errorf("body = %v, want %v", got, want)
+			}
+			if err := New(providers.Options{}).Validate(tc.creds); err != nil {
+				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestRequestBodyPassesFieldsThrough(t *testing.T) {
+	creds := providers.Credentials{
+		"channel": []byte("internet"), "userName": []byte("ali"), "password": []byte(" qa "),
+		"language": []byte("en"), "number": []byte("42"), "html": []byte("<&>"),
+	}
+	body, err := RequestBody(creds)
+	if err != nil {
+		t.Fatalf("RequestBody: %v", err)
+	}
+	want := map[string]any{"channel": "internet", "userName": "ali", "password": " qa ", "language": "en", "number": "42", "html": "<&>"}
+	if got := decode(t, body); !reflect.DeepEqual(got, want) {
+		t.Errorf("body = %v, want %v", got, want)
+	}
+
+	jsonCreds := providers.Credentials{CredentialsJSONKey: []byte(`{"channel":"browser","deviceId":"d","n":1.50,"nested":{"a":[1,"//x"]},"url":"http://x/*y*/"}`)}
+	body, err = RequestBody(jsonCreds)
+	if err != nil {
+		t.Fatalf("RequestBody: %v", err)
+	}
+	if want := `{"channel":"browser","deviceId":"d","n":1.50,"nested":{"a":[1,"//x"]},"url":"http://x/*y*/"}`; !reflect.DeepEqual(decode(t, body), decode(t, []byte(want))) || !strings.Contains(string(body), "1.50") {
+		t.Errorf("body = %s, want %s", body, want)
+	}
+}
+
+func TestRequestBodyChannels(t *testing.T) {
+	// A complete set of fields for each channel.
+	complete := map[string]providers.Credentials{
+		"internet":           {"userName": []byte("u"), "password": []byte("p")},
+		"android":            {"uuid": []byte("u"), "deviceTagOpen": []byte("d")},
+		"browser":            {"deviceId": []byte("d")},
+		"statementGenerator": {"userId": []byte("u")},
+		"dicBuilder":         {"userId": []byte("u")},
+		"chat":               {"transportUserId": []byte("u"), "transport": []byte("t")},
+		"android_v1":         {"deviceTag": []byte("d"), "dtsValueString": []byte("s"), "cryptotext": []byte("c")},
+		"mobile":             {"deviceTag": []byte("d"), "dtsValueString": []byte("s"), "cryptotext": []byte("c")},
+		"ios_v1":             {"deviceTag": []byte("d"), "dtsValueString": []byte("s"), "cryptotext": []byte("c")},
+		"test":               {"deviceTag": []byte("d")},
+	}
+	if got := Channels(); len(got) != len(complete) {
+		t.Fatalf("Channels() = %v", got)
+	}
+	for channel, fields := range complete {
+		with := func(drop, blank string) providers.Credentials {
+			c := providers.Credentials{"channel": []byte(channel)}
+			for k, v := range fields {
+				switch k {
+				case drop:
+				case blank:
+					c[k] = []byte("  ")
+				default:
+					c[k] = v
+				}
+			}
+			return c
+		}
+		t.Run(channel, func(t *testing.T) {
+			if _, err := RequestBody(with("", "")); err != nil {
+				t.Errorf("complete fields: %v", err)
+			}
+			for field := range fields {
+				_, err := RequestBody(with(field, ""))
+				pe := logintest.RequireError(t, err, providers.InvalidCredentials)
+				if !strings.Contains(pe.Message, fmt.Sprintf("%q", field)) || !strings.Contains(pe.Message, fmt.Sprintf("%q", channel)) {
+					t.Errorf("without %s: message %q names neither the field nor the channel", field, pe.Message)
+				}
+				_, err = RequestBody(with("", field))
+				pe = logintest.RequireError(t, err, providers.InvalidCredentials)
+				if !strings.Contains(pe.Message, "empty") {
+					t.Errorf("blank %s: message %q", field, pe.Message)
+				}
+			}
+		})
+	}
+}
+
+func TestRequestBodyInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		creds providers.Credentials
+		want  string // part of the message
+	}{
+		{"no credentials", nil, `key "channel"`},
+		{"no channel", providers.Credentials{"userName": []byte("u"), "password": []byte("p")}, `key "channel"`},
+		{"unknown channel", providers.Credentials{"channel": []byte("fax")}, "not a documented channel"},
+		{"channel with different case", providers.Credentials{"channel": []byte("Internet")}, "not a documented channel"},
+		{"android_v1 needs dtsValueString", providers.Credentials{"channel": []byte("android_v1"), "deviceTag": []byte("d"), "cryptotext": []byte("c")}, `"dtsValueString"`},
+		{"deviceData not JSON", providers.Credentials{"channel": []byte("test"), "deviceTag": []byte("d"), "deviceData": []byte("{platform: test}")}, `key "deviceData" is not a JSON object`},
+		{"specifics an array", providers.Credentials{"channel": []byte("android"), "uuid": []byte("u"), "deviceTagOpen": []byte("d"), "specifics": []byte("[]")}, `key "specifics" is not a JSON object`},
+		{"specifics null", providers.Credentials{"channel": []byte("android"), "uuid": []byte("u"), "deviceTagOpen": []byte("d"), "specifics": []byte("null")}, `key "specifics"`},
+		{"value not UTF-8", providers.Credentials{"channel": []byte("browser"), "deviceId": []byte{0xff, 0xfe}}, `key "deviceId" is not UTF-8`},
+		{"credentials.json not JSON", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "internet", "password": "x"`)}, `key "credentials.json" is not a JSON object`},
+		{"credentials.json an array", providers.Credentials{CredentialsJSONKey: []byte(`[{"channel": "test"}]`)}, `"credentials.json" is not a JSON object`},
+		{"credentials.json with an open comment", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "test", "deviceTag": "d"} /*`)}, `"credentials.json" is not a JSON object`},
+		{"credentials.json and other keys", providers.Credentials{CredentialsJSONKey: []byte(docTest), "deviceTag": []byte("d")}, "not both"},
+		{"credentials.json channel not a string", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": 1}`)}, `field "channel" of credentials.json is not a string`},
+		{"credentials.json field not a string", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "browser", "deviceId": 7}`)}, `field "deviceId" of credentials.json to be a string`},
+		{"credentials.json field missing", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "chat", "transport": "sms"}`)}, `AmpliFi channel "chat" requires the field "transportUserId" of credentials.json`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := RequestBody(tc.creds)
+			pe := logintest.RequireError(t, err, providers.InvalidCredentials)
+			if !strings.Contains(pe.Message, tc.want) {
+				t.Errorf("message %q does not contain %q", pe.Message, tc.want)
+			}
+		})
+	}
+}
+
+func server(t *testing.T, status int, body string, inspect func(*http.Request, []byte)) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqBody, _ := io.ReadAll(r.Body)
+		if inspect != nil {
+			inspect(r, reqBody)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestLoginDocumentedExchange(t *testing.T) {
+	var seen bool
+	srv := server(t, http.StatusOK, docResponse, func(r *http.Request, body []byte) {
+		seen = true
+		if r.Method != http.MethodPut || r.URL.Path != "/token" {
+			t.Errorf("request = %s %s, want PUT /token", r.Method, r.URL.Path)
+		}
+		for header, want := range map[string]string{
+			"Content-Type": "application/json",
+			"Accept":       "application/json",
+			"User-Agent":   "tokensync/" + providers.Version,
+		} {
+			if got := r.Header.Get(header); got != want {
+				t.Errorf("%s = %q, want %q", header, got, want)
+			}
+		}
+		if got, want := decode(t, body), decode(t, []byte(docRequestBody)); !reflect.DeepEqual(got, want) {
+			t.Errorf("request body = %v, want %v", got, want)
+		}
+	})
+	for _, creds := range []providers.Credentials{flatTest, {CredentialsJSONKey: []byte(docRequestBody)}} {
+		token, err := New(providers.Options{Now: docClock}).Login(context.Background(), srv.URL+"/", creds)
+		if err != nil {
+			t.Fatalf("Login: %v", err)
+		}
+		if !seen {
+			t.Fatal("the server saw no request")
+		}
+		want := &providers.Token{
+			Value:      "qftegnutbrnuzfklzqeugrcxeullacfzrjococtlqgoygjkbviwhvzsgphrlljiw",
+			ObtainedAt: docNow,
+			ExpiresAt:  time.Date(2023, 12, 15, 15, 35, 24, 503e6, time.UTC),
+			Extra:      map[string]string{"userId": "qweaurl8kgtlv9pc"},
+		}
+		if !reflect.DeepEqual(token, want) {
+			t.Errorf("token = %+v, want %+v", token, want)
+		}
+	}
+}
+
+func TestLoginResponses(t *testing.T) {
+	const tok = `"token": "abc"`
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		kind   providers.ErrorKind // "" for success
+		expiry time.Duration       // after docNow, on success
+		extra  map[string]string
+	}{
+		{"no fraction", 200, `{"success": true, ` + tok + `, "dtsExpiry": "2023-12-15T15:35:24Z"}`, "", time.Hour, nil},
+		{"nanoseconds and offset", 200, `{"success": true, ` + tok + `, "dtsExpiry": "2023-12-15T16:35:24.000000001+01:00"}`, "", time.Hour + time.Nanosecond, nil},
+		{"201", 201, `{"success": true, ` + tok + `, "dtsExpiry": "2023-12-15T15:35:24Z"}`, "", time.Hour, nil},
+		{"AFiUserId differs", 200, `{"success": true, ` + tok + `, "userId": "u1", "AFiUserId": "a1", "dtsExpiry": "2023-12-15T15:35:24Z"}`,
+			"", time.Hour, map[string]string{"userId": "u1", "AFiUserId": "a1"}},
+		{"only AFiUserId", 200, `{"success": true, ` + tok + `, "AFiUserId": "a1", "dtsExpiry": "2023-12-15T15:35:24Z"}`,
+			"", time.Hour, map[string]string{"AFiUserId": "a1"}},
+		{"userId by exact name only", 200, `{"success": true, ` + tok + `, "userid": "u1", "UserId": "u2", "dtsExpiry": "2023-12-15T15:35:24Z"}`, "", time.Hour, nil},
+		{"success false", 200, `{"success": false, "message": "Invalid credentials"}`, providers.AuthenticationFailed, 0, nil},
+		{"400", 400, `{"success": false}`, providers.AuthenticationFailed, 0, nil},
+		{"401", 401, ``, providers.AuthenticationFailed, 0, nil},
+		{"403", 403, `<html></html>`, providers.AuthenticationFailed, 0, nil},
+		{"404", 404, `Not Found`, providers.InvalidCredentials, 0, nil},
+		{"409", 409, `{"success": false}`, providers.InvalidCredentials, 0, nil},
+		{"no success member", 200, `{` + tok + `, "dtsExpiry": "2023-12-15T15:35:24Z"}`, providers.InvalidResponse, 0, nil},
+		{"success a string", 200, `{"success": "true", ` + tok + `, "dtsExpiry": "2023-12-15T15:35:24Z"}`, providers.InvalidResponse, 0, nil},
+		{"success null", 200, `{"success": null, ` + tok + `, "dtsExpiry": "2023-12-15T15:35:24Z"}`, providers.InvalidResponse, 0, nil},
+		{"Token, not token", 200, `{"success": true, "Token": "abc", "dtsExpiry": "2023-12-15T15:35:24Z"}`, providers.InvalidResponse, 0, nil},
+		{"no token", 200, `{"success": true, "dtsExpiry": "2023-12-15T15:35:24Z"}`, providers.InvalidResponse, 0, nil},
+		{"empty token", 200, `{"success": true, "token": "", "dtsExpiry": "2023-12-15T15:35:24Z"}`, providers.InvalidResponse, 0, nil},
+		{"numeric token", 200, `{"success": true, "token": 5, "dtsExpiry": "2023-12-15T15:35:24Z"}`, providers.InvalidResponse, 0, nil},
+		{"no dtsExpiry", 200, `{"success": true, ` + tok + `}`, providers.InvalidResponse, 0, nil},
+		{"dtsExpiry not RFC 3339", 200, `{"success": true, ` + tok + `, "dtsExpiry": "15/12/2023 15:35"}`, providers.InvalidResponse, 0, nil},
+		{"dtsExpiry without zone", 200, `{"success": true, ` + tok + `, "dtsExpiry": "2023-12-15T15:35:24.503"}`, providers.InvalidResponse, 0, nil},
+		{"dtsExpiry a number", 200, `{"success": true, ` + tok + `, "dtsExpiry": 1702654524}`, providers.InvalidResponse, 0, nil},
+		{"dtsExpiry in the past", 200, `{"success": true, ` + tok + `, "dtsExpiry": "2023-12-15T14:35:23.999Z"}`, providers.InvalidResponse, 0, nil},
+		{"dtsExpiry now", 200, `{"success": true, ` + tok + `, "dtsExpiry": "2023-12-15T14:35:24Z"}`, providers.InvalidResponse, 0, nil},
+		{"dtsExpiry over a year", 200, `{"success": true, ` + tok + `, "dtsExpiry": "2024-12-15T14:35:25Z"}`, providers.InvalidResponse, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := server(t, tc.status, tc.body, nil)
+			token, err := New(providers.Options{Now: docClock}).Login(context.Background(), srv.URL, flatTest)
+			if tc.kind != "" {
+				logintest.RequireError(t, err, tc.kind)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			if got := token.ExpiresAt.Sub(docNow); got != tc.expiry {
+				t.Errorf("expiry in %s, want %s", got, tc.expiry)
+			}
+			if !reflect.DeepEqual(token.Extra, tc.extra) {
+				t.Errorf("Extra = %v, want %v", token.Extra, tc.extra)
+			}
+		})
+	}
+}
+
+func TestLoginValidatesBeforeSending(t *testing.T) {
+	srv := server(t, http.StatusOK, docResponse, func(*http.Request, []byte) { t.Error("a request was sent") })
+	_, err := New(providers.Options{}).Login(context.Background(), srv.URL, providers.Credentials{"channel": []byte("internet")})
+	logintest.RequireError(t, err, providers.InvalidCredentials)
+}
+
+var sentinelCreds = providers.Credentials{
+	"channel":  []byte("internet"),
+	"userName": []byte(logintest.SentinelUser),
+	"password": []byte(logintest.SentinelPassword),
+}
+
+func TestLoginUndocumented(t *testing.T) {
+	logintest.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
+}
+
+func TestErrorsNeverLeak(t *testing.T) {
+	s := logintest.SentinelUser + " " + logintest.SentinelPassword + " " + logintest.SentinelBody
+	for _, tc := range []struct {
+		status int
+		body   string
+	}{
+		{200, `{"success": false, "message": "` + s + `", "userId": "` + logintest.SentinelUser + `"}`},
+		{400, `{"success": false, "message": "` + s + `"}`},
+		{401, s},
+		{418, s},
+		{200, `{"success": "` + s + `"}`},
+		{200, `{"success": true, "token": "` + logintest.SentinelToken + `"}`},
+		{200, `{"success": true, "token": "` + logintest.SentinelToken + `", "dtsExpiry": "` + s + `"}`},
+		{200, `{"success": true, "token": "` + logintest.SentinelToken + `", "dtsExpiry": "2000-01-01T00:00:00Z"}`},
+		{200, `{"success": true, "token": "` + logintest.SentinelToken + `\n", "dtsExpiry": "2023-12-15T15:35:24Z"}`},
+		{200, `{"success": true, "token": ["` + s + `"]}`},
+		{200, `<html>` + s + `</html>`},
+	} {
+		srv := server(t, tc.status, tc.body, nil)
+		_, err := New(providers.Options{Now: docClock}).Login(context.Background(), srv.URL, sentinelCreds)
+		if err == nil {
+			t.Errorf("HTTP %d %s: no error", tc.status, tc.body)
+			continue
+		}
+		logintest.RequireNoSentinel(t, err.Error())
+	}
+	for _, c := range []providers.Credentials{
+		{"channel": []byte(logintest.SentinelSecret)},
+		{"channel": []byte("internet"), "userName": []byte(logintest.SentinelUser)},
+		{"channel": []byte("internet"), "userName": []byte(logintest.SentinelUser), "password": []byte(" "), "specifics": []byte(logintest.SentinelSecret)},
+		{"channel": []byte("test"), "deviceTag": []byte("d"), "deviceData": []byte(`{"a": "` + logintest.SentinelSecret + `"`)},
+		{CredentialsJSONKey: []byte(`{"password": "` + logintest.SentinelPassword + `"`)},
+		{CredentialsJSONKey: []byte(`{"channel": "` + logintest.SentinelSecret + `"}`)},
+		{CredentialsJSONKey: []byte(`{"channel": "internet", "userName": "` + logintest.SentinelUser + `", "password": 5}`)},
+		{CredentialsJSONKey: []byte(`{"channel": "internet"}`), logintest.SentinelSecret: []byte("x")},
+	} {
+		_, err := New(providers.Options{}).Login(context.Background(), "http://127.0.0.1:1", c)
+		logintest.RequireError(t, err, providers.InvalidCredentials)
+	}
+}

@@ -1,0 +1,298 @@
+// Package logintest holds what the provider packages' tests share: the
+// sentinel values that must never surface in an error message, error
+// assertions, and the answers no provider documents (5xx, 429, timeouts,
+// resets, HTML pages, oversized bodies, redirects) that every provider must
+// classify alike.
+package logintest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokensync/tokensync/providers"
+)
+
+// Sentinels stand for secrets: credential values, tokens and response
+// text. No error message may contain one.
+const (
+	SentinelPassword = "SENTINEL-PASSWORD-1234"
+	SentinelSecret   = "SENTINEL-SECRET-5678"
+	SentinelUser     = "SENTINEL-USER-9012"
+	SentinelToken    = "SENTINEL-TOKEN-3456"
+	SentinelBody     = "SENTINEL-BODY-7890"
+)
+
+// Sentinels lists every sentinel.
+var Sentinels = []string{SentinelPassword, SentinelSecret, SentinelUser, SentinelToken, SentinelBody}
+
+// Now is the fixed local clock tests inject.
+var Now = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// Clock returns Now.
+func Clock() time.Time { return Now }
+
+// RequireError fails t unless err is a *providers.Error of kind whose
+// message holds none of the Sentinels, and returns it.
+func RequireError(t testing.TB, err error, kind providers.ErrorKind) *providers.Error {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("got no error, want %s", kind)
+	}
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("got %T %q, want a *providers.Error", err, err)
+	}
+	if pe.Kind != kind {
+		t.Errorf("kind = %s (%q), want %s", pe.Kind, pe.Message, kind)
+	}
+	RequireNoSentinel(t, pe.Message)
+	return pe
+}
+
+// RequireNoSentinel fails t if message holds a sentinel.
+func RequireNoSentinel(t testing.TB, message string) {
+	t.Helper()
+	for _, s := range Sentinels {
+		if strings.Contains(message, s) {
+			t.Errorf("message %q leaks sentinel %s", message, s)
+		}
+	}
+}
+
+// Case is an answer and what a login must make of it.
+type Case struct {
+	Name    string
+	Handler http.HandlerFunc
+	Kind    providers.ErrorKind
+	// RetryAfter is the hint the error must carry.
+	RetryAfter time.Duration
+	// Contains is part of the message.
+	Contains string
+}
+
+// sentinelJSON is an error body full of sentinels.
+const sentinelJSON = `{"error": "` + SentinelBody + `", "message": "` + SentinelPassword + `", "token": "` + SentinelToken + `"}`
+
+func answer(status int, header map[string]string, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+// UndocumentedCases are the answers no provider documents, classified
+// alike by all. successStatus is the provider's success status.
+func UndocumentedCases(successStatus int) []Case {
+	html := map[string]string{"Content-Type": "text/html"}
+	jsonType := map[string]string{"Content-Type": "application/json"}
+	return []Case{
+		{Name: "500", Handler: answer(500, jsonType, sentinelJSON), Kind: providers.ProviderUnavailable, Contains: "HTTP 500"},
+		{Name: "502 HTML", Handler: answer(502, html, "<html>"+SentinelBody+"</html>"), Kind: providers.ProviderUnavailable, Contains: "HTTP 502"},
+		{Name: "503 Retry-After seconds", Handler: answer(503, map[string]string{"Retry-After": "120"}, sentinelJSON),
+			Kind: providers.ProviderUnavailable, RetryAfter: 2 * time.Minute, Contains: "HTTP 503"},
+		{Name: "503 Retry-After date", Handler: answer(503, map[string]string{"Retry-After": Now.Add(90 * time.Second).Format(http.TimeFormat)}, ""),
+			Kind: providers.ProviderUnavailable, RetryAfter: 90 * time.Second},
+		{Name: "429 without Retry-After", Handler: answer(429, jsonType, sentinelJSON), Kind: providers.ProviderUnavailable, Contains: "HTTP 429"},
+		{Name: "429 Retry-After", Handler: answer(429, map[string]string{"Retry-After": "30"}, sentinelJSON),
+			Kind: providers.ProviderUnavailable, RetryAfter: 30 * time.Second},
+		{Name: "429 malformed Retry-After", Handler: answer(429, map[string]string{"Retry-After": SentinelBody}, ""), Kind: providers.ProviderUnavailable},
+		{Name: "408", Handler: answer(408, nil, SentinelBody), Kind: providers.ProviderUnavailable, Contains: "HTTP 408"},
+		{Name: "2xx HTML page", Handler: answer(successStatus, html, "<!DOCTYPE html><html><body>"+SentinelBody+"</body></html>"),
+			Kind: providers.InvalidResponse, Contains: "HTTP " + strconv.Itoa(successStatus)},
+		{Name: "2xx empty body", Handler: answer(successStatus, nil, ""), Kind: providers.InvalidResponse},
+		{Name: "2xx blank body", Handler: answer(successStatus, nil, " \n"), Kind: providers.InvalidResponse},
+		{Name: "2xx JSON null", Handler: answer(successStatus, jsonType, "null"), Kind: providers.InvalidResponse},
+		{Name: "2xx JSON array", Handler: answer(successStatus, jsonType, `["`+SentinelToken+`"]`), Kind: providers.InvalidResponse},
+		{Name: "2xx body over 1 MiB", Handler: answer(successStatus, jsonType, `"`+strings.Repeat("a", providers.MaxResponseBytes)+`"`),
+			Kind: providers.InvalidResponse, Contains: "response body larger than 1 MiB"},
+		{Name: "302 redirect", Handler: answer(302, map[string]string{"Location": "/elsewhere?token=" + SentinelToken}, SentinelBody),
+			Kind: providers.InvalidResponse, Contains: "redirect"},
+		{Name: "308 redirect", Handler: answer(308, map[string]string{"Location": "https://elsewhere.example/"}, ""),
+			Kind: providers.InvalidResponse, Contains: "redirect"},
+		{Name: "status 600", Handler: answer(600, nil, SentinelBody), Kind: providers.InvalidResponse, Contains: "600"},
+		{Name: "connection reset", Handler: Reset, Kind: providers.ProviderUnavailable},
+		{Name: "closed without answer", Handler: func(w http.ResponseWriter, _ *http.Request) {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+		}, Kind: providers.ProviderUnavailable},
+		{Name: "truncated body", Handler: func(w http.ResponseWriter, _ *http.Request) {
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"token\": \"" + SentinelToken)
+			_ = buf.Flush()
+			_ = conn.Close()
+		}, Kind: providers.ProviderUnavailable, Contains: "closed before a complete answer"},
+		{Name: "malformed status line", Handler: func(w http.ResponseWriter, _ *http.Request) {
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				return
+			}
+			_, _ = buf.WriteString("HTTP/1.1 " + SentinelBody + "\r\n\r\n")
+			_ = buf.Flush()
+			_ = conn.Close()
+		}, Kind: providers.ProviderUnavailable},
+	}
+}
+
+// Reset answers with a TCP reset.
+func Reset(w http.ResponseWriter, _ *http.Request) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		return
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		_ = tcp.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+// NewProvider builds the provider under test.
+type NewProvider func(providers.Options) providers.Provider
+
+// RunUndocumented logs in with creds against each of UndocumentedCases, then
+// checks a client timeout, cancellation of the context, a refused
+// connection, a DialControl policy's refusal and malformed endpoints.
+func RunUndocumented(t *testing.T, newProvider NewProvider, successStatus int, creds providers.Credentials) {
+	for _, c := range UndocumentedCases(successStatus) {
+		t.Run(c.Name, func(t *testing.T) {
+			var redirected atomic.Bool
+			mux := http.NewServeMux()
+			mux.HandleFunc("/elsewhere", func(http.ResponseWriter, *http.Request) { redirected.Store(true) })
+			mux.HandleFunc("/", c.Handler)
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+
+			p := newProvider(providers.Options{Now: Clock})
+			_, err := p.Login(context.Background(), srv.URL, creds)
+			pe := RequireError(t, err, c.Kind)
+			if pe.RetryAfter != c.RetryAfter {
+				t.Errorf("RetryAfter = %s, want %s", pe.RetryAfter, c.RetryAfter)
+			}
+			if !strings.Contains(pe.Message, c.Contains) {
+				t.Errorf("message %q does not mention %q", pe.Message, c.Contains)
+			}
+			if redirected.Load() {
+				t.Error("the redirect was followed")
+			}
+		})
+	}
+
+	t.Run("client timeout", func(t *testing.T) {
+		srv := httptest.NewServer(Hang())
+		defer srv.Close()
+		client := providers.NewHTTPClient(providers.ClientOptions{Timeout: 200 * time.Millisecond})
+		p := newProvider(providers.Options{HTTPClient: client, Now: Clock})
+		start := time.Now()
+		_, err := p.Login(context.Background(), srv.URL, creds)
+		pe := RequireError(t, err, providers.ProviderUnavailable)
+		if !strings.Contains(pe.Message, "time limit") {
+			t.Errorf("message %q does not say it timed out", pe.Message)
+		}
+		if elapsed := time.Since(start); elapsed > 5*time.Second {
+			t.Errorf("login took %s despite a 200ms timeout", elapsed)
+		}
+	})
+
+	t.Run("context deadline", func(t *testing.T) {
+		srv := httptest.NewServer(Hang())
+		defer srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := newProvider(providers.Options{Now: Clock}).Login(ctx, srv.URL, creds)
+		RequireError(t, err, providers.ProviderUnavailable)
+	})
+
+	t.Run("context cancellation aborts the request", func(t *testing.T) {
+		aborted, started := make(chan struct{}), make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // the server notices a closed connection only after the body
+			close(started)
+			select {
+			case <-r.Context().Done():
+				close(aborted)
+			case <-time.After(10 * time.Second):
+			}
+		}))
+		defer srv.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		// Cancel once the server holds the request, so a loaded machine
+		// cannot cancel before the request was sent.
+		go func() {
+			select {
+			case <-started:
+			case <-time.After(10 * time.Second):
+			}
+			cancel()
+		}()
+		_, err := newProvider(providers.Options{Now: Clock}).Login(ctx, srv.URL, creds)
+		pe := RequireError(t, err, providers.ProviderUnavailable)
+		if !strings.Contains(pe.Message, "cancelled") {
+			t.Errorf("message %q does not say it was cancelled", pe.Message)
+		}
+		select {
+		case <-aborted:
+		case <-time.After(5 * time.Second):
+			t.Error("the server never saw the request aborted")
+		}
+	})
+
+	t.Run("connection refused", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		url := srv.URL
+		srv.Close()
+		_, err := newProvider(providers.Options{Now: Clock}).Login(context.Background(), url, creds)
+		RequireError(t, err, providers.ProviderUnavailable)
+	})
+
+	t.Run("dial refused by policy", func(t *testing.T) {
+		var hits atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+		defer srv.Close()
+		client := providers.NewHTTPClient(providers.ClientOptions{
+			DialControl: func(network, address string, _ syscall.RawConn) error {
+				return providers.Errorf(providers.EndpointNotAllowed, "address %s is not allowed", address)
+			},
+		})
+		_, err := newProvider(providers.Options{HTTPClient: client, Now: Clock}).Login(context.Background(), srv.URL, creds)
+		RequireError(t, err, providers.EndpointNotAllowed)
+		if hits.Load() != 0 {
+			t.Error("the request reached the server")
+		}
+	})
+
+	for _, endpoint := range []string{"ftp://example.com", "example.com/path", "https://user:" + SentinelPassword + "@example.com", "http://%zz", "https://"} {
+		t.Run("endpoint "+endpoint, func(t *testing.T) {
+			_, err := newProvider(providers.Options{Now: Clock}).Login(context.Background(), endpoint, creds)
+			RequireError(t, err, providers.EndpointNotAllowed)
+		})
+	}
+}
+
+// Hang answers only when the request is abandoned.
+func Hang() http.Handler {
+	return http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		// The server notices a closed connection only once the body is read.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	})
+}

@@ -1,0 +1,217 @@
+// Package partner logs in to the partner API: POST {endpoint}/login with an
+// access key and its secret returns a JWT (201 Created, the bare token as body).
+package partner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tokensync/tokensync/providers"
+)
+
+// Name is the provider's name in TokenRequests.
+const Name = "partner"
+
+const (
+	displayName  = "the partner API"
+	loginPath    = "/login"
+	keyAccessKey = "accessKey"
+	keySecret    = "secret"
+	checkKeys    = "accessKey and secret"
+	// maxNameLen bounds identifiers quoted from an error answer.
+	maxNameLen = 64
+)
+
+// Provider logs in to the partner API.
+type Provider struct {
+	client *http.Client
+	now    func() time.Time
+}
+
+var (
+	_ providers.Provider  = (*Provider)(nil)
+	_ providers.Validator = (*Provider)(nil)
+)
+
+// New returns a partner API provider.
+func New(opts providers.Options) *Provider {
+	opts = opts.WithDefaults()
+	return &Provider{client: opts.HTTPClient, now: opts.Now}
+}
+
+// Validate checks that the accessKey and secret keys are present and not blank.
+func (p *Provider) Validate(creds providers.Credentials) error {
+	return providers.RequireKeys(creds, keyAccessKey, keySecret)
+}
+
+// Login exchanges an access key and its secret for a JWT, which expires
+// after its own exp - iat from now.
+func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
+	body, err := requestBody(creds)
+	if err != nil {
+		return nil, err
+	}
+	url, err := providers.JoinURL(endpoint, loginPath)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := providers.SendJSON(ctx, p.client, p.now, providers.JSONRequest{
+		Provider: displayName,
+		Method:   http.MethodPost,
+		URL:      url,
+		Body:     body,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return parseResponse(reply.StatusCode, reply.Body, p.now(), creds)
+}
+
+// requestBody builds {"accessKey": ..., "secret": ...}, values as stored.
+func requestBody(creds providers.Credentials) ([]byte, error) {
+	if err := providers.RequireKeys(creds, keyAccessKey, keySecret); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]string{
+		keyAccessKey: string(creds[keyAccessKey]),
+		keySecret:    string(creds[keySecret]),
+	})
+}
+
+// parseResponse interprets an answer SendJSON did not classify: a 2xx or a
+// 4xx. creds are only used to keep them out of messages.
+func parseResponse(status int, body []byte, obtainedAt time.Time, creds providers.Credentials) (*providers.Token, error) {
+	if status < 200 || status >= 300 {
+		return nil, failure(status, body, creds)
+	}
+	token, ok := bareToken(body)
+	if !ok {
+		return nil, providers.Errorf(providers.InvalidResponse,
+			"%s answered HTTP %d with a body that is not a bare token", displayName, status)
+	}
+	if err := providers.CheckTokenValue(displayName, token); err != nil {
+		return nil, err
+	}
+	claims, err := providers.ParseJWTClaims(token)
+	if err != nil {
+		return nil, providers.Errorf(providers.InvalidResponse,
+			"%s answered HTTP %d with a token that is not a readable JWT (%s)", displayName, status, err)
+	}
+	expiresAt, err := providers.ExpiryFromJWT(displayName, claims, obtainedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &providers.Token{Value: token, ObtainedAt: obtainedAt, ExpiresAt: expiresAt}, nil
+}
+
+// bareToken reads the documented body, the token itself, tolerating
+// surrounding whitespace and JSON quoting.
+func bareToken(body []byte) (string, bool) {
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '"' {
+		var s string
+		if err := json.Unmarshal(body, &s); err != nil {
+			return "", false
+		}
+		return strings.TrimSpace(s), true
+	}
+	for _, c := range body {
+		// A JWT is base64url segments and dots; anything else (an HTML
+		// page, a JSON object) is not the documented answer.
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '=') {
+			return "", false
+		}
+	}
+	return string(body), len(body) > 0
+}
+
+// errorBody is the documented failure answer:
+//
+//	{"statusCode": "Error", "error": {"name": "...", "message": "...", "details": ...}}
+//
+// details is a list of {message, info: {missingProperty}} for a 400
+// InvalidRequestFormatError, and {reason} for a 401 AuthenticationError.
+type errorBody struct {
+	Error struct {
+		Details json.RawMessage `json:"details"`
+	} `json:"error"`
+}
+
+// failure classifies a 4xx. Only identifiers are quoted from the answer
+// (see quotable): its messages may echo the input.
+func failure(status int, body []byte, creds providers.Credentials) error {
+	var eb errorBody
+	_ = json.Unmarshal(body, &eb) // an undecodable body leaves eb empty
+
+	switch status {
+	case http.StatusBadRequest:
+		if missing := missingProperties(eb.Error.Details, creds); len(missing) > 0 {
+			property := "property"
+			if len(missing) > 1 {
+				property = "properties"
+			}
+			return providers.Errorf(providers.InvalidCredentials,
+				"%s refused the login request (HTTP 400): it lacks the %s %s; check %s in the credentials Secret",
+				displayName, property, strings.Join(missing, ", "), checkKeys)
+		}
+		return providers.Errorf(providers.InvalidCredentials,
+			"%s refused the login request as malformed (HTTP 400): check %s in the credentials Secret",
+			displayName, checkKeys)
+	case http.StatusUnauthorized:
+		var details struct {
+			Reason string `json:"reason"`
+		}
+		_ = json.Unmarshal(eb.Error.Details, &details)
+		reason := ""
+		if quotable(details.Reason, creds) {
+			reason = ", reason " + details.Reason
+		}
+		return providers.Errorf(providers.AuthenticationFailed,
+			"%s rejected the access key (HTTP 401%s): check %s in the credentials Secret, and that the key is active (not pending or expired) in the admin portal",
+			displayName, reason, checkKeys)
+	}
+	return providers.ClientError(displayName, status, checkKeys)
+}
+
+// missingProperties returns the quotable details[].info.missingProperty names.
+func missingProperties(details json.RawMessage, creds providers.Credentials) []string {
+	var list []struct {
+		Info struct {
+			MissingProperty string `json:"missingProperty"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal(details, &list); err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, d := range list {
+		name := d.Info.MissingProperty
+		if quotable(name, creds) && !seen[name] && len(names) < 5 {
+			seen[name] = true
+			names = append(names, `"`+name+`"`)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// quotable reports whether an identifier from an error answer may be shown:
+// a short [A-Za-z0-9_.-] name that does not echo one of the credentials.
+func quotable(name string, creds providers.Credentials) bool {
+	if !providers.SafeName(name, maxNameLen) {
+		return false
+	}
+	for _, v := range creds {
+		v := strings.TrimSpace(string(v))
+		if v != "" && (name == v || len(v) >= 4 && strings.Contains(name, v)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,263 @@
+package partner
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/internal/logintest"
+)
+
+// The documented examples, verbatim.
+const (
+	docAccessKey = "986d8167a9b9a15e37db4ab4ad50877b01347a94"
+	docSecret    = "79bPqahzbeYuIgyod1GBjsBy38wN7KuBBNNmN/emwjFCuAfq"
+	// docToken's payload starts `{ uid":` (not JSON); iat 1691151257, exp 1691154857.
+	docToken = "eyJhbGciOiJIUzM4NCIsInR5cCI6IkpXVCJ9.eyB1aWQiOiI2NWQwZjVjOS03ZmIwLTQ1NWMtOTAzNi05ZTcyZjBhOGQwZjYiLCJhciI6WyJQYXJ0bmVyIiwiUGFydG5lckFkbWluIl0sImFrIjoiNDU3NzFlYTEtYjAxMi00YjgwLThiYTQtNDk4OTFjNWQ4ZDQ3IiwicmVhbG0iOiJQYXJ0bmVyIiwiY2EiOiIwZWE3MDAwMS0wZjU4LTQ0YTItODBhZC05NTM2MzNmZjJjYzciLCJjaWQiOiIyOTI2MzczOS0yY2Y4LTQ4M2QtYWYxNS02MTUxZGM4NDQ4YjQiLCJkb21haW4iOiIvcGFydG5lcnMtaW50IiwiaWF0IjoxNjkxMTUxMjU3LCJleHAiOjE2OTExNTQ4NTd9.wBdfxnNYap0_M-omZUmnor7lB6c3ooVK2AENYtsIcfLzofW5bvkYgQzhaVABtJsU"
+	doc400   = `{
+"statusCode": "Error",
+"error": {
+"name": "InvalidRequestFormatError",
+"message": "The request body is invalid. See error object ` + "`details`" + ` property for more info",
+"details": [
+{
+"path": "",
+"code": "required",
+"message": "must have required property 'secret'",
+"info": {
+"missingProperty": "secret"
+}
+}
+]
+}
+}`
+	doc401 = `{
+"statusCode": "Error",
+"error": {
+"message": "Service was unable to complete your request.",
+"name": "AuthenticationError",
+"code": "AuthenticationError",
+"details": {
+"reason": "AccessKeyUnauthorized"
+}
+}
+}`
+)
+
+var creds = providers.Credentials{"accessKey": []byte(docAccessKey), "secret": []byte(docSecret)}
+
+var sentinelCreds = providers.Credentials{
+	"accessKey": []byte(logintest.SentinelUser),
+	"secret":    []byte(logintest.SentinelSecret),
+}
+
+func server(t *testing.T, status int, body string, inspect func(*http.Request, []byte)) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqBody, _ := io.ReadAll(r.Body)
+		if inspect != nil {
+			inspect(r, reqBody)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func jwt(claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"HS384","typ":"JWT"}`)) + "." + enc([]byte(claims)) + ".c2lnbmF0dXJl"
+}
+
+func TestLoginDocumentedSuccess(t *testing.T) {
+	var seen bool
+	srv := server(t, http.StatusCreated, docToken, func(r *http.Request, body []byte) {
+		seen = true
+		if r.Method != http.MethodPost || r.URL.Path != "/login" {
+			t.Errorf("request = %s %s, want POST /login", r.Method, r.URL.Path)
+		}
+		if got := r.Header.Get("Content-Type"); got != "application/json" {
+			t.Errorf("Content-Type = %q", got)
+		}
+		if got := r.Header.Get("User-Agent"); got != "tokensync/"+providers.Version {
+			t.Errorf("User-Agent = %q", got)
+		}
+		var sent map[string]string
+		if err := json.Unmarshal(body, &sent); err != nil {
+			t.Fatalf("request body is not a JSON object of strings: %v", err)
+		}
+		if len(sent) != 2 || sent["accessKey"] != docAccessKey || sent["secret"] != docSecret {
+			t.Errorf("request body = %v", sent)
+		}
+	})
+	token, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, creds)
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if !seen {
+		t.Fatal("the server saw no request")
+	}
+	// The example was issued in 2023 for an hour: the hour counts from now.
+	if token.Value != docToken || !token.ObtainedAt.Equal(logintest.Now) || !token.ExpiresAt.Equal(logintest.Now.Add(time.Hour)) || token.Extra != nil {
+		t.Errorf("token = %+v", *token)
+	}
+}
+
+func TestLoginTokenForms(t *testing.T) {
+	now := logintest.Now.Unix()
+	valid := jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+600))
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   time.Duration // after ObtainedAt; 0 means InvalidResponse
+	}{
+		{"201 bare", 201, valid, 10 * time.Minute},
+		{"200 bare", 200, valid, 10 * time.Minute},
+		{"surrounding whitespace", 201, "\r\n " + valid + "\n", 10 * time.Minute},
+		{"JSON-quoted", 201, `"` + valid + `"`, 10 * time.Minute},
+		{"JSON-quoted with whitespace", 201, ` " ` + valid + ` " `, 10 * time.Minute},
+		{"only exp, absolute", 201, jwt(fmt.Sprintf(`{"exp":%d}`, now+120)), 2 * time.Minute},
+		{"iat and exp in another clock", 201, jwt(`{"iat":1500000000,"exp":1500007200}`), 2 * time.Hour},
+		{"float claims", 201, jwt(fmt.Sprintf(`{"iat":%d.25,"exp":%d.75}`, now, now+1)), 1500 * time.Millisecond},
+		{"no exp", 201, jwt(`{"iat":1}`), 0},
+		{"exp not a number", 201, jwt(`{"exp":"1700000000"}`), 0},
+		{"expired", 201, jwt(fmt.Sprintf(`{"exp":%d}`, now-10)), 0},
+		{"zero lifetime", 201, jwt(`{"iat":5,"exp":5}`), 0},
+		{"over a year", 201, jwt(`{"iat":0,"exp":40000000}`), 0},
+		{"not a JWT", 201, "opaque-token", 0},
+		{"JSON object", 201, `{"token": "` + valid + `"}`, 0},
+		{"bad JSON string", 201, `"abc`, 0},
+		{"two tokens", 201, valid + " " + valid, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := server(t, tc.status, tc.body, nil)
+			token, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, creds)
+			if tc.want == 0 {
+				logintest.RequireError(t, err, providers.InvalidResponse)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			if got := token.ExpiresAt.Sub(logintest.Now); got != tc.want {
+				t.Errorf("lifetime = %s, want %s", got, tc.want)
+			}
+			if strings.ContainsAny(token.Value, " \"\n") {
+				t.Errorf("token value %q keeps quoting or whitespace", token.Value)
+			}
+		})
+	}
+}
+
+func TestLoginDocumentedFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		kind   providers.ErrorKind
+		want   string // part of the message
+	}{
+		{"400 missing secret", 400, doc400, providers.InvalidCredentials, `lacks the property "secret"`},
+		{"401 AccessKeyUnauthorized", 401, doc401, providers.AuthenticationFailed, "reason AccessKeyUnauthorized"},
+		{"400 two missing", 400, `{"error": {"name": "InvalidRequestFormatError", "details": [{"info": {"missingProperty": "secret"}}, {"info": {"missingProperty": "accessKey"}}]}}`,
+			providers.InvalidCredentials, `lacks the properties "accessKey", "secret"`},
+		{"400 unsafe property", 400, `{"error": {"details": [{"info": {"missingProperty": "a b"}}]}}`, providers.InvalidCredentials, "malformed (HTTP 400)"},
+		{"400 without details", 400, `{"statusCode": "Error"}`, providers.InvalidCredentials, "malformed (HTTP 400)"},
+		{"400 details object", 400, `{"error": {"details": {"reason": "x"}}}`, providers.InvalidCredentials, "malformed (HTTP 400)"},
+		{"401 unsafe reason", 401, `{"error": {"details": {"reason": "Access key <b>unauthorized</b>"}}}`, providers.AuthenticationFailed, "(HTTP 401)"},
+		{"401 long reason", 401, `{"error": {"details": {"reason": "` + strings.Repeat("a", 65) + `"}}}`, providers.AuthenticationFailed, "(HTTP 401)"},
+		{"401 not JSON", 401, `Unauthorized`, providers.AuthenticationFailed, "(HTTP 401)"},
+		{"403", 403, ``, providers.AuthenticationFailed, "HTTP 403"},
+		{"404", 404, `Not Found`, providers.InvalidCredentials, "HTTP 404"},
+		{"422", 422, doc400, providers.InvalidCredentials, "HTTP 422"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := server(t, tc.status, tc.body, nil)
+			_, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, creds)
+			pe := logintest.RequireError(t, err, tc.kind)
+			if !strings.Contains(pe.Message, tc.want) {
+				t.Errorf("message %q does not contain %q", pe.Message, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		creds providers.Credentials
+		want  string
+	}{
+		{"valid", creds, ""},
+		{"missing accessKey", providers.Credentials{"secret": []byte("s")}, `credentials secret is missing key "accessKey"`},
+		{"missing secret (the documented scenario)", providers.Credentials{"accessKey": []byte("k")}, `credentials secret is missing key "secret"`},
+		{"empty secret", providers.Credentials{"accessKey": []byte("k"), "secret": []byte("")}, `credentials secret key "secret" is empty`},
+		{"blank accessKey", providers.Credentials{"accessKey": []byte("\t"), "secret": []byte("s")}, `credentials secret key "accessKey" is empty`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := New(providers.Options{}).Validate(tc.creds)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if pe := logintest.RequireError(t, err, providers.InvalidCredentials); pe.Message != tc.want {
+				t.Errorf("message = %q, want %q", pe.Message, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoginUndocumented(t *testing.T) {
+	logintest.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusCreated, sentinelCreds)
+}
+
+func TestErrorsNeverLeak(t *testing.T) {
+	s := logintest.SentinelUser + " " + logintest.SentinelSecret + " " + logintest.SentinelBody
+	for _, tc := range []struct {
+		status int
+		body   string
+	}{
+		{400, strings.ReplaceAll(doc400, "must have required property 'secret'", s)},
+		{400, strings.ReplaceAll(doc400, `"missingProperty": "secret"`, `"missingProperty": "`+logintest.SentinelSecret+`"`)},
+		{400, strings.ReplaceAll(doc400, `"missingProperty": "secret"`, `"missingProperty": "x`+logintest.SentinelUser+`"`)},
+		{400, strings.ReplaceAll(doc400, `"missingProperty": "secret"`, `"missingProperty": "`+s+`"`)},
+		{401, strings.ReplaceAll(doc401, "Service was unable to complete your request.", s)},
+		{401, strings.ReplaceAll(doc401, "AccessKeyUnauthorized", logintest.SentinelSecret)},
+		{401, strings.ReplaceAll(doc401, "AccessKeyUnauthorized", s)},
+		{403, s},
+		{409, `{"error": {"message": "` + s + `"}}`},
+		{201, logintest.SentinelToken},
+		{201, jwt(`{"sub": "` + logintest.SentinelToken + `"}`)},
+		{201, jwt(`{"exp": "` + logintest.SentinelToken + `"}`)},
+		{201, jwt(`{"exp": 1, "sub": "` + logintest.SentinelToken + `"}`)},
+		{201, `"` + logintest.SentinelToken + `.` + logintest.SentinelToken + `"`},
+		{201, "<html>" + s + "</html>"},
+	} {
+		srv := server(t, tc.status, tc.body, nil)
+		_, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, sentinelCreds)
+		if err == nil {
+			t.Errorf("HTTP %d %s: no error", tc.status, tc.body)
+			continue
+		}
+		logintest.RequireNoSentinel(t, err.Error())
+	}
+	for _, c := range []providers.Credentials{
+		{"accessKey": []byte(logintest.SentinelUser)},
+		{"secret": []byte(logintest.SentinelSecret)},
+	} {
+		_, err := New(providers.Options{}).Login(context.Background(), "http://127.0.0.1:1", c)
+		logintest.RequireError(t, err, providers.InvalidCredentials)
+	}
+}

@@ -1,0 +1,283 @@
+package providers
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxResponseBytes bounds how much of an answer is read. Login answers are
+// a few hundred bytes; anything near this size is not a login answer.
+const MaxResponseBytes = 1 << 20
+
+// maxRetryAfter clamps a provider's Retry-After hint, so a garbled or hostile
+// header cannot park a login for months.
+const maxRetryAfter = 24 * time.Hour
+
+// JoinURL appends path to the endpoint (a base URL, possibly with a base path
+// and a trailing slash). The endpoint must be an absolute http or https URL
+// without user information; it is never quoted back in errors, since a
+// mistyped endpoint may hold something secret.
+func JoinURL(endpoint, path string) (string, error) {
+	endpoint = strings.TrimSpace(endpoint)
+	if endpoint == "" {
+		return "", Errorf(EndpointNotAllowed, "no endpoint is configured")
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", Errorf(EndpointNotAllowed, "the endpoint is not a valid URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", Errorf(EndpointNotAllowed, "the endpoint must be an http or https URL")
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return "", Errorf(EndpointNotAllowed, "the endpoint must be an absolute URL with a host")
+	}
+	if u.User != nil {
+		return "", Errorf(EndpointNotAllowed, "the endpoint must not contain user information")
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.JoinPath(path).String(), nil
+}
+
+// JSONRequest is one JSON login request.
+type JSONRequest struct {
+	// Provider is the provider's name as users know it ("AML Watcher"), used in messages.
+	Provider string
+	Method   string
+	URL      string
+	Body     []byte
+	// Accept, when set, is sent as the Accept header.
+	Accept string
+}
+
+// Reply is an answer SendJSON left for the provider to interpret:
+// a 2xx or a 4xx other than 408 and 429, with its whole body.
+type Reply struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+}
+
+// SendJSON sends r with Content-Type application/json and returns the
+// answer. It classifies what every provider would classify alike:
+//   - transport errors, timeouts and cancellation of ctx (which aborts the
+//     request): ProviderUnavailable, or the *Error a DialControl returned;
+//   - 408, 429 and 5xx: ProviderUnavailable, with RetryAfter from the
+//     Retry-After header (seconds or an HTTP date);
+//   - 3xx (redirects are never followed) and statuses outside 200-599:
+//     InvalidResponse;
+//   - a body over MaxResponseBytes: InvalidResponse.
+//
+// now is the local clock, used to turn a Retry-After date into a duration.
+func SendJSON(ctx context.Context, client *http.Client, now func() time.Time, r JSONRequest) (*Reply, error) {
+	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, bytes.NewReader(r.Body))
+	if err != nil {
+		return nil, Errorf(EndpointNotAllowed, "cannot build a request to %s for the endpoint", r.Provider)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if r.Accept != "" {
+		req.Header.Set("Accept", r.Accept)
+	}
+	// Clients built by NewHTTPClient replace this with their configured value.
+	req.Header.Set("User-Agent", DefaultUserAgent())
+
+	// Never follow a redirect, even with a caller-supplied client: a 307 or
+	// 308 would resend the credentials to wherever it points.
+	noRedirects := *client
+	noRedirects.CheckRedirect = refuseRedirect
+
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		return nil, transportError(ctx, r.Provider, req.URL.Host, err)
+	}
+	defer resp.Body.Close()
+
+	status := resp.StatusCode
+	switch {
+	case status >= 300 && status < 400:
+		discard(resp.Body)
+		return nil, Errorf(InvalidResponse,
+			"%s answered with a redirect (HTTP %d), which tokensync does not follow: set the endpoint to the provider's final https URL",
+			r.Provider, status)
+	case status == http.StatusTooManyRequests:
+		discard(resp.Body)
+		e := Errorf(ProviderUnavailable, "%s is limiting the rate of requests (HTTP %d)", r.Provider, status)
+		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now())
+		return nil, e
+	case status == http.StatusRequestTimeout || (status >= 500 && status < 600):
+		discard(resp.Body)
+		e := Errorf(ProviderUnavailable, "%s is unavailable (HTTP %d)", r.Provider, status)
+		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now())
+		return nil, e
+	case status < 200 || status >= 600:
+		discard(resp.Body)
+		return nil, Errorf(InvalidResponse, "%s answered with an unexpected HTTP status %d", r.Provider, status)
+	}
+
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return nil, readError(ctx, r.Provider, status, err)
+	}
+	if len(body) > MaxResponseBytes {
+		return nil, Errorf(InvalidResponse, "%s sent a response body larger than 1 MiB (HTTP %d)", r.Provider, status)
+	}
+	return &Reply{StatusCode: status, Header: resp.Header, Body: body}, nil
+}
+
+// discard drains a little of an unwanted body so the connection can be reused.
+func discard(body io.Reader) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+}
+
+// ParseRetryAfter reads a Retry-After header: delay seconds or an HTTP date
+// (taken relative to now). It returns zero for an absent, malformed or past
+// value, and clamps long hints to a day.
+func ParseRetryAfter(value string, now time.Time) time.Duration {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseUint(value, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || secs > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(value); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// transportError classifies a failed round trip. Messages are our own words:
+// Go's errors can quote bytes of a malformed answer.
+func transportError(ctx context.Context, provider, host string, err error) error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe // a DialControl policy's verdict
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return Errorf(ProviderUnavailable, "the login request to %s was cancelled", provider)
+	}
+	return Errorf(ProviderUnavailable, "could not reach %s at %s: %s", provider, host, networkReason(ctx, err))
+}
+
+func readError(ctx context.Context, provider string, status int, err error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return Errorf(ProviderUnavailable, "the login request to %s was cancelled", provider)
+	}
+	return Errorf(ProviderUnavailable, "reading the answer from %s (HTTP %d) failed: %s", provider, status, networkReason(ctx, err))
+}
+
+func networkReason(ctx context.Context, err error) string {
+	var (
+		netErr  net.Error
+		dnsErr  *net.DNSError
+		certErr *tls.CertificateVerificationError
+		unkAuth x509.UnknownAuthorityError
+		hostErr x509.HostnameError
+		invErr  x509.CertificateInvalidError
+		recErr  tls.RecordHeaderError
+	)
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &netErr) && netErr.Timeout():
+		return "no answer within the time limit"
+	case errors.As(err, &dnsErr):
+		return "the host name could not be resolved"
+	case errors.As(err, &certErr), errors.As(err, &unkAuth), errors.As(err, &hostErr), errors.As(err, &invErr):
+		return "the server's TLS certificate could not be verified"
+	case errors.As(err, &recErr):
+		return "the server does not speak TLS (is the endpoint http rather than https?)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection was closed before a complete answer"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "the host is unreachable"
+	}
+	return "the request failed"
+}
+
+// ClientError classifies a 4xx answer no provider-specific rule covered:
+// 401 and 403 mean the provider rejected the credentials; any other 4xx means
+// it refused the request as we sent it. credentialKeys names the keys to
+// check, for example `email and password`.
+func ClientError(provider string, status int, credentialKeys string) *Error {
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		return Errorf(AuthenticationFailed,
+			"%s rejected the credentials (HTTP %d): check %s in the credentials Secret", provider, status, credentialKeys)
+	}
+	return Errorf(InvalidCredentials,
+		"%s refused the login request (HTTP %d): check the endpoint, and %s in the credentials Secret", provider, status, credentialKeys)
+}
+
+// CheckTokenValue rejects token values that cannot be stored and sent on as
+// an HTTP header: empty, blank, or holding control characters.
+func CheckTokenValue(provider, value string) error {
+	if strings.TrimSpace(value) == "" {
+		return Errorf(InvalidResponse, "%s answered without a token", provider)
+	}
+	for _, c := range value {
+		if c < 0x20 || c == 0x7f {
+			return Errorf(InvalidResponse, "%s answered with a token holding control characters", provider)
+		}
+	}
+	return nil
+}
+
+// QuoteKey quotes a credentials key for a message. Secret keys are
+// restricted to [-._a-zA-Z0-9], so they are safe to show; anything else (only
+// possible outside Kubernetes) is not quoted back.
+func QuoteKey(key string) string {
+	if SafeName(key, 253) {
+		return strconv.Quote(key)
+	}
+	return "(a key with characters Secrets do not allow)"
+}
+
+// SafeName reports whether s is 1 to maxLen characters of [A-Za-z0-9_.-]:
+// an identifier safe to quote from a provider's answer.
+func SafeName(s string, maxLen int) bool {
+	if len(s) == 0 || len(s) > maxLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// RequireKeys checks that each key is present in creds, not blank, and
+// UTF-8 text (JSON would silently replace other bytes).
+func RequireKeys(creds Credentials, keys ...string) error {
+	for _, k := range keys {
+		v, ok := creds[k]
+		if !ok {
+			return Errorf(InvalidCredentials, "credentials secret is missing key %s", QuoteKey(k))
+		}
+		if len(bytes.TrimSpace(v)) == 0 {
+			return Errorf(InvalidCredentials, "credentials secret key %s is empty", QuoteKey(k))
+		}
+		if !utf8.Valid(v) {
+			return Errorf(InvalidCredentials, "credentials secret key %s is not UTF-8 text", QuoteKey(k))
+		}
+	}
+	return nil
+}

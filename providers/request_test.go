@@ -1,0 +1,250 @@
+package providers
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestJoinURL(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint, want string
+		wantErr        bool
+	}{
+		{endpoint: "https://api.example.com", want: "https://api.example.com/login"},
+		{endpoint: "https://api.example.com/", want: "https://api.example.com/login"},
+		{endpoint: "  https://api.example.com/  ", want: "https://api.example.com/login"},
+		{endpoint: "https://api.example.com/base", want: "https://api.example.com/base/login"},
+		{endpoint: "https://api.example.com/base/", want: "https://api.example.com/base/login"},
+		{endpoint: "http://127.0.0.1:8080/a/b//", want: "http://127.0.0.1:8080/a/b/login"},
+		{endpoint: "https://api.example.com/v1?tenant=x#frag", want: "https://api.example.com/v1/login?tenant=x"},
+		{endpoint: "HTTPS://API.example.com", want: "https://API.example.com/login"},
+		{endpoint: "", wantErr: true},
+		{endpoint: "api.example.com", wantErr: true},
+		{endpoint: "ftp://api.example.com", wantErr: true},
+		{endpoint: "https://", wantErr: true},
+		{endpoint: "https:opaque", wantErr: true},
+		{endpoint: "https://user:SECRET@api.example.com", wantErr: true},
+		{endpoint: "https://api.example.com/%zz", wantErr: true},
+	} {
+		t.Run(tc.endpoint, func(t *testing.T) {
+			got, err := JoinURL(tc.endpoint, "/login")
+			if tc.wantErr {
+				if KindOf(err) != EndpointNotAllowed || err.(*Error).Kind != EndpointNotAllowed {
+					t.Fatalf("err = %v, want EndpointNotAllowed", err)
+				}
+				if strings.Contains(err.Error(), "SECRET") {
+					t.Errorf("message %q quotes the endpoint", err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("JoinURL = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func send(t *testing.T, h http.HandlerFunc) (*Reply, error) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	now := func() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) }
+	return SendJSON(context.Background(), NewHTTPClient(ClientOptions{}), now, JSONRequest{
+		Provider: "Test", Method: http.MethodPost, URL: srv.URL + "/login", Body: []byte(`{"a":"b"}`), Accept: "application/json",
+	})
+}
+
+func TestSendJSONRequest(t *testing.T) {
+	reply, err := send(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || r.URL.Path != "/login" || string(body) != `{"a":"b"}` ||
+			r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Accept") != "application/json" ||
+			r.Header.Get("User-Agent") != "tokensync/"+Version {
+			t.Errorf("request = %s %s %q %v", r.Method, r.URL.Path, body, r.Header)
+		}
+		w.Header().Set("X-Test", "1")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte("ok"))
+	})
+	if err != nil {
+		t.Fatalf("SendJSON: %v", err)
+	}
+	if reply.StatusCode != http.StatusCreated || string(reply.Body) != "ok" || reply.Header.Get("X-Test") != "1" {
+		t.Errorf("reply = %+v", reply)
+	}
+}
+
+func TestSendJSONStatuses(t *testing.T) {
+	for _, tc := range []struct {
+		status     int
+		retryAfter string
+		kind       ErrorKind // "" when the reply is left to the provider
+		wantRetry  time.Duration
+	}{
+		{status: 200}, {status: 201}, {status: 204}, {status: 400}, {status: 401}, {status: 403}, {status: 404}, {status: 422},
+		{status: 301, kind: InvalidResponse}, {status: 302, kind: InvalidResponse}, {status: 304, kind: InvalidResponse},
+		{status: 307, kind: InvalidResponse}, {status: 308, kind: InvalidResponse},
+		{status: 408, kind: ProviderUnavailable},
+		{status: 429, kind: ProviderUnavailable},
+		{status: 429, retryAfter: "7", kind: ProviderUnavailable, wantRetry: 7 * time.Second},
+		{status: 500, kind: ProviderUnavailable},
+		{status: 502, kind: ProviderUnavailable},
+		{status: 503, retryAfter: "Mon, 01 Jan 2024 00:01:00 GMT", kind: ProviderUnavailable, wantRetry: time.Minute},
+		{status: 504, kind: ProviderUnavailable},
+		{status: 599, kind: ProviderUnavailable},
+		{status: 600, kind: InvalidResponse},
+		{status: 999, kind: InvalidResponse},
+	} {
+		t.Run(http.StatusText(tc.status)+tc.retryAfter, func(t *testing.T) {
+			reply, err := send(t, func(w http.ResponseWriter, _ *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				w.Header().Set("Location", "/elsewhere")
+				w.WriteHeader(tc.status)
+			})
+			if tc.kind == "" {
+				if err != nil || reply.StatusCode != tc.status {
+					t.Fatalf("SendJSON = %+v, %v; want the reply", reply, err)
+				}
+				return
+			}
+			if KindOf(err) != tc.kind || err.(*Error).Kind != tc.kind {
+				t.Fatalf("err = %v, want %s", err, tc.kind)
+			}
+			if got := RetryAfterOf(err); got != tc.wantRetry {
+				t.Errorf("RetryAfter = %s, want %s", got, tc.wantRetry)
+			}
+		})
+	}
+}
+
+func TestSendJSONBodyLimit(t *testing.T) {
+	for _, tc := range []struct {
+		size int
+		ok   bool
+	}{{0, true}, {MaxResponseBytes, true}, {MaxResponseBytes + 1, false}, {3 * MaxResponseBytes, false}} {
+		reply, err := send(t, func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte(strings.Repeat("x", tc.size)))
+		})
+		if tc.ok {
+			if err != nil || len(reply.Body) != tc.size {
+				t.Errorf("%d bytes: err = %v", tc.size, err)
+			}
+			continue
+		}
+		if KindOf(err) != InvalidResponse || !strings.Contains(err.Error(), "response body larger than 1 MiB") {
+			t.Errorf("%d bytes: err = %v, want InvalidResponse", tc.size, err)
+		}
+	}
+}
+
+func TestSendJSONNeverFollowsRedirects(t *testing.T) {
+	var followed bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/target", http.StatusPermanentRedirect)
+	})
+	mux.HandleFunc("/target", func(http.ResponseWriter, *http.Request) { followed = true })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	// A caller-supplied client that would follow redirects.
+	_, err := SendJSON(context.Background(), &http.Client{}, time.Now, JSONRequest{Provider: "Test", Method: http.MethodPost, URL: srv.URL + "/login"})
+	if KindOf(err) != InvalidResponse || followed {
+		t.Errorf("err = %v, followed = %v", err, followed)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+	}{
+		{"", 0},
+		{"0", 0},
+		{"30", 30 * time.Second},
+		{" 30 ", 30 * time.Second},
+		{"-5", 0},
+		{"1.5", 0},
+		{"soon", 0},
+		{"86400", 24 * time.Hour},
+		{"86401", 24 * time.Hour},
+		{"99999999999999999999999", 24 * time.Hour},
+		{"18446744073709551615", 24 * time.Hour},
+		{"Mon, 01 Jan 2024 00:02:00 GMT", 2 * time.Minute},
+		{"Monday, 01-Jan-24 00:02:00 GMT", 2 * time.Minute},
+		{"Mon Jan  1 00:02:00 2024", 2 * time.Minute},
+		{"Sun, 31 Dec 2023 23:59:00 GMT", 0},
+		{"Fri, 01 Jan 2100 00:00:00 GMT", 24 * time.Hour},
+	} {
+		if got := ParseRetryAfter(tc.value, now); got != tc.want {
+			t.Errorf("ParseRetryAfter(%q) = %s, want %s", tc.value, got, tc.want)
+		}
+	}
+}
+
+func TestClientError(t *testing.T) {
+	for status, kind := range map[int]ErrorKind{
+		400: InvalidCredentials, 401: AuthenticationFailed, 403: AuthenticationFailed, 404: InvalidCredentials, 409: InvalidCredentials,
+	} {
+		err := ClientError("Test", status, "a and b")
+		if err.Kind != kind || !strings.Contains(err.Message, "a and b") {
+			t.Errorf("ClientError(%d) = %s %q", status, err.Kind, err.Message)
+		}
+	}
+}
+
+func TestCheckTokenValue(t *testing.T) {
+	for value, ok := range map[string]bool{
+		"abc": true, "eyJ.a-b_c.d": true, "a b": true, "ünïcode": true,
+		"": false, "  ": false, "a\nb": false, "a\tb": false, "a\x00": false, "a\x7f": false,
+	} {
+		err := CheckTokenValue("Test", value)
+		if (err == nil) != ok || (err != nil && KindOf(err) != InvalidResponse) {
+			t.Errorf("CheckTokenValue(%q) = %v", value, err)
+		}
+	}
+}
+
+func TestRequireKeys(t *testing.T) {
+	creds := Credentials{"a": []byte("x"), "blank": []byte(" \r\n"), "empty": nil, "binary": {0xff}}
+	for _, tc := range []struct {
+		keys []string
+		want string
+	}{
+		{[]string{"a"}, ""},
+		{[]string{"a", "b"}, `credentials secret is missing key "b"`},
+		{[]string{"blank"}, `credentials secret key "blank" is empty`},
+		{[]string{"empty"}, `credentials secret key "empty" is empty`},
+		{[]string{"binary"}, `credentials secret key "binary" is not UTF-8 text`},
+		{[]string{"a b"}, `credentials secret is missing key (a key with characters Secrets do not allow)`},
+	} {
+		err := RequireKeys(creds, tc.keys...)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("RequireKeys(%v) = %v", tc.keys, err)
+			}
+			continue
+		}
+		if err == nil || KindOf(err) != InvalidCredentials || err.Error() != tc.want {
+			t.Errorf("RequireKeys(%v) = %v, want %q", tc.keys, err, tc.want)
+		}
+	}
+}
+
+func TestSafeName(t *testing.T) {
+	for s, want := range map[string]bool{
+		"secret": true, "AccessKeyUnauthorized": true, "a.b-c_d": true, strings.Repeat("a", 64): true,
+		"": false, strings.Repeat("a", 65): false, "a b": false, "a'b": false, "é": false, "<b>": false,
+	} {
+		if got := SafeName(s, 64); got != want {
+			t.Errorf("SafeName(%q) = %v", s, got)
+		}
+	}
+}
