@@ -76,6 +76,7 @@ func TestEachProviderEndToEnd(t *testing.T) {
 			if c := readyCondition(tr); c.ObservedGeneration != tr.Generation {
 				t.Errorf("condition observedGeneration %d", c.ObservedGeneration)
 			}
+			checkPrinterColumns(t, e.ns, tr)
 			if e.fake.Logins(c.provider) != 1 {
 				t.Errorf("%d logins, want 1", e.fake.Logins(c.provider))
 			}
