@@ -83,7 +83,6 @@ func (r *TokenRequestReconciler) jitter() float64 {
 
 // Reconcile brings one TokenRequest's target Secret and status up to date.
 func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
 
 	tr := &tokensyncv1alpha1.TokenRequest{}
 	if err := r.Get(ctx, req.NamespacedName, tr); err != nil {
@@ -97,13 +96,20 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !tr.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
+	return r.reconcile(ctx, tr, false)
+}
 
+// reconcile decides from the cache whether a login is due. Before logging
+// in it decides again from the API server (fresh): the cache may not yet
+// show our own last write, and acting on it would cost a second login.
+func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, fresh bool) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
 	now := r.now()
 	provider := string(tr.Spec.Provider)
 	reg, known := r.Providers[provider]
 	targetName := tr.TargetSecretName()
 
-	target, err := r.targetSecret(ctx, tr, targetName)
+	target, err := r.targetSecret(ctx, tr, targetName, fresh)
 	if errors.Is(err, errSecretConflict) {
 		return r.failed(ctx, tr, nil, "", tr.Status.LastForceRefresh, outcome{
 			reason: tokensyncv1alpha1.ReasonSecretConflict,
@@ -116,7 +122,7 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 
-	credsVersion, credsFound, err := r.credentialsVersion(ctx, tr)
+	credsVersion, credsFound, err := r.credentialsVersion(ctx, tr, fresh)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -158,6 +164,16 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		credsVersion != tr.Status.CredentialsResourceVersion
 	if tr.Status.FailedAttempts > 0 && !inputsChanged && tr.Status.NextRefreshTime != nil && now.Before(tr.Status.NextRefreshTime.Time) {
 		return ctrl.Result{RequeueAfter: requeueAfter(now, tr.Status.NextRefreshTime.Time)}, nil
+	}
+	if !fresh {
+		latest := &tokensyncv1alpha1.TokenRequest{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(tr), latest); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		if !latest.DeletionTimestamp.IsZero() {
+			return ctrl.Result{}, nil
+		}
+		return r.reconcile(ctx, latest, true)
 	}
 
 	switch {
@@ -367,11 +383,14 @@ var errSecretConflict = errors.New("secret exists and is not controlled by this 
 // targetSecret returns the target Secret if it exists and this TokenRequest
 // controls it, nil if it does not exist, and errSecretConflict if another
 // owner has it.
-func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, name string) (*corev1.Secret, error) {
+func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, name string, fresh bool) (*corev1.Secret, error) {
 	key := types.NamespacedName{Namespace: tr.Namespace, Name: name}
 	s := &corev1.Secret{}
-	err := r.Get(ctx, key, s)
-	if apierrors.IsNotFound(err) {
+	var err error
+	if !fresh {
+		err = r.Get(ctx, key, s)
+	}
+	if fresh || apierrors.IsNotFound(err) {
 		// The cache holds only Secrets labelled as ours; an unlabelled Secret
 		// of that name is visible only to a direct read.
 		err = r.APIReader.Get(ctx, key, s)
@@ -419,7 +438,7 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, tr *tokensyncv
 			return err
 		}
 		// Created meanwhile: ours if a previous attempt's write landed late.
-		existing, err = r.targetSecret(ctx, tr, tr.TargetSecretName())
+		existing, err = r.targetSecret(ctx, tr, tr.TargetSecretName(), true)
 		if err != nil {
 			return err
 		}
@@ -471,11 +490,15 @@ func (r *TokenRequestReconciler) deletePreviousSecret(ctx context.Context, tr *t
 }
 
 // credentialsVersion returns the credentials Secret's resourceVersion from
-// the metadata-only cache.
-func (r *TokenRequestReconciler) credentialsVersion(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (string, bool, error) {
+// the metadata-only cache, or from the API server when fresh.
+func (r *TokenRequestReconciler) credentialsVersion(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, fresh bool) (string, bool, error) {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := r.Credentials.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: tr.Spec.CredentialsSecretRef.Name}, m)
+	reader := r.Credentials
+	if fresh {
+		reader = r.APIReader
+	}
+	err := reader.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: tr.Spec.CredentialsSecretRef.Name}, m)
 	if apierrors.IsNotFound(err) {
 		return "", false, nil
 	}
