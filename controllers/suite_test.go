@@ -61,6 +61,7 @@ func TestMain(m *testing.M) {
 	cfg, err = testEnv.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
+		_ = testEnv.Stop() // a failed CRD install leaves the control plane running
 		os.Exit(1)
 	}
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})

@@ -16,11 +16,15 @@ mkdir -p "${dest}"
 
 log() { printf '%s\n' "$*" >&2; }
 
+# Capture the version first: piping into grep -q under pipefail fails when
+# grep exits before the binary has finished writing (SIGPIPE).
 have_etcd() {
-  [ -x "${dest}/etcd" ] && "${dest}/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION}"
+  local v
+  [ -x "${dest}/etcd" ] && v="$("${dest}/etcd" --version 2>/dev/null)" && [[ ${v} == *"etcd Version: ${ETCD_VERSION}"* ]]
 }
 have_apiserver() {
-  [ -x "${dest}/kube-apiserver" ] && "${dest}/kube-apiserver" --version 2>/dev/null | grep -q "Kubernetes v${KUBE_VERSION}\$"
+  local v
+  [ -x "${dest}/kube-apiserver" ] && v="$("${dest}/kube-apiserver" --version 2>/dev/null)" && [[ ${v} == "Kubernetes v${KUBE_VERSION}" ]]
 }
 
 # Each build happens in a throwaway wrapper module: `go install pkg@version`
