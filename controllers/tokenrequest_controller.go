@@ -152,7 +152,10 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *tokensyncv1a
 		})
 	}
 
-	due := !valid || !now.Before(refreshTime) || forced || rotated
+	// A failed attempt stays due until a login succeeds: a forced refresh
+	// that failed is retried by backoff, not dropped because the old token
+	// is still valid.
+	due := !valid || !now.Before(refreshTime) || forced || rotated || tr.Status.FailedAttempts > 0
 	if !due {
 		return r.healthy(ctx, tr, target, held, credsVersion, refreshTime)
 	}
@@ -185,6 +188,8 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *tokensyncv1a
 		log.Info("Logging in: the credentials Secret changed", "credentialsSecret", tr.Spec.CredentialsSecretRef.Name)
 	case !now.Before(held.ExpiresAt):
 		log.Info("Logging in: the token has expired", "expiredAt", held.ExpiresAt)
+	case now.Before(refreshTime):
+		log.Info("Logging in: retrying after a failed attempt", "failedAttempts", tr.Status.FailedAttempts)
 	default:
 		log.Info("Logging in: the token is due for refresh", "expiresAt", held.ExpiresAt)
 	}

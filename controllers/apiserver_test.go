@@ -1,0 +1,272 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers/providertest"
+)
+
+// racingClient makes another writer update an object just before the
+// reconciler's own update of it, once per arming, so the API server answers
+// the reconciler with a real conflict.
+type racingClient struct {
+	client.Client
+	// secret and status are the armed targets, disarmed by their race.
+	secret, status atomic.Pointer[types.NamespacedName]
+
+	secretConflicts, statusConflicts atomic.Int32
+}
+
+func (c *racingClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	if s, ok := obj.(*corev1.Secret); ok {
+		if key := c.secret.Load(); key != nil && *key == client.ObjectKeyFromObject(s) && c.secret.CompareAndSwap(key, nil) {
+			if err := touch(ctx, &corev1.Secret{}, *key, func(o client.Object) {
+				o.SetAnnotations(merge(o.GetAnnotations(), "example.com/touched", "by-someone-else"))
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	err := c.Client.Update(ctx, obj, opts...)
+	if _, ok := obj.(*corev1.Secret); ok && apierrors.IsConflict(err) {
+		c.secretConflicts.Add(1)
+	}
+	return err
+}
+
+func (c *racingClient) Status() client.SubResourceWriter {
+	return &racingStatus{SubResourceWriter: c.Client.Status(), c: c}
+}
+
+type racingStatus struct {
+	client.SubResourceWriter
+	c *racingClient
+}
+
+func (w *racingStatus) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	if key := w.c.status.Load(); key != nil && *key == client.ObjectKeyFromObject(obj) && w.c.status.CompareAndSwap(key, nil) {
+		if err := touch(ctx, &tokensyncv1alpha1.TokenRequest{}, *key, func(o client.Object) {
+			o.SetLabels(merge(o.GetLabels(), "example.com/touched", "yes"))
+		}); err != nil {
+			return err
+		}
+	}
+	err := w.SubResourceWriter.Update(ctx, obj, opts...)
+	if apierrors.IsConflict(err) {
+		w.c.statusConflicts.Add(1)
+	}
+	return err
+}
+
+// touch is the other writer: it updates the stored object.
+func touch(ctx context.Context, obj client.Object, key types.NamespacedName, mutate func(client.Object)) error {
+	if err := k8sClient.Get(ctx, key, obj); err != nil {
+		return fmt.Errorf("other writer: %w", err)
+	}
+	mutate(obj)
+	if err := k8sClient.Update(ctx, obj); err != nil {
+		return fmt.Errorf("other writer: %w", err)
+	}
+	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func merge(m map[string]string, k, v string) map[string]string {
+	if m == nil {
+		m = map[string]string{}
+	}
+	m[k] = v
+	return m
+}
+
+// TestConflictingWritesDuringRefresh: while a refresh writes the target
+// Secret and then the status, someone else updates both first. The API
+// server answers the reconciler with conflicts; it re-reads and writes
+// again, without a second login, and keeps the other writer's change.
+func TestConflictingWritesDuringRefresh(t *testing.T) {
+	t.Parallel()
+	var racing *racingClient
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
+		racing = &racingClient{Client: r.Client}
+		r.Client = racing
+	})
+	e.createSecret("creds", partnerCreds)
+	e.createTokenRequest("contended", providertest.Partner, "creds")
+	e.waitReady("contended")
+	first := e.token("contended")
+
+	key := types.NamespacedName{Namespace: e.ns, Name: "contended"}
+	racing.secret.Store(&key)
+	racing.status.Store(&key)
+	e.forceRefresh("contended", "contended")
+	eventually(t, readyTimeout, func() error {
+		tr := e.tokenRequest("contended")
+		if tr.Status.LastForceRefresh != "contended" || readyCondition(tr).Status != metav1.ConditionTrue {
+			return fmt.Errorf("refresh not recorded: lastForceRefresh %q", tr.Status.LastForceRefresh)
+		}
+		return nil
+	})
+	consistently(t, 2*time.Second, func() error {
+		if n := e.fake.Logins(providertest.Partner); n != 2 {
+			return fmt.Errorf("%d logins, want 2: a conflict cost a login", n)
+		}
+		return nil
+	})
+	if racing.secretConflicts.Load() == 0 || racing.statusConflicts.Load() == 0 {
+		t.Fatalf("conflicts: Secret %d, status %d; the test did not provoke both", racing.secretConflicts.Load(), racing.statusConflicts.Load())
+	}
+	s, err := e.secret("contended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := string(s.Data[tokensyncv1alpha1.SecretKeyToken]); tok == first || tok != e.fake.LastToken(providertest.Partner) {
+		t.Errorf("the Secret does not hold the token of the refresh")
+	}
+	if s.Annotations["example.com/touched"] != "by-someone-else" {
+		t.Errorf("the other writer's annotation was lost: %v", s.Annotations)
+	}
+	if tr := e.tokenRequest("contended"); tr.Labels["example.com/touched"] != "yes" || tr.Status.FailedAttempts != 0 {
+		t.Errorf("TokenRequest labels %v, failedAttempts %d", tr.Labels, tr.Status.FailedAttempts)
+	}
+}
+
+// TestAPIServerOutage runs its own control plane and stops its API server
+// for over ten seconds, across a refresh that falls due meanwhile. The
+// operator makes no login while it cannot store a token, and recovers by
+// itself: once the API server is back (same address, same etcd) the overdue
+// refresh happens, refreshes go on, and a new TokenRequest becomes Ready.
+func TestAPIServerOutage(t *testing.T) {
+	t.Parallel()
+	plane := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		// A fixed certificate directory keeps the serving certificate across
+		// the restart; envtest makes new ones in a random directory.
+		ControlPlane:             envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: t.TempDir()}},
+		ControlPlaneStartTimeout: 2 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
+	}
+	// Without a bound, a graceful stop waits for the manager's watches to
+	// end (minutes); with it, the API server closes them and exits.
+	plane.ControlPlane.APIServer.Configure().Set("shutdown-watch-termination-grace-period", "2s")
+	planeCfg, err := plane.Start()
+	if err != nil {
+		t.Fatalf("start a second control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := plane.Stop(); err != nil {
+			t.Errorf("stop the second control plane: %v", err)
+		}
+	})
+	c, err := client.New(planeCfg, client.Options{Scheme: testScheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := "outage"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	// 20s tokens refreshed 10s before expiry at most a third of the lifetime:
+	// the refresh falls due about 13s after each login.
+	fake := providertest.Start(t, providertest.WithLifetime(providertest.Partner, 20*time.Second))
+	runManager(t, &TokenRequestReconciler{Providers: testRegistry(5 * time.Second)}, managerSpec{cfg: planeCfg, ns: ns})
+
+	create := func(obj client.Object) {
+		t.Helper()
+		eventually(t, readyTimeout, func() error { return client.IgnoreAlreadyExists(c.Create(ctx, obj)) })
+	}
+	newTokenRequest := func(name string) *tokensyncv1alpha1.TokenRequest {
+		return &tokensyncv1alpha1.TokenRequest{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: tokensyncv1alpha1.TokenRequestSpec{
+				Provider: providertest.Partner, Endpoint: fake.URL(),
+				CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "creds"},
+				RefreshBefore:        &metav1.Duration{Duration: 10 * time.Second},
+			},
+		}
+	}
+	// readyWith waits for Ready=True with a token other than those in not.
+	readyWith := func(name string, not ...string) string {
+		t.Helper()
+		var tok string
+		eventually(t, 2*readyTimeout, func() error {
+			tr := &tokensyncv1alpha1.TokenRequest{}
+			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, tr); err != nil {
+				return err
+			}
+			if cond := readyCondition(tr); cond == nil || cond.Status != metav1.ConditionTrue {
+				return fmt.Errorf("%s: Ready %+v", name, cond)
+			}
+			s := &corev1.Secret{}
+			if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
+				return err
+			}
+			tok = string(s.Data[tokensyncv1alpha1.SecretKeyToken])
+			for _, old := range not {
+				if tok == old {
+					return fmt.Errorf("%s: not refreshed yet", name)
+				}
+			}
+			return nil
+		})
+		return tok
+	}
+
+	create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, StringData: partnerCreds})
+	start := time.Now()
+	create(newTokenRequest("before"))
+	first := readyWith("before")
+	before := &tokensyncv1alpha1.TokenRequest{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "before"}, before); err != nil {
+		t.Fatal(err)
+	}
+	due := before.Status.NextRefreshTime.Time
+
+	apiServer := plane.ControlPlane.GetAPIServer()
+	down := time.Now()
+	if err := apiServer.Stop(); err != nil {
+		t.Fatalf("stop the API server: %v", err)
+	}
+	t.Logf("API server stopped in %s", time.Since(down).Round(100*time.Millisecond))
+	attemptsDown := fake.Attempts(providertest.Partner)
+	// Down for at least 10s, and until the refresh has been due for a while.
+	time.Sleep(time.Until(later(down.Add(10*time.Second), due.Add(3*time.Second))))
+	if n := fake.Attempts(providertest.Partner); n != attemptsDown {
+		t.Errorf("%d login requests while the API server was down: a token that cannot be stored was fetched", n-attemptsDown)
+	}
+	if err := apiServer.Start(); err != nil {
+		t.Fatalf("restart the API server on the same address: %v", err)
+	}
+	t.Logf("API server down for %s", time.Since(down).Round(time.Second))
+
+	second := readyWith("before", first)
+	create(newTokenRequest("after"))
+	readyWith("after")
+	// Refreshes go on by themselves.
+	readyWith("before", first, second)
+	// Two TokenRequests, each refreshed at most every 12s or so.
+	maxLogins := 2 * (1 + int(time.Since(start)/(12*time.Second)))
+	if a, l := fake.Attempts(providertest.Partner), fake.Logins(providertest.Partner); a != l || l > maxLogins {
+		t.Errorf("%d requests and %d logins, want no failed request and at most %d logins", a, l, maxLogins)
+	}
+}

@@ -1,0 +1,304 @@
+package controllers
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers/providertest"
+)
+
+// leakyProvider answers all three providers' login paths under a base path
+// naming the answer (/<mode>/login, /<mode>/token, ...), and fills every
+// answer it can with a sentinel: free text made of markers that share one
+// random core, so any piece of a body long enough to mean anything carries
+// the core.
+type leakyProvider struct {
+	core string // random; the scan looks for it
+	// idCore is the core of an identifier-shaped sentinel (see mode idReason).
+	idCore string
+
+	mu   sync.Mutex
+	hits map[string]int // mode -> requests
+}
+
+func newLeakyProvider(t *testing.T) (*leakyProvider, *httptest.Server) {
+	t.Helper()
+	p := &leakyProvider{core: randomHex(t), idCore: randomHex(t), hits: map[string]int{}}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return p, srv
+}
+
+func randomHex(t *testing.T) string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// text is free text of markers: any 24 bytes of it hold the core.
+func (p *leakyProvider) text() string {
+	return strings.Repeat("Lk"+p.core+" ", 4) + "password invalid Lk" + p.core
+}
+
+// jsonString quotes s as a JSON string.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func providerOf(path string) string {
+	switch path {
+	case providertest.AMLPath:
+		return providertest.AML
+	case providertest.AmpliFiPath:
+		return providertest.AmpliFi
+	}
+	return providertest.Partner
+}
+
+func (p *leakyProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	mode, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	provider := providerOf("/" + rest)
+	p.mu.Lock()
+	p.hits[mode]++
+	p.mu.Unlock()
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+
+	text := p.text()
+	success := http.StatusOK
+	if provider == providertest.Partner {
+		success = http.StatusCreated
+	}
+	// Headers carry the sentinel too: a garbled Retry-After, a debug header.
+	w.Header().Set("Retry-After", text)
+	w.Header().Set("X-Debug", text)
+	write := func(status int, contentType, body string) {
+		w.Header().Set("Content-Type", contentType)
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+	writeJSON := func(status int, body string) { write(status, "application/json", body) }
+	q := jsonString(text)
+
+	if code, ok := strings.CutPrefix(mode, "status-"); ok {
+		status, _ := strconv.Atoi(code)
+		switch provider {
+		case providertest.Partner:
+			details := `[{"message": ` + q + `, "info": {"missingProperty": ` + q + `}}]`
+			if status == http.StatusUnauthorized {
+				details = `{"reason": ` + q + `}`
+			}
+			writeJSON(status, `{"statusCode": `+q+`, "error": {"name": `+q+`, "message": `+q+`, "details": `+details+`}}`)
+		case providertest.AML:
+			writeJSON(status, `{"error": `+q+`, "status": "FAIL", "message": `+q+`}`)
+		default:
+			writeJSON(status, `{"success": false, "message": `+q+`, "error": `+q+`}`)
+		}
+		return
+	}
+	switch mode {
+	case "html":
+		write(success, "text/html", "<!DOCTYPE html><html><body><h1>"+text+"</h1><p>"+text+"</p></body></html>")
+	case "no-token":
+		switch provider {
+		case providertest.Partner:
+			writeJSON(success, `{"statusCode": "Created", "message": `+q+`}`)
+		case providertest.AML:
+			writeJSON(success, `{"error": false, "status": "SUCCESS", "data": {"note": `+q+`}}`)
+		default:
+			writeJSON(success, `{"success": true, "message": `+q+`, "userId": `+q+`}`)
+		}
+	case "bad-token":
+		switch provider {
+		case providertest.Partner: // JWT characters, not a JWT
+			write(success, "text/plain", "Lk"+p.core+".Lk"+p.core+".Lk"+p.core)
+		case providertest.AML: // control characters
+			writeJSON(success, `{"error": false, "status": "SUCCESS", "data": {"access_token": `+jsonString("\x01"+text)+`}}`)
+		default:
+			writeJSON(success, `{"success": true, "token": `+jsonString("\x07"+text)+`, "dtsExpiry": "2099-01-01T00:00:00.000Z", "userId": `+q+`}`)
+		}
+	case "bad-expiry":
+		switch provider {
+		case providertest.Partner: // exp and iat that are not numbers
+			seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+			write(success, "text/plain", seg(`{"alg":"HS256"}`)+"."+seg(`{"exp":`+q+`,"iat":`+q+`,"sub":`+q+`}`)+"."+seg("sig"))
+		case providertest.AML: // a JWT that expired long ago
+			seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+			tok := seg(`{"alg":"HS256"}`) + "." + seg(`{"exp":1000000,"sub":`+q+`}`) + "." + seg("sig")
+			writeJSON(success, `{"error": false, "status": "SUCCESS", "data": {"access_token": "`+tok+`"}}`)
+		default:
+			writeJSON(success, `{"success": true, "token": "tok", "dtsExpiry": `+q+`, "userId": `+q+`}`)
+		}
+	case "failure-2xx":
+		switch provider {
+		case providertest.Partner:
+			writeJSON(success, `{"statusCode": "Error", "error": {"message": `+q+`}}`)
+		case providertest.AML:
+			writeJSON(success, `{"error": `+jsonString("Lk"+p.core)+`, "status": "FAIL"}`)
+		default:
+			writeJSON(success, `{"success": false, "message": `+q+`}`)
+		}
+	case "token-is-sentinel": // a usable token: stored, never shown
+		switch provider {
+		case providertest.AML:
+			writeJSON(success, `{"error": false, "status": "SUCCESS", "data": {"access_token": `+q+`}}`)
+		default:
+			writeJSON(success, `{"success": true, "token": `+q+`, "dtsExpiry": "`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`", "userId": "u1"}`)
+		}
+	case "redirect":
+		w.Header().Set("Location", "https://evil.example.com/"+p.core+"?next="+p.core)
+		write(http.StatusTemporaryRedirect, "text/html", text)
+	case "truncated":
+		w.Header().Set("Content-Length", "100000")
+		writeJSON(success, `{"success": true, "token": `+q)
+	case "garbage":
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			panic(http.ErrAbortHandler)
+		}
+		conn, buf, err := hj.Hijack()
+		if err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		_, _ = buf.WriteString("Lk" + p.core + " " + text + "\r\n\r\n")
+		_ = buf.Flush()
+		_ = conn.Close()
+	case "huge":
+		writeJSON(success, strings.Repeat(text, (2<<20)/len(text)))
+	case "id-reason": // identifier-shaped, in the fields the partner client may quote
+		id := jsonString("LkId" + p.idCore)
+		if strings.HasSuffix(r.URL.Path, "/400/login") {
+			writeJSON(http.StatusBadRequest, `{"statusCode": "Error", "error": {"name": "InvalidRequestFormatError", "details": [{"info": {"missingProperty": `+id+`}}]}}`)
+			return
+		}
+		writeJSON(http.StatusUnauthorized, `{"statusCode": "Error", "error": {"name": "AuthenticationError", "details": {"reason": `+id+`}}}`)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestProviderBodiesNeverLeak: whatever a provider answers (error statuses
+// with bodies, HTML, success shapes without or with unusable tokens,
+// redirects, truncated and malformed HTTP, huge bodies, and a usable token
+// that is itself the sentinel), no part of its body or headers reaches a
+// TokenRequest's status, an event or a log line.
+func TestProviderBodiesNeverLeak(t *testing.T) {
+	t.Parallel()
+	leaky, srv := newLeakyProvider(t)
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) { r.Providers = testRegistry(3 * time.Second) })
+	all := []string{providertest.AML, providertest.AmpliFi, providertest.Partner}
+	type probe struct{ name, provider, mode, endpoint string }
+	var probes []probe
+	add := func(mode string, provs ...string) {
+		for _, prov := range provs {
+			name := strings.ToLower(mode + "-" + prov)
+			probes = append(probes, probe{name: name, provider: prov, mode: mode, endpoint: srv.URL + "/" + mode})
+		}
+	}
+	for _, status := range []int{400, 401, 403, 404, 409, 422, 429, 500, 503} {
+		add(fmt.Sprintf("status-%d", status), all...)
+	}
+	for _, mode := range []string{"html", "no-token", "bad-token", "bad-expiry", "failure-2xx", "redirect", "truncated", "garbage", "huge"} {
+		add(mode, all...)
+	}
+	add("token-is-sentinel", providertest.AML, providertest.AmpliFi)
+
+	for _, p := range all {
+		e.createSecret(p+"-creds", credsFor(p))
+	}
+	for _, p := range probes {
+		e.createTokenRequest(p.name, p.provider, p.provider+"-creds", withEndpoint(p.endpoint))
+	}
+	for _, p := range probes {
+		eventually(t, readyTimeout, func() error {
+			if c := readyCondition(e.tokenRequest(p.name)); c == nil {
+				return fmt.Errorf("%s: no Ready condition yet", p.name)
+			}
+			return nil
+		})
+		want := "Warning/"
+		if p.mode == "token-is-sentinel" {
+			want = "Normal/TokenRefreshed"
+		}
+		e.waitEvent(p.name, want)
+	}
+	for _, p := range probes {
+		tr := e.tokenRequest(p.name)
+		if c := readyCondition(tr); (c.Status == metav1.ConditionTrue) != (p.mode == "token-is-sentinel") {
+			t.Errorf("%s: Ready %s/%s: %s", p.name, c.Status, c.Reason, c.Message)
+		}
+	}
+	if tok := e.token("token-is-sentinel-aml"); !strings.Contains(tok, leaky.core) {
+		t.Fatalf("the sentinel token was not stored: the success path did not run")
+	}
+
+	list := &tokensyncv1alpha1.TokenRequestList{}
+	if err := k8sClient.List(e.ctx(), list, client.InNamespace(e.ns)); err != nil {
+		t.Fatal(err)
+	}
+	statuses, _ := json.Marshal(list)
+	var events strings.Builder
+	for _, p := range probes {
+		fmt.Fprintln(&events, strings.Join(e.events(p.name), "\n"))
+	}
+	logs := testLogs.String()
+	if !strings.Contains(logs, "Login failed") || !strings.Contains(events.String(), "InvalidResponse") {
+		t.Fatal("the failure paths did not run, or the log capture does not work")
+	}
+	for what, text := range map[string]string{"statuses": string(statuses), "events": events.String(), "logs": logs} {
+		if i := strings.Index(text, leaky.core); i >= 0 {
+			t.Errorf("%s contain part of a provider's answer: ...%s...", what, text[max(0, i-200):min(len(text), i+100)])
+		}
+	}
+}
+
+// TestPartnerQuotesOnlyIdentifiers documents the one exception to
+// TestProviderBodiesNeverLeak, made by the partner client on purpose: from
+// a 400 or 401 answer it quotes missingProperty and reason values, when
+// they are short identifiers ([A-Za-z0-9_.-], at most 64 characters) that
+// echo no credential, so users see "AccessKeyUnauthorized". Nothing else of
+// those answers appears.
+func TestPartnerQuotesOnlyIdentifiers(t *testing.T) {
+	t.Parallel()
+	leaky, srv := newLeakyProvider(t)
+	e := newEnv(t)
+	e.createSecret("partner-creds", partnerCreds)
+	e.createTokenRequest("reason-401", providertest.Partner, "partner-creds", withEndpoint(srv.URL+"/id-reason/401"))
+	e.createTokenRequest("missing-400", providertest.Partner, "partner-creds", withEndpoint(srv.URL+"/id-reason/400"))
+	id := "LkId" + leaky.idCore
+	for name, want := range map[string]string{
+		"reason-401":  "HTTP 401, reason " + id + ")",
+		"missing-400": `it lacks the property "` + id + `"`,
+	} {
+		var c *metav1.Condition
+		eventually(t, readyTimeout, func() error {
+			if c = readyCondition(e.tokenRequest(name)); c == nil || c.Status != metav1.ConditionFalse {
+				return fmt.Errorf("%s: Ready %+v", name, c)
+			}
+			return nil
+		})
+		if !strings.Contains(c.Message, want) {
+			t.Errorf("%s: message %q does not quote the identifier as %q", name, c.Message, want)
+		}
+		if strings.Count(c.Message, leaky.idCore) != 1 {
+			t.Errorf("%s: message %q quotes the answer more than once", name, c.Message)
+		}
+	}
+}

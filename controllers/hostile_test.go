@@ -1,0 +1,266 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/endpointpolicy"
+	"github.com/tokensync/tokensync/providers/providertest"
+)
+
+// createSecretData creates a Secret from raw bytes (StringData cannot carry
+// bytes that are not UTF-8).
+func (e *env) createSecretData(name string, data map[string][]byte) {
+	e.t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}, Data: data}
+	if err := k8sClient.Create(e.ctx(), s); err != nil {
+		e.t.Fatalf("create Secret %s: %v", name, err)
+	}
+}
+
+// hugeValue is a credential value near the 1 MiB limit of a Secret.
+var hugeValue = strings.Repeat("x", 1<<20-4<<10)
+
+type hostileCreds struct {
+	name     string
+	provider string
+	data     map[string]string
+	// key is the credentials key the message must name, quoted as written.
+	key string
+}
+
+// TestHostileCredentials: credentials Secrets with missing keys, empty or
+// blank values, bytes that are not UTF-8, and malformed credentials.json
+// give Ready=False InvalidCredentials naming the key, and not a single
+// request: the provider's Validate catches them. The manager keeps working.
+func TestHostileCredentials(t *testing.T) {
+	t.Parallel()
+	binary := "\xff\xfe\x00\x80\xc3\x28junk"
+	nested := `{"channel":"test","deviceTag":"t","deviceData":{"a":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}}`
+	cases := []hostileCreds{
+		{"no-keys", providertest.AML, map[string]string{}, `"email"`},
+		{"missing-password", providertest.AML, map[string]string{"email": "ops@example.com"}, `"password"`},
+		{"missing-email", providertest.AML, map[string]string{"password": "correct-horse"}, `"email"`},
+		{"keys-in-wrong-case", providertest.AML, map[string]string{"Email": "ops@example.com", "Password": "correct-horse"}, `"email"`},
+		{"empty-email", providertest.AML, map[string]string{"email": "", "password": "correct-horse"}, `"email"`},
+		{"blank-password", providertest.AML, map[string]string{"email": "ops@example.com", "password": " \t\r\n "}, `"password"`},
+		{"binary-password", providertest.AML, map[string]string{"email": "ops@example.com", "password": binary}, `"password"`},
+		{"binary-email", providertest.AML, map[string]string{"email": binary, "password": "correct-horse"}, `"email"`},
+
+		{"missing-secret", providertest.Partner, map[string]string{"accessKey": "ak-1"}, `"secret"`},
+		{"missing-access-key", providertest.Partner, map[string]string{"secret": "s3cr3t-value"}, `"accessKey"`},
+		{"empty-access-key", providertest.Partner, map[string]string{"accessKey": "", "secret": "s3cr3t-value"}, `"accessKey"`},
+		{"binary-secret", providertest.Partner, map[string]string{"accessKey": "ak-1", "secret": binary}, `"secret"`},
+
+		{"json-truncated", providertest.AmpliFi, map[string]string{"credentials.json": `{"channel": "internet", "userName": "ali"`}, `"credentials.json"`},
+		{"json-array", providertest.AmpliFi, map[string]string{"credentials.json": `[{"channel": "test", "deviceTag": "t"}]`}, `"credentials.json"`},
+		{"json-empty", providertest.AmpliFi, map[string]string{"credentials.json": ""}, `"credentials.json"`},
+		{"json-binary", providertest.AmpliFi, map[string]string{"credentials.json": binary}, `"credentials.json"`},
+		{"json-comment-only", providertest.AmpliFi, map[string]string{"credentials.json": "// {\"channel\": \"test\"}"}, `"credentials.json"`},
+		{"json-nested-too-deep", providertest.AmpliFi, map[string]string{"credentials.json": nested}, `"credentials.json"`},
+		{"json-and-flat-keys", providertest.AmpliFi, map[string]string{"credentials.json": `{"channel": "test", "deviceTag": "t"}`, "channel": "test"}, `"credentials.json"`},
+		{"json-without-channel", providertest.AmpliFi, map[string]string{"credentials.json": `{"userName": "ali", "password": "pw"}`}, `field "channel" of credentials.json`},
+		{"json-field-not-string", providertest.AmpliFi, map[string]string{"credentials.json": `{"channel": "internet", "userName": "ali", "password": 12345678}`}, `field "password" of credentials.json`},
+		{"flat-unknown-channel", providertest.AmpliFi, map[string]string{"channel": "carrier-pigeon"}, `key "channel"`},
+		{"flat-missing-field", providertest.AmpliFi, map[string]string{"channel": "internet", "userName": "ali"}, `key "password"`},
+		{"flat-blank-field", providertest.AmpliFi, map[string]string{"channel": "internet", "userName": "ali", "password": "  "}, `key "password"`},
+		{"flat-device-data-not-object", providertest.AmpliFi, map[string]string{"channel": "test", "deviceTag": "t", "deviceData": "not json"}, `key "deviceData"`},
+		{"flat-binary-field", providertest.AmpliFi, map[string]string{"channel": "test", "deviceTag": binary}, `key "deviceTag"`},
+	}
+	e := newEnv(t)
+	for _, c := range cases {
+		data := map[string][]byte{}
+		for k, v := range c.data {
+			data[k] = []byte(v)
+		}
+		e.createSecretData(c.name+"-creds", data)
+		e.createTokenRequest(c.name, c.provider, c.name+"-creds")
+	}
+	// A well-formed TokenRequest in the same namespace: the manager survived.
+	e.createSecret("good-creds", partnerCreds)
+	e.createTokenRequest("good", providertest.Partner, "good-creds")
+
+	for _, c := range cases {
+		t.Run(c.provider+"/"+c.name, func(t *testing.T) {
+			e := e.in(t)
+			tr := e.waitCondition(c.name, metav1.ConditionFalse, tokensyncv1alpha1.ReasonInvalidCredentials)
+			msg := readyCondition(tr).Message
+			if !strings.Contains(msg, c.key) {
+				t.Errorf("message %q does not name the key %s", msg, c.key)
+			}
+			if !strings.Contains(msg, `credentials Secret "`+c.name+`-creds"`) {
+				t.Errorf("message %q does not name the credentials Secret", msg)
+			}
+			for k, v := range c.data {
+				// The channel is a documented name, quoted on purpose.
+				if k != "channel" && len(v) >= 4 && strings.Contains(msg, v) {
+					t.Errorf("message %q quotes a credential value", msg)
+				}
+			}
+		})
+	}
+	e.waitReady("good")
+	if n := fakeAttempts(e); n != 1 {
+		t.Errorf("the fake saw %d requests, want 1 (the good TokenRequest): certainly wrong credentials were sent", n)
+	}
+}
+
+// TestHugeCredentials: values near the 1 MiB Secret limit. The providers'
+// checks (providers.RequireKeys) bound no sizes, so such credentials are not
+// "certainly wrong" to them and one login request is sent; the fake then
+// refuses them as a real provider would. The condition names what to check,
+// never quotes the value, and the authentication backoff (a minute) keeps
+// it to that one request. When the providers refuse oversized values
+// before sending, this test should expect InvalidCredentials and no request.
+func TestHugeCredentials(t *testing.T) {
+	t.Parallel()
+	cases := []hostileCreds{
+		{"huge-password", providertest.AML, map[string]string{"email": "ops@example.com", "password": hugeValue}, "password"},
+		{"huge-secret", providertest.Partner, map[string]string{"accessKey": "ak-1", "secret": hugeValue}, "secret"},
+		{"huge-credentials-json", providertest.AmpliFi, map[string]string{"credentials.json": `{"channel": "test", "deviceTag": "` + hugeValue + `"}`}, "channel's fields"},
+	}
+	e := newEnv(t,
+		providertest.WithValid(providertest.AML, amlCreds),
+		providertest.WithValid(providertest.Partner, partnerCreds),
+		providertest.WithValid(providertest.AmpliFi, map[string]string{"channel": "test", "deviceTag": "tag-1"}))
+	for _, c := range cases {
+		e.createSecret(c.name+"-creds", c.data)
+		e.createTokenRequest(c.name, c.provider, c.name+"-creds")
+	}
+	for _, c := range cases {
+		t.Run(c.provider+"/"+c.name, func(t *testing.T) {
+			e := e.in(t)
+			tr := e.waitCondition(c.name, metav1.ConditionFalse, tokensyncv1alpha1.ReasonAuthenticationFailed)
+			msg := readyCondition(tr).Message
+			if !strings.Contains(msg, c.key) {
+				t.Errorf("message %q does not say to check %s", msg, c.key)
+			}
+			if strings.Contains(msg, "xxxx") {
+				t.Errorf("message quotes the credential")
+			}
+		})
+	}
+	// One request each, then the one-minute authentication backoff.
+	consistently(t, 3*time.Second, func() error {
+		for _, c := range cases {
+			if n := e.fake.Attempts(c.provider); n != 1 {
+				return fmt.Errorf("%s: %d requests with the same huge credentials, want 1", c.provider, n)
+			}
+		}
+		return nil
+	})
+}
+
+// TestAdmissionRejectsHostileInput adds to TestAdmissionRejectsWrongTokenRequests
+// the hostile spellings: other schemes, unescaped IPv6 zones, whitespace and
+// control characters anywhere, and unicode in names.
+func TestAdmissionRejectsHostileInput(t *testing.T) {
+	ns := newNamespace(t)
+	const (
+		scheme  = "spec.endpoint must be an absolute URL starting with http:// or https://"
+		space   = "spec.endpoint must not contain whitespace or control characters"
+		host    = "spec.endpoint must be a valid URL with a host name"
+		pattern = "in body should match"
+	)
+	endpoint := func(ep string) map[string]any {
+		return validSpec(func(s map[string]any) { s["endpoint"] = ep })
+	}
+	tests := []struct {
+		name string
+		spec map[string]any
+		obj  string // the TokenRequest's name, "x" when empty
+		want string
+	}{
+		{name: "javascript scheme", spec: endpoint("javascript:alert(1)"), want: scheme},
+		{name: "javascript scheme with slashes", spec: endpoint("javascript://partner.example.com/%0aalert(1)"), want: scheme},
+		{name: "data scheme", spec: endpoint("data:text/html,<script>alert(1)</script>"), want: scheme},
+		{name: "upper-case scheme", spec: endpoint("HTTPS://partner.example.com"), want: scheme},
+		{name: "scheme without slashes", spec: endpoint("https:partner.example.com"), want: scheme},
+		{name: "leading space", spec: endpoint(" https://partner.example.com"), want: space},
+		{name: "space in host", spec: endpoint("https://partner .example.com"), want: space},
+		{name: "trailing tab", spec: endpoint("https://partner.example.com\t"), want: space},
+		{name: "newline", spec: endpoint("https://partner.example.com/\nHost: evil"), want: space},
+		{name: "NUL", spec: endpoint("https://partner.example.com/\x00"), want: space},
+		{name: "DEL", spec: endpoint("https://partner.example.com/\x7f"), want: space},
+		{name: "IPv6 zone not escaped", spec: endpoint("https://[fe80::1%eth0]/"), want: host},
+		{name: "no host", spec: endpoint("http:///login"), want: host},
+		{name: "backslash user-info trick", spec: endpoint(`https://partner.example.com\@evil.example.com`), want: "must not contain user-info"},
+		{name: "unicode TokenRequest name", spec: validSpec(nil), obj: "tökén", want: "a lowercase RFC 1123 subdomain"},
+		{name: "unicode secretName", spec: validSpec(func(s map[string]any) { s["secretName"] = "tökén" }), want: "spec.secretName " + pattern},
+		{name: "zero-width space in credentials name", spec: validSpec(func(s map[string]any) {
+			s["credentialsSecretRef"] = map[string]any{"name": "creds\u200b"}
+		}), want: "spec.credentialsSecretRef.name " + pattern},
+		{name: "right-to-left override in secretName", spec: validSpec(func(s map[string]any) { s["secretName"] = "token\u202egnp" }), want: "spec.secretName " + pattern},
+		{name: "unicode label value", spec: validSpec(func(s map[string]any) {
+			s["secretTemplate"] = map[string]any{"labels": map[string]any{"team": "zahlungsverkehr-ä"}}
+		}), want: "spec.secretTemplate.labels.team " + pattern},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := tt.obj
+			if name == "" {
+				name = "x"
+			}
+			err := k8sClient.Create(context.Background(), tokenRequest(ns, name, tt.spec), client.DryRunAll, client.FieldValidation("Strict"))
+			if err == nil {
+				t.Fatalf("accepted, want rejection containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("message %q does not contain %q", err.Error(), tt.want)
+			}
+		})
+	}
+}
+
+// TestHostileEndpointsRefusedBeforeAnyRequest: endpoints the CRD admits but
+// no provider lives at (unicode hosts, IPv6 zones, out-of-range ports,
+// dot segments, backslashes, numeric hosts) are refused by the operator's
+// endpoint policy, with nothing dialed. A case the CRD starts rejecting
+// needs no policy check and is skipped.
+func TestHostileEndpointsRefusedBeforeAnyRequest(t *testing.T) {
+	t.Parallel()
+	const dnsName = "is not a valid DNS name or IP address"
+	cases := []refusal{
+		{name: "ipv6-zone", provider: providertest.Partner, endpoint: "https://[fe80::1%25eth0]/", message: "IPv6 zones are not allowed"},
+		{name: "zero-width-space", provider: providertest.Partner, endpoint: "https://partner\u200b.example.com", message: dnsName},
+		{name: "cyrillic-homograph", provider: providertest.Partner, endpoint: "https://\u0440artner.example.com", message: dnsName},
+		{name: "emoji-host", provider: providertest.AmpliFi, endpoint: "https://\U0001F600.example.com", message: dnsName},
+		{name: "no-break-space", provider: providertest.AmpliFi, endpoint: "https://partner.example.com\u00a0", message: dnsName},
+		{name: "port-out-of-range", provider: providertest.AML, endpoint: "https://aml.example.com:99999", message: `port "99999" is out of range`},
+		{name: "encoded-dot-segments", provider: providertest.AML, endpoint: "https://aml.example.com/v1/..%2f..%2finternal", message: `"." and ".." segments`},
+		{name: "backslash-path", provider: providertest.AML, endpoint: `https://aml.example.com/v1\..\internal`, message: "backslashes are not allowed"},
+		{name: "octal-ipv4", provider: providertest.Partner, endpoint: "http://0251.0376.0251.0376", message: "non-standard form"},
+		{name: "short-ipv4", provider: providertest.Partner, endpoint: "http://127.1", message: "non-standard form"},
+	}
+	var admitted []refusal
+	for _, c := range cases {
+		obj := tokenRequest("default", c.name, validSpec(func(s map[string]any) { s["endpoint"] = c.endpoint }))
+		if err := k8sClient.Create(context.Background(), obj, client.DryRunAll); err != nil {
+			t.Logf("%s: the CRD now rejects %q: %v", c.name, c.endpoint, err)
+			continue
+		}
+		admitted = append(admitted, c)
+	}
+	dials := &dialLog{}
+	policy, err := endpointpolicy.Parse("", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
+		r.EndpointPolicy = policy
+		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)}))
+	})
+	expectRefusals(t, e, dials, admitted)
+	if d := dials.all(); len(d) != 0 {
+		t.Errorf("dialed %v", d)
+	}
+}

@@ -1,0 +1,107 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/providertest"
+)
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count file descriptors: %v", err)
+	}
+	return len(entries)
+}
+
+// TestNoLeaksAcrossFailingLogins: 200 logins through the operator's HTTP
+// client (providers.NewHTTPClient with DialControl) against the fake, with
+// failures of every kind mixed in (5xx with Retry-After, connection resets,
+// hangs past the timeout, malformed, huge, empty and redirecting answers).
+// Afterwards goroutines and file descriptors return to where they were.
+//
+// Not parallel: counts are process-wide, and sequential tests run before
+// the parallel ones start.
+func TestNoLeaksAcrossFailingLogins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200 logins")
+	}
+	fake := providertest.Start(t)
+	httpClient := providers.NewHTTPClient(providers.ClientOptions{Timeout: 400 * time.Millisecond, DialControl: policyDialControl(nil)})
+	registry := registryWith(httpClient)
+	creds := map[string]providers.Credentials{}
+	for _, p := range []string{providertest.AML, providertest.AmpliFi, providertest.Partner} {
+		creds[p] = providers.Credentials{}
+		for k, v := range credsFor(p) {
+			creds[p][k] = []byte(v)
+		}
+	}
+	settle := func() {
+		httpClient.CloseIdleConnections()
+		runtime.GC()
+	}
+	settle()
+	baseGoroutines, baseFDs := runtime.NumGoroutine(), openFDs(t)
+
+	ctx := context.Background()
+	kinds := map[providers.ErrorKind]int{}
+	var ok, peakGoroutines int
+	for i := range 200 {
+		p := []string{providertest.AML, providertest.AmpliFi, providertest.Partner}[i%3]
+		hang := false
+		switch i % 10 {
+		case 3:
+			fake.FailNextWith(p, 1, providertest.Failure{Status: http.StatusServiceUnavailable, RetryAfter: "1"})
+		case 4:
+			fake.FailNextWith(p, 1, providertest.Failure{Fault: providertest.ResetConnection})
+		case 5:
+			hang = true
+			fake.Hang(p, true)
+		case 6:
+			fake.FailNextWith(p, 1, providertest.Failure{Fault: providertest.HugeBody})
+		case 7:
+			fake.FailNextWith(p, 1, providertest.Failure{Fault: providertest.NotJSON})
+		case 8:
+			fault := providertest.EmptyBody
+			if i%20 == 8 {
+				fault = providertest.Redirect
+			}
+			fake.FailNextWith(p, 1, providertest.Failure{Fault: fault})
+		}
+		_, err := registry[p].Provider.Login(ctx, fake.URL(), creds[p])
+		if hang {
+			fake.Hang(p, false)
+		}
+		if err != nil {
+			kinds[providers.KindOf(err)]++
+		} else {
+			ok++
+		}
+		peakGoroutines = max(peakGoroutines, runtime.NumGoroutine())
+	}
+	// 6 in 10 fail: 503, reset and hang are transient, the rest invalid answers.
+	if ok != 80 || kinds[providers.ProviderUnavailable] != 60 || kinds[providers.InvalidResponse] != 60 {
+		t.Fatalf("%d logins succeeded, failures by kind %v; want 80, and 60 ProviderUnavailable and 60 InvalidResponse", ok, kinds)
+	}
+
+	var goroutines, fds int
+	eventually(t, 30*time.Second, func() error {
+		settle()
+		goroutines, fds = runtime.NumGoroutine(), openFDs(t)
+		if goroutines > baseGoroutines+3 || fds > baseFDs+2 {
+			return fmt.Errorf("%d goroutines (baseline %d, peak %d) and %d file descriptors (baseline %d) after 200 logins",
+				goroutines, baseGoroutines, peakGoroutines, fds, baseFDs)
+		}
+		return nil
+	})
+	t.Logf("goroutines: baseline %d, peak %d, after %d; file descriptors: baseline %d, after %d", baseGoroutines, peakGoroutines, goroutines, baseFDs, fds)
+}

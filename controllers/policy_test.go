@@ -1,0 +1,228 @@
+package controllers
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/endpointpolicy"
+	"github.com/tokensync/tokensync/providers/providertest"
+)
+
+// refusal is one TokenRequest the endpoint policy must refuse.
+type refusal struct {
+	name, provider, endpoint string
+	// message is part of the condition message.
+	message string
+	// dialed is the address the HTTP client tried (and DialControl
+	// refused) when the refusal comes from the dialed address; "" when
+	// nothing may be dialed at all.
+	dialed string
+}
+
+// expectRefusals creates each TokenRequest and checks it ends Ready=False
+// EndpointNotAllowed with a Warning event, and that nothing was dialed but
+// the refused addresses and the fake (for the tests' positive controls).
+func expectRefusals(t *testing.T, e *env, dials *dialLog, cases []refusal) {
+	t.Helper()
+	for _, c := range cases {
+		if _, err := e.secret(c.provider + "-creds"); err != nil {
+			e.createSecret(c.provider+"-creds", credsFor(c.provider))
+		}
+		e.createTokenRequest(c.name, c.provider, c.provider+"-creds", withEndpoint(c.endpoint))
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := e.in(t)
+			tr := e.waitCondition(c.name, metav1.ConditionFalse, tokensyncv1alpha1.ReasonEndpointNotAllowed)
+			if msg := readyCondition(tr).Message; !strings.Contains(msg, c.message) {
+				t.Errorf("message %q does not contain %q", msg, c.message)
+			}
+			e.waitEvent(c.name, "Warning/EndpointNotAllowed")
+			if c.dialed != "" && !slices.Contains(dials.all(), c.dialed) {
+				t.Errorf("DialControl never saw %s (dialed %v)", c.dialed, dials.all())
+			}
+		})
+	}
+	allowed := map[string]bool{}
+	for _, c := range cases {
+		allowed[c.dialed] = true
+	}
+	for _, a := range dials.all() {
+		if !allowed[a] && a != e.fake.Addr() {
+			t.Errorf("dialed %s: a refused endpoint was contacted", a)
+		}
+	}
+}
+
+// fakeAttempts counts the requests the env's fake saw, all providers together.
+func fakeAttempts(e *env) int {
+	return e.fake.Attempts(providertest.AML) + e.fake.Attempts(providertest.AmpliFi) + e.fake.Attempts(providertest.Partner)
+}
+
+// TestEndpointPolicyAllowlist: with --allowed-endpoints, an endpoint outside
+// a provider's entries is refused before any request; one inside works.
+func TestEndpointPolicyAllowlist(t *testing.T) {
+	t.Parallel()
+	dials := &dialLog{}
+	e := newEnvWith(t, func(e *env, r *TokenRequestReconciler) {
+		policy, err := endpointpolicy.Parse("aml="+e.fake.URL()+",partner=https://partner.example.com/v2", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.EndpointPolicy = policy
+		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)}))
+	})
+
+	e.createSecret("aml-creds", amlCreds)
+	e.createTokenRequest("allowed", providertest.AML, "aml-creds")
+	expectRefusals(t, e, dials, []refusal{
+		{name: "not-listed", provider: providertest.Partner, endpoint: e.fake.URL(),
+			message: `is not allowed for provider "partner" by the operator's --allowed-endpoints policy; allowed: https://partner.example.com/v2`},
+		{name: "outside-path-prefix", provider: providertest.Partner, endpoint: "https://partner.example.com/v2ex",
+			message: "allowed: https://partner.example.com/v2"},
+		{name: "other-host", provider: providertest.Partner, endpoint: "https://evil.example.com/v2",
+			message: "allowed: https://partner.example.com/v2"},
+		{name: "other-port", provider: providertest.AML, endpoint: "http://127.0.0.1:1",
+			message: "allowed: " + e.fake.URL()},
+		{name: "dot-segments-out-of-prefix", provider: providertest.Partner, endpoint: "https://partner.example.com/v2/..%2f..%2fadmin",
+			message: `"." and ".." segments are not allowed`},
+	})
+	e.waitReady("allowed")
+	if n := fakeAttempts(e); n != 1 {
+		t.Errorf("the fake saw %d requests, want 1: the allowed endpoint's login only", n)
+	}
+}
+
+// TestEndpointPolicySchemesAndAddresses: without an allowlist, plain http
+// is refused except to loopback, and link-local and cloud metadata
+// addresses are refused in every spelling, before any request. The client
+// is providers.NewHTTPClient with DialControl, as main.go wires it.
+func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
+	t.Parallel()
+	dials := &dialLog{}
+	policy, err := endpointpolicy.Parse("", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
+		r.EndpointPolicy = policy
+		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)}))
+	})
+	e.createSecret("partner-creds", partnerCreds)
+	e.createTokenRequest("loopback-http", providertest.Partner, "partner-creds")
+	const metadata = "link-local and cloud metadata addresses are always refused"
+	expectRefusals(t, e, dials, []refusal{
+		{name: "plain-http", provider: providertest.Partner, endpoint: "http://partner.example.com",
+			message: "plain http:// is only allowed to loopback hosts; use https://"},
+		{name: "plain-http-name-resolving-to-loopback", provider: providertest.Partner, endpoint: "http://partner.tokensync.test:8080",
+			message: "plain http:// is only allowed to loopback hosts"},
+		{name: "metadata-ipv4", provider: providertest.AmpliFi, endpoint: "https://169.254.169.254", message: metadata},
+		{name: "metadata-ipv4-http", provider: providertest.AmpliFi, endpoint: "http://169.254.169.254/latest", message: metadata},
+		{name: "link-local", provider: providertest.AML, endpoint: "https://169.254.10.10:8443", message: metadata},
+		{name: "metadata-ipv6", provider: providertest.AmpliFi, endpoint: "https://[fd00:ec2::254]", message: metadata},
+		{name: "metadata-ipv4-mapped", provider: providertest.Partner, endpoint: "https://[::ffff:169.254.169.254]", message: metadata},
+		{name: "metadata-nat64", provider: providertest.Partner, endpoint: "https://[64:ff9b::a9fe:a9fe]", message: metadata},
+		{name: "metadata-alibaba", provider: providertest.Partner, endpoint: "https://100.100.100.200", message: metadata},
+		{name: "link-local-ipv6", provider: providertest.Partner, endpoint: "https://[fe80::1]", message: metadata},
+		{name: "ipv6-zone", provider: providertest.Partner, endpoint: "https://[fe80::1%25eth0]", message: "IPv6 zones are not allowed"},
+		{name: "hex-ipv4", provider: providertest.Partner, endpoint: "http://0xa9.0xfe.0xa9.0xfe", message: "non-standard form"},
+		{name: "decimal-ipv4", provider: providertest.Partner, endpoint: "http://2852039166", message: "non-standard form"},
+	})
+	e.waitReady("loopback-http")
+	if n := fakeAttempts(e); n != 1 {
+		t.Errorf("the fake saw %d requests, want 1: the loopback endpoint's login only", n)
+	}
+}
+
+// TestDialControlRefusesMetadataAddresses: the second layer on its own.
+// With no policy check (EndpointPolicy nil) the HTTP client main.go builds,
+// providers.NewHTTPClient with endpointpolicy.DialControl, still refuses to
+// connect to a metadata address, and the TokenRequest says why.
+func TestDialControlRefusesMetadataAddresses(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
+		r.EndpointPolicy = nil
+		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: endpointpolicy.DialControl}))
+	})
+	e.createSecret("amplifi-creds", amplifiCreds)
+	cases := map[string]string{"ipv4": "169.254.169.254:443"}
+	if haveIPv6() {
+		cases["ipv6"] = "[fd00:ec2::254]:443"
+	}
+	for name, addr := range cases {
+		e.createTokenRequest(name, providertest.AmpliFi, "amplifi-creds", withEndpoint("https://"+addr))
+	}
+	for name, addr := range cases {
+		tr := e.waitCondition(name, metav1.ConditionFalse, tokensyncv1alpha1.ReasonEndpointNotAllowed)
+		want := fmt.Sprintf("connection to %s refused by the operator's endpoint policy", addr)
+		if msg := readyCondition(tr).Message; !strings.Contains(msg, want) {
+			t.Errorf("%s: message %q does not contain %q", name, msg, want)
+		}
+	}
+	if n := e.fake.Attempts(providertest.AmpliFi); n != 0 {
+		t.Errorf("%d requests reached the fake", n)
+	}
+}
+
+// TestEndpointPolicyChecksTheDialedAddress: a DNS name that resolves to a
+// link-local or metadata address is refused when dialing, in IPv4, IPv6 and
+// IPv4-mapped form; --allow-insecure-http allows plain http to a
+// non-loopback name but never to a metadata address. Names are answered by
+// an in-process DNS server: no query leaves the machine.
+func TestEndpointPolicyChecksTheDialedAddress(t *testing.T) {
+	t.Parallel()
+	dns := startFakeDNS(t, map[string][]netip.Addr{
+		"partner.tokensync.test":  {netip.MustParseAddr("127.0.0.1")},
+		"metadata.tokensync.test": {netip.MustParseAddr("169.254.169.254")},
+		"aws6.tokensync.test":     {netip.MustParseAddr("fd00:ec2::254")},
+		"mapped.tokensync.test":   {netip.MustParseAddr("::ffff:169.254.169.254")},
+		"169.254.169.254.nip.io":  {netip.MustParseAddr("169.254.169.254")},
+	})
+	dials := &dialLog{}
+	policy, err := endpointpolicy.Parse("", true) // --allow-insecure-http
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
+		r.EndpointPolicy = policy
+		r.Providers = registryWith(resolvingClient(5*time.Second, dns.resolver(), policyDialControl(dials)))
+	})
+	port := strings.TrimPrefix(e.fake.URL(), "http://127.0.0.1:")
+	e.createSecret("partner-creds", partnerCreds)
+	e.createTokenRequest("insecure-http-by-name", providertest.Partner, "partner-creds", withEndpoint("http://partner.tokensync.test:"+port))
+	const dialRefused = "refused by the operator's endpoint policy: link-local and cloud metadata addresses are always refused"
+	cases := []refusal{
+		{name: "name-to-metadata", provider: providertest.Partner, endpoint: "https://metadata.tokensync.test",
+			message: "connection to 169.254.169.254:443 " + dialRefused, dialed: "169.254.169.254:443"},
+		{name: "name-to-metadata-http", provider: providertest.Partner, endpoint: "http://metadata.tokensync.test:" + port,
+			message: "connection to 169.254.169.254:" + port + " " + dialRefused, dialed: "169.254.169.254:" + port},
+		{name: "nip-io-style-name", provider: providertest.AML, endpoint: "https://169.254.169.254.nip.io",
+			message: "connection to 169.254.169.254:443 " + dialRefused, dialed: "169.254.169.254:443"},
+		{name: "name-to-ipv4-mapped", provider: providertest.Partner, endpoint: "https://mapped.tokensync.test",
+			message: dialRefused, dialed: "169.254.169.254:443"},
+		{name: "insecure-http-to-metadata-literal", provider: providertest.Partner, endpoint: "http://169.254.169.254",
+			message: "link-local and cloud metadata addresses are always refused"},
+	}
+	if haveIPv6() {
+		cases = append(cases, refusal{name: "name-to-aws-ipv6", provider: providertest.AmpliFi, endpoint: "https://aws6.tokensync.test",
+			message: "connection to [fd00:ec2::254]:443 " + dialRefused, dialed: "[fd00:ec2::254]:443"})
+	}
+	expectRefusals(t, e, dials, cases)
+	// The name that resolves to loopback works over plain http: the
+	// refusals above came from the addresses, not from DNS failing.
+	e.waitReady("insecure-http-by-name")
+	if n := fakeAttempts(e); n != 1 {
+		t.Errorf("the fake saw %d requests, want 1: the login by name", n)
+	}
+	if dns.queries.Load() == 0 {
+		t.Error("the fake DNS server was never asked")
+	}
+}
