@@ -142,9 +142,7 @@ func TestProviderFailureKeepsToken(t *testing.T) {
 	if tr := e.tokenRequest("flaky"); tr.Status.FailedAttempts < 2 {
 		t.Errorf("failedAttempts %d, want it to count the failures", tr.Status.FailedAttempts)
 	}
-	if !hasEvent(e.events("flaky"), "Warning/ProviderUnavailable") {
-		t.Errorf("no Warning ProviderUnavailable event: %v", e.events("flaky"))
-	}
+	e.waitEvent("flaky", "Warning/ProviderUnavailable")
 
 	e.fake.FailEvery(providertest.Partner, 0, providertest.Failure{})
 	tr = e.waitReady("flaky")
@@ -182,9 +180,7 @@ func TestMissingCredentialsThenCreated(t *testing.T) {
 			t.Errorf("message %q does not name %s", msg, want)
 		}
 	}
-	if !hasEvent(e.events("early"), "Warning/CredentialsNotFound") {
-		t.Errorf("no Warning CredentialsNotFound event: %v", e.events("early"))
-	}
+	e.waitEvent("early", "Warning/CredentialsNotFound")
 	retryAt := tr.Status.NextRefreshTime.Time
 
 	e.createSecret("later-creds", map[string]string{"email": "ops@example.com", "password": "correct-horse"})

@@ -55,6 +55,8 @@ func TestNoSecretValueLeaks(t *testing.T) {
 	e.waitReady("partner")
 	tokens = append(tokens, e.token("partner"))
 
+	e.waitEvent("aml-bad", "Warning/AuthenticationFailed")
+	e.waitEvent("partner", "Warning/InvalidResponse")
 	sentinels := append([]string{email, password, key, secret, device}, tokens...)
 	for _, tok := range tokens {
 		if tok == "" {
