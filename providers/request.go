@@ -264,8 +264,14 @@ func SafeName(s string, maxLen int) bool {
 	return true
 }
 
-// RequireKeys checks that each key is present in creds, not blank, and
-// UTF-8 text (JSON would silently replace other bytes).
+// MaxCredentialBytes bounds one credential value (and AmpliFi's whole
+// request body). No login credential is that large: a bigger value is
+// certainly wrong and is refused without sending it.
+const MaxCredentialBytes = 64 << 10
+
+// RequireKeys checks that each key is present in creds, not blank, not
+// larger than MaxCredentialBytes, and UTF-8 text (JSON would silently
+// replace other bytes).
 func RequireKeys(creds Credentials, keys ...string) error {
 	for _, k := range keys {
 		v, ok := creds[k]
@@ -274,6 +280,9 @@ func RequireKeys(creds Credentials, keys ...string) error {
 		}
 		if len(bytes.TrimSpace(v)) == 0 {
 			return Errorf(InvalidCredentials, "credentials secret key %s is empty", QuoteKey(k))
+		}
+		if len(v) > MaxCredentialBytes {
+			return Errorf(InvalidCredentials, "credentials secret key %s is larger than 64 KiB, which no login credential is; check its value", QuoteKey(k))
 		}
 		if !utf8.Valid(v) {
 			return Errorf(InvalidCredentials, "credentials secret key %s is not UTF-8 text", QuoteKey(k))

@@ -122,6 +122,14 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 // its schema requires are non-empty strings; other fields pass through.
 // Errors are InvalidCredentials and name keys, never values.
 func RequestBody(creds providers.Credentials) ([]byte, error) {
+	size := 0
+	for _, v := range creds {
+		size += len(v)
+	}
+	if size > providers.MaxCredentialBytes {
+		return nil, providers.Errorf(providers.InvalidCredentials,
+			"the AmpliFi credentials (credentials.json or the channel's fields) are larger than 64 KiB, which no login credential is; check the credentials secret")
+	}
 	fields, source, err := bodyFields(creds)
 	if err != nil {
 		return nil, err
