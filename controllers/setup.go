@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -99,12 +101,49 @@ func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials 
 		// annotations (force-refresh) do.
 		For(&tokensyncv1alpha1.TokenRequest{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.WithPredicates(targetSecretTampered())).
 		WatchesRawSource(source.Kind(credentials, credentialsMeta,
 			handler.TypedEnqueueRequestsFromMapFunc(r.requestsForCredentials),
 			credentialsChanged())).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// targetSecretTampered passes the target Secret events that need a
+// reconcile: deletions, and writes that left no intact token or changed its
+// labels or non-tokensync annotations. The operator's own writes leave an
+// intact token and change only tokensync.io/ annotations; without this
+// filter each of them came back as a second reconcile of the TokenRequest,
+// which, its status not yet in the cache, wrote it again into a conflict.
+func targetSecretTampered() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return !holdsIntactToken(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !holdsIntactToken(e.ObjectNew) ||
+				!maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+				!maps.Equal(foreignAnnotations(e.ObjectOld), foreignAnnotations(e.ObjectNew))
+		},
+	}
+}
+
+func holdsIntactToken(o client.Object) bool {
+	s, ok := o.(*corev1.Secret)
+	if !ok {
+		return false
+	}
+	held, holds := heldTokenIn(s)
+	return holds && held.Intact
+}
+
+// foreignAnnotations are the annotations outside tokensync.io/.
+func foreignAnnotations(o client.Object) map[string]string {
+	out := map[string]string{}
+	for k, v := range o.GetAnnotations() {
+		if !strings.HasPrefix(k, "tokensync.io/") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // credentialsChanged passes creates, deletes and updates that changed the

@@ -109,7 +109,7 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *tokensyncv1a
 	reg, known := r.Providers[provider]
 	targetName := tr.TargetSecretName()
 
-	target, err := r.targetSecret(ctx, tr, targetName, fresh)
+	target, targetFromServer, err := r.targetSecret(ctx, tr, targetName, fresh)
 	if errors.Is(err, errSecretConflict) {
 		return r.failed(ctx, tr, nil, "", tr.Status.LastForceRefresh, outcome{
 			reason: tokensyncv1alpha1.ReasonSecretConflict,
@@ -168,7 +168,10 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *tokensyncv1a
 	if tr.Status.FailedAttempts > 0 && !inputsChanged && tr.Status.NextRefreshTime != nil && now.Before(tr.Status.NextRefreshTime.Time) {
 		return ctrl.Result{RequeueAfter: requeueAfter(now, tr.Status.NextRefreshTime.Time)}, nil
 	}
-	if !fresh {
+	// When the API server itself just said there is no target Secret, a
+	// login is due whatever the cache may still miss of our own writes:
+	// deciding again would only repeat that read (and two more).
+	if !fresh && !(targetFromServer && target == nil) {
 		latest := &tokensyncv1alpha1.TokenRequest{}
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(tr), latest); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -388,28 +391,28 @@ var errSecretConflict = errors.New("secret exists and is not controlled by this 
 // targetSecret returns the target Secret if it exists and this TokenRequest
 // controls it, nil if it does not exist, and errSecretConflict if another
 // owner has it.
-func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, name string, fresh bool) (*corev1.Secret, error) {
+func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, name string, fresh bool) (s *corev1.Secret, fromServer bool, err error) {
 	key := types.NamespacedName{Namespace: tr.Namespace, Name: name}
-	s := &corev1.Secret{}
-	var err error
+	s = &corev1.Secret{}
 	if !fresh {
 		err = r.Get(ctx, key, s)
 	}
 	if fresh || apierrors.IsNotFound(err) {
 		// The cache holds only Secrets labelled as ours; an unlabelled Secret
 		// of that name is visible only to a direct read.
+		fromServer = true
 		err = r.APIReader.Get(ctx, key, s)
 		if apierrors.IsNotFound(err) {
-			return nil, nil
+			return nil, true, nil
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get Secret %q: %w", name, err)
+		return nil, fromServer, fmt.Errorf("get Secret %q: %w", name, err)
 	}
 	if !metav1.IsControlledBy(s, tr) {
-		return nil, errSecretConflict
+		return nil, fromServer, errSecretConflict
 	}
-	return s, nil
+	return s, fromServer, nil
 }
 
 // writeSecret creates or updates the target Secret with content.
@@ -443,7 +446,7 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, tr *tokensyncv
 			return err
 		}
 		// Created meanwhile: ours if a previous attempt's write landed late.
-		existing, err = r.targetSecret(ctx, tr, tr.TargetSecretName(), true)
+		existing, _, err = r.targetSecret(ctx, tr, tr.TargetSecretName(), true)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestTinyBench runs every scenario at the tiny scale, so that the harness
+// cannot rot, and checks the figures that are exact whatever the machine:
+// logins per TokenRequest, logins and writes after a restart and while
+// idle, logins per stored token. It checks no timing: make bench does.
+func TestTinyBench(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := scales["tiny"]
+	rep, err := run(context.Background(), options{scale: sc, root: root, progress: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	rep.writeTable(&table)
+	t.Logf("tiny bench (timings mean nothing at this scale):\n%s", table.String())
+
+	if l := rep.Logins; l.TokenRequests != sc.latencyN+sc.burstN || l.Min != 1 || l.Max != 1 || l.Attempts != l.Logins {
+		t.Errorf("scenarios 1 and 2: %d TokenRequests had %d to %d logins each, %d attempts in all; want %d with exactly 1 login and no failed attempt",
+			l.TokenRequests, l.Min, l.Max, l.Attempts, sc.latencyN+sc.burstN)
+	}
+	if r := rep.Restart; r.TokenRequests != sc.burstN || r.Logins != 0 || r.SecretWrites != 0 || r.TokenRequestWrites != 0 {
+		t.Errorf("restart with %d valid tokens (want %d): %d logins, %d Secret writes, %d TokenRequest writes; want none",
+			r.TokenRequests, sc.burstN, r.Logins, r.SecretWrites, r.TokenRequestWrites)
+	}
+	if i := rep.Idle; i.TokenRequests != sc.burstN || i.Logins != 0 || i.Writes != 0 {
+		t.Errorf("idle with %d TokenRequests (want %d): %d logins, %d writes; want none", i.TokenRequests, sc.burstN, i.Logins, i.Writes)
+	}
+	if m := rep.Memory; m.TokenRequests != sc.burstN || m.Unrelated != sc.unrelatedN || m.HeapBefore <= 0 || m.RSSAfter <= 0 {
+		t.Errorf("memory: %+v, want readings with %d TokenRequests and %d unrelated Secrets", m, sc.burstN, sc.unrelatedN)
+	}
+	// Every TokenRequest holds a short-lived token and then, after the
+	// wind-down, a long-lived one: at least two tokens each.
+	if r := rep.Refresh; r.Tokens < 2*sc.refreshN || r.Logins != r.Tokens || r.Clobbered != 0 || r.Empty != 0 {
+		t.Errorf("refresh: %d logins for %d stored tokens (want equal, at least %d), %d clobbered, %d empty samples; want none",
+			r.Logins, r.Tokens, 2*sc.refreshN, r.Clobbered, r.Empty)
+	}
+	if f := rep.Flaky; f.Tokens < 2*sc.flakyN || f.TotalLogins != f.Tokens || f.Attempts > f.AttemptBound || f.Clobbered != 0 || f.Empty != 0 {
+		t.Errorf("flaky: %d logins for %d stored tokens (want equal, at least %d), %d attempts (bound %d), %d clobbered, %d empty samples; want none",
+			f.TotalLogins, f.Tokens, 2*sc.flakyN, f.Attempts, f.AttemptBound, f.Clobbered, f.Empty)
+	}
+}
+
+// testLog writes the bench's progress lines to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

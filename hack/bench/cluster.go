@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(tokensyncv1alpha1.AddToScheme(scheme))
+}
+
+// cluster is the envtest control plane shared by every scenario of a run.
+type cluster struct {
+	env *envtest.Environment
+	// config is the admin's, without a client-side rate limit.
+	config *rest.Config
+	// client has no client-side rate limit: the bench's own calls must never
+	// be what a figure measures.
+	client client.Client
+	// kubeconfig is the file the manager subprocess reads.
+	kubeconfig string
+	clientset  *kubernetes.Clientset
+}
+
+// startCluster starts kube-apiserver and etcd from KUBEBUILDER_ASSETS (or
+// bin/k8s/ when unset), installs the CRDs and writes a kubeconfig for the
+// manager into dir.
+func startCluster(root, dir string) (*cluster, error) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		dirs, _ := filepath.Glob(filepath.Join(root, "bin", "k8s", "*"))
+		if len(dirs) == 0 {
+			return nil, errors.New("envtest binaries not found: run `make envtest` (or hack/envtest-binaries.sh) first")
+		}
+		sort.Strings(dirs)
+		os.Setenv("KUBEBUILDER_ASSETS", dirs[len(dirs)-1])
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	admin, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("start the control plane: %w", err)
+	}
+	c := &cluster{env: env}
+	fail := func(err error) (*cluster, error) {
+		_ = env.Stop()
+		return nil, err
+	}
+
+	unlimited := rest.CopyConfig(admin)
+	unlimited.QPS, unlimited.Burst = -1, 0
+	unlimited.UserAgent = "tokensync-bench"
+	c.config = unlimited
+	if c.client, err = client.New(unlimited, client.Options{Scheme: scheme}); err != nil {
+		return fail(fmt.Errorf("bench client: %w", err))
+	}
+	if c.clientset, err = kubernetes.NewForConfig(unlimited); err != nil {
+		return fail(fmt.Errorf("bench clientset: %w", err))
+	}
+
+	// The manager runs as its own user, as it would in a cluster, with a
+	// kubeconfig file like any out-of-cluster client.
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "tokensync-manager", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fail(fmt.Errorf("add the manager's user: %w", err))
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return fail(fmt.Errorf("manager kubeconfig: %w", err))
+	}
+	c.kubeconfig = filepath.Join(dir, "manager.kubeconfig")
+	if err := os.WriteFile(c.kubeconfig, kubeconfig, 0o600); err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
+func (c *cluster) stop() error { return c.env.Stop() }
+
+// createNamespace creates a fresh namespace. envtest runs no namespace
+// controller, so namespaces are never deleted: every scenario gets its own.
+func (c *cluster) createNamespace(ctx context.Context, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := c.client.Create(ctx, ns); err != nil {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// requestKey identifies one apiserver_request_total series, less the labels
+// the bench does not distinguish.
+type requestKey struct {
+	verb, resource, subresource, code string
+}
+
+// requestCounts are the API server's own request counters.
+type requestCounts map[requestKey]float64
+
+// requestCounts reads apiserver_request_total from the API server's /metrics.
+// It has no user label, so the bench tells writers apart by what it did
+// itself; in the windows where it writes nothing, every write is the
+// operator's.
+func (c *cluster) requestCounts(ctx context.Context) (requestCounts, error) {
+	raw, err := c.clientset.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the API server's /metrics: %w", err)
+	}
+	counts := requestCounts{}
+	for _, s := range parseMetrics(raw) {
+		if s.name != "apiserver_request_total" {
+			continue
+		}
+		k := requestKey{verb: s.labels["verb"], resource: s.labels["resource"], subresource: s.labels["subresource"], code: s.labels["code"]}
+		counts[k] += s.value
+	}
+	return counts, nil
+}
+
+// since returns the requests made between before and rc.
+func (rc requestCounts) since(before requestCounts) requestCounts {
+	d := requestCounts{}
+	for k, v := range rc {
+		if n := v - before[k]; n != 0 {
+			d[k] = n
+		}
+	}
+	return d
+}
+
+var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPLY": true, "DELETE": true, "DELETECOLLECTION": true}
+
+// writes counts write requests to the given resources (any subresource),
+// failed ones included: a conflict costs the API server as much as a success.
+func (rc requestCounts) writes(resources ...string) int {
+	var n float64
+	for k, v := range rc {
+		if writeVerbs[k.verb] && contains(resources, k.resource) {
+			n += v
+		}
+	}
+	return int(n)
+}
+
+// count counts requests with the given verb on resource/subresource whose
+// status code starts with codePrefix ("" for any).
+func (rc requestCounts) count(verb, resource, subresource, codePrefix string) int {
+	var n float64
+	for k, v := range rc {
+		if k.verb == verb && k.resource == resource && k.subresource == subresource && strings.HasPrefix(k.code, codePrefix) {
+			n += v
+		}
+	}
+	return int(n)
+}
+
+// summary lists the requests on the given resources, one "VERB resource[/sub] code: n" per line.
+func (rc requestCounts) summary(resources ...string) string {
+	var lines []string
+	for k, v := range rc {
+		if !contains(resources, k.resource) || k.verb == "WATCH" {
+			continue
+		}
+		r := k.resource
+		if k.subresource != "" {
+			r += "/" + k.subresource
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %s: %d", k.verb, r, k.code, int(v)))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "; ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,131 @@
+// Command bench measures the tokensync operator against a real control
+// plane (the envtest kube-apiserver and etcd from KUBEBUILDER_ASSETS, or
+// bin/k8s/), the in-process fake providers and the manager binary run as a
+// subprocess, and prints one markdown table: scenario, figure, limit, ratio,
+// target, result. docs/performance.md says what each scenario measures.
+//
+//	go run ./hack/bench --scale=default   # make bench, under 10 minutes on 2 cores
+//	go run ./hack/bench --scale=large     # make bench BENCH_SCALE=large
+//	go run ./hack/bench --manager-flags="--kube-api-qps=200 --kube-api-burst=400"
+//
+// API request counts come from the API server's own apiserver_request_total,
+// logins from the fake providers' counters, CPU time and RSS from /proc, and
+// the heap from the manager's go_memstats_heap_inuse_bytes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	scaleName := flag.String("scale", "default", "Size of the run: default, large or tiny.")
+	managerFlags := flag.String("manager-flags", "", "Extra flags for the manager, space-separated, e.g. \"--kube-api-qps=200 --kube-api-burst=400\".")
+	managerSource := flag.String("manager-source", "", "Build the manager from this source tree instead of the repository's, e.g. a copy with a change to measure.")
+	keepLogs := flag.Bool("keep-logs", false, "Keep the manager's logs and kubeconfig in a temporary directory.")
+	diagnose := flag.Bool("diagnose", false, "Build the manager with pprof and client-go's rate-limiter metrics, save profiles with its logs (implies --keep-logs).")
+	only := flag.String("only", "", "Comma-separated scenarios to run (1-7), e.g. 1,2; scenarios 3-5 also run 2, whose TokenRequests they use. Empty runs all.")
+	loginLatency := flag.Duration("login-latency", 0, "Delay every fake login by this much (sweeps only: the targets assume instant answers).")
+	flag.Parse()
+
+	selected := map[int]bool{}
+	for _, f := range strings.FieldsFunc(*only, func(r rune) bool { return r == ',' || r == ' ' }) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 7 {
+			fmt.Fprintf(os.Stderr, "--only: %q is not a scenario number 1-7\n", f)
+			os.Exit(2)
+		}
+		selected[n] = true
+	}
+
+	sc, err := scaleNamed(*scaleName)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	root, err := repoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	rep, err := run(ctx, options{
+		scale: sc, root: root, managerSource: *managerSource, managerFlags: strings.Fields(*managerFlags),
+		keepLogs: *keepLogs || *diagnose, diagnose: *diagnose, only: selected, loginLatency: *loginLatency, progress: os.Stderr,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+	host, _ := os.Hostname()
+	fmt.Printf("\ntokensync bench, scale %s, %s, %s, %d CPUs, %s; load average %s at the start, %s at the end, %.2f at most; runtime %s\n\n",
+		rep.Scale, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), memTotal(),
+		rep.LoadStart, rep.LoadEnd, rep.LoadMax, rep.Runtime.Round(time.Second))
+	rep.writeTable(os.Stdout)
+	if rep.Latency.N > 0 {
+		fmt.Printf("\nScenario 1, API requests per TokenRequest: %s\n", rep.Latency.Requests)
+		fmt.Printf("Scenario 1, manager: %s\n", rep.Latency.Manager)
+	}
+	if rep.Burst.N > 0 {
+		fmt.Printf("Scenario 2, API requests per TokenRequest: %s\n", rep.Burst.Requests)
+		fmt.Printf("Scenario 2, manager: %s; CPU %s\n", rep.Burst.Manager, secs(rep.Burst.CPU))
+	}
+	if rep.Refresh.N > 0 {
+		fmt.Printf("Scenario 6, manager: %s\n", rep.Refresh.Manager)
+	}
+	if failed := rep.failed(); len(failed) > 0 {
+		fmt.Printf("\n%d target(s) missed: %s\n", len(failed), strings.Join(failed, "; "))
+	}
+	// The bench itself brings the load average to about 1.5 times the
+	// CPUs at its peaks; twice that means another process competed.
+	if rep.LoadMax > 2*float64(runtime.NumCPU()) {
+		fmt.Printf("\nWarning: the machine was busy with other work (load average up to %.2f on %d CPUs); timings and refresh accuracy suffer. Rerun on an idle machine before reading them.\n",
+			rep.LoadMax, runtime.NumCPU())
+	}
+}
+
+// repoRoot is the directory holding go.mod, from the working directory up.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// memTotal is the machine's memory, from /proc/meminfo.
+func memTotal() string {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "memory unknown"
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
+		}
+	}
+	return "memory unknown"
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+)
+
+// plainClient makes, with no operator, the API calls the operator needs for
+// a new TokenRequest once it is created: get the credentials Secret, create
+// the target Secret, update the status and, with event set, record the
+// event the operator records. It is the limit the operator's figures are
+// compared with: the same writes, with none of the operator's watching,
+// caching, queueing or rate limiting.
+type plainClient struct {
+	c client.Client
+	// event adds the operator's TokenRefreshed event to the writes.
+	event bool
+}
+
+func (p plainClient) issue(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) error {
+	creds := &corev1.Secret{}
+	if err := p.c.Get(ctx, client.ObjectKey{Namespace: tr.Namespace, Name: tr.Spec.CredentialsSecretRef.Name}, creds); err != nil {
+		return fmt.Errorf("get credentials Secret: %w", err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	expires := now.Add(time.Hour)
+	token := fakeToken()
+	sum := sha256.Sum256([]byte(token))
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: tr.TargetSecretName(), Namespace: tr.Namespace,
+			Labels: map[string]string{tokensyncv1alpha1.LabelManagedBy: tokensyncv1alpha1.ManagedByValue},
+			Annotations: map[string]string{
+				tokensyncv1alpha1.AnnotationExpiresAt: expires.Format(time.RFC3339),
+				tokensyncv1alpha1.AnnotationProvider:  string(tr.Spec.Provider),
+				"tokensync.io/obtained-at":            now.Format(time.RFC3339),
+				"tokensync.io/credentials-version":    creds.ResourceVersion,
+				"tokensync.io/token-sha256":           hex.EncodeToString(sum[:]),
+			},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{
+			tokensyncv1alpha1.SecretKeyToken:     []byte(token),
+			tokensyncv1alpha1.SecretKeyExpiresAt: []byte(expires.Format(time.RFC3339)),
+		},
+	}
+	if err := controllerutil.SetControllerReference(tr, s, scheme); err != nil {
+		return err
+	}
+	if err := p.c.Create(ctx, s); err != nil {
+		return fmt.Errorf("create Secret: %w", err)
+	}
+	next := metav1.NewTime(expires.Add(-5 * time.Minute))
+	tr.Status = tokensyncv1alpha1.TokenRequestStatus{
+		ObservedGeneration:         tr.Generation,
+		SecretName:                 s.Name,
+		ExpiresAt:                  &metav1.Time{Time: expires},
+		LastRefreshTime:            &metav1.Time{Time: now},
+		NextRefreshTime:            &next,
+		CredentialsResourceVersion: creds.ResourceVersion,
+		Conditions: []metav1.Condition{{
+			Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensyncv1alpha1.ReasonTokenIssued,
+			Message:            fmt.Sprintf("Secret %s holds a valid token until %s", s.Name, expires.Format(time.RFC3339)),
+			ObservedGeneration: tr.Generation, LastTransitionTime: metav1.NewTime(now),
+		}},
+	}
+	if err := p.c.Status().Update(ctx, tr); err != nil {
+		return fmt.Errorf("update status: %w", err)
+	}
+	if !p.event {
+		return nil
+	}
+	ev := &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", tr.Name, time.Now().UnixNano()), Namespace: tr.Namespace},
+		EventTime:  metav1.NewMicroTime(time.Now()), ReportingController: "tokensync", ReportingInstance: "tokensync-bench",
+		Action: "Refresh", Reason: "TokenRefreshed", Type: corev1.EventTypeNormal,
+		Note: fmt.Sprintf("Wrote a new token to Secret %s; it expires at %s", s.Name, expires.Format(time.RFC3339)),
+		Regarding: corev1.ObjectReference{
+			APIVersion: tokensyncv1alpha1.GroupVersion.String(), Kind: "TokenRequest",
+			Namespace: tr.Namespace, Name: tr.Name, UID: tr.UID, ResourceVersion: tr.ResourceVersion,
+		},
+	}
+	if err := p.c.Create(ctx, ev); err != nil {
+		return fmt.Errorf("record event: %w", err)
+	}
+	return nil
+}
+
+// fakeToken is a random token the size of the fake partner API's JWTs.
+func fakeToken() string {
+	b := make([]byte, 300)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"time"
+)
+
+// scale sizes every scenario of a run.
+type scale struct {
+	name string
+
+	// Scenario 1: TokenRequests created one after another.
+	latencyN int
+	// Scenario 2: TokenRequests created at once, by burstCreators clients.
+	burstN, burstCreators int
+	// Scenario 4: how long the operator is watched while idle.
+	idleWindow time.Duration
+	// Scenario 5: unrelated Secrets added to the cluster, their size, and
+	// how long the manager is given to take them in before it is measured.
+	unrelatedN, unrelatedBytes int
+	memorySettle               time.Duration
+	// Scenario 6: short-lived tokens watched over refreshObserve.
+	refreshN                                       int
+	refreshLifetime, refreshBefore, refreshObserve time.Duration
+	// Scenario 7: tokens due for refresh while the provider fails half its
+	// calls for outage. The refresh window (min(refreshBefore, lifetime/3))
+	// is longer than the outage, so the old tokens outlive it.
+	flakyN                                    int
+	flakyLifetime, flakyRefreshBefore, outage time.Duration
+	// timeout bounds each wait for Ready.
+	timeout time.Duration
+}
+
+var scales = map[string]scale{
+	"default": {
+		name:     "default",
+		latencyN: 200, burstN: 1000, burstCreators: 32,
+		idleWindow: time.Minute,
+		unrelatedN: 2000, unrelatedBytes: 100 << 10, memorySettle: 10 * time.Second,
+		refreshN: 200, refreshLifetime: 20 * time.Second, refreshBefore: 10 * time.Second, refreshObserve: 2 * time.Minute,
+		flakyN: 200, flakyLifetime: 240 * time.Second, flakyRefreshBefore: 80 * time.Second, outage: time.Minute,
+		timeout: 10 * time.Minute,
+	},
+	"large": {
+		name:     "large",
+		latencyN: 200, burstN: 5000, burstCreators: 32,
+		idleWindow: time.Minute,
+		unrelatedN: 2000, unrelatedBytes: 100 << 10, memorySettle: 10 * time.Second,
+		refreshN: 200, refreshLifetime: 20 * time.Second, refreshBefore: 10 * time.Second, refreshObserve: 2 * time.Minute,
+		flakyN: 200, flakyLifetime: 240 * time.Second, flakyRefreshBefore: 80 * time.Second, outage: time.Minute,
+		timeout: 30 * time.Minute,
+	},
+	// tiny keeps the harness from rotting (go test): a few TokenRequests per
+	// scenario, short windows; only exact counts are checked at this scale.
+	"tiny": {
+		name:     "tiny",
+		latencyN: 3, burstN: 10, burstCreators: 4,
+		idleWindow: 5 * time.Second,
+		unrelatedN: 20, unrelatedBytes: 100 << 10, memorySettle: 2 * time.Second,
+		refreshN: 3, refreshLifetime: 12 * time.Second, refreshBefore: 10 * time.Second, refreshObserve: 15 * time.Second,
+		flakyN: 3, flakyLifetime: 24 * time.Second, flakyRefreshBefore: 10 * time.Second, outage: 4 * time.Second,
+		timeout: 2 * time.Minute,
+	},
+}
+
+func scaleNamed(name string) (scale, error) {
+	s, ok := scales[name]
+	if !ok {
+		return scale{}, fmt.Errorf("unknown scale %q (want default, large or tiny)", name)
+	}
+	return s, nil
+}
