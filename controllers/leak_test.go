@@ -88,9 +88,12 @@ func TestNoLeaksAcrossFailingLogins(t *testing.T) {
 		}
 		peakGoroutines = max(peakGoroutines, runtime.NumGoroutine())
 	}
-	// 6 in 10 fail: 503, reset and hang are transient, the rest invalid answers.
-	if ok != 80 || kinds[providers.ProviderUnavailable] != 60 || kinds[providers.InvalidResponse] != 60 {
-		t.Fatalf("%d logins succeeded, failures by kind %v; want 80, and 60 ProviderUnavailable and 60 InvalidResponse", ok, kinds)
+	// 6 in 10 fail: 503, reset and hang are transient, the rest invalid
+	// answers, though on a loaded machine the short client timeout may cut
+	// a slow invalid answer first (then it is transient too).
+	if ok != 80 || kinds[providers.ProviderUnavailable]+kinds[providers.InvalidResponse] != 120 ||
+		kinds[providers.ProviderUnavailable] < 60 {
+		t.Fatalf("%d logins succeeded, failures by kind %v; want 80, and 120 ProviderUnavailable or InvalidResponse (at least 60 ProviderUnavailable)", ok, kinds)
 	}
 
 	var goroutines, fds int
