@@ -65,7 +65,6 @@ type bench struct {
 	settings managerSettings
 	started  time.Time
 	rep      *report
-	loadMu   sync.Mutex // guards rep.LoadMax
 }
 
 // managerSettings are the concurrency and client limits the manager runs with.
@@ -81,13 +80,16 @@ func (s managerSettings) String() string {
 
 // run runs every scenario and returns the report.
 func run(ctx context.Context, o options) (rep *report, err error) {
-	b := &bench{opts: o, sc: o.scale, started: time.Now(), rep: &report{Scale: o.scale.name, only: o.only, LoadStart: loadAverage()}}
+	b := &bench{opts: o, sc: o.scale, started: time.Now(), rep: &report{Scale: o.scale.name, only: o.only}}
 	// The bench's own watches log nothing worth reading; without a logger
 	// controller-runtime prints a warning with a stack trace instead.
 	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go b.watchLoad(ctx)
+	neighbourCtx, stopNeighbours := context.WithCancel(ctx)
+	defer stopNeighbours()
+	neighbours := make(chan neighbourWatch, 1)
+	go watchNeighbours(neighbourCtx, neighbours)
 
 	dir, err := os.MkdirTemp("", "tokensync-bench-")
 	if err != nil {
@@ -191,10 +193,9 @@ func run(ctx context.Context, o options) (rep *report, err error) {
 		b.logf("%s done in %s", s.name, time.Since(stepStart).Round(100*time.Millisecond))
 	}
 	b.rep.Runtime = time.Since(b.started)
-	b.rep.LoadEnd = loadAverage()
-	cancel() // stops watchLoad before the report leaves
-	b.loadMu.Lock()
-	defer b.loadMu.Unlock()
+	stopNeighbours()
+	nw := <-neighbours
+	b.rep.NeighboursMean, b.rep.NeighboursPeak = nw.mean, nw.peak
 	return b.rep, nil
 }
 
@@ -226,24 +227,6 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Fields(string(raw))[0]
-}
-
-// watchLoad keeps the highest load average seen during the run.
-func (b *bench) watchLoad(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		if l, err := strconv.ParseFloat(loadAverage(), 64); err == nil {
-			b.loadMu.Lock()
-			b.rep.LoadMax = max(b.rep.LoadMax, l)
-			b.loadMu.Unlock()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 func (b *bench) startManager(ctx context.Context) error {

@@ -70,9 +70,9 @@ func main() {
 		os.Exit(1)
 	}
 	host, _ := os.Hostname()
-	fmt.Printf("\ntokensync bench, scale %s, %s, %s, %d CPUs, %s; load average %s at the start, %s at the end, %.2f at most; runtime %s\n\n",
+	fmt.Printf("\ntokensync bench, scale %s, %s, %s, %d CPUs, %s; other processes used %.0f%% of the CPUs (%.0f%% at most over 5 s); runtime %s\n\n",
 		rep.Scale, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), memTotal(),
-		rep.LoadStart, rep.LoadEnd, rep.LoadMax, rep.Runtime.Round(time.Second))
+		100*rep.NeighboursMean, 100*rep.NeighboursPeak, rep.Runtime.Round(time.Second))
 	rep.writeTable(os.Stdout)
 	if rep.Latency.N > 0 {
 		fmt.Printf("\nScenario 1, API requests per TokenRequest: %s\n", rep.Latency.Requests)
@@ -83,16 +83,15 @@ func main() {
 		fmt.Printf("Scenario 2, manager: %s; CPU %s\n", rep.Burst.Manager, secs(rep.Burst.CPU))
 	}
 	if rep.Refresh.N > 0 {
+		fmt.Printf("Scenario 6, API requests per login (creates included): %s\n", rep.Refresh.Requests)
 		fmt.Printf("Scenario 6, manager: %s\n", rep.Refresh.Manager)
 	}
 	if failed := rep.failed(); len(failed) > 0 {
 		fmt.Printf("\n%d target(s) missed: %s\n", len(failed), strings.Join(failed, "; "))
 	}
-	// The bench itself brings the load average to about 1.5 times the
-	// CPUs at its peaks; twice that means another process competed.
-	if rep.LoadMax > 2*float64(runtime.NumCPU()) {
-		fmt.Printf("\nWarning: the machine was busy with other work (load average up to %.2f on %d CPUs); timings and refresh accuracy suffer. Rerun on an idle machine before reading them.\n",
-			rep.LoadMax, runtime.NumCPU())
+	if rep.NeighboursMean > 0.10 || rep.NeighboursPeak > 0.50 {
+		fmt.Printf("\nWarning: other processes took %.0f%% of the CPUs on average and %.0f%% at their busiest; timings and refresh accuracy suffer. Rerun on an idle machine before reading them.\n",
+			100*rep.NeighboursMean, 100*rep.NeighboursPeak)
 	}
 }
 

@@ -12,10 +12,10 @@ import (
 type report struct {
 	Scale, Settings string
 	Runtime         time.Duration
-	// LoadStart and LoadEnd are the machine's one-minute load average,
-	// LoadMax the highest seen during the run.
-	LoadStart, LoadEnd string
-	LoadMax            float64
+	// NeighboursMean and NeighboursPeak are the share of the machine's CPUs
+	// used by processes outside the bench, over the run and at most over
+	// five seconds.
+	NeighboursMean, NeighboursPeak float64
 	// only lists the scenarios run when not all were.
 	only map[int]bool
 
@@ -79,6 +79,8 @@ type refreshResult struct {
 	// (negative: before it).
 	Earliest, Latest time.Duration
 	Manager          string
+	// Requests are the API requests per login while the window ran.
+	Requests string
 }
 
 type flakyResult struct {
