@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
@@ -54,6 +56,8 @@ func main() {
 		providerTimeout               time.Duration
 		allowedEndpoints, allowedFile string
 		allowInsecureHTTP             bool
+		operatorNamespace             string
+		fingerprintKeySecret          string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (secure) or 127.0.0.1:8080 with --metrics-secure=false; 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP.")
@@ -70,6 +74,8 @@ func main() {
 	flag.StringVar(&allowedEndpoints, "allowed-endpoints", "", "Endpoint allowlist, comma-separated provider=URL-prefix or provider=host entries, e.g. aml=https://api.amlwatcher.com,partner=https://partner.example. A provider without entries accepts any endpoint.")
 	flag.StringVar(&allowedFile, "allowed-endpoints-file", "", "File with one provider=URL-prefix entry per line (# comments), merged with --allowed-endpoints.")
 	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Allow plain http:// endpoints on non-loopback hosts (link-local and cloud metadata addresses stay refused).")
+	flag.StringVar(&operatorNamespace, "operator-namespace", defaultOperatorNamespace(), "Namespace the operator runs in, where it keeps its fingerprint key Secret (default: $POD_NAMESPACE, else the service account's namespace, else tokensync-system).")
+	flag.StringVar(&fingerprintKeySecret, "fingerprint-key-secret", "tokensync-fingerprint-key", "Name of the Secret in --operator-namespace holding the HMAC key that fingerprints credentials (created on first start).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -82,7 +88,7 @@ func main() {
 		leaderElect: leaderElect, leaderElectionID: leaderElectionID, leaderElectionNamespace: leaderElectionNamespace,
 		namespaces: splitList(namespaces), maxConcurrentReconciles: maxConcurrentReconciles, qps: qps, burst: burst,
 		providerTimeout: providerTimeout, allowedEndpoints: allowedEndpoints, allowedEndpointsFile: allowedFile,
-		allowInsecureHTTP: allowInsecureHTTP,
+		allowInsecureHTTP: allowInsecureHTTP, fingerprintKey: types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret},
 	}); err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
@@ -100,6 +106,7 @@ type runConfig struct {
 	providerTimeout                           time.Duration
 	allowedEndpoints, allowedEndpointsFile    string
 	allowInsecureHTTP                         bool
+	fingerprintKey                            types.NamespacedName
 }
 
 func run(c runConfig) error {
@@ -176,6 +183,11 @@ func run(c runConfig) error {
 		Recorder:       mgr.GetEventRecorder("tokensync"),
 		Providers:      registry,
 		EndpointPolicy: policy,
+		FingerprintKey: c.fingerprintKey,
+	}
+	// Fail at start, not at the first login, when the key cannot be had.
+	if err := reconciler.LoadFingerprintKey(context.Background()); err != nil {
+		return fmt.Errorf("%w (does namespace %q exist? set --operator-namespace)", err, c.fingerprintKey.Namespace)
 	}
 	if err := reconciler.SetupWithManager(mgr, credentials, controller.Options{MaxConcurrentReconciles: c.maxConcurrentReconciles}); err != nil {
 		return fmt.Errorf("set up TokenRequest controller: %w", err)
@@ -190,6 +202,20 @@ func run(c runConfig) error {
 	setupLog.Info("Starting manager", "version", version, "namespaces", c.namespaces,
 		"maxConcurrentReconciles", c.maxConcurrentReconciles, "endpointPolicy", policy.String())
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// defaultOperatorNamespace is the pod's namespace: from $POD_NAMESPACE (the
+// manifest sets it), else the service account's, else tokensync-system.
+func defaultOperatorNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return "tokensync-system"
 }
 
 func splitList(s string) []string {

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
 // TestSamplesAreAccepted applies every sample with a server-side dry run:
@@ -194,15 +196,24 @@ func TestAdmissionAcceptsValidShapes(t *testing.T) {
 	}
 }
 
-// TestRefreshBeforeDefault shows the API server applies the 5m default.
-func TestRefreshBeforeDefault(t *testing.T) {
+// TestDefaults: refreshBefore stays unset (the operator's default window
+// differs from any explicit value), and a status the operator has not yet
+// written reads as observedGeneration 0, so GitOps tools see it in progress.
+func TestDefaults(t *testing.T) {
 	ns := newNamespace(t)
 	obj := tokenRequest(ns, "defaults", map[string]any{"provider": "aml", "credentialsSecretRef": map[string]any{"name": "c"}})
 	if err := k8sClient.Create(context.Background(), obj); err != nil {
 		t.Fatal(err)
 	}
-	got, _, _ := unstructured.NestedString(obj.Object, "spec", "refreshBefore")
-	if got != "5m0s" && got != "5m" {
-		t.Fatalf("refreshBefore defaulted to %q, want 5m", got)
+	if got, found, _ := unstructured.NestedString(obj.Object, "spec", "refreshBefore"); found {
+		t.Fatalf("refreshBefore defaulted to %q, want it unset", got)
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(tokensyncv1alpha1.GroupVersion.WithKind("TokenRequest"))
+	if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(obj), u); err != nil {
+		t.Fatal(err)
+	}
+	if og, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); !found || og != 0 || u.GetGeneration() != 1 {
+		t.Fatalf("status.observedGeneration %d (found %v), generation %d; want 0 before the operator acts", og, found, u.GetGeneration())
 	}
 }

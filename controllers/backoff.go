@@ -3,29 +3,47 @@ package controllers
 import (
 	"time"
 
-	"github.com/tokensync/tokensync/providers"
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
-// Retry delays after a failed login. Authentication failures back off much
-// longer: hammering a login with wrong credentials can lock the account.
+// Retry delays after a failure, by class.
 const (
-	backoffBase     = 5 * time.Second
-	backoffCap      = 5 * time.Minute
-	authBackoffBase = time.Minute
-	authBackoffCap  = time.Hour
+	// The fast class heals by itself: the provider is down or slow (5xx,
+	// 408, 429, network errors, timeouts), or a Secret write was refused.
+	backoffBase = 5 * time.Second
+	backoffCap  = 5 * time.Minute
+	// The slow class will not heal by itself: the provider rejected the
+	// credentials or the request (every 4xx but 408 and 429). Retrying fast
+	// would only lock an account or fill the provider's logs. A 2xx answer
+	// the provider does not document (InvalidResponse) stays in the fast
+	// class: a truncated or garbled answer is as often a passing fault.
+	slowBackoffBase = time.Minute
+	slowBackoffCap  = time.Hour
+	// maxRetryAfter is the longest provider Retry-After honoured as given.
+	maxRetryAfter = time.Hour
 	// backoffJitter is the largest share by which a delay is shortened, so
 	// TokenRequests that failed together do not retry together.
 	backoffJitter = 0.25
 )
 
-// backoffFor returns how long to wait before the next login after the
-// attempts-th consecutive failure of the given kind: exponential from the
-// base, capped, shortened by up to 25% with jitter (a fraction in [0,1)).
-// A provider's Retry-After is honoured when it asks for longer, within the cap.
-func backoffFor(kind providers.ErrorKind, attempts int32, jitter float64, retryAfter time.Duration) time.Duration {
+// slowClass reports whether a failure reason belongs to the slow class.
+func slowClass(reason string) bool {
+	switch reason {
+	case tokensyncv1alpha1.ReasonAuthenticationFailed, tokensyncv1alpha1.ReasonInvalidCredentials:
+		return true
+	}
+	return false
+}
+
+// backoffFor returns how long to wait before the next attempt after the
+// attempts-th consecutive failure with the given reason: exponential from
+// the class's base, capped, shortened by up to 25% with jitter (a fraction
+// in [0,1)). A provider's Retry-After is honoured as given when it asks for
+// longer, up to an hour.
+func backoffFor(reason string, attempts int32, jitter float64, retryAfter time.Duration) time.Duration {
 	base, limit := backoffBase, backoffCap
-	if kind == providers.AuthenticationFailed {
-		base, limit = authBackoffBase, authBackoffCap
+	if slowClass(reason) {
+		base, limit = slowBackoffBase, slowBackoffCap
 	}
 	if attempts < 1 {
 		attempts = 1
@@ -42,7 +60,7 @@ func backoffFor(kind providers.ErrorKind, attempts int32, jitter float64, retryA
 	}
 	d -= time.Duration(float64(d) * backoffJitter * jitter)
 	if retryAfter > d {
-		d = min(retryAfter, limit)
+		d = min(retryAfter, maxRetryAfter)
 	}
 	return d
 }

@@ -259,7 +259,7 @@ func TestProviderBodiesNeverLeak(t *testing.T) {
 		fmt.Fprintln(&events, strings.Join(e.events(p.name), "\n"))
 	}
 	logs := testLogs.String()
-	if !strings.Contains(logs, "Login failed") || !strings.Contains(events.String(), "InvalidResponse") {
+	if !strings.Contains(logs, "Attempt failed") || !strings.Contains(events.String(), "InvalidResponse") {
 		t.Fatal("the failure paths did not run, or the log capture does not work")
 	}
 	for what, text := range map[string]string{"statuses": string(statuses), "events": events.String(), "logs": logs} {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"net"
 	"net/http"
 	"net/netip"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -314,6 +317,17 @@ func runManager(t *testing.T, r *TokenRequestReconciler, spec managerSpec) (ctrl
 		opts.RenewDeadline = ptr.To(10 * time.Second)
 		opts.RetryPeriod = ptr.To(500 * time.Millisecond)
 	}
+	if spec.cfg != cfg {
+		// Another API server: it needs the operator's namespace too.
+		c, err := client.New(spec.cfg, client.Options{Scheme: testScheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
+		if err := c.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
+			t.Fatalf("create the operator namespace: %v", err)
+		}
+	}
 	mgr, err := ctrl.NewManager(spec.cfg, opts)
 	if err != nil {
 		t.Fatalf("new manager: %v", err)
@@ -329,6 +343,7 @@ func runManager(t *testing.T, r *TokenRequestReconciler, spec managerSpec) (ctrl
 	r.Client = mgr.GetClient()
 	r.APIReader = mgr.GetAPIReader()
 	r.Scheme = mgr.GetScheme()
+	r.FingerprintKey = fingerprintKey
 	r.Recorder = mgr.GetEventRecorder("tokensync")
 	if err := r.SetupWithManager(mgr, creds, controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: ptr.To(true)}); err != nil {
 		t.Fatalf("setup: %v", err)

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -136,8 +137,11 @@ func TestLeaderElectionFailover(t *testing.T) {
 		e.createTokenRequest(n, providertest.Partner, "creds")
 	}
 	versions := map[string]string{}
+	statuses := map[string]string{}
 	for _, n := range names {
 		tr := e.waitReady(n)
+		b, _ := json.Marshal(tr.Status)
+		statuses[n] = string(b)
 		s, _ := e.secret(n)
 		versions[n] = s.ResourceVersion + "/" + tr.ResourceVersion
 	}
@@ -173,7 +177,8 @@ func TestLeaderElectionFailover(t *testing.T) {
 		tr := e.tokenRequest(n)
 		s, _ := e.secret(n)
 		if v := s.ResourceVersion + "/" + tr.ResourceVersion; v != versions[n] {
-			t.Errorf("%s: Secret or status written after the failover (%s -> %s)", n, versions[n], v)
+			b, _ := json.Marshal(tr.Status)
+			t.Errorf("%s: Secret or status written after the failover (%s -> %s)\n%s\n%s", n, versions[n], v, statuses[n], b)
 		}
 		if c := readyCondition(tr); c.Reason != tokensyncv1alpha1.ReasonTokenIssued {
 			t.Errorf("%s: %s", n, c.Reason)

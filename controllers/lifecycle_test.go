@@ -27,7 +27,9 @@ func TestRefreshBeforeExpiry(t *testing.T) {
 	const lifetime = 12 * time.Second
 	e := newEnv(t, providertest.WithLifetime(providertest.Partner, lifetime))
 	e.createSecret("creds", partnerCreds)
-	e.createTokenRequest("short", providertest.Partner, "creds", withRefreshBefore(10*time.Second))
+	// refreshBefore unset: the window (a third of the lifetime, 4s) is
+	// spread over 3-5s before expiry, so each token serves over half its lifetime.
+	e.createTokenRequest("short", providertest.Partner, "creds")
 	e.waitReady("short")
 
 	seen := map[string]time.Time{} // token -> first seen

@@ -41,3 +41,11 @@ func forgetMetrics(namespace, name string) {
 	tokenRefresh.DeletePartialMatch(labels)
 	tokenRequestReady.DeletePartialMatch(labels)
 }
+
+// forgetProviderMetrics removes a TokenRequest's series of one provider.
+func forgetProviderMetrics(namespace, name, provider string) {
+	labels := prometheus.Labels{"namespace": namespace, "name": name, "provider": provider}
+	tokenExpiry.Delete(labels)
+	tokenRefresh.Delete(labels)
+	tokenRequestReady.Delete(labels)
+}

@@ -2,12 +2,16 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -46,9 +50,20 @@ type unitEnv struct {
 	r      *TokenRequestReconciler
 	clock  *clocktesting.FakeClock
 	prov   *countingProvider
+	events *events.FakeRecorder
 	writes atomic.Int32
 	// conflicts makes the next n Secret updates fail with a conflict.
 	conflicts atomic.Int32
+	// refuseSecrets makes Secret writes fail as a ResourceQuota would.
+	refuseSecrets atomic.Bool
+	// failStatus makes status writes fail.
+	failStatus atomic.Bool
+}
+
+// refusedByQuota is what the API server answers a Secret create over quota.
+func refusedByQuota(name string) error {
+	return apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, name,
+		errors.New("exceeded quota: secrets-quota, requested: count/secrets=1, used: count/secrets=5, limited: count/secrets=5"))
 }
 
 func newUnitEnv(t *testing.T) *unitEnv {
@@ -67,6 +82,9 @@ func newUnitEnv(t *testing.T) *unitEnv {
 	}
 	count := func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
 		u.writes.Add(1)
+		if _, ok := obj.(*corev1.Secret); ok && u.refuseSecrets.Load() {
+			return refusedByQuota(obj.GetName())
+		}
 		if _, ok := obj.(*corev1.Secret); ok && u.conflicts.Load() > 0 {
 			u.conflicts.Add(-1)
 			return apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, obj.GetName(), nil)
@@ -79,11 +97,17 @@ func newUnitEnv(t *testing.T) *unitEnv {
 		WithInterceptorFuncs(interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 				u.writes.Add(1)
+				if _, ok := obj.(*corev1.Secret); ok && u.refuseSecrets.Load() {
+					return refusedByQuota(obj.GetName())
+				}
 				return c.Create(ctx, obj, opts...)
 			},
 			Update: count,
 			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
 				u.writes.Add(1)
+				if u.failStatus.Load() {
+					return apierrors.NewServiceUnavailable("etcdserver: mvcc: database space exceeded")
+				}
 				return c.SubResource(sub).Update(ctx, obj, opts...)
 			},
 			Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
@@ -91,12 +115,14 @@ func newUnitEnv(t *testing.T) *unitEnv {
 				return c.Delete(ctx, obj, opts...)
 			},
 		}).Build()
+	u.events = events.NewFakeRecorder(100)
 	u.r = &TokenRequestReconciler{
 		Client: cl, APIReader: cl, Credentials: cl, Scheme: testScheme,
-		Recorder:  events.NewFakeRecorder(100),
-		Providers: providers.Registry{"aml": {Provider: u.prov, DefaultEndpoint: "https://aml.example"}},
-		Clock:     u.clock,
-		Jitter:    func() float64 { return 0 },
+		Recorder:     u.events,
+		Providers:    providers.Registry{"aml": {Provider: u.prov, DefaultEndpoint: "https://aml.example", CredentialKeys: "email, password"}},
+		Clock:        u.clock,
+		Jitter:       func() float64 { return 0 },
+		fingerprints: staticFingerprinter([]byte("unit-test-fingerprint-key-32-bytes")),
 	}
 	return u
 }
@@ -125,11 +151,12 @@ func TestReconcileRefreshesExactlyWhenDue(t *testing.T) {
 	if u.prov.logins.Load() != 1 {
 		t.Fatalf("first reconcile: %d logins", u.prov.logins.Load())
 	}
-	// 3h token, refreshBefore 5m, jitter is stable per token: refresh in
-	// [2h54m30s, 2h55m], and the requeue lands on or after it.
+	// 3h token, refreshBefore unset (window 5m spread over 0.75..1.25),
+	// jitter stable per token: refresh in [2h53m45s, 2h56m15s], and the
+	// requeue lands on or after it.
 	next := u.tokenRequest(t).Status.NextRefreshTime.Time
 	start := u.clock.Now()
-	if next.Before(start.Add(2*time.Hour+54*time.Minute+30*time.Second)) || next.After(start.Add(2*time.Hour+55*time.Minute)) {
+	if next.Before(start.Add(2*time.Hour+53*time.Minute+45*time.Second)) || next.After(start.Add(2*time.Hour+56*time.Minute+15*time.Second)) {
 		t.Fatalf("next refresh at %s", next.Sub(start))
 	}
 	if fire := start.Add(res.RequeueAfter); fire.Before(next) {
@@ -200,5 +227,278 @@ func TestReconcileRetriesConflictsWithoutNewLogin(t *testing.T) {
 	}
 	if u.prov.logins.Load() != 2 || string(s.Data["token"]) == first {
 		t.Fatalf("after conflicts: %d logins (want 2), token replaced %v", u.prov.logins.Load(), string(s.Data["token"]) != first)
+	}
+}
+
+func (u *unitEnv) secret(t *testing.T) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := u.r.Get(context.Background(), types.NamespacedName{Namespace: "ns", Name: "tr"}, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (u *unitEnv) ready(t *testing.T) *metav1.Condition {
+	t.Helper()
+	return readyCondition(u.tokenRequest(t))
+}
+
+func (u *unitEnv) updateCredentials(t *testing.T, mutate func(*corev1.Secret)) {
+	t.Helper()
+	s := &corev1.Secret{}
+	if err := u.r.Get(context.Background(), types.NamespacedName{Namespace: "ns", Name: "creds"}, s); err != nil {
+		t.Fatal(err)
+	}
+	mutate(s)
+	if err := u.r.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (u *unitEnv) updateSpec(t *testing.T, mutate func(*tokensyncv1alpha1.TokenRequest)) {
+	t.Helper()
+	tr := u.tokenRequest(t)
+	mutate(tr)
+	tr.Generation++
+	if err := u.r.Update(context.Background(), tr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drainEvents returns the events recorded so far.
+func (u *unitEnv) drainEvents() []string {
+	var out []string
+	for {
+		select {
+		case e := <-u.events.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+// TestReconcileKeepsTokenWhenSecretWriteRefused: a quota refuses the
+// Secret: the token obtained is kept and its write retried with backoff,
+// never a second login for it; once it expired unwritten, a dry-run write
+// must pass before another login is spent.
+func TestReconcileKeepsTokenWhenSecretWriteRefused(t *testing.T) {
+	u := newUnitEnv(t)
+	u.refuseSecrets.Store(true)
+	res := u.reconcile(t)
+	if c := u.ready(t); c.Reason != tokensyncv1alpha1.ReasonSecretWriteFailed || !strings.Contains(c.Message, "exceeded quota") {
+		t.Fatalf("Ready %+v, want SecretWriteFailed with the API server's reason", c)
+	}
+	if res.RequeueAfter != 5*time.Second {
+		t.Errorf("write retried after %s, want 5s", res.RequeueAfter)
+	}
+	for i := 0; i < 6; i++ { // retries at 5s, 10s, 20s, ...: none logs in
+		u.clock.Step(res.RequeueAfter)
+		res = u.reconcile(t)
+	}
+	if n := u.prov.logins.Load(); n != 1 {
+		t.Fatalf("%d logins while the write was refused, want 1", n)
+	}
+	u.refuseSecrets.Store(false)
+	u.clock.Step(res.RequeueAfter)
+	u.reconcile(t)
+	if c := u.ready(t); c.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready %+v after writes were allowed", c)
+	}
+	if s := u.secret(t); s == nil || !strings.HasPrefix(string(s.Data["token"]), "tok-") || u.prov.logins.Load() != 1 {
+		t.Fatalf("the kept token was not written (logins %d)", u.prov.logins.Load())
+	}
+
+	// Refused for longer than the token lives: the kept token expires; no
+	// new login until a dry-run write passes.
+	if err := u.r.Delete(context.Background(), u.secret(t)); err != nil {
+		t.Fatal(err)
+	}
+	u.refuseSecrets.Store(true)
+	u.reconcile(t) // second login, write refused
+	for i := 0; i < 40; i++ {
+		u.clock.Step(10 * time.Minute)
+		u.reconcile(t)
+	}
+	if n := u.prov.logins.Load(); n != 2 {
+		t.Fatalf("%d logins over 6h40m of refused writes, want 2", n)
+	}
+	u.refuseSecrets.Store(false)
+	u.clock.Step(10 * time.Minute)
+	u.reconcile(t)
+	if n := u.prov.logins.Load(); n != 3 || u.secret(t) == nil || u.ready(t).Status != metav1.ConditionTrue {
+		t.Fatalf("after writes were allowed again: %d logins (want 3), Ready %+v", n, u.ready(t))
+	}
+}
+
+// TestReconcileStatusWriteFailureKeepsBackoff: a failed login whose status
+// cannot be written is not retried at once: the next reconcile sees the
+// failure from memory and writes the status, without a login.
+func TestReconcileStatusWriteFailureKeepsBackoff(t *testing.T) {
+	u := newUnitEnv(t)
+	u.prov.err = providers.Errorf(providers.AuthenticationFailed, "AML Watcher rejected the credentials (HTTP 401)")
+	u.failStatus.Store(true)
+	if _, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "tr"}}); err == nil {
+		t.Fatal("a failed status write was not reported")
+	}
+	for i := 0; i < 3; i++ {
+		u.clock.Step(time.Second)
+		_, _ = u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "tr"}})
+	}
+	if n := u.prov.logins.Load(); n != 1 {
+		t.Fatalf("%d logins with known-bad credentials within seconds, want 1", n)
+	}
+	u.failStatus.Store(false)
+	u.clock.Step(time.Second)
+	u.reconcile(t)
+	tr := u.tokenRequest(t)
+	if c := readyCondition(tr); c == nil || c.Reason != tokensyncv1alpha1.ReasonAuthenticationFailed || tr.Status.FailedAttempts != 1 {
+		t.Fatalf("status after the write recovered: %+v, failedAttempts %d", c, tr.Status.FailedAttempts)
+	}
+	if n := u.prov.logins.Load(); n != 1 {
+		t.Fatalf("%d logins, want 1", n)
+	}
+}
+
+// TestReconcileEndpointChangeLogsInAtOnce: the token of the old issuer is
+// replaced at once, and the Secret records the new one.
+func TestReconcileEndpointChangeLogsInAtOnce(t *testing.T) {
+	u := newUnitEnv(t)
+	u.reconcile(t)
+	if got := u.secret(t).Annotations[tokensyncv1alpha1.AnnotationEndpoint]; got != "https://aml.example" {
+		t.Fatalf("endpoint annotation %q", got)
+	}
+	u.clock.Step(time.Minute)
+	u.updateSpec(t, func(tr *tokensyncv1alpha1.TokenRequest) { tr.Spec.Endpoint = "https://production.aml.example" })
+	u.reconcile(t)
+	if n := u.prov.logins.Load(); n != 2 {
+		t.Fatalf("%d logins after the endpoint change, want 2", n)
+	}
+	if got := u.secret(t).Annotations[tokensyncv1alpha1.AnnotationEndpoint]; got != "https://production.aml.example" {
+		t.Fatalf("endpoint annotation %q after the change", got)
+	}
+	if tr := u.tokenRequest(t); tr.Status.ObservedGeneration != tr.Generation {
+		t.Errorf("observedGeneration %d, generation %d", tr.Status.ObservedGeneration, tr.Generation)
+	}
+}
+
+// TestReconcileCredentialsMetadataCostsNoLogin: labels, annotations and a
+// byte-identical rewrite of the credentials Secret cost no login, and do not
+// cut short the backoff of wrong credentials; a content change does.
+func TestReconcileCredentialsMetadataCostsNoLogin(t *testing.T) {
+	u := newUnitEnv(t)
+	u.reconcile(t)
+	writes := u.writes.Load()
+	u.updateCredentials(t, func(s *corev1.Secret) { s.Labels = map[string]string{"team": "payments"} })
+	u.reconcile(t)
+	u.updateCredentials(t, func(s *corev1.Secret) { s.Annotations = map[string]string{"reencrypted": "yes"} })
+	u.reconcile(t)
+	u.updateCredentials(t, func(*corev1.Secret) {}) // kubectl replace with the same data
+	u.reconcile(t)
+	if n := u.prov.logins.Load(); n != 1 {
+		t.Fatalf("%d logins after metadata-only changes, want 1", n)
+	}
+	if got := u.writes.Load() - writes; got != 3 { // the three credentials updates only
+		t.Errorf("%d writes besides the credentials updates", got-3)
+	}
+	// A content change is.
+	u.updateCredentials(t, func(s *corev1.Secret) { s.Data["password"] = []byte("rotated-password") })
+	u.reconcile(t)
+	if n := u.prov.logins.Load(); n != 2 {
+		t.Fatalf("%d logins after the password changed, want 2", n)
+	}
+
+	// Wrong credentials: metadata churn does not bypass the backoff.
+	u.prov.err = providers.Errorf(providers.AuthenticationFailed, "AML Watcher rejected the credentials (HTTP 401)")
+	u.updateCredentials(t, func(s *corev1.Secret) { s.Data["password"] = []byte("wrong-password") })
+	u.reconcile(t)
+	if n := u.prov.logins.Load(); n != 3 {
+		t.Fatalf("%d logins, want 3 (the new password tried at once)", n)
+	}
+	for i := 0; i < 5; i++ {
+		u.clock.Step(time.Second)
+		u.updateCredentials(t, func(s *corev1.Secret) { s.Labels["bump"] = strconv.Itoa(i) })
+		u.reconcile(t)
+	}
+	if n := u.prov.logins.Load(); n != 3 {
+		t.Fatalf("%d logins after label bumps on wrong credentials, want 3", n)
+	}
+}
+
+// TestReconcileMissingCredentialsKeepsValidToken: the credentials Secret is
+// deleted while the token is valid: Ready stays True, a condition and one
+// Warning event say so, no failure is counted; when the token is due the
+// failure is reported and backed off.
+func TestReconcileMissingCredentialsKeepsValidToken(t *testing.T) {
+	u := newUnitEnv(t)
+	u.reconcile(t)
+	creds := &corev1.Secret{}
+	if err := u.r.Get(context.Background(), types.NamespacedName{Namespace: "ns", Name: "creds"}, creds); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.r.Delete(context.Background(), creds); err != nil {
+		t.Fatal(err)
+	}
+	u.drainEvents()
+	for i := 0; i < 3; i++ {
+		u.clock.Step(time.Minute)
+		u.reconcile(t)
+	}
+	tr := u.tokenRequest(t)
+	if c := readyCondition(tr); c.Status != metav1.ConditionTrue || tr.Status.FailedAttempts != 0 {
+		t.Fatalf("Ready %+v, failedAttempts %d while the token is valid", c, tr.Status.FailedAttempts)
+	}
+	c := meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionCredentialsFound)
+	if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, `"creds"`) || !strings.Contains(c.Message, "email") {
+		t.Fatalf("CredentialsFound condition %+v", c)
+	}
+	if evs := u.drainEvents(); len(evs) != 1 || !strings.Contains(evs[0], "Warning CredentialsNotFound") {
+		t.Fatalf("events %q, want one Warning CredentialsNotFound", evs)
+	}
+	u.clock.SetTime(tr.Status.NextRefreshTime.Time)
+	res := u.reconcile(t)
+	tr = u.tokenRequest(t)
+	if c := readyCondition(tr); c.Status != metav1.ConditionFalse || c.Reason != tokensyncv1alpha1.ReasonCredentialsNotFound || !strings.Contains(c.Message, "stays valid until") {
+		t.Fatalf("Ready %+v when due", c)
+	}
+	if res.RequeueAfter != 5*time.Second || u.prov.logins.Load() != 1 {
+		t.Fatalf("retry after %s, %d logins", res.RequeueAfter, u.prov.logins.Load())
+	}
+}
+
+// TestReconcileTemplateRemovals: keys removed from secretTemplate leave the
+// Secret; keys someone else added stay.
+func TestReconcileTemplateRemovals(t *testing.T) {
+	u := newUnitEnv(t)
+	u.updateSpec(t, func(tr *tokensyncv1alpha1.TokenRequest) {
+		tr.Spec.SecretTemplate = &tokensyncv1alpha1.SecretTemplate{
+			Labels:      map[string]tokensyncv1alpha1.LabelValue{"tier": "gold", "team": "payments"},
+			Annotations: map[string]string{"example.com/owner": "payments"},
+		}
+	})
+	u.reconcile(t)
+	s := u.secret(t)
+	s.Labels["added-by-someone"] = "x"
+	s.Annotations["reloader.stakater.com/match"] = "true"
+	if err := u.r.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	u.updateSpec(t, func(tr *tokensyncv1alpha1.TokenRequest) {
+		tr.Spec.SecretTemplate = &tokensyncv1alpha1.SecretTemplate{Labels: map[string]tokensyncv1alpha1.LabelValue{"tier": "silver"}}
+	})
+	u.reconcile(t)
+	s = u.secret(t)
+	if s.Labels["tier"] != "silver" || s.Labels["team"] != "" || s.Annotations["example.com/owner"] != "" {
+		t.Errorf("template removals not applied: labels %v annotations %v", s.Labels, s.Annotations)
+	}
+	if s.Labels["added-by-someone"] != "x" || s.Annotations["reloader.stakater.com/match"] != "true" || s.Labels[tokensyncv1alpha1.LabelManagedBy] != tokensyncv1alpha1.ManagedByValue {
+		t.Errorf("someone else's keys or tokensync's label removed: labels %v annotations %v", s.Labels, s.Annotations)
+	}
+	if n := u.prov.logins.Load(); n != 1 {
+		t.Errorf("%d logins for template edits, want 1", n)
 	}
 }

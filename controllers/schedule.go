@@ -7,34 +7,64 @@ import (
 )
 
 const (
-	// defaultRefreshBefore applies when a TokenRequest sets no refreshBefore.
+	// defaultRefreshBefore caps the refresh window when a TokenRequest sets
+	// no refreshBefore.
 	defaultRefreshBefore = 5 * time.Minute
-	// refreshJitter is the largest share of the refresh window by which a
-	// refresh is moved earlier, so tokens issued together do not all refresh
-	// in the same second.
-	refreshJitter = 0.10
+	// refreshSpread is the share of the window over which the refreshes of
+	// tokens issued together are spread, so that they do not reach the
+	// provider in the same second.
+	refreshSpread = 0.5
+	// mountedVolumeDelay is how long the kubelet may take to update a
+	// mounted Secret volume: a shorter window risks a pod reading an
+	// expired token from its file.
+	mountedVolumeDelay = time.Minute
 )
 
-// refreshAt returns when a token obtained at obtainedAt and expiring at
-// expiresAt should be refreshed: window = min(refreshBefore, lifetime/3)
-// before expiry, moved earlier by jitter (a fraction in [0,1)) times 10% of
-// the window. The result is truncated to the second: requeues are rounded up
-// to whole seconds (requeueAfter), and truncating here means a requeue can
-// never fire before refreshAt and find the token "not yet due".
-func refreshAt(obtainedAt, expiresAt time.Time, refreshBefore time.Duration, jitter float64) time.Time {
-	if refreshBefore <= 0 {
-		refreshBefore = defaultRefreshBefore
-	}
+// refreshWindow is how long before expiry a token is refreshed. An explicit
+// refreshBefore is honoured up to half the lifetime: whoever set it chose
+// freshness over logins. Unset, the window is min(5m, lifetime/3): logins
+// are what providers meter, and a third of the lifetime keeps a short token
+// from being refreshed more than about 1.5 times per lifetime.
+func refreshWindow(obtainedAt, expiresAt time.Time, refreshBefore *time.Duration) time.Duration {
 	lifetime := expiresAt.Sub(obtainedAt)
-	window := refreshBefore
-	if lifetime > 0 && lifetime/3 < window {
-		window = lifetime / 3
+	if refreshBefore != nil && *refreshBefore > 0 {
+		if lifetime > 0 && lifetime/2 < *refreshBefore {
+			return lifetime / 2
+		}
+		return *refreshBefore
 	}
+	if lifetime > 0 && lifetime/3 < defaultRefreshBefore {
+		return lifetime / 3
+	}
+	return defaultRefreshBefore
+}
+
+// refreshAt returns when a token obtained at obtainedAt and expiring at
+// expiresAt is refreshed. jitter (a fraction in [0,1), stable per token)
+// spreads tokens issued together over half the window:
+//   - with an explicit refreshBefore, between 1 and 1.5 windows before
+//     expiry: never later than the user asked;
+//   - by default, between 0.75 and 1.25 windows: on average exactly the
+//     window, so the spread costs no extra logins.
+//
+// The result is truncated to the second: requeues are rounded up to whole
+// seconds (requeueAfter), and truncating here means a requeue can never fire
+// before refreshAt and find the token "not yet due".
+func refreshAt(obtainedAt, expiresAt time.Time, refreshBefore *time.Duration, jitter float64) time.Time {
+	// From the times as the Secret records them (whole seconds), so that a
+	// refresh computed right after a login and one computed from the Secret
+	// later agree.
+	obtainedAt, expiresAt = obtainedAt.Truncate(time.Second), expiresAt.Truncate(time.Second)
+	window := refreshWindow(obtainedAt, expiresAt, refreshBefore)
 	if jitter < 0 || jitter >= 1 {
 		jitter = 0
 	}
-	window += time.Duration(float64(window) * refreshJitter * jitter)
-	return expiresAt.Add(-window).Truncate(time.Second)
+	start := 1 - refreshSpread/2
+	if refreshBefore != nil && *refreshBefore > 0 {
+		start = 1
+	}
+	lead := time.Duration(float64(window) * (start + refreshSpread*jitter))
+	return expiresAt.Add(-lead).Truncate(time.Second)
 }
 
 // requeueAfter is how long to wait from now until at, rounded up to a whole

@@ -5,24 +5,33 @@ import (
 	"time"
 )
 
+func dur(d time.Duration) *time.Duration { return &d }
+
 func TestRefreshAt(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name          string
 		lifetime      time.Duration
-		refreshBefore time.Duration
+		refreshBefore *time.Duration
 		jitter        float64
 		want          time.Duration // refresh time relative to t0
 	}{
-		{"3h AML token, default 5m", 3 * time.Hour, 0, 0, 2*time.Hour + 55*time.Minute},
-		{"3h AML token, explicit 5m", 3 * time.Hour, 5 * time.Minute, 0, 2*time.Hour + 55*time.Minute},
-		{"30s token refreshed a third before expiry", 30 * time.Second, 5 * time.Minute, 0, 20 * time.Second},
-		{"1h token, 10m before", time.Hour, 10 * time.Minute, 0, 50 * time.Minute},
-		{"jitter moves earlier by up to 10% of window", 3 * time.Hour, 5 * time.Minute, 0.5, 2*time.Hour + 54*time.Minute + 45*time.Second},
-		{"largest jitter", 3 * time.Hour, 5 * time.Minute, 0.999999, 2*time.Hour + 54*time.Minute + 30*time.Second},
-		{"out-of-range jitter ignored", 3 * time.Hour, 5 * time.Minute, 7, 2*time.Hour + 55*time.Minute},
-		{"sub-second results truncate earlier", 31 * time.Second, time.Hour, 0, 20 * time.Second},
-		{"expiry before obtained: plain window", -time.Minute, 10 * time.Second, 0, -time.Minute - 10*time.Second},
+		// Unset: window min(5m, lifetime/3), spread over 0.75..1.25 windows.
+		{"3h AML token, default, middle of the spread", 3 * time.Hour, nil, 0.5, 2*time.Hour + 55*time.Minute},
+		{"3h AML token, default, latest", 3 * time.Hour, nil, 0, 2*time.Hour + 56*time.Minute + 15*time.Second},
+		{"3h AML token, default, earliest", 3 * time.Hour, nil, 0.999999, 2*time.Hour + 53*time.Minute + 45*time.Second},
+		{"60s token, default window 20s", time.Minute, nil, 0.5, 40 * time.Second},
+		{"3min token, default window 60s", 3 * time.Minute, nil, 0.5, 2 * time.Minute},
+		// Explicit: honoured up to half the lifetime, spread 1..1.5 windows.
+		{"3h AML token, explicit 5m, latest", 3 * time.Hour, dur(5 * time.Minute), 0, 2*time.Hour + 55*time.Minute},
+		{"3h AML token, explicit 5m, middle", 3 * time.Hour, dur(5 * time.Minute), 0.5, 2*time.Hour + 53*time.Minute + 45*time.Second},
+		{"3min token, explicit 2m is cut to half the lifetime", 3 * time.Minute, dur(2 * time.Minute), 0, 90 * time.Second},
+		{"3min token, explicit 80s honoured (more than a third)", 3 * time.Minute, dur(80 * time.Second), 0, 100 * time.Second},
+		{"30s token, explicit 5m: half the lifetime", 30 * time.Second, dur(5 * time.Minute), 0, 15 * time.Second},
+		{"1h token, 10m before", time.Hour, dur(10 * time.Minute), 0, 50 * time.Minute},
+		{"out-of-range jitter ignored", 3 * time.Hour, dur(5 * time.Minute), 7, 2*time.Hour + 55*time.Minute},
+		{"sub-second results truncate earlier", 31 * time.Second, dur(time.Hour), 0, 15 * time.Second},
+		{"expiry before obtained: plain window", -time.Minute, dur(10 * time.Second), 0, -time.Minute - 10*time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,19 +46,32 @@ func TestRefreshAt(t *testing.T) {
 	}
 }
 
-func TestRefreshAtNeverLaterThanWindow(t *testing.T) {
+// TestRefreshAtSpread: refreshes of tokens issued together spread over half
+// the window; an explicit refreshBefore is never exceeded, and the default
+// costs on average no more logins than refreshing exactly a window before.
+func TestRefreshAtSpread(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, lifetime := range []time.Duration{11 * time.Second, 20 * time.Second, time.Minute, 3 * time.Hour} {
-		for _, j := range []float64{0, 0.1, 0.5, 0.9, 0.99} {
-			exp := t0.Add(lifetime)
-			got := refreshAt(t0, exp, 5*time.Minute, j)
-			window := min(5*time.Minute, lifetime/3)
-			if latest := exp.Add(-window); got.After(latest) {
-				t.Errorf("lifetime %s jitter %v: refresh %s after %s", lifetime, j, got, latest)
+		exp := t0.Add(lifetime)
+		var sumLead time.Duration
+		const n = 1000
+		for i := 0; i < n; i++ {
+			j := float64(i) / n
+			explicit := refreshAt(t0, exp, dur(5*time.Second), j)
+			w := refreshWindow(t0, exp, dur(5*time.Second))
+			if latest := exp.Add(-w); explicit.After(latest) {
+				t.Errorf("lifetime %s jitter %v: explicit refresh %s later than refreshBefore allows (%s)", lifetime, j, explicit, latest)
 			}
-			if earliest := exp.Add(-window - window/10 - time.Second); got.Before(earliest) {
-				t.Errorf("lifetime %s jitter %v: refresh %s before %s", lifetime, j, got, earliest)
+			def := refreshAt(t0, exp, nil, j)
+			wd := refreshWindow(t0, exp, nil)
+			if def.Before(exp.Add(-wd*5/4-time.Second)) || def.After(exp.Add(-wd*3/4)) {
+				t.Errorf("lifetime %s jitter %v: default refresh %s outside 0.75..1.25 windows", lifetime, j, def.Sub(t0))
 			}
+			sumLead += exp.Sub(def)
+		}
+		wd := refreshWindow(t0, exp, nil)
+		if mean := sumLead / n; mean > wd+time.Second || mean < wd-time.Second {
+			t.Errorf("lifetime %s: mean default lead %s, want about the window %s", lifetime, mean, wd)
 		}
 	}
 }

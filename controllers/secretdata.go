@@ -1,9 +1,9 @@
 package controllers
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,23 +17,33 @@ import (
 // in the TokenRequest's status, so that the Secret alone tells whether its
 // token is still good after a restart, a leader change or a status loss.
 const (
-	annotationObtainedAt         = "tokensync.io/obtained-at"
-	annotationCredentialsVersion = "tokensync.io/credentials-version"
-	annotationTokenSHA256        = "tokensync.io/token-sha256"
+	annotationObtainedAt             = "tokensync.io/obtained-at"
+	annotationCredentialsVersion     = "tokensync.io/credentials-version"
+	annotationCredentialsFingerprint = "tokensync.io/credentials-fingerprint"
+	annotationTokenFingerprint       = "tokensync.io/token-fingerprint"
+	// The template keys tokensync put on the Secret, so that a key removed
+	// from spec.secretTemplate is removed from the Secret, and only such a key.
+	annotationTemplateLabels      = "tokensync.io/template-labels"
+	annotationTemplateAnnotations = "tokensync.io/template-annotations"
 )
 
 // heldToken is what a target Secret says about the token it holds.
 type heldToken struct {
-	ObtainedAt         time.Time
-	ExpiresAt          time.Time
-	CredentialsVersion string
+	ObtainedAt time.Time
+	ExpiresAt  time.Time
+	// Provider and Endpoint issued the token; empty when not recorded.
+	Provider, Endpoint string
+	// CredentialsVersion and CredentialsFingerprint identify the credentials
+	// the token was obtained with.
+	CredentialsVersion, CredentialsFingerprint string
 	// Intact is false when the token was edited or removed by hand.
 	Intact bool
 }
 
 // heldTokenIn reads the bookkeeping of a target Secret; ok is false when the
-// Secret holds no token tokensync can account for.
-func heldTokenIn(s *corev1.Secret) (heldToken, bool) {
+// Secret holds no token tokensync can account for. tokenFingerprint is the
+// fingerprint of the Secret's token as it is now.
+func heldTokenIn(s *corev1.Secret, tokenFingerprint string) (heldToken, bool) {
 	if s == nil {
 		return heldToken{}, false
 	}
@@ -45,26 +55,43 @@ func heldTokenIn(s *corev1.Secret) (heldToken, bool) {
 	if err != nil {
 		return heldToken{}, false
 	}
-	tok := s.Data[tokensyncv1alpha1.SecretKeyToken]
 	return heldToken{
-		ObtainedAt:         obtained,
-		ExpiresAt:          exp,
-		CredentialsVersion: s.Annotations[annotationCredentialsVersion],
-		Intact:             len(tok) > 0 && s.Annotations[annotationTokenSHA256] == tokenSHA256(tok),
+		ObtainedAt:             obtained,
+		ExpiresAt:              exp,
+		Provider:               s.Annotations[tokensyncv1alpha1.AnnotationProvider],
+		Endpoint:               s.Annotations[tokensyncv1alpha1.AnnotationEndpoint],
+		CredentialsVersion:     s.Annotations[annotationCredentialsVersion],
+		CredentialsFingerprint: s.Annotations[annotationCredentialsFingerprint],
+		Intact:                 tokenIntact(s, tokenFingerprint),
 	}, true
 }
 
-// secretContent is what tokensync writes into a target Secret.
-type secretContent struct {
-	Data        map[string][]byte
-	Labels      map[string]string
-	Annotations map[string]string
+// tokenIntact compares the Secret's token with the fingerprint recorded when
+// it was written. A fingerprint made with another key cannot be checked and
+// counts as intact: losing the key must not cost a login per TokenRequest.
+func tokenIntact(s *corev1.Secret, tokenFingerprint string) bool {
+	tok := s.Data[tokensyncv1alpha1.SecretKeyToken]
+	if len(tok) == 0 {
+		return false
+	}
+	if recorded, ok := s.Annotations[annotationTokenFingerprint]; ok {
+		same, known := sameFingerprint(recorded, tokenFingerprint)
+		return same || !known
+	}
+	return s.Annotations[annotationLegacyTokenSHA256] == legacyTokenSHA256(tok)
 }
 
-// secretData decides the target Secret's data, labels and annotations for a
-// token. Template labels and annotations come first so tokensync's own keys
-// always win.
-func secretData(tr *tokensyncv1alpha1.TokenRequest, tok *providers.Token, credentialsVersion string) secretContent {
+// issued is a token with what it was obtained for.
+type issued struct {
+	Token                  *providers.Token
+	Provider, Endpoint     string
+	CredentialsVersion     string
+	CredentialsFingerprint string
+	TokenFingerprint       string
+}
+
+// secretData is the target Secret's data for a token.
+func secretData(tok *providers.Token) map[string][]byte {
 	data := map[string][]byte{
 		tokensyncv1alpha1.SecretKeyToken:     []byte(tok.Value),
 		tokensyncv1alpha1.SecretKeyExpiresAt: []byte(formatTime(tok.ExpiresAt)),
@@ -74,47 +101,63 @@ func secretData(tr *tokensyncv1alpha1.TokenRequest, tok *providers.Token, creden
 			data[k] = []byte(v)
 		}
 	}
+	return data
+}
+
+// tokenAnnotations are the annotations recording a token on its Secret.
+func tokenAnnotations(is issued) map[string]string {
+	return map[string]string{
+		tokensyncv1alpha1.AnnotationExpiresAt: formatTime(is.Token.ExpiresAt),
+		tokensyncv1alpha1.AnnotationProvider:  is.Provider,
+		tokensyncv1alpha1.AnnotationEndpoint:  is.Endpoint,
+		annotationObtainedAt:                  formatTime(is.Token.ObtainedAt),
+		annotationCredentialsVersion:          is.CredentialsVersion,
+		annotationCredentialsFingerprint:      is.CredentialsFingerprint,
+		annotationTokenFingerprint:            is.TokenFingerprint,
+	}
+}
+
+// tokenBookkeeping lists the annotations that describe the token a Secret holds.
+var tokenBookkeeping = []string{
+	tokensyncv1alpha1.AnnotationExpiresAt, tokensyncv1alpha1.AnnotationProvider, tokensyncv1alpha1.AnnotationEndpoint,
+	annotationObtainedAt, annotationCredentialsVersion, annotationCredentialsFingerprint, annotationTokenFingerprint,
+}
+
+// applyToken puts a token and its bookkeeping on s.
+func applyToken(s *corev1.Secret, is issued) {
+	s.Data = secretData(is.Token)
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	maps.Copy(s.Annotations, tokenAnnotations(is))
+	delete(s.Annotations, annotationLegacyTokenSHA256)
+}
+
+// copyToken puts the token held by from on s (a secretName change): its data
+// and bookkeeping, so that no login is spent on the move.
+func copyToken(s, from *corev1.Secret) {
+	s.Data = maps.Clone(from.Data)
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	for _, k := range append(slices.Clone(tokenBookkeeping), annotationLegacyTokenSHA256) {
+		if v, ok := from.Annotations[k]; ok {
+			s.Annotations[k] = v
+		}
+	}
+}
+
+// applyTemplate puts spec.secretTemplate's labels and annotations on s and
+// removes those tokensync put there before that the template no longer has.
+// Keys someone else added are never touched. tokensync's own label and
+// annotations always win over the template's.
+func applyTemplate(s *corev1.Secret, t *tokensyncv1alpha1.SecretTemplate) {
 	labels, annotations := map[string]string{}, map[string]string{}
-	if t := tr.Spec.SecretTemplate; t != nil {
+	if t != nil {
 		for k, v := range t.Labels {
 			labels[k] = string(v)
 		}
 		maps.Copy(annotations, t.Annotations)
-	}
-	labels[tokensyncv1alpha1.LabelManagedBy] = tokensyncv1alpha1.ManagedByValue
-	annotations[tokensyncv1alpha1.AnnotationExpiresAt] = formatTime(tok.ExpiresAt)
-	annotations[tokensyncv1alpha1.AnnotationProvider] = string(tr.Spec.Provider)
-	annotations[annotationObtainedAt] = formatTime(tok.ObtainedAt)
-	annotations[annotationCredentialsVersion] = credentialsVersion
-	annotations[annotationTokenSHA256] = tokenSHA256(data[tokensyncv1alpha1.SecretKeyToken])
-	return secretContent{Data: data, Labels: labels, Annotations: annotations}
-}
-
-// templateApplied reports whether s carries the TokenRequest's template
-// labels and annotations, so a template edit updates the Secret without a login.
-func templateApplied(tr *tokensyncv1alpha1.TokenRequest, s *corev1.Secret) bool {
-	t := tr.Spec.SecretTemplate
-	if t == nil {
-		return true
-	}
-	for k, v := range t.Labels {
-		if s.Labels[k] != string(v) {
-			return false
-		}
-	}
-	for k, v := range t.Annotations {
-		if s.Annotations[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-// applyTemplate copies the template's labels and annotations onto s.
-func applyTemplate(tr *tokensyncv1alpha1.TokenRequest, s *corev1.Secret) {
-	t := tr.Spec.SecretTemplate
-	if t == nil {
-		return
 	}
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
@@ -122,16 +165,38 @@ func applyTemplate(tr *tokensyncv1alpha1.TokenRequest, s *corev1.Secret) {
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
-	for k, v := range t.Labels {
-		s.Labels[k] = string(v)
+	for _, k := range keyList(s.Annotations[annotationTemplateLabels]) {
+		if _, keep := labels[k]; !keep && k != tokensyncv1alpha1.LabelManagedBy {
+			delete(s.Labels, k)
+		}
 	}
-	maps.Copy(s.Annotations, t.Annotations)
+	for _, k := range keyList(s.Annotations[annotationTemplateAnnotations]) {
+		if _, keep := annotations[k]; !keep && !strings.HasPrefix(k, "tokensync.io/") {
+			delete(s.Annotations, k)
+		}
+	}
+	maps.Copy(s.Labels, labels)
+	maps.Copy(s.Annotations, annotations)
+	setKeyList(s.Annotations, annotationTemplateLabels, labels)
+	setKeyList(s.Annotations, annotationTemplateAnnotations, annotations)
 	s.Labels[tokensyncv1alpha1.LabelManagedBy] = tokensyncv1alpha1.ManagedByValue
 }
 
-func tokenSHA256(tok []byte) string {
-	sum := sha256.Sum256(tok)
-	return hex.EncodeToString(sum[:])
+// keyList reads a comma-separated list of keys.
+func keyList(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+// setKeyList records m's keys, sorted, under annotation key; none removes it.
+func setKeyList(annotations map[string]string, key string, m map[string]string) {
+	if len(m) == 0 {
+		delete(annotations, key)
+		return
+	}
+	annotations[key] = strings.Join(slices.Sorted(maps.Keys(m)), ",")
 }
 
 // formatTime is RFC 3339 in UTC at second precision, as written to Secrets.

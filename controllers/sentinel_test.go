@@ -76,7 +76,7 @@ func TestNoSecretValueLeaks(t *testing.T) {
 		t.Fatalf("the failure paths did not run: events %s", events.String())
 	}
 	logs := testLogs.String()
-	if !strings.Contains(logs, "Login failed") {
+	if !strings.Contains(logs, "Attempt failed") {
 		t.Fatal("no failure was logged: the log capture does not work")
 	}
 	for _, s := range sentinels {

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -82,19 +84,30 @@ func NewCredentialsCache(cfg *rest.Config, base cache.Options) (cache.Cache, err
 	return cache.New(cfg, opts)
 }
 
+// targetIndex indexes TokenRequests by the name of their target Secret.
+const targetIndex = "targetSecretName"
+
 // SetupWithManager registers the reconciler. credentials is the cache made
 // by NewCredentialsCache; the caller adds it to the manager.
 func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials cache.Cache, opts controller.Options) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &tokensyncv1alpha1.TokenRequest{}, credentialsIndex,
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(context.Background(), &tokensyncv1alpha1.TokenRequest{}, credentialsIndex,
 		func(o client.Object) []string {
 			return []string{o.(*tokensyncv1alpha1.TokenRequest).Spec.CredentialsSecretRef.Name}
 		}); err != nil {
 		return fmt.Errorf("index TokenRequests by credentials Secret: %w", err)
 	}
+	if err := indexer.IndexField(context.Background(), &tokensyncv1alpha1.TokenRequest{}, targetIndex,
+		func(o client.Object) []string {
+			return []string{o.(*tokensyncv1alpha1.TokenRequest).TargetSecretName()}
+		}); err != nil {
+		return fmt.Errorf("index TokenRequests by target Secret: %w", err)
+	}
 	r.Credentials = credentials
+	r.init()
 
-	credentialsMeta := &metav1.PartialObjectMetadata{}
-	credentialsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	secretMeta := &metav1.PartialObjectMetadata{}
+	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 
 	return ctrl.NewControllerManagedBy(mgr).
 		// Status writes are ours and need no reconcile; spec edits and
@@ -102,37 +115,43 @@ func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials 
 		For(&tokensyncv1alpha1.TokenRequest{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}, builder.WithPredicates(targetSecretTampered())).
-		WatchesRawSource(source.Kind(credentials, credentialsMeta,
-			handler.TypedEnqueueRequestsFromMapFunc(r.requestsForCredentials),
-			credentialsChanged())).
+		WatchesRawSource(source.Kind(credentials, secretMeta, r.secretEvents())).
 		WithOptions(opts).
 		Complete(r)
 }
 
 // targetSecretTampered passes the target Secret events that need a
-// reconcile: deletions, and writes that left no intact token or changed its
-// labels or non-tokensync annotations. The operator's own writes leave an
-// intact token and change only tokensync.io/ annotations; without this
-// filter each of them came back as a second reconcile of the TokenRequest,
-// which, its status not yet in the cache, wrote it again into a conflict.
+// reconcile: deletions, and writes that left no token, changed the token
+// without its recorded fingerprint (an edit by hand), or changed its labels
+// or non-tokensync annotations. The operator's own writes change the token
+// together with its fingerprint, or only tokensync.io/ annotations; without
+// this filter each of them came back as a second reconcile.
 func targetSecretTampered() predicate.Predicate {
 	return predicate.Funcs{
-		CreateFunc: func(e event.CreateEvent) bool { return !holdsIntactToken(e.Object) },
+		CreateFunc: func(e event.CreateEvent) bool { return !recordsToken(e.Object) },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !holdsIntactToken(e.ObjectNew) ||
-				!maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
-				!maps.Equal(foreignAnnotations(e.ObjectOld), foreignAnnotations(e.ObjectNew))
+			oldS, okOld := e.ObjectOld.(*corev1.Secret)
+			newS, okNew := e.ObjectNew.(*corev1.Secret)
+			if !okOld || !okNew || !recordsToken(newS) {
+				return true
+			}
+			tokenChanged := !bytes.Equal(oldS.Data[tokensyncv1alpha1.SecretKeyToken], newS.Data[tokensyncv1alpha1.SecretKeyToken])
+			fingerprintChanged := oldS.Annotations[annotationTokenFingerprint] != newS.Annotations[annotationTokenFingerprint]
+			return tokenChanged && !fingerprintChanged ||
+				!maps.Equal(oldS.Labels, newS.Labels) ||
+				!maps.Equal(foreignAnnotations(oldS), foreignAnnotations(newS))
 		},
 	}
 }
 
-func holdsIntactToken(o client.Object) bool {
+// recordsToken reports whether a Secret carries a token and its bookkeeping.
+func recordsToken(o client.Object) bool {
 	s, ok := o.(*corev1.Secret)
 	if !ok {
 		return false
 	}
-	held, holds := heldTokenIn(s)
-	return holds && held.Intact
+	_, holds := heldTokenIn(s, "")
+	return holds && len(s.Data[tokensyncv1alpha1.SecretKeyToken]) > 0
 }
 
 // foreignAnnotations are the annotations outside tokensync.io/.
@@ -146,26 +165,36 @@ func foreignAnnotations(o client.Object) map[string]string {
 	return out
 }
 
-// credentialsChanged passes creates, deletes and updates that changed the
-// resourceVersion, which the stripped-down metadata always does on a write.
-func credentialsChanged() predicate.TypedPredicate[*metav1.PartialObjectMetadata] {
-	return predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
-		UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
-			return e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion
+// secretEvents maps events of the metadata cache of every Secret: a
+// credentials Secret's create, update (any new resourceVersion: whether its
+// content changed is for the decision to find out) or delete reconciles the
+// TokenRequests using it; a Secret's deletion also reconciles the
+// TokenRequests naming it as target, so that one blocked by a foreign Secret
+// recovers at once. Other writes to target Secrets are not mapped: the
+// operator's own writes would come back as reconciles.
+func (r *TokenRequestReconciler) secretEvents() handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
+	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], s *metav1.PartialObjectMetadata, index string) {
+		list := &tokensyncv1alpha1.TokenRequestList{}
+		if err := r.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingFields{index: s.Name}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "List TokenRequests for a Secret", "secret", s.Name)
+			return
+		}
+		for _, tr := range list.Items {
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tr)})
+		}
+	}
+	return handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{
+		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q, e.Object, credentialsIndex)
+		},
+		UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion {
+				enqueue(ctx, q, e.ObjectNew, credentialsIndex)
+			}
+		},
+		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q, e.Object, credentialsIndex)
+			enqueue(ctx, q, e.Object, targetIndex)
 		},
 	}
-}
-
-// requestsForCredentials maps a credentials Secret to the TokenRequests using it.
-func (r *TokenRequestReconciler) requestsForCredentials(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
-	list := &tokensyncv1alpha1.TokenRequestList{}
-	if err := r.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingFields{credentialsIndex: s.Name}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "List TokenRequests for a credentials Secret", "secret", s.Name)
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, tr := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tr)})
-	}
-	return reqs
 }

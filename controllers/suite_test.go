@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -37,6 +38,11 @@ var (
 	nsCounter  atomic.Int64
 )
 
+// The operator's own namespace in tests, where it keeps its fingerprint key.
+const operatorNamespace = "tokensync-system"
+
+var fingerprintKey = types.NamespacedName{Namespace: operatorNamespace, Name: "tokensync-fingerprint-key"}
+
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
 	utilruntime.Must(tokensyncv1alpha1.AddToScheme(testScheme))
@@ -57,6 +63,9 @@ func TestMain(m *testing.M) {
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// As hardened clusters (OpenShift) run it: blockOwnerDeletion on the
+	// target Secret's owner reference needs update on tokenrequests/finalizers.
+	testEnv.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
 	var err error
 	cfg, err = testEnv.Start()
 	if err != nil {
@@ -67,6 +76,11 @@ func TestMain(m *testing.M) {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "client: %v\n", err)
+		_ = testEnv.Stop()
+		os.Exit(1)
+	}
+	if err := k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
+		fmt.Fprintf(os.Stderr, "operator namespace: %v\n", err)
 		_ = testEnv.Stop()
 		os.Exit(1)
 	}
@@ -152,6 +166,7 @@ func startManager(t *testing.T, r *TokenRequestReconciler, o managerOptions) (st
 	r.Client = mgr.GetClient()
 	r.APIReader = mgr.GetAPIReader()
 	r.Scheme = mgr.GetScheme()
+	r.FingerprintKey = fingerprintKey
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder("tokensync")
 	}

@@ -1,7 +1,8 @@
 // Package controllers holds the TokenRequest reconciler: it reads
-// Kubernetes, asks a provider for a token, and writes Kubernetes. When to
-// refresh, how long to back off and what the Secret holds are pure functions
-// (schedule.go, backoff.go, secretdata.go).
+// Kubernetes, asks a provider for a token, and writes Kubernetes. Whether and
+// why to log in is one pure function (decision.go); when to refresh, how long
+// to back off and what the Secret holds are pure functions too (schedule.go,
+// backoff.go, secretdata.go).
 package controllers
 
 import (
@@ -42,7 +43,8 @@ type TokenRequestReconciler struct {
 	// Client reads TokenRequests and managed Secrets from the cache and writes.
 	client.Client
 	// APIReader reads straight from the API server: credentials Secrets
-	// (never cached) and Secrets the cache cannot see.
+	// (never cached), Secrets the cache cannot see, and objects the cache
+	// is known to hold older than tokensync's own last write.
 	APIReader client.Reader
 	// Credentials is a metadata-only cache of all Secrets, used to notice
 	// credentials changes without caching any Secret's data.
@@ -52,19 +54,16 @@ type TokenRequestReconciler struct {
 	Providers   providers.Registry
 	// EndpointPolicy may be nil: any endpoint the provider accepts.
 	EndpointPolicy EndpointChecker
+	// FingerprintKey is the Secret holding the HMAC key of credential
+	// fingerprints (see fingerprinter); created on first use.
+	FingerprintKey types.NamespacedName
 	// Clock is injectable for tests; nil means the real clock.
 	Clock clock.PassiveClock
 	// Jitter returns a fraction in [0,1) for backoff jitter; nil means random.
 	Jitter func() float64
-}
 
-// outcome is the result of one login attempt (or of what prevented it).
-type outcome struct {
-	reason  string
-	message string
-	kind    providers.ErrorKind
-	// retryAfter is the provider's hint.
-	retryAfter time.Duration
+	fingerprints *fingerprinter
+	memory       *memory
 }
 
 func (r *TokenRequestReconciler) now() time.Time {
@@ -81,14 +80,32 @@ func (r *TokenRequestReconciler) jitter() float64 {
 	return r.Jitter()
 }
 
-// Reconcile brings one TokenRequest's target Secret and status up to date.
-func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// init fills in what SetupWithManager would for a reconciler built by hand.
+func (r *TokenRequestReconciler) init() {
+	if r.memory == nil {
+		r.memory = newMemory()
+	}
+	if r.fingerprints == nil {
+		r.fingerprints = newFingerprinter(r.APIReader, r.Client, r.FingerprintKey)
+	}
+}
 
+// LoadFingerprintKey reads (or creates) the fingerprint key Secret now,
+// so that a missing namespace or RBAC rule shows at start.
+func (r *TokenRequestReconciler) LoadFingerprintKey(ctx context.Context) error {
+	r.init()
+	return r.fingerprints.load(ctx)
+}
+
+// Reconcile observes one TokenRequest, decides, and acts on the decision.
+func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	r.init()
 	tr := &tokensyncv1alpha1.TokenRequest{}
 	if err := r.Get(ctx, req.NamespacedName, tr); err != nil {
 		if apierrors.IsNotFound(err) {
 			// The target Secret goes with it through its owner reference.
 			forgetMetrics(req.Namespace, req.Name)
+			r.memory.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("get TokenRequest: %w", err)
@@ -96,428 +113,747 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !tr.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-	return r.reconcile(ctx, tr, false)
-}
-
-// reconcile decides from the cache whether a login is due. Before logging
-// in it decides again from the API server (fresh): the cache may not yet
-// show our own last write, and acting on it would cost a second login.
-func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, fresh bool) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-	now := r.now()
-	provider := string(tr.Spec.Provider)
-	reg, known := r.Providers[provider]
-	targetName := tr.TargetSecretName()
-
-	target, targetFromServer, err := r.targetSecret(ctx, tr, targetName, fresh)
-	if errors.Is(err, errSecretConflict) {
-		return r.failed(ctx, tr, nil, "", tr.Status.LastForceRefresh, outcome{
-			reason: tokensyncv1alpha1.ReasonSecretConflict,
-			kind:   providers.ProviderUnavailable,
-			message: fmt.Sprintf("Secret %q already exists and is not controlled by this TokenRequest; "+
-				"delete or rename it, or set spec.secretName to another name", targetName),
-		})
-	}
+	obs, err := r.observe(ctx, tr)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-
-	credsVersion, credsFound, err := r.credentialsVersion(ctx, tr, fresh)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-
-	held, holds := heldTokenIn(target)
-	valid := holds && held.Intact && now.Before(held.ExpiresAt)
-	var refreshTime time.Time
-	if valid {
-		refreshTime = refreshAt(held.ObtainedAt, held.ExpiresAt, refreshBeforeOf(tr), jitterFor(string(tr.UID)+"/"+formatTime(held.ExpiresAt)))
-	}
-	force := tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh]
-	forced := force != "" && force != tr.Status.LastForceRefresh
-	rotated := valid && credsFound && held.CredentialsVersion != credsVersion
-
-	switch {
-	case !known:
-		// Only reachable if the CRD's enum and the registry disagree.
-		return r.failed(ctx, tr, target, credsVersion, tr.Status.LastForceRefresh, outcome{
-			reason: tokensyncv1alpha1.ReasonInvalidCredentials, kind: providers.InvalidCredentials,
-			message: fmt.Sprintf("provider %q is not supported by this operator", provider),
-		})
-	case !credsFound:
-		return r.failed(ctx, tr, target, "", tr.Status.LastForceRefresh, outcome{
-			reason: tokensyncv1alpha1.ReasonCredentialsNotFound, kind: providers.InvalidCredentials,
-			message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
-				tr.Spec.CredentialsSecretRef.Name, tr.Namespace, reg.CredentialKeys),
-		})
-	}
-
-	// A failed attempt stays due until a login succeeds: a forced refresh
-	// that failed is retried by backoff, not dropped because the old token
-	// is still valid.
-	due := !valid || !now.Before(refreshTime) || forced || rotated || tr.Status.FailedAttempts > 0
-	if !due {
-		return r.healthy(ctx, tr, target, held, credsVersion, refreshTime)
-	}
-
-	// A failed login is retried when its backoff has passed, or at once when
-	// something that could fix it changed: the spec, the credentials or a new
-	// force-refresh value.
-	inputsChanged := tr.Generation != tr.Status.ObservedGeneration || forced ||
-		credsVersion != tr.Status.CredentialsResourceVersion
-	if tr.Status.FailedAttempts > 0 && !inputsChanged && tr.Status.NextRefreshTime != nil && now.Before(tr.Status.NextRefreshTime.Time) {
-		return ctrl.Result{RequeueAfter: requeueAfter(now, tr.Status.NextRefreshTime.Time)}, nil
-	}
-	// When the API server itself just said there is no target Secret, a
-	// login is due whatever the cache may still miss of our own writes:
-	// deciding again would only repeat that read (and two more).
-	if !fresh && !(targetFromServer && target == nil) {
-		latest := &tokensyncv1alpha1.TokenRequest{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(tr), latest); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
-		if !latest.DeletionTimestamp.IsZero() {
-			return ctrl.Result{}, nil
-		}
-		return r.reconcile(ctx, latest, true)
-	}
-
-	switch {
-	case !holds || !held.Intact:
-		log.Info("Logging in: the target Secret holds no token", "secret", targetName)
-	case forced:
-		log.Info("Logging in: refresh forced by annotation", "annotation", tokensyncv1alpha1.AnnotationForceRefresh)
-	case rotated:
-		log.Info("Logging in: the credentials Secret changed", "credentialsSecret", tr.Spec.CredentialsSecretRef.Name)
-	case !now.Before(held.ExpiresAt):
-		log.Info("Logging in: the token has expired", "expiredAt", held.ExpiresAt)
-	case now.Before(refreshTime):
-		log.Info("Logging in: retrying after a failed attempt", "failedAttempts", tr.Status.FailedAttempts)
-	default:
-		log.Info("Logging in: the token is due for refresh", "expiresAt", held.ExpiresAt)
-	}
-	return r.refresh(ctx, tr, reg, target, force)
+	d := decide(obs.observation)
+	return r.act(ctx, obs, d)
 }
 
-// refresh logs in and writes the token.
-func (r *TokenRequestReconciler) refresh(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, reg providers.Registration, target *corev1.Secret, force string) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-	provider := string(tr.Spec.Provider)
-	force = forceHonoured(tr, force)
+// observed is an observation with the objects it was made from.
+type observed struct {
+	observation
+	tr       *tokensyncv1alpha1.TokenRequest
+	reg      providers.Registration
+	target   *corev1.Secret // nil when absent or foreign
+	previous *corev1.Secret // the Secret of an earlier secretName, when ours
+	// creds were read from the API server while observing (nil if not).
+	creds   providers.Credentials
+	pending *pendingToken
+	// unwrittenStatus: the status memory holds and the API server lacks.
+	unwrittenStatus bool
+}
 
-	creds, credsVersion, err := r.readCredentials(ctx, tr)
+// observe gathers what decide needs, from the caches, asking the API server
+// only where a cache may be behind: for the TokenRequest and target Secret
+// when tokensync's own last write is newer than the cache's copy, for a
+// target Secret the managed cache cannot see, and for the credentials' values
+// when their version is one no fingerprint is known for.
+func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (*observed, error) {
+	key := client.ObjectKeyFromObject(tr)
+	var rem remembered
+	r.memory.with(key, tr.UID, func(e *remembered) { rem = *e })
+
+	if cacheBehind(tr.ResourceVersion, rem.statusRV) {
+		fresh := &tokensyncv1alpha1.TokenRequest{}
+		if err := r.APIReader.Get(ctx, key, fresh); err != nil {
+			return nil, fmt.Errorf("get TokenRequest: %w", err)
+		}
+		tr = fresh
+	}
+	o := &observed{tr: tr, pending: rem.pending}
+	if rem.unwrittenStatus != nil {
+		tr.Status = *rem.unwrittenStatus.DeepCopy()
+		o.unwrittenStatus = true
+	}
+
+	reg, known := r.Providers[string(tr.Spec.Provider)]
+	o.reg = reg
+	o.observation = observation{
+		Now:           r.now(),
+		UID:           string(tr.UID),
+		Generation:    tr.Generation,
+		Provider:      string(tr.Spec.Provider),
+		ProviderKnown: known,
+		Endpoint:      endpointOf(tr, reg),
+		RefreshBefore: refreshBeforeOf(tr),
+		SecretName:    tr.TargetSecretName(),
+		Force:         tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh],
+		Status:        tr.Status,
+	}
+
+	target, exists, foreign, err := r.targetSecret(ctx, tr, o.SecretName, rem)
+	if err != nil {
+		return nil, err
+	}
+	o.target = target
+	o.Target = targetState{Exists: exists, Foreign: foreign}
+	if target != nil {
+		fp, err := r.fingerprints.token(ctx, target.Data[tokensyncv1alpha1.SecretKeyToken])
+		if err != nil {
+			return nil, err
+		}
+		o.Target.Held, o.Target.Holds = heldTokenIn(target, fp)
+	}
+	if prev := tr.Status.SecretName; prev != "" && prev != o.SecretName {
+		s := &corev1.Secret{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: prev}, s)
+		if err == nil && metav1.IsControlledBy(s, tr) {
+			o.previous = s
+			fp, err := r.fingerprints.token(ctx, s.Data[tokensyncv1alpha1.SecretKeyToken])
+			if err != nil {
+				return nil, err
+			}
+			if held, ok := heldTokenIn(s, fp); ok {
+				o.Previous = &held
+			}
+		} else if client.IgnoreNotFound(err) != nil {
+			return nil, fmt.Errorf("get previous Secret %q: %w", prev, err)
+		}
+	}
+	if p := rem.pending; p != nil {
+		o.Pending = &pendingState{
+			ExpiresAt: p.issued.Token.ExpiresAt, Provider: p.issued.Provider, Endpoint: p.issued.Endpoint,
+			CredentialsFingerprint: p.issued.CredentialsFingerprint, RetryAt: p.retryAt,
+		}
+	}
+	if err := r.observeCredentials(ctx, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// targetSecret finds the target Secret: from the managed cache when it is
+// current, else from the API server. foreign is true when a Secret of that
+// name exists that this TokenRequest does not control (it is then not returned).
+func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, name string, rem remembered) (s *corev1.Secret, exists, foreign bool, err error) {
+	key := types.NamespacedName{Namespace: tr.Namespace, Name: name}
+	s = &corev1.Secret{}
+	err = r.Get(ctx, key, s)
+	switch {
+	case err == nil && rem.secretName == name && cacheBehind(s.ResourceVersion, rem.secretRV):
+		err = r.APIReader.Get(ctx, key, s)
+	case apierrors.IsNotFound(err):
+		// The managed cache holds only Secrets labelled as tokensync's.
+		// The metadata cache of every Secret says whether any exists; ask
+		// the API server only when one does (a foreign Secret, or one of
+		// ours the managed cache has not seen yet).
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		metaErr := r.Credentials.Get(ctx, key, m)
+		if apierrors.IsNotFound(metaErr) && rem.secretName != name {
+			return nil, false, false, nil
+		}
+		err = r.APIReader.Get(ctx, key, s)
+	}
 	if apierrors.IsNotFound(err) {
-		return r.failed(ctx, tr, target, "", force, outcome{
-			reason: tokensyncv1alpha1.ReasonCredentialsNotFound, kind: providers.InvalidCredentials,
-			message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
-				tr.Spec.CredentialsSecretRef.Name, tr.Namespace, reg.CredentialKeys),
-		})
+		return nil, false, false, nil
 	}
 	if err != nil {
+		return nil, false, false, fmt.Errorf("get Secret %q: %w", name, err)
+	}
+	if !metav1.IsControlledBy(s, tr) {
+		return nil, true, true, nil
+	}
+	return s, true, false, nil
+}
+
+// observeCredentials fills in the credentials' version and fingerprint. The
+// fingerprint is taken from a record of the same version when there is one
+// (the target Secret's, the last attempt's, memory's); otherwise the values
+// are read, once, from the API server.
+func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *observed) error {
+	tr := o.tr
+	name := tr.Spec.CredentialsSecretRef.Name
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := r.Credentials.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, m)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get credentials Secret %q metadata: %w", name, err)
+	}
+	c := &o.Credentials
+	c.Found, c.Version = true, m.ResourceVersion
+	switch {
+	case o.Target.Holds && o.Target.Held.CredentialsVersion == c.Version && o.Target.Held.CredentialsFingerprint != "":
+		c.Fingerprint = o.Target.Held.CredentialsFingerprint
+	case o.Status.LastAttempt != nil && o.Status.LastAttempt.CredentialsVersion == c.Version && o.Status.LastAttempt.CredentialsFingerprint != "":
+		c.Fingerprint = o.Status.LastAttempt.CredentialsFingerprint
+	case o.pending != nil && o.pending.issued.CredentialsVersion == c.Version:
+		c.Fingerprint = o.pending.issued.CredentialsFingerprint
+	}
+	if c.Fingerprint != "" {
+		return nil
+	}
+	ck := credentialsKey{NamespacedName: types.NamespacedName{Namespace: tr.Namespace, Name: name}, provider: o.Provider}
+	if fp, ok := r.memory.credentialsFingerprint(ck, c.Version); ok {
+		c.Fingerprint = fp
+		return nil
+	}
+	if !o.ProviderKnown {
+		return nil
+	}
+	creds, version, err := r.readCredentials(ctx, tr)
+	if apierrors.IsNotFound(err) {
+		c.Found, c.Version = false, ""
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fp, err := r.fingerprints.credentials(ctx, usedCredentials(o.reg, creds))
+	if err != nil {
+		return err
+	}
+	o.creds = creds
+	c.Version, c.Fingerprint = version, fp
+	r.memory.setCredentialsFingerprint(ck, version, fp)
+	return nil
+}
+
+// act carries out a decision.
+func (r *TokenRequestReconciler) act(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+	log := logf.FromContext(ctx).WithValues("decision", d.Action, "reason", d.Reason)
+	if o.unwrittenStatus && d.Action != actLogin && d.Action != actWrite {
+		// Write the status the last reconcile could not; the actions below
+		// that write a status write it themselves.
+		if err := r.updateStatus(ctx, o.tr, func(*tokensyncv1alpha1.TokenRequestStatus) {}); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	switch d.Action {
+	case actKeep:
+		return r.keep(ctx, o, d)
+	case actWait:
+		log.V(1).Info("Waiting", "why", d.Message, "until", d.At)
+		return ctrl.Result{RequeueAfter: requeueAfter(o.Now, d.At)}, nil
+	case actStop:
+		return r.stop(ctx, o, d)
+	case actWrite:
+		log.Info("Writing a token without a login", "why", d.Message, "secret", o.SecretName)
+		return r.writeObtained(ctx, o, d)
+	}
+	log.Info("Logging in", "why", d.Message, "secret", o.SecretName)
+	return r.login(ctx, o, d)
+}
+
+// keep looks after a TokenRequest whose token is valid and not due: no
+// login, and no write unless something is out of date.
+func (r *TokenRequestReconciler) keep(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+	tr, held := o.tr, o.Target.Held
+	if _, err := r.writeSecret(ctx, o, o.target, func(*corev1.Secret) {}, false); err != nil {
+		// Only metadata was to be written; the token stays valid.
+		return ctrl.Result{}, fmt.Errorf("update Secret %q labels and annotations: %w", o.SecretName, err)
+	}
+	if err := r.deletePreviousSecret(ctx, o); err != nil {
 		return ctrl.Result{}, err
 	}
-
-	endpoint := tr.Spec.Endpoint
-	if endpoint == "" {
-		endpoint = reg.DefaultEndpoint
+	wasMissing := conditionFalse(tr.Status.Conditions, tokensyncv1alpha1.ConditionCredentialsFound)
+	if err := r.setHealthy(ctx, o, held.ObtainedAt, held.ExpiresAt, d.At, nil, d.CredentialsMissing); err != nil {
+		return ctrl.Result{}, err
 	}
-	if err := r.precheck(reg.Provider, provider, endpoint, creds); err != nil {
-		return r.failed(ctx, tr, target, credsVersion, force, providerOutcome(tr, err))
+	if d.CredentialsMissing && !wasMissing {
+		msg := r.credentialsMissingMessage(o, held.ExpiresAt)
+		r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, tokensyncv1alpha1.ReasonCredentialsNotFound, "Refresh", "%s", msg)
+		logf.FromContext(ctx).Info("The credentials Secret is gone; keeping the valid token", "credentialsSecret", tr.Spec.CredentialsSecretRef.Name, "expiresAt", held.ExpiresAt)
+	}
+	return ctrl.Result{RequeueAfter: requeueAfter(o.Now, d.At)}, nil
+}
+
+func (r *TokenRequestReconciler) credentialsMissingMessage(o *observed, expiresAt time.Time) string {
+	return fmt.Sprintf("credentials Secret %q not found in namespace %q: the token in Secret %s stays valid until %s but cannot be refreshed; create the Secret with keys %s",
+		o.tr.Spec.CredentialsSecretRef.Name, o.tr.Namespace, o.SecretName, formatTime(expiresAt), credentialKeysOf(o.reg))
+}
+
+// stop records a state that needs a person, once; nothing is requeued: the
+// change that can fix it (a Secret deleted, the spec or credentials edited)
+// comes as a watch event.
+func (r *TokenRequestReconciler) stop(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+	switch d.Reason {
+	case tokensyncv1alpha1.ReasonSecretConflict:
+		return r.failed(ctx, o, failure{
+			reason: tokensyncv1alpha1.ReasonSecretConflict,
+			message: fmt.Sprintf("Secret %q already exists and is not controlled by this TokenRequest; "+
+				"delete or rename it, or set spec.secretName to another name", o.SecretName),
+		})
+	case reasonUnknownProvider:
+		// Only reachable if the CRD's enum and the registry disagree.
+		return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonInvalidCredentials, message: d.Message})
+	}
+	logf.FromContext(ctx).V(1).Info("Stopped until an input changes", "why", d.Message)
+	return ctrl.Result{}, nil
+}
+
+// login logs in and writes the token.
+func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+	tr, reg := o.tr, o.reg
+	if r.EndpointPolicy != nil {
+		if err := r.EndpointPolicy.Check(o.Provider, o.Endpoint); err != nil {
+			return r.failed(ctx, o, providerFailure(tr, err))
+		}
+	}
+	creds := o.creds
+	if creds == nil {
+		var err error
+		var version string
+		creds, version, err = r.readCredentials(ctx, tr)
+		switch {
+		case apierrors.IsNotFound(err):
+			o.Credentials = credentialsState{}
+			return r.failed(ctx, o, failure{
+				reason: tokensyncv1alpha1.ReasonCredentialsNotFound,
+				message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
+					tr.Spec.CredentialsSecretRef.Name, tr.Namespace, credentialKeysOf(reg)),
+			})
+		case err != nil:
+			return ctrl.Result{}, err
+		}
+		fp, err := r.fingerprints.credentials(ctx, usedCredentials(reg, creds))
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		o.Credentials = credentialsState{Found: true, Version: version, Fingerprint: fp}
+	}
+	if v, ok := reg.Provider.(providers.Validator); ok {
+		if err := v.Validate(creds); err != nil {
+			return r.failed(ctx, o, providerFailure(tr, err))
+		}
+	}
+	if d.ProbeWrite {
+		// The last write was refused: ask the API server (dry run) whether
+		// it would take one now before spending a login on it.
+		probe := &providers.Token{Value: "dry-run", ObtainedAt: o.Now, ExpiresAt: o.Now.Add(time.Hour)}
+		if _, err := r.writeSecret(ctx, o, o.target, func(s *corev1.Secret) { applyToken(s, issued{Token: probe}) }, true); err != nil {
+			return r.failed(ctx, o, writeFailure(o.SecretName, err))
+		}
 	}
 
-	start := time.Now()
-	tok, err := reg.Provider.Login(ctx, endpoint, creds)
-	loginDuration.WithLabelValues(provider).Observe(time.Since(start).Seconds())
+	start := r.now()
+	tok, err := reg.Provider.Login(ctx, o.Endpoint, creds)
+	loginDuration.WithLabelValues(o.Provider).Observe(r.now().Sub(start).Seconds())
 	if err != nil {
-		o := providerOutcome(tr, err)
-		loginsTotal.WithLabelValues(provider, o.reason).Inc()
+		f := providerFailure(tr, err)
+		loginsTotal.WithLabelValues(o.Provider, f.reason).Inc()
 		if ctx.Err() != nil {
 			// The manager is stopping; the next one retries without counting this.
 			return ctrl.Result{}, ctx.Err()
 		}
-		return r.failed(ctx, tr, target, credsVersion, force, o)
+		f.sent = true
+		return r.failed(ctx, o, f)
 	}
-	loginsTotal.WithLabelValues(provider, "success").Inc()
+	loginsTotal.WithLabelValues(o.Provider, "success").Inc()
+	tokenFP, err := r.fingerprints.token(ctx, []byte(tok.Value))
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	p := &pendingToken{issued: issued{
+		Token: tok, Provider: o.Provider, Endpoint: o.Endpoint,
+		CredentialsVersion: o.Credentials.Version, CredentialsFingerprint: o.Credentials.Fingerprint,
+		TokenFingerprint: tokenFP,
+	}}
+	// Kept until written or expired: a refused write must not spend the login.
+	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) { e.pending = p })
+	o.pending = p
+	return r.writeObtained(ctx, o, decision{Action: actWrite, Reason: d.Reason, Message: d.Message})
+}
 
-	content := secretData(tr, tok, credsVersion)
-	if err := r.writeSecret(ctx, tr, target, content); err != nil {
+// writeObtained writes a token that needs no login: the pending one, or
+// the previous Secret's after a secretName change.
+func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+	tr := o.tr
+	key := client.ObjectKeyFromObject(tr)
+	var (
+		mutate               func(*corev1.Secret)
+		obtainedAt, expireAt time.Time
+		attempt              *tokensyncv1alpha1.LoginAttempt
+	)
+	if d.FromPrevious {
+		prev := o.previous
+		mutate = func(s *corev1.Secret) { copyToken(s, prev) }
+		obtainedAt, expireAt = o.Previous.ObtainedAt, o.Previous.ExpiresAt
+	} else {
+		is := o.pending.issued
+		mutate = func(s *corev1.Secret) { applyToken(s, is) }
+		obtainedAt, expireAt = is.Token.ObtainedAt, is.Token.ExpiresAt
+		attempt = &tokensyncv1alpha1.LoginAttempt{
+			Time: metav1.NewTime(obtainedAt.UTC().Truncate(time.Second)), Provider: is.Provider, Endpoint: is.Endpoint,
+			CredentialsVersion: is.CredentialsVersion, CredentialsFingerprint: is.CredentialsFingerprint,
+			Result: tokensyncv1alpha1.ReasonSucceeded,
+		}
+	}
+	rv, err := r.writeSecret(ctx, o, o.target, mutate, false)
+	if err != nil {
 		if errors.Is(err, errSecretConflict) {
-			return r.failed(ctx, tr, target, credsVersion, force, outcome{
-				reason: tokensyncv1alpha1.ReasonSecretConflict, kind: providers.ProviderUnavailable,
+			return r.failed(ctx, o, failure{
+				reason: tokensyncv1alpha1.ReasonSecretConflict,
 				message: fmt.Sprintf("Secret %q already exists and is not controlled by this TokenRequest; "+
-					"delete or rename it, or set spec.secretName to another name", tr.TargetSecretName()),
+					"delete or rename it, or set spec.secretName to another name", o.SecretName),
 			})
 		}
-		return ctrl.Result{}, fmt.Errorf("write Secret %q: %w", tr.TargetSecretName(), err)
+		if d.FromPrevious {
+			return ctrl.Result{}, fmt.Errorf("write Secret %q: %w", o.SecretName, err)
+		}
+		return r.writeRefused(ctx, o, err)
 	}
-	if err := r.deletePreviousSecret(ctx, tr); err != nil {
+	r.memory.with(key, tr.UID, func(e *remembered) {
+		e.pending = nil
+		e.secretName, e.secretRV = o.SecretName, rv
+	})
+	if err := r.deletePreviousSecret(ctx, o); err != nil {
 		return ctrl.Result{}, err
 	}
-
-	expiresAt, _ := time.Parse(time.RFC3339, content.Annotations[tokensyncv1alpha1.AnnotationExpiresAt])
-	obtainedAt, _ := time.Parse(time.RFC3339, content.Annotations[annotationObtainedAt])
-	next := refreshAt(obtainedAt, expiresAt, refreshBeforeOf(tr), jitterFor(string(tr.UID)+"/"+formatTime(expiresAt)))
-	if err := r.setHealthyStatus(ctx, tr, credsVersion, force, obtainedAt, expiresAt, next); err != nil {
+	next := refreshAt(obtainedAt, expireAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(expireAt)))
+	if err := r.setHealthy(ctx, o, obtainedAt, expireAt, next, attempt, false); err != nil {
+		// The token is stored; the next reconcile finds it and writes the status.
 		return ctrl.Result{}, err
 	}
-	r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh",
-		"Wrote a new token to Secret %s; it expires at %s, next refresh at %s", tr.TargetSecretName(), formatTime(expiresAt), formatTime(next))
-	log.Info("Token refreshed", "secret", tr.TargetSecretName(), "expiresAt", expiresAt, "nextRefresh", next)
+	if d.FromPrevious {
+		r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "TokenMoved", "Refresh",
+			"Moved the valid token from Secret %s to Secret %s without a login; it expires at %s", tr.Status.SecretName, o.SecretName, formatTime(expireAt))
+	} else {
+		r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh",
+			"Logged in because %s; wrote a new token to Secret %s; it expires at %s, next refresh at %s", d.Message, o.SecretName, formatTime(expireAt), formatTime(next))
+	}
+	logf.FromContext(ctx).Info("Token written", "secret", o.SecretName, "reason", d.Reason, "expiresAt", expireAt, "nextRefresh", next)
 	return ctrl.Result{RequeueAfter: requeueAfter(r.now(), next)}, nil
 }
 
-// precheck refuses, before any request, what is certainly wrong.
-func (r *TokenRequestReconciler) precheck(p providers.Provider, provider, endpoint string, creds providers.Credentials) error {
-	if v, ok := p.(providers.Validator); ok {
-		if err := v.Validate(creds); err != nil {
-			return err
+// writeRefused records a refused Secret write. The token obtained stays in
+// memory and the write is retried with backoff; no new login is spent on it.
+func (r *TokenRequestReconciler) writeRefused(ctx context.Context, o *observed, err error) (ctrl.Result, error) {
+	tr := o.tr
+	f := writeFailure(o.SecretName, err)
+	var retryAt time.Time
+	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) {
+		if e.pending == nil {
+			return
 		}
-	}
-	if r.EndpointPolicy != nil {
-		if err := r.EndpointPolicy.Check(provider, endpoint); err != nil {
-			return err
-		}
-	}
-	return nil
+		e.pending.failures++
+		retryAt = r.now().Add(backoffFor(f.reason, e.pending.failures, r.jitter(), 0))
+		e.pending.retryAt = retryAt
+	})
+	f.retryAt = retryAt
+	return r.failed(ctx, o, f)
 }
 
-// healthy keeps a TokenRequest whose token is valid and not yet due: no
-// login, and no write unless something is out of date.
-func (r *TokenRequestReconciler) healthy(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, target *corev1.Secret, held heldToken, credsVersion string, next time.Time) (ctrl.Result, error) {
-	if !templateApplied(tr, target) {
-		if err := r.retryOnConflict(ctx, target, func(s *corev1.Secret) { applyTemplate(tr, s) }); err != nil {
-			return ctrl.Result{}, fmt.Errorf("update Secret %q labels and annotations: %w", target.Name, err)
-		}
+// writeFailure describes a refused Secret write with the API server's
+// reason. Its message is the API server's own; it cannot hold the token,
+// which is not part of any refusal, but it is cut to a sane length.
+func writeFailure(name string, err error) failure {
+	reason := string(apierrors.ReasonForError(err))
+	if reason == "" {
+		reason = "Unknown"
 	}
-	if err := r.deletePreviousSecret(ctx, tr); err != nil {
-		return ctrl.Result{}, err
+	msg := err.Error()
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		msg = status.Status().Message
 	}
-	if err := r.setHealthyStatus(ctx, tr, credsVersion, tr.Status.LastForceRefresh, held.ObtainedAt, held.ExpiresAt, next); err != nil {
-		return ctrl.Result{}, err
+	if len(msg) > 400 {
+		msg = msg[:400] + "..."
 	}
-	return ctrl.Result{RequeueAfter: requeueAfter(r.now(), next)}, nil
+	return failure{
+		reason: tokensyncv1alpha1.ReasonSecretWriteFailed,
+		message: fmt.Sprintf("a token was obtained but the API server refused to write Secret %q (%s: %s); the token is kept and the write retried without a new login",
+			name, reason, msg),
+	}
 }
 
-// setHealthyStatus records a valid token. credsVersion and force are the
-// credentials resourceVersion and force-refresh value it was obtained with.
-func (r *TokenRequestReconciler) setHealthyStatus(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, credsVersion, force string, obtainedAt, expiresAt, next time.Time) error {
-	provider := string(tr.Spec.Provider)
-	tokenExpiry.WithLabelValues(tr.Namespace, tr.Name, provider).Set(float64(expiresAt.Unix()))
-	tokenRefresh.WithLabelValues(tr.Namespace, tr.Name, provider).Set(float64(next.Unix()))
-	tokenRequestReady.WithLabelValues(tr.Namespace, tr.Name, provider).Set(1)
+// failure is a failed attempt to obtain or store a token.
+type failure struct {
+	reason, message string
+	// retryAfter is the provider's hint.
+	retryAfter time.Duration
+	// retryAt, when set, is the retry already scheduled (a pending write).
+	retryAt time.Time
+	// sent: a request reached the provider.
+	sent bool
+}
+
+// failed records a failure: the target Secret is left alone, so a token that
+// is still valid keeps working; the next attempt is scheduled by backoff, or
+// none when only a change of input can help. The attempt counts come from
+// the status the update is applied to, so a stale cache cannot reset them.
+func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f failure) (ctrl.Result, error) {
+	tr := o.tr
+	now := r.now()
+	jitter := r.jitter()
+	var (
+		attempts int32
+		retryAt  time.Time
+		stopped  bool
+	)
+	held := o.Target.Held
+	validUntil := ""
+	if o.Target.Holds && held.Intact && now.Before(held.ExpiresAt) {
+		validUntil = fmt.Sprintf("; the previous token in Secret %s stays valid until %s", o.SecretName, formatTime(held.ExpiresAt))
+	}
+	mutate := func(st *tokensyncv1alpha1.TokenRequestStatus) {
+		last := st.LastAttempt
+		repeat := last != nil && last.Result == f.reason && st.FailedAttempts > 0 &&
+			last.Provider == o.Provider && last.Endpoint == o.Endpoint &&
+			(f.reason == tokensyncv1alpha1.ReasonSecretConflict || f.reason == tokensyncv1alpha1.ReasonEndpointNotAllowed)
+		attempts = st.FailedAttempts + 1
+		if repeat {
+			// A stopped state seen again is not another attempt.
+			attempts = st.FailedAttempts
+		}
+		authFailures := int32(0)
+		if f.reason == tokensyncv1alpha1.ReasonAuthenticationFailed {
+			authFailures = 1
+			if last != nil && last.Result == tokensyncv1alpha1.ReasonAuthenticationFailed {
+				authFailures = last.AuthenticationFailures + 1
+			}
+		}
+		stopped = stopsUntilChange(f.reason) || authFailures >= maxAuthenticationTries
+		retryAt = f.retryAt
+		if retryAt.IsZero() {
+			retryAt = now.Add(backoffFor(f.reason, attempts, jitter, f.retryAfter))
+		}
+
+		message := f.message + validUntil
+		switch {
+		case authFailures >= maxAuthenticationTries:
+			message += fmt.Sprintf(" (%d consecutive authentication failures: stopped to avoid locking the account; nothing more is sent until the credentials' content, spec.provider or spec.endpoint, or the %s annotation changes)",
+				authFailures, tokensyncv1alpha1.AnnotationForceRefresh)
+		case stopped:
+			message += " (nothing more is tried until this is fixed)"
+		default:
+			message += fmt.Sprintf(" (attempt %d, next retry at %s)", attempts, formatTime(retryAt))
+		}
+
+		st.ObservedGeneration = tr.Generation
+		st.FailedAttempts = attempts
+		if stopped {
+			st.NextRefreshTime = nil
+		} else {
+			st.NextRefreshTime = metaTime(retryAt)
+		}
+		if o.Force != "" {
+			st.LastForceRefresh = o.Force
+		}
+		attemptAt := metav1.NewTime(now.UTC().Truncate(time.Second))
+		if repeat {
+			attemptAt = last.Time
+		}
+		st.LastAttempt = &tokensyncv1alpha1.LoginAttempt{
+			Time: attemptAt, Provider: o.Provider, Endpoint: o.Endpoint,
+			CredentialsVersion: o.Credentials.Version, CredentialsFingerprint: o.Credentials.Fingerprint,
+			Result: f.reason, AuthenticationFailures: authFailures,
+		}
+		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, message)
+		if stalls(f.reason) || stopped {
+			setCondition(st, tr, now, tokensyncv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, message)
+			removeCondition(st, tokensyncv1alpha1.ConditionReconciling)
+		} else {
+			setCondition(st, tr, now, tokensyncv1alpha1.ConditionReconciling, metav1.ConditionTrue, tokensyncv1alpha1.ReasonRetrying, message)
+			removeCondition(st, tokensyncv1alpha1.ConditionStalled)
+		}
+		if f.reason == tokensyncv1alpha1.ReasonCredentialsNotFound {
+			setCondition(st, tr, now, tokensyncv1alpha1.ConditionCredentialsFound, metav1.ConditionFalse, f.reason, f.message)
+		} else if o.Credentials.Found {
+			removeCondition(st, tokensyncv1alpha1.ConditionCredentialsFound)
+		}
+	}
+	before := tr.Status.DeepCopy()
+	if err := r.updateStatus(ctx, tr, mutate); err != nil {
+		return ctrl.Result{}, err
+	}
+	tokenRefresh.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(float64(retryAt.Unix()))
+	tokenRequestReady.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(0)
+	if !equality.Semantic.DeepEqual(before, &tr.Status) {
+		r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, f.reason, "Refresh", "%s", f.message)
+		logf.FromContext(ctx).Info("Attempt failed", "reason", f.reason, "message", f.message, "attempt", attempts, "stopped", stopped, "nextRetry", retryAt)
+	}
+	if stopped {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: requeueAfter(now, retryAt)}, nil
+}
+
+// stalls: failures that need a person from the first one.
+func stalls(reason string) bool {
+	switch reason {
+	case tokensyncv1alpha1.ReasonAuthenticationFailed, tokensyncv1alpha1.ReasonInvalidCredentials,
+		tokensyncv1alpha1.ReasonSecretConflict, tokensyncv1alpha1.ReasonEndpointNotAllowed:
+		return true
+	}
+	return false
+}
+
+// setHealthy records a valid token. attempt is the successful login that
+// obtained it, nil when no login happened.
+func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, obtainedAt, expiresAt, next time.Time, attempt *tokensyncv1alpha1.LoginAttempt, credentialsMissing bool) error {
+	tr := o.tr
+	r.setProviderMetrics(tr)
+	tokenExpiry.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(float64(expiresAt.Unix()))
+	tokenRefresh.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(float64(next.Unix()))
+	tokenRequestReady.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(1)
+	now := r.now()
 	return r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
 		st.ObservedGeneration = tr.Generation
-		st.SecretName = tr.TargetSecretName()
+		st.SecretName = o.SecretName
 		st.ExpiresAt = metaTime(expiresAt)
 		st.LastRefreshTime = metaTime(obtainedAt)
 		st.NextRefreshTime = metaTime(next)
 		st.FailedAttempts = 0
-		st.LastForceRefresh = force
-		st.CredentialsResourceVersion = credsVersion
-		r.setReady(st, tr, metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued,
-			fmt.Sprintf("Secret %s holds a valid token until %s; next refresh at %s", tr.TargetSecretName(), formatTime(expiresAt), formatTime(next)))
+		if attempt != nil {
+			st.LastAttempt = attempt
+			if o.Force != "" {
+				st.LastForceRefresh = o.Force
+			}
+		}
+		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued,
+			fmt.Sprintf("Secret %s holds a valid token until %s; next refresh at %s", o.SecretName, formatTime(expiresAt), formatTime(next)))
+		removeCondition(st, tokensyncv1alpha1.ConditionStalled)
+		removeCondition(st, tokensyncv1alpha1.ConditionReconciling)
+		if credentialsMissing {
+			setCondition(st, tr, now, tokensyncv1alpha1.ConditionCredentialsFound, metav1.ConditionFalse, tokensyncv1alpha1.ReasonCredentialsNotFound,
+				r.credentialsMissingMessage(o, expiresAt))
+		} else {
+			removeCondition(st, tokensyncv1alpha1.ConditionCredentialsFound)
+		}
 	})
 }
 
-// failed records a failure: the target Secret is left alone, so a token that
-// is still valid keeps working; the next attempt is scheduled by backoff.
-func (r *TokenRequestReconciler) failed(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, target *corev1.Secret, credsVersion, force string, o outcome) (ctrl.Result, error) {
-	now := r.now()
-	attempts := tr.Status.FailedAttempts + 1
-	delay := backoffFor(o.kind, attempts, r.jitter(), o.retryAfter)
-	retryAt := now.Add(delay)
-
-	message := o.message
-	if held, ok := heldTokenIn(target); ok && held.Intact && now.Before(held.ExpiresAt) && target.Name == tr.TargetSecretName() {
-		message += fmt.Sprintf("; the previous token in Secret %s stays valid until %s", target.Name, formatTime(held.ExpiresAt))
-	}
-	message += fmt.Sprintf(" (attempt %d, next retry at %s)", attempts, formatTime(retryAt))
-
+// setProviderMetrics drops the series of a provider the TokenRequest no
+// longer uses (spec.provider changed).
+func (r *TokenRequestReconciler) setProviderMetrics(tr *tokensyncv1alpha1.TokenRequest) {
 	provider := string(tr.Spec.Provider)
-	tokenRefresh.WithLabelValues(tr.Namespace, tr.Name, provider).Set(float64(retryAt.Unix()))
-	tokenRequestReady.WithLabelValues(tr.Namespace, tr.Name, provider).Set(0)
-
-	err := r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
-		st.ObservedGeneration = tr.Generation
-		st.FailedAttempts = attempts
-		st.NextRefreshTime = metaTime(retryAt)
-		st.CredentialsResourceVersion = credsVersion
-		st.LastForceRefresh = force
-		r.setReady(st, tr, metav1.ConditionFalse, o.reason, message)
-	})
-	if err != nil {
-		return ctrl.Result{}, err
+	var old string
+	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) { old, e.provider = e.provider, provider })
+	if old != "" && old != provider {
+		forgetProviderMetrics(tr.Namespace, tr.Name, old)
 	}
-	r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, o.reason, "Refresh", "%s", o.message)
-	logf.FromContext(ctx).Info("Login failed", "reason", o.reason, "message", o.message, "attempt", attempts, "nextRetry", retryAt)
-	return ctrl.Result{RequeueAfter: requeueAfter(now, retryAt)}, nil
-}
-
-func (r *TokenRequestReconciler) setReady(st *tokensyncv1alpha1.TokenRequestStatus, tr *tokensyncv1alpha1.TokenRequest, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type:               tokensyncv1alpha1.ConditionReady,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		ObservedGeneration: tr.Generation,
-		LastTransitionTime: metav1.NewTime(r.now().UTC().Truncate(time.Second)),
-	})
 }
 
 // updateStatus applies mutate to the TokenRequest's status and writes it
-// only if it changed. A conflict re-reads the TokenRequest and applies the
-// same change again: the login it records is never repeated.
+// only if it changed. A conflict re-reads the TokenRequest from the API
+// server and applies the same change again: the login it records is never
+// repeated. A status that could not be written is kept in memory, so the
+// next decision sees it (a failed login stays backed off) and writes it.
 func (r *TokenRequestReconciler) updateStatus(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, mutate func(*tokensyncv1alpha1.TokenRequestStatus)) error {
+	key := client.ObjectKeyFromObject(tr)
+	var unwritten bool
+	r.memory.with(key, tr.UID, func(e *remembered) { unwritten = e.unwrittenStatus != nil })
 	first := true
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	var want *tokensyncv1alpha1.TokenRequestStatus
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if !first {
-			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(tr), tr); err != nil {
+			fresh := &tokensyncv1alpha1.TokenRequest{}
+			if err := r.APIReader.Get(ctx, key, fresh); err != nil {
 				return err
 			}
+			fresh.DeepCopyInto(tr)
 		}
 		first = false
-		want := tr.Status.DeepCopy()
+		want = tr.Status.DeepCopy()
 		mutate(want)
-		if equality.Semantic.DeepEqual(&tr.Status, want) {
+		if !unwritten && equality.Semantic.DeepEqual(&tr.Status, want) {
 			return nil
 		}
 		tr.Status = *want
 		return r.Status().Update(ctx, tr)
 	})
+	r.memory.with(key, tr.UID, func(e *remembered) {
+		if err != nil {
+			if want != nil {
+				e.unwrittenStatus = want.DeepCopy()
+			}
+			return
+		}
+		e.unwrittenStatus = nil
+		e.statusRV = tr.ResourceVersion
+	})
+	if err != nil {
+		return fmt.Errorf("update TokenRequest status: %w", err)
+	}
+	return nil
+}
+
+func setCondition(st *tokensyncv1alpha1.TokenRequestStatus, tr *tokensyncv1alpha1.TokenRequest, now time.Time, typ string, status metav1.ConditionStatus, reason, message string) {
+	setStatusCondition(&st.Conditions, metav1.Condition{
+		Type:               typ,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: tr.Generation,
+		LastTransitionTime: metav1.NewTime(now.UTC().Truncate(time.Second)),
+	})
 }
 
 var errSecretConflict = errors.New("secret exists and is not controlled by this TokenRequest")
 
-// targetSecret returns the target Secret if it exists and this TokenRequest
-// controls it, nil if it does not exist, and errSecretConflict if another
-// owner has it.
-func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, name string, fresh bool) (s *corev1.Secret, fromServer bool, err error) {
-	key := types.NamespacedName{Namespace: tr.Namespace, Name: name}
-	s = &corev1.Secret{}
-	if !fresh {
-		err = r.Get(ctx, key, s)
-	}
-	if fresh || apierrors.IsNotFound(err) {
-		// The cache holds only Secrets labelled as ours; an unlabelled Secret
-		// of that name is visible only to a direct read.
-		fromServer = true
-		err = r.APIReader.Get(ctx, key, s)
-		if apierrors.IsNotFound(err) {
-			return nil, true, nil
-		}
-	}
-	if err != nil {
-		return nil, fromServer, fmt.Errorf("get Secret %q: %w", name, err)
-	}
-	if !metav1.IsControlledBy(s, tr) {
-		return nil, fromServer, errSecretConflict
-	}
-	return s, fromServer, nil
-}
-
-// writeSecret creates or updates the target Secret with content.
-func (r *TokenRequestReconciler) writeSecret(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, existing *corev1.Secret, content secretContent) error {
-	apply := func(s *corev1.Secret) {
-		s.Data = content.Data
-		if s.Labels == nil {
-			s.Labels = map[string]string{}
-		}
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		for k, v := range content.Labels {
-			s.Labels[k] = v
-		}
-		for k, v := range content.Annotations {
-			s.Annotations[k] = v
-		}
+// writeSecret creates or updates the target Secret: mutate puts the token
+// on it, then spec.secretTemplate's metadata is applied. Nothing is written
+// when nothing changes. dryRun asks the API server whether it would accept
+// the write, without storing it. It returns the Secret's resourceVersion.
+func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *observed, existing *corev1.Secret, mutate func(*corev1.Secret), dryRun bool) (string, error) {
+	tr := o.tr
+	var opts []client.CreateOption
+	var uopts []client.UpdateOption
+	if dryRun {
+		opts, uopts = append(opts, client.DryRunAll), append(uopts, client.DryRunAll)
 	}
 	if existing == nil {
 		s := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: tr.TargetSecretName(), Namespace: tr.Namespace},
+			ObjectMeta: metav1.ObjectMeta{Name: o.SecretName, Namespace: tr.Namespace},
 			Type:       corev1.SecretTypeOpaque,
 		}
-		apply(s)
+		mutate(s)
+		applyTemplate(s, tr.Spec.SecretTemplate)
 		if err := controllerutil.SetControllerReference(tr, s, r.Scheme); err != nil {
-			return err
+			return "", err
 		}
-		err := r.Create(ctx, s)
+		err := r.Create(ctx, s, opts...)
+		if err == nil {
+			return s.ResourceVersion, nil
+		}
 		if !apierrors.IsAlreadyExists(err) {
-			return err
+			return "", err
 		}
 		// Created meanwhile: ours if a previous attempt's write landed late.
-		existing, _, err = r.targetSecret(ctx, tr, tr.TargetSecretName(), true)
-		if err != nil {
-			return err
+		existing = &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), existing); err != nil {
+			return "", err
 		}
-		if existing == nil {
-			return errSecretConflict
+		if !metav1.IsControlledBy(existing, tr) {
+			return "", errSecretConflict
 		}
 	}
-	return r.retryOnConflict(ctx, existing, apply)
-}
-
-// retryOnConflict applies mutate to s and updates it, re-reading s on a
-// conflict. Nothing is written when mutate changes nothing.
-func (r *TokenRequestReconciler) retryOnConflict(ctx context.Context, s *corev1.Secret, mutate func(*corev1.Secret)) error {
+	s := existing.DeepCopy()
 	first := true
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if !first {
 			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
 				return err
+			}
+			if !metav1.IsControlledBy(s, tr) {
+				return errSecretConflict
 			}
 		}
 		first = false
 		before := s.DeepCopy()
 		mutate(s)
+		applyTemplate(s, tr.Spec.SecretTemplate)
 		if equality.Semantic.DeepEqual(before, s) {
 			return nil
 		}
-		return r.Update(ctx, s)
+		return r.Update(ctx, s, uopts...)
 	})
+	return s.ResourceVersion, err
 }
 
 // deletePreviousSecret deletes the Secret named before a secretName change, if ours.
-func (r *TokenRequestReconciler) deletePreviousSecret(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) error {
-	prev := tr.Status.SecretName
-	if prev == "" || prev == tr.TargetSecretName() {
-		return nil
-	}
-	s := &corev1.Secret{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: prev}, s); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if !metav1.IsControlledBy(s, tr) {
+func (r *TokenRequestReconciler) deletePreviousSecret(ctx context.Context, o *observed) error {
+	s := o.previous
+	if s == nil {
 		return nil
 	}
 	if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete previous Secret %q: %w", prev, err)
+		return fmt.Errorf("delete previous Secret %q: %w", s.Name, err)
 	}
-	logf.FromContext(ctx).Info("Deleted the previous target Secret after a secretName change", "secret", prev)
+	o.previous = nil
+	logf.FromContext(ctx).Info("Deleted the previous target Secret after a secretName change", "secret", s.Name)
 	return nil
 }
 
-// credentialsVersion returns the credentials Secret's resourceVersion from
-// the metadata-only cache, or from the API server when fresh.
-func (r *TokenRequestReconciler) credentialsVersion(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, fresh bool) (string, bool, error) {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	reader := r.Credentials
-	if fresh {
-		reader = r.APIReader
-	}
-	err := reader.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: tr.Spec.CredentialsSecretRef.Name}, m)
-	if apierrors.IsNotFound(err) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("get credentials Secret %q metadata: %w", tr.Spec.CredentialsSecretRef.Name, err)
-	}
-	return m.ResourceVersion, true, nil
-}
-
 // readCredentials reads the credentials Secret straight from the API server,
-// only when a login is about to happen.
+// only when its values are needed: to log in, or to fingerprint a version
+// of it not seen before.
 func (r *TokenRequestReconciler) readCredentials(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (providers.Credentials, string, error) {
 	s := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: tr.Namespace, Name: tr.Spec.CredentialsSecretRef.Name}
@@ -527,15 +863,15 @@ func (r *TokenRequestReconciler) readCredentials(ctx context.Context, tr *tokens
 		}
 		return nil, "", fmt.Errorf("read credentials Secret %q: %w", key.Name, err)
 	}
-	creds := make(providers.Credentials, len(s.Data)+len(s.StringData))
+	creds := make(providers.Credentials, len(s.Data))
 	for k, v := range s.Data {
 		creds[k] = v
 	}
 	return creds, s.ResourceVersion, nil
 }
 
-// providerOutcome maps a provider error to a condition reason.
-func providerOutcome(tr *tokensyncv1alpha1.TokenRequest, err error) outcome {
+// providerFailure maps a provider error to a failure.
+func providerFailure(tr *tokensyncv1alpha1.TokenRequest, err error) failure {
 	kind := providers.KindOf(err)
 	msg := err.Error()
 	var pe *providers.Error
@@ -546,20 +882,40 @@ func providerOutcome(tr *tokensyncv1alpha1.TokenRequest, err error) outcome {
 	if kind == providers.InvalidCredentials {
 		msg = fmt.Sprintf("credentials Secret %q: %s", tr.Spec.CredentialsSecretRef.Name, msg)
 	}
-	return outcome{reason: string(kind), kind: kind, message: msg, retryAfter: providers.RetryAfterOf(err)}
+	return failure{reason: string(kind), message: msg, retryAfter: providers.RetryAfterOf(err)}
 }
 
-// forceHonoured returns the force-refresh value to record as honoured.
-func forceHonoured(tr *tokensyncv1alpha1.TokenRequest, force string) string {
-	if force != "" {
-		return force
+// endpointOf is spec.endpoint, or the provider's default when unset.
+func endpointOf(tr *tokensyncv1alpha1.TokenRequest, reg providers.Registration) string {
+	if tr.Spec.Endpoint != "" {
+		return tr.Spec.Endpoint
 	}
-	return tr.Status.LastForceRefresh
+	return reg.DefaultEndpoint
 }
 
-func refreshBeforeOf(tr *tokensyncv1alpha1.TokenRequest) time.Duration {
+func refreshBeforeOf(tr *tokensyncv1alpha1.TokenRequest) *time.Duration {
 	if tr.Spec.RefreshBefore != nil {
-		return tr.Spec.RefreshBefore.Duration
+		d := tr.Spec.RefreshBefore.Duration
+		return &d
 	}
-	return defaultRefreshBefore
+	return nil
+}
+
+// usedCredentials is the part of a credentials Secret a provider sends.
+func usedCredentials(reg providers.Registration, creds providers.Credentials) providers.Credentials {
+	return creds
+}
+
+func credentialKeysOf(reg providers.Registration) string { return reg.CredentialKeys }
+
+func setStatusCondition(conds *[]metav1.Condition, c metav1.Condition) {
+	meta.SetStatusCondition(conds, c)
+}
+
+func removeCondition(st *tokensyncv1alpha1.TokenRequestStatus, typ string) {
+	meta.RemoveStatusCondition(&st.Conditions, typ)
+}
+
+func conditionFalse(conds []metav1.Condition, typ string) bool {
+	return meta.IsStatusConditionFalse(conds, typ)
 }

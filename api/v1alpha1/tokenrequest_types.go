@@ -22,6 +22,8 @@ const (
 	AnnotationExpiresAt = "tokensync.io/expires-at"
 	// AnnotationProvider on the target Secret: the provider that issued the token.
 	AnnotationProvider = "tokensync.io/provider"
+	// AnnotationEndpoint on the target Secret: the endpoint that issued the token.
+	AnnotationEndpoint = "tokensync.io/endpoint"
 	// LabelManagedBy marks Secrets written by tokensync; the operator caches only these.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy on Secrets tokensync writes.
@@ -69,10 +71,13 @@ type TokenRequestSpec struct {
 	SecretName string `json:"secretName,omitempty"`
 
 	// RefreshBefore is how long before expiry the token is refreshed, at least
-	// 10s. For short-lived tokens the refresh happens earlier: at the latest a
-	// third of the token's lifetime before expiry.
+	// 10s, honoured up to half the token's lifetime; refreshes of tokens
+	// issued together are spread up to half this window earlier. Unset, the
+	// window is 5m or a third of the lifetime, whichever is shorter, spread
+	// a quarter either side. Consumers that read a mounted Secret volume
+	// need a window of over a minute (the kubelet's update delay): set
+	// refreshBefore for tokens that live under about 3 minutes.
 	// +optional
-	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
@@ -119,8 +124,19 @@ type SecretTemplate struct {
 
 // Condition types and reasons.
 const (
-	// ConditionReady is True while the target Secret holds a valid token and the last login attempt succeeded.
+	// ConditionReady is True while the target Secret holds a valid token and
+	// the last login attempt succeeded.
 	ConditionReady = "Ready"
+	// ConditionStalled is True (kstatus: Failed) when the TokenRequest needs a
+	// person: wrong credentials, a Secret it may not write, an endpoint the
+	// operator refuses. Absent otherwise.
+	ConditionStalled = "Stalled"
+	// ConditionReconciling is True (kstatus: InProgress) while a failed login
+	// or Secret write is being retried. Absent otherwise.
+	ConditionReconciling = "Reconciling"
+	// ConditionCredentialsFound is False while the credentials Secret does not
+	// exist, including while the token it obtained is still valid. Absent otherwise.
+	ConditionCredentialsFound = "CredentialsFound"
 
 	ReasonTokenIssued          = "TokenIssued"
 	ReasonCredentialsNotFound  = "CredentialsNotFound"
@@ -130,6 +146,14 @@ const (
 	ReasonInvalidResponse      = "InvalidResponse"
 	ReasonSecretConflict       = "SecretConflict"
 	ReasonEndpointNotAllowed   = "EndpointNotAllowed"
+	// ReasonSecretWriteFailed: a login succeeded but the API server refused
+	// to write the target Secret; the token is kept in memory and the write
+	// retried, without a new login.
+	ReasonSecretWriteFailed = "SecretWriteFailed"
+	// ReasonRetrying is the Reconciling condition's reason while a failure is retried.
+	ReasonRetrying = "Retrying"
+	// ReasonSucceeded is LoginAttempt.Result of a successful login.
+	ReasonSucceeded = "Succeeded"
 )
 
 // TokenRequestStatus is what the operator observed and did.
@@ -170,10 +194,38 @@ type TokenRequestStatus struct {
 	// +optional
 	LastForceRefresh string `json:"lastForceRefresh,omitempty"`
 
-	// CredentialsResourceVersion is the resourceVersion of the credentials
-	// Secret at the last login attempt; a change retries a failed login at once.
+	// LastAttempt is what the last login attempt was made with and how it
+	// ended. After a failure only a change that could fix it (the credentials'
+	// content, spec.provider or spec.endpoint, a new force-refresh value)
+	// retries before the backoff ends.
 	// +optional
-	CredentialsResourceVersion string `json:"credentialsResourceVersion,omitempty"`
+	LastAttempt *LoginAttempt `json:"lastAttempt,omitempty"`
+}
+
+// LoginAttempt records one login attempt.
+type LoginAttempt struct {
+	// Time the attempt started.
+	Time metav1.Time `json:"time"`
+	// Provider the attempt logged in to.
+	Provider string `json:"provider"`
+	// Endpoint the attempt was sent to.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+	// CredentialsVersion is the resourceVersion of the credentials Secret the
+	// attempt read; empty when it did not exist.
+	// +optional
+	CredentialsVersion string `json:"credentialsVersion,omitempty"`
+	// CredentialsFingerprint identifies the content of the credentials the
+	// provider uses: a keyed HMAC-SHA256 (the key is the operator's own), never
+	// a plain hash, so it tells nothing about the values.
+	// +optional
+	CredentialsFingerprint string `json:"credentialsFingerprint,omitempty"`
+	// Result is Succeeded or the reason the attempt failed.
+	Result string `json:"result"`
+	// AuthenticationFailures counts consecutive AuthenticationFailed results
+	// up to and including this attempt.
+	// +optional
+	AuthenticationFailures int32 `json:"authenticationFailures,omitempty"`
 }
 
 // TokenRequest keeps a short-lived login token from a third-party API in a
@@ -193,7 +245,11 @@ type TokenRequest struct {
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +required
-	Spec   TokenRequestSpec   `json:"spec"`
+	Spec TokenRequestSpec `json:"spec"`
+	// Status defaults to observedGeneration 0 until the operator first acts,
+	// so that kstatus (Flux, cli-utils) and Argo CD see a new TokenRequest
+	// as in progress, not as current because it has no conditions yet.
+	// +kubebuilder:default={observedGeneration: 0}
 	Status TokenRequestStatus `json:"status,omitempty"`
 }
 

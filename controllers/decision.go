@@ -1,0 +1,297 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+)
+
+// The refresh decision: observe -> decide -> act. Reconcile gathers an
+// observation (spec, status, what the target Secret holds and for which
+// issuer and credentials, a token obtained but not yet written, now); decide
+// turns it into one decision; the reconciler carries it out, and its log
+// line, event and condition quote the decision's reason. decide is pure: no
+// client, no clock, no logging, so every case is a row of a table test.
+
+// observation is everything the decision looks at.
+type observation struct {
+	Now time.Time
+	// UID seeds the refresh jitter.
+	UID string
+
+	// From the TokenRequest.
+	Generation    int64
+	Provider      string
+	ProviderKnown bool
+	// Endpoint is spec.endpoint with the provider's default applied.
+	Endpoint string
+	// RefreshBefore is spec.refreshBefore, nil when unset.
+	RefreshBefore *time.Duration
+	SecretName    string
+	// Force is the tokensync.io/force-refresh annotation's value.
+	Force  string
+	Status tokensyncv1alpha1.TokenRequestStatus
+
+	Target targetState
+	// Previous is the token held by the Secret of an earlier spec.secretName
+	// (status.secretName), when that Secret is ours and its token intact.
+	Previous *heldToken
+	// Pending is a token obtained by a login whose Secret write was refused.
+	Pending     *pendingState
+	Credentials credentialsState
+}
+
+// targetState is what the API server (or a cache known to be current) says of
+// the target Secret.
+type targetState struct {
+	Exists bool
+	// Foreign: the Secret exists and this TokenRequest does not control it.
+	Foreign bool
+	// Holds: the Secret carries tokensync's bookkeeping of a token.
+	Holds bool
+	Held  heldToken
+}
+
+// credentialsState is what is known of the credentials Secret.
+type credentialsState struct {
+	Found   bool
+	Version string
+	// Fingerprint of the credentials the provider uses; empty when not
+	// known (observe computes it whenever the Secret's version is one no
+	// fingerprint was recorded for).
+	Fingerprint string
+}
+
+// pendingState describes a token kept in memory after its write was refused.
+type pendingState struct {
+	ExpiresAt              time.Time
+	Provider, Endpoint     string
+	CredentialsFingerprint string
+	// RetryAt is when the refused write may be tried again.
+	RetryAt time.Time
+}
+
+// action is what the reconciler does.
+type action string
+
+const (
+	// actKeep: the token is valid and not due; nothing to send until At.
+	actKeep action = "Keep"
+	// actWait: a failure is being retried at At; nothing to send until then.
+	actWait action = "Wait"
+	// actLogin: log in now.
+	actLogin action = "Login"
+	// actWrite: write a token obtained earlier (Pending, or Previous after a
+	// secretName change) without logging in.
+	actWrite action = "Write"
+	// actStop: nothing will happen until an input changes; a person is needed.
+	actStop action = "Stop"
+)
+
+// Reasons a login is due, first match wins (see loginTriggers).
+const (
+	triggerSecretMissing      = "SecretMissing"
+	triggerNoToken            = "NoToken"
+	triggerTokenEdited        = "TokenEdited"
+	triggerIssuerChanged      = "IssuerChanged"
+	triggerCredentialsChanged = "CredentialsChanged"
+	triggerForceRefresh       = "ForceRefresh"
+	triggerExpired            = "Expired"
+	triggerRefreshDue         = "RefreshDue"
+	triggerRetry              = "RetryAfterFailure"
+)
+
+// Other decision reasons.
+const (
+	reasonValid            = "TokenValid"
+	reasonSecretMoved      = "SecretNameChanged"
+	reasonUnknownProvider  = "UnsupportedProvider"
+	reasonLockedOut        = "AuthenticationStopped"
+	reasonPendingWrite     = "PendingWrite"
+	reasonBackoff          = "Backoff"
+	maxAuthenticationTries = 3
+)
+
+// decision is the outcome of decide.
+type decision struct {
+	Action action
+	// Reason names the trigger or state, e.g. RefreshDue, CredentialsChanged.
+	Reason string
+	// Message says it in words, for the log line and the event.
+	Message string
+	// At: for actKeep the planned refresh, for actWait the retry.
+	At time.Time
+	// FromPrevious: actWrite copies the previous Secret's token.
+	FromPrevious bool
+	// ProbeWrite: the last attempt's Secret write was refused and no token is
+	// pending: check with a dry-run write that writes are allowed again
+	// before spending a login.
+	ProbeWrite bool
+	// CredentialsMissing: actKeep while the credentials Secret is gone.
+	CredentialsMissing bool
+}
+
+// trigger is one reason a login may be due.
+type trigger func(o *observation) (reason, message string, due bool)
+
+// loginTriggers are checked in order; the first that fires names the reason.
+var loginTriggers = []trigger{
+	func(o *observation) (string, string, bool) {
+		return triggerSecretMissing, fmt.Sprintf("the target Secret %s does not exist", o.SecretName), !o.Target.Exists
+	},
+	func(o *observation) (string, string, bool) {
+		return triggerNoToken, fmt.Sprintf("the target Secret %s holds no token tokensync can account for", o.SecretName), !o.Target.Holds
+	},
+	func(o *observation) (string, string, bool) {
+		return triggerTokenEdited, fmt.Sprintf("the token in Secret %s was changed or removed by hand", o.SecretName), !o.Target.Held.Intact
+	},
+	func(o *observation) (string, string, bool) {
+		h := o.Target.Held
+		// An issuer not recorded (a Secret written by an older tokensync) is
+		// unknown, not changed: an upgrade must not cost a login per TokenRequest.
+		changed := h.Provider != "" && h.Provider != o.Provider || h.Endpoint != "" && h.Endpoint != o.Endpoint
+		return triggerIssuerChanged, "spec.provider or spec.endpoint changed since the token was issued", changed
+	},
+	func(o *observation) (string, string, bool) {
+		h := o.Target.Held
+		same, known := sameFingerprint(h.CredentialsFingerprint, o.Credentials.Fingerprint)
+		// A token written by an older tokensync records only the Secret's
+		// version: for it, a new version still counts as a change.
+		legacy := h.CredentialsFingerprint == "" && h.CredentialsVersion != "" && h.CredentialsVersion != o.Credentials.Version
+		return triggerCredentialsChanged, "the credentials' content changed since the token was issued",
+			o.Credentials.Found && (known && !same || legacy)
+	},
+	func(o *observation) (string, string, bool) {
+		return triggerForceRefresh, "refresh forced by the " + tokensyncv1alpha1.AnnotationForceRefresh + " annotation", forced(o)
+	},
+	func(o *observation) (string, string, bool) {
+		return triggerExpired, "the token has expired", !o.Now.Before(o.Target.Held.ExpiresAt)
+	},
+	func(o *observation) (string, string, bool) {
+		return triggerRefreshDue, "the token is due for refresh", !o.Now.Before(o.refreshAt())
+	},
+	func(o *observation) (string, string, bool) {
+		// A failed attempt stays due until a login succeeds: a forced
+		// refresh that failed is retried by backoff, not dropped because
+		// the old token is still valid.
+		return triggerRetry, "retrying after a failed attempt", o.Status.FailedAttempts > 0
+	},
+}
+
+func forced(o *observation) bool {
+	return o.Force != "" && o.Force != o.Status.LastForceRefresh
+}
+
+// refreshAt is the held token's planned refresh.
+func (o *observation) refreshAt() time.Time {
+	h := o.Target.Held
+	return refreshAt(h.ObtainedAt, h.ExpiresAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(h.ExpiresAt)))
+}
+
+// decide is the refresh decision.
+func decide(o observation) decision {
+	if !o.ProviderKnown {
+		return decision{Action: actStop, Reason: reasonUnknownProvider,
+			Message: fmt.Sprintf("provider %q is not supported by this operator", o.Provider)}
+	}
+	if o.Target.Foreign {
+		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonSecretConflict,
+			Message: fmt.Sprintf("Secret %q already exists and is not controlled by this TokenRequest", o.SecretName)}
+	}
+	if p := o.Pending; p != nil && pendingUsable(&o, p) {
+		if o.Now.Before(p.RetryAt) {
+			return decision{Action: actWait, Reason: tokensyncv1alpha1.ReasonSecretWriteFailed, At: p.RetryAt,
+				Message: "waiting to retry writing the token already obtained"}
+		}
+		return decision{Action: actWrite, Reason: reasonPendingWrite,
+			Message: "writing the token obtained earlier, whose write was refused"}
+	}
+
+	reason, message, due := "", "", false
+	for _, t := range loginTriggers {
+		if reason, message, due = t(&o); due {
+			break
+		}
+	}
+	if !due {
+		return decision{Action: actKeep, Reason: reasonValid, At: o.refreshAt(),
+			Message: "the token is valid and not yet due", CredentialsMissing: !o.Credentials.Found}
+	}
+	if reason == triggerSecretMissing && previousUsable(&o) {
+		return decision{Action: actWrite, Reason: reasonSecretMoved, FromPrevious: true,
+			Message: fmt.Sprintf("spec.secretName changed: moving the valid token from Secret %s", o.Status.SecretName)}
+	}
+
+	if last := o.Status.LastAttempt; last != nil && last.Result != tokensyncv1alpha1.ReasonSucceeded && o.Status.FailedAttempts > 0 {
+		fixing := fixingChange(&o)
+		if !fixing && last.Result == tokensyncv1alpha1.ReasonAuthenticationFailed && last.AuthenticationFailures >= maxAuthenticationTries {
+			return decision{Action: actStop, Reason: reasonLockedOut,
+				Message: fmt.Sprintf("stopped after %d consecutive authentication failures", last.AuthenticationFailures)}
+		}
+		if !fixing && stopsUntilChange(last.Result) {
+			return decision{Action: actStop, Reason: last.Result, Message: "waiting for a change that could fix " + last.Result}
+		}
+		if next := o.Status.NextRefreshTime; !fixing && next != nil && o.Now.Before(next.Time) {
+			return decision{Action: actWait, Reason: reasonBackoff, At: next.Time,
+				Message: fmt.Sprintf("%s; retrying after %s", message, last.Result)}
+		}
+		return decision{Action: actLogin, Reason: reason, Message: message,
+			ProbeWrite: last.Result == tokensyncv1alpha1.ReasonSecretWriteFailed}
+	}
+	return decision{Action: actLogin, Reason: reason, Message: message}
+}
+
+// stopsUntilChange: failures that no retry can fix; only a change of input does.
+func stopsUntilChange(result string) bool {
+	return result == tokensyncv1alpha1.ReasonSecretConflict || result == tokensyncv1alpha1.ReasonEndpointNotAllowed
+}
+
+// fixingChange reports whether something that could fix the last failed
+// attempt changed since: the credentials' content (or their appearance),
+// spec.provider or spec.endpoint, a new force-refresh value, or, after a
+// Secret conflict, the foreign Secret going away. A metadata-only change of
+// the credentials Secret, or any other spec edit, is not one.
+func fixingChange(o *observation) bool {
+	last := o.Status.LastAttempt
+	switch {
+	case last.Provider != o.Provider || last.Endpoint != o.Endpoint:
+		return true
+	case forced(o):
+		return true
+	case last.Result == tokensyncv1alpha1.ReasonSecretConflict:
+		return !o.Target.Foreign
+	case !o.Credentials.Found:
+		return false
+	case last.CredentialsVersion == "":
+		return true // the credentials Secret appeared
+	}
+	same, known := sameFingerprint(last.CredentialsFingerprint, o.Credentials.Fingerprint)
+	return known && !same
+}
+
+// pendingUsable: a pending token is written only while valid and only to the
+// issuer and credentials it was obtained for.
+func pendingUsable(o *observation, p *pendingState) bool {
+	if !o.Now.Before(p.ExpiresAt) || p.Provider != o.Provider || p.Endpoint != o.Endpoint {
+		return false
+	}
+	same, known := sameFingerprint(p.CredentialsFingerprint, o.Credentials.Fingerprint)
+	return !o.Credentials.Found || !known || same
+}
+
+// previousUsable: after a secretName change the old Secret's token moves to
+// the new name when it is valid, not due, and from the same issuer and credentials.
+func previousUsable(o *observation) bool {
+	p := o.Previous
+	if p == nil || !p.Intact || p.Provider != o.Provider || (p.Endpoint != "" && p.Endpoint != o.Endpoint) || forced(o) {
+		return false
+	}
+	if o.Credentials.Found {
+		if same, known := sameFingerprint(p.CredentialsFingerprint, o.Credentials.Fingerprint); known && !same {
+			return false
+		}
+	}
+	at := refreshAt(p.ObtainedAt, p.ExpiresAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(p.ExpiresAt)))
+	return o.Now.Before(at)
+}

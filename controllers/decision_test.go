@@ -1,0 +1,260 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+)
+
+// The decision table: one row per trigger and per case the envtest suite
+// exercises, each a change to a healthy TokenRequest.
+func TestDecide(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	const (
+		fp1        = "k1:credentials-one"
+		fp2        = "k1:credentials-two"
+		fpOtherKey = "k9:credentials-one"
+		endpoint   = "https://sandbox.partner.example"
+	)
+	healthy := func() observation {
+		return observation{
+			Now: t0, UID: "uid-1", Generation: 1,
+			Provider: "partner", ProviderKnown: true, Endpoint: endpoint, SecretName: "tok",
+			Target: targetState{Exists: true, Holds: true, Held: heldToken{
+				ObtainedAt: t0.Add(-10 * time.Minute), ExpiresAt: t0.Add(50 * time.Minute),
+				Provider: "partner", Endpoint: endpoint, CredentialsVersion: "7", CredentialsFingerprint: fp1, Intact: true,
+			}},
+			Credentials: credentialsState{Found: true, Version: "7", Fingerprint: fp1},
+			Status: tokensyncv1alpha1.TokenRequestStatus{SecretName: "tok", LastAttempt: &tokensyncv1alpha1.LoginAttempt{
+				Provider: "partner", Endpoint: endpoint, CredentialsVersion: "7", CredentialsFingerprint: fp1, Result: tokensyncv1alpha1.ReasonSucceeded,
+			}},
+		}
+	}
+	// failedWith records n consecutive failures with reason, the last at t0,
+	// next retry at t0+retryIn.
+	failedWith := func(reason string, n int32, retryIn time.Duration) func(*observation) {
+		return func(o *observation) {
+			o.Status.FailedAttempts = n
+			next := metav1.NewTime(t0.Add(retryIn))
+			o.Status.NextRefreshTime = &next
+			auth := int32(0)
+			if reason == tokensyncv1alpha1.ReasonAuthenticationFailed {
+				auth = n
+			}
+			o.Status.LastAttempt = &tokensyncv1alpha1.LoginAttempt{
+				Provider: o.Provider, Endpoint: o.Endpoint, CredentialsVersion: o.Credentials.Version,
+				CredentialsFingerprint: o.Credentials.Fingerprint, Result: reason, AuthenticationFailures: auth,
+			}
+		}
+	}
+	noSecret := func(o *observation) { o.Target = targetState{} }
+	refreshTime := func() time.Time { o := healthy(); return o.refreshAt() }()
+
+	tests := []struct {
+		name   string
+		change []func(*observation)
+		action action
+		reason string
+		check  func(*testing.T, decision)
+	}{
+		{name: "valid token: keep until the refresh", action: actKeep, reason: reasonValid,
+			check: func(t *testing.T, d decision) {
+				if !d.At.Equal(refreshTime) || d.CredentialsMissing {
+					t.Errorf("keep until %s (missing %v), want %s", d.At, d.CredentialsMissing, refreshTime)
+				}
+			}},
+		{name: "a second before the refresh: keep", change: []func(*observation){func(o *observation) { o.Now = refreshTime.Add(-time.Second) }},
+			action: actKeep},
+		{name: "refresh time reached", change: []func(*observation){func(o *observation) { o.Now = refreshTime }},
+			action: actLogin, reason: triggerRefreshDue},
+		{name: "token expired", change: []func(*observation){func(o *observation) { o.Now = t0.Add(51 * time.Minute) }},
+			action: actLogin, reason: triggerExpired},
+		{name: "new TokenRequest: no Secret", change: []func(*observation){noSecret}, action: actLogin, reason: triggerSecretMissing},
+		{name: "Secret without bookkeeping", change: []func(*observation){func(o *observation) { o.Target.Holds = false }},
+			action: actLogin, reason: triggerNoToken},
+		{name: "token edited by hand", change: []func(*observation){func(o *observation) { o.Target.Held.Intact = false }},
+			action: actLogin, reason: triggerTokenEdited},
+		{name: "spec.endpoint sandbox -> production", change: []func(*observation){func(o *observation) { o.Endpoint = "https://partner.example" }},
+			action: actLogin, reason: triggerIssuerChanged},
+		{name: "spec.provider changed", change: []func(*observation){func(o *observation) { o.Provider = "aml" }},
+			action: actLogin, reason: triggerIssuerChanged},
+		{name: "issuer not recorded (older tokensync): no login on upgrade",
+			change: []func(*observation){func(o *observation) { o.Target.Held.Provider, o.Target.Held.Endpoint = "", "" }}, action: actKeep},
+		{name: "credentials content changed", change: []func(*observation){func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fp2 }},
+			action: actLogin, reason: triggerCredentialsChanged},
+		{name: "credentials label, annotation or replace: new version, same content",
+			change: []func(*observation){func(o *observation) { o.Credentials.Version = "8" }}, action: actKeep},
+		{name: "fingerprint key replaced: cannot compare, no login",
+			change: []func(*observation){func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fpOtherKey }}, action: actKeep},
+		{name: "token of an older tokensync: new credentials version still counts",
+			change: []func(*observation){func(o *observation) {
+				o.Target.Held.CredentialsFingerprint = ""
+				o.Credentials.Version = "8"
+			}}, action: actLogin, reason: triggerCredentialsChanged},
+		{name: "new force-refresh value", change: []func(*observation){func(o *observation) { o.Force = "2026-11-22" }},
+			action: actLogin, reason: triggerForceRefresh},
+		{name: "force-refresh value already honoured", change: []func(*observation){func(o *observation) { o.Force, o.Status.LastForceRefresh = "x", "x" }},
+			action: actKeep},
+		{name: "Secret missing wins over a force in the reason", change: []func(*observation){noSecret, func(o *observation) { o.Force = "y" }},
+			action: actLogin, reason: triggerSecretMissing},
+
+		// Failures and their backoff.
+		{name: "failed refresh, token valid, in backoff: wait",
+			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 1, 5*time.Second)},
+			action: actWait, reason: reasonBackoff,
+			check: func(t *testing.T, d decision) {
+				if !d.At.Equal(t0.Add(5 * time.Second)) {
+					t.Errorf("wait until %s", d.At)
+				}
+			}},
+		{name: "failed refresh, backoff over: retry although the token is valid",
+			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 1, -time.Second)},
+			action: actLogin, reason: triggerRetry},
+		{name: "first login failed, in backoff",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 2, time.Minute)}, action: actWait},
+		{name: "rejected password, credentials metadata changed: still backed off",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Credentials.Version = "9" }},
+			action: actWait},
+		{name: "rejected password, credentials content changed: at once",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "rejected password, new force-refresh: at once",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Force = "again" }},
+			action: actLogin},
+		{name: "rejected password, endpoint changed: at once",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Endpoint = "https://other.example" }},
+			action: actLogin},
+		{name: "rejected password, secretTemplate edited: backoff holds",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Generation = 2 }},
+			action: actWait},
+		{name: "two rejected passwords, backoff over: third try",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 2, -time.Second)},
+			action: actLogin},
+		{name: "three rejected passwords: stopped, even after the backoff",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour)},
+			action: actStop, reason: reasonLockedOut},
+		{name: "three rejected passwords, credentials content changed: try again",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour), func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: actLogin},
+		{name: "three rejected passwords, metadata-only change: still stopped",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour), func(o *observation) { o.Credentials.Version = "9" }},
+			action: actStop},
+		{name: "credentials Secret appeared after CredentialsNotFound: at once",
+			change: []func(*observation){noSecret, func(o *observation) {
+				failedWith(tokensyncv1alpha1.ReasonCredentialsNotFound, 4, time.Minute)(o)
+				o.Status.LastAttempt.CredentialsVersion, o.Status.LastAttempt.CredentialsFingerprint = "", ""
+			}},
+			action: actLogin},
+
+		// Missing credentials.
+		{name: "credentials Secret deleted, token valid: keep, say so", change: []func(*observation){func(o *observation) { o.Credentials = credentialsState{} }},
+			action: actKeep, check: func(t *testing.T, d decision) {
+				if !d.CredentialsMissing {
+					t.Error("CredentialsMissing not set")
+				}
+			}},
+		{name: "credentials Secret deleted, token due: attempt (reported as CredentialsNotFound)",
+			change: []func(*observation){func(o *observation) { o.Credentials = credentialsState{}; o.Now = refreshTime }},
+			action: actLogin, reason: triggerRefreshDue},
+
+		// Conflicts, policy and unknown providers.
+		{name: "foreign Secret of that name", change: []func(*observation){func(o *observation) { o.Target = targetState{Exists: true, Foreign: true} }},
+			action: actStop, reason: tokensyncv1alpha1.ReasonSecretConflict},
+		{name: "foreign Secret deleted: at once, ignoring the backoff",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonSecretConflict, 1, time.Hour)},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "endpoint refused by policy, nothing changed: stopped",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, -time.Hour)},
+			action: actStop},
+		{name: "endpoint refused by policy, endpoint changed: at once",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, time.Hour), func(o *observation) { o.Endpoint = "https://allowed.example" }},
+			action: actLogin},
+		{name: "provider unknown to this operator", change: []func(*observation){func(o *observation) { o.ProviderKnown = false }},
+			action: actStop, reason: reasonUnknownProvider},
+
+		// A token obtained whose write was refused.
+		{name: "pending token, write retry not yet due: wait",
+			change: []func(*observation){noSecret, func(o *observation) {
+				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0.Add(10 * time.Second)}
+			}},
+			action: actWait, reason: tokensyncv1alpha1.ReasonSecretWriteFailed},
+		{name: "pending token, retry due: write it, no login",
+			change: []func(*observation){noSecret, func(o *observation) {
+				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0}
+			}},
+			action: actWrite, reason: reasonPendingWrite},
+		{name: "pending token from the old endpoint: not written",
+			change: []func(*observation){noSecret, func(o *observation) {
+				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: "https://old.example", CredentialsFingerprint: fp1, RetryAt: t0}
+			}},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "pending token expired, writes refused before: probe before a login",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonSecretWriteFailed, 5, -time.Second), func(o *observation) {
+				o.Pending = &pendingState{ExpiresAt: t0, Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0}
+			}},
+			action: actLogin, check: func(t *testing.T, d decision) {
+				if !d.ProbeWrite {
+					t.Error("no write probe before spending a login")
+				}
+			}},
+
+		// secretName changed.
+		{name: "secretName changed: the valid token moves without a login",
+			change: []func(*observation){func(o *observation) {
+				held := o.Target.Held
+				o.Previous = &held
+				o.SecretName = "renamed"
+				o.Target = targetState{}
+			}},
+			action: actWrite, reason: reasonSecretMoved},
+		{name: "secretName changed while the old token is due: log in",
+			change: []func(*observation){func(o *observation) {
+				held := o.Target.Held
+				o.Previous = &held
+				o.SecretName = "renamed"
+				o.Target = targetState{}
+				o.Now = refreshTime
+			}},
+			action: actLogin, reason: triggerSecretMissing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := healthy()
+			for _, c := range tt.change {
+				c(&o)
+			}
+			d := decide(o)
+			if d.Action != tt.action || (tt.reason != "" && d.Reason != tt.reason) {
+				t.Fatalf("decide = %s/%s (%s), want %s/%s", d.Action, d.Reason, d.Message, tt.action, tt.reason)
+			}
+			if d.Message == "" {
+				t.Error("decision without a message")
+			}
+			if tt.check != nil {
+				tt.check(t, d)
+			}
+		})
+	}
+}
+
+func TestSameFingerprint(t *testing.T) {
+	tests := []struct {
+		a, b        string
+		same, known bool
+	}{
+		{"k1:x", "k1:x", true, true},
+		{"k1:x", "k1:y", false, true},
+		{"k1:x", "k2:x", false, false},
+		{"", "k1:x", false, false},
+		{"garbage", "garbage", false, false},
+	}
+	for _, tt := range tests {
+		same, known := sameFingerprint(tt.a, tt.b)
+		if same != tt.same || known != tt.known {
+			t.Errorf("sameFingerprint(%q, %q) = %v, %v", tt.a, tt.b, same, known)
+		}
+	}
+}

@@ -1,0 +1,119 @@
+package controllers
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+)
+
+// memory is what the operator knows that its caches may not show yet, per
+// TokenRequest: the resourceVersions of its own last writes (so that a cache
+// behind them is noticed and the API server asked, and only then), a status
+// it could not write (so that a failed status write never leads to an
+// immediate retry of a failed login), and a token obtained by a login whose
+// Secret write was refused (so that the login is not spent again). It is
+// lost on a restart, and nothing in it is needed for correctness after one:
+// the caches then start from the API server.
+type memory struct {
+	mu          sync.Mutex
+	requests    map[types.NamespacedName]*remembered
+	credentials map[credentialsKey]credentialsSeen
+}
+
+type remembered struct {
+	uid types.UID
+	// secretName and secretRV: the target Secret as tokensync last wrote it.
+	secretName, secretRV string
+	// statusRV: the TokenRequest as tokensync last wrote its status.
+	statusRV string
+	// unwrittenStatus: a status whose write failed.
+	unwrittenStatus *tokensyncv1alpha1.TokenRequestStatus
+	pending         *pendingToken
+	// provider is the provider label of the TokenRequest's metric series.
+	provider string
+}
+
+// pendingToken is a token obtained, not yet written.
+type pendingToken struct {
+	issued   issued
+	failures int32
+	retryAt  time.Time
+}
+
+// credentialsKey names a credentials Secret as one provider reads it.
+type credentialsKey struct {
+	types.NamespacedName
+	provider string
+}
+
+// credentialsSeen is the fingerprint of one version of a credentials Secret.
+type credentialsSeen struct {
+	version, fingerprint string
+}
+
+func newMemory() *memory {
+	return &memory{requests: map[types.NamespacedName]*remembered{}, credentials: map[credentialsKey]credentialsSeen{}}
+}
+
+// get returns the entry of a TokenRequest, dropping one left by an earlier
+// TokenRequest of the same name.
+func (m *memory) get(key types.NamespacedName, uid types.UID) *remembered {
+	e, ok := m.requests[key]
+	if !ok || e.uid != uid {
+		e = &remembered{uid: uid}
+		m.requests[key] = e
+	}
+	return e
+}
+
+// with runs f on a TokenRequest's entry under the lock.
+func (m *memory) with(key types.NamespacedName, uid types.UID, f func(*remembered)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(m.get(key, uid))
+}
+
+// forget drops a deleted TokenRequest.
+func (m *memory) forget(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.requests, key)
+}
+
+// credentialsFingerprint returns the fingerprint recorded for a version of a
+// credentials Secret.
+func (m *memory) credentialsFingerprint(key credentialsKey, version string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen, ok := m.credentials[key]
+	if !ok || seen.version != version {
+		return "", false
+	}
+	return seen.fingerprint, true
+}
+
+func (m *memory) setCredentialsFingerprint(key credentialsKey, version, fingerprint string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.credentials[key] = credentialsSeen{version: version, fingerprint: fingerprint}
+}
+
+// cacheBehind reports whether an object the cache holds at cachedRV may be
+// older than the one tokensync wrote at writtenRV. resourceVersions are
+// compared as numbers when both are (as with etcd); otherwise any difference
+// counts, and the caller asks the API server.
+func cacheBehind(cachedRV, writtenRV string) bool {
+	if writtenRV == "" || cachedRV == writtenRV {
+		return false
+	}
+	c, errC := strconv.ParseUint(cachedRV, 10, 64)
+	w, errW := strconv.ParseUint(writtenRV, 10, 64)
+	if errC != nil || errW != nil {
+		return true
+	}
+	return c < w
+}
