@@ -290,8 +290,8 @@ type managerSpec struct {
 	cfg *rest.Config
 	ns  string
 	// leaderID, when set, turns on leader election with a Lease of that
-	// name in ns, released on stop.
-	leaderID string
+	// name in leaderNamespace (default ns), released on stop.
+	leaderID, leaderNamespace string
 }
 
 // runManager is startManager for any API server, with leader election
@@ -312,12 +312,15 @@ func runManager(t *testing.T, r *TokenRequestReconciler, spec managerSpec) (ctrl
 		opts.LeaderElection = true
 		opts.LeaderElectionID = spec.leaderID
 		opts.LeaderElectionNamespace = spec.ns
+		if spec.leaderNamespace != "" {
+			opts.LeaderElectionNamespace = spec.leaderNamespace
+		}
 		opts.LeaderElectionReleaseOnCancel = true
 		opts.LeaseDuration = ptr.To(15 * time.Second)
 		opts.RenewDeadline = ptr.To(10 * time.Second)
 		opts.RetryPeriod = ptr.To(500 * time.Millisecond)
 	}
-	if spec.cfg != cfg {
+	if spec.cfg.Host != cfg.Host {
 		// Another API server: it needs the operator's namespace too.
 		c, err := client.New(spec.cfg, client.Options{Scheme: testScheme})
 		if err != nil {

@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers/providertest"
@@ -434,4 +438,204 @@ func TestDeletionForgetsMetrics(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEndpointChangeReplacesToken: sandbox -> production on a healthy
+// TokenRequest logs in to the new endpoint at once.
+func TestEndpointChangeReplacesToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	production := providertest.Start(t)
+	e.createSecret("creds", partnerCreds)
+	e.createTokenRequest("move", providertest.Partner, "creds")
+	e.waitReady("move")
+	sandboxToken := e.token("move")
+
+	e.patchTokenRequest("move", func(tr *tokensyncv1alpha1.TokenRequest) { tr.Spec.Endpoint = production.URL() })
+	eventually(t, readyTimeout, func() error {
+		s, err := e.secret("move")
+		if err != nil {
+			return err
+		}
+		if string(s.Data["token"]) == sandboxToken || s.Annotations[tokensyncv1alpha1.AnnotationEndpoint] != production.URL() {
+			return fmt.Errorf("the Secret still holds the sandbox's token")
+		}
+		if tr := e.tokenRequest("move"); tr.Status.ObservedGeneration != tr.Generation || readyCondition(tr).Status != metav1.ConditionTrue {
+			return fmt.Errorf("status %+v", tr.Status)
+		}
+		return nil
+	})
+	if n := production.Logins(providertest.Partner); n != 1 {
+		t.Errorf("%d logins at the new endpoint, want 1", n)
+	}
+	if n := e.fake.Logins(providertest.Partner); n != 1 {
+		t.Errorf("%d logins at the old endpoint, want 1", n)
+	}
+}
+
+// TestCredentialsMetadataChangesCostNoLogin: kubectl label, annotate and the
+// documented re-encryption step (kubectl replace with the same data) on the
+// credentials Secret cost no login; with wrong credentials they do not
+// bypass the backoff either.
+func TestCredentialsMetadataChangesCostNoLogin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.fake.SetValid(providertest.Partner, partnerCreds)
+	e.createSecret("creds", partnerCreds)
+	e.createSecret("wrong-creds", map[string]string{"accessKey": "ak-1", "secret": "wrong"})
+	e.createTokenRequest("good", providertest.Partner, "creds")
+	e.createTokenRequest("bad", providertest.Partner, "wrong-creds")
+	e.waitReady("good")
+	e.waitCondition("bad", metav1.ConditionFalse, tokensyncv1alpha1.ReasonAuthenticationFailed)
+	eventually(t, readyTimeout, func() error {
+		if n := e.fake.Attempts(providertest.Partner); n != 2 {
+			return fmt.Errorf("%d attempts, want 2", n)
+		}
+		return nil
+	})
+
+	touch := func(name string, mutate func(*corev1.Secret)) {
+		eventually(t, readyTimeout, func() error {
+			s, err := e.secret(name)
+			if err != nil {
+				return err
+			}
+			mutate(s)
+			return k8sClient.Update(e.ctx(), s)
+		})
+	}
+	for _, name := range []string{"creds", "wrong-creds"} {
+		touch(name, func(s *corev1.Secret) { s.Labels = map[string]string{"team": "payments"} })
+		touch(name, func(s *corev1.Secret) { s.Annotations = map[string]string{"example.com/rotated-by": "nobody"} })
+		touch(name, func(*corev1.Secret) {}) // kubectl get -o json | kubectl replace -f -
+	}
+	consistently(t, 5*time.Second, func() error {
+		if n := e.fake.Attempts(providertest.Partner); n != 2 {
+			return fmt.Errorf("%d attempts after metadata-only changes, want 2", n)
+		}
+		return nil
+	})
+	// A content change is a rotation: a login at once.
+	touch("wrong-creds", func(s *corev1.Secret) { s.Data["secret"] = []byte(partnerCreds["secret"]) })
+	e.waitReady("bad")
+}
+
+// TestRefusedSecretWriteKeepsTheLogin: a ResourceQuota refuses the target
+// Secret: at most two logins while it does (the token obtained is kept and
+// its write retried), and the token lands once the quota allows it.
+func TestRefusedSecretWriteKeepsTheLogin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createSecret("creds", partnerCreds)
+	// envtest runs no quota controller: the quota's status is set by hand,
+	// and the quota admission plugin enforces it.
+	quota := &corev1.ResourceQuota{
+		ObjectMeta: metav1.ObjectMeta{Name: "secrets", Namespace: e.ns},
+		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/secrets": resource.MustParse("1")}},
+	}
+	if err := k8sClient.Create(e.ctx(), quota); err != nil {
+		t.Fatal(err)
+	}
+	setQuota := func(hard string) {
+		eventually(t, readyTimeout, func() error {
+			q := &corev1.ResourceQuota{}
+			if err := k8sClient.Get(e.ctx(), client.ObjectKeyFromObject(quota), q); err != nil {
+				return err
+			}
+			q.Spec.Hard = corev1.ResourceList{"count/secrets": resource.MustParse(hard)}
+			if err := k8sClient.Update(e.ctx(), q); err != nil {
+				return err
+			}
+			q.Status.Hard = q.Spec.Hard
+			q.Status.Used = corev1.ResourceList{"count/secrets": resource.MustParse("1")}
+			return k8sClient.Status().Update(e.ctx(), q)
+		})
+	}
+	setQuota("1")
+	e.createTokenRequest("quota", providertest.Partner, "creds")
+	tr := e.waitCondition("quota", metav1.ConditionFalse, tokensyncv1alpha1.ReasonSecretWriteFailed)
+	if msg := readyCondition(tr).Message; !strings.Contains(msg, "exceeded quota") {
+		t.Errorf("message %q does not carry the API server's reason", msg)
+	}
+	e.waitEvent("quota", "Warning/SecretWriteFailed")
+	consistently(t, 12*time.Second, func() error { // write retries at about 5s and 10s
+		if n := e.fake.Logins(providertest.Partner); n > 2 {
+			return fmt.Errorf("%d logins while the write is refused, want at most 2", n)
+		}
+		return nil
+	})
+	setQuota("10")
+	e.waitReady("quota")
+	if n := e.fake.Logins(providertest.Partner); n > 2 {
+		t.Errorf("%d logins in all, want at most 2", n)
+	}
+	if tok := e.token("quota"); tok == "" {
+		t.Error("no token in the Secret")
+	}
+}
+
+// TestForeignSecretDeletedRecoversAtOnce: a TokenRequest blocked by a
+// Secret it does not own becomes Ready within seconds of its deletion.
+func TestForeignSecretDeletedRecoversAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createSecret("creds", partnerCreds)
+	foreign := e.createSecret("taken", map[string]string{"token": "theirs"})
+	e.createTokenRequest("blocked", providertest.Partner, "creds", func(tr *tokensyncv1alpha1.TokenRequest) { tr.Spec.SecretName = "taken" })
+	tr := e.waitCondition("blocked", metav1.ConditionFalse, tokensyncv1alpha1.ReasonSecretConflict)
+	if c := meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionStalled); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Stalled %+v, want True: a person must act", c)
+	}
+	time.Sleep(2 * time.Second)
+	if err := k8sClient.Delete(e.ctx(), foreign); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	e.waitReady("blocked")
+	if took := time.Since(deleted); took > 20*time.Second {
+		t.Errorf("Ready %s after the foreign Secret was deleted, want within seconds", took.Round(time.Second))
+	}
+}
+
+// TestTemplateRemovals: keys removed from secretTemplate leave the Secret;
+// keys someone else put there stay.
+func TestTemplateRemovals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createSecret("creds", partnerCreds)
+	e.createTokenRequest("tmpl", providertest.Partner, "creds", func(tr *tokensyncv1alpha1.TokenRequest) {
+		tr.Spec.SecretTemplate = &tokensyncv1alpha1.SecretTemplate{
+			Labels:      map[string]tokensyncv1alpha1.LabelValue{"tier": "gold", "team": "payments"},
+			Annotations: map[string]string{"example.com/owner": "payments"},
+		}
+	})
+	e.waitReady("tmpl")
+	eventually(t, readyTimeout, func() error {
+		s, err := e.secret("tmpl")
+		if err != nil {
+			return err
+		}
+		s.Labels["added-by-someone"] = "x"
+		s.Annotations["reloader.stakater.com/match"] = "true"
+		return k8sClient.Update(e.ctx(), s)
+	})
+	e.patchTokenRequest("tmpl", func(tr *tokensyncv1alpha1.TokenRequest) {
+		tr.Spec.SecretTemplate = &tokensyncv1alpha1.SecretTemplate{Labels: map[string]tokensyncv1alpha1.LabelValue{"tier": "silver"}}
+	})
+	eventually(t, readyTimeout, func() error {
+		s, err := e.secret("tmpl")
+		if err != nil {
+			return err
+		}
+		if s.Labels["tier"] != "silver" || s.Labels["team"] != "" || s.Annotations["example.com/owner"] != "" {
+			return fmt.Errorf("labels %v annotations %v", s.Labels, s.Annotations)
+		}
+		if s.Labels["added-by-someone"] != "x" || s.Annotations["reloader.stakater.com/match"] != "true" {
+			return fmt.Errorf("someone else's keys removed: labels %v annotations %v", s.Labels, s.Annotations)
+		}
+		return nil
+	})
+	if n := e.fake.Logins(providertest.Partner); n != 1 {
+		t.Errorf("%d logins, want 1", n)
+	}
 }
