@@ -58,6 +58,7 @@ func main() {
 		allowInsecureHTTP             bool
 		operatorNamespace             string
 		fingerprintKeySecret          string
+		limits                        controllers.LoginLimits
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (secure) or 127.0.0.1:8080 with --metrics-secure=false; 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP.")
@@ -76,6 +77,11 @@ func main() {
 	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Allow plain http:// endpoints on non-loopback hosts (link-local and cloud metadata addresses stay refused).")
 	flag.StringVar(&operatorNamespace, "operator-namespace", defaultOperatorNamespace(), "Namespace the operator runs in, where it keeps its fingerprint key Secret (default: $POD_NAMESPACE, else the service account's namespace, else tokensync-system).")
 	flag.StringVar(&fingerprintKeySecret, "fingerprint-key-secret", "tokensync-fingerprint-key", "Name of the Secret in --operator-namespace holding the HMAC key that fingerprints credentials (created on first start).")
+	d := controllers.DefaultLoginLimits
+	flag.IntVar(&limits.PerEndpointInFlight, "max-logins-in-flight-per-endpoint", d.PerEndpointInFlight, "Logins waiting on one endpoint host at a time: a hanging endpoint holds at most this many workers (-1: no bound).")
+	flag.IntVar(&limits.PerNamespaceInFlight, "max-logins-in-flight-per-namespace", d.PerNamespaceInFlight, "Logins in flight for one namespace at a time (-1: no bound).")
+	flag.Float64Var(&limits.PerEndpointRate, "login-rate-per-endpoint", d.PerEndpointRate, "Logins per second sent to one endpoint host; a refresh is never delayed past its token's expiry (-1: no limit).")
+	flag.IntVar(&limits.PerEndpointBurst, "login-burst-per-endpoint", d.PerEndpointBurst, "Burst of logins to one endpoint host above --login-rate-per-endpoint.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -89,6 +95,7 @@ func main() {
 		namespaces: splitList(namespaces), maxConcurrentReconciles: maxConcurrentReconciles, qps: qps, burst: burst,
 		providerTimeout: providerTimeout, allowedEndpoints: allowedEndpoints, allowedEndpointsFile: allowedFile,
 		allowInsecureHTTP: allowInsecureHTTP, fingerprintKey: types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret},
+		limits: limits,
 	}); err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
@@ -107,6 +114,7 @@ type runConfig struct {
 	allowedEndpoints, allowedEndpointsFile    string
 	allowInsecureHTTP                         bool
 	fingerprintKey                            types.NamespacedName
+	limits                                    controllers.LoginLimits
 }
 
 func run(c runConfig) error {
@@ -184,6 +192,7 @@ func run(c runConfig) error {
 		Providers:      registry,
 		EndpointPolicy: policy,
 		FingerprintKey: c.fingerprintKey,
+		Limits:         c.limits,
 	}
 	// Fail at start, not at the first login, when the key cannot be had.
 	if err := reconciler.LoadFingerprintKey(context.Background()); err != nil {
@@ -200,7 +209,7 @@ func run(c runConfig) error {
 	}
 
 	setupLog.Info("Starting manager", "version", version, "namespaces", c.namespaces,
-		"maxConcurrentReconciles", c.maxConcurrentReconciles, "endpointPolicy", policy.String())
+		"maxConcurrentReconciles", c.maxConcurrentReconciles, "endpointPolicy", policy.String(), "loginLimits", c.limits)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 

@@ -138,6 +138,8 @@ func consistently(t *testing.T, d time.Duration, cond func() error) {
 type managerOptions struct {
 	reconciler func(*TokenRequestReconciler)
 	namespaces []string
+	// workers is MaxConcurrentReconciles; 0 means 4.
+	workers int
 }
 
 // startManager runs a manager with the TokenRequest controller until the
@@ -173,7 +175,11 @@ func startManager(t *testing.T, r *TokenRequestReconciler, o managerOptions) (st
 	if o.reconciler != nil {
 		o.reconciler(r)
 	}
-	if err := r.SetupWithManager(mgr, creds, controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: ptr.To(true)}); err != nil {
+	workers := o.workers
+	if workers == 0 {
+		workers = 4
+	}
+	if err := r.SetupWithManager(mgr, creds, controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: ptr.To(true)}); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

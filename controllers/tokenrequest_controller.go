@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -61,9 +62,13 @@ type TokenRequestReconciler struct {
 	Clock clock.PassiveClock
 	// Jitter returns a fraction in [0,1) for backoff jitter; nil means random.
 	Jitter func() float64
+	// Limits bound logins per endpoint host and namespace; zero values
+	// mean DefaultLoginLimits.
+	Limits LoginLimits
 
 	fingerprints *fingerprinter
 	memory       *memory
+	gate         *loginGate
 }
 
 func (r *TokenRequestReconciler) now() time.Time {
@@ -87,6 +92,9 @@ func (r *TokenRequestReconciler) init() {
 	}
 	if r.fingerprints == nil {
 		r.fingerprints = newFingerprinter(r.APIReader, r.Client, r.FingerprintKey)
+	}
+	if r.gate == nil {
+		r.gate = newLoginGate(r.Limits)
 	}
 }
 
@@ -412,6 +420,20 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 			return r.failed(ctx, o, providerFailure(tr, err))
 		}
 	}
+	// A slot: bounded logins in flight per endpoint host and namespace, and
+	// per second per endpoint host. Without one, requeue rather than hold a
+	// worker; the rate limit never delays a refresh past its token's expiry.
+	var mustStartBy time.Time
+	if h := o.Target.Held; o.Target.Holds && h.Intact && o.Now.Before(h.ExpiresAt) {
+		mustStartBy = h.ExpiresAt.Add(-urgentMargin)
+	}
+	release, wait := r.gate.admit(o.Endpoint, tr.Namespace, r.now(), mustStartBy)
+	if release == nil {
+		wait += time.Duration(r.jitter() * float64(wait))
+		logf.FromContext(ctx).V(1).Info("Login deferred: the endpoint or namespace has no free login slot", "retryIn", wait)
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	defer release()
 	if d.ProbeWrite {
 		// The last write was refused: ask the API server (dry run) whether
 		// it would take one now before spending a login on it.
@@ -674,6 +696,10 @@ func stalls(reason string) bool {
 	return false
 }
 
+// shortWindowWarning starts the Ready message's warning about a refresh
+// window too short for mounted Secret volumes.
+const shortWindowWarning = "the refresh window is only"
+
 // setHealthy records a valid token. attempt is the successful login that
 // obtained it, nil when no login happened.
 func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, obtainedAt, expiresAt, next time.Time, attempt *tokensyncv1alpha1.LoginAttempt, credentialsMissing bool) error {
@@ -683,6 +709,22 @@ func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, ob
 	tokenRefresh.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(float64(next.Unix()))
 	tokenRequestReady.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(1)
 	now := r.now()
+	message := fmt.Sprintf("Secret %s holds a valid token until %s; next refresh at %s", o.SecretName, formatTime(expiresAt), formatTime(next))
+	window := refreshWindow(obtainedAt, expiresAt, o.RefreshBefore)
+	short := window < mountedVolumeDelay
+	if short {
+		message += fmt.Sprintf("; %s %s, under the minute the kubelet may take to update a mounted Secret volume: pods reading the token from a file may read an expired one (set spec.refreshBefore to at least 60s, with tokens that live at least 2 minutes)",
+			shortWindowWarning, window.Round(time.Second))
+	}
+	warnedBefore := false
+	if c := meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionReady); c != nil {
+		warnedBefore = strings.Contains(c.Message, shortWindowWarning)
+	}
+	defer func() {
+		if short && !warnedBefore {
+			r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, "ShortRefreshWindow", "Refresh", "%s", message)
+		}
+	}()
 	return r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
 		st.ObservedGeneration = tr.Generation
 		st.SecretName = o.SecretName
@@ -696,8 +738,7 @@ func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, ob
 				st.LastForceRefresh = o.Force
 			}
 		}
-		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued,
-			fmt.Sprintf("Secret %s holds a valid token until %s; next refresh at %s", o.SecretName, formatTime(expiresAt), formatTime(next)))
+		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued, message)
 		removeCondition(st, tokensyncv1alpha1.ConditionStalled)
 		removeCondition(st, tokensyncv1alpha1.ConditionReconciling)
 		if credentialsMissing {

@@ -1,0 +1,126 @@
+package controllers
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tokensync/tokensync/providers/providertest"
+)
+
+func TestLoginGateInFlight(t *testing.T) {
+	g := newLoginGate(LoginLimits{PerEndpointInFlight: 2, PerNamespaceInFlight: 3, PerEndpointRate: -1})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var releases []func()
+	for i := 0; i < 2; i++ {
+		rel, _ := g.admit("https://hangs.example/x", "a", now, time.Time{})
+		if rel == nil {
+			t.Fatalf("login %d to a free host refused", i+1)
+		}
+		releases = append(releases, rel)
+	}
+	if rel, wait := g.admit("https://HANGS.example/other-path", "b", now, time.Time{}); rel != nil || wait != slotRetry {
+		t.Fatalf("a third login to the same host admitted (wait %s)", wait)
+	}
+	// Another host from the same namespace is admitted, up to the namespace bound.
+	rel, _ := g.admit("https://fine.example", "a", now, time.Time{})
+	if rel == nil {
+		t.Fatal("another host refused")
+	}
+	if rel, _ := g.admit("https://third.example", "a", now, time.Time{}); rel != nil {
+		t.Fatal("a fourth login for namespace a admitted")
+	}
+	if rel, _ := g.admit("https://third.example", "b", now, time.Time{}); rel == nil {
+		t.Fatal("namespace b refused because of namespace a")
+	}
+	releases[0]()
+	releases[0]() // a second release is a no-op
+	if rel, _ := g.admit("https://hangs.example", "c", now, time.Time{}); rel == nil {
+		t.Fatal("a released slot was not reused")
+	}
+	if rel, _ := g.admit("https://hangs.example", "c", now, time.Time{}); rel != nil {
+		t.Fatal("a double release freed two slots")
+	}
+}
+
+func TestLoginGateRate(t *testing.T) {
+	g := newLoginGate(LoginLimits{PerEndpointInFlight: -1, PerNamespaceInFlight: -1, PerEndpointRate: 10, PerEndpointBurst: 5})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	admitted := 0
+	var waits []time.Duration
+	for i := 0; i < 20; i++ {
+		if rel, wait := g.admit("https://p.example", "ns", now, time.Time{}); rel != nil {
+			admitted++
+			rel()
+		} else {
+			waits = append(waits, wait)
+		}
+	}
+	if admitted != 5 {
+		t.Fatalf("%d logins admitted at once, want the burst of 5", admitted)
+	}
+	if len(waits) == 0 || waits[0] <= 0 || waits[0] > 100*time.Millisecond {
+		t.Fatalf("waits %v, want about 100ms (10/s)", waits)
+	}
+	// Refused logins gave their tokens back: one second later, 10 more.
+	now = now.Add(time.Second)
+	admitted = 0
+	for i := 0; i < 20; i++ {
+		if rel, _ := g.admit("https://p.example", "ns", now, time.Time{}); rel != nil {
+			admitted++
+			rel()
+		}
+	}
+	if admitted != 5 { // the bucket refilled to its burst
+		t.Fatalf("%d admitted after a second, want 5", admitted)
+	}
+	// Another host has its own bucket.
+	if rel, _ := g.admit("https://other.example", "ns", now, time.Time{}); rel == nil {
+		t.Fatal("another host limited by this one's rate")
+	}
+	// A refresh that would otherwise let its token expire goes at once.
+	if rel, _ := g.admit("https://p.example", "ns", now, now.Add(50*time.Millisecond)); rel == nil {
+		t.Fatal("an urgent refresh was delayed past its deadline")
+	}
+	// One that can wait, waits.
+	if rel, _ := g.admit("https://p.example", "ns", now, now.Add(time.Minute)); rel != nil {
+		t.Fatal("a refresh with time to spare was not delayed")
+	}
+}
+
+// TestHangingEndpointDoesNotStallOtherTenants: a namespace whose endpoint
+// accepts connections and never answers, with 60 TokenRequests, holds at
+// most a few of the 16 workers: a TokenRequest in another namespace becomes
+// Ready within seconds, and the hanging logins stay bounded.
+func TestHangingEndpointDoesNotStallOtherTenants(t *testing.T) {
+	t.Parallel()
+	noisy, quiet := newNamespace(t), newNamespace(t)
+	hanging, healthy := providertest.Start(t), providertest.Start(t)
+	hanging.Hang(providertest.Partner, true)
+	r := &TokenRequestReconciler{Providers: testRegistry(30 * time.Second)} // the production timeout
+	startManager(t, r, managerOptions{namespaces: []string{noisy, quiet}, workers: 16})
+
+	n := &env{t: t, ns: noisy, fake: hanging}
+	n.createSecret("creds", partnerCreds)
+	for i := 0; i < 60; i++ {
+		n.createTokenRequest(fmt.Sprintf("hangs-%d", i), providertest.Partner, "creds")
+	}
+	eventually(t, readyTimeout, func() error {
+		if got := hanging.Attempts(providertest.Partner); got < DefaultLoginLimits.PerEndpointInFlight {
+			return fmt.Errorf("%d logins hanging", got)
+		}
+		return nil
+	})
+
+	q := &env{t: t, ns: quiet, fake: healthy}
+	q.createSecret("creds", partnerCreds)
+	start := time.Now()
+	q.createTokenRequest("fine", providertest.Partner, "creds")
+	q.waitReady("fine")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("a TokenRequest of a quiet namespace took %s to become Ready while another's endpoint hangs", took.Round(time.Second))
+	}
+	if got := hanging.Attempts(providertest.Partner); got > DefaultLoginLimits.PerEndpointInFlight {
+		t.Errorf("%d logins sent to the hanging endpoint within its timeout, want at most %d in flight", got, DefaultLoginLimits.PerEndpointInFlight)
+	}
+}
