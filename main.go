@@ -23,10 +23,10 @@ import (
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/controllers"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/aml"
 	"github.com/tokensync/tokensync/providers/amplifi"
-	"github.com/tokensync/tokensync/providers/endpointpolicy"
 	"github.com/tokensync/tokensync/providers/partner"
 )
 

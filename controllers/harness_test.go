@@ -21,10 +21,10 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/aml"
 	"github.com/tokensync/tokensync/providers/amplifi"
-	"github.com/tokensync/tokensync/providers/endpointpolicy"
 	"github.com/tokensync/tokensync/providers/partner"
 	"github.com/tokensync/tokensync/providers/providertest"
 )

@@ -12,8 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/endpointpolicy"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 

@@ -11,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/endpointpolicy"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
