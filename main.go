@@ -157,12 +157,11 @@ func run(c runConfig) error {
 		return err
 	}
 
-	providers.Version = version
-	httpClient := providers.NewHTTPClient(providers.ClientOptions{
+	popts := providers.Options{
 		Timeout:     c.providerTimeout,
 		DialControl: endpointpolicy.DialControl,
-	})
-	popts := providers.Options{HTTPClient: httpClient}
+		UserAgent:   "tokensync/" + version,
+	}
 	registry := providers.Registry{
 		aml.Name:     {Provider: aml.New(popts), DefaultEndpoint: aml.DefaultEndpoint, DisplayName: "AML Watcher", CredentialKeys: "email, password"},
 		amplifi.Name: {Provider: amplifi.New(popts), DisplayName: "AmpliFi", CredentialKeys: "credentials.json, or channel and that channel's fields"},

@@ -28,7 +28,11 @@ const (
 
 // testRegistry is the operator's registry with a short client timeout.
 func testRegistry(timeout time.Duration) providers.Registry {
-	opts := providers.Options{HTTPClient: providers.NewHTTPClient(providers.ClientOptions{Timeout: timeout})}
+	return registryWith(providers.Options{Timeout: timeout})
+}
+
+// registryWith is the operator's registry (as main.go builds it) with opts.
+func registryWith(opts providers.Options) providers.Registry {
 	return providers.Registry{
 		aml.Name:     {Provider: aml.New(opts), DefaultEndpoint: aml.DefaultEndpoint, CredentialKeys: "email, password"},
 		amplifi.Name: {Provider: amplifi.New(opts), CredentialKeys: "credentials.json, or channel and that channel's fields"},

@@ -252,7 +252,7 @@ func TestHostileEndpointsRefusedBeforeAnyRequest(t *testing.T) {
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)}))
+		r.Providers = registryWith(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
 	})
 	expectRefusals(t, e, dials, admitted)
 	if d := dials.all(); len(d) != 0 {

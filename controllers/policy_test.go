@@ -78,7 +78,7 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)}))
+		r.Providers = registryWith(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
 	})
 
 	e.createSecret("aml-creds", amlCreds)
@@ -104,7 +104,7 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 // TestEndpointPolicySchemesAndAddresses: without an allowlist, plain http
 // is refused except to loopback, and link-local and cloud metadata
 // addresses are refused in every spelling, before any request. The client
-// is providers.NewHTTPClient with DialControl, as main.go wires it.
+// is the one providers build with DialControl, as main.go wires it.
 func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 	t.Parallel()
 	dials := &dialLog{}
@@ -114,7 +114,7 @@ func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)}))
+		r.Providers = registryWith(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
 	})
 	e.createSecret("partner-creds", partnerCreds)
 	e.createTokenRequest("loopback-http", providertest.Partner, "partner-creds")
@@ -143,14 +143,14 @@ func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 }
 
 // TestDialControlRefusesMetadataAddresses: the second layer on its own.
-// With no policy check (EndpointPolicy nil) the HTTP client main.go builds,
-// providers.NewHTTPClient with endpointpolicy.DialControl, still refuses to
+// With no policy check (EndpointPolicy nil) the providers' HTTP client,
+// given endpointpolicy.DialControl as main.go gives it, still refuses to
 // connect to a metadata address, and the TokenRequest says why.
 func TestDialControlRefusesMetadataAddresses(t *testing.T) {
 	t.Parallel()
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = nil
-		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: endpointpolicy.DialControl}))
+		r.Providers = registryWith(providers.Options{Timeout: 5 * time.Second, DialControl: endpointpolicy.DialControl})
 	})
 	e.createSecret("amplifi-creds", amplifiCreds)
 	cases := map[string]string{"ipv4": "169.254.169.254:443"}
@@ -193,7 +193,7 @@ func TestEndpointPolicyChecksTheDialedAddress(t *testing.T) {
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(resolvingClient(5*time.Second, dns.resolver(), policyDialControl(dials)))
+		r.Providers = registryWith(providers.Options{HTTPClient: resolvingClient(5*time.Second, dns.resolver(), policyDialControl(dials))})
 	})
 	port := strings.TrimPrefix(e.fake.URL(), "http://127.0.0.1:")
 	e.createSecret("partner-creds", partnerCreds)

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/internal/expiry"
+	"github.com/tokensync/tokensync/providers/internal/jwt"
+	"github.com/tokensync/tokensync/providers/internal/login"
 )
 
 const (
@@ -41,14 +44,13 @@ var (
 
 // New returns an AML Watcher provider.
 func New(opts providers.Options) *Provider {
-	opts = opts.WithDefaults()
-	return &Provider{client: opts.HTTPClient, now: opts.Now}
+	return &Provider{client: login.HTTPClient(opts), now: login.Clock(opts)}
 }
 
 // Validate checks that the email and password keys are present and not
 // blank. The 8-character password minimum is AML Watcher's to enforce.
 func (p *Provider) Validate(creds providers.Credentials) error {
-	return providers.RequireKeys(creds, keyEmail, keyPassword)
+	return login.RequireKeys(creds, keyEmail, keyPassword)
 }
 
 // Login exchanges an email and a password for an access token. An empty
@@ -61,11 +63,11 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if strings.TrimSpace(endpoint) == "" {
 		endpoint = DefaultEndpoint
 	}
-	url, err := providers.JoinURL(endpoint, loginPath)
+	url, err := login.JoinURL(endpoint, loginPath)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := providers.SendJSON(ctx, p.client, p.now, providers.JSONRequest{
+	reply, err := login.SendJSON(ctx, p.client, p.now, login.JSONRequest{
 		Provider: displayName,
 		Method:   http.MethodPost,
 		URL:      url,
@@ -81,7 +83,7 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 // requestBody builds {"email": ..., "password": ...}. Values are sent as
 // stored: changing a password, even by trimming it, would be a guess.
 func requestBody(creds providers.Credentials) ([]byte, error) {
-	if err := providers.RequireKeys(creds, keyEmail, keyPassword); err != nil {
+	if err := login.RequireKeys(creds, keyEmail, keyPassword); err != nil {
 		return nil, err
 	}
 	return json.Marshal(map[string]string{
@@ -117,7 +119,7 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 				"%s refused the login request as malformed (HTTP %d): check that email is the registered address and password has at least 8 characters",
 				displayName, status)
 		default:
-			return nil, providers.ClientError(displayName, status, checkKeys)
+			return nil, login.ClientError(displayName, status, checkKeys)
 		}
 	}
 
@@ -142,19 +144,19 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 	if err := json.Unmarshal(data["access_token"], &token); err != nil {
 		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d without a data.access_token string", displayName, status)
 	}
-	if err := providers.CheckTokenValue(displayName, token); err != nil {
+	if err := login.CheckTokenValue(displayName, token); err != nil {
 		return nil, err
 	}
 
 	expiresAt := obtainedAt.Add(TokenValidity)
 	// The documentation calls the token a JWT; when it is one, its own
 	// lifetime may be shorter than the documented three hours.
-	if claims, err := providers.ParseJWTClaims(token); err == nil {
+	if claims, err := jwt.ParseClaims(token); err == nil {
 		if jwtExpiry, ok := claims.Expiry(obtainedAt); ok && jwtExpiry.Before(expiresAt) {
 			expiresAt = jwtExpiry
 		}
 	}
-	if err := providers.CheckExpiry(displayName, obtainedAt, expiresAt); err != nil {
+	if err := expiry.Check(displayName, obtainedAt, expiresAt); err != nil {
 		return nil, err
 	}
 	return &providers.Token{Value: token, ObtainedAt: obtainedAt, ExpiresAt: expiresAt}, nil

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/internal/expiry"
+	"github.com/tokensync/tokensync/providers/internal/login"
 )
 
 // Name is the provider's name in TokenRequests.
@@ -78,8 +80,7 @@ var (
 
 // New returns an AmpliFi provider.
 func New(opts providers.Options) *Provider {
-	opts = opts.WithDefaults()
-	return &Provider{client: opts.HTTPClient, now: opts.Now}
+	return &Provider{client: login.HTTPClient(opts), now: login.Clock(opts)}
 }
 
 // Validate checks what is certain before sending: see RequestBody.
@@ -95,11 +96,11 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	url, err := providers.JoinURL(endpoint, loginPath)
+	url, err := login.JoinURL(endpoint, loginPath)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := providers.SendJSON(ctx, p.client, p.now, providers.JSONRequest{
+	reply, err := login.SendJSON(ctx, p.client, p.now, login.JSONRequest{
 		Provider: displayName,
 		Method:   http.MethodPut,
 		URL:      url,
@@ -126,7 +127,7 @@ func RequestBody(creds providers.Credentials) ([]byte, error) {
 	for _, v := range creds {
 		size += len(v)
 	}
-	if size > providers.MaxCredentialBytes {
+	if size > login.MaxCredentialBytes {
 		return nil, providers.Errorf(providers.InvalidCredentials,
 			"the AmpliFi credentials (credentials.json or the channel's fields) are larger than 64 KiB, which no login credential is; check the credentials secret")
 	}
@@ -157,7 +158,7 @@ func bodyFields(creds providers.Credentials) (map[string]json.RawMessage, func(s
 			return nil, nil, providers.Errorf(providers.InvalidCredentials,
 				"credentials secret key %q is not a JSON object", CredentialsJSONKey)
 		}
-		return fields, func(f string) string { return "field " + providers.QuoteKey(f) + " of " + CredentialsJSONKey }, nil
+		return fields, func(f string) string { return "field " + login.QuoteKey(f) + " of " + CredentialsJSONKey }, nil
 	}
 
 	// Sorted, so that the same credentials always get the same message.
@@ -173,18 +174,18 @@ func bodyFields(creds providers.Credentials) (map[string]json.RawMessage, func(s
 			object, ok := jsonObject(value)
 			if !ok {
 				return nil, nil, providers.Errorf(providers.InvalidCredentials,
-					"credentials secret key %s is not a JSON object", providers.QuoteKey(key))
+					"credentials secret key %s is not a JSON object", login.QuoteKey(key))
 			}
 			fields[key], _ = json.Marshal(object)
 			continue
 		}
 		if !utf8.Valid(value) || !utf8.ValidString(key) {
 			return nil, nil, providers.Errorf(providers.InvalidCredentials,
-				"credentials secret key %s is not UTF-8 text", providers.QuoteKey(key))
+				"credentials secret key %s is not UTF-8 text", login.QuoteKey(key))
 		}
 		fields[key], _ = json.Marshal(string(value))
 	}
-	return fields, func(f string) string { return "key " + providers.QuoteKey(f) }, nil
+	return fields, func(f string) string { return "key " + login.QuoteKey(f) }, nil
 }
 
 func checkChannel(fields map[string]json.RawMessage, name func(string) string) error {
@@ -246,7 +247,7 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 		return nil, providers.Errorf(providers.AuthenticationFailed,
 			"%s rejected the credentials (HTTP %d): check the channel's fields in the credentials Secret", displayName, status)
 	case status < 200 || status >= 300:
-		return nil, providers.ClientError(displayName, status, "the channel's fields")
+		return nil, login.ClientError(displayName, status, "the channel's fields")
 	}
 
 	// Members are looked up by exact name: encoding/json would also match
@@ -267,7 +268,7 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 	if !ok {
 		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with success but no token string", displayName, status)
 	}
-	if err := providers.CheckTokenValue(displayName, token); err != nil {
+	if err := login.CheckTokenValue(displayName, token); err != nil {
 		return nil, err
 	}
 	dtsExpiry, ok := stringMember(members, "dtsExpiry")
@@ -280,7 +281,7 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with a dtsExpiry that is not an RFC 3339 time", displayName, status)
 	}
 	// dtsExpiry is an absolute time in the provider's clock, the only one we have.
-	if err := providers.CheckExpiry(displayName, obtainedAt, expiresAt); err != nil {
+	if err := expiry.Check(displayName, obtainedAt, expiresAt); err != nil {
 		return nil, err
 	}
 

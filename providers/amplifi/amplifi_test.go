@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/internal/logintest"
+	"github.com/tokensync/tokensync/providers/internal/login"
+	"github.com/tokensync/tokensync/providers/providertest/conformance"
 )
 
 // The documentation's credential examples, verbatim, comments included.
@@ -176,12 +177,12 @@ func TestRequestBodyChannels(t *testing.T) {
 			}
 			for field := range fields {
 				_, err := RequestBody(with(field, ""))
-				pe := logintest.RequireError(t, err, providers.InvalidCredentials)
+				pe := conformance.RequireError(t, err, providers.InvalidCredentials)
 				if !strings.Contains(pe.Message, fmt.Sprintf("%q", field)) || !strings.Contains(pe.Message, fmt.Sprintf("%q", channel)) {
 					t.Errorf("without %s: message %q names neither the field nor the channel", field, pe.Message)
 				}
 				_, err = RequestBody(with("", field))
-				pe = logintest.RequireError(t, err, providers.InvalidCredentials)
+				pe = conformance.RequireError(t, err, providers.InvalidCredentials)
 				if !strings.Contains(pe.Message, "empty") {
 					t.Errorf("blank %s: message %q", field, pe.Message)
 				}
@@ -215,7 +216,7 @@ func TestRequestBodyInvalid(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := RequestBody(tc.creds)
-			pe := logintest.RequireError(t, err, providers.InvalidCredentials)
+			pe := conformance.RequireError(t, err, providers.InvalidCredentials)
 			if !strings.Contains(pe.Message, tc.want) {
 				t.Errorf("message %q does not contain %q", pe.Message, tc.want)
 			}
@@ -248,7 +249,7 @@ func TestLoginDocumentedExchange(t *testing.T) {
 		for header, want := range map[string]string{
 			"Content-Type": "application/json",
 			"Accept":       "application/json",
-			"User-Agent":   "tokensync/" + providers.Version,
+			"User-Agent":   login.DefaultUserAgent,
 		} {
 			if got := r.Header.Get(header); got != want {
 				t.Errorf("%s = %q, want %q", header, got, want)
@@ -321,7 +322,7 @@ func TestLoginResponses(t *testing.T) {
 			srv := server(t, tc.status, tc.body, nil)
 			token, err := New(providers.Options{Now: docClock}).Login(context.Background(), srv.URL, flatTest)
 			if tc.kind != "" {
-				logintest.RequireError(t, err, tc.kind)
+				conformance.RequireError(t, err, tc.kind)
 				return
 			}
 			if err != nil {
@@ -340,34 +341,34 @@ func TestLoginResponses(t *testing.T) {
 func TestLoginValidatesBeforeSending(t *testing.T) {
 	srv := server(t, http.StatusOK, docResponse, func(*http.Request, []byte) { t.Error("a request was sent") })
 	_, err := New(providers.Options{}).Login(context.Background(), srv.URL, providers.Credentials{"channel": []byte("internet")})
-	logintest.RequireError(t, err, providers.InvalidCredentials)
+	conformance.RequireError(t, err, providers.InvalidCredentials)
 }
 
 var sentinelCreds = providers.Credentials{
 	"channel":  []byte("internet"),
-	"userName": []byte(logintest.SentinelUser),
-	"password": []byte(logintest.SentinelPassword),
+	"userName": []byte(conformance.SentinelUser),
+	"password": []byte(conformance.SentinelPassword),
 }
 
 func TestLoginUndocumented(t *testing.T) {
-	logintest.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
+	conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
 }
 
 func TestErrorsNeverLeak(t *testing.T) {
-	s := logintest.SentinelUser + " " + logintest.SentinelPassword + " " + logintest.SentinelBody
+	s := conformance.SentinelUser + " " + conformance.SentinelPassword + " " + conformance.SentinelBody
 	for _, tc := range []struct {
 		status int
 		body   string
 	}{
-		{200, `{"success": false, "message": "` + s + `", "userId": "` + logintest.SentinelUser + `"}`},
+		{200, `{"success": false, "message": "` + s + `", "userId": "` + conformance.SentinelUser + `"}`},
 		{400, `{"success": false, "message": "` + s + `"}`},
 		{401, s},
 		{418, s},
 		{200, `{"success": "` + s + `"}`},
-		{200, `{"success": true, "token": "` + logintest.SentinelToken + `"}`},
-		{200, `{"success": true, "token": "` + logintest.SentinelToken + `", "dtsExpiry": "` + s + `"}`},
-		{200, `{"success": true, "token": "` + logintest.SentinelToken + `", "dtsExpiry": "2000-01-01T00:00:00Z"}`},
-		{200, `{"success": true, "token": "` + logintest.SentinelToken + `\n", "dtsExpiry": "2023-12-15T15:35:24Z"}`},
+		{200, `{"success": true, "token": "` + conformance.SentinelToken + `"}`},
+		{200, `{"success": true, "token": "` + conformance.SentinelToken + `", "dtsExpiry": "` + s + `"}`},
+		{200, `{"success": true, "token": "` + conformance.SentinelToken + `", "dtsExpiry": "2000-01-01T00:00:00Z"}`},
+		{200, `{"success": true, "token": "` + conformance.SentinelToken + `\n", "dtsExpiry": "2023-12-15T15:35:24Z"}`},
 		{200, `{"success": true, "token": ["` + s + `"]}`},
 		{200, `<html>` + s + `</html>`},
 	} {
@@ -377,19 +378,19 @@ func TestErrorsNeverLeak(t *testing.T) {
 			t.Errorf("HTTP %d %s: no error", tc.status, tc.body)
 			continue
 		}
-		logintest.RequireNoSentinel(t, err.Error())
+		conformance.RequireNoSentinel(t, err.Error())
 	}
 	for _, c := range []providers.Credentials{
-		{"channel": []byte(logintest.SentinelSecret)},
-		{"channel": []byte("internet"), "userName": []byte(logintest.SentinelUser)},
-		{"channel": []byte("internet"), "userName": []byte(logintest.SentinelUser), "password": []byte(" "), "specifics": []byte(logintest.SentinelSecret)},
-		{"channel": []byte("test"), "deviceTag": []byte("d"), "deviceData": []byte(`{"a": "` + logintest.SentinelSecret + `"`)},
-		{CredentialsJSONKey: []byte(`{"password": "` + logintest.SentinelPassword + `"`)},
-		{CredentialsJSONKey: []byte(`{"channel": "` + logintest.SentinelSecret + `"}`)},
-		{CredentialsJSONKey: []byte(`{"channel": "internet", "userName": "` + logintest.SentinelUser + `", "password": 5}`)},
-		{CredentialsJSONKey: []byte(`{"channel": "internet"}`), logintest.SentinelSecret: []byte("x")},
+		{"channel": []byte(conformance.SentinelSecret)},
+		{"channel": []byte("internet"), "userName": []byte(conformance.SentinelUser)},
+		{"channel": []byte("internet"), "userName": []byte(conformance.SentinelUser), "password": []byte(" "), "specifics": []byte(conformance.SentinelSecret)},
+		{"channel": []byte("test"), "deviceTag": []byte("d"), "deviceData": []byte(`{"a": "` + conformance.SentinelSecret + `"`)},
+		{CredentialsJSONKey: []byte(`{"password": "` + conformance.SentinelPassword + `"`)},
+		{CredentialsJSONKey: []byte(`{"channel": "` + conformance.SentinelSecret + `"}`)},
+		{CredentialsJSONKey: []byte(`{"channel": "internet", "userName": "` + conformance.SentinelUser + `", "password": 5}`)},
+		{CredentialsJSONKey: []byte(`{"channel": "internet"}`), conformance.SentinelSecret: []byte("x")},
 	} {
 		_, err := New(providers.Options{}).Login(context.Background(), "http://127.0.0.1:1", c)
-		logintest.RequireError(t, err, providers.InvalidCredentials)
+		conformance.RequireError(t, err, providers.InvalidCredentials)
 	}
 }

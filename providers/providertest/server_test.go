@@ -329,7 +329,7 @@ func TestLatencyAndHang(t *testing.T) {
 	if elapsed := time.Since(start); elapsed < 300*time.Millisecond {
 		t.Errorf("answered in %s despite 300ms latency", elapsed)
 	}
-	short := amplifi.New(providers.Options{HTTPClient: providers.NewHTTPClient(providers.ClientOptions{Timeout: 100 * time.Millisecond})})
+	short := amplifi.New(providers.Options{Timeout: 100 * time.Millisecond})
 	if _, err := short.Login(context.Background(), s.URL(), ampliFiCreds); providers.KindOf(err) != providers.ProviderUnavailable {
 		t.Errorf("err = %v, want a timeout", err)
 	}
