@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -38,7 +39,7 @@ func TestNoLeaksAcrossFailingLogins(t *testing.T) {
 		t.Skip("200 logins")
 	}
 	fake := providertest.Start(t)
-	registry := registryWith(providers.Options{Timeout: 400 * time.Millisecond, DialControl: policyDialControl(nil)})
+	registry := builtin.NewRegistry(providers.Options{Timeout: 400 * time.Millisecond, DialControl: policyDialControl(nil)})
 	creds := map[string]providers.Credentials{}
 	for _, p := range []string{providertest.AML, providertest.AmpliFi, providertest.Partner} {
 		creds[p] = providers.Credentials{}

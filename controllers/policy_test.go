@@ -13,6 +13,7 @@ import (
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -78,7 +79,7 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
 	})
 
 	e.createSecret("aml-creds", amlCreds)
@@ -114,7 +115,7 @@ func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
 	})
 	e.createSecret("partner-creds", partnerCreds)
 	e.createTokenRequest("loopback-http", providertest.Partner, "partner-creds")
@@ -150,7 +151,7 @@ func TestDialControlRefusesMetadataAddresses(t *testing.T) {
 	t.Parallel()
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = nil
-		r.Providers = registryWith(providers.Options{Timeout: 5 * time.Second, DialControl: endpointpolicy.DialControl})
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: endpointpolicy.DialControl})
 	})
 	e.createSecret("amplifi-creds", amplifiCreds)
 	cases := map[string]string{"ipv4": "169.254.169.254:443"}
@@ -193,7 +194,7 @@ func TestEndpointPolicyChecksTheDialedAddress(t *testing.T) {
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(providers.Options{HTTPClient: resolvingClient(5*time.Second, dns.resolver(), policyDialControl(dials))})
+		r.Providers = builtin.NewRegistry(providers.Options{HTTPClient: resolvingClient(5*time.Second, dns.resolver(), policyDialControl(dials))})
 	})
 	port := strings.TrimPrefix(e.fake.URL(), "http://127.0.0.1:")
 	e.createSecret("partner-creds", partnerCreds)

@@ -94,7 +94,7 @@ func newUnitEnv(t *testing.T) *unitEnv {
 	u.r = &TokenRequestReconciler{
 		Client: cl, APIReader: cl, Credentials: cl, Scheme: testScheme,
 		Recorder:  events.NewFakeRecorder(100),
-		Providers: providers.Registry{"aml": {Provider: u.prov, DefaultEndpoint: "https://aml.example"}},
+		Providers: providers.Registry{"aml": {Registration: providers.Registration{Name: "aml", DefaultEndpoint: "https://aml.example"}, Provider: u.prov}},
 		Clock:     u.clock,
 		Jitter:    func() float64 { return 0 },
 	}

@@ -148,7 +148,7 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *tokensyncv1a
 		return r.failed(ctx, tr, target, "", tr.Status.LastForceRefresh, outcome{
 			reason: tokensyncv1alpha1.ReasonCredentialsNotFound, kind: providers.InvalidCredentials,
 			message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
-				tr.Spec.CredentialsSecretRef.Name, tr.Namespace, reg.CredentialKeys),
+				tr.Spec.CredentialsSecretRef.Name, tr.Namespace, reg.CredentialKeyNames()),
 		})
 	}
 
@@ -200,7 +200,7 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, tr *tokensyncv1a
 }
 
 // refresh logs in and writes the token.
-func (r *TokenRequestReconciler) refresh(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, reg providers.Registration, target *corev1.Secret, force string) (ctrl.Result, error) {
+func (r *TokenRequestReconciler) refresh(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, reg providers.Entry, target *corev1.Secret, force string) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 	provider := string(tr.Spec.Provider)
 	force = forceHonoured(tr, force)
@@ -210,17 +210,14 @@ func (r *TokenRequestReconciler) refresh(ctx context.Context, tr *tokensyncv1alp
 		return r.failed(ctx, tr, target, "", force, outcome{
 			reason: tokensyncv1alpha1.ReasonCredentialsNotFound, kind: providers.InvalidCredentials,
 			message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
-				tr.Spec.CredentialsSecretRef.Name, tr.Namespace, reg.CredentialKeys),
+				tr.Spec.CredentialsSecretRef.Name, tr.Namespace, reg.CredentialKeyNames()),
 		})
 	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 
-	endpoint := tr.Spec.Endpoint
-	if endpoint == "" {
-		endpoint = reg.DefaultEndpoint
-	}
+	endpoint := reg.Endpoint(tr.Spec.Endpoint)
 	if err := r.precheck(reg.Provider, provider, endpoint, creds); err != nil {
 		return r.failed(ctx, tr, target, credsVersion, force, providerOutcome(tr, err))
 	}

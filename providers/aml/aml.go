@@ -16,11 +16,18 @@ import (
 	"github.com/tokensync/tokensync/providers/internal/login"
 )
 
+// Registration describes AML Watcher to the operator.
+var Registration = providers.Registration{
+	Name:            "aml",
+	DefaultEndpoint: "https://api.amlwatcher.com",
+	CredentialKeys: []providers.CredentialKey{
+		{Name: keyEmail, Description: "the email address of the registered user"},
+		{Name: keyPassword, Description: "that user's password (AML Watcher requires at least 8 characters)"},
+	},
+	New: func(o providers.Options) providers.Provider { return New(o) },
+}
+
 const (
-	// Name is the provider's name in TokenRequests.
-	Name = "aml"
-	// DefaultEndpoint is used when a TokenRequest names no endpoint.
-	DefaultEndpoint = "https://api.amlwatcher.com"
 	// TokenValidity is the documented lifetime of an access token.
 	TokenValidity = 3 * time.Hour
 
@@ -53,15 +60,11 @@ func (p *Provider) Validate(creds providers.Credentials) error {
 	return login.RequireKeys(creds, keyEmail, keyPassword)
 }
 
-// Login exchanges an email and a password for an access token. An empty
-// endpoint means DefaultEndpoint.
+// Login exchanges an email and a password for an access token.
 func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
 	body, err := requestBody(creds)
 	if err != nil {
 		return nil, err
-	}
-	if strings.TrimSpace(endpoint) == "" {
-		endpoint = DefaultEndpoint
 	}
 	url, err := login.JoinURL(endpoint, loginPath)
 	if err != nil {

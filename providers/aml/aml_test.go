@@ -126,15 +126,21 @@ func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error)
 	}, nil
 }
 
-func TestLoginDefaultEndpoint(t *testing.T) {
+// TestRegistrationDefaultEndpoint: a TokenRequest without an endpoint logs
+// in at the documented URL. The registration resolves the default; the
+// provider itself never does.
+func TestRegistrationDefaultEndpoint(t *testing.T) {
 	rt := &recordingTransport{}
 	p := New(providers.Options{HTTPClient: &http.Client{Transport: rt}})
-	if _, err := p.Login(context.Background(), "", creds); err != nil {
+	if _, err := p.Login(context.Background(), Registration.Endpoint(""), creds); err != nil {
 		t.Fatalf("Login: %v", err)
 	}
-	if want := DefaultEndpoint + "/api/get-access-token"; rt.url != want {
+	if want := "https://api.amlwatcher.com/api/get-access-token"; rt.url != want {
 		t.Errorf("URL = %q, want %q", rt.url, want)
 	}
+
+	_, err := p.Login(context.Background(), "", creds)
+	conformance.RequireError(t, err, providers.EndpointNotAllowed)
 }
 
 func TestLoginCustomUserAgent(t *testing.T) {

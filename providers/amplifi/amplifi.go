@@ -18,8 +18,17 @@ import (
 	"github.com/tokensync/tokensync/providers/internal/login"
 )
 
-// Name is the provider's name in TokenRequests.
-const Name = "amplifi"
+// Registration describes AmpliFi to the operator. It has no public default
+// endpoint (the documentation writes ${AMPLIFI_BASE_URL}).
+var Registration = providers.Registration{
+	Name: "amplifi",
+	CredentialKeys: []providers.CredentialKey{
+		{Name: CredentialsJSONKey, Description: "the whole PUT /token request body, a JSON object"},
+		{Name: "channel", Alternative: true, Description: "instead of credentials.json, one key per field: " +
+			"the channel, and that channel's fields as further keys (deviceData and specifics hold JSON objects)"},
+	},
+	New: func(o providers.Options) providers.Provider { return New(o) },
+}
 
 // Keys of the Secret data written next to the token (Token.Extra).
 const (

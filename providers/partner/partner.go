@@ -17,8 +17,16 @@ import (
 	"github.com/tokensync/tokensync/providers/internal/login"
 )
 
-// Name is the provider's name in TokenRequests.
-const Name = "partner"
+// Registration describes the partner API to the operator. It has no public
+// default endpoint: each partner has its own.
+var Registration = providers.Registration{
+	Name: "partner",
+	CredentialKeys: []providers.CredentialKey{
+		{Name: keyAccessKey, Description: "the access key created in the admin portal"},
+		{Name: keySecret, Description: "the secret associated with the access key"},
+	},
+	New: func(o providers.Options) providers.Provider { return New(o) },
+}
 
 const (
 	displayName  = "the partner API"

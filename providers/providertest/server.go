@@ -54,6 +54,9 @@ const (
 	Partner = "partner"
 )
 
+// Names returns the providers the Server fakes, sorted.
+func Names() []string { return []string{AML, AmpliFi, Partner} }
+
 // Paths the Server answers on.
 const (
 	AMLPath     = "/api/get-access-token"
