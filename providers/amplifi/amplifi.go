@@ -27,7 +27,8 @@ var Registration = providers.Registration{
 		{Name: "channel", Alternative: true, Description: "instead of credentials.json, one key per field: " +
 			"the channel, and that channel's fields as further keys (deviceData and specifics hold JSON objects)"},
 	},
-	New: func(o providers.Options) providers.Provider { return New(o) },
+	SelectCredentials: UsedCredentials,
+	New:               func(o providers.Options) providers.Provider { return New(o) },
 }
 
 // Keys of the Secret data written next to the token (Token.Extra).
@@ -63,8 +64,28 @@ var requiredFields = map[string][]string{
 	"test":               {"deviceTag"},
 }
 
-// objectFields are the flat credential keys whose values are JSON objects.
-var objectFields = map[string]bool{"deviceData": true, "specifics": true}
+// fieldKeys are the flat credential keys sent as body fields: every field
+// the documentation names for any channel, true for the two whose values are
+// JSON objects (deviceData and specifics, from its examples). Other keys of a
+// credentials Secret are never sent: a Secret filled by a secrets manager or
+// shared with other credentials must not leak its other values to AmpliFi.
+var fieldKeys = map[string]bool{
+	"channel":         false,
+	"userName":        false,
+	"password":        false,
+	"uuid":            false,
+	"deviceTagOpen":   false,
+	"signature":       false,
+	"deviceId":        false,
+	"userId":          false,
+	"transportUserId": false,
+	"transport":       false,
+	"deviceTag":       false,
+	"dtsValueString":  false,
+	"cryptotext":      false,
+	"deviceData":      true,
+	"specifics":       true,
+}
 
 // Channels returns the documented channels, sorted.
 func Channels() []string {
@@ -122,16 +143,37 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	return parseResponse(reply.StatusCode, reply.Body, p.now())
 }
 
+// UsedCredentials returns the keys of creds that RequestBody reads:
+// credentials.json when present, else the field keys present (see
+// fieldKeys). Field keys next to credentials.json are returned too: they make
+// the credentials invalid, and removing them changes the login. Other keys
+// never reach AmpliFi.
+func UsedCredentials(creds providers.Credentials) providers.Credentials {
+	used := providers.Credentials{}
+	for key, value := range creds {
+		if _, field := fieldKeys[key]; field || key == CredentialsJSONKey {
+			used[key] = value
+		}
+	}
+	return used
+}
+
 // RequestBody builds the PUT /token body from the credentials, either
-//   - one key, credentials.json, holding the whole body as a JSON object
-//     (// and /* */ comments allowed, as in the documentation's examples), or
-//   - one key per field, each sent as a string, except deviceData and
-//     specifics whose values are JSON objects.
+//   - one key, credentials.json, holding the whole body as a JSON object,
+//     sent as written (// and /* */ comments allowed, as in the
+//     documentation's examples), or
+//   - one key per field the documentation names (channel, userName,
+//     password, uuid, deviceTagOpen, signature, deviceId, userId,
+//     transportUserId, transport, deviceTag, dtsValueString, cryptotext),
+//     each sent as a string, and deviceData and specifics, whose values are
+//     JSON objects.
 //
-// It then checks that channel is a documented channel and that the fields
-// its schema requires are non-empty strings; other fields pass through.
-// Errors are InvalidCredentials and name keys, never values.
+// Any other key is ignored: never sent, never checked. It then checks that
+// channel is a documented channel and that the fields its schema requires
+// are non-empty strings. Errors are InvalidCredentials and name keys, never
+// values.
 func RequestBody(creds providers.Credentials) ([]byte, error) {
+	creds = UsedCredentials(creds)
 	size := 0
 	for _, v := range creds {
 		size += len(v)
@@ -155,12 +197,22 @@ func RequestBody(creds providers.Credentials) ([]byte, error) {
 }
 
 // bodyFields returns the body's members and how to name one in a message.
+// creds holds only the keys UsedCredentials returns.
 func bodyFields(creds providers.Credentials) (map[string]json.RawMessage, func(string) string, error) {
+	// Sorted, so that the same credentials always get the same message.
+	keys := make([]string, 0, len(creds))
+	for key := range creds {
+		if key != CredentialsJSONKey {
+			keys = append(keys, key)
+		}
+	}
+	sort.Strings(keys)
+
 	if raw, ok := creds[CredentialsJSONKey]; ok {
-		if len(creds) > 1 {
+		if len(keys) > 0 {
 			return nil, nil, providers.Errorf(providers.InvalidCredentials,
-				"credentials secret has key %q and other keys: put the whole request body in %q, or one key per field, not both",
-				CredentialsJSONKey, CredentialsJSONKey)
+				"credentials secret has key %q and the field key %s: put the whole request body in %q, or one key per field, not both",
+				CredentialsJSONKey, login.QuoteKey(keys[0]), CredentialsJSONKey)
 		}
 		fields, ok := jsonObject(stripComments(raw))
 		if !ok {
@@ -170,16 +222,10 @@ func bodyFields(creds providers.Credentials) (map[string]json.RawMessage, func(s
 		return fields, func(f string) string { return "field " + login.QuoteKey(f) + " of " + CredentialsJSONKey }, nil
 	}
 
-	// Sorted, so that the same credentials always get the same message.
-	keys := make([]string, 0, len(creds))
-	for key := range creds {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-	fields := make(map[string]json.RawMessage, len(creds))
+	fields := make(map[string]json.RawMessage, len(keys))
 	for _, key := range keys {
 		value := creds[key]
-		if objectFields[key] {
+		if fieldKeys[key] {
 			object, ok := jsonObject(value)
 			if !ok {
 				return nil, nil, providers.Errorf(providers.InvalidCredentials,
@@ -188,7 +234,7 @@ func bodyFields(creds providers.Credentials) (map[string]json.RawMessage, func(s
 			fields[key], _ = json.Marshal(object)
 			continue
 		}
-		if !utf8.Valid(value) || !utf8.ValidString(key) {
+		if !utf8.Valid(value) {
 			return nil, nil, providers.Errorf(providers.InvalidCredentials,
 				"credentials secret key %s is not UTF-8 text", login.QuoteKey(key))
 		}

@@ -1,19 +1,23 @@
 package amplifi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/internal/login"
+	"github.com/tokensync/tokensync/providers/providertest"
 	"github.com/tokensync/tokensync/providers/providertest/conformance"
 )
 
@@ -116,27 +120,118 @@ func TestRequestBodyDocumentedExamples(t *testing.T) {
 	}
 }
 
-func TestRequestBodyPassesFieldsThrough(t *testing.T) {
+// TestRequestBodySendsOnlyFieldKeys: flat keys the documentation names for
+// any channel are sent as given, whatever the channel; other keys of the
+// Secret are not. credentials.json is the body as written, unknown members
+// included.
+func TestRequestBodySendsOnlyFieldKeys(t *testing.T) {
 	creds := providers.Credentials{
 		"channel": []byte("internet"), "userName": []byte("ali"), "password": []byte(" qa "),
-		"language": []byte("en"), "number": []byte("42"), "html": []byte("<&>"),
+		"deviceTag": []byte("<&>"), "signature": []byte("42"),
+		"language": []byte("en"), "html": []byte("<&>"), "Password": []byte("x"), "credentials.yaml": []byte("x"),
 	}
 	body, err := RequestBody(creds)
 	if err != nil {
 		t.Fatalf("RequestBody: %v", err)
 	}
-	want := map[string]any{"channel": "internet", "userName": "ali", "password": " qa ", "language": "en", "number": "42", "html": "<&>"}
+	want := map[string]any{"channel": "internet", "userName": "ali", "password": " qa ", "deviceTag": "<&>", "signature": "42"}
 	if got := decode(t, body); !reflect.DeepEqual(got, want) {
 		t.Errorf("body = %v, want %v", got, want)
 	}
 
-	jsonCreds := providers.Credentials{CredentialsJSONKey: []byte(`{"channel":"browser","deviceId":"d","n":1.50,"nested":{"a":[1,"//x"]},"url":"http://x/*y*/"}`)}
+	jsonCreds := providers.Credentials{
+		CredentialsJSONKey: []byte(`{"channel":"browser","deviceId":"d","n":1.50,"nested":{"a":[1,"//x"]},"url":"http://x/*y*/"}`),
+		"language":         []byte("en"),
+	}
 	body, err = RequestBody(jsonCreds)
 	if err != nil {
 		t.Fatalf("RequestBody: %v", err)
 	}
 	if want := `{"channel":"browser","deviceId":"d","n":1.50,"nested":{"a":[1,"//x"]},"url":"http://x/*y*/"}`; !reflect.DeepEqual(decode(t, body), decode(t, []byte(want))) || !strings.Contains(string(body), "1.50") {
 		t.Errorf("body = %s, want %s", body, want)
+	}
+}
+
+func TestUsedCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		creds providers.Credentials
+		want  []string
+	}{
+		{"flat", providers.Credentials{"channel": nil, "userName": nil, "password": nil, "note": nil, "Channel": nil}, []string{"channel", "password", "userName"}},
+		{"every field key", providers.Credentials{
+			"channel": nil, "userName": nil, "password": nil, "uuid": nil, "deviceTagOpen": nil, "signature": nil, "deviceId": nil,
+			"userId": nil, "transportUserId": nil, "transport": nil, "deviceTag": nil, "dtsValueString": nil, "cryptotext": nil,
+			"deviceData": nil, "specifics": nil, "token": nil,
+		}, []string{
+			"channel", "cryptotext", "deviceData", "deviceId", "deviceTag", "deviceTagOpen", "dtsValueString", "password",
+			"signature", "specifics", "transport", "transportUserId", "userId", "userName", "uuid",
+		}},
+		{"credentials.json", providers.Credentials{CredentialsJSONKey: nil, "note": nil}, []string{CredentialsJSONKey}},
+		{"credentials.json and a field key", providers.Credentials{CredentialsJSONKey: nil, "channel": nil, "note": nil}, []string{"channel", CredentialsJSONKey}},
+		{"nothing usable", providers.Credentials{"note": nil}, nil},
+		{"nil", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := slices.Sorted(maps.Keys(UsedCredentials(tc.creds)))
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("UsedCredentials keys = %v, want %v", got, tc.want)
+			}
+			if reg := Registration.UsedCredentials(tc.creds); len(reg) != len(got) {
+				t.Errorf("Registration.UsedCredentials = %v, want the provider's", reg)
+			}
+		})
+	}
+	// Every field a channel requires is one that is sent.
+	for channel, fields := range requiredFields {
+		for _, f := range fields {
+			if _, ok := fieldKeys[f]; !ok {
+				t.Errorf("channel %s requires %s, which is not a field key", channel, f)
+			}
+		}
+	}
+}
+
+// TestLoginNeverSendsUnrelatedKeys: a sentinel value in keys AmpliFi does
+// not document never reaches the server (here the fake providers), with
+// flat keys or with credentials.json.
+func TestLoginNeverSendsUnrelatedKeys(t *testing.T) {
+	fake := providertest.New()
+	defer fake.Close()
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(body))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		fake.Handler().ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	unrelated := providers.Credentials{
+		"note":                     []byte(conformance.SentinelSecret),
+		"Password":                 []byte(conformance.SentinelPassword),
+		conformance.SentinelSecret: []byte("x"),
+	}
+	for name, creds := range map[string]providers.Credentials{
+		"flat":             flatTest,
+		"credentials.json": {CredentialsJSONKey: []byte(docTest)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bodies = nil
+			all := maps.Clone(creds)
+			maps.Copy(all, unrelated)
+			if _, err := New(providers.Options{}).Login(context.Background(), srv.URL, all); err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			if len(bodies) != 1 {
+				t.Fatalf("the server saw %d requests", len(bodies))
+			}
+			for _, s := range conformance.Sentinels {
+				if strings.Contains(bodies[0], s) {
+					t.Errorf("request body %s carries an unrelated key's value or name", bodies[0])
+				}
+			}
+		})
 	}
 }
 
@@ -209,7 +304,9 @@ func TestRequestBodyInvalid(t *testing.T) {
 		{"credentials.json not JSON", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "internet", "password": "x"`)}, `key "credentials.json" is not a JSON object`},
 		{"credentials.json an array", providers.Credentials{CredentialsJSONKey: []byte(`[{"channel": "test"}]`)}, `"credentials.json" is not a JSON object`},
 		{"credentials.json with an open comment", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "test", "deviceTag": "d"} /*`)}, `"credentials.json" is not a JSON object`},
-		{"credentials.json and other keys", providers.Credentials{CredentialsJSONKey: []byte(docTest), "deviceTag": []byte("d")}, "not both"},
+		{"credentials.json and a field key", providers.Credentials{CredentialsJSONKey: []byte(docTest), "deviceTag": []byte("d")}, `and the field key "deviceTag"`},
+		{"credentials.json and field keys", providers.Credentials{CredentialsJSONKey: []byte(docTest), "userId": []byte("d"), "channel": []byte("test")}, `and the field key "channel"`},
+		{"unrelated keys only", providers.Credentials{"user": []byte("u"), "pass": []byte("p")}, `key "channel"`},
 		{"credentials.json channel not a string", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": 1}`)}, `field "channel" of credentials.json is not a string`},
 		{"credentials.json field not a string", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "browser", "deviceId": 7}`)}, `field "deviceId" of credentials.json to be a string`},
 		{"credentials.json field missing", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "chat", "transport": "sms"}`)}, `AmpliFi channel "chat" requires the field "transportUserId" of credentials.json`},

@@ -77,15 +77,23 @@ func flatCredentials(encoded []byte) providers.Credentials {
 }
 
 // FuzzRequestBody checks the body built from flat credentials (key=value
-// lines): it holds every key, string values as given, deviceData and
-// specifics as objects, and a documented channel with its required fields;
-// errors are InvalidCredentials quoting no value.
+// lines): it holds exactly the documented field keys given, string values as
+// given, deviceData and specifics as objects, and a documented channel with
+// its required fields; the same credentials without the keys UsedCredentials
+// leaves out give the same result; errors are InvalidCredentials quoting no
+// value.
 func FuzzRequestBody(f *testing.F) {
 	f.Add([]byte("channel=test\ndeviceTag=my_deviceTag\ndeviceData={\"platform\": \"test\"}"))
 	f.Add([]byte("channel=internet\nuserName=" + conformance.SentinelUser + "\npassword=" + conformance.SentinelPassword))
+	f.Add([]byte("channel=test\ndeviceTag=t\nnote=" + conformance.SentinelSecret))
 	f.Fuzz(func(t *testing.T, encoded []byte) {
 		creds := flatCredentials(encoded)
 		body, err := RequestBody(creds)
+		used := UsedCredentials(creds)
+		usedBody, usedErr := RequestBody(used)
+		if !bytes.Equal(body, usedBody) || (err == nil) != (usedErr == nil) || (err != nil && err.Error() != usedErr.Error()) {
+			t.Fatalf("RequestBody of %v gives %s, %v; of its used part %v: %s, %v", creds, body, err, used, usedBody, usedErr)
+		}
 		if err != nil {
 			keysQuoted := false
 			for k := range creds {
@@ -100,11 +108,11 @@ func FuzzRequestBody(f *testing.F) {
 			return // the whole body, checked by FuzzRequestBodyJSON
 		}
 		sent := checkBody(t, body)
-		if len(sent) != len(creds) {
-			t.Fatalf("body %s has %d members for %d keys", body, len(sent), len(creds))
+		if len(sent) != len(used) {
+			t.Fatalf("body %s has %d members for %d field keys", body, len(sent), len(used))
 		}
-		for k, v := range creds {
-			if objectFields[k] {
+		for k, v := range used {
+			if fieldKeys[k] {
 				if _, ok := sent[k].(map[string]any); !ok {
 					t.Fatalf("%s is not an object in %s", k, body)
 				}

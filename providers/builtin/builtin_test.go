@@ -82,6 +82,8 @@ func TestUsedCredentials(t *testing.T) {
 		{"aml", map[string]string{"email": "a@b.c", "password": "p"}, []string{"email", "password"}},
 		{"aml", map[string]string{"email": "a@b.c"}, []string{"email"}},
 		{"partner", map[string]string{"accessKey": "k", "secret": "s"}, []string{"accessKey", "secret"}},
+		{"amplifi", map[string]string{"credentials.json": `{"channel": "test", "deviceTag": "t"}`}, []string{"credentials.json"}},
+		{"amplifi", map[string]string{"channel": "internet", "userName": "u", "password": "p"}, []string{"channel", "password", "userName"}},
 	} {
 		creds := providers.Credentials{}
 		for k, v := range tc.creds {
