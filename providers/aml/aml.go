@@ -100,7 +100,9 @@ func requestBody(creds providers.Credentials) ([]byte, error) {
 //	{"error": false, "status": "SUCCESS", "data": {"access_token": "..."}}
 //
 // error is "empty" on success and otherwise details the error, as a string
-// or an object; data is documented as an array but shown as an object.
+// or an object. data is "an array containing the actual response elements"
+// in the response table but an object in the sample, so both are accepted:
+// an object holding access_token, or an array of exactly one such object.
 // Members are looked up by exact name: encoding/json would also match
 // "Error" or "ACCESS_TOKEN" to a struct field.
 
@@ -139,9 +141,10 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 	if statusMember != nil && !statusIs(statusMember, "SUCCESS") && !isNull(statusMember) {
 		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with a status other than SUCCESS or FAIL", displayName, status)
 	}
-	data, ok := jsonObject(members["data"])
+	data, ok := dataObject(members["data"])
 	if !ok {
-		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d without a data object holding access_token", displayName, status)
+		return nil, providers.Errorf(providers.InvalidResponse,
+			"%s answered HTTP %d without data holding access_token (an object, or an array of one object)", displayName, status)
 	}
 	var token string
 	if err := json.Unmarshal(data["access_token"], &token); err != nil {
@@ -182,6 +185,20 @@ func jsonObject(raw []byte) (map[string]json.RawMessage, bool) {
 		return nil, false
 	}
 	return members, true
+}
+
+// dataObject reads the data member: an object, or an array whose only
+// element is an object. Empty arrays and arrays of several elements are
+// not answers we can take a token from.
+func dataObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+	if members, ok := jsonObject(raw); ok {
+		return members, true
+	}
+	var elements []json.RawMessage
+	if err := json.Unmarshal(raw, &elements); err != nil || len(elements) != 1 {
+		return nil, false
+	}
+	return jsonObject(elements[0])
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }

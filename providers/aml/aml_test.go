@@ -98,6 +98,19 @@ func TestLoginDocumentedSuccess(t *testing.T) {
 	}
 }
 
+// TestLoginDataArray: the response table's form of data, an array of
+// the one object the sample shows, gives the same token.
+func TestLoginDataArray(t *testing.T) {
+	srv := server(t, http.StatusOK, `{"error": false, "status": "SUCCESS", "data": [{"access_token": "Random Access Token"}]}`, nil)
+	token, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, creds)
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if token.Value != "Random Access Token" || !token.ExpiresAt.Equal(conformance.Now.Add(3*time.Hour)) {
+		t.Errorf("token = %+v", *token)
+	}
+}
+
 func TestLoginEndpointJoin(t *testing.T) {
 	for _, suffix := range []string{"", "/", "/base", "/base/"} {
 		t.Run(suffix, func(t *testing.T) {
@@ -248,7 +261,13 @@ func TestLoginFailures(t *testing.T) {
 		{"200 error true", 200, `{"error": true, "status": "SUCCESS", "data": {"access_token": "t"}}`, providers.InvalidResponse},
 		{"200 error string with SUCCESS", 200, `{"error": "invalid password", "status": "SUCCESS", "data": {"access_token": "t"}}`, providers.AuthenticationFailed},
 		{"200 unknown status", 200, `{"error": false, "status": "PENDING", "data": {"access_token": "t"}}`, providers.InvalidResponse},
-		{"200 data array", 200, `{"error": false, "status": "SUCCESS", "data": []}`, providers.InvalidResponse},
+		{"200 data empty array", 200, `{"error": false, "status": "SUCCESS", "data": []}`, providers.InvalidResponse},
+		{"200 data array of two", 200, `{"error": false, "status": "SUCCESS", "data": [{"access_token": "t"}, {"access_token": "u"}]}`, providers.InvalidResponse},
+		{"200 data array of a string", 200, `{"error": false, "status": "SUCCESS", "data": ["t"]}`, providers.InvalidResponse},
+		{"200 data array of null", 200, `{"error": false, "status": "SUCCESS", "data": [null]}`, providers.InvalidResponse},
+		{"200 data nested array", 200, `{"error": false, "status": "SUCCESS", "data": [[{"access_token": "t"}]]}`, providers.InvalidResponse},
+		{"200 data array without token", 200, `{"error": false, "status": "SUCCESS", "data": [{"token": "t"}]}`, providers.InvalidResponse},
+		{"200 data string", 200, `{"error": false, "status": "SUCCESS", "data": "t"}`, providers.InvalidResponse},
 		{"200 token by another case", 200, `{"error": false, "status": "SUCCESS", "data": {"ACCESS_TOKEN": "t"}}`, providers.InvalidResponse},
 		{"200 no data", 200, `{"error": false, "status": "SUCCESS"}`, providers.InvalidResponse},
 		{"200 empty token", 200, `{"error": false, "status": "SUCCESS", "data": {"access_token": ""}}`, providers.InvalidResponse},
@@ -272,6 +291,9 @@ func TestLoginAccepts(t *testing.T) {
 		`{"error": null, "status": "success", "data": {"access_token": "t"}}`,
 		`{"error": {}, "data": {"access_token": "t"}}`,
 		`{"error": [], "status": "SUCCESS", "data": {"access_token": "t", "expires_in": 10800}}`,
+		// The response table calls data an array.
+		`{"error": false, "status": "SUCCESS", "data": [{"access_token": "t"}]}`,
+		`{"error": false, "status": "SUCCESS", "data": [ {"access_token": "t", "expires_in": 10800} ]}`,
 	} {
 		srv := server(t, http.StatusOK, body, nil)
 		if _, err := New(providers.Options{}).Login(context.Background(), srv.URL, creds); err != nil {
@@ -302,6 +324,9 @@ func TestErrorsNeverLeak(t *testing.T) {
 		{200, `{"error": false, "status": "SUCCESS", "data": {"access_token": "` + conformance.SentinelToken + `\u0000"}}`},
 		{200, `{"error": false, "status": "SUCCESS", "data": {"access_token": ` + echo + `[]}}`},
 		{200, `{"error": false, "status": "SUCCESS", "data": ` + echo + `}`},
+		{200, `{"error": false, "status": "SUCCESS", "data": [` + echo + `]}`},
+		{200, `{"error": false, "status": "SUCCESS", "data": [{"access_token": "` + conformance.SentinelToken + `"}, ` + echo + `]}`},
+		{200, `{"error": false, "status": "SUCCESS", "data": [{"access_token": "` + conformance.SentinelToken + `\n"}]}`},
 		{200, `{"error": false, "status": "SUCCESS", "data": {"access_token": "` + makeJWT(`{"exp": 1, "sub": "`+conformance.SentinelToken+`"}`) + `"}}`},
 		{200, `<html>` + echo + `</html>`},
 	} {

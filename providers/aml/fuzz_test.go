@@ -29,6 +29,7 @@ func fuzzStatus(n int) int {
 // Seeds are in testdata/fuzz/FuzzParseResponse.
 func FuzzParseResponse(f *testing.F) {
 	f.Add(0, []byte(docSuccess))
+	f.Add(0, []byte(`{"error": false, "status": "SUCCESS", "data": [{"access_token": "`+conformance.SentinelToken+`"}]}`))
 	f.Add(3, []byte(`{"error": "Invalid email or password `+conformance.SentinelBody+`", "status": "FAIL", "data": []}`))
 	f.Fuzz(func(t *testing.T, n int, body []byte) {
 		status := fuzzStatus(n)
