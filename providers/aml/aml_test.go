@@ -237,6 +237,40 @@ func TestLoginExpiry(t *testing.T) {
 	}
 }
 
+// TestLoginCountsFromStart: the login's start, before the request is
+// sent, is ObtainedAt and the point the 3 hours and a JWT's lifetime count
+// from; an answer that takes 30 s does not add 30 s. A lifetime shorter
+// than the answer took is an answer we cannot use.
+func TestLoginCountsFromStart(t *testing.T) {
+	start := conformance.Now
+	now := start.Unix()
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  time.Duration // after start; 0 means InvalidResponse
+	}{
+		{"opaque token: 3h", "Random Access Token", 3 * time.Hour},
+		{"JWT lifetime", makeJWT(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+3600)), time.Hour},
+		{"JWT lifetime shorter than the answer took", makeJWT(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+10)), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := conformance.NewManualClock(start)
+			srv := server(t, http.StatusOK, success(tc.token), func(*http.Request, []byte) { clock.Advance(30 * time.Second) })
+			token, err := New(providers.Options{Now: clock.Now}).Login(context.Background(), srv.URL, creds)
+			if tc.want == 0 {
+				conformance.RequireError(t, err, providers.InvalidResponse)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			if !token.ObtainedAt.Equal(start) || !token.ExpiresAt.Equal(start.Add(tc.want)) {
+				t.Errorf("ObtainedAt %s, ExpiresAt %s; want %s and %s", token.ObtainedAt, token.ExpiresAt, start, start.Add(tc.want))
+			}
+		})
+	}
+}
+
 func TestLoginFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

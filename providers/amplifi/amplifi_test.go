@@ -435,6 +435,39 @@ func TestLoginResponses(t *testing.T) {
 	}
 }
 
+// TestLoginCountsFromStart: ObtainedAt is the login's start, before the
+// request is sent, even when the answer takes 30 s; dtsExpiry is absolute.
+// A dtsExpiry already past when the answer arrives is an answer we cannot
+// use.
+func TestLoginCountsFromStart(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		dtsExpiry string
+		ok        bool
+	}{
+		{"documented expiry, an hour after the start", "2023-12-15T15:35:24.503Z", true},
+		{"expired while the answer was on its way", "2023-12-15T14:35:34Z", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := conformance.NewManualClock(docNow)
+			body := `{"success": true, "token": "abc", "dtsExpiry": "` + tc.dtsExpiry + `"}`
+			srv := server(t, http.StatusOK, body, func(*http.Request, []byte) { clock.Advance(30 * time.Second) })
+			token, err := New(providers.Options{Now: clock.Now}).Login(context.Background(), srv.URL, flatTest)
+			if !tc.ok {
+				conformance.RequireError(t, err, providers.InvalidResponse)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			want, _ := time.Parse(time.RFC3339Nano, tc.dtsExpiry)
+			if !token.ObtainedAt.Equal(docNow) || !token.ExpiresAt.Equal(want) {
+				t.Errorf("ObtainedAt %s, ExpiresAt %s; want %s and %s", token.ObtainedAt, token.ExpiresAt, docNow, want)
+			}
+		})
+	}
+}
+
 func TestLoginValidatesBeforeSending(t *testing.T) {
 	srv := server(t, http.StatusOK, docResponse, func(*http.Request, []byte) { t.Error("a request was sent") })
 	_, err := New(providers.Options{}).Login(context.Background(), srv.URL, providers.Credentials{"channel": []byte("internet")})

@@ -70,6 +70,9 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
+	// Lifetimes count from before the request is sent, so that time spent
+	// waiting for the answer never lengthens a token.
+	obtainedAt := p.now()
 	reply, err := login.SendJSON(ctx, p.client, p.now, login.JSONRequest{
 		Provider: displayName,
 		Method:   http.MethodPost,
@@ -79,7 +82,16 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	return parseResponse(reply.StatusCode, reply.Body, p.now(), creds)
+	token, err := parseResponse(reply.StatusCode, reply.Body, obtainedAt, creds)
+	if err != nil {
+		return nil, err
+	}
+	// A lifetime shorter than the exchange took leaves a token that is
+	// already expired when its answer arrives.
+	if err := expiry.Check(displayName, p.now(), token.ExpiresAt); err != nil {
+		return nil, err
+	}
+	return token, nil
 }
 
 // requestBody builds {"accessKey": ..., "secret": ...}, values as stored.

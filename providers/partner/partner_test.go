@@ -160,6 +160,38 @@ func TestLoginTokenForms(t *testing.T) {
 	}
 }
 
+// TestLoginCountsFromStart: the login's start, before the request is
+// sent, is ObtainedAt and the point the JWT's lifetime counts from; an
+// answer that takes 30 s does not add 30 s. A lifetime shorter than the
+// answer took is an answer we cannot use.
+func TestLoginCountsFromStart(t *testing.T) {
+	start := conformance.Now
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  time.Duration // after start; 0 means InvalidResponse
+	}{
+		{"the documented token's hour", docToken, time.Hour},
+		{"lifetime shorter than the answer took", makeJWT(`{"iat":1000,"exp":1010}`), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := conformance.NewManualClock(start)
+			srv := server(t, http.StatusCreated, tc.token, func(*http.Request, []byte) { clock.Advance(30 * time.Second) })
+			token, err := New(providers.Options{Now: clock.Now}).Login(context.Background(), srv.URL, creds)
+			if tc.want == 0 {
+				conformance.RequireError(t, err, providers.InvalidResponse)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			if !token.ObtainedAt.Equal(start) || !token.ExpiresAt.Equal(start.Add(tc.want)) {
+				t.Errorf("ObtainedAt %s, ExpiresAt %s; want %s and %s", token.ObtainedAt, token.ExpiresAt, start, start.Add(tc.want))
+			}
+		})
+	}
+}
+
 func TestLoginDocumentedFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name   string

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -42,6 +43,31 @@ var Now = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // Clock returns Now.
 func Clock() time.Time { return Now }
+
+// ManualClock is a clock that moves only when told, so a test can make
+// time pass while a login waits for its answer. It is safe for concurrent
+// use.
+type ManualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewManualClock returns a clock showing start.
+func NewManualClock(start time.Time) *ManualClock { return &ManualClock{now: start} }
+
+// Now returns the clock's time.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *ManualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
 
 // RequireError fails t unless err is a *providers.Error of kind whose
 // message holds none of the Sentinels, and returns it.
