@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,6 +15,11 @@ import (
 	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
+
+// The endpoint policy itself (which endpoints and addresses it refuses) is
+// tested in internal/endpointpolicy. These tests check the reconciler's use
+// of it: a refused endpoint ends Ready=False EndpointNotAllowed with a
+// Warning event, and nothing is sent.
 
 // refusal is one TokenRequest the endpoint policy must refuse.
 type refusal struct {
@@ -140,36 +144,6 @@ func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 	e.waitReady("loopback-http")
 	if n := fakeAttempts(e); n != 1 {
 		t.Errorf("the fake saw %d requests, want 1: the loopback endpoint's login only", n)
-	}
-}
-
-// TestDialControlRefusesMetadataAddresses: the second layer on its own.
-// With no policy check (EndpointPolicy nil) the providers' HTTP client,
-// given endpointpolicy.DialControl as main.go gives it, still refuses to
-// connect to a metadata address, and the TokenRequest says why.
-func TestDialControlRefusesMetadataAddresses(t *testing.T) {
-	t.Parallel()
-	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
-		r.EndpointPolicy = nil
-		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: endpointpolicy.DialControl})
-	})
-	e.createSecret("amplifi-creds", amplifiCreds)
-	cases := map[string]string{"ipv4": "169.254.169.254:443"}
-	if haveIPv6() {
-		cases["ipv6"] = "[fd00:ec2::254]:443"
-	}
-	for name, addr := range cases {
-		e.createTokenRequest(name, providertest.AmpliFi, "amplifi-creds", withEndpoint("https://"+addr))
-	}
-	for name, addr := range cases {
-		tr := e.waitCondition(name, metav1.ConditionFalse, tokensyncv1alpha1.ReasonEndpointNotAllowed)
-		want := fmt.Sprintf("connection to %s refused by the operator's endpoint policy", addr)
-		if msg := readyCondition(tr).Message; !strings.Contains(msg, want) {
-			t.Errorf("%s: message %q does not contain %q", name, msg, want)
-		}
-	}
-	if n := e.fake.Attempts(providertest.AmpliFi); n != 0 {
-		t.Errorf("%d requests reached the fake", n)
 	}
 }
 
