@@ -25,11 +25,9 @@ import (
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/controllers"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/aml"
-	"github.com/tokensync/tokensync/providers/amplifi"
-	"github.com/tokensync/tokensync/providers/endpointpolicy"
-	"github.com/tokensync/tokensync/providers/partner"
+	"github.com/tokensync/tokensync/providers/builtin"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -72,7 +70,7 @@ func main() {
 	flag.Float64Var(&qps, "kube-api-qps", 200, "Queries per second to the Kubernetes API server (only bursts of new TokenRequests come near it; see docs/performance.md).")
 	flag.IntVar(&burst, "kube-api-burst", 1000, "Burst of queries to the Kubernetes API server.")
 	flag.DurationVar(&providerTimeout, "provider-timeout", 30*time.Second, "Total timeout of one provider login request.")
-	flag.StringVar(&allowedEndpoints, "allowed-endpoints", "", "Endpoint allowlist, comma-separated provider=URL-prefix or provider=host entries, e.g. aml=https://api.amlwatcher.com,partner=https://partner.example. A provider without entries accepts any endpoint.")
+	flag.StringVar(&allowedEndpoints, "allowed-endpoints", "", "Endpoint allowlist, comma-separated provider=URL-prefix or provider=host entries (provider as in spec.provider), e.g. one=https://api.example.com/v1,other=login.example.org. A provider without entries accepts any endpoint.")
 	flag.StringVar(&allowedFile, "allowed-endpoints-file", "", "File with one provider=URL-prefix entry per line (# comments), merged with --allowed-endpoints.")
 	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Allow plain http:// endpoints on non-loopback hosts (link-local and cloud metadata addresses stay refused).")
 	flag.StringVar(&operatorNamespace, "operator-namespace", defaultOperatorNamespace(), "Namespace the operator runs in, where it keeps its fingerprint key Secret (default: $POD_NAMESPACE, else the service account's namespace, else tokensync-system).")
@@ -172,17 +170,11 @@ func run(c runConfig) error {
 		return err
 	}
 
-	providers.Version = version
-	httpClient := providers.NewHTTPClient(providers.ClientOptions{
+	registry := builtin.NewRegistry(providers.Options{
 		Timeout:     c.providerTimeout,
 		DialControl: endpointpolicy.DialControl,
+		UserAgent:   "tokensync/" + version,
 	})
-	popts := providers.Options{HTTPClient: httpClient}
-	registry := providers.Registry{
-		aml.Name:     {Provider: aml.New(popts), DefaultEndpoint: aml.DefaultEndpoint, DisplayName: "AML Watcher", CredentialKeys: "email, password"},
-		amplifi.Name: {Provider: amplifi.New(popts), DisplayName: "AmpliFi", CredentialKeys: "credentials.json, or channel and that channel's fields"},
-		partner.Name: {Provider: partner.New(popts), DisplayName: "partner API", CredentialKeys: "accessKey, secret"},
-	}
 
 	reconciler := &controllers.TokenRequestReconciler{
 		Client:         mgr.GetClient(),

@@ -19,6 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -202,7 +204,9 @@ func (p *leakyProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestProviderBodiesNeverLeak(t *testing.T) {
 	t.Parallel()
 	leaky, srv := newLeakyProvider(t)
-	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) { r.Providers = testRegistry(3 * time.Second) })
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 3 * time.Second})
+	})
 	all := []string{providertest.AML, providertest.AmpliFi, providertest.Partner}
 	type probe struct{ name, provider, mode, endpoint string }
 	var probes []probe

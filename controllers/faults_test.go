@@ -15,6 +15,7 @@ import (
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -216,7 +217,9 @@ func TestProviderFaults(t *testing.T) {
 
 	// A 2s client timeout keeps hangs and trickles short.
 	const clientTimeout = 2 * time.Second
-	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) { r.Providers = testRegistry(clientTimeout) })
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: clientTimeout})
+	})
 	runs := make([]*faultRun, len(cases))
 	for i, c := range cases {
 		fake := providertest.Start(t)

@@ -24,11 +24,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/aml"
-	"github.com/tokensync/tokensync/providers/amplifi"
-	"github.com/tokensync/tokensync/providers/endpointpolicy"
-	"github.com/tokensync/tokensync/providers/partner"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -110,17 +107,6 @@ func (e *env) forceRefresh(name, value string) {
 	})
 }
 
-// registryWith is the operator's registry (as main.go builds it) around one
-// HTTP client.
-func registryWith(c *http.Client) providers.Registry {
-	opts := providers.Options{HTTPClient: c}
-	return providers.Registry{
-		aml.Name:     {Provider: aml.New(opts), DefaultEndpoint: aml.DefaultEndpoint, CredentialKeys: "email, password"},
-		amplifi.Name: {Provider: amplifi.New(opts), CredentialKeys: "credentials.json, or channel and that channel's fields"},
-		partner.Name: {Provider: partner.New(opts), CredentialKeys: "accessKey, secret"},
-	}
-}
-
 // dialLog records the addresses an HTTP client dialed.
 type dialLog struct {
 	mu    sync.Mutex
@@ -161,10 +147,10 @@ func policyDialControl(log *dialLog) func(network, address string, c syscall.Raw
 	}
 }
 
-// resolvingClient is an HTTP client like providers.NewHTTPClient's (one
+// resolvingClient is an HTTP client like the one providers build (one
 // total timeout, no redirects, no proxy) whose dialer runs DialControl
-// after resolving names with resolver. providers.ClientOptions has no
-// resolver hook, so a test that controls DNS builds its own client.
+// after resolving names with resolver. providers.Options has no resolver
+// hook, so a test that controls DNS builds its own client.
 func resolvingClient(timeout time.Duration, resolver *net.Resolver, control func(string, string, syscall.RawConn) error) *http.Client {
 	dialer := &net.Dialer{Timeout: timeout, Resolver: resolver, Control: control}
 	return &http.Client{

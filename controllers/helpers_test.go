@@ -15,9 +15,7 @@ import (
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/aml"
-	"github.com/tokensync/tokensync/providers/amplifi"
-	"github.com/tokensync/tokensync/providers/partner"
+	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -25,16 +23,6 @@ import (
 const (
 	readyTimeout = 60 * time.Second
 )
-
-// testRegistry is the operator's registry with a short client timeout.
-func testRegistry(timeout time.Duration) providers.Registry {
-	opts := providers.Options{HTTPClient: providers.NewHTTPClient(providers.ClientOptions{Timeout: timeout})}
-	return providers.Registry{
-		aml.Name:     {Provider: aml.New(opts), DefaultEndpoint: aml.DefaultEndpoint, CredentialKeys: "email, password"},
-		amplifi.Name: {Provider: amplifi.New(opts), CredentialKeys: "credentials.json, or channel and that channel's fields"},
-		partner.Name: {Provider: partner.New(opts), CredentialKeys: "accessKey, secret"},
-	}
-}
 
 // env is one test's namespace, fake providers and manager.
 type env struct {
@@ -55,7 +43,7 @@ func newEnv(t *testing.T, fakeOpts ...providertest.Option) *env {
 
 func (e *env) start() {
 	e.t.Helper()
-	r := &TokenRequestReconciler{Providers: testRegistry(5 * time.Second)}
+	r := &TokenRequestReconciler{Providers: builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second})}
 	e.stop = startManager(e.t, r, managerOptions{namespaces: []string{e.ns}, reconciler: e.extra})
 }
 

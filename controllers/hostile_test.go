@@ -12,8 +12,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/endpointpolicy"
+	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -252,7 +253,7 @@ func TestHostileEndpointsRefusedBeforeAnyRequest(t *testing.T) {
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)}))
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
 	})
 	expectRefusals(t, e, dials, admitted)
 	if d := dials.all(); len(d) != 0 {

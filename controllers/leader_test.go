@@ -9,6 +9,8 @@ import (
 	"time"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -68,7 +70,9 @@ func (w *secretWatch) finish() (lost bool, tokens int) {
 func TestManagerStoppedMidRefresh(t *testing.T) {
 	t.Parallel()
 	// A client timeout far beyond the test: only the stop can end the request.
-	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) { r.Providers = testRegistry(5 * time.Minute) })
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Minute})
+	})
 	e.createSecret("creds", partnerCreds)
 	e.createTokenRequest("inflight", providertest.Partner, "creds")
 	e.waitReady("inflight")
@@ -121,14 +125,14 @@ func TestLeaderElectionFailover(t *testing.T) {
 	leaseID := "tokensync-" + ns
 
 	var loginsA, loginsB atomic.Int32
-	ra := &TokenRequestReconciler{Providers: countingProviders(testRegistry(5*time.Second), &loginsA)}
+	ra := &TokenRequestReconciler{Providers: countingProviders(builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second}), &loginsA)}
 	mgrA, stopA := runManager(t, ra, managerSpec{cfg: cfg, ns: ns, leaderID: leaseID})
 	select {
 	case <-mgrA.Elected():
 	case <-time.After(readyTimeout):
 		t.Fatal("the first manager was not elected")
 	}
-	rb := &TokenRequestReconciler{Providers: countingProviders(testRegistry(5*time.Second), &loginsB)}
+	rb := &TokenRequestReconciler{Providers: countingProviders(builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second}), &loginsB)}
 	mgrB, _ := runManager(t, rb, managerSpec{cfg: cfg, ns: ns, leaderID: leaseID})
 
 	e.createSecret("creds", partnerCreds)

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -97,7 +99,7 @@ func TestHangingEndpointDoesNotStallOtherTenants(t *testing.T) {
 	noisy, quiet := newNamespace(t), newNamespace(t)
 	hanging, healthy := providertest.Start(t), providertest.Start(t)
 	hanging.Hang(providertest.Partner, true)
-	r := &TokenRequestReconciler{Providers: testRegistry(30 * time.Second)} // the production timeout
+	r := &TokenRequestReconciler{Providers: builtin.NewRegistry(providers.Options{Timeout: 30 * time.Second})} // the production timeout
 	startManager(t, r, managerOptions{namespaces: []string{noisy, quiet}, workers: 16})
 
 	n := &env{t: t, ns: noisy, fake: hanging}

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -11,10 +10,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/endpointpolicy"
+	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
+
+// The endpoint policy itself (which endpoints and addresses it refuses) is
+// tested in internal/endpointpolicy. These tests check the reconciler's use
+// of it: a refused endpoint ends Ready=False EndpointNotAllowed with a
+// Warning event, and nothing is sent.
 
 // refusal is one TokenRequest the endpoint policy must refuse.
 type refusal struct {
@@ -78,7 +83,7 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)}))
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
 	})
 
 	e.createSecret("aml-creds", amlCreds)
@@ -104,7 +109,7 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 // TestEndpointPolicySchemesAndAddresses: without an allowlist, plain http
 // is refused except to loopback, and link-local and cloud metadata
 // addresses are refused in every spelling, before any request. The client
-// is providers.NewHTTPClient with DialControl, as main.go wires it.
+// is the one providers build with DialControl, as main.go wires it.
 func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 	t.Parallel()
 	dials := &dialLog{}
@@ -114,7 +119,7 @@ func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)}))
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
 	})
 	e.createSecret("partner-creds", partnerCreds)
 	e.createTokenRequest("loopback-http", providertest.Partner, "partner-creds")
@@ -142,36 +147,6 @@ func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 	}
 }
 
-// TestDialControlRefusesMetadataAddresses: the second layer on its own.
-// With no policy check (EndpointPolicy nil) the HTTP client main.go builds,
-// providers.NewHTTPClient with endpointpolicy.DialControl, still refuses to
-// connect to a metadata address, and the TokenRequest says why.
-func TestDialControlRefusesMetadataAddresses(t *testing.T) {
-	t.Parallel()
-	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
-		r.EndpointPolicy = nil
-		r.Providers = registryWith(providers.NewHTTPClient(providers.ClientOptions{Timeout: 5 * time.Second, DialControl: endpointpolicy.DialControl}))
-	})
-	e.createSecret("amplifi-creds", amplifiCreds)
-	cases := map[string]string{"ipv4": "169.254.169.254:443"}
-	if haveIPv6() {
-		cases["ipv6"] = "[fd00:ec2::254]:443"
-	}
-	for name, addr := range cases {
-		e.createTokenRequest(name, providertest.AmpliFi, "amplifi-creds", withEndpoint("https://"+addr))
-	}
-	for name, addr := range cases {
-		tr := e.waitCondition(name, metav1.ConditionFalse, tokensyncv1alpha1.ReasonEndpointNotAllowed)
-		want := fmt.Sprintf("connection to %s refused by the operator's endpoint policy", addr)
-		if msg := readyCondition(tr).Message; !strings.Contains(msg, want) {
-			t.Errorf("%s: message %q does not contain %q", name, msg, want)
-		}
-	}
-	if n := e.fake.Attempts(providertest.AmpliFi); n != 0 {
-		t.Errorf("%d requests reached the fake", n)
-	}
-}
-
 // TestEndpointPolicyChecksTheDialedAddress: a DNS name that resolves to a
 // link-local or metadata address is refused when dialing, in IPv4, IPv6 and
 // IPv4-mapped form; --allow-insecure-http allows plain http to a
@@ -193,7 +168,7 @@ func TestEndpointPolicyChecksTheDialedAddress(t *testing.T) {
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = registryWith(resolvingClient(5*time.Second, dns.resolver(), policyDialControl(dials)))
+		r.Providers = builtin.NewRegistry(providers.Options{HTTPClient: resolvingClient(5*time.Second, dns.resolver(), policyDialControl(dials))})
 	})
 	port := strings.TrimPrefix(e.fake.URL(), "http://127.0.0.1:")
 	e.createSecret("partner-creds", partnerCreds)

@@ -118,8 +118,11 @@ func newUnitEnv(t *testing.T) *unitEnv {
 	u.events = events.NewFakeRecorder(100)
 	u.r = &TokenRequestReconciler{
 		Client: cl, APIReader: cl, Credentials: cl, Scheme: testScheme,
-		Recorder:     u.events,
-		Providers:    providers.Registry{"aml": {Provider: u.prov, DefaultEndpoint: "https://aml.example", CredentialKeys: "email, password"}},
+		Recorder: u.events,
+		Providers: providers.Registry{"aml": {Registration: providers.Registration{
+			Name: "aml", DefaultEndpoint: "https://aml.example",
+			CredentialKeys: []providers.CredentialKey{{Name: "email"}, {Name: "password"}},
+		}, Provider: u.prov}},
 		Clock:        u.clock,
 		Jitter:       func() float64 { return 0 },
 		fingerprints: staticFingerprinter([]byte("unit-test-fingerprint-key-32-bytes")),
@@ -399,11 +402,14 @@ func TestReconcileCredentialsMetadataCostsNoLogin(t *testing.T) {
 	u.reconcile(t)
 	u.updateCredentials(t, func(*corev1.Secret) {}) // kubectl replace with the same data
 	u.reconcile(t)
+	// A key the provider does not send is not part of its credentials.
+	u.updateCredentials(t, func(s *corev1.Secret) { s.Data["unrelated"] = []byte("shared-with-another-app") })
+	u.reconcile(t)
 	if n := u.prov.logins.Load(); n != 1 {
 		t.Fatalf("%d logins after metadata-only changes, want 1", n)
 	}
-	if got := u.writes.Load() - writes; got != 3 { // the three credentials updates only
-		t.Errorf("%d writes besides the credentials updates", got-3)
+	if got := u.writes.Load() - writes; got != 4 { // the four credentials updates only
+		t.Errorf("%d writes besides the credentials updates", got-4)
 	}
 	// A content change is.
 	u.updateCredentials(t, func(s *corev1.Secret) { s.Data["password"] = []byte("rotated-password") })

@@ -133,7 +133,7 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 type observed struct {
 	observation
 	tr       *tokensyncv1alpha1.TokenRequest
-	reg      providers.Registration
+	reg      providers.Entry
 	target   *corev1.Secret // nil when absent or foreign
 	previous *corev1.Secret // the Secret of an earlier secretName, when ours
 	// creds were read from the API server while observing (nil if not).
@@ -174,7 +174,7 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 		Generation:    tr.Generation,
 		Provider:      string(tr.Spec.Provider),
 		ProviderKnown: known,
-		Endpoint:      endpointOf(tr, reg),
+		Endpoint:      reg.Endpoint(tr.Spec.Endpoint),
 		RefreshBefore: refreshBeforeOf(tr),
 		SecretName:    tr.TargetSecretName(),
 		Force:         tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh],
@@ -302,7 +302,7 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *obse
 	if err != nil {
 		return err
 	}
-	fp, err := r.fingerprints.credentials(ctx, usedCredentials(o.reg, creds))
+	fp, err := r.fingerprints.credentials(ctx, o.reg.UsedCredentials(creds))
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func (r *TokenRequestReconciler) keep(ctx context.Context, o *observed, d decisi
 
 func (r *TokenRequestReconciler) credentialsMissingMessage(o *observed, expiresAt time.Time) string {
 	return fmt.Sprintf("credentials Secret %q not found in namespace %q: the token in Secret %s stays valid until %s but cannot be refreshed; create the Secret with keys %s",
-		o.tr.Spec.CredentialsSecretRef.Name, o.tr.Namespace, o.SecretName, formatTime(expiresAt), credentialKeysOf(o.reg))
+		o.tr.Spec.CredentialsSecretRef.Name, o.tr.Namespace, o.SecretName, formatTime(expiresAt), o.reg.CredentialKeyNames())
 }
 
 // stop records a state that needs a person, once; nothing is requeued: the
@@ -404,12 +404,12 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 			return r.failed(ctx, o, failure{
 				reason: tokensyncv1alpha1.ReasonCredentialsNotFound,
 				message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
-					tr.Spec.CredentialsSecretRef.Name, tr.Namespace, credentialKeysOf(reg)),
+					tr.Spec.CredentialsSecretRef.Name, tr.Namespace, reg.CredentialKeyNames()),
 			})
 		case err != nil:
 			return ctrl.Result{}, err
 		}
-		fp, err := r.fingerprints.credentials(ctx, usedCredentials(reg, creds))
+		fp, err := r.fingerprints.credentials(ctx, reg.UsedCredentials(creds))
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -926,14 +926,6 @@ func providerFailure(tr *tokensyncv1alpha1.TokenRequest, err error) failure {
 	return failure{reason: string(kind), message: msg, retryAfter: providers.RetryAfterOf(err)}
 }
 
-// endpointOf is spec.endpoint, or the provider's default when unset.
-func endpointOf(tr *tokensyncv1alpha1.TokenRequest, reg providers.Registration) string {
-	if tr.Spec.Endpoint != "" {
-		return tr.Spec.Endpoint
-	}
-	return reg.DefaultEndpoint
-}
-
 func refreshBeforeOf(tr *tokensyncv1alpha1.TokenRequest) *time.Duration {
 	if tr.Spec.RefreshBefore != nil {
 		d := tr.Spec.RefreshBefore.Duration
@@ -941,13 +933,6 @@ func refreshBeforeOf(tr *tokensyncv1alpha1.TokenRequest) *time.Duration {
 	}
 	return nil
 }
-
-// usedCredentials is the part of a credentials Secret a provider sends.
-func usedCredentials(reg providers.Registration, creds providers.Credentials) providers.Credentials {
-	return creds
-}
-
-func credentialKeysOf(reg providers.Registration) string { return reg.CredentialKeys }
 
 func setStatusCondition(conds *[]metav1.Condition, c metav1.Condition) {
 	meta.SetStatusCondition(conds, c)

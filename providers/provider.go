@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"syscall"
 	"time"
 )
 
@@ -18,7 +20,9 @@ type Credentials map[string][]byte
 type Token struct {
 	// Value is the token itself. It must never be logged.
 	Value string
-	// ObtainedAt is our local time when the login answered.
+	// ObtainedAt is our local time when the login started, before the
+	// request was sent. Relative lifetimes are counted from it, so time
+	// spent waiting for the answer never lengthens a token.
 	ObtainedAt time.Time
 	// ExpiresAt is when the token stops being valid, in our clock.
 	ExpiresAt time.Time
@@ -32,6 +36,31 @@ type Provider interface {
 	// Login exchanges credentials for a token at endpoint (a base URL).
 	// Errors are *Error values with a Kind the controller can act on.
 	Login(ctx context.Context, endpoint string, creds Credentials) (*Token, error)
+}
+
+// Options configure a provider: what the operator sets for every login. The
+// zero value is ready to use.
+type Options struct {
+	// Timeout bounds a whole login exchange: connecting, sending and reading
+	// the answer. Zero means 30 seconds.
+	Timeout time.Duration
+	// UserAgent is sent with every login request; empty means "tokensync".
+	UserAgent string
+	// DialControl, when set, runs for every connection before it is made
+	// (net.Dialer.Control), so a policy can refuse the address actually
+	// dialed after DNS resolution. Returning a *Error (typically
+	// EndpointNotAllowed) makes Login fail with that error as is; any other
+	// error is reported as ProviderUnavailable. When a proxy is configured
+	// in the environment, the address dialed is the proxy's.
+	DialControl func(network, address string, c syscall.RawConn) error
+	// Now is the local clock, read for Token.ObtainedAt and expiry
+	// computations; nil means time.Now. Tests inject a fake clock.
+	Now func() time.Time
+	// HTTPClient, when set, sends the login requests instead of a client
+	// built from Timeout, UserAgent and DialControl (which are then
+	// ignored). Tests use it; whatever client is given, redirects are
+	// never followed.
+	HTTPClient *http.Client
 }
 
 // Validator is implemented by providers that can tell, without any request,

@@ -30,7 +30,7 @@ import (
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
-var providerNames = []string{providertest.AML, providertest.AmpliFi, providertest.Partner}
+var providerNames = providertest.Names()
 
 var providerOfPath = map[string]string{
 	providertest.AMLPath:     providertest.AML,

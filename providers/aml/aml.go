@@ -11,13 +11,23 @@ import (
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/internal/expiry"
+	"github.com/tokensync/tokensync/providers/internal/jwt"
+	"github.com/tokensync/tokensync/providers/internal/login"
 )
 
+// Registration describes AML Watcher to the operator.
+var Registration = providers.Registration{
+	Name:            "aml",
+	DefaultEndpoint: "https://api.amlwatcher.com",
+	CredentialKeys: []providers.CredentialKey{
+		{Name: keyEmail, Description: "the email address of the registered user"},
+		{Name: keyPassword, Description: "that user's password (AML Watcher requires at least 8 characters)"},
+	},
+	New: func(o providers.Options) providers.Provider { return New(o) },
+}
+
 const (
-	// Name is the provider's name in TokenRequests.
-	Name = "aml"
-	// DefaultEndpoint is used when a TokenRequest names no endpoint.
-	DefaultEndpoint = "https://api.amlwatcher.com"
 	// TokenValidity is the documented lifetime of an access token.
 	TokenValidity = 3 * time.Hour
 
@@ -41,31 +51,29 @@ var (
 
 // New returns an AML Watcher provider.
 func New(opts providers.Options) *Provider {
-	opts = opts.WithDefaults()
-	return &Provider{client: opts.HTTPClient, now: opts.Now}
+	return &Provider{client: login.HTTPClient(opts), now: login.Clock(opts)}
 }
 
 // Validate checks that the email and password keys are present and not
 // blank. The 8-character password minimum is AML Watcher's to enforce.
 func (p *Provider) Validate(creds providers.Credentials) error {
-	return providers.RequireKeys(creds, keyEmail, keyPassword)
+	return login.RequireKeys(creds, keyEmail, keyPassword)
 }
 
-// Login exchanges an email and a password for an access token. An empty
-// endpoint means DefaultEndpoint.
+// Login exchanges an email and a password for an access token.
 func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
 	body, err := requestBody(creds)
 	if err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(endpoint) == "" {
-		endpoint = DefaultEndpoint
-	}
-	url, err := providers.JoinURL(endpoint, loginPath)
+	url, err := login.JoinURL(endpoint, loginPath)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := providers.SendJSON(ctx, p.client, p.now, providers.JSONRequest{
+	// Lifetimes count from before the request is sent, so that time spent
+	// waiting for the answer never lengthens a token.
+	obtainedAt := p.now()
+	reply, err := login.SendJSON(ctx, p.client, p.now, login.JSONRequest{
 		Provider: displayName,
 		Method:   http.MethodPost,
 		URL:      url,
@@ -75,13 +83,22 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	return parseResponse(reply.StatusCode, reply.Body, p.now())
+	token, err := parseResponse(reply.StatusCode, reply.Body, obtainedAt)
+	if err != nil {
+		return nil, err
+	}
+	// A lifetime shorter than the exchange took leaves a token that is
+	// already expired when its answer arrives.
+	if err := expiry.Check(displayName, p.now(), token.ExpiresAt); err != nil {
+		return nil, err
+	}
+	return token, nil
 }
 
 // requestBody builds {"email": ..., "password": ...}. Values are sent as
 // stored: changing a password, even by trimming it, would be a guess.
 func requestBody(creds providers.Credentials) ([]byte, error) {
-	if err := providers.RequireKeys(creds, keyEmail, keyPassword); err != nil {
+	if err := login.RequireKeys(creds, keyEmail, keyPassword); err != nil {
 		return nil, err
 	}
 	return json.Marshal(map[string]string{
@@ -95,7 +112,9 @@ func requestBody(creds providers.Credentials) ([]byte, error) {
 //	{"error": false, "status": "SUCCESS", "data": {"access_token": "..."}}
 //
 // error is "empty" on success and otherwise details the error, as a string
-// or an object; data is documented as an array but shown as an object.
+// or an object. data is "an array containing the actual response elements"
+// in the response table but an object in the sample, so both are accepted:
+// an object holding access_token, or an array of exactly one such object.
 // Members are looked up by exact name: encoding/json would also match
 // "Error" or "ACCESS_TOKEN" to a struct field.
 
@@ -117,7 +136,7 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 				"%s refused the login request as malformed (HTTP %d): check that email is the registered address and password has at least 8 characters",
 				displayName, status)
 		default:
-			return nil, providers.ClientError(displayName, status, checkKeys)
+			return nil, login.ClientError(displayName, status, checkKeys)
 		}
 	}
 
@@ -134,27 +153,28 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 	if statusMember != nil && !statusIs(statusMember, "SUCCESS") && !isNull(statusMember) {
 		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with a status other than SUCCESS or FAIL", displayName, status)
 	}
-	data, ok := jsonObject(members["data"])
+	data, ok := dataObject(members["data"])
 	if !ok {
-		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d without a data object holding access_token", displayName, status)
+		return nil, providers.Errorf(providers.InvalidResponse,
+			"%s answered HTTP %d without data holding access_token (an object, or an array of one object)", displayName, status)
 	}
 	var token string
 	if err := json.Unmarshal(data["access_token"], &token); err != nil {
 		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d without a data.access_token string", displayName, status)
 	}
-	if err := providers.CheckTokenValue(displayName, token); err != nil {
+	if err := login.CheckTokenValue(displayName, token); err != nil {
 		return nil, err
 	}
 
 	expiresAt := obtainedAt.Add(TokenValidity)
 	// The documentation calls the token a JWT; when it is one, its own
 	// lifetime may be shorter than the documented three hours.
-	if claims, err := providers.ParseJWTClaims(token); err == nil {
+	if claims, err := jwt.ParseClaims(token); err == nil {
 		if jwtExpiry, ok := claims.Expiry(obtainedAt); ok && jwtExpiry.Before(expiresAt) {
 			expiresAt = jwtExpiry
 		}
 	}
-	if err := providers.CheckExpiry(displayName, obtainedAt, expiresAt); err != nil {
+	if err := expiry.Check(displayName, obtainedAt, expiresAt); err != nil {
 		return nil, err
 	}
 	return &providers.Token{Value: token, ObtainedAt: obtainedAt, ExpiresAt: expiresAt}, nil
@@ -177,6 +197,20 @@ func jsonObject(raw []byte) (map[string]json.RawMessage, bool) {
 		return nil, false
 	}
 	return members, true
+}
+
+// dataObject reads the data member: an object, or an array whose only
+// element is an object. Empty arrays and arrays of several elements are
+// not answers we can take a token from.
+func dataObject(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+	if members, ok := jsonObject(raw); ok {
+		return members, true
+	}
+	var elements []json.RawMessage
+	if err := json.Unmarshal(raw, &elements); err != nil || len(elements) != 1 {
+		return nil, false
+	}
+	return jsonObject(elements[0])
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/internal/logintest"
+	"github.com/tokensync/tokensync/providers/internal/login"
+	"github.com/tokensync/tokensync/providers/providertest/conformance"
 )
 
 // docSuccess is the documented sample response.
@@ -28,8 +29,8 @@ const docSuccess = `{
 var creds = providers.Credentials{"email": []byte("user@example.com"), "password": []byte("amlWatcher@!#")}
 
 var sentinelCreds = providers.Credentials{
-	"email":    []byte(logintest.SentinelUser),
-	"password": []byte(logintest.SentinelPassword),
+	"email":    []byte(conformance.SentinelUser),
+	"password": []byte(conformance.SentinelPassword),
 }
 
 // server answers every request with status and body, after handing the
@@ -49,7 +50,7 @@ func server(t *testing.T, status int, body string, inspect func(*http.Request, [
 	return srv
 }
 
-func jwt(claims string) string {
+func makeJWT(claims string) string {
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(claims)) + ".c2lnbmF0dXJl"
 }
@@ -68,7 +69,7 @@ func TestLoginDocumentedSuccess(t *testing.T) {
 		for header, want := range map[string]string{
 			"Content-Type": "application/json",
 			"Accept":       "application/json",
-			"User-Agent":   "tokensync/" + providers.Version,
+			"User-Agent":   login.DefaultUserAgent,
 		} {
 			if got := r.Header.Get(header); got != want {
 				t.Errorf("%s = %q, want %q", header, got, want)
@@ -84,16 +85,29 @@ func TestLoginDocumentedSuccess(t *testing.T) {
 		}
 	})
 
-	token, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, creds)
+	token, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, creds)
 	if err != nil {
 		t.Fatalf("Login: %v", err)
 	}
 	if !seen {
 		t.Fatal("the server saw no request")
 	}
-	want := providers.Token{Value: "Random Access Token", ObtainedAt: logintest.Now, ExpiresAt: logintest.Now.Add(3 * time.Hour)}
+	want := providers.Token{Value: "Random Access Token", ObtainedAt: conformance.Now, ExpiresAt: conformance.Now.Add(3 * time.Hour)}
 	if token.Value != want.Value || !token.ObtainedAt.Equal(want.ObtainedAt) || !token.ExpiresAt.Equal(want.ExpiresAt) || token.Extra != nil {
 		t.Errorf("token = %+v, want %+v", *token, want)
+	}
+}
+
+// TestLoginDataArray: the response table's form of data, an array of
+// the one object the sample shows, gives the same token.
+func TestLoginDataArray(t *testing.T) {
+	srv := server(t, http.StatusOK, `{"error": false, "status": "SUCCESS", "data": [{"access_token": "Random Access Token"}]}`, nil)
+	token, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, creds)
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if token.Value != "Random Access Token" || !token.ExpiresAt.Equal(conformance.Now.Add(3*time.Hour)) {
+		t.Errorf("token = %+v", *token)
 	}
 }
 
@@ -125,22 +139,27 @@ func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error)
 	}, nil
 }
 
-func TestLoginDefaultEndpoint(t *testing.T) {
+// TestRegistrationDefaultEndpoint: a TokenRequest without an endpoint logs
+// in at the documented URL. The registration resolves the default; the
+// provider itself never does.
+func TestRegistrationDefaultEndpoint(t *testing.T) {
 	rt := &recordingTransport{}
 	p := New(providers.Options{HTTPClient: &http.Client{Transport: rt}})
-	if _, err := p.Login(context.Background(), "", creds); err != nil {
+	if _, err := p.Login(context.Background(), Registration.Endpoint(""), creds); err != nil {
 		t.Fatalf("Login: %v", err)
 	}
-	if want := DefaultEndpoint + "/api/get-access-token"; rt.url != want {
+	if want := "https://api.amlwatcher.com/api/get-access-token"; rt.url != want {
 		t.Errorf("URL = %q, want %q", rt.url, want)
 	}
+
+	_, err := p.Login(context.Background(), "", creds)
+	conformance.RequireError(t, err, providers.EndpointNotAllowed)
 }
 
 func TestLoginCustomUserAgent(t *testing.T) {
 	var ua string
 	srv := server(t, http.StatusOK, docSuccess, func(r *http.Request, _ []byte) { ua = r.Header.Get("User-Agent") })
-	client := providers.NewHTTPClient(providers.ClientOptions{UserAgent: "tokensync-test/1"})
-	if _, err := New(providers.Options{HTTPClient: client}).Login(context.Background(), srv.URL, creds); err != nil {
+	if _, err := New(providers.Options{UserAgent: "tokensync-test/1"}).Login(context.Background(), srv.URL, creds); err != nil {
 		t.Fatalf("Login: %v", err)
 	}
 	if ua != "tokensync-test/1" {
@@ -170,7 +189,7 @@ func TestValidate(t *testing.T) {
 				}
 				return
 			}
-			pe := logintest.RequireError(t, err, providers.InvalidCredentials)
+			pe := conformance.RequireError(t, err, providers.InvalidCredentials)
 			if pe.Message != tc.want {
 				t.Errorf("message = %q, want %q", pe.Message, tc.want)
 			}
@@ -181,38 +200,72 @@ func TestValidate(t *testing.T) {
 func TestLoginValidatesBeforeSending(t *testing.T) {
 	srv := server(t, http.StatusOK, docSuccess, func(*http.Request, []byte) { t.Error("a request was sent") })
 	_, err := New(providers.Options{}).Login(context.Background(), srv.URL, providers.Credentials{"email": []byte("a@b.c")})
-	logintest.RequireError(t, err, providers.InvalidCredentials)
+	conformance.RequireError(t, err, providers.InvalidCredentials)
 }
 
 func TestLoginExpiry(t *testing.T) {
-	now := logintest.Now.Unix()
+	now := conformance.Now.Unix()
 	for _, tc := range []struct {
 		name  string
 		token string
 		want  time.Duration // after ObtainedAt; 0 means an error
 	}{
 		{"opaque token: documented 3h", "Random Access Token", 3 * time.Hour},
-		{"JWT with a shorter life", jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+3600)), time.Hour},
-		{"JWT with a longer life keeps 3h", jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+5*3600)), 3 * time.Hour},
-		{"JWT life counts from our clock", jwt(`{"iat":1000000000,"exp":1000001800}`), 30 * time.Minute},
-		{"JWT with only exp, absolute", jwt(fmt.Sprintf(`{"exp":%d}`, now+600)), 10 * time.Minute},
-		{"JWT without exp", jwt(`{"sub":"x"}`), 3 * time.Hour},
-		{"JWT with a float exp", jwt(fmt.Sprintf(`{"iat":%d,"exp":%d.5}`, now, now+60)), 60*time.Second + 500*time.Millisecond},
-		{"JWT already expired", jwt(fmt.Sprintf(`{"exp":%d}`, now-1)), 0},
-		{"JWT with exp before iat", jwt(`{"iat":2000,"exp":1000}`), 0},
+		{"JWT with a shorter life", makeJWT(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+3600)), time.Hour},
+		{"JWT with a longer life keeps 3h", makeJWT(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+5*3600)), 3 * time.Hour},
+		{"JWT life counts from our clock", makeJWT(`{"iat":1000000000,"exp":1000001800}`), 30 * time.Minute},
+		{"JWT with only exp, absolute", makeJWT(fmt.Sprintf(`{"exp":%d}`, now+600)), 10 * time.Minute},
+		{"JWT without exp", makeJWT(`{"sub":"x"}`), 3 * time.Hour},
+		{"JWT with a float exp", makeJWT(fmt.Sprintf(`{"iat":%d,"exp":%d.5}`, now, now+60)), 60*time.Second + 500*time.Millisecond},
+		{"JWT already expired", makeJWT(fmt.Sprintf(`{"exp":%d}`, now-1)), 0},
+		{"JWT with exp before iat", makeJWT(`{"iat":2000,"exp":1000}`), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := server(t, http.StatusOK, success(tc.token), nil)
-			token, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, creds)
+			token, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, creds)
 			if tc.want == 0 {
-				logintest.RequireError(t, err, providers.InvalidResponse)
+				conformance.RequireError(t, err, providers.InvalidResponse)
 				return
 			}
 			if err != nil {
 				t.Fatalf("Login: %v", err)
 			}
-			if got := token.ExpiresAt.Sub(logintest.Now); got != tc.want {
+			if got := token.ExpiresAt.Sub(conformance.Now); got != tc.want {
 				t.Errorf("lifetime = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestLoginCountsFromStart: the login's start, before the request is
+// sent, is ObtainedAt and the point the 3 hours and a JWT's lifetime count
+// from; an answer that takes 30 s does not add 30 s. A lifetime shorter
+// than the answer took is an answer we cannot use.
+func TestLoginCountsFromStart(t *testing.T) {
+	start := conformance.Now
+	now := start.Unix()
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  time.Duration // after start; 0 means InvalidResponse
+	}{
+		{"opaque token: 3h", "Random Access Token", 3 * time.Hour},
+		{"JWT lifetime", makeJWT(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+3600)), time.Hour},
+		{"JWT lifetime shorter than the answer took", makeJWT(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+10)), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := conformance.NewManualClock(start)
+			srv := server(t, http.StatusOK, success(tc.token), func(*http.Request, []byte) { clock.Advance(30 * time.Second) })
+			token, err := New(providers.Options{Now: clock.Now}).Login(context.Background(), srv.URL, creds)
+			if tc.want == 0 {
+				conformance.RequireError(t, err, providers.InvalidResponse)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			if !token.ObtainedAt.Equal(start) || !token.ExpiresAt.Equal(start.Add(tc.want)) {
+				t.Errorf("ObtainedAt %s, ExpiresAt %s; want %s and %s", token.ObtainedAt, token.ExpiresAt, start, start.Add(tc.want))
 			}
 		})
 	}
@@ -242,7 +295,13 @@ func TestLoginFailures(t *testing.T) {
 		{"200 error true", 200, `{"error": true, "status": "SUCCESS", "data": {"access_token": "t"}}`, providers.InvalidResponse},
 		{"200 error string with SUCCESS", 200, `{"error": "invalid password", "status": "SUCCESS", "data": {"access_token": "t"}}`, providers.AuthenticationFailed},
 		{"200 unknown status", 200, `{"error": false, "status": "PENDING", "data": {"access_token": "t"}}`, providers.InvalidResponse},
-		{"200 data array", 200, `{"error": false, "status": "SUCCESS", "data": []}`, providers.InvalidResponse},
+		{"200 data empty array", 200, `{"error": false, "status": "SUCCESS", "data": []}`, providers.InvalidResponse},
+		{"200 data array of two", 200, `{"error": false, "status": "SUCCESS", "data": [{"access_token": "t"}, {"access_token": "u"}]}`, providers.InvalidResponse},
+		{"200 data array of a string", 200, `{"error": false, "status": "SUCCESS", "data": ["t"]}`, providers.InvalidResponse},
+		{"200 data array of null", 200, `{"error": false, "status": "SUCCESS", "data": [null]}`, providers.InvalidResponse},
+		{"200 data nested array", 200, `{"error": false, "status": "SUCCESS", "data": [[{"access_token": "t"}]]}`, providers.InvalidResponse},
+		{"200 data array without token", 200, `{"error": false, "status": "SUCCESS", "data": [{"token": "t"}]}`, providers.InvalidResponse},
+		{"200 data string", 200, `{"error": false, "status": "SUCCESS", "data": "t"}`, providers.InvalidResponse},
 		{"200 token by another case", 200, `{"error": false, "status": "SUCCESS", "data": {"ACCESS_TOKEN": "t"}}`, providers.InvalidResponse},
 		{"200 no data", 200, `{"error": false, "status": "SUCCESS"}`, providers.InvalidResponse},
 		{"200 empty token", 200, `{"error": false, "status": "SUCCESS", "data": {"access_token": ""}}`, providers.InvalidResponse},
@@ -254,8 +313,8 @@ func TestLoginFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := server(t, tc.status, tc.body, nil)
-			_, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, creds)
-			logintest.RequireError(t, err, tc.kind)
+			_, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, creds)
+			conformance.RequireError(t, err, tc.kind)
 		})
 	}
 }
@@ -266,6 +325,9 @@ func TestLoginAccepts(t *testing.T) {
 		`{"error": null, "status": "success", "data": {"access_token": "t"}}`,
 		`{"error": {}, "data": {"access_token": "t"}}`,
 		`{"error": [], "status": "SUCCESS", "data": {"access_token": "t", "expires_in": 10800}}`,
+		// The response table calls data an array.
+		`{"error": false, "status": "SUCCESS", "data": [{"access_token": "t"}]}`,
+		`{"error": false, "status": "SUCCESS", "data": [ {"access_token": "t", "expires_in": 10800} ]}`,
 	} {
 		srv := server(t, http.StatusOK, body, nil)
 		if _, err := New(providers.Options{}).Login(context.Background(), srv.URL, creds); err != nil {
@@ -275,13 +337,13 @@ func TestLoginAccepts(t *testing.T) {
 }
 
 func TestLoginUndocumented(t *testing.T) {
-	logintest.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
+	conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
 }
 
 // TestErrorsNeverLeak runs every error path with sentinel credentials
 // against answers that echo them, and sentinel tokens.
 func TestErrorsNeverLeak(t *testing.T) {
-	echo := fmt.Sprintf(`"%s %s %s"`, logintest.SentinelUser, logintest.SentinelPassword, logintest.SentinelBody)
+	echo := fmt.Sprintf(`"%s %s %s"`, conformance.SentinelUser, conformance.SentinelPassword, conformance.SentinelBody)
 	for _, tc := range []struct {
 		status int
 		body   string
@@ -291,29 +353,32 @@ func TestErrorsNeverLeak(t *testing.T) {
 		{400, `{"error": ` + echo + `, "status": "FAIL"}`},
 		{422, `{"error": {"password": [` + echo + `]}, "status": "FAIL"}`},
 		{404, echo},
-		{200, `{"error": ` + echo + `, "status": "FAIL", "data": {"access_token": "` + logintest.SentinelToken + `"}}`},
-		{200, `{"error": false, "status": ` + echo + `, "data": {"access_token": "` + logintest.SentinelToken + `"}}`},
-		{200, `{"error": false, "status": "SUCCESS", "data": {"access_token": "` + logintest.SentinelToken + `\u0000"}}`},
+		{200, `{"error": ` + echo + `, "status": "FAIL", "data": {"access_token": "` + conformance.SentinelToken + `"}}`},
+		{200, `{"error": false, "status": ` + echo + `, "data": {"access_token": "` + conformance.SentinelToken + `"}}`},
+		{200, `{"error": false, "status": "SUCCESS", "data": {"access_token": "` + conformance.SentinelToken + `\u0000"}}`},
 		{200, `{"error": false, "status": "SUCCESS", "data": {"access_token": ` + echo + `[]}}`},
 		{200, `{"error": false, "status": "SUCCESS", "data": ` + echo + `}`},
-		{200, `{"error": false, "status": "SUCCESS", "data": {"access_token": "` + jwt(`{"exp": 1, "sub": "`+logintest.SentinelToken+`"}`) + `"}}`},
+		{200, `{"error": false, "status": "SUCCESS", "data": [` + echo + `]}`},
+		{200, `{"error": false, "status": "SUCCESS", "data": [{"access_token": "` + conformance.SentinelToken + `"}, ` + echo + `]}`},
+		{200, `{"error": false, "status": "SUCCESS", "data": [{"access_token": "` + conformance.SentinelToken + `\n"}]}`},
+		{200, `{"error": false, "status": "SUCCESS", "data": {"access_token": "` + makeJWT(`{"exp": 1, "sub": "`+conformance.SentinelToken+`"}`) + `"}}`},
 		{200, `<html>` + echo + `</html>`},
 	} {
 		srv := server(t, tc.status, tc.body, nil)
-		_, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, sentinelCreds)
+		_, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, sentinelCreds)
 		if err == nil {
 			t.Errorf("HTTP %d %s: no error", tc.status, tc.body)
 			continue
 		}
-		logintest.RequireNoSentinel(t, err.Error())
+		conformance.RequireNoSentinel(t, err.Error())
 	}
 	// Local validation failures name keys only.
 	for _, c := range []providers.Credentials{
-		{"email": []byte(logintest.SentinelUser)},
-		{"password": []byte(logintest.SentinelPassword)},
-		{"email": []byte(logintest.SentinelUser), "password": []byte(" ")},
+		{"email": []byte(conformance.SentinelUser)},
+		{"password": []byte(conformance.SentinelPassword)},
+		{"email": []byte(conformance.SentinelUser), "password": []byte(" ")},
 	} {
 		_, err := New(providers.Options{}).Login(context.Background(), "http://127.0.0.1:1", c)
-		logintest.RequireError(t, err, providers.InvalidCredentials)
+		conformance.RequireError(t, err, providers.InvalidCredentials)
 	}
 }

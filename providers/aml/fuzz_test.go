@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/internal/logintest"
+	"github.com/tokensync/tokensync/providers/internal/login"
+	"github.com/tokensync/tokensync/providers/providertest/conformance"
 )
 
 // fuzzStatus maps any int onto the statuses parseResponse receives from
@@ -28,10 +29,11 @@ func fuzzStatus(n int) int {
 // Seeds are in testdata/fuzz/FuzzParseResponse.
 func FuzzParseResponse(f *testing.F) {
 	f.Add(0, []byte(docSuccess))
-	f.Add(3, []byte(`{"error": "Invalid email or password `+logintest.SentinelBody+`", "status": "FAIL", "data": []}`))
+	f.Add(0, []byte(`{"error": false, "status": "SUCCESS", "data": [{"access_token": "`+conformance.SentinelToken+`"}]}`))
+	f.Add(3, []byte(`{"error": "Invalid email or password `+conformance.SentinelBody+`", "status": "FAIL", "data": []}`))
 	f.Fuzz(func(t *testing.T, n int, body []byte) {
 		status := fuzzStatus(n)
-		token, err := parseResponse(status, body, logintest.Now)
+		token, err := parseResponse(status, body, conformance.Now)
 		if err != nil {
 			var pe *providers.Error
 			if !errors.As(err, &pe) {
@@ -50,10 +52,10 @@ func FuzzParseResponse(f *testing.F) {
 		if status >= 300 {
 			t.Fatalf("HTTP %d accepted", status)
 		}
-		if token.Value == "" || providers.CheckTokenValue("t", token.Value) != nil {
+		if token.Value == "" || login.CheckTokenValue("t", token.Value) != nil {
 			t.Fatalf("unusable token %q", token.Value)
 		}
-		if !token.ObtainedAt.Equal(logintest.Now) || !token.ExpiresAt.After(logintest.Now) || token.ExpiresAt.After(logintest.Now.Add(TokenValidity)) {
+		if !token.ObtainedAt.Equal(conformance.Now) || !token.ExpiresAt.After(conformance.Now) || token.ExpiresAt.After(conformance.Now.Add(TokenValidity)) {
 			t.Fatalf("insane times %+v", token)
 		}
 	})
@@ -63,7 +65,7 @@ func FuzzParseResponse(f *testing.F) {
 // the error names keys only.
 func FuzzRequestBody(f *testing.F) {
 	f.Add("user@example.com", "amlWatcher@!#")
-	f.Add(logintest.SentinelUser, logintest.SentinelPassword)
+	f.Add(conformance.SentinelUser, conformance.SentinelPassword)
 	f.Fuzz(func(t *testing.T, email, password string) {
 		body, err := requestBody(providers.Credentials{"email": []byte(email), "password": []byte(password)})
 		if err != nil {

@@ -14,10 +14,22 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/internal/expiry"
+	"github.com/tokensync/tokensync/providers/internal/login"
 )
 
-// Name is the provider's name in TokenRequests.
-const Name = "amplifi"
+// Registration describes AmpliFi to the operator. It has no public default
+// endpoint (the documentation writes ${AMPLIFI_BASE_URL}).
+var Registration = providers.Registration{
+	Name: "amplifi",
+	CredentialKeys: []providers.CredentialKey{
+		{Name: CredentialsJSONKey, Description: "the whole PUT /token request body, a JSON object"},
+		{Name: "channel", Alternative: true, Description: "instead of credentials.json, one key per field: " +
+			"the channel, and that channel's fields as further keys (deviceData and specifics hold JSON objects)"},
+	},
+	SelectCredentials: UsedCredentials,
+	New:               func(o providers.Options) providers.Provider { return New(o) },
+}
 
 // Keys of the Secret data written next to the token (Token.Extra).
 const (
@@ -52,8 +64,28 @@ var requiredFields = map[string][]string{
 	"test":               {"deviceTag"},
 }
 
-// objectFields are the flat credential keys whose values are JSON objects.
-var objectFields = map[string]bool{"deviceData": true, "specifics": true}
+// fieldKeys are the flat credential keys sent as body fields: every field
+// the documentation names for any channel, true for the two whose values are
+// JSON objects (deviceData and specifics, from its examples). Other keys of a
+// credentials Secret are never sent: a Secret filled by a secrets manager or
+// shared with other credentials must not leak its other values to AmpliFi.
+var fieldKeys = map[string]bool{
+	"channel":         false,
+	"userName":        false,
+	"password":        false,
+	"uuid":            false,
+	"deviceTagOpen":   false,
+	"signature":       false,
+	"deviceId":        false,
+	"userId":          false,
+	"transportUserId": false,
+	"transport":       false,
+	"deviceTag":       false,
+	"dtsValueString":  false,
+	"cryptotext":      false,
+	"deviceData":      true,
+	"specifics":       true,
+}
 
 // Channels returns the documented channels, sorted.
 func Channels() []string {
@@ -78,8 +110,7 @@ var (
 
 // New returns an AmpliFi provider.
 func New(opts providers.Options) *Provider {
-	opts = opts.WithDefaults()
-	return &Provider{client: opts.HTTPClient, now: opts.Now}
+	return &Provider{client: login.HTTPClient(opts), now: login.Clock(opts)}
 }
 
 // Validate checks what is certain before sending: see RequestBody.
@@ -95,11 +126,14 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	url, err := providers.JoinURL(endpoint, loginPath)
+	url, err := login.JoinURL(endpoint, loginPath)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := providers.SendJSON(ctx, p.client, p.now, providers.JSONRequest{
+	// Lifetimes count from before the request is sent, so that time spent
+	// waiting for the answer never lengthens a token.
+	obtainedAt := p.now()
+	reply, err := login.SendJSON(ctx, p.client, p.now, login.JSONRequest{
 		Provider: displayName,
 		Method:   http.MethodPut,
 		URL:      url,
@@ -109,24 +143,54 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	return parseResponse(reply.StatusCode, reply.Body, p.now())
+	token, err := parseResponse(reply.StatusCode, reply.Body, obtainedAt)
+	if err != nil {
+		return nil, err
+	}
+	// A lifetime shorter than the exchange took leaves a token that is
+	// already expired when its answer arrives.
+	if err := expiry.Check(displayName, p.now(), token.ExpiresAt); err != nil {
+		return nil, err
+	}
+	return token, nil
+}
+
+// UsedCredentials returns the keys of creds that RequestBody reads:
+// credentials.json when present, else the field keys present (see
+// fieldKeys). Field keys next to credentials.json are returned too: they make
+// the credentials invalid, and removing them changes the login. Other keys
+// never reach AmpliFi.
+func UsedCredentials(creds providers.Credentials) providers.Credentials {
+	used := providers.Credentials{}
+	for key, value := range creds {
+		if _, field := fieldKeys[key]; field || key == CredentialsJSONKey {
+			used[key] = value
+		}
+	}
+	return used
 }
 
 // RequestBody builds the PUT /token body from the credentials, either
-//   - one key, credentials.json, holding the whole body as a JSON object
-//     (// and /* */ comments allowed, as in the documentation's examples), or
-//   - one key per field, each sent as a string, except deviceData and
-//     specifics whose values are JSON objects.
+//   - one key, credentials.json, holding the whole body as a JSON object,
+//     sent as written (// and /* */ comments allowed, as in the
+//     documentation's examples), or
+//   - one key per field the documentation names (channel, userName,
+//     password, uuid, deviceTagOpen, signature, deviceId, userId,
+//     transportUserId, transport, deviceTag, dtsValueString, cryptotext),
+//     each sent as a string, and deviceData and specifics, whose values are
+//     JSON objects.
 //
-// It then checks that channel is a documented channel and that the fields
-// its schema requires are non-empty strings; other fields pass through.
-// Errors are InvalidCredentials and name keys, never values.
+// Any other key is ignored: never sent, never checked. It then checks that
+// channel is a documented channel and that the fields its schema requires
+// are non-empty strings. Errors are InvalidCredentials and name keys, never
+// values.
 func RequestBody(creds providers.Credentials) ([]byte, error) {
+	creds = UsedCredentials(creds)
 	size := 0
 	for _, v := range creds {
 		size += len(v)
 	}
-	if size > providers.MaxCredentialBytes {
+	if size > login.MaxCredentialBytes {
 		return nil, providers.Errorf(providers.InvalidCredentials,
 			"the AmpliFi credentials (credentials.json or the channel's fields) are larger than 64 KiB, which no login credential is; check the credentials secret")
 	}
@@ -145,46 +209,50 @@ func RequestBody(creds providers.Credentials) ([]byte, error) {
 }
 
 // bodyFields returns the body's members and how to name one in a message.
+// creds holds only the keys UsedCredentials returns.
 func bodyFields(creds providers.Credentials) (map[string]json.RawMessage, func(string) string, error) {
+	// Sorted, so that the same credentials always get the same message.
+	keys := make([]string, 0, len(creds))
+	for key := range creds {
+		if key != CredentialsJSONKey {
+			keys = append(keys, key)
+		}
+	}
+	sort.Strings(keys)
+
 	if raw, ok := creds[CredentialsJSONKey]; ok {
-		if len(creds) > 1 {
+		if len(keys) > 0 {
 			return nil, nil, providers.Errorf(providers.InvalidCredentials,
-				"credentials secret has key %q and other keys: put the whole request body in %q, or one key per field, not both",
-				CredentialsJSONKey, CredentialsJSONKey)
+				"credentials secret has key %q and the field key %s: put the whole request body in %q, or one key per field, not both",
+				CredentialsJSONKey, login.QuoteKey(keys[0]), CredentialsJSONKey)
 		}
 		fields, ok := jsonObject(stripComments(raw))
 		if !ok {
 			return nil, nil, providers.Errorf(providers.InvalidCredentials,
 				"credentials secret key %q is not a JSON object", CredentialsJSONKey)
 		}
-		return fields, func(f string) string { return "field " + providers.QuoteKey(f) + " of " + CredentialsJSONKey }, nil
+		return fields, func(f string) string { return "field " + login.QuoteKey(f) + " of " + CredentialsJSONKey }, nil
 	}
 
-	// Sorted, so that the same credentials always get the same message.
-	keys := make([]string, 0, len(creds))
-	for key := range creds {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-	fields := make(map[string]json.RawMessage, len(creds))
+	fields := make(map[string]json.RawMessage, len(keys))
 	for _, key := range keys {
 		value := creds[key]
-		if objectFields[key] {
+		if fieldKeys[key] {
 			object, ok := jsonObject(value)
 			if !ok {
 				return nil, nil, providers.Errorf(providers.InvalidCredentials,
-					"credentials secret key %s is not a JSON object", providers.QuoteKey(key))
+					"credentials secret key %s is not a JSON object", login.QuoteKey(key))
 			}
 			fields[key], _ = json.Marshal(object)
 			continue
 		}
-		if !utf8.Valid(value) || !utf8.ValidString(key) {
+		if !utf8.Valid(value) {
 			return nil, nil, providers.Errorf(providers.InvalidCredentials,
-				"credentials secret key %s is not UTF-8 text", providers.QuoteKey(key))
+				"credentials secret key %s is not UTF-8 text", login.QuoteKey(key))
 		}
 		fields[key], _ = json.Marshal(string(value))
 	}
-	return fields, func(f string) string { return "key " + providers.QuoteKey(f) }, nil
+	return fields, func(f string) string { return "key " + login.QuoteKey(f) }, nil
 }
 
 func checkChannel(fields map[string]json.RawMessage, name func(string) string) error {
@@ -246,7 +314,7 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 		return nil, providers.Errorf(providers.AuthenticationFailed,
 			"%s rejected the credentials (HTTP %d): check the channel's fields in the credentials Secret", displayName, status)
 	case status < 200 || status >= 300:
-		return nil, providers.ClientError(displayName, status, "the channel's fields")
+		return nil, login.ClientError(displayName, status, "the channel's fields")
 	}
 
 	// Members are looked up by exact name: encoding/json would also match
@@ -267,7 +335,7 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 	if !ok {
 		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with success but no token string", displayName, status)
 	}
-	if err := providers.CheckTokenValue(displayName, token); err != nil {
+	if err := login.CheckTokenValue(displayName, token); err != nil {
 		return nil, err
 	}
 	dtsExpiry, ok := stringMember(members, "dtsExpiry")
@@ -280,7 +348,7 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with a dtsExpiry that is not an RFC 3339 time", displayName, status)
 	}
 	// dtsExpiry is an absolute time in the provider's clock, the only one we have.
-	if err := providers.CheckExpiry(displayName, obtainedAt, expiresAt); err != nil {
+	if err := expiry.Check(displayName, obtainedAt, expiresAt); err != nil {
 		return nil, err
 	}
 

@@ -1,19 +1,24 @@
 package amplifi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/internal/logintest"
+	"github.com/tokensync/tokensync/providers/internal/login"
+	"github.com/tokensync/tokensync/providers/providertest"
+	"github.com/tokensync/tokensync/providers/providertest/conformance"
 )
 
 // The documentation's credential examples, verbatim, comments included.
@@ -115,27 +120,118 @@ func TestRequestBodyDocumentedExamples(t *testing.T) {
 	}
 }
 
-func TestRequestBodyPassesFieldsThrough(t *testing.T) {
+// TestRequestBodySendsOnlyFieldKeys: flat keys the documentation names for
+// any channel are sent as given, whatever the channel; other keys of the
+// Secret are not. credentials.json is the body as written, unknown members
+// included.
+func TestRequestBodySendsOnlyFieldKeys(t *testing.T) {
 	creds := providers.Credentials{
 		"channel": []byte("internet"), "userName": []byte("ali"), "password": []byte(" qa "),
-		"language": []byte("en"), "number": []byte("42"), "html": []byte("<&>"),
+		"deviceTag": []byte("<&>"), "signature": []byte("42"),
+		"language": []byte("en"), "html": []byte("<&>"), "Password": []byte("x"), "credentials.yaml": []byte("x"),
 	}
 	body, err := RequestBody(creds)
 	if err != nil {
 		t.Fatalf("RequestBody: %v", err)
 	}
-	want := map[string]any{"channel": "internet", "userName": "ali", "password": " qa ", "language": "en", "number": "42", "html": "<&>"}
+	want := map[string]any{"channel": "internet", "userName": "ali", "password": " qa ", "deviceTag": "<&>", "signature": "42"}
 	if got := decode(t, body); !reflect.DeepEqual(got, want) {
 		t.Errorf("body = %v, want %v", got, want)
 	}
 
-	jsonCreds := providers.Credentials{CredentialsJSONKey: []byte(`{"channel":"browser","deviceId":"d","n":1.50,"nested":{"a":[1,"//x"]},"url":"http://x/*y*/"}`)}
+	jsonCreds := providers.Credentials{
+		CredentialsJSONKey: []byte(`{"channel":"browser","deviceId":"d","n":1.50,"nested":{"a":[1,"//x"]},"url":"http://x/*y*/"}`),
+		"language":         []byte("en"),
+	}
 	body, err = RequestBody(jsonCreds)
 	if err != nil {
 		t.Fatalf("RequestBody: %v", err)
 	}
 	if want := `{"channel":"browser","deviceId":"d","n":1.50,"nested":{"a":[1,"//x"]},"url":"http://x/*y*/"}`; !reflect.DeepEqual(decode(t, body), decode(t, []byte(want))) || !strings.Contains(string(body), "1.50") {
 		t.Errorf("body = %s, want %s", body, want)
+	}
+}
+
+func TestUsedCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		creds providers.Credentials
+		want  []string
+	}{
+		{"flat", providers.Credentials{"channel": nil, "userName": nil, "password": nil, "note": nil, "Channel": nil}, []string{"channel", "password", "userName"}},
+		{"every field key", providers.Credentials{
+			"channel": nil, "userName": nil, "password": nil, "uuid": nil, "deviceTagOpen": nil, "signature": nil, "deviceId": nil,
+			"userId": nil, "transportUserId": nil, "transport": nil, "deviceTag": nil, "dtsValueString": nil, "cryptotext": nil,
+			"deviceData": nil, "specifics": nil, "token": nil,
+		}, []string{
+			"channel", "cryptotext", "deviceData", "deviceId", "deviceTag", "deviceTagOpen", "dtsValueString", "password",
+			"signature", "specifics", "transport", "transportUserId", "userId", "userName", "uuid",
+		}},
+		{"credentials.json", providers.Credentials{CredentialsJSONKey: nil, "note": nil}, []string{CredentialsJSONKey}},
+		{"credentials.json and a field key", providers.Credentials{CredentialsJSONKey: nil, "channel": nil, "note": nil}, []string{"channel", CredentialsJSONKey}},
+		{"nothing usable", providers.Credentials{"note": nil}, nil},
+		{"nil", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := slices.Sorted(maps.Keys(UsedCredentials(tc.creds)))
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("UsedCredentials keys = %v, want %v", got, tc.want)
+			}
+			if reg := Registration.UsedCredentials(tc.creds); len(reg) != len(got) {
+				t.Errorf("Registration.UsedCredentials = %v, want the provider's", reg)
+			}
+		})
+	}
+	// Every field a channel requires is one that is sent.
+	for channel, fields := range requiredFields {
+		for _, f := range fields {
+			if _, ok := fieldKeys[f]; !ok {
+				t.Errorf("channel %s requires %s, which is not a field key", channel, f)
+			}
+		}
+	}
+}
+
+// TestLoginNeverSendsUnrelatedKeys: a sentinel value in keys AmpliFi does
+// not document never reaches the server (here the fake providers), with
+// flat keys or with credentials.json.
+func TestLoginNeverSendsUnrelatedKeys(t *testing.T) {
+	fake := providertest.New()
+	defer fake.Close()
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(body))
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		fake.Handler().ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	unrelated := providers.Credentials{
+		"note":                     []byte(conformance.SentinelSecret),
+		"Password":                 []byte(conformance.SentinelPassword),
+		conformance.SentinelSecret: []byte("x"),
+	}
+	for name, creds := range map[string]providers.Credentials{
+		"flat":             flatTest,
+		"credentials.json": {CredentialsJSONKey: []byte(docTest)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bodies = nil
+			all := maps.Clone(creds)
+			maps.Copy(all, unrelated)
+			if _, err := New(providers.Options{}).Login(context.Background(), srv.URL, all); err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			if len(bodies) != 1 {
+				t.Fatalf("the server saw %d requests", len(bodies))
+			}
+			for _, s := range conformance.Sentinels {
+				if strings.Contains(bodies[0], s) {
+					t.Errorf("request body %s carries an unrelated key's value or name", bodies[0])
+				}
+			}
+		})
 	}
 }
 
@@ -176,12 +272,12 @@ func TestRequestBodyChannels(t *testing.T) {
 			}
 			for field := range fields {
 				_, err := RequestBody(with(field, ""))
-				pe := logintest.RequireError(t, err, providers.InvalidCredentials)
+				pe := conformance.RequireError(t, err, providers.InvalidCredentials)
 				if !strings.Contains(pe.Message, fmt.Sprintf("%q", field)) || !strings.Contains(pe.Message, fmt.Sprintf("%q", channel)) {
 					t.Errorf("without %s: message %q names neither the field nor the channel", field, pe.Message)
 				}
 				_, err = RequestBody(with("", field))
-				pe = logintest.RequireError(t, err, providers.InvalidCredentials)
+				pe = conformance.RequireError(t, err, providers.InvalidCredentials)
 				if !strings.Contains(pe.Message, "empty") {
 					t.Errorf("blank %s: message %q", field, pe.Message)
 				}
@@ -208,14 +304,16 @@ func TestRequestBodyInvalid(t *testing.T) {
 		{"credentials.json not JSON", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "internet", "password": "x"`)}, `key "credentials.json" is not a JSON object`},
 		{"credentials.json an array", providers.Credentials{CredentialsJSONKey: []byte(`[{"channel": "test"}]`)}, `"credentials.json" is not a JSON object`},
 		{"credentials.json with an open comment", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "test", "deviceTag": "d"} /*`)}, `"credentials.json" is not a JSON object`},
-		{"credentials.json and other keys", providers.Credentials{CredentialsJSONKey: []byte(docTest), "deviceTag": []byte("d")}, "not both"},
+		{"credentials.json and a field key", providers.Credentials{CredentialsJSONKey: []byte(docTest), "deviceTag": []byte("d")}, `and the field key "deviceTag"`},
+		{"credentials.json and field keys", providers.Credentials{CredentialsJSONKey: []byte(docTest), "userId": []byte("d"), "channel": []byte("test")}, `and the field key "channel"`},
+		{"unrelated keys only", providers.Credentials{"user": []byte("u"), "pass": []byte("p")}, `key "channel"`},
 		{"credentials.json channel not a string", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": 1}`)}, `field "channel" of credentials.json is not a string`},
 		{"credentials.json field not a string", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "browser", "deviceId": 7}`)}, `field "deviceId" of credentials.json to be a string`},
 		{"credentials.json field missing", providers.Credentials{CredentialsJSONKey: []byte(`{"channel": "chat", "transport": "sms"}`)}, `AmpliFi channel "chat" requires the field "transportUserId" of credentials.json`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := RequestBody(tc.creds)
-			pe := logintest.RequireError(t, err, providers.InvalidCredentials)
+			pe := conformance.RequireError(t, err, providers.InvalidCredentials)
 			if !strings.Contains(pe.Message, tc.want) {
 				t.Errorf("message %q does not contain %q", pe.Message, tc.want)
 			}
@@ -248,7 +346,7 @@ func TestLoginDocumentedExchange(t *testing.T) {
 		for header, want := range map[string]string{
 			"Content-Type": "application/json",
 			"Accept":       "application/json",
-			"User-Agent":   "tokensync/" + providers.Version,
+			"User-Agent":   login.DefaultUserAgent,
 		} {
 			if got := r.Header.Get(header); got != want {
 				t.Errorf("%s = %q, want %q", header, got, want)
@@ -321,7 +419,7 @@ func TestLoginResponses(t *testing.T) {
 			srv := server(t, tc.status, tc.body, nil)
 			token, err := New(providers.Options{Now: docClock}).Login(context.Background(), srv.URL, flatTest)
 			if tc.kind != "" {
-				logintest.RequireError(t, err, tc.kind)
+				conformance.RequireError(t, err, tc.kind)
 				return
 			}
 			if err != nil {
@@ -337,37 +435,70 @@ func TestLoginResponses(t *testing.T) {
 	}
 }
 
+// TestLoginCountsFromStart: ObtainedAt is the login's start, before the
+// request is sent, even when the answer takes 30 s; dtsExpiry is absolute.
+// A dtsExpiry already past when the answer arrives is an answer we cannot
+// use.
+func TestLoginCountsFromStart(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		dtsExpiry string
+		ok        bool
+	}{
+		{"documented expiry, an hour after the start", "2023-12-15T15:35:24.503Z", true},
+		{"expired while the answer was on its way", "2023-12-15T14:35:34Z", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := conformance.NewManualClock(docNow)
+			body := `{"success": true, "token": "abc", "dtsExpiry": "` + tc.dtsExpiry + `"}`
+			srv := server(t, http.StatusOK, body, func(*http.Request, []byte) { clock.Advance(30 * time.Second) })
+			token, err := New(providers.Options{Now: clock.Now}).Login(context.Background(), srv.URL, flatTest)
+			if !tc.ok {
+				conformance.RequireError(t, err, providers.InvalidResponse)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			want, _ := time.Parse(time.RFC3339Nano, tc.dtsExpiry)
+			if !token.ObtainedAt.Equal(docNow) || !token.ExpiresAt.Equal(want) {
+				t.Errorf("ObtainedAt %s, ExpiresAt %s; want %s and %s", token.ObtainedAt, token.ExpiresAt, docNow, want)
+			}
+		})
+	}
+}
+
 func TestLoginValidatesBeforeSending(t *testing.T) {
 	srv := server(t, http.StatusOK, docResponse, func(*http.Request, []byte) { t.Error("a request was sent") })
 	_, err := New(providers.Options{}).Login(context.Background(), srv.URL, providers.Credentials{"channel": []byte("internet")})
-	logintest.RequireError(t, err, providers.InvalidCredentials)
+	conformance.RequireError(t, err, providers.InvalidCredentials)
 }
 
 var sentinelCreds = providers.Credentials{
 	"channel":  []byte("internet"),
-	"userName": []byte(logintest.SentinelUser),
-	"password": []byte(logintest.SentinelPassword),
+	"userName": []byte(conformance.SentinelUser),
+	"password": []byte(conformance.SentinelPassword),
 }
 
 func TestLoginUndocumented(t *testing.T) {
-	logintest.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
+	conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
 }
 
 func TestErrorsNeverLeak(t *testing.T) {
-	s := logintest.SentinelUser + " " + logintest.SentinelPassword + " " + logintest.SentinelBody
+	s := conformance.SentinelUser + " " + conformance.SentinelPassword + " " + conformance.SentinelBody
 	for _, tc := range []struct {
 		status int
 		body   string
 	}{
-		{200, `{"success": false, "message": "` + s + `", "userId": "` + logintest.SentinelUser + `"}`},
+		{200, `{"success": false, "message": "` + s + `", "userId": "` + conformance.SentinelUser + `"}`},
 		{400, `{"success": false, "message": "` + s + `"}`},
 		{401, s},
 		{418, s},
 		{200, `{"success": "` + s + `"}`},
-		{200, `{"success": true, "token": "` + logintest.SentinelToken + `"}`},
-		{200, `{"success": true, "token": "` + logintest.SentinelToken + `", "dtsExpiry": "` + s + `"}`},
-		{200, `{"success": true, "token": "` + logintest.SentinelToken + `", "dtsExpiry": "2000-01-01T00:00:00Z"}`},
-		{200, `{"success": true, "token": "` + logintest.SentinelToken + `\n", "dtsExpiry": "2023-12-15T15:35:24Z"}`},
+		{200, `{"success": true, "token": "` + conformance.SentinelToken + `"}`},
+		{200, `{"success": true, "token": "` + conformance.SentinelToken + `", "dtsExpiry": "` + s + `"}`},
+		{200, `{"success": true, "token": "` + conformance.SentinelToken + `", "dtsExpiry": "2000-01-01T00:00:00Z"}`},
+		{200, `{"success": true, "token": "` + conformance.SentinelToken + `\n", "dtsExpiry": "2023-12-15T15:35:24Z"}`},
 		{200, `{"success": true, "token": ["` + s + `"]}`},
 		{200, `<html>` + s + `</html>`},
 	} {
@@ -377,19 +508,19 @@ func TestErrorsNeverLeak(t *testing.T) {
 			t.Errorf("HTTP %d %s: no error", tc.status, tc.body)
 			continue
 		}
-		logintest.RequireNoSentinel(t, err.Error())
+		conformance.RequireNoSentinel(t, err.Error())
 	}
 	for _, c := range []providers.Credentials{
-		{"channel": []byte(logintest.SentinelSecret)},
-		{"channel": []byte("internet"), "userName": []byte(logintest.SentinelUser)},
-		{"channel": []byte("internet"), "userName": []byte(logintest.SentinelUser), "password": []byte(" "), "specifics": []byte(logintest.SentinelSecret)},
-		{"channel": []byte("test"), "deviceTag": []byte("d"), "deviceData": []byte(`{"a": "` + logintest.SentinelSecret + `"`)},
-		{CredentialsJSONKey: []byte(`{"password": "` + logintest.SentinelPassword + `"`)},
-		{CredentialsJSONKey: []byte(`{"channel": "` + logintest.SentinelSecret + `"}`)},
-		{CredentialsJSONKey: []byte(`{"channel": "internet", "userName": "` + logintest.SentinelUser + `", "password": 5}`)},
-		{CredentialsJSONKey: []byte(`{"channel": "internet"}`), logintest.SentinelSecret: []byte("x")},
+		{"channel": []byte(conformance.SentinelSecret)},
+		{"channel": []byte("internet"), "userName": []byte(conformance.SentinelUser)},
+		{"channel": []byte("internet"), "userName": []byte(conformance.SentinelUser), "password": []byte(" "), "specifics": []byte(conformance.SentinelSecret)},
+		{"channel": []byte("test"), "deviceTag": []byte("d"), "deviceData": []byte(`{"a": "` + conformance.SentinelSecret + `"`)},
+		{CredentialsJSONKey: []byte(`{"password": "` + conformance.SentinelPassword + `"`)},
+		{CredentialsJSONKey: []byte(`{"channel": "` + conformance.SentinelSecret + `"}`)},
+		{CredentialsJSONKey: []byte(`{"channel": "internet", "userName": "` + conformance.SentinelUser + `", "password": 5}`)},
+		{CredentialsJSONKey: []byte(`{"channel": "internet"}`), conformance.SentinelSecret: []byte("x")},
 	} {
 		_, err := New(providers.Options{}).Login(context.Background(), "http://127.0.0.1:1", c)
-		logintest.RequireError(t, err, providers.InvalidCredentials)
+		conformance.RequireError(t, err, providers.InvalidCredentials)
 	}
 }

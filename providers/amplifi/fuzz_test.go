@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/internal/logintest"
+	"github.com/tokensync/tokensync/providers/internal/expiry"
+	"github.com/tokensync/tokensync/providers/internal/login"
+	"github.com/tokensync/tokensync/providers/providertest/conformance"
 )
 
 // fuzzStatus maps any int onto the statuses parseResponse receives from
@@ -30,7 +32,7 @@ func fuzzStatus(n int) int {
 // Seeds are in testdata/fuzz/FuzzParseResponse.
 func FuzzParseResponse(f *testing.F) {
 	f.Add(0, []byte(docResponse))
-	f.Add(0, []byte(`{"success": false, "message": "`+logintest.SentinelBody+`"}`))
+	f.Add(0, []byte(`{"success": false, "message": "`+conformance.SentinelBody+`"}`))
 	f.Fuzz(func(t *testing.T, n int, body []byte) {
 		status := fuzzStatus(n)
 		token, err := parseResponse(status, body, docNow)
@@ -52,10 +54,10 @@ func FuzzParseResponse(f *testing.F) {
 		if status >= 300 {
 			t.Fatalf("HTTP %d accepted", status)
 		}
-		if token.Value == "" || providers.CheckTokenValue("t", token.Value) != nil {
+		if token.Value == "" || login.CheckTokenValue("t", token.Value) != nil {
 			t.Fatalf("unusable token %q", token.Value)
 		}
-		if !token.ExpiresAt.After(docNow) || token.ExpiresAt.Sub(docNow) > providers.MaxTokenLifetime {
+		if !token.ExpiresAt.After(docNow) || token.ExpiresAt.Sub(docNow) > expiry.MaxLifetime {
 			t.Fatalf("insane expiry %s", token.ExpiresAt)
 		}
 		if token.Extra != nil && (token.Extra[ExtraUserID] == "" && token.Extra[ExtraAFiUserID] == "" || token.Extra[ExtraUserID] == token.Extra[ExtraAFiUserID]) {
@@ -75,15 +77,23 @@ func flatCredentials(encoded []byte) providers.Credentials {
 }
 
 // FuzzRequestBody checks the body built from flat credentials (key=value
-// lines): it holds every key, string values as given, deviceData and
-// specifics as objects, and a documented channel with its required fields;
-// errors are InvalidCredentials quoting no value.
+// lines): it holds exactly the documented field keys given, string values as
+// given, deviceData and specifics as objects, and a documented channel with
+// its required fields; the same credentials without the keys UsedCredentials
+// leaves out give the same result; errors are InvalidCredentials quoting no
+// value.
 func FuzzRequestBody(f *testing.F) {
 	f.Add([]byte("channel=test\ndeviceTag=my_deviceTag\ndeviceData={\"platform\": \"test\"}"))
-	f.Add([]byte("channel=internet\nuserName=" + logintest.SentinelUser + "\npassword=" + logintest.SentinelPassword))
+	f.Add([]byte("channel=internet\nuserName=" + conformance.SentinelUser + "\npassword=" + conformance.SentinelPassword))
+	f.Add([]byte("channel=test\ndeviceTag=t\nnote=" + conformance.SentinelSecret))
 	f.Fuzz(func(t *testing.T, encoded []byte) {
 		creds := flatCredentials(encoded)
 		body, err := RequestBody(creds)
+		used := UsedCredentials(creds)
+		usedBody, usedErr := RequestBody(used)
+		if !bytes.Equal(body, usedBody) || (err == nil) != (usedErr == nil) || (err != nil && err.Error() != usedErr.Error()) {
+			t.Fatalf("RequestBody of %v gives %s, %v; of its used part %v: %s, %v", creds, body, err, used, usedBody, usedErr)
+		}
 		if err != nil {
 			keysQuoted := false
 			for k := range creds {
@@ -98,11 +108,11 @@ func FuzzRequestBody(f *testing.F) {
 			return // the whole body, checked by FuzzRequestBodyJSON
 		}
 		sent := checkBody(t, body)
-		if len(sent) != len(creds) {
-			t.Fatalf("body %s has %d members for %d keys", body, len(sent), len(creds))
+		if len(sent) != len(used) {
+			t.Fatalf("body %s has %d members for %d field keys", body, len(sent), len(used))
 		}
-		for k, v := range creds {
-			if objectFields[k] {
+		for k, v := range used {
+			if fieldKeys[k] {
 				if _, ok := sent[k].(map[string]any); !ok {
 					t.Fatalf("%s is not an object in %s", k, body)
 				}
@@ -117,7 +127,7 @@ func FuzzRequestBody(f *testing.F) {
 // same members as the input, comments aside.
 func FuzzRequestBodyJSON(f *testing.F) {
 	f.Add([]byte(docTest))
-	f.Add([]byte(`{"channel": "internet", "userName": "` + logintest.SentinelUser + `", "password": "/*` + logintest.SentinelPassword + `*/"} // x`))
+	f.Add([]byte(`{"channel": "internet", "userName": "` + conformance.SentinelUser + `", "password": "/*` + conformance.SentinelPassword + `*/"} // x`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		body, err := RequestBody(providers.Credentials{CredentialsJSONKey: doc})
 		if err != nil {

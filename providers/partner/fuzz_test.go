@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/internal/logintest"
+	"github.com/tokensync/tokensync/providers/internal/expiry"
+	"github.com/tokensync/tokensync/providers/internal/login"
+	"github.com/tokensync/tokensync/providers/providertest/conformance"
 )
 
 // fuzzStatus maps any int onto the statuses parseResponse receives from
@@ -33,7 +35,7 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(3, []byte(doc401))
 	f.Fuzz(func(t *testing.T, n int, body []byte) {
 		status := fuzzStatus(n)
-		token, err := parseResponse(status, body, logintest.Now, sentinelCreds)
+		token, err := parseResponse(status, body, conformance.Now, sentinelCreds)
 		if err != nil {
 			var pe *providers.Error
 			if !errors.As(err, &pe) {
@@ -57,10 +59,10 @@ func FuzzParseResponse(f *testing.F) {
 		if status >= 300 {
 			t.Fatalf("HTTP %d accepted", status)
 		}
-		if token.Value == "" || providers.CheckTokenValue("t", token.Value) != nil {
+		if token.Value == "" || login.CheckTokenValue("t", token.Value) != nil {
 			t.Fatalf("unusable token %q", token.Value)
 		}
-		if !token.ExpiresAt.After(logintest.Now) || token.ExpiresAt.Sub(logintest.Now) > providers.MaxTokenLifetime {
+		if !token.ExpiresAt.After(conformance.Now) || token.ExpiresAt.Sub(conformance.Now) > expiry.MaxLifetime {
 			t.Fatalf("insane expiry %s", token.ExpiresAt)
 		}
 	})
@@ -70,7 +72,7 @@ func FuzzParseResponse(f *testing.F) {
 // the error names keys only.
 func FuzzRequestBody(f *testing.F) {
 	f.Add(docAccessKey, docSecret)
-	f.Add(logintest.SentinelUser, logintest.SentinelSecret)
+	f.Add(conformance.SentinelUser, conformance.SentinelSecret)
 	f.Fuzz(func(t *testing.T, accessKey, secret string) {
 		body, err := requestBody(providers.Credentials{"accessKey": []byte(accessKey), "secret": []byte(secret)})
 		if err != nil {

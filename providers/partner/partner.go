@@ -12,10 +12,21 @@ import (
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/internal/expiry"
+	"github.com/tokensync/tokensync/providers/internal/jwt"
+	"github.com/tokensync/tokensync/providers/internal/login"
 )
 
-// Name is the provider's name in TokenRequests.
-const Name = "partner"
+// Registration describes the partner API to the operator. It has no public
+// default endpoint: each partner has its own.
+var Registration = providers.Registration{
+	Name: "partner",
+	CredentialKeys: []providers.CredentialKey{
+		{Name: keyAccessKey, Description: "the access key created in the admin portal"},
+		{Name: keySecret, Description: "the secret associated with the access key"},
+	},
+	New: func(o providers.Options) providers.Provider { return New(o) },
+}
 
 const (
 	displayName  = "the partner API"
@@ -40,13 +51,12 @@ var (
 
 // New returns a partner API provider.
 func New(opts providers.Options) *Provider {
-	opts = opts.WithDefaults()
-	return &Provider{client: opts.HTTPClient, now: opts.Now}
+	return &Provider{client: login.HTTPClient(opts), now: login.Clock(opts)}
 }
 
 // Validate checks that the accessKey and secret keys are present and not blank.
 func (p *Provider) Validate(creds providers.Credentials) error {
-	return providers.RequireKeys(creds, keyAccessKey, keySecret)
+	return login.RequireKeys(creds, keyAccessKey, keySecret)
 }
 
 // Login exchanges an access key and its secret for a JWT, which expires
@@ -56,11 +66,14 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	url, err := providers.JoinURL(endpoint, loginPath)
+	url, err := login.JoinURL(endpoint, loginPath)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := providers.SendJSON(ctx, p.client, p.now, providers.JSONRequest{
+	// Lifetimes count from before the request is sent, so that time spent
+	// waiting for the answer never lengthens a token.
+	obtainedAt := p.now()
+	reply, err := login.SendJSON(ctx, p.client, p.now, login.JSONRequest{
 		Provider: displayName,
 		Method:   http.MethodPost,
 		URL:      url,
@@ -69,12 +82,21 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	return parseResponse(reply.StatusCode, reply.Body, p.now(), creds)
+	token, err := parseResponse(reply.StatusCode, reply.Body, obtainedAt, creds)
+	if err != nil {
+		return nil, err
+	}
+	// A lifetime shorter than the exchange took leaves a token that is
+	// already expired when its answer arrives.
+	if err := expiry.Check(displayName, p.now(), token.ExpiresAt); err != nil {
+		return nil, err
+	}
+	return token, nil
 }
 
 // requestBody builds {"accessKey": ..., "secret": ...}, values as stored.
 func requestBody(creds providers.Credentials) ([]byte, error) {
-	if err := providers.RequireKeys(creds, keyAccessKey, keySecret); err != nil {
+	if err := login.RequireKeys(creds, keyAccessKey, keySecret); err != nil {
 		return nil, err
 	}
 	return json.Marshal(map[string]string{
@@ -94,15 +116,15 @@ func parseResponse(status int, body []byte, obtainedAt time.Time, creds provider
 		return nil, providers.Errorf(providers.InvalidResponse,
 			"%s answered HTTP %d with a body that is not a bare token", displayName, status)
 	}
-	if err := providers.CheckTokenValue(displayName, token); err != nil {
+	if err := login.CheckTokenValue(displayName, token); err != nil {
 		return nil, err
 	}
-	claims, err := providers.ParseJWTClaims(token)
+	claims, err := jwt.ParseClaims(token)
 	if err != nil {
 		return nil, providers.Errorf(providers.InvalidResponse,
 			"%s answered HTTP %d with a token that is not a readable JWT (%s)", displayName, status, err)
 	}
-	expiresAt, err := providers.ExpiryFromJWT(displayName, claims, obtainedAt)
+	expiresAt, err := expiry.FromJWT(displayName, claims, obtainedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +197,7 @@ func failure(status int, body []byte, creds providers.Credentials) error {
 			"%s rejected the access key (HTTP 401%s): check %s in the credentials Secret, and that the key is active (not pending or expired) in the admin portal",
 			displayName, reason, checkKeys)
 	}
-	return providers.ClientError(displayName, status, checkKeys)
+	return login.ClientError(displayName, status, checkKeys)
 }
 
 // missingProperties returns the quotable details[].info.missingProperty names.
@@ -204,7 +226,7 @@ func missingProperties(details json.RawMessage, creds providers.Credentials) []s
 // quotable reports whether an identifier from an error answer may be shown:
 // a short [A-Za-z0-9_.-] name that does not echo one of the credentials.
 func quotable(name string, creds providers.Credentials) bool {
-	if !providers.SafeName(name, maxNameLen) {
+	if !login.SafeName(name, maxNameLen) {
 		return false
 	}
 	for _, v := range creds {

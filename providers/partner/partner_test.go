@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/internal/logintest"
+	"github.com/tokensync/tokensync/providers/internal/login"
+	"github.com/tokensync/tokensync/providers/providertest/conformance"
 )
 
 // The documented examples, verbatim.
@@ -55,8 +56,8 @@ const (
 var creds = providers.Credentials{"accessKey": []byte(docAccessKey), "secret": []byte(docSecret)}
 
 var sentinelCreds = providers.Credentials{
-	"accessKey": []byte(logintest.SentinelUser),
-	"secret":    []byte(logintest.SentinelSecret),
+	"accessKey": []byte(conformance.SentinelUser),
+	"secret":    []byte(conformance.SentinelSecret),
 }
 
 func server(t *testing.T, status int, body string, inspect func(*http.Request, []byte)) *httptest.Server {
@@ -73,7 +74,7 @@ func server(t *testing.T, status int, body string, inspect func(*http.Request, [
 	return srv
 }
 
-func jwt(claims string) string {
+func makeJWT(claims string) string {
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc([]byte(`{"alg":"HS384","typ":"JWT"}`)) + "." + enc([]byte(claims)) + ".c2lnbmF0dXJl"
 }
@@ -88,7 +89,7 @@ func TestLoginDocumentedSuccess(t *testing.T) {
 		if got := r.Header.Get("Content-Type"); got != "application/json" {
 			t.Errorf("Content-Type = %q", got)
 		}
-		if got := r.Header.Get("User-Agent"); got != "tokensync/"+providers.Version {
+		if got := r.Header.Get("User-Agent"); got != login.DefaultUserAgent {
 			t.Errorf("User-Agent = %q", got)
 		}
 		var sent map[string]string
@@ -99,7 +100,7 @@ func TestLoginDocumentedSuccess(t *testing.T) {
 			t.Errorf("request body = %v", sent)
 		}
 	})
-	token, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, creds)
+	token, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, creds)
 	if err != nil {
 		t.Fatalf("Login: %v", err)
 	}
@@ -107,14 +108,14 @@ func TestLoginDocumentedSuccess(t *testing.T) {
 		t.Fatal("the server saw no request")
 	}
 	// The example was issued in 2023 for an hour: the hour counts from now.
-	if token.Value != docToken || !token.ObtainedAt.Equal(logintest.Now) || !token.ExpiresAt.Equal(logintest.Now.Add(time.Hour)) || token.Extra != nil {
+	if token.Value != docToken || !token.ObtainedAt.Equal(conformance.Now) || !token.ExpiresAt.Equal(conformance.Now.Add(time.Hour)) || token.Extra != nil {
 		t.Errorf("token = %+v", *token)
 	}
 }
 
 func TestLoginTokenForms(t *testing.T) {
-	now := logintest.Now.Unix()
-	valid := jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+600))
+	now := conformance.Now.Unix()
+	valid := makeJWT(fmt.Sprintf(`{"iat":%d,"exp":%d}`, now, now+600))
 	for _, tc := range []struct {
 		name   string
 		status int
@@ -126,14 +127,14 @@ func TestLoginTokenForms(t *testing.T) {
 		{"surrounding whitespace", 201, "\r\n " + valid + "\n", 10 * time.Minute},
 		{"JSON-quoted", 201, `"` + valid + `"`, 10 * time.Minute},
 		{"JSON-quoted with whitespace", 201, ` " ` + valid + ` " `, 10 * time.Minute},
-		{"only exp, absolute", 201, jwt(fmt.Sprintf(`{"exp":%d}`, now+120)), 2 * time.Minute},
-		{"iat and exp in another clock", 201, jwt(`{"iat":1500000000,"exp":1500007200}`), 2 * time.Hour},
-		{"float claims", 201, jwt(fmt.Sprintf(`{"iat":%d.25,"exp":%d.75}`, now, now+1)), 1500 * time.Millisecond},
-		{"no exp", 201, jwt(`{"iat":1}`), 0},
-		{"exp not a number", 201, jwt(`{"exp":"1700000000"}`), 0},
-		{"expired", 201, jwt(fmt.Sprintf(`{"exp":%d}`, now-10)), 0},
-		{"zero lifetime", 201, jwt(`{"iat":5,"exp":5}`), 0},
-		{"over a year", 201, jwt(`{"iat":0,"exp":40000000}`), 0},
+		{"only exp, absolute", 201, makeJWT(fmt.Sprintf(`{"exp":%d}`, now+120)), 2 * time.Minute},
+		{"iat and exp in another clock", 201, makeJWT(`{"iat":1500000000,"exp":1500007200}`), 2 * time.Hour},
+		{"float claims", 201, makeJWT(fmt.Sprintf(`{"iat":%d.25,"exp":%d.75}`, now, now+1)), 1500 * time.Millisecond},
+		{"no exp", 201, makeJWT(`{"iat":1}`), 0},
+		{"exp not a number", 201, makeJWT(`{"exp":"1700000000"}`), 0},
+		{"expired", 201, makeJWT(fmt.Sprintf(`{"exp":%d}`, now-10)), 0},
+		{"zero lifetime", 201, makeJWT(`{"iat":5,"exp":5}`), 0},
+		{"over a year", 201, makeJWT(`{"iat":0,"exp":40000000}`), 0},
 		{"not a JWT", 201, "opaque-token", 0},
 		{"JSON object", 201, `{"token": "` + valid + `"}`, 0},
 		{"bad JSON string", 201, `"abc`, 0},
@@ -141,19 +142,51 @@ func TestLoginTokenForms(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := server(t, tc.status, tc.body, nil)
-			token, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, creds)
+			token, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, creds)
 			if tc.want == 0 {
-				logintest.RequireError(t, err, providers.InvalidResponse)
+				conformance.RequireError(t, err, providers.InvalidResponse)
 				return
 			}
 			if err != nil {
 				t.Fatalf("Login: %v", err)
 			}
-			if got := token.ExpiresAt.Sub(logintest.Now); got != tc.want {
+			if got := token.ExpiresAt.Sub(conformance.Now); got != tc.want {
 				t.Errorf("lifetime = %s, want %s", got, tc.want)
 			}
 			if strings.ContainsAny(token.Value, " \"\n") {
 				t.Errorf("token value %q keeps quoting or whitespace", token.Value)
+			}
+		})
+	}
+}
+
+// TestLoginCountsFromStart: the login's start, before the request is
+// sent, is ObtainedAt and the point the JWT's lifetime counts from; an
+// answer that takes 30 s does not add 30 s. A lifetime shorter than the
+// answer took is an answer we cannot use.
+func TestLoginCountsFromStart(t *testing.T) {
+	start := conformance.Now
+	for _, tc := range []struct {
+		name  string
+		token string
+		want  time.Duration // after start; 0 means InvalidResponse
+	}{
+		{"the documented token's hour", docToken, time.Hour},
+		{"lifetime shorter than the answer took", makeJWT(`{"iat":1000,"exp":1010}`), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := conformance.NewManualClock(start)
+			srv := server(t, http.StatusCreated, tc.token, func(*http.Request, []byte) { clock.Advance(30 * time.Second) })
+			token, err := New(providers.Options{Now: clock.Now}).Login(context.Background(), srv.URL, creds)
+			if tc.want == 0 {
+				conformance.RequireError(t, err, providers.InvalidResponse)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Login: %v", err)
+			}
+			if !token.ObtainedAt.Equal(start) || !token.ExpiresAt.Equal(start.Add(tc.want)) {
+				t.Errorf("ObtainedAt %s, ExpiresAt %s; want %s and %s", token.ObtainedAt, token.ExpiresAt, start, start.Add(tc.want))
 			}
 		})
 	}
@@ -183,8 +216,8 @@ func TestLoginDocumentedFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := server(t, tc.status, tc.body, nil)
-			_, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, creds)
-			pe := logintest.RequireError(t, err, tc.kind)
+			_, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, creds)
+			pe := conformance.RequireError(t, err, tc.kind)
 			if !strings.Contains(pe.Message, tc.want) {
 				t.Errorf("message %q does not contain %q", pe.Message, tc.want)
 			}
@@ -212,7 +245,7 @@ func TestValidate(t *testing.T) {
 				}
 				return
 			}
-			if pe := logintest.RequireError(t, err, providers.InvalidCredentials); pe.Message != tc.want {
+			if pe := conformance.RequireError(t, err, providers.InvalidCredentials); pe.Message != tc.want {
 				t.Errorf("message = %q, want %q", pe.Message, tc.want)
 			}
 		})
@@ -220,44 +253,44 @@ func TestValidate(t *testing.T) {
 }
 
 func TestLoginUndocumented(t *testing.T) {
-	logintest.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusCreated, sentinelCreds)
+	conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusCreated, sentinelCreds)
 }
 
 func TestErrorsNeverLeak(t *testing.T) {
-	s := logintest.SentinelUser + " " + logintest.SentinelSecret + " " + logintest.SentinelBody
+	s := conformance.SentinelUser + " " + conformance.SentinelSecret + " " + conformance.SentinelBody
 	for _, tc := range []struct {
 		status int
 		body   string
 	}{
 		{400, strings.ReplaceAll(doc400, "must have required property 'secret'", s)},
-		{400, strings.ReplaceAll(doc400, `"missingProperty": "secret"`, `"missingProperty": "`+logintest.SentinelSecret+`"`)},
-		{400, strings.ReplaceAll(doc400, `"missingProperty": "secret"`, `"missingProperty": "x`+logintest.SentinelUser+`"`)},
+		{400, strings.ReplaceAll(doc400, `"missingProperty": "secret"`, `"missingProperty": "`+conformance.SentinelSecret+`"`)},
+		{400, strings.ReplaceAll(doc400, `"missingProperty": "secret"`, `"missingProperty": "x`+conformance.SentinelUser+`"`)},
 		{400, strings.ReplaceAll(doc400, `"missingProperty": "secret"`, `"missingProperty": "`+s+`"`)},
 		{401, strings.ReplaceAll(doc401, "Service was unable to complete your request.", s)},
-		{401, strings.ReplaceAll(doc401, "AccessKeyUnauthorized", logintest.SentinelSecret)},
+		{401, strings.ReplaceAll(doc401, "AccessKeyUnauthorized", conformance.SentinelSecret)},
 		{401, strings.ReplaceAll(doc401, "AccessKeyUnauthorized", s)},
 		{403, s},
 		{409, `{"error": {"message": "` + s + `"}}`},
-		{201, logintest.SentinelToken},
-		{201, jwt(`{"sub": "` + logintest.SentinelToken + `"}`)},
-		{201, jwt(`{"exp": "` + logintest.SentinelToken + `"}`)},
-		{201, jwt(`{"exp": 1, "sub": "` + logintest.SentinelToken + `"}`)},
-		{201, `"` + logintest.SentinelToken + `.` + logintest.SentinelToken + `"`},
+		{201, conformance.SentinelToken},
+		{201, makeJWT(`{"sub": "` + conformance.SentinelToken + `"}`)},
+		{201, makeJWT(`{"exp": "` + conformance.SentinelToken + `"}`)},
+		{201, makeJWT(`{"exp": 1, "sub": "` + conformance.SentinelToken + `"}`)},
+		{201, `"` + conformance.SentinelToken + `.` + conformance.SentinelToken + `"`},
 		{201, "<html>" + s + "</html>"},
 	} {
 		srv := server(t, tc.status, tc.body, nil)
-		_, err := New(providers.Options{Now: logintest.Clock}).Login(context.Background(), srv.URL, sentinelCreds)
+		_, err := New(providers.Options{Now: conformance.Clock}).Login(context.Background(), srv.URL, sentinelCreds)
 		if err == nil {
 			t.Errorf("HTTP %d %s: no error", tc.status, tc.body)
 			continue
 		}
-		logintest.RequireNoSentinel(t, err.Error())
+		conformance.RequireNoSentinel(t, err.Error())
 	}
 	for _, c := range []providers.Credentials{
-		{"accessKey": []byte(logintest.SentinelUser)},
-		{"secret": []byte(logintest.SentinelSecret)},
+		{"accessKey": []byte(conformance.SentinelUser)},
+		{"secret": []byte(conformance.SentinelSecret)},
 	} {
 		_, err := New(providers.Options{}).Login(context.Background(), "http://127.0.0.1:1", c)
-		logintest.RequireError(t, err, providers.InvalidCredentials)
+		conformance.RequireError(t, err, providers.InvalidCredentials)
 	}
 }

@@ -152,9 +152,17 @@ func (s *Server) fail(w http.ResponseWriter, provider string, f Failure) {
 		w.WriteHeader(status(http.StatusOK))
 		_, _ = w.Write([]byte(htmlPage))
 	case NoToken:
-		writeBody(w, status(success), noTokenBody[provider])
+		body := noTokenBody[provider]
+		if provider == AML {
+			body = s.amlSuccess(`{}`)
+		}
+		writeBody(w, status(success), body)
 	case HugeBody:
-		writeBody(w, status(success), hugeBody(provider))
+		body := hugeBody(provider)
+		if provider == AML {
+			body = s.amlSuccess(`{"access_token": "` + strings.Repeat("a", HugeBodySize) + `"}`)
+		}
+		writeBody(w, status(success), body)
 	case EmptyBody:
 		w.WriteHeader(status(success))
 	case ResetConnection:
@@ -170,8 +178,9 @@ func (s *Server) fail(w http.ResponseWriter, provider string, f Failure) {
 
 var pathOf = map[string]string{AML: AMLPath, AmpliFi: AmpliFiPath, Partner: PartnerPath}
 
+// noTokenBody and hugeBody are the AmpliFi and partner API answers; AML
+// Watcher's follow SetAMLDataArray (Server.amlSuccess).
 var noTokenBody = map[string]string{
-	AML:     `{"error": false, "status": "SUCCESS", "data": {}}`,
 	AmpliFi: `{"success": true, "userId": "qweaurl8kgtlv9pc", "AFiUserId": "qweaurl8kgtlv9pc", "segment": "demo"}`,
 	Partner: `{"statusCode": "Created"}`,
 }
@@ -179,8 +188,6 @@ var noTokenBody = map[string]string{
 func hugeBody(provider string) string {
 	filler := strings.Repeat("a", HugeBodySize)
 	switch provider {
-	case AML:
-		return `{"error": false, "status": "SUCCESS", "data": {"access_token": "` + filler + `"}}`
 	case AmpliFi:
 		return `{"success": true, "token": "` + filler + `", "dtsExpiry": "2099-01-01T00:00:00.000Z"}`
 	}

@@ -110,12 +110,20 @@ func (s *Server) loginAML(w http.ResponseWriter, r *http.Request) {
 	token := s.issue(AML, email, func(seq uint64, now time.Time, lifetime time.Duration) string {
 		return s.jwt(sha256.New, "HS256", map[string]any{"sub": email, "jti": uniqueID(seq)}, now, lifetime)
 	})
-	body, _ := json.Marshal(map[string]any{
-		"error":  false,
-		"status": "SUCCESS",
-		"data":   map[string]string{"access_token": token},
-	})
-	writeBody(w, http.StatusOK, string(body))
+	accessToken, _ := json.Marshal(map[string]string{"access_token": token})
+	writeBody(w, http.StatusOK, s.amlSuccess(string(accessToken)))
+}
+
+// amlSuccess is AML Watcher's SUCCESS answer around data, an object in
+// JSON, which is wrapped in an array when SetAMLDataArray is on.
+func (s *Server) amlSuccess(data string) string {
+	s.mu.Lock()
+	array := s.amlDataArray
+	s.mu.Unlock()
+	if array {
+		data = "[" + data + "]"
+	}
+	return `{"error": false, "status": "SUCCESS", "data": ` + data + `}`
 }
 
 // --- partner API ---

@@ -11,7 +11,8 @@
 // so a TokenRequest's endpoint is Server.URL() whatever its provider.
 //
 // Answers follow the documents: AML Watcher's SUCCESS body with a JWT access
-// token, AmpliFi's success body with dtsExpiry in RFC 3339 with milliseconds,
+// token (data an object as in its sample, or with SetAMLDataArray an array
+// of one object as in its response table), AmpliFi's success body with dtsExpiry in RFC 3339 with milliseconds,
 // and the partner API's 201 Created with the bare JWT. Failures are the
 // documented ones where there are any: the partner API's 400
 // InvalidRequestFormatError naming the missing property and its 401
@@ -54,6 +55,9 @@ const (
 	Partner = "partner"
 )
 
+// Names returns the providers the Server fakes, sorted.
+func Names() []string { return []string{AML, AmpliFi, Partner} }
+
 // Paths the Server answers on.
 const (
 	AMLPath     = "/api/get-access-token"
@@ -72,8 +76,10 @@ type Server struct {
 	mu        sync.Mutex
 	providers map[string]*providerState
 	now       func() time.Time
-	signKey   []byte
-	issued    uint64
+	// amlDataArray: AML Watcher answers carry data as an array.
+	amlDataArray bool
+	signKey      []byte
+	issued       uint64
 
 	handler   http.Handler
 	closed    bool // guarded by mu; no handler starts once set
@@ -118,6 +124,11 @@ func WithValid(provider string, creds ...map[string]string) Option {
 // WithLifetime is SetLifetime at creation.
 func WithLifetime(provider string, d time.Duration) Option {
 	return func(s *Server) { s.SetLifetime(provider, d) }
+}
+
+// WithAMLDataArray is SetAMLDataArray(true) at creation.
+func WithAMLDataArray() Option {
+	return func(s *Server) { s.SetAMLDataArray(true) }
 }
 
 // New returns a Server that does not listen: serve its Handler yourself,
@@ -250,6 +261,15 @@ func (s *Server) SetLifetime(provider string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.state(provider).lifetime = d
+}
+
+// SetAMLDataArray makes AML Watcher's answers carry data as an array of
+// one object, [{"access_token": ...}], as its response table describes
+// data, instead of the object its sample shows. Off by default.
+func (s *Server) SetAMLDataArray(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.amlDataArray = on
 }
 
 // SetLatency delays each of provider's answers by d (or until the request is

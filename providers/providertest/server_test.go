@@ -118,6 +118,42 @@ func TestDocumentedSuccessAnswers(t *testing.T) {
 	}
 }
 
+// TestAMLDataArray: with the option, AML Watcher's data is the array of
+// one object its response table describes, and tokensync's client takes
+// the token from it; faults keep the same shape.
+func TestAMLDataArray(t *testing.T) {
+	s := providertest.Start(t, providertest.WithClock(clock), providertest.WithAMLDataArray())
+	status, _, body := do(t, http.MethodPost, s.URL()+providertest.AMLPath, `{"email":"user@example.com","password":"user@1234"}`)
+	var answer struct {
+		Status string `json:"status"`
+		Data   []struct {
+			AccessToken string `json:"access_token"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &answer); err != nil || status != 200 || answer.Status != "SUCCESS" ||
+		len(answer.Data) != 1 || answer.Data[0].AccessToken != s.LastToken(providertest.AML) {
+		t.Fatalf("AML answer %d %s", status, body)
+	}
+
+	p := aml.New(providers.Options{Now: clock})
+	token, err := p.Login(context.Background(), s.URL(), amlCreds)
+	if err != nil || token.Value != s.LastToken(providertest.AML) || !token.ExpiresAt.Equal(now.Add(3*time.Hour)) {
+		t.Fatalf("Login = %+v, %v", token, err)
+	}
+	for _, fault := range []providertest.Fault{providertest.NoToken, providertest.HugeBody} {
+		s.FailNextWith(providertest.AML, 1, providertest.Failure{Fault: fault})
+		if _, err := p.Login(context.Background(), s.URL(), amlCreds); providers.KindOf(err) != providers.InvalidResponse {
+			t.Errorf("fault %d: err = %v, want InvalidResponse", fault, err)
+		}
+	}
+
+	s.SetAMLDataArray(false)
+	_, _, body = do(t, http.MethodPost, s.URL()+providertest.AMLPath, `{"email":"user@example.com","password":"user@1234"}`)
+	if !strings.Contains(body, `"data":{"access_token":`) && !strings.Contains(body, `"data": {"access_token":`) {
+		t.Errorf("with the option off, data is not the sample's object: %s", body)
+	}
+}
+
 func TestClientsLogIn(t *testing.T) {
 	s := providertest.Start(t, providertest.WithClock(clock))
 	s.SetLifetime(providertest.Partner, 10*time.Minute)
@@ -329,7 +365,7 @@ func TestLatencyAndHang(t *testing.T) {
 	if elapsed := time.Since(start); elapsed < 300*time.Millisecond {
 		t.Errorf("answered in %s despite 300ms latency", elapsed)
 	}
-	short := amplifi.New(providers.Options{HTTPClient: providers.NewHTTPClient(providers.ClientOptions{Timeout: 100 * time.Millisecond})})
+	short := amplifi.New(providers.Options{Timeout: 100 * time.Millisecond})
 	if _, err := short.Login(context.Background(), s.URL(), ampliFiCreds); providers.KindOf(err) != providers.ProviderUnavailable {
 		t.Errorf("err = %v, want a timeout", err)
 	}

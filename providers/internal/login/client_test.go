@@ -1,4 +1,4 @@
-package providers
+package login
 
 import (
 	"context"
@@ -10,10 +10,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokensync/tokensync/providers"
 )
 
 func TestNewHTTPClientDefaults(t *testing.T) {
-	c := NewHTTPClient(ClientOptions{})
+	c := NewHTTPClient(providers.Options{})
 	if c.Timeout != DefaultTimeout {
 		t.Errorf("Timeout = %s, want %s", c.Timeout, DefaultTimeout)
 	}
@@ -24,7 +26,7 @@ func TestNewHTTPClientDefaults(t *testing.T) {
 	if !ok {
 		t.Fatalf("Transport is %T", c.Transport)
 	}
-	if ua.userAgent != "tokensync/"+Version {
+	if ua.userAgent != DefaultUserAgent {
 		t.Errorf("User-Agent = %q", ua.userAgent)
 	}
 	tr := ua.base.(*http.Transport)
@@ -38,7 +40,7 @@ func TestNewHTTPClientDefaults(t *testing.T) {
 		t.Error("transport timeouts are missing")
 	}
 
-	c = NewHTTPClient(ClientOptions{Timeout: time.Second, UserAgent: "x/1"})
+	c = NewHTTPClient(providers.Options{Timeout: time.Second, UserAgent: "x/1"})
 	if c.Timeout != time.Second || c.Transport.(*userAgentTransport).userAgent != "x/1" {
 		t.Errorf("options ignored: %+v", c)
 	}
@@ -55,7 +57,7 @@ func TestNewHTTPClientBehaviour(t *testing.T) {
 	defer srv.Close()
 
 	var dialed atomic.Value
-	c := NewHTTPClient(ClientOptions{
+	c := NewHTTPClient(providers.Options{
 		UserAgent: "tokensync-test",
 		DialControl: func(network, address string, _ syscall.RawConn) error {
 			dialed.Store(network + " " + address)
@@ -86,23 +88,30 @@ func TestNewHTTPClientBehaviour(t *testing.T) {
 func TestNewHTTPClientVerifiesTLS(t *testing.T) {
 	srv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer srv.Close()
-	_, err := SendJSON(context.Background(), NewHTTPClient(ClientOptions{}), time.Now, JSONRequest{
+	_, err := SendJSON(context.Background(), NewHTTPClient(providers.Options{}), time.Now, JSONRequest{
 		Provider: "Test", Method: http.MethodPost, URL: srv.URL,
 	})
-	if KindOf(err) != ProviderUnavailable || !strings.Contains(err.Error(), "certificate could not be verified") {
+	if providers.KindOf(err) != providers.ProviderUnavailable || !strings.Contains(err.Error(), "certificate could not be verified") {
 		t.Errorf("err = %v, want a certificate verification failure", err)
 	}
 }
 
-func TestOptionsWithDefaults(t *testing.T) {
-	o := Options{}.WithDefaults()
-	if o.HTTPClient == nil || o.Now == nil {
-		t.Fatalf("defaults missing: %+v", o)
+func TestHTTPClient(t *testing.T) {
+	if c := HTTPClient(providers.Options{}); c == nil || c.Timeout != DefaultTimeout {
+		t.Errorf("HTTPClient of zero Options = %+v, want a NewHTTPClient", c)
 	}
-	client := &http.Client{}
+	given := &http.Client{}
+	if c := HTTPClient(providers.Options{HTTPClient: given, Timeout: time.Second}); c != given {
+		t.Error("the given client was replaced")
+	}
+}
+
+func TestClock(t *testing.T) {
+	if Clock(providers.Options{})().IsZero() {
+		t.Error("no default clock")
+	}
 	now := func() time.Time { return time.Time{} }
-	o = Options{HTTPClient: client, Now: now}.WithDefaults()
-	if o.HTTPClient != client || !o.Now().IsZero() {
-		t.Error("given fields were replaced")
+	if !Clock(providers.Options{Now: now})().IsZero() {
+		t.Error("the given clock was replaced")
 	}
 }

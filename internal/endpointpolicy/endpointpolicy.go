@@ -13,6 +13,12 @@
 // Check cannot see redirects and DialControl cannot see through an HTTP
 // proxy: the HTTP client should re-run Check on every redirect and should not
 // use a proxy taken from the environment.
+//
+// It lives in the module's internal/ rather than under providers/ because it
+// is the operator's policy on its own egress, not a provider: main.go builds
+// it from flags, the controller asks Check before every login, and providers
+// only ever see DialControl as an opaque function in providers.Options. No
+// provider imports it, and nothing outside this module needs it.
 package endpointpolicy
 
 import (

@@ -194,6 +194,8 @@ func TestCheck(t *testing.T) {
 		{name: "tomcat dot segment", policy: policy, provider: "partner", endpoint: "https://other.example/base/..;/admin", wantErr: `".."`},
 		{name: "backslash", policy: policy, provider: "partner", endpoint: `https://other.example/base/..\admin`, wantErr: "backslash"},
 		{name: "path case matters", policy: policy, provider: "partner", endpoint: "https://other.example/BASE", wantErr: "not allowed"},
+		{name: "encoded slashes around dot segments", policy: policy, provider: "partner", endpoint: "https://other.example/base/..%2f..%2fadmin", wantErr: `"." and ".." segments`},
+		{name: "encoded slashes around dot segments, no allowlist", policy: nil, provider: "aml", endpoint: "https://aml.example.com/v1/..%2f..%2finternal", wantErr: `"." and ".." segments`},
 
 		// case
 		{name: "host case", policy: policy, provider: "aml", endpoint: "https://API.AmlWatcher.COM/v1"},
@@ -206,6 +208,7 @@ func TestCheck(t *testing.T) {
 		{name: "listed port missing", policy: policy, provider: "ported", endpoint: "https://p.example/api/v1", wantErr: "not allowed"},
 		{name: "port with leading zero", policy: policy, provider: "ported", endpoint: "https://p.example:08443/api"},
 		{name: "port zero", policy: nil, provider: "aml", endpoint: "https://a.example:0", wantErr: "port"},
+		{name: "port out of range", policy: nil, provider: "aml", endpoint: "https://aml.example.com:99999", wantErr: `port "99999" is out of range`},
 		{name: "bare host entry, other port", policy: policy, provider: "amplifi", endpoint: "https://api.amplifi.example:444", wantErr: "not allowed"},
 		{name: "bare host entry", policy: policy, provider: "amplifi", endpoint: "https://api.amplifi.example/any/path"},
 		{name: "bare host entry is https only", policy: policy, provider: "amplifi", endpoint: "http://api.amplifi.example", wantErr: "plain http://"},
@@ -221,6 +224,7 @@ func TestCheck(t *testing.T) {
 		{name: "http mapped loopback", policy: nil, provider: "aml", endpoint: "http://[::ffff:127.0.0.1]"},
 		{name: "http localhost subdomain", policy: nil, provider: "aml", endpoint: "http://x.localhost", wantErr: "plain http://"},
 		{name: "http 10/8", policy: nil, provider: "aml", endpoint: "http://10.0.0.1", wantErr: "plain http://"},
+		{name: "http name, even one resolving to loopback", policy: nil, provider: "partner", endpoint: "http://partner.tokensync.test:8080", wantErr: "plain http:// is only allowed to loopback hosts"},
 		{name: "http loopback still needs the allowlist", policy: policy, provider: "aml", endpoint: "http://localhost", wantErr: "not allowed"},
 		{name: "http loopback listed", policy: policy, provider: "local", endpoint: "http://localhost:8080/mock"},
 		{name: "insecure allows http", policy: insecure, provider: "aml", endpoint: "http://aml.internal/login"},
@@ -230,6 +234,9 @@ func TestCheck(t *testing.T) {
 
 		// link-local and metadata addresses, always refused
 		{name: "aws/gcp/azure metadata", policy: nil, provider: "aml", endpoint: "https://169.254.169.254/latest/meta-data", wantErr: "metadata"},
+		{name: "metadata over http", policy: nil, provider: "amplifi", endpoint: "http://169.254.169.254/latest", wantErr: "link-local and cloud metadata addresses are always refused"},
+		{name: "link-local v4 with a port", policy: nil, provider: "aml", endpoint: "https://169.254.10.10:8443", wantErr: "metadata"},
+		{name: "alibaba metadata https", policy: nil, provider: "partner", endpoint: "https://100.100.100.200", wantErr: "metadata"},
 		{name: "link-local v4 http insecure", policy: insecure, provider: "partner", endpoint: "http://169.254.170.2", wantErr: "metadata"},
 		{name: "alibaba metadata", policy: insecure, provider: "partner", endpoint: "http://100.100.100.200", wantErr: "metadata"},
 		{name: "100.100.100.201 is not metadata", policy: nil, provider: "aml", endpoint: "https://100.100.100.201"},
@@ -244,11 +251,13 @@ func TestCheck(t *testing.T) {
 		{name: "mapped metadata hex", policy: nil, provider: "aml", endpoint: "https://[::ffff:a9fe:a9fe]", wantErr: "metadata"},
 		{name: "mapped alibaba", policy: nil, provider: "aml", endpoint: "https://[::ffff:100.100.100.200]:80", wantErr: "metadata"},
 		{name: "nat64 metadata", policy: nil, provider: "aml", endpoint: "https://[64:ff9b::169.254.169.254]", wantErr: "metadata"},
+		{name: "nat64 metadata hex", policy: nil, provider: "aml", endpoint: "https://[64:ff9b::a9fe:a9fe]", wantErr: "metadata"},
 		{name: "metadata even when listed host matches nothing", policy: policy, provider: "aml", endpoint: "https://169.254.169.254", wantErr: "metadata"},
 		{name: "decimal ip", policy: nil, provider: "aml", endpoint: "https://2852039166", wantErr: "non-standard form"},
 		{name: "hex ip", policy: nil, provider: "aml", endpoint: "https://0xa9.0xfe.0xa9.0xfe", wantErr: "non-standard form"},
 		{name: "short ip", policy: nil, provider: "aml", endpoint: "https://169.254.43518", wantErr: "non-standard form"},
 		{name: "octal ip", policy: nil, provider: "aml", endpoint: "https://0251.0376.0251.0376", wantErr: "non-standard form"},
+		{name: "short loopback ip", policy: nil, provider: "aml", endpoint: "http://127.1", wantErr: "non-standard form"},
 		{name: "ip with trailing dot", policy: nil, provider: "aml", endpoint: "https://169.254.169.254.", wantErr: "non-standard form"},
 		{name: "numeric-looking name is fine", policy: nil, provider: "aml", endpoint: "https://1password.example"},
 
@@ -269,6 +278,10 @@ func TestCheck(t *testing.T) {
 		{name: "leading space", policy: nil, provider: "aml", endpoint: " https://a.example", wantErr: "not a valid URL"},
 		{name: "control character", policy: nil, provider: "aml", endpoint: "https://a.example/\n", wantErr: "not a valid URL"},
 		{name: "unicode host", policy: nil, provider: "aml", endpoint: "https://bücher.example", wantErr: "not a valid DNS name"},
+		{name: "zero-width space in host", policy: nil, provider: "aml", endpoint: "https://partner\u200b.example.com", wantErr: "not a valid DNS name"},
+		{name: "cyrillic homograph", policy: nil, provider: "aml", endpoint: "https://\u0440artner.example.com", wantErr: "not a valid DNS name"},
+		{name: "emoji host", policy: nil, provider: "aml", endpoint: "https://\U0001F600.example.com", wantErr: "not a valid DNS name"},
+		{name: "no-break space after host", policy: nil, provider: "aml", endpoint: "https://partner.example.com\u00a0", wantErr: "not a valid DNS name"},
 		{name: "unbracketed ipv6", policy: nil, provider: "aml", endpoint: "https://fe80::1", wantErr: "not"},
 		{name: "nil policy allows https", policy: nil, provider: "aml", endpoint: "https://api.amlwatcher.com/"},
 	}

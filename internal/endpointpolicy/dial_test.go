@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
 )
 
 func TestDialControlAddresses(t *testing.T) {
@@ -128,14 +131,21 @@ func TestDialerRefusesNameResolvingToMetadata(t *testing.T) {
 		Resolver: &net.Resolver{PreferGo: true, Dial: fakeDNS(t, map[string]netip.Addr{
 			"metadata.tokensync.test.": netip.MustParseAddr("169.254.169.254"),
 			"alibaba.tokensync.test.":  netip.MustParseAddr("100.100.100.200"),
+			"169.254.169.254.nip.io.":  netip.MustParseAddr("169.254.169.254"),
+			"mapped.tokensync.test.":   netip.MustParseAddr("::ffff:169.254.169.254"),
+			"aws6.tokensync.test.":     netip.MustParseAddr("fd00:ec2::254"),
 			"loopback.tokensync.test.": netip.MustParseAddr("127.0.0.1"),
 		})},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	for _, name := range []string{"metadata.tokensync.test.", "alibaba.tokensync.test."} {
-		_, err := d.DialContext(ctx, "tcp4", net.JoinHostPort(name, "80"))
+	names := []string{"metadata.tokensync.test.", "alibaba.tokensync.test.", "169.254.169.254.nip.io.", "mapped.tokensync.test."}
+	if haveIPv6() {
+		names = append(names, "aws6.tokensync.test.")
+	}
+	for _, name := range names {
+		_, err := d.DialContext(ctx, "tcp", net.JoinHostPort(name, "80"))
 		wantNotAllowed(t, err)
 	}
 
@@ -146,8 +156,56 @@ func TestDialerRefusesNameResolvingToMetadata(t *testing.T) {
 	c.Close()
 }
 
-// fakeDNS returns a net.Resolver Dial function answering A queries from
-// names over an in-memory stream connection (DNS over TCP framing).
+// haveIPv6 reports whether this machine can open IPv6 sockets; without
+// them a dial fails before DialControl runs.
+func haveIPv6() bool {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// TestProvidersRefuseMetadataAtDial: the second layer on its own. Without
+// any Check, every built-in provider, built as main.go builds them (with
+// DialControl in providers.Options), refuses to connect to a metadata
+// address and says so in a message naming the address.
+func TestProvidersRefuseMetadataAtDial(t *testing.T) {
+	registry := builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: DialControl})
+	creds := map[string]providers.Credentials{
+		"aml":     {"email": []byte("ops@example.com"), "password": []byte("correct-horse")},
+		"amplifi": {"credentials.json": []byte(`{"channel":"test","deviceTag":"tag-1"}`)},
+		"partner": {"accessKey": []byte("ak-1"), "secret": []byte("s3cr3t-value")},
+	}
+	addresses := []string{"169.254.169.254:443"}
+	if haveIPv6() {
+		addresses = append(addresses, "[fd00:ec2::254]:443")
+	}
+	for name, e := range registry {
+		for _, address := range addresses {
+			t.Run(name+" "+address, func(t *testing.T) {
+				c, ok := creds[name]
+				if !ok {
+					t.Fatalf("no test credentials for provider %s", name)
+				}
+				start := time.Now()
+				_, err := e.Provider.Login(context.Background(), "https://"+address, c)
+				pe := wantNotAllowed(t, err)
+				if want := "connection to " + address + " refused by the operator's endpoint policy"; !strings.Contains(pe.Message, want) {
+					t.Errorf("message %q does not contain %q", pe.Message, want)
+				}
+				if elapsed := time.Since(start); elapsed > 2*time.Second {
+					t.Errorf("refusal took %v; DialControl should refuse before connecting", elapsed)
+				}
+			})
+		}
+	}
+}
+
+// fakeDNS returns a net.Resolver Dial function answering A and AAAA
+// queries from names over an in-memory stream connection (DNS over TCP
+// framing).
 func fakeDNS(t *testing.T, names map[string]netip.Addr) func(ctx context.Context, network, address string) (net.Conn, error) {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		client, server := net.Pipe()
@@ -186,8 +244,10 @@ func readFull(c net.Conn, b []byte) (int, error) {
 	return n, nil
 }
 
-// dnsAnswer builds the reply to a one-question query: an A record when the
-// name is known, otherwise an authoritative empty answer.
+// dnsAnswer builds the reply to a one-question query: an A record (for an
+// IPv4 address) or an AAAA record (for an IPv6 one, IPv4-mapped included)
+// when the name is known and the type fits, otherwise an authoritative
+// empty answer.
 func dnsAnswer(query []byte, names map[string]netip.Addr) ([]byte, error) {
 	if len(query) < 12 {
 		return nil, errors.New("short query")
@@ -218,7 +278,7 @@ func dnsAnswer(query []byte, names map[string]netip.Addr) ([]byte, error) {
 
 	addr, known := names[name.String()]
 	answers := uint16(0)
-	if known && qtype == 1 {
+	if known && (qtype == 1 && addr.Is4() || qtype == 28 && addr.Is6()) {
 		answers = 1
 	}
 	reply := make([]byte, 12, 12+len(question)+16)
@@ -228,12 +288,14 @@ func dnsAnswer(query []byte, names map[string]netip.Addr) ([]byte, error) {
 	binary.BigEndian.PutUint16(reply[6:], answers) // answers
 	reply = append(reply, question...)
 	if answers == 1 {
-		ip := addr.As4()
+		rdata := addr.AsSlice()
+		reply = append(reply, 0xc0, 12) // name: pointer to the question's
+		reply = binary.BigEndian.AppendUint16(reply, qtype)
 		reply = append(reply,
-			0xc0, 12, // name: pointer to the question's
-			0, 1, 0, 1, // type A, class IN
+			0, 1, // class IN
 			0, 0, 0, 60, // TTL
-			0, 4, ip[0], ip[1], ip[2], ip[3])
+			0, byte(len(rdata)))
+		reply = append(reply, rdata...)
 	}
 	return reply, nil
 }

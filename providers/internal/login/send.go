@@ -1,4 +1,4 @@
-package providers
+package login
 
 import (
 	"bytes"
@@ -14,7 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
+
+	"github.com/tokensync/tokensync/providers"
 )
 
 // MaxResponseBytes bounds how much of an answer is read. Login answers are
@@ -32,20 +33,20 @@ const maxRetryAfter = 24 * time.Hour
 func JoinURL(endpoint, path string) (string, error) {
 	endpoint = strings.TrimSpace(endpoint)
 	if endpoint == "" {
-		return "", Errorf(EndpointNotAllowed, "no endpoint is configured")
+		return "", providers.Errorf(providers.EndpointNotAllowed, "no endpoint is configured")
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return "", Errorf(EndpointNotAllowed, "the endpoint is not a valid URL")
+		return "", providers.Errorf(providers.EndpointNotAllowed, "the endpoint is not a valid URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", Errorf(EndpointNotAllowed, "the endpoint must be an http or https URL")
+		return "", providers.Errorf(providers.EndpointNotAllowed, "the endpoint must be an http or https URL")
 	}
 	if u.Host == "" || u.Opaque != "" {
-		return "", Errorf(EndpointNotAllowed, "the endpoint must be an absolute URL with a host")
+		return "", providers.Errorf(providers.EndpointNotAllowed, "the endpoint must be an absolute URL with a host")
 	}
 	if u.User != nil {
-		return "", Errorf(EndpointNotAllowed, "the endpoint must not contain user information")
+		return "", providers.Errorf(providers.EndpointNotAllowed, "the endpoint must not contain user information")
 	}
 	u.Fragment, u.RawFragment = "", ""
 	return u.JoinPath(path).String(), nil
@@ -73,7 +74,8 @@ type Reply struct {
 // SendJSON sends r with Content-Type application/json and returns the
 // answer. It classifies what every provider would classify alike:
 //   - transport errors, timeouts and cancellation of ctx (which aborts the
-//     request): ProviderUnavailable, or the *Error a DialControl returned;
+//     request): ProviderUnavailable, or the *providers.Error a DialControl
+//     returned;
 //   - 408, 429 and 5xx: ProviderUnavailable, with RetryAfter from the
 //     Retry-After header (seconds or an HTTP date);
 //   - 3xx (redirects are never followed) and statuses outside 200-599:
@@ -84,14 +86,14 @@ type Reply struct {
 func SendJSON(ctx context.Context, client *http.Client, now func() time.Time, r JSONRequest) (*Reply, error) {
 	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, bytes.NewReader(r.Body))
 	if err != nil {
-		return nil, Errorf(EndpointNotAllowed, "cannot build a request to %s for the endpoint", r.Provider)
+		return nil, providers.Errorf(providers.EndpointNotAllowed, "cannot build a request to %s for the endpoint", r.Provider)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if r.Accept != "" {
 		req.Header.Set("Accept", r.Accept)
 	}
 	// Clients built by NewHTTPClient replace this with their configured value.
-	req.Header.Set("User-Agent", DefaultUserAgent())
+	req.Header.Set("User-Agent", DefaultUserAgent)
 
 	// Never follow a redirect, even with a caller-supplied client: a 307 or
 	// 308 would resend the credentials to wherever it points.
@@ -108,22 +110,22 @@ func SendJSON(ctx context.Context, client *http.Client, now func() time.Time, r 
 	switch {
 	case status >= 300 && status < 400:
 		discard(resp.Body)
-		return nil, Errorf(InvalidResponse,
+		return nil, providers.Errorf(providers.InvalidResponse,
 			"%s answered with a redirect (HTTP %d), which tokensync does not follow: set the endpoint to the provider's final https URL",
 			r.Provider, status)
 	case status == http.StatusTooManyRequests:
 		discard(resp.Body)
-		e := Errorf(ProviderUnavailable, "%s is limiting the rate of requests (HTTP %d)", r.Provider, status)
+		e := providers.Errorf(providers.ProviderUnavailable, "%s is limiting the rate of requests (HTTP %d)", r.Provider, status)
 		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now())
 		return nil, e
 	case status == http.StatusRequestTimeout || (status >= 500 && status < 600):
 		discard(resp.Body)
-		e := Errorf(ProviderUnavailable, "%s is unavailable (HTTP %d)", r.Provider, status)
+		e := providers.Errorf(providers.ProviderUnavailable, "%s is unavailable (HTTP %d)", r.Provider, status)
 		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now())
 		return nil, e
 	case status < 200 || status >= 600:
 		discard(resp.Body)
-		return nil, Errorf(InvalidResponse, "%s answered with an unexpected HTTP status %d", r.Provider, status)
+		return nil, providers.Errorf(providers.InvalidResponse, "%s answered with an unexpected HTTP status %d", r.Provider, status)
 	}
 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
@@ -131,7 +133,7 @@ func SendJSON(ctx context.Context, client *http.Client, now func() time.Time, r 
 		return nil, readError(ctx, r.Provider, status, err)
 	}
 	if len(body) > MaxResponseBytes {
-		return nil, Errorf(InvalidResponse, "%s sent a response body larger than 1 MiB (HTTP %d)", r.Provider, status)
+		return nil, providers.Errorf(providers.InvalidResponse, "%s sent a response body larger than 1 MiB (HTTP %d)", r.Provider, status)
 	}
 	return &Reply{StatusCode: status, Header: resp.Header, Body: body}, nil
 }
@@ -164,21 +166,21 @@ func ParseRetryAfter(value string, now time.Time) time.Duration {
 // transportError classifies a failed round trip. Messages are our own words:
 // Go's errors can quote bytes of a malformed answer.
 func transportError(ctx context.Context, provider, host string, err error) error {
-	var pe *Error
+	var pe *providers.Error
 	if errors.As(err, &pe) {
 		return pe // a DialControl policy's verdict
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return Errorf(ProviderUnavailable, "the login request to %s was cancelled", provider)
+		return providers.Errorf(providers.ProviderUnavailable, "the login request to %s was cancelled", provider)
 	}
-	return Errorf(ProviderUnavailable, "could not reach %s at %s: %s", provider, host, networkReason(ctx, err))
+	return providers.Errorf(providers.ProviderUnavailable, "could not reach %s at %s: %s", provider, host, networkReason(ctx, err))
 }
 
 func readError(ctx context.Context, provider string, status int, err error) error {
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return Errorf(ProviderUnavailable, "the login request to %s was cancelled", provider)
+		return providers.Errorf(providers.ProviderUnavailable, "the login request to %s was cancelled", provider)
 	}
-	return Errorf(ProviderUnavailable, "reading the answer from %s (HTTP %d) failed: %s", provider, status, networkReason(ctx, err))
+	return providers.Errorf(providers.ProviderUnavailable, "reading the answer from %s (HTTP %d) failed: %s", provider, status, networkReason(ctx, err))
 }
 
 func networkReason(ctx context.Context, err error) string {
@@ -216,77 +218,11 @@ func networkReason(ctx context.Context, err error) string {
 // 401 and 403 mean the provider rejected the credentials; any other 4xx means
 // it refused the request as we sent it. credentialKeys names the keys to
 // check, for example `email and password`.
-func ClientError(provider string, status int, credentialKeys string) *Error {
+func ClientError(provider string, status int, credentialKeys string) *providers.Error {
 	if status == http.StatusUnauthorized || status == http.StatusForbidden {
-		return Errorf(AuthenticationFailed,
+		return providers.Errorf(providers.AuthenticationFailed,
 			"%s rejected the credentials (HTTP %d): check %s in the credentials Secret", provider, status, credentialKeys)
 	}
-	return Errorf(InvalidCredentials,
+	return providers.Errorf(providers.InvalidCredentials,
 		"%s refused the login request (HTTP %d): check the endpoint, and %s in the credentials Secret", provider, status, credentialKeys)
-}
-
-// CheckTokenValue rejects token values that cannot be stored and sent on as
-// an HTTP header: empty, blank, or holding control characters.
-func CheckTokenValue(provider, value string) error {
-	if strings.TrimSpace(value) == "" {
-		return Errorf(InvalidResponse, "%s answered without a token", provider)
-	}
-	for _, c := range value {
-		if c < 0x20 || c == 0x7f {
-			return Errorf(InvalidResponse, "%s answered with a token holding control characters", provider)
-		}
-	}
-	return nil
-}
-
-// QuoteKey quotes a credentials key for a message. Secret keys are
-// restricted to [-._a-zA-Z0-9], so they are safe to show; anything else (only
-// possible outside Kubernetes) is not quoted back.
-func QuoteKey(key string) string {
-	if SafeName(key, 253) {
-		return strconv.Quote(key)
-	}
-	return "(a key with characters Secrets do not allow)"
-}
-
-// SafeName reports whether s is 1 to maxLen characters of [A-Za-z0-9_.-]:
-// an identifier safe to quote from a provider's answer.
-func SafeName(s string, maxLen int) bool {
-	if len(s) == 0 || len(s) > maxLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// MaxCredentialBytes bounds one credential value (and AmpliFi's whole
-// request body). No login credential is that large: a bigger value is
-// certainly wrong and is refused without sending it.
-const MaxCredentialBytes = 64 << 10
-
-// RequireKeys checks that each key is present in creds, not blank, not
-// larger than MaxCredentialBytes, and UTF-8 text (JSON would silently
-// replace other bytes).
-func RequireKeys(creds Credentials, keys ...string) error {
-	for _, k := range keys {
-		v, ok := creds[k]
-		if !ok {
-			return Errorf(InvalidCredentials, "credentials secret is missing key %s", QuoteKey(k))
-		}
-		if len(bytes.TrimSpace(v)) == 0 {
-			return Errorf(InvalidCredentials, "credentials secret key %s is empty", QuoteKey(k))
-		}
-		if len(v) > MaxCredentialBytes {
-			return Errorf(InvalidCredentials, "credentials secret key %s is larger than 64 KiB, which no login credential is; check its value", QuoteKey(k))
-		}
-		if !utf8.Valid(v) {
-			return Errorf(InvalidCredentials, "credentials secret key %s is not UTF-8 text", QuoteKey(k))
-		}
-	}
-	return nil
 }

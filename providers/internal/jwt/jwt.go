@@ -1,4 +1,8 @@
-package providers
+// Package jwt reads the time claims of a JSON Web Token and applies
+// tokensync's clock rule to them. It never verifies a signature: tokensync
+// only needs to know when to log in again, and the provider checks the token
+// it issued.
+package jwt
 
 import (
 	"bytes"
@@ -9,10 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokensync/tokensync/providers"
 )
 
-// JWTClaims are the time claims of a JSON Web Token.
-type JWTClaims struct {
+// Claims are the time claims of a JSON Web Token.
+type Claims struct {
 	// IssuedAt is the iat claim, zero when absent.
 	IssuedAt time.Time
 	// ExpiresAt is the exp claim, zero when absent.
@@ -23,34 +29,34 @@ type JWTClaims struct {
 // plausible claims and would not survive the conversion to time.Time.
 const maxClaimSeconds = 253402300799
 
-// ParseJWTClaims reads the iat and exp claims (NumericDate: seconds since
-// the epoch, possibly fractional) of a compact JWS. It does not verify the
-// signature: tokensync only needs to know when to log in again, and the
-// provider checks the token it issued.
+// ParseClaims reads the iat and exp claims (NumericDate: seconds since the
+// epoch, possibly fractional) of a compact JWS, without verifying its
+// signature.
 //
 // The payload should be a JSON object. The partner API's documentation
 // shows a token whose payload starts `{ uid":` (not JSON), so when strict
 // decoding fails on something that still looks like an object, the numeric
 // "iat" and "exp" members are read by pattern, each at most once.
 //
-// Errors are InvalidResponse *Error values that quote nothing of the token.
-func ParseJWTClaims(token string) (JWTClaims, error) {
+// Errors are InvalidResponse *providers.Error values that quote nothing of
+// the token.
+func ParseClaims(token string) (Claims, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return JWTClaims{}, Errorf(InvalidResponse, "not a JWT: expected three dot-separated parts")
+		return Claims{}, providers.Errorf(providers.InvalidResponse, "not a JWT: expected three dot-separated parts")
 	}
 	header, err := decodeSegment(parts[0])
 	if err != nil || !isJSONObject(header) {
-		return JWTClaims{}, Errorf(InvalidResponse, "not a JWT: the header is not a base64url-encoded JSON object")
+		return Claims{}, providers.Errorf(providers.InvalidResponse, "not a JWT: the header is not a base64url-encoded JSON object")
 	}
 	if parts[2] != "" {
 		if _, err := decodeSegment(parts[2]); err != nil {
-			return JWTClaims{}, Errorf(InvalidResponse, "not a JWT: the signature is not base64url-encoded")
+			return Claims{}, providers.Errorf(providers.InvalidResponse, "not a JWT: the signature is not base64url-encoded")
 		}
 	}
 	payload, err := decodeSegment(parts[1])
 	if err != nil {
-		return JWTClaims{}, Errorf(InvalidResponse, "not a JWT: the payload is not base64url-encoded")
+		return Claims{}, providers.Errorf(providers.InvalidResponse, "not a JWT: the payload is not base64url-encoded")
 	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &members); err == nil && members != nil {
@@ -58,13 +64,13 @@ func ParseJWTClaims(token string) (JWTClaims, error) {
 	}
 	trimmed := bytes.TrimSpace(payload)
 	if len(trimmed) < 2 || trimmed[0] != '{' || trimmed[len(trimmed)-1] != '}' {
-		return JWTClaims{}, Errorf(InvalidResponse, "not a JWT: the payload is not a JSON object")
+		return Claims{}, providers.Errorf(providers.InvalidResponse, "not a JWT: the payload is not a JSON object")
 	}
 	return claimsByPattern(trimmed)
 }
 
-func claimsFromJSON(members map[string]json.RawMessage) (JWTClaims, error) {
-	var c JWTClaims
+func claimsFromJSON(members map[string]json.RawMessage) (Claims, error) {
+	var c Claims
 	for name, dst := range map[string]*time.Time{"iat": &c.IssuedAt, "exp": &c.ExpiresAt} {
 		raw, ok := members[name]
 		if !ok {
@@ -72,11 +78,11 @@ func claimsFromJSON(members map[string]json.RawMessage) (JWTClaims, error) {
 		}
 		var n json.Number
 		if err := json.Unmarshal(raw, &n); err != nil || !isNumberLiteral(raw) {
-			return JWTClaims{}, Errorf(InvalidResponse, "the JWT's %s claim is not a number", name)
+			return Claims{}, providers.Errorf(providers.InvalidResponse, "the JWT's %s claim is not a number", name)
 		}
 		t, err := numericDate(name, string(n))
 		if err != nil {
-			return JWTClaims{}, err
+			return Claims{}, err
 		}
 		*dst = t
 	}
@@ -88,8 +94,8 @@ var claimPattern = map[string]*regexp.Regexp{
 	"exp": regexp.MustCompile(`"exp"\s*:\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)`),
 }
 
-func claimsByPattern(payload []byte) (JWTClaims, error) {
-	var c JWTClaims
+func claimsByPattern(payload []byte) (Claims, error) {
+	var c Claims
 	for name, dst := range map[string]*time.Time{"iat": &c.IssuedAt, "exp": &c.ExpiresAt} {
 		matches := claimPattern[name].FindAllSubmatch(payload, 2)
 		switch len(matches) {
@@ -97,11 +103,11 @@ func claimsByPattern(payload []byte) (JWTClaims, error) {
 			continue
 		case 1:
 		default:
-			return JWTClaims{}, Errorf(InvalidResponse, "the JWT's payload is not JSON and holds several %s claims", name)
+			return Claims{}, providers.Errorf(providers.InvalidResponse, "the JWT's payload is not JSON and holds several %s claims", name)
 		}
 		t, err := numericDate(name, string(matches[0][1]))
 		if err != nil {
-			return JWTClaims{}, err
+			return Claims{}, err
 		}
 		*dst = t
 	}
@@ -111,7 +117,7 @@ func claimsByPattern(payload []byte) (JWTClaims, error) {
 func numericDate(name, literal string) (time.Time, error) {
 	f, err := strconv.ParseFloat(literal, 64)
 	if err != nil || math.IsNaN(f) || f < 0 || f > maxClaimSeconds {
-		return time.Time{}, Errorf(InvalidResponse, "the JWT's %s claim is not a plausible time", name)
+		return time.Time{}, providers.Errorf(providers.InvalidResponse, "the JWT's %s claim is not a plausible time", name)
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC(), nil

@@ -1,9 +1,10 @@
-// Package logintest holds what the provider packages' tests share: the
-// sentinel values that must never surface in an error message, error
-// assertions, and the answers no provider documents (5xx, 429, timeouts,
-// resets, HTML pages, oversized bodies, redirects) that every provider must
-// classify alike.
-package logintest
+// Package conformance is the suite every provider's tests run: the answers
+// no provider documents (5xx, 429, timeouts, resets, HTML pages, oversized
+// bodies, redirects, refused dials, malformed endpoints) that every provider
+// must classify alike, the sentinel values that must never surface in an
+// error message, and assertions on errors. A new provider's tests call
+// RunUndocumented with its constructor and a sentinel set of credentials.
+package conformance
 
 import (
 	"context"
@@ -14,12 +15,14 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/internal/login"
 )
 
 // Sentinels stand for secrets: credential values, tokens and response
@@ -40,6 +43,31 @@ var Now = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // Clock returns Now.
 func Clock() time.Time { return Now }
+
+// ManualClock is a clock that moves only when told, so a test can make
+// time pass while a login waits for its answer. It is safe for concurrent
+// use.
+type ManualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewManualClock returns a clock showing start.
+func NewManualClock(start time.Time) *ManualClock { return &ManualClock{now: start} }
+
+// Now returns the clock's time.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *ManualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
 
 // RequireError fails t unless err is a *providers.Error of kind whose
 // message holds none of the Sentinels, and returns it.
@@ -116,7 +144,7 @@ func UndocumentedCases(successStatus int) []Case {
 		{Name: "2xx blank body", Handler: answer(successStatus, nil, " \n"), Kind: providers.InvalidResponse},
 		{Name: "2xx JSON null", Handler: answer(successStatus, jsonType, "null"), Kind: providers.InvalidResponse},
 		{Name: "2xx JSON array", Handler: answer(successStatus, jsonType, `["`+SentinelToken+`"]`), Kind: providers.InvalidResponse},
-		{Name: "2xx body over 1 MiB", Handler: answer(successStatus, jsonType, `"`+strings.Repeat("a", providers.MaxResponseBytes)+`"`),
+		{Name: "2xx body over 1 MiB", Handler: answer(successStatus, jsonType, `"`+strings.Repeat("a", login.MaxResponseBytes)+`"`),
 			Kind: providers.InvalidResponse, Contains: "response body larger than 1 MiB"},
 		{Name: "302 redirect", Handler: answer(302, map[string]string{"Location": "/elsewhere?token=" + SentinelToken}, SentinelBody),
 			Kind: providers.InvalidResponse, Contains: "redirect"},
@@ -197,8 +225,7 @@ func RunUndocumented(t *testing.T, newProvider NewProvider, successStatus int, c
 	t.Run("client timeout", func(t *testing.T) {
 		srv := httptest.NewServer(Hang())
 		defer srv.Close()
-		client := providers.NewHTTPClient(providers.ClientOptions{Timeout: 200 * time.Millisecond})
-		p := newProvider(providers.Options{HTTPClient: client, Now: Clock})
+		p := newProvider(providers.Options{Timeout: 200 * time.Millisecond, Now: Clock})
 		start := time.Now()
 		_, err := p.Login(context.Background(), srv.URL, creds)
 		pe := RequireError(t, err, providers.ProviderUnavailable)
@@ -265,12 +292,12 @@ func RunUndocumented(t *testing.T, newProvider NewProvider, successStatus int, c
 		var hits atomic.Int32
 		srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
 		defer srv.Close()
-		client := providers.NewHTTPClient(providers.ClientOptions{
+		_, err := newProvider(providers.Options{
 			DialControl: func(network, address string, _ syscall.RawConn) error {
 				return providers.Errorf(providers.EndpointNotAllowed, "address %s is not allowed", address)
 			},
-		})
-		_, err := newProvider(providers.Options{HTTPClient: client, Now: Clock}).Login(context.Background(), srv.URL, creds)
+			Now: Clock,
+		}).Login(context.Background(), srv.URL, creds)
 		RequireError(t, err, providers.EndpointNotAllowed)
 		if hits.Load() != 0 {
 			t.Error("the request reached the server")

@@ -1,4 +1,4 @@
-package providers
+package login
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokensync/tokensync/providers"
 )
 
 func TestJoinURL(t *testing.T) {
@@ -34,8 +36,8 @@ func TestJoinURL(t *testing.T) {
 		t.Run(tc.endpoint, func(t *testing.T) {
 			got, err := JoinURL(tc.endpoint, "/login")
 			if tc.wantErr {
-				if KindOf(err) != EndpointNotAllowed || err.(*Error).Kind != EndpointNotAllowed {
-					t.Fatalf("err = %v, want EndpointNotAllowed", err)
+				if providers.KindOf(err) != providers.EndpointNotAllowed || err.(*providers.Error).Kind != providers.EndpointNotAllowed {
+					t.Fatalf("err = %v, want providers.EndpointNotAllowed", err)
 				}
 				if strings.Contains(err.Error(), "SECRET") {
 					t.Errorf("message %q quotes the endpoint", err)
@@ -54,7 +56,7 @@ func send(t *testing.T, h http.HandlerFunc) (*Reply, error) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	now := func() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) }
-	return SendJSON(context.Background(), NewHTTPClient(ClientOptions{}), now, JSONRequest{
+	return SendJSON(context.Background(), NewHTTPClient(providers.Options{}), now, JSONRequest{
 		Provider: "Test", Method: http.MethodPost, URL: srv.URL + "/login", Body: []byte(`{"a":"b"}`), Accept: "application/json",
 	})
 }
@@ -64,7 +66,7 @@ func TestSendJSONRequest(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		if r.Method != http.MethodPost || r.URL.Path != "/login" || string(body) != `{"a":"b"}` ||
 			r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Accept") != "application/json" ||
-			r.Header.Get("User-Agent") != "tokensync/"+Version {
+			r.Header.Get("User-Agent") != DefaultUserAgent {
 			t.Errorf("request = %s %s %q %v", r.Method, r.URL.Path, body, r.Header)
 		}
 		w.Header().Set("X-Test", "1")
@@ -83,22 +85,22 @@ func TestSendJSONStatuses(t *testing.T) {
 	for _, tc := range []struct {
 		status     int
 		retryAfter string
-		kind       ErrorKind // "" when the reply is left to the provider
+		kind       providers.ErrorKind // "" when the reply is left to the provider
 		wantRetry  time.Duration
 	}{
 		{status: 200}, {status: 201}, {status: 204}, {status: 400}, {status: 401}, {status: 403}, {status: 404}, {status: 422},
-		{status: 301, kind: InvalidResponse}, {status: 302, kind: InvalidResponse}, {status: 304, kind: InvalidResponse},
-		{status: 307, kind: InvalidResponse}, {status: 308, kind: InvalidResponse},
-		{status: 408, kind: ProviderUnavailable},
-		{status: 429, kind: ProviderUnavailable},
-		{status: 429, retryAfter: "7", kind: ProviderUnavailable, wantRetry: 7 * time.Second},
-		{status: 500, kind: ProviderUnavailable},
-		{status: 502, kind: ProviderUnavailable},
-		{status: 503, retryAfter: "Mon, 01 Jan 2024 00:01:00 GMT", kind: ProviderUnavailable, wantRetry: time.Minute},
-		{status: 504, kind: ProviderUnavailable},
-		{status: 599, kind: ProviderUnavailable},
-		{status: 600, kind: InvalidResponse},
-		{status: 999, kind: InvalidResponse},
+		{status: 301, kind: providers.InvalidResponse}, {status: 302, kind: providers.InvalidResponse}, {status: 304, kind: providers.InvalidResponse},
+		{status: 307, kind: providers.InvalidResponse}, {status: 308, kind: providers.InvalidResponse},
+		{status: 408, kind: providers.ProviderUnavailable},
+		{status: 429, kind: providers.ProviderUnavailable},
+		{status: 429, retryAfter: "7", kind: providers.ProviderUnavailable, wantRetry: 7 * time.Second},
+		{status: 500, kind: providers.ProviderUnavailable},
+		{status: 502, kind: providers.ProviderUnavailable},
+		{status: 503, retryAfter: "Mon, 01 Jan 2024 00:01:00 GMT", kind: providers.ProviderUnavailable, wantRetry: time.Minute},
+		{status: 504, kind: providers.ProviderUnavailable},
+		{status: 599, kind: providers.ProviderUnavailable},
+		{status: 600, kind: providers.InvalidResponse},
+		{status: 999, kind: providers.InvalidResponse},
 	} {
 		t.Run(http.StatusText(tc.status)+tc.retryAfter, func(t *testing.T) {
 			reply, err := send(t, func(w http.ResponseWriter, _ *http.Request) {
@@ -114,10 +116,10 @@ func TestSendJSONStatuses(t *testing.T) {
 				}
 				return
 			}
-			if KindOf(err) != tc.kind || err.(*Error).Kind != tc.kind {
+			if providers.KindOf(err) != tc.kind || err.(*providers.Error).Kind != tc.kind {
 				t.Fatalf("err = %v, want %s", err, tc.kind)
 			}
-			if got := RetryAfterOf(err); got != tc.wantRetry {
+			if got := providers.RetryAfterOf(err); got != tc.wantRetry {
 				t.Errorf("RetryAfter = %s, want %s", got, tc.wantRetry)
 			}
 		})
@@ -138,8 +140,8 @@ func TestSendJSONBodyLimit(t *testing.T) {
 			}
 			continue
 		}
-		if KindOf(err) != InvalidResponse || !strings.Contains(err.Error(), "response body larger than 1 MiB") {
-			t.Errorf("%d bytes: err = %v, want InvalidResponse", tc.size, err)
+		if providers.KindOf(err) != providers.InvalidResponse || !strings.Contains(err.Error(), "response body larger than 1 MiB") {
+			t.Errorf("%d bytes: err = %v, want providers.InvalidResponse", tc.size, err)
 		}
 	}
 }
@@ -155,7 +157,7 @@ func TestSendJSONNeverFollowsRedirects(t *testing.T) {
 	defer srv.Close()
 	// A caller-supplied client that would follow redirects.
 	_, err := SendJSON(context.Background(), &http.Client{}, time.Now, JSONRequest{Provider: "Test", Method: http.MethodPost, URL: srv.URL + "/login"})
-	if KindOf(err) != InvalidResponse || followed {
+	if providers.KindOf(err) != providers.InvalidResponse || followed {
 		t.Errorf("err = %v, followed = %v", err, followed)
 	}
 }
@@ -190,61 +192,12 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestClientError(t *testing.T) {
-	for status, kind := range map[int]ErrorKind{
-		400: InvalidCredentials, 401: AuthenticationFailed, 403: AuthenticationFailed, 404: InvalidCredentials, 409: InvalidCredentials,
+	for status, kind := range map[int]providers.ErrorKind{
+		400: providers.InvalidCredentials, 401: providers.AuthenticationFailed, 403: providers.AuthenticationFailed, 404: providers.InvalidCredentials, 409: providers.InvalidCredentials,
 	} {
 		err := ClientError("Test", status, "a and b")
 		if err.Kind != kind || !strings.Contains(err.Message, "a and b") {
 			t.Errorf("ClientError(%d) = %s %q", status, err.Kind, err.Message)
-		}
-	}
-}
-
-func TestCheckTokenValue(t *testing.T) {
-	for value, ok := range map[string]bool{
-		"abc": true, "eyJ.a-b_c.d": true, "a b": true, "ünïcode": true,
-		"": false, "  ": false, "a\nb": false, "a\tb": false, "a\x00": false, "a\x7f": false,
-	} {
-		err := CheckTokenValue("Test", value)
-		if (err == nil) != ok || (err != nil && KindOf(err) != InvalidResponse) {
-			t.Errorf("CheckTokenValue(%q) = %v", value, err)
-		}
-	}
-}
-
-func TestRequireKeys(t *testing.T) {
-	creds := Credentials{"a": []byte("x"), "blank": []byte(" \r\n"), "empty": nil, "binary": {0xff}}
-	for _, tc := range []struct {
-		keys []string
-		want string
-	}{
-		{[]string{"a"}, ""},
-		{[]string{"a", "b"}, `credentials secret is missing key "b"`},
-		{[]string{"blank"}, `credentials secret key "blank" is empty`},
-		{[]string{"empty"}, `credentials secret key "empty" is empty`},
-		{[]string{"binary"}, `credentials secret key "binary" is not UTF-8 text`},
-		{[]string{"a b"}, `credentials secret is missing key (a key with characters Secrets do not allow)`},
-	} {
-		err := RequireKeys(creds, tc.keys...)
-		if tc.want == "" {
-			if err != nil {
-				t.Errorf("RequireKeys(%v) = %v", tc.keys, err)
-			}
-			continue
-		}
-		if err == nil || KindOf(err) != InvalidCredentials || err.Error() != tc.want {
-			t.Errorf("RequireKeys(%v) = %v, want %q", tc.keys, err, tc.want)
-		}
-	}
-}
-
-func TestSafeName(t *testing.T) {
-	for s, want := range map[string]bool{
-		"secret": true, "AccessKeyUnauthorized": true, "a.b-c_d": true, strings.Repeat("a", 64): true,
-		"": false, strings.Repeat("a", 65): false, "a b": false, "a'b": false, "é": false, "<b>": false,
-	} {
-		if got := SafeName(s, 64); got != want {
-			t.Errorf("SafeName(%q) = %v", s, got)
 		}
 	}
 }
