@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -95,22 +94,36 @@ func main() {
 	}
 }
 
-// repoRoot is the directory holding go.mod, from the working directory up.
+// repoRoot is the tokensync module's root, the tree the bench measures: the
+// nearest directory above the working directory whose go.mod declares it
+// (the bench's own go.mod, in hack/bench, declares another module).
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if raw, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && modulePath(raw) == tokensyncModule {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
+			return "", fmt.Errorf("no go.mod of module %s above the working directory", tokensyncModule)
 		}
 		dir = parent
 	}
+}
+
+const tokensyncModule = "github.com/tokensync/tokensync"
+
+// modulePath is the path a go.mod file declares.
+func modulePath(gomod []byte) string {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "module "); ok {
+			return strings.Trim(strings.TrimSpace(rest), `"`)
+		}
+	}
+	return ""
 }
 
 // memTotal is the machine's memory, from /proc/meminfo.
