@@ -64,11 +64,21 @@ envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/
 ENVTEST_ASSETS = $(shell KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/envtest-binaries.sh)
 
 .PHONY: test
-test: verify-generated vet ## Check generated files, vet, run every test with -race (unit, envtest), the tiny bench, the one-shot demo.
+test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest); the tiny bench; the one-shot demo.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/bench test $(BENCH_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory demo-oneshot
+
+.PHONY: check-dockerfile
+check-dockerfile: ## Build the manager from exactly what the Dockerfile copies, with its go build (no Docker needed).
+	hack/check-dockerfile.sh
+	@# The check must fail, for the right reason, when a folder the build needs is not copied.
+	@tmp=$$(mktemp); grep -v '^COPY api/ ' Dockerfile >$$tmp; \
+	  out=$$(DOCKERFILE=$$tmp hack/check-dockerfile.sh 2>&1) && status=0 || status=$$?; rm -f $$tmp; \
+	  if [ $$status -eq 0 ] || ! grep -q 'api/v1alpha1' <<<"$$out"; then \
+	    echo "hack/check-dockerfile.sh did not fail on the missing api/ of a Dockerfile without COPY api/ api/:"; echo "$$out"; exit 1; fi; \
+	  echo "check-dockerfile: and it fails without COPY api/ api/, as it should"
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 75s; 8 targets make 10 minutes).
