@@ -28,8 +28,6 @@ import (
 // moment the observer saw Ready, the same way for the operator and for the
 // plain client.
 type observer struct {
-	cache cache.Cache
-
 	mu  sync.Mutex
 	trs map[types.NamespacedName]*trSeen
 	// secrets holds the token history of the target Secrets in the
@@ -77,7 +75,7 @@ func startObserver(ctx context.Context, cfg *rest.Config) (*observer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("observer cache: %w", err)
 	}
-	o := &observer{cache: c, trs: map[types.NamespacedName]*trSeen{}, secrets: map[types.NamespacedName]*secretSeen{}, trackSecrets: map[string]bool{}}
+	o := &observer{trs: map[types.NamespacedName]*trSeen{}, secrets: map[types.NamespacedName]*secretSeen{}, trackSecrets: map[string]bool{}}
 	go func() { _ = c.Start(ctx) }()
 
 	handlers := map[client.Object]toolscache.ResourceEventHandlerFuncs{

@@ -529,18 +529,14 @@ func (b *bench) refreshAccuracy(ctx context.Context) error {
 	r.Requests = requestsPer{after.requests.since(before.requests), loginsInWindow}
 	var tokens [][]tokenSeen
 	tokens, r.secretWatch = b.watched(rb, looks)
-	first := true
+	var offsets []time.Duration
 	for _, h := range tokens {
 		for j := 1; j < len(h); j++ {
-			offset := h[j].at.Sub(h[j-1].expiry)
-			if first || offset < r.Earliest {
-				r.Earliest = offset
-			}
-			if first || offset > r.Latest {
-				r.Latest = offset
-			}
-			first = false
+			offsets = append(offsets, h[j].at.Sub(h[j-1].expiry))
 		}
+	}
+	if len(offsets) > 0 {
+		r.Earliest, r.Latest = slices.Min(offsets), slices.Max(offsets)
 	}
 	b.logf("refresh: %d of %d samples expired, %d empty; refreshes %s to %s relative to expiry; %d logins for %d tokens stored; manager: %s",
 		r.Expired, r.Samples, r.Empty, signedSecs(r.Earliest), signedSecs(r.Latest), r.Logins, r.Tokens, r.Manager)
