@@ -78,11 +78,12 @@ ignored() {
   ((excluded))
 }
 
+git -C "${root}" rev-parse --git-dir >/dev/null 2>&1 || fail "${root} is not a git checkout: the build context is git's list of its files"
 context=()
-while IFS= read -r f; do
+while IFS= read -r -d '' f; do
   [[ -e ${root}/${f} ]] || continue # deleted in the work tree
   ignored "${f}" || context+=("${f}")
-done < <(git -C "${root}" ls-files --cached --others --exclude-standard | sort -u)
+done < <(git -C "${root}" ls-files -z --cached --others --exclude-standard | sort -zu)
 
 # --- the Dockerfile ---
 
