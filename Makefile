@@ -9,6 +9,9 @@ IMG ?= ghcr.io/tokensync/tokensync:latest
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
+# The bench module's tests: the tiny bench (exact counts, never timings)
+# drives a manager built without -race, so the harness runs without it too.
+BENCH_TEST_FLAGS ?= -count=1 -timeout 10m
 FUZZTIME ?= 75s
 BENCH_SCALE ?= default
 
@@ -50,8 +53,9 @@ fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet.
+vet: ## Run go vet on the product and on the bench module (hack/bench).
 	go vet ./...
+	go -C hack/bench vet ./...
 
 .PHONY: envtest
 envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/ if missing.
@@ -60,10 +64,21 @@ envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/
 ENVTEST_ASSETS = $(shell KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/envtest-binaries.sh)
 
 .PHONY: test
-test: verify-generated vet ## Check generated files, vet, and run every test (unit, envtest, one-shot demo, tiny bench) with -race.
+test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest); the tiny bench; the one-shot demo.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/bench test $(BENCH_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory demo-oneshot
+
+.PHONY: check-dockerfile
+check-dockerfile: ## Build the manager from exactly what the Dockerfile copies, with its go build (no Docker needed).
+	hack/check-dockerfile.sh
+	@# The check must fail, for the right reason, when a folder the build needs is not copied.
+	@tmp=$$(mktemp); grep -v '^COPY api/ ' Dockerfile >$$tmp; \
+	  out=$$(DOCKERFILE=$$tmp hack/check-dockerfile.sh 2>&1) && status=0 || status=$$?; rm -f $$tmp; \
+	  if [ $$status -eq 0 ] || ! grep -q 'api/v1alpha1' <<<"$$out"; then \
+	    echo "hack/check-dockerfile.sh did not fail on the missing api/ of a Dockerfile without COPY api/ api/:"; echo "$$out"; exit 1; fi; \
+	  echo "check-dockerfile: and it fails without COPY api/ api/, as it should"
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 75s; 8 targets make 10 minutes).
@@ -94,8 +109,8 @@ demo-oneshot: ## Run the demo once: check that every token is issued and refresh
 	@KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) DEMO_ONESHOT=1 hack/demo.sh
 
 .PHONY: bench
-bench: ## Run the benchmarks against a real control plane and print the table (BENCH_SCALE=large for the big run; BENCH_FLAGS for hack/bench's own flags).
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/bench --scale=$(BENCH_SCALE) $(BENCH_FLAGS)
+bench: ## Run the benchmarks (hack/bench, its own module) against the tree and print the table (BENCH_SCALE=large for the big run; BENCH_FLAGS for its flags).
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/bench run . --scale=$(BENCH_SCALE) $(BENCH_FLAGS)
 
 ##@ Deployment
 

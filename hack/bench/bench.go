@@ -1,23 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -28,19 +20,17 @@ import (
 // options configure one run.
 type options struct {
 	scale scale
-	// root is the repository root (where go.mod is).
+	// root is the repository root (where the tokensync go.mod is).
 	root string
 	// managerSource is the source tree the manager is built from: root
 	// unless a patched copy is to be measured.
 	managerSource string
 	// managerFlags are passed to the manager after the bench's own.
 	managerFlags []string
-	// keepLogs keeps the manager logs and kubeconfig when the run ends.
-	keepLogs bool
 	// diagnose builds the manager with pprof and client-go's rate-limiter
-	// metrics (see diagnosticsSource) and saves profiles with the logs.
+	// metrics (see diagnosticsSource), saves profiles and keeps the logs.
 	diagnose bool
-	// only, when not empty, names the scenarios (1 to 7) to run.
+	// only, when not empty, names the scenarios to run.
 	only map[int]bool
 	// loginLatency delays every fake login, for sweeps that ask how the
 	// operator's concurrency copes with a slow provider; the scenarios'
@@ -56,6 +46,7 @@ type options struct {
 type bench struct {
 	opts     options
 	sc       scale
+	machine  machine
 	cl       *cluster
 	obs      *observer
 	fake     *providertest.Server
@@ -67,20 +58,40 @@ type bench struct {
 	rep      *report
 }
 
-// managerSettings are the concurrency and client limits the manager runs with.
-type managerSettings struct {
-	workers int
-	qps     float64
-	burst   int
+// scenarioCount is the number of scenarios, numbered from 1 as in
+// docs/performance.md.
+const scenarioCount = 7
+
+// step is a part of a run. Steps run in order; a step runs when any of its
+// scenarios is selected (--only), or always when it names none.
+type step struct {
+	name      string
+	scenarios []int
+	run       func(context.Context) error
 }
 
-func (s managerSettings) String() string {
-	return fmt.Sprintf("--max-concurrent-reconciles=%d --kube-api-qps=%g --kube-api-burst=%d", s.workers, s.qps, s.burst)
+func (b *bench) steps() []step {
+	return []step{
+		{"1 latency, plain client", []int{1, 3}, b.plainLatency},
+		{"start the manager", nil, b.startManager},
+		{"1 latency", []int{1, 3}, b.latency},
+		{"2 burst, plain client", []int{2, 3, 4, 5}, b.plainBurst},
+		{"2 burst", []int{2, 3, 4, 5}, b.burstScenario},
+		{"3 logins", []int{3}, b.loginsCheck},
+		{"3 restart", []int{3}, b.restart},
+		{"4 idle", []int{4}, b.idle},
+		{"5 memory", []int{5}, b.memory},
+		{"6+7 refresh and flaky provider", []int{6, 7}, b.refreshAndFlaky},
+	}
 }
 
-// run runs every scenario and returns the report.
+// run runs the selected scenarios and returns the report.
 func run(ctx context.Context, o options) (rep *report, err error) {
 	b := &bench{opts: o, sc: o.scale, started: time.Now(), rep: &report{Scale: o.scale.name, only: o.only}}
+	if b.machine, err = newMachine(); err != nil {
+		return nil, err
+	}
+	b.rep.Machine = b.machine.String()
 	// The bench's own watches log nothing worth reading; without a logger
 	// controller-runtime prints a warning with a stack trace instead.
 	ctrllog.SetLogger(logr.Discard())
@@ -89,15 +100,15 @@ func run(ctx context.Context, o options) (rep *report, err error) {
 	neighbourCtx, stopNeighbours := context.WithCancel(ctx)
 	defer stopNeighbours()
 	neighbours := make(chan neighbourWatch, 1)
-	go watchNeighbours(neighbourCtx, neighbours)
+	go b.machine.watchNeighbours(neighbourCtx, neighbours)
 
 	dir, err := os.MkdirTemp("", "tokensync-bench-")
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if o.keepLogs || err != nil {
-			b.logf("manager logs and kubeconfig kept in %s", dir)
+		if o.diagnose || err != nil {
+			b.logf("manager logs, profiles and kubeconfig kept in %s", dir)
 			return
 		}
 		os.RemoveAll(dir)
@@ -135,7 +146,7 @@ func run(ctx context.Context, o options) (rep *report, err error) {
 		return nil, err
 	}
 	defer b.fake.Close()
-	for _, p := range []string{providertest.AML, providertest.AmpliFi, providertest.Partner} {
+	for _, p := range providerNames {
 		b.fake.SetLatency(p, o.loginLatency)
 	}
 	bd := <-buildDone
@@ -151,26 +162,9 @@ func run(ctx context.Context, o options) (rep *report, err error) {
 	if b.settings, err = settingsOf(bd.bin, o.managerFlags); err != nil {
 		return nil, err
 	}
-	b.rep.Settings = b.settings.String()
+	b.rep.Settings = b.settings
 	b.logf("control plane up, manager built; manager settings: %s", b.settings)
 
-	steps := []struct {
-		name string
-		// scenarios are the scenarios a step is part of; none: always run.
-		scenarios []int
-		fn        func(context.Context) error
-	}{
-		{"1 latency, plain client", []int{1, 3}, b.plainLatency},
-		{"start the manager", nil, b.startManager},
-		{"1 latency", []int{1, 3}, b.latency},
-		{"2 burst, plain client", []int{2, 3, 4, 5}, b.plainBurst},
-		{"2 burst", []int{2, 3, 4, 5}, b.burstScenario},
-		{"3 logins", []int{3}, b.loginsCheck},
-		{"3 restart", []int{3}, b.restart},
-		{"4 idle", []int{4}, b.idle},
-		{"5 memory", []int{5}, b.memory},
-		{"6+7 refresh and flaky provider", []int{6, 7}, b.refreshAndFlaky},
-	}
 	defer func() {
 		if b.mgr != nil {
 			if stopErr := b.mgr.stop(); stopErr != nil && err == nil {
@@ -178,13 +172,13 @@ func run(ctx context.Context, o options) (rep *report, err error) {
 			}
 		}
 	}()
-	for _, s := range steps {
+	for _, s := range b.steps() {
 		if !o.selected(s.scenarios) {
 			continue
 		}
 		stepStart := time.Now()
 		b.logf("%s...", s.name)
-		if err := s.fn(ctx); err != nil {
+		if err := s.run(ctx); err != nil {
 			if b.mgr != nil {
 				err = fmt.Errorf("%w\nmanager log tail:\n%s", err, b.mgr.logTail())
 			}
@@ -216,17 +210,7 @@ func (b *bench) logf(format string, args ...any) {
 	if b.opts.progress == nil {
 		return
 	}
-	fmt.Fprintf(b.opts.progress, "[%6.1fs load %s] %s\n", time.Since(b.started).Seconds(), loadAverage(), fmt.Sprintf(format, args...))
-}
-
-// loadAverage is the machine's one-minute load average: the bench shares
-// the machine, and a busy neighbour shows in every figure.
-func loadAverage() string {
-	raw, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Fields(string(raw))[0]
+	fmt.Fprintf(b.opts.progress, "[%6.1fs load %s] %s\n", time.Since(b.started).Seconds(), b.machine.load(), fmt.Sprintf(format, args...))
 }
 
 func (b *bench) startManager(ctx context.Context) error {
@@ -239,18 +223,52 @@ func (b *bench) startManager(ctx context.Context) error {
 	return nil
 }
 
+func (b *bench) stopManager() error {
+	if b.mgr == nil {
+		return nil
+	}
+	err := b.mgr.stop()
+	b.mgr = nil
+	return err
+}
+
+// snapshot is what a scenario compares before and after its window.
+type snapshot struct {
+	// requests are the API server's request counters.
+	requests requestCounts
+	// attempts are login attempts at the fake, all providers.
+	attempts int
+	// manager is the manager's /metrics; nil when no manager runs.
+	manager metrics
+}
+
+func (b *bench) snapshot(ctx context.Context) (s snapshot, err error) {
+	for _, p := range providerNames {
+		s.attempts += b.fake.Attempts(p)
+	}
+	if s.requests, err = b.cl.requestCounts(ctx); err != nil || b.mgr == nil {
+		return s, err
+	}
+	s.manager, err = b.mgr.metrics()
+	return s, err
+}
+
+// managerCPU is the manager's CPU time so far. A scenario reads it apart
+// from its snapshots, so that their scrapes of the manager's /metrics do not
+// count as the manager's work.
+func (b *bench) managerCPU() (time.Duration, error) {
+	return b.machine.cpuTime(b.mgr.pid())
+}
+
 // createTokenRequests creates b's TokenRequests with the given number of
-// clients and returns when each create call started.
-func (b *bench) createTokenRequests(ctx context.Context, tb batch, clients int) ([]time.Time, error) {
-	started := make([]time.Time, tb.n)
-	err := parallel(ctx, tb.n, clients, func(ctx context.Context, i int) error {
-		started[i] = time.Now()
+// clients.
+func (b *bench) createTokenRequests(ctx context.Context, tb batch, clients int) error {
+	return parallel(ctx, tb.n, clients, func(ctx context.Context, i int) error {
 		if err := b.cl.client.Create(ctx, tb.tokenRequest(i, b.fake.URL())); err != nil {
 			return fmt.Errorf("create TokenRequest %s/%s: %w", tb.ns, tb.name(i), err)
 		}
 		return nil
 	})
-	return started, err
 }
 
 // deleteBatch deletes a batch's TokenRequests, then, once the operator has
@@ -276,122 +294,32 @@ func (b *bench) deleteBatch(ctx context.Context, tb batch) error {
 // TokenRequests since it started and its queue is empty and idle, twice in
 // a row half a second apart.
 func (b *bench) waitQuiet(ctx context.Context, reconciles int) error {
-	deadline := time.Now().Add(b.sc.timeout)
+	ctrl, queue := map[string]string{"controller": "tokenrequest"}, map[string]string{"name": "tokenrequest"}
 	quiet := 0
-	for quiet < 2 {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the manager did not settle within %s", b.sc.timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-		s, err := b.mgr.metrics()
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, b.sc.timeout, false, func(context.Context) (bool, error) {
+		m, err := b.mgr.metrics()
 		if err != nil {
-			return err
+			return false, err
 		}
-		c := map[string]string{"controller": "tokenrequest"}
-		done := sumOf(s, "controller_runtime_reconcile_total", c)
-		depth := sumOf(s, "workqueue_depth", map[string]string{"name": "tokenrequest"})
-		active := sumOf(s, "controller_runtime_active_workers", c)
-		if int(done) >= reconciles && depth == 0 && active == 0 {
-			quiet++
-		} else {
+		quiet++
+		if int(m.value("controller_runtime_reconcile_total", ctrl)) < reconciles ||
+			m.value("workqueue_depth", queue) != 0 || m.value("controller_runtime_active_workers", ctrl) != 0 {
 			quiet = 0
 		}
+		return quiet == 2, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for the manager to settle: %w", err)
 	}
 	return nil
 }
 
-// loginAttempts is the fake's request count over all providers.
-func (b *bench) loginAttempts() int {
-	return b.fake.Attempts(providertest.AML) + b.fake.Attempts(providertest.AmpliFi) + b.fake.Attempts(providertest.Partner)
-}
-
-// waitReady waits for key's first Ready and returns when the observer saw it.
-func (b *bench) waitReady(ctx context.Context, key types.NamespacedName) (time.Time, error) {
+// sleep waits for d unless ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
 	select {
-	case <-b.obs.readyCh(key):
-		return b.obs.firstReady(key), nil
-	case <-time.After(b.sc.timeout):
-		return time.Time{}, fmt.Errorf("%s not Ready within %s", key, b.sc.timeout)
 	case <-ctx.Done():
-		return time.Time{}, ctx.Err()
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
-}
-
-// lastFirstReady is the latest first-Ready time of a batch.
-func (b *bench) lastFirstReady(tb batch) time.Time {
-	var last time.Time
-	for i := range tb.n {
-		if t := b.obs.firstReady(types.NamespacedName{Namespace: tb.ns, Name: tb.name(i)}); t.After(last) {
-			last = t
-		}
-	}
-	return last
-}
-
-var defaultFlag = regexp.MustCompile(`\(default ([^)]+)\)`)
-
-// settingsOf reads the manager's defaults from its --help and applies the
-// flags given (as --name=value), so the report names the settings used.
-func settingsOf(binary string, flags []string) (managerSettings, error) {
-	out, _ := exec.Command(binary, "--help").CombinedOutput() // exits 0 or 2 depending on the flag package
-	defaults := map[string]string{}
-	var current string
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		line := sc.Text()
-		if f, ok := strings.CutPrefix(strings.TrimSpace(line), "-"); ok && strings.HasPrefix(line, "  -") {
-			current = strings.Fields(f)[0]
-			continue
-		}
-		if m := defaultFlag.FindStringSubmatch(line); m != nil && current != "" {
-			defaults[current] = m[1]
-		}
-	}
-	for _, f := range flags {
-		name, value, ok := strings.Cut(strings.TrimLeft(f, "-"), "=")
-		if ok {
-			defaults[name] = value
-		}
-	}
-	var s managerSettings
-	var errs []error
-	var err error
-	s.workers, err = strconv.Atoi(defaults["max-concurrent-reconciles"])
-	errs = append(errs, err)
-	s.qps, err = strconv.ParseFloat(defaults["kube-api-qps"], 64)
-	errs = append(errs, err)
-	s.burst, err = strconv.Atoi(defaults["kube-api-burst"])
-	errs = append(errs, err)
-	if err := errors.Join(errs...); err != nil {
-		return s, fmt.Errorf("read the manager's concurrency defaults from %s --help: %w", filepath.Base(binary), err)
-	}
-	return s, nil
-}
-
-// waitGroupErr collects the first error of a group of goroutines.
-type waitGroupErr struct {
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	errs []error
-}
-
-func (g *waitGroupErr) Go(fn func() error) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		if err := fn(); err != nil {
-			g.mu.Lock()
-			g.errs = append(g.errs, err)
-			g.mu.Unlock()
-		}
-	}()
-}
-
-func (g *waitGroupErr) Wait() error {
-	g.wg.Wait()
-	return errors.Join(g.errs...)
 }

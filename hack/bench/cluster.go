@@ -1,12 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,17 +47,16 @@ type cluster struct {
 // bin/k8s/ when unset), installs the CRDs and writes a kubeconfig for the
 // manager into dir.
 func startCluster(root, dir string) (*cluster, error) {
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		dirs, _ := filepath.Glob(filepath.Join(root, "bin", "k8s", "*"))
 		if len(dirs) == 0 {
 			return nil, errors.New("envtest binaries not found: run `make envtest` (or hack/envtest-binaries.sh) first")
 		}
-		sort.Strings(dirs)
-		os.Setenv("KUBEBUILDER_ASSETS", dirs[len(dirs)-1])
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
+		env.BinaryAssetsDirectory = slices.Max(dirs)
 	}
 	admin, err := env.Start()
 	if err != nil {
@@ -126,13 +126,14 @@ func (c *cluster) requestCounts(ctx context.Context) (requestCounts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the API server's /metrics: %w", err)
 	}
+	m, err := parseMetrics(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("parse the API server's /metrics: %w", err)
+	}
 	counts := requestCounts{}
-	for _, s := range parseMetrics(raw) {
-		if s.name != "apiserver_request_total" {
-			continue
-		}
-		k := requestKey{verb: s.labels["verb"], resource: s.labels["resource"], subresource: s.labels["subresource"], code: s.labels["code"]}
-		counts[k] += s.value
+	for _, s := range m.series("apiserver_request_total", nil) {
+		k := requestKey{verb: label(s, "verb"), resource: label(s, "resource"), subresource: label(s, "subresource"), code: label(s, "code")}
+		counts[k] += s.GetCounter().GetValue()
 	}
 	return counts, nil
 }
@@ -148,14 +149,14 @@ func (rc requestCounts) since(before requestCounts) requestCounts {
 	return d
 }
 
-var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPLY": true, "DELETE": true, "DELETECOLLECTION": true}
+var writeVerbs = []string{"POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"}
 
 // writes counts write requests to the given resources (any subresource),
 // failed ones included: a conflict costs the API server as much as a success.
 func (rc requestCounts) writes(resources ...string) int {
 	var n float64
 	for k, v := range rc {
-		if writeVerbs[k.verb] && contains(resources, k.resource) {
+		if slices.Contains(writeVerbs, k.verb) && slices.Contains(resources, k.resource) {
 			n += v
 		}
 	}
@@ -174,28 +175,20 @@ func (rc requestCounts) count(verb, resource, subresource, codePrefix string) in
 	return int(n)
 }
 
-// summary lists the requests on the given resources, one "VERB resource[/sub] code: n" per line.
-func (rc requestCounts) summary(resources ...string) string {
-	var lines []string
-	for k, v := range rc {
-		if !contains(resources, k.resource) || k.verb == "WATCH" {
-			continue
-		}
-		r := k.resource
-		if k.subresource != "" {
-			r += "/" + k.subresource
-		}
-		lines = append(lines, fmt.Sprintf("%s %s %s: %d", k.verb, r, k.code, int(v)))
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "; ")
+// requestsPer is a scenario's API requests divided by n, the number of
+// TokenRequests it created or of logins it saw.
+type requestsPer struct {
+	requestCounts
+	n int
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+func (r requestsPer) String() string {
+	if r.n == 0 {
+		return "—"
 	}
-	return false
+	per := func(x int) string { return fmt.Sprintf("%.2f", float64(x)/float64(r.n)) }
+	return fmt.Sprintf("GET secrets %s, POST secrets %s, PUT secrets %s, PUT tokenrequests/status %s (409 conflicts %s), GET tokenrequests %s, events written %s",
+		per(r.count("GET", "secrets", "", "")), per(r.count("POST", "secrets", "", "")), per(r.count("PUT", "secrets", "", "")),
+		per(r.count("PUT", "tokenrequests", "status", "")), per(r.count("PUT", "tokenrequests", "status", "409")),
+		per(r.count("GET", "tokenrequests", "", "")), per(r.writes("events")))
 }

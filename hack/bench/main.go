@@ -1,12 +1,14 @@
-// Command bench measures the tokensync operator against a real control
-// plane (the envtest kube-apiserver and etcd from KUBEBUILDER_ASSETS, or
-// bin/k8s/), the in-process fake providers and the manager binary run as a
-// subprocess, and prints one markdown table: scenario, figure, limit, ratio,
-// target, result. docs/performance.md says what each scenario measures.
+// Command bench measures the tokensync operator of the tree it sits in
+// against a real control plane (the envtest kube-apiserver and etcd from
+// KUBEBUILDER_ASSETS, or bin/k8s/), the in-process fake providers and the
+// manager binary run as a subprocess, and prints one markdown table:
+// scenario, figure, limit, ratio, target, result. docs/performance.md says
+// what each scenario measures. It is a Go module of its own, so that the
+// product's go test ./... does not build it; from the repository root:
 //
-//	go run ./hack/bench --scale=default   # make bench, under 10 minutes on 2 cores
-//	go run ./hack/bench --scale=large     # make bench BENCH_SCALE=large
-//	go run ./hack/bench --manager-flags="--kube-api-qps=200 --kube-api-burst=400"
+//	make bench                          # go -C hack/bench run . --scale=default, about 6 minutes on 2 cores
+//	make bench BENCH_SCALE=large        # the burst at 5,000 TokenRequests
+//	make bench BENCH_FLAGS='--only=1,2 --manager-flags="--kube-api-qps=500"'
 //
 // API request counts come from the API server's own apiserver_request_total,
 // logins from the fake providers' counters, CPU time and RSS from /proc, and
@@ -15,13 +17,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,28 +29,26 @@ import (
 )
 
 func main() {
-	scaleName := flag.String("scale", "default", "Size of the run: default, large or tiny.")
+	scaleName := flag.String("scale", "default", "Size of the run: "+strings.Join(scaleNames(), ", ")+".")
 	managerFlags := flag.String("manager-flags", "", "Extra flags for the manager, space-separated, e.g. \"--kube-api-qps=200 --kube-api-burst=400\".")
 	managerSource := flag.String("manager-source", "", "Build the manager from this source tree instead of the repository's, e.g. a copy with a change to measure.")
-	keepLogs := flag.Bool("keep-logs", false, "Keep the manager's logs and kubeconfig in a temporary directory.")
-	diagnose := flag.Bool("diagnose", false, "Build the manager with pprof and client-go's rate-limiter metrics, save profiles with its logs (implies --keep-logs).")
-	only := flag.String("only", "", "Comma-separated scenarios to run (1-7), e.g. 1,2; scenarios 3-5 also run 2, whose TokenRequests they use. Empty runs all.")
+	diagnose := flag.Bool("diagnose", false, "Build the manager with pprof and client-go's rate-limiter metrics; keep profiles and logs.")
+	only := flag.String("only", "", fmt.Sprintf("Comma-separated scenarios to run (1-%d), e.g. 1,2; scenarios 3-5 also run 2, whose TokenRequests they use. Empty runs all.", scenarioCount))
 	loginLatency := flag.Duration("login-latency", 0, "Delay every fake login by this much (sweeps only: the targets assume instant answers).")
 	flag.Parse()
 
 	selected := map[int]bool{}
 	for _, f := range strings.FieldsFunc(*only, func(r rune) bool { return r == ',' || r == ' ' }) {
 		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 7 {
-			fmt.Fprintf(os.Stderr, "--only: %q is not a scenario number 1-7\n", f)
+		if err != nil || n < 1 || n > scenarioCount {
+			fmt.Fprintf(os.Stderr, "--only: %q is not a scenario number 1-%d\n", f, scenarioCount)
 			os.Exit(2)
 		}
 		selected[n] = true
 	}
-
-	sc, err := scaleNamed(*scaleName)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	sc, ok := scales[*scaleName]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "--scale: unknown scale %q (want %s)\n", *scaleName, strings.Join(scaleNames(), ", "))
 		os.Exit(2)
 	}
 	root, err := repoRoot()
@@ -63,29 +61,17 @@ func main() {
 
 	rep, err := run(ctx, options{
 		scale: sc, root: root, managerSource: *managerSource, managerFlags: strings.Fields(*managerFlags),
-		keepLogs: *keepLogs || *diagnose, diagnose: *diagnose, only: selected, loginLatency: *loginLatency, progress: os.Stderr,
+		diagnose: *diagnose, only: selected, loginLatency: *loginLatency, progress: os.Stderr,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
-	host, _ := os.Hostname()
-	fmt.Printf("\ntokensync bench, scale %s, %s, %s, %d CPUs, %s; other processes used %.0f%% of the CPUs (%.0f%% at most over 5 s); runtime %s\n\n",
-		rep.Scale, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), memTotal(),
-		100*rep.NeighboursMean, 100*rep.NeighboursPeak, rep.Runtime.Round(time.Second))
+	fmt.Printf("\ntokensync bench, scale %s, %s, %s; other processes used %.0f%% of the CPUs (%.0f%% at most over 5 s); runtime %s\n\n",
+		rep.Scale, time.Now().UTC().Format("2006-01-02 15:04 UTC"), rep.Machine, 100*rep.NeighboursMean, 100*rep.NeighboursPeak, rep.Runtime.Round(time.Second))
 	rep.writeTable(os.Stdout)
-	if rep.Latency.N > 0 {
-		fmt.Printf("\nScenario 1, API requests per TokenRequest: %s\n", rep.Latency.Requests)
-		fmt.Printf("Scenario 1, manager: %s\n", rep.Latency.Manager)
-	}
-	if rep.Burst.N > 0 {
-		fmt.Printf("Scenario 2, API requests per TokenRequest: %s\n", rep.Burst.Requests)
-		fmt.Printf("Scenario 2, manager: %s; CPU %s\n", rep.Burst.Manager, secs(rep.Burst.CPU))
-	}
-	if rep.Refresh.N > 0 {
-		fmt.Printf("Scenario 6, API requests per login (creates included): %s\n", rep.Refresh.Requests)
-		fmt.Printf("Scenario 6, manager: %s\n", rep.Refresh.Manager)
-	}
+	fmt.Println()
+	rep.writeDetails(os.Stdout)
 	if failed := rep.failed(); len(failed) > 0 {
 		fmt.Printf("\n%d target(s) missed: %s\n", len(failed), strings.Join(failed, "; "))
 	}
@@ -95,36 +81,34 @@ func main() {
 	}
 }
 
-// repoRoot is the directory holding go.mod, from the working directory up.
+// repoRoot is the tokensync module's root, the tree the bench measures: the
+// nearest directory above the working directory whose go.mod declares it
+// (the bench's own go.mod, in hack/bench, declares another module).
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		if raw, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && modulePath(raw) == tokensyncModule {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
+			return "", fmt.Errorf("no go.mod of module %s above the working directory", tokensyncModule)
 		}
 		dir = parent
 	}
 }
 
-// memTotal is the machine's memory, from /proc/meminfo.
-func memTotal() string {
-	raw, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "memory unknown"
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
+const tokensyncModule = "github.com/tokensync/tokensync"
+
+// modulePath is the path a go.mod file declares.
+func modulePath(gomod []byte) string {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "module "); ok {
+			return strings.Trim(strings.TrimSpace(rest), `"`)
 		}
 	}
-	return "memory unknown"
+	return ""
 }

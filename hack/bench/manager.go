@@ -11,15 +11,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-)
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat:
-// 100 on every Linux architecture Go supports.
-const clockTicks = 100
+	"k8s.io/apimachinery/pkg/util/wait"
+)
 
 // diagnosticsSource is added to the manager's main package, through
 // go build -overlay and without touching the tree, when the bench runs with
@@ -43,44 +43,75 @@ func init() {
 }
 `
 
-// buildManager builds the operator binary (without -race, whatever the
-// caller's flags) into dir; with diagnose, with diagnosticsSource added.
-func buildManager(ctx context.Context, root, dir string, diagnose bool) (string, error) {
+// buildManager builds the operator binary from source into dir, without
+// -race whatever the caller's flags; with diagnose, with diagnosticsSource
+// added. It builds as the Dockerfile does (CGO_ENABLED=0, -trimpath), which
+// also lets it share the build cache with make test's Dockerfile check.
+func buildManager(ctx context.Context, source, dir string, diagnose bool) (string, error) {
 	bin := filepath.Join(dir, "manager")
-	args := []string{"build", "-race=false", "-o", bin}
+	args := []string{"build", "-race=false", "-trimpath", "-o", bin}
 	if diagnose {
 		src := filepath.Join(dir, "bench_diagnostics.go")
-		if err := os.WriteFile(src, []byte(diagnosticsSource), 0o600); err != nil {
-			return "", err
-		}
 		overlay, err := json.Marshal(map[string]map[string]string{
-			"Replace": {filepath.Join(root, "zz_bench_diagnostics.go"): src},
+			"Replace": {filepath.Join(source, "zz_bench_diagnostics.go"): src},
 		})
 		if err != nil {
 			return "", err
 		}
 		overlayPath := filepath.Join(dir, "overlay.json")
-		if err := os.WriteFile(overlayPath, overlay, 0o600); err != nil {
+		if err := errors.Join(os.WriteFile(src, []byte(diagnosticsSource), 0o600), os.WriteFile(overlayPath, overlay, 0o600)); err != nil {
 			return "", err
 		}
 		args = append(args, "-overlay="+overlayPath)
 	}
 	cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
-	cmd.Dir = root
+	cmd.Dir = source
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build the manager: %w\n%s", err, out)
+		return "", fmt.Errorf("go build the manager in %s: %w\n%s", source, err, out)
 	}
 	return bin, nil
 }
 
-// managerProcess is the operator running as a subprocess, so that its CPU
-// time and memory are its own.
-type managerProcess struct {
-	cmd        *exec.Cmd
-	metricsURL string
-	logPath    string
-	done       chan error
+// managerSettings are the concurrency and client limits the manager runs with.
+type managerSettings struct {
+	workers int
+	qps     float64
+	burst   int
+}
+
+func (s managerSettings) String() string {
+	return fmt.Sprintf("--max-concurrent-reconciles=%d --kube-api-qps=%g --kube-api-burst=%d", s.workers, s.qps, s.burst)
+}
+
+// settingsOf reads the manager's settings: its defaults from its --help,
+// overridden by the flags given (as --name=value), so that the report names
+// the settings a run measured.
+func settingsOf(binary string, flags []string) (managerSettings, error) {
+	help, _ := exec.Command(binary, "--help").CombinedOutput() // exits 0 or 2 depending on the flag package
+	value := func(name string) string {
+		var v string
+		// The flag package prints "  -name type" and, on the next line, the
+		// usage ending in "(default value)".
+		if m := regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(name) + `( .*)?\n.*\(default ([^)]+)\)`).FindSubmatch(help); m != nil {
+			v = string(m[2])
+		}
+		for _, f := range flags {
+			if n, fv, ok := strings.Cut(strings.TrimLeft(f, "-"), "="); ok && n == name {
+				v = fv
+			}
+		}
+		return v
+	}
+	var s managerSettings
+	var errWorkers, errQPS, errBurst error
+	s.workers, errWorkers = strconv.Atoi(value("max-concurrent-reconciles"))
+	s.qps, errQPS = strconv.ParseFloat(value("kube-api-qps"), 64)
+	s.burst, errBurst = strconv.Atoi(value("kube-api-burst"))
+	if err := errors.Join(errWorkers, errQPS, errBurst); err != nil {
+		return s, fmt.Errorf("read the manager's concurrency settings from %s --help: %w", filepath.Base(binary), err)
+	}
+	return s, nil
 }
 
 // managerConfig says how to run the manager.
@@ -90,6 +121,16 @@ type managerConfig struct {
 	flags []string
 	// pprofAddr, when set, is where a --diagnose build serves net/http/pprof.
 	pprofAddr string
+}
+
+// managerProcess is the operator running as a subprocess, so that its CPU
+// time and memory are its own.
+type managerProcess struct {
+	cmd        *exec.Cmd
+	metricsURL string
+	logPath    string
+	// exited is closed once the process has exited and been waited for.
+	exited chan struct{}
 }
 
 // startManager runs the manager and waits until it leads and serves metrics.
@@ -108,47 +149,42 @@ func startManager(ctx context.Context, c managerConfig, generation int) (*manage
 		// As deployed (config/manager): a restart must hand over the lease.
 		"--leader-elect", "--leader-election-namespace=default",
 	}
-	args = append(args, c.flags...)
 	logPath := filepath.Join(c.logDir, fmt.Sprintf("manager-%d.log", generation))
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(c.binary, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig)
-	if c.pprofAddr != "" {
-		cmd.Env = append(cmd.Env, "TOKENSYNC_BENCH_PPROF="+c.pprofAddr)
-	}
+	cmd := exec.Command(c.binary, append(args, c.flags...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig, "TOKENSYNC_BENCH_PPROF="+c.pprofAddr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start the manager: %w", err)
 	}
-	m := &managerProcess{cmd: cmd, metricsURL: "http://" + metricsAddr + "/metrics", logPath: logPath, done: make(chan error, 1)}
+	m := &managerProcess{cmd: cmd, metricsURL: "http://" + metricsAddr + "/metrics", logPath: logPath, exited: make(chan struct{})}
 	go func() {
-		m.done <- cmd.Wait()
+		_ = cmd.Wait()
 		logFile.Close()
+		close(m.exited)
 	}()
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, false, func(context.Context) (bool, error) {
 		select {
-		case err := <-m.done:
-			return nil, fmt.Errorf("the manager exited at start: %v\n%s", err, m.logTail())
-		case <-ctx.Done():
-			_ = m.stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-m.exited:
+			return false, fmt.Errorf("the manager exited at start: %s", cmd.ProcessState)
+		default:
 		}
-		if s, err := m.metrics(); err == nil && sumOf(s, "leader_election_master_status", nil) == 1 {
-			return m, nil
-		}
-		if time.Now().After(deadline) {
-			_ = m.stop()
-			return nil, fmt.Errorf("the manager did not become leader within 60s\n%s", m.logTail())
-		}
+		s, err := m.metrics()
+		return err == nil && s.value("leader_election_master_status", nil) == 1, nil
+	})
+	if err != nil {
+		_ = m.stop()
+		return nil, fmt.Errorf("wait for the manager to lead: %w\n%s", err, m.logTail())
 	}
+	return m, nil
 }
+
+func (m *managerProcess) pid() int { return m.cmd.Process.Pid }
 
 // stop sends SIGTERM and waits for the manager to exit.
 func (m *managerProcess) stop() error {
@@ -156,17 +192,17 @@ func (m *managerProcess) stop() error {
 		return err
 	}
 	select {
-	case <-m.done:
+	case <-m.exited:
 		return nil
 	case <-time.After(45 * time.Second):
 		_ = m.cmd.Process.Kill()
-		<-m.done
+		<-m.exited
 		return errors.New("the manager did not stop within 45s of SIGTERM")
 	}
 }
 
 // metrics scrapes the manager's /metrics.
-func (m *managerProcess) metrics() ([]sample, error) {
+func (m *managerProcess) metrics() (metrics, error) {
 	resp, err := http.Get(m.metricsURL)
 	if err != nil {
 		return nil, err
@@ -175,56 +211,83 @@ func (m *managerProcess) metrics() ([]sample, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", m.metricsURL, resp.Status)
 	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return parseMetrics(body), nil
-}
-
-// cpuTime is the user and system CPU time of the manager so far.
-func (m *managerProcess) cpuTime() (time.Duration, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", m.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces; fields count from after it.
-	s := string(raw)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", m.cmd.Process.Pid, s)
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
-}
-
-// rss is the manager's resident set size in bytes.
-func (m *managerProcess) rss() (int64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("no VmRSS in /proc/<pid>/status")
+	return parseMetrics(resp.Body)
 }
 
 // logTail is the end of the manager's log, for error messages.
 func (m *managerProcess) logTail() string {
 	raw, _ := os.ReadFile(m.logPath)
 	const keep = 4000
-	if len(raw) > keep {
-		raw = raw[len(raw)-keep:]
+	return string(raw[max(0, len(raw)-keep):])
+}
+
+// managerSummary explains a figure (never makes one) from the manager's own
+// metrics between two scrapes: reconciles, where they waited and, in a
+// --diagnose build, how long requests waited for client-go's client-side
+// rate limiter.
+func managerSummary(before, after metrics) string {
+	delta := func(get func(metrics, string, map[string]string) float64, name string, match map[string]string) float64 {
+		return get(after, name, match) - get(before, name, match)
 	}
-	return string(raw)
+	mean := func(sum, n float64) string {
+		if n == 0 {
+			return "—"
+		}
+		return ms(seconds(sum / n))
+	}
+	const reconcileTime, queueTime, limiter = "controller_runtime_reconcile_time_seconds", "workqueue_queue_duration_seconds", "rest_client_rate_limiter_duration_seconds"
+	ctrl, queue := map[string]string{"controller": "tokenrequest"}, map[string]string{"name": "tokenrequest"}
+	reconciles, queued := delta(metrics.observations, reconcileTime, ctrl), delta(metrics.observations, queueTime, queue)
+	out := fmt.Sprintf("%.0f reconciles, mean %s in Reconcile, mean %s waiting in the queue", reconciles,
+		mean(delta(metrics.value, reconcileTime, ctrl), reconciles), mean(delta(metrics.value, queueTime, queue), queued))
+
+	var verbs, waits []string
+	for _, s := range after.series(limiter, nil) {
+		verbs = append(verbs, label(s, "verb"))
+	}
+	slices.Sort(verbs)
+	for _, verb := range slices.Compact(verbs) {
+		v := map[string]string{"verb": verb}
+		n, waited := delta(metrics.observations, limiter, v), delta(metrics.value, limiter, v)
+		if n > 0 {
+			waits = append(waits, fmt.Sprintf("%s %.0f requests, %s waited in all (mean %s)", verb, n, secs(seconds(waited)), mean(waited, n)))
+		}
+	}
+	if len(waits) > 0 {
+		out += "; client-side rate limiter: " + strings.Join(waits, ", ")
+	}
+	return out
+}
+
+// profile saves a pprof profile of a --diagnose build of the manager into
+// the run's directory; seconds > 0 asks for a CPU profile of that length.
+// It does nothing when the run is not diagnosing.
+func (b *bench) profile(ctx context.Context, kind string, seconds int, name string) error {
+	if b.mcfg.pprofAddr == "" {
+		return nil
+	}
+	url := fmt.Sprintf("http://%s/debug/pprof/%s", b.mcfg.pprofAddr, kind)
+	if seconds > 0 {
+		url += fmt.Sprintf("?seconds=%d", seconds)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("pprof %s: %w", kind, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof %s: %s", kind, resp.Status)
+	}
+	f, err := os.Create(filepath.Join(b.mcfg.logDir, name))
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }
 
 // freeAddr returns a loopback address with a port free at the time of asking.

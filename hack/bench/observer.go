@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,8 +28,6 @@ import (
 // moment the observer saw Ready, the same way for the operator and for the
 // plain client.
 type observer struct {
-	cache cache.Cache
-
 	mu  sync.Mutex
 	trs map[types.NamespacedName]*trSeen
 	// secrets holds the token history of the target Secrets in the
@@ -37,11 +36,15 @@ type observer struct {
 	trackSecrets map[string]bool
 }
 
+// trState is what the observer has seen of one TokenRequest.
+type trState struct {
+	ready                  bool
+	firstReady, readySince time.Time
+	failedAttempts         int32
+}
+
 type trSeen struct {
-	ready          bool
-	firstReady     time.Time
-	readySince     time.Time
-	failedAttempts int32
+	trState
 	// firstReadyCh is closed when Ready is first seen True.
 	firstReadyCh chan struct{}
 }
@@ -72,29 +75,28 @@ func startObserver(ctx context.Context, cfg *rest.Config) (*observer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("observer cache: %w", err)
 	}
-	o := &observer{cache: c, trs: map[types.NamespacedName]*trSeen{}, secrets: map[types.NamespacedName]*secretSeen{}, trackSecrets: map[string]bool{}}
+	o := &observer{trs: map[types.NamespacedName]*trSeen{}, secrets: map[types.NamespacedName]*secretSeen{}, trackSecrets: map[string]bool{}}
 	go func() { _ = c.Start(ctx) }()
 
-	trInformer, err := c.GetInformer(ctx, &tokensyncv1alpha1.TokenRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("TokenRequest informer: %w", err)
+	handlers := map[client.Object]toolscache.ResourceEventHandlerFuncs{
+		&tokensyncv1alpha1.TokenRequest{}: {
+			AddFunc:    func(obj any) { o.sawTokenRequest(obj) },
+			UpdateFunc: func(_, obj any) { o.sawTokenRequest(obj) },
+		},
+		&corev1.Secret{}: {
+			AddFunc:    func(obj any) { o.sawSecret(obj, false) },
+			UpdateFunc: func(_, obj any) { o.sawSecret(obj, false) },
+			DeleteFunc: func(obj any) { o.sawSecret(obj, true) },
+		},
 	}
-	if _, err := trInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { o.sawTokenRequest(obj) },
-		UpdateFunc: func(_, obj any) { o.sawTokenRequest(obj) },
-	}); err != nil {
-		return nil, err
-	}
-	secretInformer, err := c.GetInformer(ctx, &corev1.Secret{})
-	if err != nil {
-		return nil, fmt.Errorf("Secret informer: %w", err)
-	}
-	if _, err := secretInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { o.sawSecret(obj, false) },
-		UpdateFunc: func(_, obj any) { o.sawSecret(obj, false) },
-		DeleteFunc: func(obj any) { o.sawSecret(obj, true) },
-	}); err != nil {
-		return nil, err
+	for obj, h := range handlers {
+		informer, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			return nil, fmt.Errorf("observer informer for %T: %w", obj, err)
+		}
+		if _, err := informer.AddEventHandler(h); err != nil {
+			return nil, err
+		}
 	}
 	if !c.WaitForCacheSync(ctx) {
 		return nil, fmt.Errorf("observer cache did not sync")
@@ -190,120 +192,129 @@ func tokenExpiry(s *corev1.Secret) (time.Time, bool) {
 	return t, err == nil
 }
 
-// readyCh is closed when the TokenRequest is first seen Ready.
-func (o *observer) readyCh(key types.NamespacedName) <-chan struct{} {
+// waitReady waits until key is first seen Ready and returns when it was.
+func (o *observer) waitReady(ctx context.Context, key types.NamespacedName) (time.Time, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.trLocked(key).firstReadyCh
+	s := o.trLocked(key)
+	o.mu.Unlock()
+	select {
+	case <-s.firstReadyCh:
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return s.firstReady, nil
+	case <-ctx.Done():
+		return time.Time{}, fmt.Errorf("%s not Ready: %w", key, ctx.Err())
+	}
 }
 
-// firstReady is when the TokenRequest was first seen Ready.
-func (o *observer) firstReady(key types.NamespacedName) time.Time {
+// states are the states of b's TokenRequests, in order.
+func (o *observer) states(b batch) []trState {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.trLocked(key).firstReady
-}
-
-// waitFirstReady waits until every TokenRequest of b has been Ready once.
-func (o *observer) waitFirstReady(ctx context.Context, b batch, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	out := make([]trState, b.n)
 	for i := range b.n {
-		select {
-		case <-o.readyCh(types.NamespacedName{Namespace: b.ns, Name: b.name(i)}):
-		case <-ctx.Done():
-			return fmt.Errorf("%s/%s not Ready within %s (%d of %d were)", b.ns, b.name(i), timeout, o.countReady(b), b.n)
+		if s, ok := o.trs[b.key(i)]; ok {
+			out[i] = s.trState
 		}
 	}
-	return nil
+	return out
 }
 
 // countReady counts b's TokenRequests that are Ready now.
 func (o *observer) countReady(b batch) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	n := 0
-	for i := range b.n {
-		if s, ok := o.trs[types.NamespacedName{Namespace: b.ns, Name: b.name(i)}]; ok && s.ready {
+	for _, s := range o.states(b) {
+		if s.ready {
 			n++
 		}
 	}
 	return n
 }
 
-// notReady returns b's TokenRequests that are not Ready now, with their
-// failed attempts.
-func (o *observer) notReady(b batch) map[string]int32 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	out := map[string]int32{}
+// waitFirstReady waits until every TokenRequest of b has been Ready once and
+// returns when the last of them first was.
+func (o *observer) waitFirstReady(ctx context.Context, b batch, timeout time.Duration) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last time.Time
 	for i := range b.n {
-		s, ok := o.trs[types.NamespacedName{Namespace: b.ns, Name: b.name(i)}]
-		if !ok || !s.ready {
-			var attempts int32
-			if ok {
-				attempts = s.failedAttempts
-			}
-			out[b.name(i)] = attempts
+		t, err := o.waitReady(ctx, b.key(i))
+		if err != nil {
+			return last, fmt.Errorf("%w (%d of %d Ready after %s)", err, o.countReady(b), b.n, timeout)
+		}
+		if t.After(last) {
+			last = t
 		}
 	}
-	return out
+	return last, nil
 }
 
-// readySince is when each of b's Ready TokenRequests last became Ready.
-func (o *observer) readySince(b batch) []time.Time {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	out := make([]time.Time, b.n)
-	for i := range b.n {
-		if s, ok := o.trs[types.NamespacedName{Namespace: b.ns, Name: b.name(i)}]; ok && s.ready {
-			out[i] = s.readySince
-		}
-	}
-	return out
-}
-
-// trackSecrets starts keeping the token history of ns's target Secrets.
+// trackSecretsIn starts keeping the token history of ns's target Secrets.
 func (o *observer) trackSecretsIn(ns string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.trackSecrets[ns] = true
 }
 
-// secretSample is one look at a namespace's target Secrets.
-type secretSample struct {
+// histories are the tokens each of b's target Secrets held, in order, and
+// the writes that clobbered a token in all of them.
+func (o *observer) histories(b batch) (tokens [][]tokenSeen, clobbered int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	tokens = make([][]tokenSeen, b.n)
+	for i := range b.n {
+		if seen, ok := o.secrets[b.key(i)]; ok {
+			tokens[i] = slices.Clone(seen.tokens)
+			clobbered += seen.clobbered
+		}
+	}
+	return tokens, clobbered
+}
+
+// secretSamples counts looks at a namespace's target Secrets, by what each
+// Secret held when looked at.
+type secretSamples struct {
 	holding, expired, empty int
 }
 
-// sampleSecrets looks at the latest state of every tracked Secret in ns.
-func (o *observer) sampleSecrets(ns string, now time.Time) secretSample {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var s secretSample
-	for key, seen := range o.secrets {
-		if key.Namespace != ns || len(seen.tokens) == 0 {
-			continue
-		}
-		switch {
-		case seen.empty:
-			s.empty++
-		case !now.Before(seen.tokens[len(seen.tokens)-1].expiry):
-			s.expired++
-		default:
-			s.holding++
-		}
-	}
-	return s
-}
+func (s secretSamples) total() int { return s.holding + s.expired + s.empty }
 
-// tokenHistory returns the tokens the Secret named key held, in order, and
-// how many writes clobbered a token.
-func (o *observer) tokenHistory(key types.NamespacedName) ([]tokenSeen, int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	seen, ok := o.secrets[key]
-	if !ok {
-		return nil, 0
+// sample looks at the latest state of ns's tracked Secrets every 250 ms
+// until the returned function is called, which returns the totals.
+func (o *observer) sample(ctx context.Context, ns string) (stop func() secretSamples) {
+	stopCh := make(chan struct{})
+	done := make(chan secretSamples, 1)
+	go func() {
+		var total secretSamples
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopCh:
+				done <- total
+				return
+			case <-ctx.Done():
+				done <- total
+				return
+			case now := <-tick.C:
+				o.mu.Lock()
+				for key, seen := range o.secrets {
+					switch {
+					case key.Namespace != ns || len(seen.tokens) == 0:
+					case seen.empty:
+						total.empty++
+					case !now.Before(seen.tokens[len(seen.tokens)-1].expiry):
+						total.expired++
+					default:
+						total.holding++
+					}
+				}
+				o.mu.Unlock()
+			}
+		}
+	}()
+	return func() secretSamples {
+		close(stopCh)
+		return <-done
 	}
-	return append([]tokenSeen(nil), seen.tokens...), seen.clobbered
 }

@@ -10,8 +10,9 @@ import (
 
 // report holds every figure of a run; rows turns it into the table.
 type report struct {
-	Scale, Settings string
-	Runtime         time.Duration
+	Scale, Machine string
+	Settings       managerSettings
+	Runtime        time.Duration
 	// NeighboursMean and NeighboursPeak are the share of the machine's CPUs
 	// used by processes outside the bench, over the run and at most over
 	// five seconds.
@@ -32,24 +33,24 @@ type report struct {
 type latencyResult struct {
 	N                            int
 	P50, P99, LimitP50, LimitP99 time.Duration
-	Requests                     string
+	Requests                     requestsPer
 	// Manager explains the figure from the manager's own metrics.
 	Manager string
-	logins  []int
 }
 
 type burstResult struct {
-	N, Creators                  int
-	Elapsed, Limit, Created, CPU time.Duration
-	Settings                     managerSettings
-	Requests                     string
-	Manager                      string
+	N, Creators         int
+	Elapsed, Limit, CPU time.Duration
+	Requests            requestsPer
+	Manager             string
 }
 
 type loginsResult struct {
 	TokenRequests, Logins, Attempts, Min, Max int
-	burst                                     []int
-	attemptsBefore                            int
+	// perTokenRequest are the logins of each TokenRequest of scenarios 1
+	// and 2, attemptsBefore the fake's attempts before scenario 1's.
+	perTokenRequest []int
+	attemptsBefore  int
 }
 
 type restartResult struct {
@@ -58,9 +59,9 @@ type restartResult struct {
 }
 
 type idleResult struct {
-	TokenRequests               int
-	Window, CPU                 time.Duration
-	Logins, Writes, LeaseWrites int
+	TokenRequests  int
+	Window, CPU    time.Duration
+	Logins, Writes int
 }
 
 // CPUShare is the manager's CPU time over the window, as a share of one core.
@@ -71,24 +72,44 @@ type memoryResult struct {
 	UnrelatedBytes, HeapBefore, HeapAfter, RSSBefore, RSSAfter int64
 }
 
+// secretWatch is what the observer saw of a batch's Secrets while they were
+// sampled every 250 ms, and the logins the fake counted for the batch.
+type secretWatch struct {
+	// Samples are looks at one Secret; Expired and Empty those that found
+	// an expired token or none.
+	Samples, Expired, Empty int
+	// Clobbered are writes that replaced a token with none or with one
+	// already expired; Tokens the distinct tokens the Secrets held.
+	Clobbered, Tokens, Logins int
+}
+
+// ok says that no Secret ever held an expired token or none.
+func (w secretWatch) ok() bool {
+	return w.Samples > 0 && w.Expired == 0 && w.Empty == 0 && w.Clobbered == 0
+}
+
+func (w secretWatch) String() string {
+	return fmt.Sprintf("%s of %s (%s empty, %d clobbered)", count(w.Expired), count(w.Samples), count(w.Empty), w.Clobbered)
+}
+
 type refreshResult struct {
-	N                                                  int
-	Lifetime, Observe                                  time.Duration
-	Samples, Expired, Empty, Clobbered, Tokens, Logins int
+	N                 int
+	Lifetime, Observe time.Duration
+	secretWatch
 	// Earliest and Latest are refreshes relative to the old token's expiry
 	// (negative: before it).
 	Earliest, Latest time.Duration
 	Manager          string
 	// Requests are the API requests per login while the window ran.
-	Requests string
+	Requests requestsPer
 }
 
 type flakyResult struct {
 	N                                        int
 	Outage, Recovery, RecoveryLimit          time.Duration
 	Attempts, AttemptsInOutage, AttemptBound int
-	Logins, TotalLogins, Tokens              int
-	Samples, Expired, Empty, Clobbered       int
+	LoginsSinceOutage                        int
+	secretWatch
 }
 
 // memoryGrowthLimit is scenario 5's target.
@@ -96,8 +117,9 @@ const memoryGrowthLimit = 10 << 20
 
 // row is one line of the table; pass is nil for a figure with no target.
 type row struct {
-	scenario, figure, limit, ratio, target string
-	pass                                   *bool
+	scenario                            int
+	title, figure, limit, ratio, target string
+	pass                                *bool
 }
 
 func verdict(ok bool) *bool { return &ok }
@@ -105,7 +127,7 @@ func verdict(ok bool) *bool { return &ok }
 func (r *report) rows() []row {
 	var out []row
 	for _, row := range r.allRows() {
-		if len(r.only) == 0 || r.only[int(row.scenario[0]-'0')] {
+		if len(r.only) == 0 || r.only[row.scenario] {
 			out = append(out, row)
 		}
 	}
@@ -115,86 +137,83 @@ func (r *report) rows() []row {
 func (r *report) allRows() []row {
 	l, b, lg, rs, id, m, rf, f := r.Latency, r.Burst, r.Logins, r.Restart, r.Idle, r.Memory, r.Refresh, r.Flaky
 	heapGrowth, rssGrowth := m.HeapAfter-m.HeapBefore, m.RSSAfter-m.RSSBefore
-	refreshOK := rf.Samples > 0 && rf.Expired == 0 && rf.Empty == 0 && rf.Clobbered == 0
 	return []row{
 		{
-			scenario: fmt.Sprintf("1 Latency: %s TokenRequests one after another, create→Ready p50", count(l.N)),
-			figure:   ms(l.P50), limit: ms(l.LimitP50) + " (plain client)", ratio: ratio(l.P50.Seconds(), l.LimitP50.Seconds()),
+			scenario: 1, title: fmt.Sprintf("Latency: %s TokenRequests one after another, create→Ready p50", count(l.N)),
+			figure: ms(l.P50), limit: ms(l.LimitP50) + " (plain client)", ratio: ratio(l.P50.Seconds(), l.LimitP50.Seconds()),
 			target: "≤ 2×", pass: verdict(l.P50 <= 2*l.LimitP50),
 		},
 		{
-			scenario: "1 Latency: create→Ready p99",
-			figure:   ms(l.P99), limit: ms(l.LimitP99) + " (plain client)", ratio: ratio(l.P99.Seconds(), l.LimitP99.Seconds()),
+			scenario: 1, title: "Latency: create→Ready p99",
+			figure: ms(l.P99), limit: ms(l.LimitP99) + " (plain client)", ratio: ratio(l.P99.Seconds(), l.LimitP99.Seconds()),
 			target: "—",
 		},
 		{
-			scenario: fmt.Sprintf("2 Burst: %s TokenRequests created at once by %d clients, until all Ready (manager %s)", count(b.N), b.Creators, b.Settings),
-			figure:   secs(b.Elapsed), limit: fmt.Sprintf("%s (plain client, %d workers)", secs(b.Limit), b.Settings.workers),
+			scenario: 2, title: fmt.Sprintf("Burst: %s TokenRequests created at once by %d clients, until all Ready (manager %s)", count(b.N), b.Creators, r.Settings),
+			figure: secs(b.Elapsed), limit: fmt.Sprintf("%s (plain client, %d workers)", secs(b.Limit), r.Settings.workers),
 			ratio: ratio(b.Elapsed.Seconds(), b.Limit.Seconds()), target: "≤ 1.5×", pass: verdict(b.Elapsed.Seconds() <= 1.5*b.Limit.Seconds()),
 		},
 		{
-			scenario: "3 Logins during 1 and 2",
+			scenario: 3, title: "Logins during 1 and 2",
 			figure: fmt.Sprintf("%s logins, %s attempts, for %s TokenRequests (%d to %d each)",
 				count(lg.Logins), count(lg.Attempts), count(lg.TokenRequests), lg.Min, lg.Max),
 			limit: "1 per TokenRequest", ratio: ratio(float64(lg.Attempts), float64(lg.TokenRequests)),
 			target: "exactly 1 each", pass: verdict(lg.TokenRequests > 0 && lg.Min == 1 && lg.Max == 1 && lg.Attempts == lg.Logins),
 		},
 		{
-			scenario: fmt.Sprintf("3 Restart with %s valid tokens", count(rs.TokenRequests)),
+			scenario: 3, title: fmt.Sprintf("Restart with %s valid tokens", count(rs.TokenRequests)),
 			figure: fmt.Sprintf("%d logins, %d Secret writes (%d TokenRequest writes, %d events; settled in %s)",
 				rs.Logins, rs.SecretWrites, rs.TokenRequestWrites, rs.EventWrites, secs(rs.Elapsed)),
 			limit: "0", ratio: "—", target: "0 logins, 0 Secret writes", pass: verdict(rs.Logins == 0 && rs.SecretWrites == 0),
 		},
 		{
-			scenario: fmt.Sprintf("4 Idle: %s Ready TokenRequests for %s, logins and writes", count(id.TokenRequests), secs(id.Window)),
-			figure:   fmt.Sprintf("%d logins, %d writes", id.Logins, id.Writes),
-			limit:    "0", ratio: "—", target: "0 writes", pass: verdict(id.Logins == 0 && id.Writes == 0),
+			scenario: 4, title: fmt.Sprintf("Idle: %s Ready TokenRequests for %s, logins and writes", count(id.TokenRequests), secs(id.Window)),
+			figure: fmt.Sprintf("%d logins, %d writes", id.Logins, id.Writes),
+			limit:  "0", ratio: "—", target: "0 writes", pass: verdict(id.Logins == 0 && id.Writes == 0),
 		},
 		{
-			scenario: "4 Idle: manager CPU time",
-			figure:   fmt.Sprintf("%s (%.2f%% of a core)", secs(id.CPU), id.CPUShare()*100),
-			limit:    "1% of a core", ratio: ratio(id.CPUShare(), 0.01), target: "< 1%", pass: verdict(id.CPUShare() < 0.01),
+			scenario: 4, title: "Idle: manager CPU time",
+			figure: fmt.Sprintf("%s (%.2f%% of a core)", secs(id.CPU), id.CPUShare()*100),
+			limit:  "1% of a core", ratio: ratio(id.CPUShare(), 0.01), target: "< 1%", pass: verdict(id.CPUShare() < 0.01),
 		},
 		{
-			scenario: fmt.Sprintf("5 Memory with %s Ready TokenRequests", count(m.TokenRequests)),
-			figure:   fmt.Sprintf("heap %s, RSS %s", mib(m.HeapBefore), mib(m.RSSBefore)),
-			limit:    "—", ratio: "—", target: "—",
+			scenario: 5, title: fmt.Sprintf("Memory with %s Ready TokenRequests", count(m.TokenRequests)),
+			figure: fmt.Sprintf("heap %s, RSS %s", mib(m.HeapBefore), mib(m.RSSBefore)),
+			limit:  "—", ratio: "—", target: "—",
 		},
 		{
-			scenario: fmt.Sprintf("5 Memory growth after %s unrelated Secrets (%s)", count(m.Unrelated), mib(m.UnrelatedBytes)),
-			figure:   fmt.Sprintf("heap %s, RSS %s", signedMiB(heapGrowth), signedMiB(rssGrowth)),
-			limit:    mib(memoryGrowthLimit), ratio: ratio(float64(max(heapGrowth, rssGrowth)), memoryGrowthLimit),
+			scenario: 5, title: fmt.Sprintf("Memory growth after %s unrelated Secrets (%s)", count(m.Unrelated), mib(m.UnrelatedBytes)),
+			figure: fmt.Sprintf("heap %s, RSS %s", signedMiB(heapGrowth), signedMiB(rssGrowth)),
+			limit:  mib(memoryGrowthLimit), ratio: ratio(float64(max(heapGrowth, rssGrowth)), memoryGrowthLimit),
 			target: "< 10 MiB", pass: verdict(heapGrowth < memoryGrowthLimit && rssGrowth < memoryGrowthLimit),
 		},
 		{
-			scenario: fmt.Sprintf("6 Refresh: %d TokenRequests, %s tokens, %s; samples holding an expired token", rf.N, secs(rf.Lifetime), secs(rf.Observe)),
-			figure:   fmt.Sprintf("%s of %s (%s empty, %d clobbered)", count(rf.Expired), count(rf.Samples), count(rf.Empty), rf.Clobbered),
-			limit:    "0", ratio: "—", target: "0", pass: verdict(refreshOK),
+			scenario: 6, title: fmt.Sprintf("Refresh: %d TokenRequests, %s tokens, %s; samples holding an expired token", rf.N, secs(rf.Lifetime), secs(rf.Observe)),
+			figure: rf.secretWatch.String(), limit: "0", ratio: "—", target: "0", pass: verdict(rf.ok()),
 		},
 		{
-			scenario: "6 Refresh: earliest / latest refresh relative to expiry",
-			figure:   signedSecs(rf.Earliest) + " / " + signedSecs(rf.Latest),
-			limit:    "before expiry", ratio: "—", target: "latest < 0", pass: verdict(rf.Tokens > rf.N && rf.Latest < 0),
+			scenario: 6, title: "Refresh: earliest / latest refresh relative to expiry",
+			figure: signedSecs(rf.Earliest) + " / " + signedSecs(rf.Latest),
+			limit:  "before expiry", ratio: "—", target: "latest < 0", pass: verdict(rf.Tokens > rf.N && rf.Latest < 0),
 		},
 		{
-			scenario: "6 Refresh: logins per token lifetime",
-			figure:   fmt.Sprintf("%s (%s logins, %s tokens stored)", ratio(float64(rf.Logins), float64(rf.Tokens)), count(rf.Logins), count(rf.Tokens)),
-			limit:    "1", ratio: ratio(float64(rf.Logins), float64(rf.Tokens)), target: "exactly 1", pass: verdict(rf.Tokens > 0 && rf.Logins == rf.Tokens),
+			scenario: 6, title: "Refresh: logins per token lifetime",
+			figure: fmt.Sprintf("%s (%s logins, %s tokens stored)", ratio(float64(rf.Logins), float64(rf.Tokens)), count(rf.Logins), count(rf.Tokens)),
+			limit:  "1", ratio: ratio(float64(rf.Logins), float64(rf.Tokens)), target: "exactly 1", pass: verdict(rf.Tokens > 0 && rf.Logins == rf.Tokens),
 		},
 		{
-			scenario: fmt.Sprintf("7 Flaky: %d TokenRequests due while the provider fails half its calls for %s; login attempts", f.N, secs(f.Outage)),
-			figure:   fmt.Sprintf("%s (%s during the outage; %s logins)", count(f.Attempts), count(f.AttemptsInOutage), count(f.Logins)),
-			limit:    count(f.AttemptBound) + " (backoff bound)", ratio: ratio(float64(f.Attempts), float64(f.AttemptBound)),
+			scenario: 7, title: fmt.Sprintf("Flaky: %d TokenRequests due while the provider fails half its calls for %s; login attempts", f.N, secs(f.Outage)),
+			figure: fmt.Sprintf("%s (%s during the outage; %s logins)", count(f.Attempts), count(f.AttemptsInOutage), count(f.LoginsSinceOutage)),
+			limit:  count(f.AttemptBound) + " (backoff bound)", ratio: ratio(float64(f.Attempts), float64(f.AttemptBound)),
 			target: "≤ bound", pass: verdict(f.Attempts <= f.AttemptBound),
 		},
 		{
-			scenario: "7 Flaky: samples where a Secret held an expired token",
-			figure:   fmt.Sprintf("%s of %s (%s empty, %d clobbered)", count(f.Expired), count(f.Samples), count(f.Empty), f.Clobbered),
-			limit:    "0", ratio: "—", target: "0", pass: verdict(f.Samples > 0 && f.Expired == 0 && f.Empty == 0 && f.Clobbered == 0),
+			scenario: 7, title: "Flaky: samples where a Secret held an expired token",
+			figure: f.secretWatch.String(), limit: "0", ratio: "—", target: "0", pass: verdict(f.ok()),
 		},
 		{
-			scenario: "7 Flaky: time to all Ready after the provider heals",
-			figure:   secs(f.Recovery), limit: secs(f.RecoveryLimit) + " (longest pending backoff)",
+			scenario: 7, title: "Flaky: time to all Ready after the provider heals",
+			figure: secs(f.Recovery), limit: secs(f.RecoveryLimit) + " (longest pending backoff)",
 			ratio: ratio(f.Recovery.Seconds(), f.RecoveryLimit.Seconds()), target: "≤ pending backoff + 1 s",
 			pass: verdict(f.Recovery <= f.RecoveryLimit+time.Second),
 		},
@@ -206,7 +225,7 @@ func (r *report) failed() []string {
 	var out []string
 	for _, row := range r.rows() {
 		if row.pass != nil && !*row.pass {
-			out = append(out, row.scenario)
+			out = append(out, fmt.Sprintf("%d %s", row.scenario, row.title))
 		}
 	}
 	return out
@@ -224,7 +243,24 @@ func (r *report) writeTable(w io.Writer) {
 				result = "**FAIL**"
 			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", row.scenario, row.figure, row.limit, row.ratio, row.target, result)
+		fmt.Fprintf(w, "| %d %s | %s | %s | %s | %s | %s |\n", row.scenario, row.title, row.figure, row.limit, row.ratio, row.target, result)
+	}
+}
+
+// writeDetails prints what explains the figures: the API requests behind
+// each new TokenRequest and each refresh, and the manager's own account.
+func (r *report) writeDetails(w io.Writer) {
+	if r.Latency.N > 0 {
+		fmt.Fprintf(w, "Scenario 1, API requests per TokenRequest: %s\n", r.Latency.Requests)
+		fmt.Fprintf(w, "Scenario 1, manager: %s\n", r.Latency.Manager)
+	}
+	if r.Burst.N > 0 {
+		fmt.Fprintf(w, "Scenario 2, API requests per TokenRequest: %s\n", r.Burst.Requests)
+		fmt.Fprintf(w, "Scenario 2, manager: %s; CPU %s\n", r.Burst.Manager, secs(r.Burst.CPU))
+	}
+	if r.Refresh.N > 0 {
+		fmt.Fprintf(w, "Scenario 6, API requests per login (creates included): %s\n", r.Refresh.Requests)
+		fmt.Fprintf(w, "Scenario 6, manager: %s\n", r.Refresh.Manager)
 	}
 }
 

@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
@@ -37,11 +36,18 @@ func (b *bench) flakyBatch() batch {
 	return batch{ns: "bench-flaky", provider: providertest.AmpliFi, prefix: "flaky", n: b.sc.flakyN, refreshBefore: b.sc.flakyRefreshBefore}
 }
 
+// newBatch creates tb's namespace and credentials Secrets, then waits a
+// second so that the operator's metadata cache knows the credentials when
+// the first reconcile comes: a TokenRequest racing its credentials is
+// another scenario.
 func (b *bench) newBatch(ctx context.Context, tb batch) error {
 	if err := b.cl.createNamespace(ctx, tb.ns); err != nil {
 		return err
 	}
-	return createCredentials(ctx, b.cl.client, tb)
+	if err := createCredentials(ctx, b.cl.client, tb); err != nil {
+		return err
+	}
+	return sleep(ctx, time.Second)
 }
 
 // plainLatency measures scenario 1's limit with no manager running: the
@@ -49,9 +55,6 @@ func (b *bench) newBatch(ctx context.Context, tb batch) error {
 func (b *bench) plainLatency(ctx context.Context) error {
 	plain := plainClient{c: b.cl.client}
 	lat := b.latencyBatch("bench-plain-latency")
-	if err := b.newBatch(ctx, lat); err != nil {
-		return err
-	}
 	durations, err := b.createOneByOne(ctx, lat, plain.issue, nil)
 	if err != nil {
 		return err
@@ -61,20 +64,25 @@ func (b *bench) plainLatency(ctx context.Context) error {
 	return b.deleteBatch(ctx, lat)
 }
 
-// createOneByOne creates tb's TokenRequests one after another, each waited
-// for until Ready, and returns each create→Ready time; issue, when set, is
-// the plain client's work after the create. One more TokenRequest goes
-// first, untimed, so that the costs of a first request (cold connections,
-// the API server's first write of a kind) weigh on neither side; timed runs
-// before the timed ones.
-func (b *bench) createOneByOne(ctx context.Context, tb batch, issue func(context.Context, *tokensyncv1alpha1.TokenRequest) error, timed func()) ([]time.Duration, error) {
+// createOneByOne creates tb (a new batch) one TokenRequest after another,
+// each waited for until Ready, and returns each create→Ready time; issue,
+// when set, is the plain client's work after the create. One more
+// TokenRequest goes first, untimed, so that the costs of a first request
+// (cold connections, the API server's first write of a kind) weigh on
+// neither side; timed runs before the timed ones.
+func (b *bench) createOneByOne(ctx context.Context, tb batch, issue func(context.Context, *tokensyncv1alpha1.TokenRequest) error, timed func() error) ([]time.Duration, error) {
 	warmUp := batch{ns: tb.ns, provider: tb.provider, prefix: tb.prefix + "-warmup", n: 1}
-	if err := createCredentials(ctx, b.cl.client, warmUp); err != nil {
+	if err := b.cl.createNamespace(ctx, tb.ns); err != nil {
 		return nil, err
 	}
-	// Let the operator's metadata cache see the credentials first: a
-	// TokenRequest racing its credentials is another scenario.
-	time.Sleep(time.Second)
+	for _, cb := range []batch{warmUp, tb} {
+		if err := createCredentials(ctx, b.cl.client, cb); err != nil {
+			return nil, err
+		}
+	}
+	if err := sleep(ctx, time.Second); err != nil {
+		return nil, err
+	}
 	createReady := func(tb batch, i int) (time.Duration, error) {
 		tr := tb.tokenRequest(i, b.fake.URL())
 		start := time.Now()
@@ -86,14 +94,18 @@ func (b *bench) createOneByOne(ctx context.Context, tb batch, issue func(context
 				return 0, err
 			}
 		}
-		seen, err := b.waitReady(ctx, client.ObjectKeyFromObject(tr))
+		wctx, cancel := context.WithTimeout(ctx, b.sc.timeout)
+		defer cancel()
+		seen, err := b.obs.waitReady(wctx, tb.key(i))
 		return seen.Sub(start), err
 	}
 	if _, err := createReady(warmUp, 0); err != nil {
 		return nil, err
 	}
 	if timed != nil {
-		timed()
+		if err := timed(); err != nil {
+			return nil, err
+		}
 	}
 	durations := make([]time.Duration, tb.n)
 	for i := range tb.n {
@@ -110,11 +122,8 @@ func (b *bench) createOneByOne(ctx context.Context, tb batch, issue func(context
 // started again after, so that limit and figure are measured minutes apart
 // at most on a machine whose load may change.
 func (b *bench) plainBurst(ctx context.Context) error {
-	if b.mgr != nil {
-		if err := b.mgr.stop(); err != nil {
-			return err
-		}
-		b.mgr = nil
+	if err := b.stopManager(); err != nil {
+		return err
 	}
 	// "The same API writes" as the operator's include its event.
 	plain := plainClient{c: b.cl.client, event: true}
@@ -126,7 +135,7 @@ func (b *bench) plainBurst(ctx context.Context) error {
 		return err
 	}
 	queue := make(chan *tokensyncv1alpha1.TokenRequest, burst.n)
-	var g waitGroupErr
+	var g errgroup.Group
 	start := time.Now()
 	g.Go(func() error {
 		defer close(queue)
@@ -152,10 +161,11 @@ func (b *bench) plainBurst(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := b.obs.waitFirstReady(ctx, burst, b.sc.timeout); err != nil {
+	lastReady, err := b.obs.waitFirstReady(ctx, burst, b.sc.timeout)
+	if err != nil {
 		return err
 	}
-	b.rep.Burst.Limit = b.lastFirstReady(burst).Sub(start)
+	b.rep.Burst.Limit = lastReady.Sub(start)
 	b.logf("plain client: burst of %d in %s", burst.n, secs(b.rep.Burst.Limit))
 	if err := b.deleteBatch(ctx, burst); err != nil {
 		return err
@@ -167,41 +177,28 @@ func (b *bench) plainBurst(ctx context.Context) error {
 // waited for until Ready.
 func (b *bench) latency(ctx context.Context) error {
 	lat := b.latencyBatch("bench-latency")
-	if err := b.newBatch(ctx, lat); err != nil {
+	var before snapshot
+	durations, err := b.createOneByOne(ctx, lat, nil, func() (err error) {
+		before, err = b.snapshot(ctx)
 		return err
-	}
-	var (
-		before      requestCounts
-		statsBefore managerStats
-		readErr     error
-	)
-	durations, err := b.createOneByOne(ctx, lat, nil, func() {
-		b.rep.Logins.attemptsBefore = b.fake.Attempts(lat.provider)
-		var err1, err2 error
-		before, err1 = b.cl.requestCounts(ctx)
-		statsBefore, err2 = b.managerStatsNow()
-		readErr = errors.Join(err1, err2)
 	})
-	if err := errors.Join(err, readErr); err != nil {
+	if err != nil {
 		return err
 	}
 	if err := b.waitQuiet(ctx, 0); err != nil {
 		return err
 	}
-	after, err := b.cl.requestCounts(ctx)
-	if err != nil {
-		return err
-	}
-	statsAfter, err := b.managerStatsNow()
+	after, err := b.snapshot(ctx)
 	if err != nil {
 		return err
 	}
 	r := &b.rep.Latency
-	r.Manager = statsAfter.since(statsBefore).String()
 	r.N = lat.n
 	r.P50, r.P99 = percentile(durations, 50), percentile(durations, 99)
-	r.Requests = perTokenRequest(after.since(before), lat.n)
-	r.logins = loginsPerIdentity(b.fake, lat)
+	r.Requests = requestsPer{after.requests.since(before.requests), lat.n}
+	r.Manager = managerSummary(before.manager, after.manager)
+	b.rep.Logins.attemptsBefore = before.attempts
+	b.rep.Logins.perTokenRequest = loginsPerIdentity(b.fake, lat)
 	b.logf("operator: latency p50 %s p99 %s; API requests per TokenRequest: %s; manager: %s", ms(r.P50), ms(r.P99), r.Requests, r.Manager)
 	return b.deleteBatch(ctx, lat)
 }
@@ -212,75 +209,64 @@ func (b *bench) burstScenario(ctx context.Context) error {
 	if err := b.newBatch(ctx, burst); err != nil {
 		return err
 	}
-	time.Sleep(time.Second)
-	before, err := b.cl.requestCounts(ctx)
+	before, err := b.snapshot(ctx)
 	if err != nil {
 		return err
 	}
-	cpuBefore, err := b.mgr.cpuTime()
-	if err != nil {
-		return err
-	}
-	statsBefore, err := b.managerStatsNow()
+	cpuBefore, err := b.managerCPU()
 	if err != nil {
 		return err
 	}
 	profiled := make(chan error, 1)
-	go func() {
-		_, err := b.profile(ctx, "profile", 20, "burst.cpu.pprof")
-		profiled <- err
-	}()
+	go func() { profiled <- b.profile(ctx, "profile", 20, "burst.cpu.pprof") }()
 	start := time.Now()
-	if _, err := b.createTokenRequests(ctx, burst, b.sc.burstCreators); err != nil {
+	if err := b.createTokenRequests(ctx, burst, b.sc.burstCreators); err != nil {
 		return err
 	}
-	created := time.Since(start)
-	if err := b.obs.waitFirstReady(ctx, burst, b.sc.timeout); err != nil {
+	lastReady, err := b.obs.waitFirstReady(ctx, burst, b.sc.timeout)
+	if err != nil {
 		return err
 	}
-	r := &b.rep.Burst
-	r.Elapsed = b.lastFirstReady(burst).Sub(start)
-	cpuAfter, err := b.mgr.cpuTime()
+	cpuAtReady, err := b.managerCPU()
 	if err != nil {
 		return err
 	}
 	if err := b.waitQuiet(ctx, 0); err != nil {
 		return err
 	}
-	after, err := b.cl.requestCounts(ctx)
-	if err != nil {
-		return err
-	}
 	if err := <-profiled; err != nil {
 		return err
 	}
-	statsAfter, err := b.managerStatsNow()
+	after, err := b.snapshot(ctx)
 	if err != nil {
 		return err
 	}
-	r.Manager = statsAfter.since(statsBefore).String()
-	r.N, r.Creators, r.Created, r.Settings = burst.n, b.sc.burstCreators, created, b.settings
-	r.CPU = cpuAfter - cpuBefore
-	r.Requests = perTokenRequest(after.since(before), burst.n)
-	b.logf("operator: burst of %d Ready in %s (created in %s), manager CPU %s; API requests per TokenRequest: %s; manager: %s",
-		burst.n, secs(r.Elapsed), secs(created), secs(r.CPU), r.Requests, r.Manager)
-	b.rep.Logins.burst = loginsPerIdentity(b.fake, burst)
+	r := &b.rep.Burst
+	r.N, r.Creators = burst.n, b.sc.burstCreators
+	r.Elapsed, r.CPU = lastReady.Sub(start), cpuAtReady-cpuBefore
+	r.Requests = requestsPer{after.requests.since(before.requests), burst.n}
+	r.Manager = managerSummary(before.manager, after.manager)
+	b.rep.Logins.perTokenRequest = append(b.rep.Logins.perTokenRequest, loginsPerIdentity(b.fake, burst)...)
+	b.logf("operator: burst of %d Ready in %s, manager CPU %s; API requests per TokenRequest: %s; manager: %s",
+		burst.n, secs(r.Elapsed), secs(r.CPU), r.Requests, r.Manager)
 	return nil
 }
 
 // loginsCheck is scenario 3's first half: one login per TokenRequest
 // during scenarios 1 and 2.
-func (b *bench) loginsCheck(context.Context) error {
+func (b *bench) loginsCheck(ctx context.Context) error {
+	now, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
 	r := &b.rep.Logins
-	// Scenarios 1 and 2 are the only partner API users so far, and the
-	// plain client logs in nowhere: every attempt since is theirs.
-	r.Attempts = b.fake.Attempts(providertest.Partner) - r.attemptsBefore
-	all := append(slices.Clone(b.rep.Latency.logins), r.burst...)
-	r.TokenRequests = len(all)
-	r.Min, r.Max = all[0], all[0]
-	for _, n := range all {
+	// Scenarios 1 and 2 are the only logins so far (the plain client logs
+	// in nowhere): every attempt since is theirs.
+	r.Attempts = now.attempts - r.attemptsBefore
+	r.TokenRequests = len(r.perTokenRequest)
+	r.Min, r.Max = slices.Min(r.perTokenRequest), slices.Max(r.perTokenRequest)
+	for _, n := range r.perTokenRequest {
 		r.Logins += n
-		r.Min, r.Max = min(r.Min, n), max(r.Max, n)
 	}
 	b.logf("%d logins (%d attempts) for %d TokenRequests (min %d, max %d per TokenRequest)", r.Logins, r.Attempts, r.TokenRequests, r.Min, r.Max)
 	return nil
@@ -288,39 +274,37 @@ func (b *bench) loginsCheck(context.Context) error {
 
 // restart is scenario 3's second half: a new manager finds every token valid.
 func (b *bench) restart(ctx context.Context) error {
-	list := &tokensyncv1alpha1.TokenRequestList{}
-	if err := b.cl.client.List(ctx, list); err != nil {
-		return err
-	}
-	before, err := b.cl.requestCounts(ctx)
+	n, err := b.countTokenRequests(ctx)
 	if err != nil {
 		return err
 	}
-	attempts := b.loginAttempts()
-	if err := b.mgr.stop(); err != nil {
+	before, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.stopManager(); err != nil {
 		return err
 	}
 	start := time.Now()
 	if err := b.startManager(ctx); err != nil {
 		return err
 	}
-	if err := b.waitQuiet(ctx, len(list.Items)); err != nil {
+	if err := b.waitQuiet(ctx, n); err != nil {
 		return err
 	}
 	r := &b.rep.Restart
 	r.Elapsed = time.Since(start)
 	// Late writes would come from requeues, which are seconds away at most.
-	time.Sleep(2 * time.Second)
-	after, err := b.cl.requestCounts(ctx)
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return err
+	}
+	after, err := b.snapshot(ctx)
 	if err != nil {
 		return err
 	}
-	d := after.since(before)
-	r.TokenRequests = len(list.Items)
-	r.Logins = b.loginAttempts() - attempts
-	r.SecretWrites = d.writes("secrets")
-	r.TokenRequestWrites = d.writes("tokenrequests")
-	r.EventWrites = d.writes("events")
+	d := after.requests.since(before.requests)
+	r.TokenRequests, r.Logins = n, after.attempts-before.attempts
+	r.SecretWrites, r.TokenRequestWrites, r.EventWrites = d.writes("secrets"), d.writes("tokenrequests"), d.writes("events")
 	b.logf("restart: %d TokenRequests re-read in %s; %d logins, %d Secret writes, %d TokenRequest writes, %d events",
 		r.TokenRequests, secs(r.Elapsed), r.Logins, r.SecretWrites, r.TokenRequestWrites, r.EventWrites)
 	return nil
@@ -330,60 +314,60 @@ func (b *bench) restart(ctx context.Context) error {
 // for a while. The bench makes no request to the manager or the API server
 // in the window, so all the CPU and every write are the manager's.
 func (b *bench) idle(ctx context.Context) error {
-	list := &tokensyncv1alpha1.TokenRequestList{}
-	if err := b.cl.client.List(ctx, list); err != nil {
-		return err
-	}
-	before, err := b.cl.requestCounts(ctx)
+	n, err := b.countTokenRequests(ctx)
 	if err != nil {
 		return err
 	}
-	attempts := b.loginAttempts()
-	cpuBefore, err := b.mgr.cpuTime()
+	before, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	cpuBefore, err := b.managerCPU()
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(b.sc.idleWindow):
-	}
-	cpuAfter, err := b.mgr.cpuTime()
-	if err != nil {
+	if err := sleep(ctx, b.sc.idleWindow); err != nil {
 		return err
 	}
 	window := time.Since(start)
-	after, err := b.cl.requestCounts(ctx)
+	cpuAfter, err := b.managerCPU()
 	if err != nil {
 		return err
 	}
-	d := after.since(before)
+	after, err := b.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	d := after.requests.since(before.requests)
 	r := &b.rep.Idle
-	r.TokenRequests, r.Window = len(list.Items), window
-	r.Logins = b.loginAttempts() - attempts
+	r.TokenRequests, r.Window, r.CPU = n, window, cpuAfter-cpuBefore
+	r.Logins = after.attempts - before.attempts
 	r.Writes = d.writes("secrets", "tokenrequests", "events")
-	r.LeaseWrites = d.writes("leases")
-	r.CPU = cpuAfter - cpuBefore
 	b.logf("idle: %d logins, %d writes, %d lease renewals (manager's and API server's), CPU %s over %s (%.2f%% of a core)",
-		r.Logins, r.Writes, r.LeaseWrites, secs(r.CPU), secs(window), r.CPUShare()*100)
+		r.Logins, r.Writes, d.writes("leases"), secs(r.CPU), secs(window), r.CPUShare()*100)
 	return nil
+}
+
+func (b *bench) countTokenRequests(ctx context.Context) (int, error) {
+	list := &tokensyncv1alpha1.TokenRequestList{}
+	err := b.cl.client.List(ctx, list)
+	return len(list.Items), err
 }
 
 // memory is scenario 5: the manager's heap and RSS, before and after
 // unrelated Secrets are added to the cluster.
 func (b *bench) memory(ctx context.Context) error {
 	r := &b.rep.Memory
-	list := &tokensyncv1alpha1.TokenRequestList{}
-	if err := b.cl.client.List(ctx, list); err != nil {
+	var err error
+	if r.TokenRequests, err = b.countTokenRequests(ctx); err != nil {
 		return err
 	}
-	r.TokenRequests = len(list.Items)
-	var err error
 	if r.HeapBefore, r.RSSBefore, err = b.memoryNow(ctx); err != nil {
 		return err
 	}
-	if _, err := b.profile(ctx, "heap?gc=1", 0, "memory-before.heap.pprof"); err != nil {
+	// gc=1 collects first, so the profiles show what stays live.
+	if err := b.profile(ctx, "heap?gc=1", 0, "memory-before.heap.pprof"); err != nil {
 		return err
 	}
 	ns := "bench-unrelated"
@@ -394,23 +378,23 @@ func (b *bench) memory(ctx context.Context) error {
 	err = parallel(ctx, b.sc.unrelatedN, 16, func(ctx context.Context, i int) error {
 		data := make([]byte, b.sc.unrelatedBytes)
 		_, _ = rand.Read(data)
-		s := &corev1.Secret{
+		return b.cl.client.Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%05d", i), Namespace: ns, Labels: map[string]string{"app": "unrelated"}},
 			Data:       map[string][]byte{"blob": data},
-		}
-		return b.cl.client.Create(ctx, s)
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("create unrelated Secrets: %w", err)
 	}
 	// The manager's watches deliver the new Secrets within moments; give its
 	// caches time to take them and its heap to settle.
-	time.Sleep(b.sc.memorySettle)
+	if err := sleep(ctx, b.sc.memorySettle); err != nil {
+		return err
+	}
 	if r.HeapAfter, r.RSSAfter, err = b.memoryNow(ctx); err != nil {
 		return err
 	}
-	// gc=1 collects first, so the profile shows what stays live.
-	if _, err := b.profile(ctx, "heap?gc=1", 0, "memory-after.heap.pprof"); err != nil {
+	if err := b.profile(ctx, "heap?gc=1", 0, "memory-after.heap.pprof"); err != nil {
 		return err
 	}
 	b.logf("memory: heap %s → %s, RSS %s → %s after %d unrelated Secrets (%s)",
@@ -426,28 +410,23 @@ func (b *bench) memory(ctx context.Context) error {
 func (b *bench) memoryNow(ctx context.Context) (heap, rss int64, err error) {
 	var heaps, rsses []int64
 	for range 3 {
-		s, err := b.mgr.metrics()
+		m, err := b.mgr.metrics()
 		if err != nil {
 			return 0, 0, err
 		}
-		collections := sumOf(s, "go_gc_duration_seconds_count", nil)
-		deadline := time.Now().Add(time.Minute)
-		for sumOf(s, "go_gc_duration_seconds_count", nil) == collections {
-			if time.Now().After(deadline) {
-				return 0, 0, fmt.Errorf("the manager did not collect garbage within a minute of scraping")
-			}
-			if err := ctx.Err(); err != nil {
-				return 0, 0, err
-			}
-			if s, err = b.mgr.metrics(); err != nil {
-				return 0, 0, err
-			}
+		collections := m.observations("go_gc_duration_seconds", nil)
+		err = wait.PollUntilContextTimeout(ctx, 0, time.Minute, true, func(context.Context) (bool, error) {
+			m, err = b.mgr.metrics()
+			return err == nil && m.observations("go_gc_duration_seconds", nil) > collections, err
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("scrape the manager until it collects garbage: %w", err)
 		}
-		r, err := b.mgr.rss()
+		r, err := b.machine.rss(b.mgr.pid())
 		if err != nil {
 			return 0, 0, err
 		}
-		heaps = append(heaps, int64(sumOf(s, "go_memstats_heap_inuse_bytes", nil)))
+		heaps = append(heaps, int64(m.value("go_memstats_heap_inuse_bytes", nil)))
 		rsses = append(rsses, r)
 	}
 	slices.Sort(heaps)
@@ -465,12 +444,11 @@ func (b *bench) refreshAndFlaky(ctx context.Context) error {
 	if err := b.newBatch(ctx, flaky); err != nil {
 		return err
 	}
-	time.Sleep(time.Second)
-	flakySamples := b.sampleSecrets(ctx, flaky.ns)
-	if _, err := b.createTokenRequests(ctx, flaky, 16); err != nil {
+	flakySamples := b.obs.sample(ctx, flaky.ns)
+	if err := b.createTokenRequests(ctx, flaky, 16); err != nil {
 		return err
 	}
-	if err := b.obs.waitFirstReady(ctx, flaky, b.sc.timeout); err != nil {
+	if _, err := b.obs.waitFirstReady(ctx, flaky, b.sc.timeout); err != nil {
 		return err
 	}
 	list := &tokensyncv1alpha1.TokenRequestList{}
@@ -485,7 +463,7 @@ func (b *bench) refreshAndFlaky(ctx context.Context) error {
 	}
 	b.logf("flaky: %d TokenRequests Ready; first refresh due in %s", flaky.n, secs(time.Until(firstDue)))
 
-	var g waitGroupErr
+	var g errgroup.Group
 	g.Go(func() error { return b.flakyOutage(ctx, flaky, firstDue, flakySamples) })
 	g.Go(func() error { return b.refreshAccuracy(ctx) })
 	return g.Wait()
@@ -500,32 +478,21 @@ func (b *bench) refreshAccuracy(ctx context.Context) error {
 	if err := b.newBatch(ctx, rb); err != nil {
 		return err
 	}
-	time.Sleep(time.Second)
-	statsBefore, err := b.managerStatsNow()
-	if err != nil {
-		return err
-	}
-	before, err := b.cl.requestCounts(ctx)
+	before, err := b.snapshot(ctx)
 	if err != nil {
 		return err
 	}
 	logins := b.fake.Logins(rb.provider)
-	samples := b.sampleSecrets(ctx, rb.ns)
+	samples := b.obs.sample(ctx, rb.ns)
 	start := time.Now()
-	if _, err := b.createTokenRequests(ctx, rb, 16); err != nil {
+	if err := b.createTokenRequests(ctx, rb, 16); err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Until(start.Add(b.sc.refreshObserve))):
-	}
-	totals := samples()
-	statsAfter, err := b.managerStatsNow()
-	if err != nil {
+	if err := sleep(ctx, time.Until(start.Add(b.sc.refreshObserve))); err != nil {
 		return err
 	}
-	after, err := b.cl.requestCounts(ctx)
+	looks := samples()
+	after, err := b.snapshot(ctx)
 	if err != nil {
 		return err
 	}
@@ -535,22 +502,19 @@ func (b *bench) refreshAccuracy(ctx context.Context) error {
 	// from now on tokens live an hour, so each TokenRequest refreshes once
 	// more at most and then holds a token that is not due.
 	b.fake.SetLifetime(rb.provider, time.Hour)
-	settle := time.Now().Add(b.sc.refreshLifetime + time.Minute)
-	for {
-		longLived := 0
-		for i := range rb.n {
-			h, _ := b.obs.tokenHistory(types.NamespacedName{Namespace: rb.ns, Name: rb.name(i)})
+	longLived := 0
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, b.sc.refreshLifetime+time.Minute, true, func(context.Context) (bool, error) {
+		tokens, _ := b.obs.histories(rb)
+		longLived = 0
+		for _, h := range tokens {
 			if len(h) > 0 && time.Until(h[len(h)-1].expiry) > 30*time.Minute {
 				longLived++
 			}
 		}
-		if longLived == rb.n {
-			break
-		}
-		if time.Now().After(settle) {
-			return fmt.Errorf("refresh: only %d of %d Secrets hold a long-lived token %s after the lifetime changed", longLived, rb.n, b.sc.refreshLifetime+time.Minute)
-		}
-		time.Sleep(250 * time.Millisecond)
+		return longLived == rb.n, nil
+	})
+	if err != nil {
+		return fmt.Errorf("refresh: %d of %d Secrets hold a long-lived token after the lifetime changed: %w", longLived, rb.n, err)
 	}
 	if err := b.waitQuiet(ctx, 0); err != nil {
 		return err
@@ -559,55 +523,56 @@ func (b *bench) refreshAccuracy(ctx context.Context) error {
 	r := &b.rep.Refresh
 	r.N, r.Lifetime, r.Observe = rb.n, b.sc.refreshLifetime, b.sc.refreshObserve
 	// The flaky scenario's TokenRequests sit idle meanwhile, so the
-	// manager's figures are this scenario's.
-	r.Manager = statsAfter.since(statsBefore).String()
-	// The bench created the TokenRequests; the rest is the operator's.
-	r.Requests = perTokenRequest(after.since(before), loginsInWindow)
-	r.Samples, r.Expired, r.Empty = totals.holding+totals.expired+totals.empty, totals.expired, totals.empty
-	first := true
-	for i := range rb.n {
-		h, clobbered := b.obs.tokenHistory(types.NamespacedName{Namespace: rb.ns, Name: rb.name(i)})
-		r.Clobbered += clobbered
-		r.Tokens += len(h)
+	// manager's figures are this scenario's; the bench created the
+	// TokenRequests, the rest is the operator's.
+	r.Manager = managerSummary(before.manager, after.manager)
+	r.Requests = requestsPer{after.requests.since(before.requests), loginsInWindow}
+	var tokens [][]tokenSeen
+	tokens, r.secretWatch = b.watched(rb, looks)
+	var offsets []time.Duration
+	for _, h := range tokens {
 		for j := 1; j < len(h); j++ {
-			offset := h[j].at.Sub(h[j-1].expiry)
-			if first || offset < r.Earliest {
-				r.Earliest = offset
-			}
-			if first || offset > r.Latest {
-				r.Latest = offset
-			}
-			first = false
+			offsets = append(offsets, h[j].at.Sub(h[j-1].expiry))
 		}
 	}
-	for _, n := range loginsPerIdentity(b.fake, rb) {
-		r.Logins += n
+	if len(offsets) > 0 {
+		r.Earliest, r.Latest = slices.Min(offsets), slices.Max(offsets)
 	}
 	b.logf("refresh: %d of %d samples expired, %d empty; refreshes %s to %s relative to expiry; %d logins for %d tokens stored; manager: %s",
 		r.Expired, r.Samples, r.Empty, signedSecs(r.Earliest), signedSecs(r.Latest), r.Logins, r.Tokens, r.Manager)
 	return nil
 }
 
+// watched sums up what the observer saw of tb's Secrets: their tokens, the
+// samples, the logins the fake counted for tb.
+func (b *bench) watched(tb batch, looks secretSamples) ([][]tokenSeen, secretWatch) {
+	tokens, clobbered := b.obs.histories(tb)
+	w := secretWatch{Samples: looks.total(), Expired: looks.expired, Empty: looks.empty, Clobbered: clobbered}
+	for _, h := range tokens {
+		w.Tokens += len(h)
+	}
+	for _, n := range loginsPerIdentity(b.fake, tb) {
+		w.Logins += n
+	}
+	return tokens, w
+}
+
 // flakyOutage is scenario 7: just before the flaky batch's tokens come due,
 // the provider starts failing every other call with 503, for outage.
-func (b *bench) flakyOutage(ctx context.Context, fb batch, firstDue time.Time, samples func() secretSample) error {
+func (b *bench) flakyOutage(ctx context.Context, fb batch, firstDue time.Time, samples func() secretSamples) error {
 	lead := 3 * time.Second
 	if b.sc.outage < 20*time.Second {
 		lead = time.Second
 	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Until(firstDue.Add(-lead))):
+	if err := sleep(ctx, time.Until(firstDue.Add(-lead))); err != nil {
+		return err
 	}
 	attempts, logins := b.fake.Attempts(fb.provider), b.fake.Logins(fb.provider)
 	outageStart := time.Now()
 	b.fake.FailEvery(fb.provider, 2, providertest.Failure{Status: 503})
 	b.logf("flaky: provider failing every other call for %s", b.sc.outage)
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(b.sc.outage):
+	if err := sleep(ctx, b.sc.outage); err != nil {
+		return err
 	}
 	b.fake.FailEvery(fb.provider, 0, providertest.Failure{})
 	healed := time.Now()
@@ -616,47 +581,37 @@ func (b *bench) flakyOutage(ctx context.Context, fb batch, firstDue time.Time, s
 	r.AttemptsInOutage = b.fake.Attempts(fb.provider) - attempts
 	// Those not Ready at the heal wait for their pending retry, no longer
 	// than the backoff after their last failure.
-	for _, failed := range b.obs.notReady(fb) {
-		r.RecoveryLimit = max(r.RecoveryLimit, backoffCeiling(failed))
+	for _, s := range b.obs.states(fb) {
+		if !s.ready {
+			r.RecoveryLimit = max(r.RecoveryLimit, backoffCeiling(s.failedAttempts))
+		}
 	}
 
 	// All Ready, and every token refreshed once: then the counts are final.
-	deadline := healed.Add(b.sc.timeout)
-	for {
-		refreshed := 0
-		for i := range fb.n {
-			h, _ := b.obs.tokenHistory(types.NamespacedName{Namespace: fb.ns, Name: fb.name(i)})
+	refreshed := 0
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, b.sc.timeout, true, func(context.Context) (bool, error) {
+		tokens, _ := b.obs.histories(fb)
+		refreshed = 0
+		for _, h := range tokens {
 			if len(h) >= 2 {
 				refreshed++
 			}
 		}
-		if b.obs.countReady(fb) == fb.n && refreshed == fb.n {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("flaky: %d of %d Ready and %d refreshed %s after the provider healed", b.obs.countReady(fb), fb.n, refreshed, b.sc.timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return refreshed == fb.n && b.obs.countReady(fb) == fb.n, nil
+	})
+	if err != nil {
+		return fmt.Errorf("flaky: %d of %d Ready and %d refreshed after the provider healed: %w", b.obs.countReady(fb), fb.n, refreshed, err)
 	}
-	for _, t := range b.obs.readySince(fb) {
-		r.Recovery = max(r.Recovery, t.Sub(healed))
+	for _, s := range b.obs.states(fb) {
+		r.Recovery = max(r.Recovery, s.readySince.Sub(healed))
 	}
 	end := time.Now()
-	totals := samples()
+	_, r.secretWatch = b.watched(fb, samples())
 	r.Attempts = b.fake.Attempts(fb.provider) - attempts
-	r.Logins = b.fake.Logins(fb.provider) - logins
+	r.LoginsSinceOutage = b.fake.Logins(fb.provider) - logins
 	r.AttemptBound = fb.n * maxAttempts(end.Sub(outageStart))
-	r.Samples, r.Expired, r.Empty = totals.holding+totals.expired+totals.empty, totals.expired, totals.empty
-	for i := range fb.n {
-		h, clobbered := b.obs.tokenHistory(types.NamespacedName{Namespace: fb.ns, Name: fb.name(i)})
-		r.Clobbered += clobbered
-		r.Tokens += len(h)
-	}
-	for _, n := range loginsPerIdentity(b.fake, fb) {
-		r.TotalLogins += n
-	}
 	b.logf("flaky: %d attempts (%d in the outage, bound %d), %d logins; %d of %d samples expired, %d clobbered; all Ready %s after the heal (limit %s)",
-		r.Attempts, r.AttemptsInOutage, r.AttemptBound, r.Logins, r.Expired, r.Samples, r.Clobbered, secs(r.Recovery), secs(r.RecoveryLimit))
+		r.Attempts, r.AttemptsInOutage, r.AttemptBound, r.LoginsSinceOutage, r.Expired, r.Samples, r.Clobbered, secs(r.Recovery), secs(r.RecoveryLimit))
 	return nil
 }
 
@@ -690,53 +645,12 @@ func maxAttempts(d time.Duration) int {
 	}
 }
 
-// sampleSecrets looks at ns's Secrets every 250 ms until the returned
-// function is called, which returns the totals.
-func (b *bench) sampleSecrets(ctx context.Context, ns string) func() secretSample {
-	stop := make(chan struct{})
-	done := make(chan secretSample, 1)
-	go func() {
-		var total secretSample
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				done <- total
-				return
-			case <-ctx.Done():
-				done <- total
-				return
-			case now := <-tick.C:
-				s := b.obs.sampleSecrets(ns, now)
-				total.holding += s.holding
-				total.expired += s.expired
-				total.empty += s.empty
-			}
-		}
-	}()
-	return func() secretSample {
-		close(stop)
-		return <-done
-	}
-}
-
-// perTokenRequest describes the API requests of a scenario per TokenRequest
-// (or per login: n says per what).
-func perTokenRequest(d requestCounts, n int) string {
-	per := func(x int) string { return fmt.Sprintf("%.2f", float64(x)/float64(n)) }
-	return fmt.Sprintf("GET secrets %s, POST secrets %s, PUT secrets %s, PUT tokenrequests/status %s (409 conflicts %s), GET tokenrequests %s, events written %s",
-		per(d.count("GET", "secrets", "", "")), per(d.count("POST", "secrets", "", "")), per(d.count("PUT", "secrets", "", "")),
-		per(d.count("PUT", "tokenrequests", "status", "")), per(d.count("PUT", "tokenrequests", "status", "409")),
-		per(d.count("GET", "tokenrequests", "", "")), per(d.writes("events")))
-}
-
 func percentile(ds []time.Duration, p int) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}
 	s := slices.Clone(ds)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	slices.Sort(s)
 	// Nearest rank.
 	i := (p*len(s)+99)/100 - 1
 	return s[max(0, min(i, len(s)-1))]

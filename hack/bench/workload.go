@@ -3,17 +3,20 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
+
+// providerNames are the providers the fake serves.
+var providerNames = []string{providertest.AML, providertest.AmpliFi, providertest.Partner}
 
 // batch is a set of TokenRequests of one provider in one namespace, each
 // with its own credentials Secret and login identity, so the fake's
@@ -26,6 +29,10 @@ type batch struct {
 }
 
 func (b batch) name(i int) string { return fmt.Sprintf("%s-%05d", b.prefix, i) }
+
+func (b batch) key(i int) types.NamespacedName {
+	return types.NamespacedName{Namespace: b.ns, Name: b.name(i)}
+}
 
 func (b batch) credentialsName(i int) string { return b.name(i) + "-creds" }
 
@@ -95,33 +102,16 @@ func loginsPerIdentity(fake *providertest.Server, b batch) []int {
 // parallel runs fn for 0..n-1 on workers goroutines and returns the first
 // error; after one, the remaining indexes are skipped.
 func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next     atomic.Int64
-		wg       sync.WaitGroup
-		once     sync.Once
-		firstErr error
-	)
-	for range min(workers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := fn(ctx, i); err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-					return
-				}
-			}
-		}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for i := range n {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(gctx, i) })
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return ctx.Err()
 }
