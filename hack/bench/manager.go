@@ -147,7 +147,7 @@ func startManager(ctx context.Context, c managerConfig, generation int) (*manage
 		"--metrics-bind-address=" + metricsAddr, "--metrics-secure=false",
 		"--health-probe-bind-address=" + probeAddr,
 		// As deployed (config/manager): a restart must hand over the lease.
-		"--leader-elect", "--leader-election-namespace=default",
+		"--leader-elect", "--leader-election-namespace=default", "--operator-namespace=default",
 	}
 	logPath := filepath.Join(c.logDir, fmt.Sprintf("manager-%d.log", generation))
 	logFile, err := os.Create(logPath)
