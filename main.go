@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -144,7 +142,6 @@ func run(c runConfig) error {
 	cfg.Burst = c.burst
 	cfg.UserAgent = "tokensync/" + version
 
-	cacheOpts := controllers.CacheOptions(c.namespaces)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsOpts,
@@ -155,19 +152,10 @@ func run(c runConfig) error {
 		// The old leader steps down at once on shutdown, so a rolling update
 		// hands over without waiting for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cacheOpts,
+		Cache:                         controllers.CacheOptions(c.namespaces),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
-	}
-
-	cacheOpts.Scheme, cacheOpts.Mapper = mgr.GetScheme(), mgr.GetRESTMapper()
-	credentials, err := controllers.NewCredentialsCache(mgr.GetConfig(), cacheOpts)
-	if err != nil {
-		return fmt.Errorf("create credentials metadata cache: %w", err)
-	}
-	if err := mgr.Add(credentials); err != nil {
-		return err
 	}
 
 	registry := builtin.NewRegistry(providers.Options{
@@ -175,23 +163,15 @@ func run(c runConfig) error {
 		DialControl: endpointpolicy.DialControl,
 		UserAgent:   "tokensync/" + version,
 	})
-
-	reconciler := &controllers.TokenRequestReconciler{
-		Client:         mgr.GetClient(),
-		APIReader:      mgr.GetAPIReader(),
-		Scheme:         mgr.GetScheme(),
-		Recorder:       mgr.GetEventRecorder("tokensync"),
-		Providers:      registry,
-		EndpointPolicy: policy,
-		FingerprintKey: c.fingerprintKey,
-		Limits:         c.limits,
-	}
-	// Fail at start, not at the first login, when the key cannot be had.
-	if err := reconciler.LoadFingerprintKey(context.Background()); err != nil {
-		return fmt.Errorf("%w (does namespace %q exist? set --operator-namespace)", err, c.fingerprintKey.Namespace)
-	}
-	if err := reconciler.SetupWithManager(mgr, credentials, controller.Options{MaxConcurrentReconciles: c.maxConcurrentReconciles}); err != nil {
-		return fmt.Errorf("set up TokenRequest controller: %w", err)
+	if _, err := controllers.Setup(mgr, controllers.Options{
+		Providers:               registry,
+		EndpointPolicy:          policy,
+		FingerprintKey:          c.fingerprintKey,
+		Limits:                  c.limits,
+		Namespaces:              c.namespaces,
+		MaxConcurrentReconciles: c.maxConcurrentReconciles,
+	}); err != nil {
+		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

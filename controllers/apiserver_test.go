@@ -16,8 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
-	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -191,7 +189,7 @@ func TestAPIServerOutage(t *testing.T) {
 	// 20s tokens refreshed 10s before expiry at most a third of the lifetime:
 	// the refresh falls due about 13s after each login.
 	fake := providertest.Start(t, providertest.WithLifetime(providertest.Partner, 20*time.Second))
-	runManager(t, &TokenRequestReconciler{Providers: builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second})}, managerSpec{cfg: planeCfg, ns: ns})
+	startManager(t, managerOptions{cfg: planeCfg, namespaces: []string{ns}})
 
 	create := func(obj client.Object) {
 		t.Helper()

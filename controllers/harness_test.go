@@ -4,24 +4,15 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"net"
 	"net/http"
 	"net/netip"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/internal/endpointpolicy"
@@ -268,95 +259,6 @@ func (d *fakeDNS) answer(q []byte) []byte {
 		reply = append(reply, append(rr, rdata...)...)
 	}
 	return reply
-}
-
-// managerSpec describes a manager started by runManager: which API server,
-// which namespace, and optionally leader election.
-type managerSpec struct {
-	cfg *rest.Config
-	ns  string
-	// leaderID, when set, turns on leader election with a Lease of that
-	// name in leaderNamespace (default ns), released on stop.
-	leaderID, leaderNamespace string
-}
-
-// runManager is startManager for any API server, with leader election
-// when asked. The lease timings are short for a test but far from the
-// limits of a loaded 2-core machine: a renewal may be slow without the
-// leader losing its lease.
-func runManager(t *testing.T, r *TokenRequestReconciler, spec managerSpec) (ctrl.Manager, func()) {
-	t.Helper()
-	cacheOpts := CacheOptions([]string{spec.ns})
-	opts := ctrl.Options{
-		Scheme:                 testScheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  cacheOpts,
-		Controller:             ctrlConfigForTests(),
-	}
-	if spec.leaderID != "" {
-		opts.LeaderElection = true
-		opts.LeaderElectionID = spec.leaderID
-		opts.LeaderElectionNamespace = spec.ns
-		if spec.leaderNamespace != "" {
-			opts.LeaderElectionNamespace = spec.leaderNamespace
-		}
-		opts.LeaderElectionReleaseOnCancel = true
-		opts.LeaseDuration = ptr.To(15 * time.Second)
-		opts.RenewDeadline = ptr.To(10 * time.Second)
-		opts.RetryPeriod = ptr.To(500 * time.Millisecond)
-	}
-	if spec.cfg.Host != cfg.Host {
-		// Another API server: it needs the operator's namespace too.
-		c, err := client.New(spec.cfg, client.Options{Scheme: testScheme})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
-		if err := c.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
-			t.Fatalf("create the operator namespace: %v", err)
-		}
-	}
-	mgr, err := ctrl.NewManager(spec.cfg, opts)
-	if err != nil {
-		t.Fatalf("new manager: %v", err)
-	}
-	cacheOpts.Scheme, cacheOpts.Mapper = mgr.GetScheme(), mgr.GetRESTMapper()
-	creds, err := NewCredentialsCache(mgr.GetConfig(), cacheOpts)
-	if err != nil {
-		t.Fatalf("credentials cache: %v", err)
-	}
-	if err := mgr.Add(creds); err != nil {
-		t.Fatal(err)
-	}
-	r.Client = mgr.GetClient()
-	r.APIReader = mgr.GetAPIReader()
-	r.Scheme = mgr.GetScheme()
-	r.FingerprintKey = fingerprintKey
-	r.Recorder = mgr.GetEventRecorder("tokensync")
-	if err := r.SetupWithManager(mgr, creds, controller.Options{MaxConcurrentReconciles: 4, SkipNameValidation: ptr.To(true)}); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var stopped atomic.Bool
-	stop := func() {
-		if stopped.Swap(true) {
-			return
-		}
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Errorf("manager did not stop within 60s")
-		}
-	}
-	t.Cleanup(stop)
-	return mgr, stop
 }
 
 // countingProviders wraps every provider of a registry to count its logins.

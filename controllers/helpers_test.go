@@ -14,8 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
-	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -43,8 +41,7 @@ func newEnv(t *testing.T, fakeOpts ...providertest.Option) *env {
 
 func (e *env) start() {
 	e.t.Helper()
-	r := &TokenRequestReconciler{Providers: builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second})}
-	e.stop = startManager(e.t, r, managerOptions{namespaces: []string{e.ns}, reconciler: e.extra})
+	_, _, e.stop = startManager(e.t, managerOptions{namespaces: []string{e.ns}, tune: e.extra})
 }
 
 func (e *env) restart() {

@@ -125,15 +125,15 @@ func TestLeaderElectionFailover(t *testing.T) {
 	leaseID := "tokensync-" + ns
 
 	var loginsA, loginsB atomic.Int32
-	ra := &TokenRequestReconciler{Providers: countingProviders(builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second}), &loginsA)}
-	mgrA, stopA := runManager(t, ra, managerSpec{cfg: cfg, ns: ns, leaderID: leaseID})
+	mgrA, _, stopA := startManager(t, managerOptions{namespaces: []string{ns}, leaderID: leaseID,
+		providers: countingProviders(builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second}), &loginsA)})
 	select {
 	case <-mgrA.Elected():
 	case <-time.After(readyTimeout):
 		t.Fatal("the first manager was not elected")
 	}
-	rb := &TokenRequestReconciler{Providers: countingProviders(builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second}), &loginsB)}
-	mgrB, _ := runManager(t, rb, managerSpec{cfg: cfg, ns: ns, leaderID: leaseID})
+	mgrB, _, _ := startManager(t, managerOptions{namespaces: []string{ns}, leaderID: leaseID,
+		providers: countingProviders(builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second}), &loginsB)})
 
 	e.createSecret("creds", partnerCreds)
 	names := []string{"a", "b", "c"}

@@ -99,8 +99,8 @@ func TestHangingEndpointDoesNotStallOtherTenants(t *testing.T) {
 	noisy, quiet := newNamespace(t), newNamespace(t)
 	hanging, healthy := providertest.Start(t), providertest.Start(t)
 	hanging.Hang(providertest.Partner, true)
-	r := &TokenRequestReconciler{Providers: builtin.NewRegistry(providers.Options{Timeout: 30 * time.Second})} // the production timeout
-	startManager(t, r, managerOptions{namespaces: []string{noisy, quiet}, workers: 16})
+	startManager(t, managerOptions{namespaces: []string{noisy, quiet}, workers: 16, // the production defaults
+		providers: builtin.NewRegistry(providers.Options{Timeout: 30 * time.Second})})
 
 	n := &env{t: t, ns: noisy, fake: hanging}
 	n.createSecret("creds", partnerCreds)

@@ -20,8 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
-	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -99,8 +97,8 @@ func TestDeployedRBACOnHardenedAPIServer(t *testing.T) {
 
 	e := &env{t: t, ns: newNamespace(t), fake: providertest.Start(t)}
 	e.fake.SetValid(providertest.Partner, partnerCreds)
-	mgr, _ := runManager(t, &TokenRequestReconciler{Providers: builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second})}, managerSpec{
-		cfg: serviceAccountConfig(t, managerServiceAccount), ns: e.ns,
+	mgr, _, _ := startManager(t, managerOptions{
+		cfg: serviceAccountConfig(t, managerServiceAccount), namespaces: []string{e.ns},
 		leaderID: "tokensync-" + e.ns, leaderNamespace: operatorNamespace,
 	})
 	select {
@@ -165,7 +163,7 @@ func TestDeployedRBACOnHardenedAPIServer(t *testing.T) {
 
 		c := e.in(t)
 		c.ns, c.fake = newNamespace(t), providertest.Start(t)
-		runManager(t, &TokenRequestReconciler{Providers: builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second})}, managerSpec{cfg: serviceAccountConfig(t, name), ns: c.ns})
+		startManager(t, managerOptions{cfg: serviceAccountConfig(t, name), namespaces: []string{c.ns}})
 		c.createSecret("creds", partnerCreds)
 		c.createTokenRequest("refused", providertest.Partner, "creds")
 		tr := c.waitCondition("refused", metav1.ConditionFalse, tokensyncv1alpha1.ReasonSecretWriteFailed)

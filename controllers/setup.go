@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
 )
 
 // credentialsIndex indexes TokenRequests by the name of their credentials Secret.
@@ -87,8 +89,67 @@ func NewCredentialsCache(cfg *rest.Config, base cache.Options) (cache.Cache, err
 // targetIndex indexes TokenRequests by the name of their target Secret.
 const targetIndex = "targetSecretName"
 
+// Options configure the TokenRequest controller.
+type Options struct {
+	// Providers are the providers TokenRequests may name.
+	Providers providers.Registry
+	// EndpointPolicy may be nil: any endpoint the provider accepts.
+	EndpointPolicy EndpointChecker
+	// FingerprintKey is the Secret holding the credentials fingerprint key.
+	FingerprintKey types.NamespacedName
+	// Limits bound logins per endpoint host and namespace.
+	Limits LoginLimits
+	// Namespaces restricts the watches (the manager's cache must be made
+	// with CacheOptions of the same namespaces); empty watches all.
+	Namespaces []string
+	// MaxConcurrentReconciles is the number of workers; 0 means 1.
+	MaxConcurrentReconciles int
+	// SkipNameValidation lets several managers in one process (tests) run
+	// the controller.
+	SkipNameValidation bool
+}
+
+// Setup wires the TokenRequest controller into mgr, whose cache must have
+// been made with CacheOptions(o.Namespaces): the metadata-only cache of
+// Secrets, the indexes and watches, and the fingerprint key, read (or
+// created) now so that a missing namespace or RBAC rule shows at start.
+// main.go and the tests call it alike; the reconciler it returns may be
+// tuned (a tests' clock, a wrapped client) before mgr starts.
+func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
+	base := CacheOptions(o.Namespaces)
+	base.Scheme, base.Mapper = mgr.GetScheme(), mgr.GetRESTMapper()
+	credentials, err := NewCredentialsCache(mgr.GetConfig(), base)
+	if err != nil {
+		return nil, fmt.Errorf("create the Secrets metadata cache: %w", err)
+	}
+	if err := mgr.Add(credentials); err != nil {
+		return nil, err
+	}
+	r := &TokenRequestReconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Scheme:         mgr.GetScheme(),
+		Recorder:       mgr.GetEventRecorder("tokensync"),
+		Providers:      o.Providers,
+		EndpointPolicy: o.EndpointPolicy,
+		FingerprintKey: o.FingerprintKey,
+		Limits:         o.Limits,
+	}
+	if err := r.LoadFingerprintKey(context.Background()); err != nil {
+		return nil, fmt.Errorf("%w (does namespace %q exist? set --operator-namespace)", err, o.FingerprintKey.Namespace)
+	}
+	opts := controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}
+	if o.SkipNameValidation {
+		opts.SkipNameValidation = ptrTo(true)
+	}
+	if err := r.SetupWithManager(mgr, credentials, opts); err != nil {
+		return nil, fmt.Errorf("set up the TokenRequest controller: %w", err)
+	}
+	return r, nil
+}
+
 // SetupWithManager registers the reconciler. credentials is the cache made
-// by NewCredentialsCache; the caller adds it to the manager.
+// by NewCredentialsCache, added to the manager by the caller; Setup does both.
 func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials cache.Cache, opts controller.Options) error {
 	indexer := mgr.GetFieldIndexer()
 	if err := indexer.IndexField(context.Background(), &tokensyncv1alpha1.TokenRequest{}, credentialsIndex,

@@ -20,11 +20,12 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
 )
 
 // The envtest control plane (a real kube-apiserver and etcd, built by
@@ -134,59 +135,90 @@ func consistently(t *testing.T, d time.Duration, cond func() error) {
 	}
 }
 
-// managerOptions tune a test manager.
+// managerOptions describe a test manager; the zero value is a manager on the
+// shared API server, watching every namespace, with 4 workers and the
+// built-in providers (5 s client timeout).
 type managerOptions struct {
-	reconciler func(*TokenRequestReconciler)
+	// cfg is the API server and identity; nil means the shared one as admin.
+	cfg        *rest.Config
 	namespaces []string
 	// workers is MaxConcurrentReconciles; 0 means 4.
 	workers int
+	// leaderID turns on leader election with a Lease of that name in
+	// leaderNamespace (default: the first namespace), released on stop.
+	leaderID, leaderNamespace string
+	// providers replaces the built-in providers.
+	providers providers.Registry
+	limits    LoginLimits
+	// tune adjusts the reconciler after controllers.Setup, before the start.
+	tune func(*TokenRequestReconciler)
 }
 
-// startManager runs a manager with the TokenRequest controller until the
-// returned stop function is called (or the test ends).
-func startManager(t *testing.T, r *TokenRequestReconciler, o managerOptions) (stop func()) {
+// startManager runs a manager with the TokenRequest controller, wired by
+// Setup as main.go wires it, until the returned stop function is called (or
+// the test ends). The lease timings are short for a test but far from the
+// limits of a loaded 2-core machine.
+func startManager(t *testing.T, o managerOptions) (ctrl.Manager, *TokenRequestReconciler, func()) {
 	t.Helper()
-	cacheOpts := CacheOptions(o.namespaces)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	apiServer := o.cfg
+	if apiServer == nil {
+		apiServer = cfg
+	}
+	if apiServer.Host != cfg.Host {
+		// Another API server: it needs the operator's namespace too.
+		c, err := client.New(apiServer, client.Options{Scheme: testScheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
+		if err := c.Create(context.Background(), ns); client.IgnoreAlreadyExists(err) != nil {
+			t.Fatalf("create the operator namespace: %v", err)
+		}
+	}
+	opts := ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cacheOpts,
+		Cache:                  CacheOptions(o.namespaces),
 		Controller:             ctrlConfigForTests(),
-	})
+	}
+	if o.leaderID != "" {
+		opts.LeaderElection = true
+		opts.LeaderElectionID = o.leaderID
+		opts.LeaderElectionNamespace = o.leaderNamespace
+		if opts.LeaderElectionNamespace == "" {
+			opts.LeaderElectionNamespace = o.namespaces[0]
+		}
+		opts.LeaderElectionReleaseOnCancel = true
+		opts.LeaseDuration = ptr.To(15 * time.Second)
+		opts.RenewDeadline = ptr.To(10 * time.Second)
+		opts.RetryPeriod = ptr.To(500 * time.Millisecond)
+	}
+	mgr, err := ctrl.NewManager(apiServer, opts)
 	if err != nil {
 		t.Fatalf("new manager: %v", err)
 	}
-	cacheOpts.Scheme, cacheOpts.Mapper = mgr.GetScheme(), mgr.GetRESTMapper()
-	creds, err := NewCredentialsCache(mgr.GetConfig(), cacheOpts)
+	if o.workers == 0 {
+		o.workers = 4
+	}
+	if o.providers == nil {
+		o.providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second})
+	}
+	r, err := Setup(mgr, Options{
+		Providers: o.providers, FingerprintKey: fingerprintKey, Limits: o.limits,
+		Namespaces: o.namespaces, MaxConcurrentReconciles: o.workers, SkipNameValidation: true,
+	})
 	if err != nil {
-		t.Fatalf("credentials cache: %v", err)
-	}
-	if err := mgr.Add(creds); err != nil {
-		t.Fatal(err)
-	}
-	r.Client = mgr.GetClient()
-	r.APIReader = mgr.GetAPIReader()
-	r.Scheme = mgr.GetScheme()
-	r.FingerprintKey = fingerprintKey
-	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder("tokensync")
-	}
-	if o.reconciler != nil {
-		o.reconciler(r)
-	}
-	workers := o.workers
-	if workers == 0 {
-		workers = 4
-	}
-	if err := r.SetupWithManager(mgr, creds, controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: ptr.To(true)}); err != nil {
 		t.Fatalf("setup: %v", err)
+	}
+	if o.tune != nil {
+		o.tune(r)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	var stopped atomic.Bool
-	stop = func() {
+	stop := func() {
 		if stopped.Swap(true) {
 			return
 		}
@@ -201,5 +233,5 @@ func startManager(t *testing.T, r *TokenRequestReconciler, o managerOptions) (st
 		}
 	}
 	t.Cleanup(stop)
-	return stop
+	return mgr, r, stop
 }
