@@ -8,7 +8,7 @@ ETCD_VERSION ?= 3.6.16
 IMG ?= ghcr.io/tokensync/tokensync:latest
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
-GO_TEST_FLAGS ?= -race -count=1 -timeout 25m
+GO_TEST_FLAGS ?= -race -count=1 -timeout 25m -parallel 6
 # The bench module's tests: the tiny bench (exact counts, never timings)
 # drives a manager built without -race, so the harness runs without it too.
 BENCH_TEST_FLAGS ?= -count=1 -timeout 10m

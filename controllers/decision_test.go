@@ -239,22 +239,3 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
-
-func TestSameFingerprint(t *testing.T) {
-	tests := []struct {
-		a, b        string
-		same, known bool
-	}{
-		{"k1:x", "k1:x", true, true},
-		{"k1:x", "k1:y", false, true},
-		{"k1:x", "k2:x", false, false},
-		{"", "k1:x", false, false},
-		{"garbage", "garbage", false, false},
-	}
-	for _, tt := range tests {
-		same, known := sameFingerprint(tt.a, tt.b)
-		if same != tt.same || known != tt.known {
-			t.Errorf("sameFingerprint(%q, %q) = %v, %v", tt.a, tt.b, same, known)
-		}
-	}
-}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -188,4 +189,32 @@ func TestLeaderElectionFailover(t *testing.T) {
 			t.Errorf("%s: %s", n, c.Reason)
 		}
 	}
+}
+
+// countingProviders wraps every provider of a registry to count its logins.
+func countingProviders(reg providers.Registry, n *atomic.Int32) providers.Registry {
+	out := providers.Registry{}
+	for name, r := range reg {
+		r.Provider = countedProvider{inner: r.Provider, n: n}
+		out[name] = r
+	}
+	return out
+}
+
+type countedProvider struct {
+	inner providers.Provider
+	n     *atomic.Int32
+}
+
+func (p countedProvider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
+	p.n.Add(1)
+	return p.inner.Login(ctx, endpoint, creds)
+}
+
+// Validate keeps the precheck of the wrapped provider.
+func (p countedProvider) Validate(creds providers.Credentials) error {
+	if v, ok := p.inner.(providers.Validator); ok {
+		return v.Validate(creds)
+	}
+	return nil
 }

@@ -136,7 +136,10 @@ func applyToken(s *corev1.Secret, is issued) {
 // copyToken puts the token held by from on s (a secretName change): its data
 // and bookkeeping, so that no login is spent on the move.
 func copyToken(s, from *corev1.Secret) {
-	s.Data = maps.Clone(from.Data)
+	s.Data = make(map[string][]byte, len(from.Data))
+	for k, v := range from.Data {
+		s.Data[k] = slices.Clone(v)
+	}
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}

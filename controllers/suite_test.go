@@ -1,15 +1,19 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -20,17 +24,37 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/go-logr/logr"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/builtin"
 )
 
+// Where tests go. Unit tests sit next to the file they test and are named
+// after it (decision_test.go for decision.go, schedule_test.go, backoff_test.go,
+// secretdata_test.go, fingerprint_test.go, memory_test.go, logingate_test.go,
+// setup_test.go); tokenrequest_controller_unit_test.go drives Reconcile with
+// the fake client and a fake clock. The envtest tests of the reconciler
+// against a real API server: tokenrequest_controller_test.go (each provider
+// end to end, the life of a TokenRequest), and by situation faults_test.go
+// (provider faults), hostile_test.go (hostile credentials and endpoints),
+// endpointpolicy_test.go, apiserver_test.go (conflicts, outage),
+// leader_test.go, rbac_test.go (the deployed RBAC on a hardened API server),
+// kstatus_test.go (what GitOps tools read), secrecy_test.go (no secret in logs,
+// events or statuses), leak_test.go (goroutines and connections). What the
+// API server alone accepts and prints is tested in api/v1alpha1.
+//
 // The envtest control plane (a real kube-apiserver and etcd, built by
 // hack/envtest-binaries.sh) is shared by every test in this package; each
-// test works in a namespace of its own.
+// test works in a namespace of its own, and startManager is the one way to
+// run a manager; env (env_test.go) wraps a namespace, fake providers and a
+// manager for one test.
 var (
 	testEnv    *envtest.Environment
 	cfg        *rest.Config
@@ -234,4 +258,41 @@ func startManager(t *testing.T, o managerOptions) (ctrl.Manager, *TokenRequestRe
 	}
 	t.Cleanup(stop)
 	return mgr, r, stop
+}
+
+// testLogs captures every log line of the test run, so the sentinel test can
+// prove that no credential or token was ever logged.
+var testLogs = &syncBuffer{}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testLogger captures every V level; TOKENSYNC_TEST_LOGS=1 also prints them.
+func testLogger() logr.Logger {
+	var out io.Writer = testLogs
+	if os.Getenv("TOKENSYNC_TEST_LOGS") != "" {
+		out = io.MultiWriter(testLogs, os.Stderr)
+	}
+	return zap.New(zap.WriteTo(out), zap.UseDevMode(false), zap.Level(zapcore.Level(-5)))
+}
+
+// ctrlConfigForTests lets several managers in one process register the
+// same controller name.
+func ctrlConfigForTests() config.Controller {
+	skip := true
+	return config.Controller{SkipNameValidation: &skip}
 }

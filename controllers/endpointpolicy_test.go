@@ -1,9 +1,15 @@
 package controllers
 
 import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,4 +206,127 @@ func TestEndpointPolicyChecksTheDialedAddress(t *testing.T) {
 	if dns.queries.Load() == 0 {
 		t.Error("the fake DNS server was never asked")
 	}
+}
+
+// resolvingClient is an HTTP client like the one providers build (one
+// total timeout, no redirects, no proxy) whose dialer runs DialControl
+// after resolving names with resolver. providers.Options has no resolver
+// hook, so a test that controls DNS builds its own client.
+func resolvingClient(timeout time.Duration, resolver *net.Resolver, control func(string, string, syscall.RawConn) error) *http.Client {
+	dialer := &net.Dialer{Timeout: timeout, Resolver: resolver, Control: control}
+	return &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{
+			DialContext:           dialer.DialContext,
+			ResponseHeaderTimeout: timeout,
+			MaxIdleConnsPerHost:   4,
+		},
+	}
+}
+
+// fakeDNS is an in-process DNS server on loopback UDP answering A and AAAA
+// queries from a fixed table, and NXDOMAIN for every other name: a resolver
+// pointed at it never asks the network.
+type fakeDNS struct {
+	conn    net.PacketConn
+	records map[string][]netip.Addr // lowercase name without the trailing dot
+	queries atomic.Int32
+}
+
+func startFakeDNS(t *testing.T, records map[string][]netip.Addr) *fakeDNS {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("fake DNS: %v", err)
+	}
+	d := &fakeDNS{conn: conn, records: records}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			d.queries.Add(1)
+			if reply := d.answer(buf[:n]); reply != nil {
+				_, _ = conn.WriteTo(reply, from)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	return d
+}
+
+// resolver returns a pure-Go resolver that sends every query to d.
+func (d *fakeDNS) resolver() *net.Resolver {
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dialer net.Dialer
+			return dialer.DialContext(ctx, "udp", d.conn.LocalAddr().String())
+		},
+	}
+}
+
+// answer builds the reply to one query: the question echoed, then the A
+// (type 1) or AAAA (type 28) records of the name.
+func (d *fakeDNS) answer(q []byte) []byte {
+	if len(q) < 12 || binary.BigEndian.Uint16(q[4:6]) != 1 {
+		return nil
+	}
+	var labels []string
+	i := 12
+	for {
+		if i >= len(q) {
+			return nil
+		}
+		n := int(q[i])
+		i++
+		if n == 0 {
+			break
+		}
+		if n > 63 || i+n > len(q) {
+			return nil
+		}
+		labels = append(labels, string(q[i:i+n]))
+		i += n
+	}
+	if i+4 > len(q) {
+		return nil
+	}
+	qtype := binary.BigEndian.Uint16(q[i : i+2])
+	question := q[12 : i+4]
+
+	addrs, known := d.records[strings.ToLower(strings.Join(labels, "."))]
+	var answers [][]byte
+	for _, a := range addrs {
+		if (qtype == 1 && a.Is4()) || (qtype == 28 && a.Is6()) {
+			answers = append(answers, a.AsSlice())
+		}
+	}
+	reply := make([]byte, 12, 512)
+	copy(reply[0:2], q[0:2])                                     // ID
+	flags := uint16(0x8000|0x0400|0x0080) | uint16(q[2]&0x01)<<8 // QR, AA, RA, RD copied
+	if !known {
+		flags |= 3 // NXDOMAIN
+	}
+	binary.BigEndian.PutUint16(reply[2:4], flags)
+	binary.BigEndian.PutUint16(reply[4:6], 1)
+	binary.BigEndian.PutUint16(reply[6:8], uint16(len(answers)))
+	reply = append(reply, question...)
+	for _, rdata := range answers {
+		rr := []byte{0xc0, 12} // the name: a pointer to the question's
+		rr = binary.BigEndian.AppendUint16(rr, qtype)
+		rr = binary.BigEndian.AppendUint16(rr, 1) // class IN
+		rr = binary.BigEndian.AppendUint32(rr, 5) // TTL
+		rr = binary.BigEndian.AppendUint16(rr, uint16(len(rdata)))
+		reply = append(reply, append(rr, rdata...)...)
+	}
+	return reply
 }

@@ -1,4 +1,4 @@
-package controllers
+package v1alpha1_test
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // the API server itself must accept them.
 func TestSamplesAreAccepted(t *testing.T) {
 	ns := newNamespace(t)
-	files, err := filepath.Glob(filepath.Join("..", "config", "samples", "tokensync_*.yaml"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "config", "samples", "tokensync_*.yaml"))
 	if err != nil || len(files) < 3 {
 		t.Fatalf("want a sample per provider, found %v (%v)", files, err)
 	}
@@ -215,5 +215,66 @@ func TestDefaults(t *testing.T) {
 	}
 	if og, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); !found || og != 0 || u.GetGeneration() != 1 {
 		t.Fatalf("status.observedGeneration %d (found %v), generation %d; want 0 before the operator acts", og, found, u.GetGeneration())
+	}
+}
+
+// TestAdmissionRejectsHostileInput adds to TestAdmissionRejectsWrongTokenRequests
+// the hostile spellings: other schemes, unescaped IPv6 zones, whitespace and
+// control characters anywhere, and unicode in names.
+func TestAdmissionRejectsHostileInput(t *testing.T) {
+	ns := newNamespace(t)
+	const (
+		scheme  = "spec.endpoint must be an absolute URL starting with http:// or https://"
+		space   = "spec.endpoint must not contain whitespace or control characters"
+		host    = "spec.endpoint must be a valid URL with a host name"
+		pattern = "in body should match"
+	)
+	endpoint := func(ep string) map[string]any {
+		return validSpec(func(s map[string]any) { s["endpoint"] = ep })
+	}
+	tests := []struct {
+		name string
+		spec map[string]any
+		obj  string // the TokenRequest's name, "x" when empty
+		want string
+	}{
+		{name: "javascript scheme", spec: endpoint("javascript:alert(1)"), want: scheme},
+		{name: "javascript scheme with slashes", spec: endpoint("javascript://partner.example.com/%0aalert(1)"), want: scheme},
+		{name: "data scheme", spec: endpoint("data:text/html,<script>alert(1)</script>"), want: scheme},
+		{name: "upper-case scheme", spec: endpoint("HTTPS://partner.example.com"), want: scheme},
+		{name: "scheme without slashes", spec: endpoint("https:partner.example.com"), want: scheme},
+		{name: "leading space", spec: endpoint(" https://partner.example.com"), want: space},
+		{name: "space in host", spec: endpoint("https://partner .example.com"), want: space},
+		{name: "trailing tab", spec: endpoint("https://partner.example.com\t"), want: space},
+		{name: "newline", spec: endpoint("https://partner.example.com/\nHost: evil"), want: space},
+		{name: "NUL", spec: endpoint("https://partner.example.com/\x00"), want: space},
+		{name: "DEL", spec: endpoint("https://partner.example.com/\x7f"), want: space},
+		{name: "IPv6 zone not escaped", spec: endpoint("https://[fe80::1%eth0]/"), want: host},
+		{name: "no host", spec: endpoint("http:///login"), want: host},
+		{name: "backslash user-info trick", spec: endpoint(`https://partner.example.com\@evil.example.com`), want: "must not contain user-info"},
+		{name: "unicode TokenRequest name", spec: validSpec(nil), obj: "tökén", want: "a lowercase RFC 1123 subdomain"},
+		{name: "unicode secretName", spec: validSpec(func(s map[string]any) { s["secretName"] = "tökén" }), want: "spec.secretName " + pattern},
+		{name: "zero-width space in credentials name", spec: validSpec(func(s map[string]any) {
+			s["credentialsSecretRef"] = map[string]any{"name": "creds\u200b"}
+		}), want: "spec.credentialsSecretRef.name " + pattern},
+		{name: "right-to-left override in secretName", spec: validSpec(func(s map[string]any) { s["secretName"] = "token\u202egnp" }), want: "spec.secretName " + pattern},
+		{name: "unicode label value", spec: validSpec(func(s map[string]any) {
+			s["secretTemplate"] = map[string]any{"labels": map[string]any{"team": "zahlungsverkehr-ä"}}
+		}), want: "spec.secretTemplate.labels.team " + pattern},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := tt.obj
+			if name == "" {
+				name = "x"
+			}
+			err := k8sClient.Create(context.Background(), tokenRequest(ns, name, tt.spec), client.DryRunAll, client.FieldValidation("Strict"))
+			if err == nil {
+				t.Fatalf("accepted, want rejection containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("message %q does not contain %q", err.Error(), tt.want)
+			}
+		})
 	}
 }

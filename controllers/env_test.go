@@ -3,10 +3,15 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -14,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -176,3 +182,123 @@ func ownerIsController(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) boo
 	}
 	return false
 }
+
+// Shared by the hardening tests: faults, hostile input, endpoint policy,
+// leader election and leaks.
+
+// Credentials each fake provider accepts.
+var (
+	amlCreds     = map[string]string{"email": "ops@example.com", "password": "correct-horse"}
+	amplifiCreds = map[string]string{"credentials.json": `{"channel":"test","deviceTag":"tag-1","deviceData":{"platform":"test"}}`}
+)
+
+func credsFor(provider string) map[string]string {
+	switch provider {
+	case providertest.AML:
+		return amlCreds
+	case providertest.AmpliFi:
+		return amplifiCreds
+	}
+	return partnerCreds
+}
+
+// newEnvWith is newEnv with the reconciler tuned after the defaults are set
+// (a shorter client timeout, an endpoint policy, a wrapped client); tune
+// sees the env, so it can use the fake's address.
+func newEnvWith(t *testing.T, tune func(*env, *TokenRequestReconciler), fakeOpts ...providertest.Option) *env {
+	t.Helper()
+	e := &env{t: t, ns: newNamespace(t), fake: providertest.Start(t, fakeOpts...)}
+	if tune != nil {
+		e.extra = func(r *TokenRequestReconciler) { tune(e, r) }
+	}
+	e.start()
+	return e
+}
+
+// haveIPv6 reports whether this machine can open IPv6 sockets; without
+// them a dial fails before DialControl runs.
+func haveIPv6() bool {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// in returns the env for use in a subtest: its helpers then fail t.
+func (e *env) in(t *testing.T) *env {
+	sub := *e
+	sub.t = t
+	return &sub
+}
+
+// waitEvent waits for an event of the TokenRequest starting with prefix
+// ("Warning/ProviderUnavailable"): events are written asynchronously.
+func (e *env) waitEvent(name, prefix string) {
+	e.t.Helper()
+	eventually(e.t, readyTimeout, func() error {
+		if evs := e.events(name); !hasEvent(evs, prefix) {
+			return fmt.Errorf("no %s event for %s: %v", prefix, name, evs)
+		}
+		return nil
+	})
+}
+
+// withEndpoint sets the TokenRequest's endpoint.
+func withEndpoint(endpoint string) func(*tokensyncv1alpha1.TokenRequest) {
+	return func(tr *tokensyncv1alpha1.TokenRequest) { tr.Spec.Endpoint = endpoint }
+}
+
+// forceRefresh sets the force-refresh annotation to value.
+func (e *env) forceRefresh(name, value string) {
+	e.t.Helper()
+	e.patchTokenRequest(name, func(tr *tokensyncv1alpha1.TokenRequest) {
+		if tr.Annotations == nil {
+			tr.Annotations = map[string]string{}
+		}
+		tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh] = value
+	})
+}
+
+// dialLog records the addresses an HTTP client dialed.
+type dialLog struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+func (d *dialLog) add(a string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.addrs = append(d.addrs, a)
+}
+
+func (d *dialLog) all() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.addrs...)
+}
+
+// policyDialControl is the operator's DialControl (endpointpolicy.DialControl,
+// as main.go wires it), recording each address and, after the policy has had
+// its say, refusing anything off loopback: tests never leave the machine.
+func policyDialControl(log *dialLog) func(network, address string, c syscall.RawConn) error {
+	return func(network, address string, c syscall.RawConn) error {
+		if log != nil {
+			log.add(address)
+		}
+		if err := endpointpolicy.DialControl(network, address, c); err != nil {
+			return err
+		}
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			host = address
+		}
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.Unmap().IsLoopback() {
+			return fmt.Errorf("the test refuses to dial %s: tests stay on loopback", address)
+		}
+		return nil
+	}
+}
+
+type eventsList struct{ eventsv1.EventList }
