@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -24,6 +25,12 @@ const (
 	AnnotationProvider = "tokensync.io/provider"
 	// AnnotationEndpoint on the target Secret: the endpoint that issued the token.
 	AnnotationEndpoint = "tokensync.io/endpoint"
+	// AnnotationRestartedAt on a rollout restart target's pod template: when
+	// tokensync last restarted it for a new token, RFC 3339.
+	AnnotationRestartedAt = "tokensync.io/restartedAt"
+	// AnnotationOwner on a target Secret of a TokenRequest with deletionPolicy
+	// Retain, which carries no owner reference: the TokenRequest's name.
+	AnnotationOwner = "tokensync.io/owner"
 	// LabelManagedBy marks Secrets written by tokensync; the operator caches only these.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy on Secrets tokensync writes.
@@ -84,9 +91,61 @@ type TokenRequestSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s')",message="spec.refreshBefore must be at least 10s"
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
 
-	// SecretTemplate holds labels and annotations copied onto the target Secret.
+	// SecretTemplate shapes the target Secret: its type, data keys rendered
+	// from the token, labels and annotations.
 	// +optional
 	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+
+	// RolloutRestartTargets are workloads in the TokenRequest's namespace
+	// restarted each time a new token is written (the pod-template annotation
+	// tokensync.io/restartedAt is set), for consumers that read the token once,
+	// from an environment variable. At most one restart per target per
+	// --rollout-restart-min-interval (default 10m); a restart held back by
+	// that limit happens when the interval has passed.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
+
+	// Suspend stops every login and every write to the target Secret and the
+	// restart targets while true; force-refresh and a deleted Secret wait too.
+	// Setting it back to false acts at once.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// DeletionPolicy says what happens to the target Secret when the
+	// TokenRequest is deleted: Delete (the default: the Secret is owned by
+	// the TokenRequest and goes with it) or Retain (the Secret carries no
+	// owner reference and stays, so that a GitOps prune or a re-create does
+	// not cut a running app off; a TokenRequest of the same name adopts it).
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// DeletionPolicy is what happens to the target Secret when its TokenRequest is deleted.
+// +kubebuilder:validation:Enum=Delete;Retain
+type DeletionPolicy string
+
+const (
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+)
+
+// RolloutRestartTarget names a workload restarted when a new token is written.
+type RolloutRestartTarget struct {
+	// Kind of the workload.
+	// +required
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet
+	Kind string `json:"kind"`
+	// Name of the workload, in the TokenRequest's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
 }
 
 // SecretReference names a Secret in the TokenRequest's namespace.
@@ -105,8 +164,39 @@ type SecretReference struct {
 // +kubebuilder:validation:Pattern=`^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$`
 type LabelValue string
 
-// SecretTemplate is metadata copied onto the target Secret.
+// SecretTemplate shapes the target Secret.
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'kubernetes.io/basic-auth' || (has(self.data) && ('username' in self.data || 'password' in self.data))",message="a kubernetes.io/basic-auth Secret needs a username or password key: add one to spec.secretTemplate.data, e.g. password: \"{{ .token }}\""
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'kubernetes.io/dockerconfigjson' || (has(self.data) && '.dockerconfigjson' in self.data)",message="a kubernetes.io/dockerconfigjson Secret needs a .dockerconfigjson key: add it to spec.secretTemplate.data"
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'kubernetes.io/dockercfg' || (has(self.data) && '.dockercfg' in self.data)",message="a kubernetes.io/dockercfg Secret needs a .dockercfg key: add it to spec.secretTemplate.data"
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'kubernetes.io/ssh-auth' || (has(self.data) && 'ssh-privatekey' in self.data)",message="a kubernetes.io/ssh-auth Secret needs an ssh-privatekey key: add it to spec.secretTemplate.data"
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'kubernetes.io/tls' || (has(self.data) && 'tls.crt' in self.data && 'tls.key' in self.data)",message="a kubernetes.io/tls Secret needs tls.crt and tls.key keys: add them to spec.secretTemplate.data"
 type SecretTemplate struct {
+	// Type of the target Secret; default Opaque. Kubernetes does not let a
+	// Secret's type change: when it changes here, tokensync deletes the
+	// Secret and creates it again at once with the same token (no login).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self != 'kubernetes.io/service-account-token' && self != 'bootstrap.kubernetes.io/token'",message="spec.secretTemplate.type must not be a type Kubernetes fills in itself (service-account-token, bootstrap token)"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$`
+	Type corev1.SecretType `json:"type,omitempty"`
+
+	// Data maps further keys of the target Secret to Go text/template
+	// templates rendered with the token's values: {{ .token }},
+	// {{ .expiresAt }} (RFC 3339) and the provider's extra values
+	// ({{ .userId }} for amplifi). They are written in addition to token and
+	// expiresAt. Functions: the text/template builtins and b64enc, b64dec,
+	// trim, trimPrefix, trimSuffix, replace, upper, lower, quote.
+	// Example: Authorization: "Bearer {{ .token }}".
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 253 && k.matches('^[-._a-zA-Z0-9]+$'))",message="spec.secretTemplate.data keys must be valid Secret keys: alphanumerics, '-', '_' or '.'"
+	// +kubebuilder:validation:XValidation:rule="!('token' in self) && !('expiresAt' in self)",message="spec.secretTemplate.data must not set token or expiresAt: tokensync writes them; use another key, e.g. Authorization or API_TOKEN"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].size() <= 4096)",message="spec.secretTemplate.data templates must be at most 4096 characters"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !self[k].matches('[{][{]([^}]|[}][^}])*$'))",message="spec.secretTemplate.data has a template with an unclosed {{ action: close it with }}"
+	Data map[string]string `json:"data,omitempty"`
+
 	// Labels added to the target Secret. app.kubernetes.io/managed-by is reserved.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
@@ -154,6 +244,11 @@ const (
 	ReasonRetrying = "Retrying"
 	// ReasonSucceeded is LoginAttempt.Result of a successful login.
 	ReasonSucceeded = "Succeeded"
+	// ReasonInvalidTemplate: a spec.secretTemplate.data template does not
+	// parse or render; nothing was written.
+	ReasonInvalidTemplate = "InvalidTemplate"
+	// ReasonSuspended: spec.suspend is true; nothing is sent or written.
+	ReasonSuspended = "Suspended"
 )
 
 // TokenRequestStatus is what the operator observed and did.
@@ -194,12 +289,40 @@ type TokenRequestStatus struct {
 	// +optional
 	LastForceRefresh string `json:"lastForceRefresh,omitempty"`
 
+	// RolloutRestarts is the state of each spec.rolloutRestartTargets entry.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	RolloutRestarts []RolloutRestartStatus `json:"rolloutRestarts,omitempty"`
+
 	// LastAttempt is what the last login attempt was made with and how it
 	// ended. After a failure only a change that could fix it (the credentials'
 	// content, spec.provider or spec.endpoint, a new force-refresh value)
 	// retries before the backoff ends.
 	// +optional
 	LastAttempt *LoginAttempt `json:"lastAttempt,omitempty"`
+}
+
+// RolloutRestartStatus is what tokensync did with one restart target.
+type RolloutRestartStatus struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// LastRestartTime is when the target was last restarted.
+	// +optional
+	LastRestartTime *metav1.Time `json:"lastRestartTime,omitempty"`
+	// TokenFingerprint identifies the token the target runs with: the one
+	// it was last restarted for, or the one current when it was listed
+	// (keyed HMAC, tells nothing of the token).
+	// +optional
+	TokenFingerprint string `json:"tokenFingerprint,omitempty"`
+	// NextRestartTime is a restart held back by the minimum interval between
+	// two restarts of a target; it happens then.
+	// +optional
+	NextRestartTime *metav1.Time `json:"nextRestartTime,omitempty"`
+	// Message says what happened last, e.g. that the target was not found.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // LoginAttempt records one login attempt.
