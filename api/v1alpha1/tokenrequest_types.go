@@ -134,6 +134,10 @@ const (
 	DeletionPolicyRetain DeletionPolicy = "Retain"
 )
 
+// DataTemplate is a Go text/template rendered into a Secret value.
+// +kubebuilder:validation:MaxLength=4096
+type DataTemplate string
+
 // RolloutRestartTarget names a workload restarted when a new token is written.
 type RolloutRestartTarget struct {
 	// Kind of the workload.
@@ -193,9 +197,8 @@ type SecretTemplate struct {
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="self.all(k, k.size() <= 253 && k.matches('^[-._a-zA-Z0-9]+$'))",message="spec.secretTemplate.data keys must be valid Secret keys: alphanumerics, '-', '_' or '.'"
 	// +kubebuilder:validation:XValidation:rule="!('token' in self) && !('expiresAt' in self)",message="spec.secretTemplate.data must not set token or expiresAt: tokensync writes them; use another key, e.g. Authorization or API_TOKEN"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].size() <= 4096)",message="spec.secretTemplate.data templates must be at most 4096 characters"
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !self[k].matches('[{][{]([^}]|[}][^}])*$'))",message="spec.secretTemplate.data has a template with an unclosed {{ action: close it with }}"
-	Data map[string]string `json:"data,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.all(k, self[k].lastIndexOf('{{') < 0 || self[k].lastIndexOf('}}') > self[k].lastIndexOf('{{'))",message="spec.secretTemplate.data has a template whose last {{ action is not closed: close it with }}"
+	Data map[string]DataTemplate `json:"data,omitempty"`
 
 	// Labels added to the target Secret. app.kubernetes.io/managed-by is reserved.
 	// +optional
