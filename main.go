@@ -55,6 +55,7 @@ func main() {
 		operatorNamespace             string
 		fingerprintKeySecret          string
 		limits                        controllers.LoginLimits
+		restartInterval               time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (secure) or 127.0.0.1:8080 with --metrics-secure=false; 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP.")
@@ -78,6 +79,7 @@ func main() {
 	flag.IntVar(&limits.PerNamespaceInFlight, "max-logins-in-flight-per-namespace", d.PerNamespaceInFlight, "Logins in flight for one namespace at a time (-1: no bound).")
 	flag.Float64Var(&limits.PerEndpointRate, "login-rate-per-endpoint", d.PerEndpointRate, "Logins per second sent to one endpoint host; a refresh is never delayed past its token's expiry (-1: no limit).")
 	flag.IntVar(&limits.PerEndpointBurst, "login-burst-per-endpoint", d.PerEndpointBurst, "Burst of logins to one endpoint host above --login-rate-per-endpoint.")
+	flag.DurationVar(&restartInterval, "rollout-restart-min-interval", controllers.DefaultRolloutRestartMinInterval, "Least time between two restarts of one spec.rolloutRestartTargets entry; a restart held back happens when it has passed.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -91,7 +93,7 @@ func main() {
 		namespaces: splitList(namespaces), maxConcurrentReconciles: maxConcurrentReconciles, qps: qps, burst: burst,
 		providerTimeout: providerTimeout, allowedEndpoints: allowedEndpoints, allowedEndpointsFile: allowedFile,
 		allowInsecureHTTP: allowInsecureHTTP, fingerprintKey: types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret},
-		limits: limits,
+		limits: limits, restartInterval: restartInterval,
 	}); err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
@@ -111,6 +113,7 @@ type runConfig struct {
 	allowInsecureHTTP                         bool
 	fingerprintKey                            types.NamespacedName
 	limits                                    controllers.LoginLimits
+	restartInterval                           time.Duration
 }
 
 func run(c runConfig) error {
@@ -170,6 +173,8 @@ func run(c runConfig) error {
 		Limits:                  c.limits,
 		Namespaces:              c.namespaces,
 		MaxConcurrentReconciles: c.maxConcurrentReconciles,
+
+		RolloutRestartMinInterval: c.restartInterval,
 	}); err != nil {
 		return err
 	}

@@ -32,6 +32,11 @@ type observation struct {
 	// Force is the tokensync.io/force-refresh annotation's value.
 	Force  string
 	Status tokensyncv1alpha1.TokenRequestStatus
+	// Suspended is spec.suspend.
+	Suspended bool
+	// TemplateError says why spec.secretTemplate.data does not parse; empty
+	// when it does.
+	TemplateError string
 
 	Target targetState
 	// Previous is the token held by the Secret of an earlier spec.secretName
@@ -87,6 +92,8 @@ const (
 	actWrite action = "Write"
 	// actStop: nothing will happen until an input changes; a person is needed.
 	actStop action = "Stop"
+	// actSuspend: spec.suspend is true: nothing is sent or written.
+	actSuspend action = "Suspend"
 )
 
 // Reasons a login is due, first match wins (see loginTriggers).
@@ -191,6 +198,14 @@ func (o *observation) refreshAt() time.Time {
 
 // decide is the refresh decision.
 func decide(o observation) decision {
+	if o.Suspended {
+		d := decision{Action: actSuspend, Reason: tokensyncv1alpha1.ReasonSuspended,
+			Message: "spec.suspend is true: no login and no write until it is false"}
+		if h := o.Target.Held; o.Target.Holds && h.Intact && o.Now.Before(h.ExpiresAt) {
+			d.At = h.ExpiresAt // to say when the token has expired
+		}
+		return d
+	}
 	if !o.ProviderKnown {
 		return decision{Action: actStop, Reason: reasonUnknownProvider,
 			Message: fmt.Sprintf("provider %q is not supported by this operator", o.Provider)}
@@ -198,6 +213,14 @@ func decide(o observation) decision {
 	if o.Target.Foreign {
 		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonSecretConflict,
 			Message: fmt.Sprintf("Secret %q already exists and is not controlled by this TokenRequest", o.SecretName)}
+	}
+	if o.TemplateError != "" {
+		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonInvalidTemplate, Message: o.TemplateError}
+	}
+	if last := o.Status.LastAttempt; last != nil && last.Result == tokensyncv1alpha1.ReasonInvalidTemplate &&
+		o.Status.FailedAttempts > 0 && !fixingChange(&o) {
+		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonInvalidTemplate,
+			Message: "waiting for spec.secretTemplate.data to be fixed"}
 	}
 	if p := o.Pending; p != nil && pendingUsable(&o, p) {
 		if o.Now.Before(p.RetryAt) {
@@ -244,7 +267,11 @@ func decide(o observation) decision {
 
 // stopsUntilChange: failures that no retry can fix; only a change of input does.
 func stopsUntilChange(result string) bool {
-	return result == tokensyncv1alpha1.ReasonSecretConflict || result == tokensyncv1alpha1.ReasonEndpointNotAllowed
+	switch result {
+	case tokensyncv1alpha1.ReasonSecretConflict, tokensyncv1alpha1.ReasonEndpointNotAllowed, tokensyncv1alpha1.ReasonInvalidTemplate:
+		return true
+	}
+	return false
 }
 
 // fixingChange reports whether something that could fix the last failed
@@ -261,6 +288,8 @@ func fixingChange(o *observation) bool {
 		return true
 	case last.Result == tokensyncv1alpha1.ReasonSecretConflict:
 		return !o.Target.Foreign
+	case last.Result == tokensyncv1alpha1.ReasonInvalidTemplate:
+		return o.Generation != o.Status.ObservedGeneration
 	case !o.Credentials.Found:
 		return false
 	case last.CredentialsVersion == "":

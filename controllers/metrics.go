@@ -23,6 +23,10 @@ var (
 		Name: "tokensync_logins_total",
 		Help: "Logins attempted, by provider and result (success or the failure reason).",
 	}, []string{"provider", "result"})
+	rolloutRestartsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokensync_rollout_restarts_total",
+		Help: "Rollout restarts of spec.rolloutRestartTargets for new tokens, by namespace and kind.",
+	}, []string{"namespace", "kind"})
 	loginDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tokensync_login_duration_seconds",
 		Help:    "Duration of provider logins, successful or not.",
@@ -31,7 +35,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(tokenExpiry, tokenRefresh, tokenRequestReady, loginsTotal, loginDuration)
+	metrics.Registry.MustRegister(tokenExpiry, tokenRefresh, tokenRequestReady, loginsTotal, loginDuration, rolloutRestartsTotal)
 }
 
 // forgetMetrics removes a deleted TokenRequest's series.

@@ -25,6 +25,10 @@ const (
 	// from spec.secretTemplate is removed from the Secret, and only such a key.
 	annotationTemplateLabels      = "tokensync.io/template-labels"
 	annotationTemplateAnnotations = "tokensync.io/template-annotations"
+	annotationTemplateData        = "tokensync.io/template-data"
+	// annotationTokenKeys lists the data keys written with the token (token,
+	// expiresAt, the provider's extra values): the values data templates see.
+	annotationTokenKeys = "tokensync.io/token-keys"
 )
 
 // heldToken is what a target Secret says about the token it holds.
@@ -123,7 +127,8 @@ var tokenBookkeeping = []string{
 	annotationObtainedAt, annotationCredentialsVersion, annotationCredentialsFingerprint, annotationTokenFingerprint,
 }
 
-// applyToken puts a token and its bookkeeping on s.
+// applyToken puts a token and its bookkeeping on s. Data templates are
+// rendered afterwards by applyTemplate, from the values recorded here.
 func applyToken(s *corev1.Secret, is issued) {
 	s.Data = secretData(is.Token)
 	if s.Annotations == nil {
@@ -131,6 +136,34 @@ func applyToken(s *corev1.Secret, is issued) {
 	}
 	maps.Copy(s.Annotations, tokenAnnotations(is))
 	delete(s.Annotations, annotationLegacyTokenSHA256)
+	s.Annotations[annotationTokenKeys] = strings.Join(slices.Sorted(maps.Keys(s.Data)), ",")
+	// The template keys of the data just replaced are gone.
+	delete(s.Annotations, annotationTemplateData)
+}
+
+// tokenValues are the values data templates are rendered with: the data
+// keys written with the token.
+func tokenValues(s *corev1.Secret) map[string]string {
+	values := map[string]string{}
+	if keys, ok := s.Annotations[annotationTokenKeys]; ok {
+		for _, k := range keyList(keys) {
+			if v, ok := s.Data[k]; ok {
+				values[k] = string(v)
+			}
+		}
+		return values
+	}
+	// A Secret written by an older tokensync: everything but template keys.
+	templated := map[string]bool{}
+	for _, k := range keyList(s.Annotations[annotationTemplateData]) {
+		templated[k] = true
+	}
+	for k, v := range s.Data {
+		if !templated[k] {
+			values[k] = string(v)
+		}
+	}
+	return values
 }
 
 // copyToken puts the token held by from on s (a secretName change): its data
@@ -143,24 +176,35 @@ func copyToken(s, from *corev1.Secret) {
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
 	}
-	for _, k := range append(slices.Clone(tokenBookkeeping), annotationLegacyTokenSHA256) {
+	for _, k := range append(slices.Clone(tokenBookkeeping), annotationLegacyTokenSHA256, annotationTokenKeys, annotationTemplateData) {
 		if v, ok := from.Annotations[k]; ok {
 			s.Annotations[k] = v
 		}
 	}
 }
 
-// applyTemplate puts spec.secretTemplate's labels and annotations on s and
-// removes those tokensync put there before that the template no longer has.
-// Keys someone else added are never touched. tokensync's own label and
-// annotations always win over the template's.
-func applyTemplate(s *corev1.Secret, t *tokensyncv1alpha1.SecretTemplate) {
+// applyTemplate puts spec.secretTemplate on s: its data templates rendered
+// with the token's values, its labels and annotations; and removes the keys
+// tokensync put there before that the template no longer has. Keys someone
+// else added are never touched. tokensync's own label and annotations always
+// win over the template's. A template that does not parse or render is a
+// *templateError and leaves s unchanged.
+func applyTemplate(s *corev1.Secret, t *tokensyncv1alpha1.SecretTemplate) error {
 	labels, annotations := map[string]string{}, map[string]string{}
+	var dataTemplates map[string]tokensyncv1alpha1.DataTemplate
 	if t != nil {
 		for k, v := range t.Labels {
 			labels[k] = string(v)
 		}
 		maps.Copy(annotations, t.Annotations)
+		dataTemplates = t.Data
+	}
+	var rendered map[string][]byte
+	if len(s.Data) > 0 || len(dataTemplates) > 0 {
+		var err error
+		if rendered, err = renderData(dataTemplates, tokenValues(s)); err != nil {
+			return err
+		}
 	}
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
@@ -178,11 +222,25 @@ func applyTemplate(s *corev1.Secret, t *tokensyncv1alpha1.SecretTemplate) {
 			delete(s.Annotations, k)
 		}
 	}
+	values := tokenValues(s)
+	for _, k := range keyList(s.Annotations[annotationTemplateData]) {
+		if _, keep := rendered[k]; !keep {
+			if _, token := values[k]; !token {
+				delete(s.Data, k)
+			}
+		}
+	}
+	if len(rendered) > 0 && s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	maps.Copy(s.Data, rendered)
 	maps.Copy(s.Labels, labels)
 	maps.Copy(s.Annotations, annotations)
 	setKeyList(s.Annotations, annotationTemplateLabels, labels)
 	setKeyList(s.Annotations, annotationTemplateAnnotations, annotations)
+	setKeyList(s.Annotations, annotationTemplateData, rendered)
 	s.Labels[tokensyncv1alpha1.LabelManagedBy] = tokensyncv1alpha1.ManagedByValue
+	return nil
 }
 
 // keyList reads a comma-separated list of keys.
@@ -194,7 +252,7 @@ func keyList(v string) []string {
 }
 
 // setKeyList records m's keys, sorted, under annotation key; none removes it.
-func setKeyList(annotations map[string]string, key string, m map[string]string) {
+func setKeyList[V any](annotations map[string]string, key string, m map[string]V) {
 	if len(m) == 0 {
 		delete(annotations, key)
 		return

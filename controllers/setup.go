@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -104,6 +105,9 @@ type Options struct {
 	Namespaces []string
 	// MaxConcurrentReconciles is the number of workers; 0 means 1.
 	MaxConcurrentReconciles int
+	// RolloutRestartMinInterval is the least time between two restarts of
+	// one rollout restart target; 0 means DefaultRolloutRestartMinInterval.
+	RolloutRestartMinInterval time.Duration
 	// SkipNameValidation lets several managers in one process (tests) run
 	// the controller.
 	SkipNameValidation bool
@@ -134,6 +138,8 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 		EndpointPolicy: o.EndpointPolicy,
 		FingerprintKey: o.FingerprintKey,
 		Limits:         o.Limits,
+
+		RolloutRestartMinInterval: o.RolloutRestartMinInterval,
 	}
 	if err := r.LoadFingerprintKey(context.Background()); err != nil {
 		return nil, fmt.Errorf("%w (does namespace %q exist? set --operator-namespace)", err, o.FingerprintKey.Namespace)
@@ -175,7 +181,10 @@ func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials 
 		// annotations (force-refresh) do.
 		For(&tokensyncv1alpha1.TokenRequest{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}, builder.WithPredicates(targetSecretTampered())).
+		// Target Secrets are mapped by name, not by owner reference: with
+		// deletionPolicy Retain they carry none.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.requestsForTarget),
+			builder.WithPredicates(targetSecretTampered())).
 		WatchesRawSource(source.Kind(credentials, secretMeta, r.secretEvents())).
 		WithOptions(opts).
 		Complete(r)
@@ -224,6 +233,20 @@ func foreignAnnotations(o client.Object) map[string]string {
 		}
 	}
 	return out
+}
+
+// requestsForTarget maps a managed Secret to the TokenRequests naming it as target.
+func (r *TokenRequestReconciler) requestsForTarget(ctx context.Context, s client.Object) []reconcile.Request {
+	list := &tokensyncv1alpha1.TokenRequestList{}
+	if err := r.List(ctx, list, client.InNamespace(s.GetNamespace()), client.MatchingFields{targetIndex: s.GetName()}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "List TokenRequests for a Secret", "secret", s.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, tr := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tr)})
+	}
+	return reqs
 }
 
 // secretEvents maps events of the metadata cache of every Secret: a

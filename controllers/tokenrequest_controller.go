@@ -65,6 +65,9 @@ type TokenRequestReconciler struct {
 	// Limits bound logins per endpoint host and namespace; zero values
 	// mean DefaultLoginLimits.
 	Limits LoginLimits
+	// RolloutRestartMinInterval is the least time between two restarts of
+	// one rollout restart target; zero means DefaultRolloutRestartMinInterval.
+	RolloutRestartMinInterval time.Duration
 
 	fingerprints *fingerprinter
 	memory       *memory
@@ -179,6 +182,12 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 		SecretName:    tr.TargetSecretName(),
 		Force:         tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh],
 		Status:        tr.Status,
+		Suspended:     tr.Spec.Suspend,
+	}
+	if t := tr.Spec.SecretTemplate; t != nil {
+		if _, err := parseDataTemplates(t.Data); err != nil {
+			o.TemplateError = err.Error()
+		}
 	}
 
 	target, exists, foreign, err := r.targetSecret(ctx, tr, o.SecretName, rem)
@@ -197,7 +206,7 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 	if prev := tr.Status.SecretName; prev != "" && prev != o.SecretName {
 		s := &corev1.Secret{}
 		err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: prev}, s)
-		if err == nil && metav1.IsControlledBy(s, tr) {
+		if err == nil && ownedBy(s, tr) {
 			o.previous = s
 			fp, err := r.fingerprints.token(ctx, s.Data[tokensyncv1alpha1.SecretKeyToken])
 			if err != nil {
@@ -251,7 +260,7 @@ func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensync
 	if err != nil {
 		return nil, false, false, fmt.Errorf("get Secret %q: %w", name, err)
 	}
-	if !metav1.IsControlledBy(s, tr) {
+	if !ownedBy(s, tr) {
 		return nil, true, true, nil
 	}
 	return s, true, false, nil
@@ -330,6 +339,8 @@ func (r *TokenRequestReconciler) act(ctx context.Context, o *observed, d decisio
 		return ctrl.Result{RequeueAfter: requeueAfter(o.Now, d.At)}, nil
 	case actStop:
 		return r.stop(ctx, o, d)
+	case actSuspend:
+		return r.suspend(ctx, o, d)
 	case actWrite:
 		log.Info("Writing a token without a login", "why", d.Message, "secret", o.SecretName)
 		return r.writeObtained(ctx, o, d)
@@ -343,20 +354,64 @@ func (r *TokenRequestReconciler) act(ctx context.Context, o *observed, d decisio
 func (r *TokenRequestReconciler) keep(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
 	tr, held := o.tr, o.Target.Held
 	if _, err := r.writeSecret(ctx, o, o.target, func(*corev1.Secret) {}, false); err != nil {
+		var te *templateError
+		if errors.As(err, &te) {
+			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonInvalidTemplate, message: te.Error() + "; nothing was written"})
+		}
 		// Only metadata was to be written; the token stays valid.
-		return ctrl.Result{}, fmt.Errorf("update Secret %q labels and annotations: %w", o.SecretName, err)
+		return ctrl.Result{}, fmt.Errorf("update Secret %q: %w", o.SecretName, err)
 	}
 	if err := r.deletePreviousSecret(ctx, o); err != nil {
 		return ctrl.Result{}, err
 	}
+	restarts, wakeAt := r.rolloutRestarts(ctx, o, o.target.Annotations[annotationTokenFingerprint], false)
 	wasMissing := conditionFalse(tr.Status.Conditions, tokensyncv1alpha1.ConditionCredentialsFound)
-	if err := r.setHealthy(ctx, o, held.ObtainedAt, held.ExpiresAt, d.At, nil, d.CredentialsMissing); err != nil {
+	if err := r.setHealthy(ctx, o, healthyToken{obtainedAt: held.ObtainedAt, expiresAt: held.ExpiresAt, next: d.At,
+		credentialsMissing: d.CredentialsMissing, restarts: restarts}); err != nil {
 		return ctrl.Result{}, err
 	}
 	if d.CredentialsMissing && !wasMissing {
 		msg := r.credentialsMissingMessage(o, held.ExpiresAt)
 		r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, tokensyncv1alpha1.ReasonCredentialsNotFound, "Refresh", "%s", msg)
 		logf.FromContext(ctx).Info("The credentials Secret is gone; keeping the valid token", "credentialsSecret", tr.Spec.CredentialsSecretRef.Name, "expiresAt", held.ExpiresAt)
+	}
+	return ctrl.Result{RequeueAfter: requeueAfter(o.Now, earliest(d.At, wakeAt))}, nil
+}
+
+// earliest is the earlier of two times, a zero time counting as none.
+func earliest(a, b time.Time) time.Time {
+	if b.IsZero() || (!a.IsZero() && a.Before(b)) {
+		return a
+	}
+	return b
+}
+
+// suspend records that nothing is sent or written while spec.suspend is
+// true; only the status is written, to say so. Ready stays True while the
+// token is valid, and turns False when it expires.
+func (r *TokenRequestReconciler) suspend(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+	tr := o.tr
+	now := r.now()
+	status, message := metav1.ConditionFalse, "spec.suspend is true: no login and no write until it is false; "
+	if d.At.IsZero() {
+		message += fmt.Sprintf("Secret %s holds no valid token", o.SecretName)
+	} else {
+		status = metav1.ConditionTrue
+		message += fmt.Sprintf("the token in Secret %s stays valid until %s", o.SecretName, formatTime(d.At))
+	}
+	if err := r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
+		st.ObservedGeneration = tr.Generation
+		st.NextRefreshTime = nil
+		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, status, tokensyncv1alpha1.ReasonSuspended, message)
+		removeCondition(st, tokensyncv1alpha1.ConditionStalled)
+		removeCondition(st, tokensyncv1alpha1.ConditionReconciling)
+	}); err != nil {
+		return ctrl.Result{}, err
+	}
+	tokenRequestReady.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(map[bool]float64{true: 1, false: 0}[status == metav1.ConditionTrue])
+	logf.FromContext(ctx).V(1).Info("Suspended", "validUntil", d.At)
+	if d.At.IsZero() {
+		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter(o.Now, d.At)}, nil
 }
@@ -380,6 +435,10 @@ func (r *TokenRequestReconciler) stop(ctx context.Context, o *observed, d decisi
 	case reasonUnknownProvider:
 		// Only reachable if the CRD's enum and the registry disagree.
 		return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonInvalidCredentials, message: d.Message})
+	case tokensyncv1alpha1.ReasonInvalidTemplate:
+		if o.TemplateError != "" {
+			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonInvalidTemplate, message: o.TemplateError + "; nothing was written"})
+		}
 	}
 	logf.FromContext(ctx).V(1).Info("Stopped until an input changes", "why", d.Message)
 	return ctrl.Result{}, nil
@@ -498,6 +557,12 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed,
 	}
 	rv, err := r.writeSecret(ctx, o, o.target, mutate, false)
 	if err != nil {
+		var te *templateError
+		if errors.As(err, &te) {
+			// The token obtained stays pending: once the template is fixed it
+			// is written without a new login.
+			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonInvalidTemplate, message: te.Error() + "; nothing was written"})
+		}
 		if errors.Is(err, errSecretConflict) {
 			return r.failed(ctx, o, failure{
 				reason: tokensyncv1alpha1.ReasonSecretConflict,
@@ -518,7 +583,14 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed,
 		return ctrl.Result{}, err
 	}
 	next := refreshAt(obtainedAt, expireAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(expireAt)))
-	if err := r.setHealthy(ctx, o, obtainedAt, expireAt, next, attempt, false); err != nil {
+	tokenFP := ""
+	if d.FromPrevious {
+		tokenFP = o.previous.Annotations[annotationTokenFingerprint]
+	} else {
+		tokenFP = o.pending.issued.TokenFingerprint
+	}
+	restarts, wakeAt := r.rolloutRestarts(ctx, o, tokenFP, !d.FromPrevious)
+	if err := r.setHealthy(ctx, o, healthyToken{obtainedAt: obtainedAt, expiresAt: expireAt, next: next, attempt: attempt, restarts: restarts}); err != nil {
 		// The token is stored; the next reconcile finds it and writes the status.
 		return ctrl.Result{}, err
 	}
@@ -530,7 +602,7 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed,
 			"Logged in because %s; wrote a new token to Secret %s; it expires at %s, next refresh at %s", d.Message, o.SecretName, formatTime(expireAt), formatTime(next))
 	}
 	logf.FromContext(ctx).Info("Token written", "secret", o.SecretName, "reason", d.Reason, "expiresAt", expireAt, "nextRefresh", next)
-	return ctrl.Result{RequeueAfter: requeueAfter(r.now(), next)}, nil
+	return ctrl.Result{RequeueAfter: requeueAfter(r.now(), earliest(next, wakeAt))}, nil
 }
 
 // writeRefused records a refused Secret write. The token obtained stays in
@@ -607,7 +679,7 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f fail
 		last := st.LastAttempt
 		repeat := last != nil && last.Result == f.reason && st.FailedAttempts > 0 &&
 			last.Provider == o.Provider && last.Endpoint == o.Endpoint &&
-			(f.reason == tokensyncv1alpha1.ReasonSecretConflict || f.reason == tokensyncv1alpha1.ReasonEndpointNotAllowed)
+			stopsUntilChange(f.reason) && tr.Generation == st.ObservedGeneration
 		attempts = st.FailedAttempts + 1
 		if repeat {
 			// A stopped state seen again is not another attempt.
@@ -690,7 +762,8 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f fail
 func stalls(reason string) bool {
 	switch reason {
 	case tokensyncv1alpha1.ReasonAuthenticationFailed, tokensyncv1alpha1.ReasonInvalidCredentials,
-		tokensyncv1alpha1.ReasonSecretConflict, tokensyncv1alpha1.ReasonEndpointNotAllowed:
+		tokensyncv1alpha1.ReasonSecretConflict, tokensyncv1alpha1.ReasonEndpointNotAllowed,
+		tokensyncv1alpha1.ReasonInvalidTemplate:
 		return true
 	}
 	return false
@@ -700,10 +773,21 @@ func stalls(reason string) bool {
 // window too short for mounted Secret volumes.
 const shortWindowWarning = "the refresh window is only"
 
-// setHealthy records a valid token. attempt is the successful login that
-// obtained it, nil when no login happened.
-func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, obtainedAt, expiresAt, next time.Time, attempt *tokensyncv1alpha1.LoginAttempt, credentialsMissing bool) error {
+// healthyToken is what setHealthy records.
+type healthyToken struct {
+	obtainedAt, expiresAt, next time.Time
+	// attempt is the successful login that obtained the token, nil when no
+	// login happened.
+	attempt            *tokensyncv1alpha1.LoginAttempt
+	credentialsMissing bool
+	// restarts is the rollout restart targets' state (nil: none listed).
+	restarts []tokensyncv1alpha1.RolloutRestartStatus
+}
+
+// setHealthy records a valid token.
+func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, h healthyToken) error {
 	tr := o.tr
+	obtainedAt, expiresAt, next, attempt, credentialsMissing := h.obtainedAt, h.expiresAt, h.next, h.attempt, h.credentialsMissing
 	r.setProviderMetrics(tr)
 	tokenExpiry.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(float64(expiresAt.Unix()))
 	tokenRefresh.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(float64(next.Unix()))
@@ -732,6 +816,7 @@ func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, ob
 		st.LastRefreshTime = metaTime(obtainedAt)
 		st.NextRefreshTime = metaTime(next)
 		st.FailedAttempts = 0
+		st.RolloutRestarts = h.restarts
 		if attempt != nil {
 			st.LastAttempt = attempt
 			if o.Force != "" {
@@ -819,9 +904,14 @@ func setCondition(st *tokensyncv1alpha1.TokenRequestStatus, tr *tokensyncv1alpha
 var errSecretConflict = errors.New("secret exists and is not controlled by this TokenRequest")
 
 // writeSecret creates or updates the target Secret: mutate puts the token
-// on it, then spec.secretTemplate's metadata is applied. Nothing is written
-// when nothing changes. dryRun asks the API server whether it would accept
-// the write, without storing it. It returns the Secret's resourceVersion.
+// on it, then spec.secretTemplate (data, labels, annotations) and the
+// ownership deletionPolicy asks for are applied. Nothing is written when
+// nothing changes. A Secret of another type than spec.secretTemplate.type
+// asks for is deleted and created again at once with the same content:
+// Kubernetes does not let a Secret's type change. dryRun asks the API server
+// whether it would accept the write, without storing it. It returns the
+// Secret's resourceVersion; a template that does not render is a
+// *templateError, and nothing is written.
 func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *observed, existing *corev1.Secret, mutate func(*corev1.Secret), dryRun bool) (string, error) {
 	tr := o.tr
 	var opts []client.CreateOption
@@ -829,18 +919,26 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *observed, e
 	if dryRun {
 		opts, uopts = append(opts, client.DryRunAll), append(uopts, client.DryRunAll)
 	}
-	if existing == nil {
-		s := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: o.SecretName, Namespace: tr.Namespace},
-			Type:       corev1.SecretTypeOpaque,
-		}
+	build := func(base *corev1.Secret) (*corev1.Secret, error) {
+		s := base.DeepCopy()
 		mutate(s)
-		applyTemplate(s, tr.Spec.SecretTemplate)
-		if err := controllerutil.SetControllerReference(tr, s, r.Scheme); err != nil {
+		if err := applyTemplate(s, tr.Spec.SecretTemplate); err != nil {
+			return nil, err
+		}
+		return s, r.applyOwner(s, tr)
+	}
+	wantType := secretTypeOf(tr)
+	if existing == nil {
+		s, err := build(&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: o.SecretName, Namespace: tr.Namespace},
+			Type:       wantType,
+		})
+		if err != nil {
 			return "", err
 		}
-		err := r.Create(ctx, s, opts...)
+		err = r.Create(ctx, s, opts...)
 		if err == nil {
+			r.rememberSecret(tr, s, dryRun)
 			return s.ResourceVersion, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
@@ -851,9 +949,12 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *observed, e
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), existing); err != nil {
 			return "", err
 		}
-		if !metav1.IsControlledBy(existing, tr) {
+		if !ownedBy(existing, tr) {
 			return "", errSecretConflict
 		}
+	}
+	if typeOf(existing) != wantType && !dryRun {
+		return r.recreateSecret(ctx, o, existing, build, wantType)
 	}
 	s := existing.DeepCopy()
 	first := true
@@ -862,20 +963,118 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *observed, e
 			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
 				return err
 			}
-			if !metav1.IsControlledBy(s, tr) {
+			if !ownedBy(s, tr) {
 				return errSecretConflict
 			}
 		}
 		first = false
-		before := s.DeepCopy()
-		mutate(s)
-		applyTemplate(s, tr.Spec.SecretTemplate)
-		if equality.Semantic.DeepEqual(before, s) {
+		want, err := build(s)
+		if err != nil {
+			return err
+		}
+		if dryRun {
+			want.Type = s.Type // a probe asks about writes, not a type change
+		}
+		if equality.Semantic.DeepEqual(s, want) {
 			return nil
 		}
-		return r.Update(ctx, s, uopts...)
+		if err := r.Update(ctx, want, uopts...); err != nil {
+			return err
+		}
+		*s = *want
+		r.rememberSecret(tr, s, dryRun)
+		return nil
 	})
 	return s.ResourceVersion, err
+}
+
+// recreateSecret replaces a Secret whose type must change: delete (only
+// the version read) and create at once, with the same token, no login. If
+// the create is refused, the old Secret is put back as it was.
+func (r *TokenRequestReconciler) recreateSecret(ctx context.Context, o *observed, existing *corev1.Secret, build func(*corev1.Secret) (*corev1.Secret, error), wantType corev1.SecretType) (string, error) {
+	tr := o.tr
+	s, err := build(existing)
+	if err != nil {
+		return "", err
+	}
+	s.ObjectMeta = *s.ObjectMeta.DeepCopy()
+	s.ResourceVersion, s.UID, s.CreationTimestamp, s.Generation, s.ManagedFields = "", "", metav1.Time{}, 0, nil
+	s.Type = wantType
+	uid, rv := existing.UID, existing.ResourceVersion
+	if err := r.Delete(ctx, existing, client.Preconditions{UID: &uid, ResourceVersion: &rv}); client.IgnoreNotFound(err) != nil {
+		return "", fmt.Errorf("delete Secret %q to change its type: %w", existing.Name, err)
+	}
+	if err := r.Create(ctx, s); err != nil {
+		restore := existing.DeepCopy()
+		restore.ResourceVersion, restore.UID, restore.CreationTimestamp, restore.ManagedFields = "", "", metav1.Time{}, nil
+		if rerr := r.Create(ctx, restore); rerr != nil {
+			logf.FromContext(ctx).Error(rerr, "Could not put back the Secret whose type change was refused", "secret", existing.Name)
+		}
+		return "", fmt.Errorf("create Secret %q as type %s: %w", s.Name, wantType, err)
+	}
+	r.rememberSecret(tr, s, false)
+	r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "SecretRecreated", "Write",
+		"Secret %s was type %s and is now type %s: Kubernetes does not let a Secret's type change, so it was deleted and created again with the same token", s.Name, typeOf(existing), wantType)
+	return s.ResourceVersion, nil
+}
+
+// rememberSecret records tokensync's own last write of the target Secret.
+func (r *TokenRequestReconciler) rememberSecret(tr *tokensyncv1alpha1.TokenRequest, s *corev1.Secret, dryRun bool) {
+	if dryRun {
+		return
+	}
+	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) { e.secretName, e.secretRV = s.Name, s.ResourceVersion })
+}
+
+// applyOwner makes s owned as spec.deletionPolicy asks: Delete, a controller
+// owner reference (the Secret goes with the TokenRequest); Retain, no owner
+// reference at all and the TokenRequest's name in tokensync.io/owner, so
+// that neither garbage collection nor a foreground deletion (Argo CD's
+// default prune) can take the Secret, and no finalizer is needed.
+func (r *TokenRequestReconciler) applyOwner(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) error {
+	if tr.Spec.DeletionPolicy == tokensyncv1alpha1.DeletionPolicyRetain {
+		var refs []metav1.OwnerReference
+		for _, ref := range s.OwnerReferences {
+			if ref.UID != tr.UID {
+				refs = append(refs, ref)
+			}
+		}
+		s.OwnerReferences = refs
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[tokensyncv1alpha1.AnnotationOwner] = tr.Name
+		return nil
+	}
+	delete(s.Annotations, tokensyncv1alpha1.AnnotationOwner)
+	return controllerutil.SetControllerReference(tr, s, r.Scheme)
+}
+
+// ownedBy reports whether s is tr's target Secret: controlled by it, or,
+// without any controller, marked with its name (deletionPolicy Retain, or
+// retained by an earlier TokenRequest of the same name, which is adopted).
+func ownedBy(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) bool {
+	if metav1.IsControlledBy(s, tr) {
+		return true
+	}
+	return metav1.GetControllerOf(s) == nil &&
+		s.Labels[tokensyncv1alpha1.LabelManagedBy] == tokensyncv1alpha1.ManagedByValue &&
+		s.Annotations[tokensyncv1alpha1.AnnotationOwner] == tr.Name
+}
+
+// secretTypeOf is the target Secret's type spec.secretTemplate asks for.
+func secretTypeOf(tr *tokensyncv1alpha1.TokenRequest) corev1.SecretType {
+	if t := tr.Spec.SecretTemplate; t != nil && t.Type != "" {
+		return t.Type
+	}
+	return corev1.SecretTypeOpaque
+}
+
+func typeOf(s *corev1.Secret) corev1.SecretType {
+	if s.Type == "" {
+		return corev1.SecretTypeOpaque
+	}
+	return s.Type
 }
 
 // deletePreviousSecret deletes the Secret named before a secretName change, if ours.
