@@ -182,7 +182,10 @@ var loginTriggers = []trigger{
 		// A failed attempt stays due until a login succeeds: a forced
 		// refresh that failed is retried by backoff, not dropped because
 		// the old token is still valid.
-		return triggerRetry, "retrying after a failed attempt", o.Status.FailedAttempts > 0
+		// A template that did not render cost no login and needs none: the
+		// token written before is still the one to keep.
+		templateOnly := o.Status.LastAttempt != nil && o.Status.LastAttempt.Result == tokensyncv1alpha1.ReasonInvalidTemplate
+		return triggerRetry, "retrying after a failed attempt", o.Status.FailedAttempts > 0 && !templateOnly
 	},
 }
 

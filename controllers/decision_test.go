@@ -201,6 +201,38 @@ func TestDecide(t *testing.T) {
 				}
 			}},
 
+		// Suspend and templates.
+		{name: "suspended, token valid: nothing, say until when", change: []func(*observation){func(o *observation) { o.Suspended = true; o.Now = refreshTime }},
+			action: actSuspend, check: func(t *testing.T, d decision) {
+				if !d.At.Equal(t0.Add(50 * time.Minute)) {
+					t.Errorf("suspended until %s, want the token's expiry", d.At)
+				}
+			}},
+		{name: "suspended, Secret deleted and a force-refresh: still nothing",
+			change: []func(*observation){noSecret, func(o *observation) { o.Suspended, o.Force = true, "now" }}, action: actSuspend},
+		{name: "a data template that does not parse: stop before any login",
+			change: []func(*observation){noSecret, func(o *observation) { o.TemplateError = "spec.secretTemplate.data[\"x\"]: does not parse" }},
+			action: actStop, reason: tokensyncv1alpha1.ReasonInvalidTemplate},
+		{name: "a data template that did not render, spec unchanged: stopped",
+			change: []func(*observation){noSecret, func(o *observation) {
+				failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)(o)
+				o.Status.ObservedGeneration = o.Generation
+			}}, action: actStop, reason: tokensyncv1alpha1.ReasonInvalidTemplate},
+		{name: "a data template that did not render, spec edited: write the pending token",
+			change: []func(*observation){noSecret, func(o *observation) {
+				failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)(o)
+				o.Status.ObservedGeneration = o.Generation
+				o.Generation++
+				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1}
+			}}, action: actWrite, reason: reasonPendingWrite},
+
+		{name: "a data template fixed while the token is valid: keep, no login",
+			change: []func(*observation){func(o *observation) {
+				failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)(o)
+				o.Status.ObservedGeneration = o.Generation
+				o.Generation++
+			}}, action: actKeep},
+
 		// secretName changed.
 		{name: "secretName changed: the valid token moves without a login",
 			change: []func(*observation){func(o *observation) {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -74,6 +75,12 @@ func init() {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		// Fuzzing (make fuzz) runs pure functions only; its workers re-run
+		// this binary, and each would start a control plane.
+		os.Exit(m.Run())
+	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		// `make test` sets it; a plain `go test` finds the binaries if built.
 		if dirs, _ := filepath.Glob(filepath.Join("..", "bin", "k8s", "*")); len(dirs) > 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -726,5 +727,95 @@ func TestTemplateRemovals(t *testing.T) {
 	})
 	if n := e.fake.Logins(providertest.Partner); n != 1 {
 		t.Errorf("%d logins, want 1", n)
+	}
+}
+
+// TestSuspend: while suspended nothing is sent or written, not even for a
+// force-refresh or a deleted Secret; resuming acts at once.
+func TestSuspend(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createSecret("creds", partnerCreds)
+	e.createTokenRequest("paused", providertest.Partner, "creds")
+	e.waitReady("paused")
+	e.patchTokenRequest("paused", func(tr *tokensyncv1alpha1.TokenRequest) { tr.Spec.Suspend = true })
+	e.waitCondition("paused", metav1.ConditionTrue, tokensyncv1alpha1.ReasonSuspended)
+
+	e.forceRefresh("paused", "while-suspended")
+	s, _ := e.secret("paused")
+	if err := k8sClient.Delete(e.ctx(), s); err != nil {
+		t.Fatal(err)
+	}
+	consistently(t, 4*time.Second, func() error {
+		if n := e.fake.Attempts(providertest.Partner); n != 1 {
+			return fmt.Errorf("%d attempts while suspended", n)
+		}
+		if _, err := e.secret("paused"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the Secret was written while suspended (%v)", err)
+		}
+		return nil
+	})
+	e.patchTokenRequest("paused", func(tr *tokensyncv1alpha1.TokenRequest) { tr.Spec.Suspend = false })
+	resumed := time.Now()
+	e.waitReady("paused")
+	if took := time.Since(resumed); took > 15*time.Second {
+		t.Errorf("took %s after resuming", took.Round(time.Second))
+	}
+	if n := e.fake.Logins(providertest.Partner); n != 2 {
+		t.Errorf("%d logins, want 2", n)
+	}
+	if tr := e.tokenRequest("paused"); tr.Status.LastForceRefresh != "while-suspended" {
+		t.Errorf("lastForceRefresh %q: the force-refresh was not honoured on resume", tr.Status.LastForceRefresh)
+	}
+}
+
+// TestRetain: with deletionPolicy Retain the Secret has no owner reference
+// (a prune cannot take it), the TokenRequest is deleted at once (no
+// finalizer), and a TokenRequest of the same name adopts the Secret without
+// a login.
+func TestRetain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.createSecret("creds", partnerCreds)
+	e.createTokenRequest("kept", providertest.Partner, "creds")
+	e.waitReady("kept")
+	e.patchTokenRequest("kept", func(tr *tokensyncv1alpha1.TokenRequest) {
+		tr.Spec.DeletionPolicy = tokensyncv1alpha1.DeletionPolicyRetain
+	})
+	eventually(t, readyTimeout, func() error {
+		s, err := e.secret("kept")
+		if err != nil {
+			return err
+		}
+		if len(s.OwnerReferences) != 0 || s.Annotations[tokensyncv1alpha1.AnnotationOwner] != "kept" {
+			return fmt.Errorf("owner references %v, annotations %v", s.OwnerReferences, s.Annotations)
+		}
+		return nil
+	})
+	tok := e.token("kept")
+	tr := e.tokenRequest("kept")
+	if len(tr.Finalizers) != 0 {
+		t.Errorf("finalizers %v: Retain needs none", tr.Finalizers)
+	}
+	if err := k8sClient.Delete(e.ctx(), tr); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, readyTimeout, func() error {
+		if err := k8sClient.Get(e.ctx(), client.ObjectKeyFromObject(tr), &tokensyncv1alpha1.TokenRequest{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the TokenRequest is still there: %v", err)
+		}
+		return nil
+	})
+	if e.token("kept") != tok {
+		t.Fatal("the retained Secret lost its token")
+	}
+	e.createTokenRequest("kept", providertest.Partner, "creds")
+	again := e.waitReady("kept")
+	if e.token("kept") != tok || e.fake.Logins(providertest.Partner) != 1 {
+		t.Errorf("the re-created TokenRequest did not adopt the valid token (%d logins)", e.fake.Logins(providertest.Partner))
+	}
+	s, _ := e.secret("kept")
+	if !ownerIsController(s, again) {
+		t.Errorf("with deletionPolicy Delete the adopted Secret is not owned: %v", s.OwnerReferences)
 	}
 }

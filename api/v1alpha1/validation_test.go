@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -276,5 +277,76 @@ func TestAdmissionRejectsHostileInput(t *testing.T) {
 				t.Fatalf("message %q does not contain %q", err.Error(), tt.want)
 			}
 		})
+	}
+}
+
+// TestAdmissionOfConsumerFields: secretTemplate.data and type,
+// rolloutRestartTargets and deletionPolicy are checked at admission where
+// the API server can check them, with messages that say what to fix.
+func TestAdmissionOfConsumerFields(t *testing.T) {
+	ns := newNamespace(t)
+	template := func(tmpl map[string]any) map[string]any {
+		return validSpec(func(s map[string]any) { s["secretTemplate"] = tmpl })
+	}
+	rejected := []struct {
+		name string
+		spec map[string]any
+		want string
+	}{
+		{"template with an unclosed action", template(map[string]any{"data": map[string]any{"Authorization": "Bearer {{ .token "}}), "last {{ action is not closed"},
+		{"template writing the token key", template(map[string]any{"data": map[string]any{"token": "{{ .token }}"}}), "must not set token or expiresAt"},
+		{"template key not a Secret key", template(map[string]any{"data": map[string]any{"has space": "x"}}), "keys must be valid Secret keys"},
+		{"template too long", template(map[string]any{"data": map[string]any{"k": strings.Repeat("x", 4097)}}), "Too long"},
+		{"basic-auth without username or password", template(map[string]any{"type": "kubernetes.io/basic-auth", "data": map[string]any{"API_TOKEN": "{{ .token }}"}}),
+			"needs a username or password key"},
+		{"dockerconfigjson without its key", template(map[string]any{"type": "kubernetes.io/dockerconfigjson"}), "needs a .dockerconfigjson key"},
+		{"service-account-token type", template(map[string]any{"type": "kubernetes.io/service-account-token"}), "must not be a type Kubernetes fills in itself"},
+		{"restart target of another kind", validSpec(func(s map[string]any) {
+			s["rolloutRestartTargets"] = []any{map[string]any{"kind": "Job", "name": "x"}}
+		}), `supported values: "Deployment", "StatefulSet", "DaemonSet"`},
+		{"restart target without a name", validSpec(func(s map[string]any) {
+			s["rolloutRestartTargets"] = []any{map[string]any{"kind": "Deployment"}}
+		}), "name: Required value"},
+		{"the same restart target twice", validSpec(func(s map[string]any) {
+			s["rolloutRestartTargets"] = []any{map[string]any{"kind": "Deployment", "name": "a"}, map[string]any{"kind": "Deployment", "name": "a"}}
+		}), "Duplicate value"},
+		{"unknown deletionPolicy", validSpec(func(s map[string]any) { s["deletionPolicy"] = "Orphan" }), `supported values: "Delete", "Retain"`},
+	}
+	for i, tt := range rejected {
+		t.Run(tt.name, func(t *testing.T) {
+			err := k8sClient.Create(context.Background(), tokenRequest(ns, fmt.Sprintf("r%d", i), tt.spec), client.DryRunAll)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a rejection containing %q", err, tt.want)
+			}
+		})
+	}
+	accepted := map[string]map[string]any{
+		"basic-auth with templated password": template(map[string]any{"type": "kubernetes.io/basic-auth",
+			"data": map[string]any{"username": "svc", "password": "{{ .token }}"}}),
+		"docker registry credentials": template(map[string]any{"type": "kubernetes.io/dockerconfigjson",
+			"data": map[string]any{".dockerconfigjson": `{"auths":{"registry.example.com":{"auth":"{{ printf "x:%s" .token | b64enc }}"}}}`}}),
+		"custom type and plain keys": template(map[string]any{"type": "example.com/api-token", "data": map[string]any{"API_TOKEN": "{{ .token }}"}}),
+		"restart targets, suspend, retain": validSpec(func(s map[string]any) {
+			s["rolloutRestartTargets"] = []any{map[string]any{"kind": "Deployment", "name": "api"}, map[string]any{"kind": "StatefulSet", "name": "api"}}
+			s["suspend"] = true
+			s["deletionPolicy"] = "Retain"
+		}),
+	}
+	i := 0
+	for name, spec := range accepted {
+		i++
+		t.Run(name, func(t *testing.T) {
+			if err := k8sClient.Create(context.Background(), tokenRequest(ns, fmt.Sprintf("a%d", i), spec), client.DryRunAll); err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+		})
+	}
+	// deletionPolicy defaults to Delete.
+	obj := tokenRequest(ns, "defaulted", validSpec(nil))
+	if err := k8sClient.Create(context.Background(), obj, client.DryRunAll); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := unstructured.NestedString(obj.Object, "spec", "deletionPolicy"); got != "Delete" {
+		t.Errorf("deletionPolicy defaulted to %q, want Delete", got)
 	}
 }
