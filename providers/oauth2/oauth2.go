@@ -190,7 +190,7 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	obtainedAt := p.now()
 	tok, err := cfg.Token(context.WithValue(ctx, xoauth2.HTTPClient, client))
 	if err != nil {
-		return nil, failure(ctx, err, status, creds)
+		return nil, failure(ctx, err, status, hostOf(tokenURL), creds)
 	}
 	token, err := p.token(tok, status, obtainedAt)
 	if err != nil {
@@ -287,7 +287,7 @@ func number(v any) (float64, bool) {
 
 // failure classifies an error of clientcredentials. The library's own
 // messages are never passed on: they quote the response body.
-func failure(ctx context.Context, err error, status int, creds providers.Credentials) error {
+func failure(ctx context.Context, err error, status int, host string, creds providers.Credentials) error {
 	var pe *providers.Error
 	if errors.As(err, &pe) {
 		return pe // classified by login.Transport
@@ -302,7 +302,7 @@ func failure(ctx context.Context, err error, status int, creds providers.Credent
 	if status == 0 {
 		// Nothing was answered: the request could not be made.
 		if ctx.Err() != nil {
-			return login.TransportError(ctx, displayName, "", ctx.Err())
+			return login.TransportError(ctx, displayName, host, ctx.Err())
 		}
 		return providers.Errorf(providers.ProviderUnavailable, "the login request to %s failed", displayName)
 	}
@@ -310,6 +310,13 @@ func failure(ctx context.Context, err error, status int, creds providers.Credent
 	// access_token.
 	return providers.Errorf(providers.InvalidResponse,
 		"%s answered HTTP %d with a body that is not an OAuth2 token response (RFC 6749 §5.1)", displayName, status)
+}
+
+func hostOf(rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil {
+		return u.Host
+	}
+	return ""
 }
 
 // errorResponse classifies an RFC 6749 §5.2 error answer. The error code
