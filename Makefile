@@ -81,7 +81,7 @@ check-dockerfile: ## Build the manager from exactly what the Dockerfile copies, 
 	  echo "check-dockerfile: and it fails without COPY api/ api/, as it should"
 
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZTIME each (default 75s; 8 targets make 10 minutes).
+fuzz: ## Run every fuzz target for FUZZTIME each (default 75s; 12 targets make 15 minutes).
 	hack/fuzz.sh $(FUZZTIME)
 
 ##@ Build

@@ -13,7 +13,8 @@ const (
 	backoffBase = 5 * time.Second
 	backoffCap  = 5 * time.Minute
 	// The slow class will not heal by itself: the provider rejected the
-	// credentials or the request (every 4xx but 408 and 429). Retrying fast
+	// credentials or the request (every 4xx but 408 and 429), or the
+	// provider settings cannot be used (InvalidTemplate). Retrying fast
 	// would only lock an account or fill the provider's logs. A 2xx answer
 	// the provider does not document (InvalidResponse) stays in the fast
 	// class: a truncated or garbled answer is as often a passing fault.
@@ -29,7 +30,8 @@ const (
 // slowClass reports whether a failure reason belongs to the slow class.
 func slowClass(reason string) bool {
 	switch reason {
-	case tokensyncv1alpha1.ReasonAuthenticationFailed, tokensyncv1alpha1.ReasonInvalidCredentials:
+	case tokensyncv1alpha1.ReasonAuthenticationFailed, tokensyncv1alpha1.ReasonInvalidCredentials,
+		tokensyncv1alpha1.ReasonInvalidTemplate:
 		return true
 	}
 	return false

@@ -26,6 +26,9 @@ type observation struct {
 	ProviderKnown bool
 	// Endpoint is spec.endpoint with the provider's default applied.
 	Endpoint string
+	// SettingsDigest identifies the provider settings (spec.oauth2,
+	// spec.http); empty for providers without any.
+	SettingsDigest string
 	// RefreshBefore is spec.refreshBefore, nil when unset.
 	RefreshBefore *time.Duration
 	SecretName    string
@@ -72,6 +75,7 @@ type credentialsState struct {
 type pendingState struct {
 	ExpiresAt              time.Time
 	Provider, Endpoint     string
+	SettingsDigest         string
 	CredentialsFingerprint string
 	// RetryAt is when the refused write may be tried again.
 	RetryAt time.Time
@@ -156,8 +160,12 @@ var loginTriggers = []trigger{
 	func(o *observation) (string, string, bool) {
 		h := o.Target.Held
 		// An issuer not recorded (a Secret written by an older tokensync) is
-		// unknown, not changed: an upgrade must not cost a login per TokenRequest.
+		// unknown, not changed: an upgrade must not cost a login per
+		// TokenRequest. The provider settings count as part of the issuer.
 		changed := h.Provider != "" && h.Provider != o.Provider || h.Endpoint != "" && h.Endpoint != o.Endpoint
+		if !changed && settingsChanged(h.SettingsDigest, o.SettingsDigest) {
+			return triggerIssuerChanged, "the provider settings (spec.oauth2 or spec.http) changed since the token was issued", true
+		}
 		return triggerIssuerChanged, "spec.provider or spec.endpoint changed since the token was issued", changed
 	},
 	func(o *observation) (string, string, bool) {
@@ -187,6 +195,13 @@ var loginTriggers = []trigger{
 		templateOnly := o.Status.LastAttempt != nil && o.Status.LastAttempt.Result == tokensyncv1alpha1.ReasonInvalidTemplate
 		return triggerRetry, "retrying after a failed attempt", o.Status.FailedAttempts > 0 && !templateOnly
 	},
+}
+
+// settingsChanged compares a recorded settings digest with the current
+// one. An empty record is unknown (a token or attempt of an older
+// tokensync), never a change.
+func settingsChanged(recorded, current string) bool {
+	return recorded != "" && recorded != current
 }
 
 func forced(o *observation) bool {
@@ -279,20 +294,21 @@ func stopsUntilChange(result string) bool {
 
 // fixingChange reports whether something that could fix the last failed
 // attempt changed since: the credentials' content (or their appearance),
-// spec.provider or spec.endpoint, a new force-refresh value, or, after a
-// Secret conflict, the foreign Secret going away. A metadata-only change of
+// spec.provider, spec.endpoint or the provider settings, a new
+// force-refresh value, or, after a Secret conflict, the foreign Secret
+// going away. A metadata-only change of
 // the credentials Secret, or any other spec edit, is not one.
 func fixingChange(o *observation) bool {
 	last := o.Status.LastAttempt
 	switch {
-	case last.Provider != o.Provider || last.Endpoint != o.Endpoint:
+	case last.Provider != o.Provider || last.Endpoint != o.Endpoint || settingsChanged(last.SettingsDigest, o.SettingsDigest):
 		return true
 	case forced(o):
 		return true
 	case last.Result == tokensyncv1alpha1.ReasonSecretConflict:
 		return !o.Target.Foreign
-	case last.Result == tokensyncv1alpha1.ReasonInvalidTemplate:
-		return o.Generation != o.Status.ObservedGeneration
+	case last.Result == tokensyncv1alpha1.ReasonInvalidTemplate && o.Generation != o.Status.ObservedGeneration:
+		return true // any spec edit may fix a template; so may the credentials (below)
 	case !o.Credentials.Found:
 		return false
 	case last.CredentialsVersion == "":
@@ -305,7 +321,7 @@ func fixingChange(o *observation) bool {
 // pendingUsable: a pending token is written only while valid and only to the
 // issuer and credentials it was obtained for.
 func pendingUsable(o *observation, p *pendingState) bool {
-	if !o.Now.Before(p.ExpiresAt) || p.Provider != o.Provider || p.Endpoint != o.Endpoint {
+	if !o.Now.Before(p.ExpiresAt) || p.Provider != o.Provider || p.Endpoint != o.Endpoint || p.SettingsDigest != o.SettingsDigest {
 		return false
 	}
 	same, known := sameFingerprint(p.CredentialsFingerprint, o.Credentials.Fingerprint)
@@ -316,7 +332,8 @@ func pendingUsable(o *observation, p *pendingState) bool {
 // the new name when it is valid, not due, and from the same issuer and credentials.
 func previousUsable(o *observation) bool {
 	p := o.Previous
-	if p == nil || !p.Intact || p.Provider != o.Provider || (p.Endpoint != "" && p.Endpoint != o.Endpoint) || forced(o) {
+	if p == nil || !p.Intact || p.Provider != o.Provider || (p.Endpoint != "" && p.Endpoint != o.Endpoint) ||
+		settingsChanged(p.SettingsDigest, o.SettingsDigest) || forced(o) {
 		return false
 	}
 	if o.Credentials.Found {

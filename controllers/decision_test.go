@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ func TestDecide(t *testing.T) {
 	failedWith := func(reason string, n int32, retryIn time.Duration) func(*observation) {
 		return func(o *observation) {
 			o.Status.FailedAttempts = n
+			o.Status.ObservedGeneration = o.Generation // as failed() records it
 			next := metav1.NewTime(t0.Add(retryIn))
 			o.Status.NextRefreshTime = &next
 			auth := int32(0)
@@ -45,12 +47,22 @@ func TestDecide(t *testing.T) {
 				auth = n
 			}
 			o.Status.LastAttempt = &tokensyncv1alpha1.LoginAttempt{
-				Provider: o.Provider, Endpoint: o.Endpoint, CredentialsVersion: o.Credentials.Version,
+				Provider: o.Provider, Endpoint: o.Endpoint, SettingsDigest: o.SettingsDigest, CredentialsVersion: o.Credentials.Version,
 				CredentialsFingerprint: o.Credentials.Fingerprint, Result: reason, AuthenticationFailures: auth,
 			}
 		}
 	}
 	noSecret := func(o *observation) { o.Target = targetState{} }
+	// withSettings records held as the digest the token and the last
+	// attempt were obtained with, and current as the spec's.
+	withSettings := func(held, current string) func(*observation) {
+		return func(o *observation) {
+			o.Target.Held.SettingsDigest, o.SettingsDigest = held, current
+			if o.Status.LastAttempt != nil {
+				o.Status.LastAttempt.SettingsDigest = held
+			}
+		}
+	}
 	refreshTime := func() time.Time { o := healthy(); return o.refreshAt() }()
 
 	tests := []struct {
@@ -99,6 +111,52 @@ func TestDecide(t *testing.T) {
 		{name: "force-refresh value already honoured", change: []func(*observation){func(o *observation) { o.Force, o.Status.LastForceRefresh = "x", "x" }},
 			action: actKeep},
 		{name: "Secret missing wins over a force in the reason", change: []func(*observation){noSecret, func(o *observation) { o.Force = "y" }},
+			action: actLogin, reason: triggerSecretMissing},
+
+		// Provider settings (spec.oauth2, spec.http) count like the issuer.
+		{name: "same provider settings: keep", change: []func(*observation){withSettings("sha256:one", "sha256:one")}, action: actKeep},
+		{name: "provider settings changed: log in at once", change: []func(*observation){withSettings("sha256:one", "sha256:two")},
+			action: actLogin, reason: triggerIssuerChanged, check: func(t *testing.T, d decision) {
+				if !strings.Contains(d.Message, "provider settings") {
+					t.Errorf("message %q does not name the settings", d.Message)
+				}
+			}},
+		{name: "settings digest not recorded (older tokensync): no login on upgrade",
+			change: []func(*observation){withSettings("", "sha256:one")}, action: actKeep},
+		{name: "settings removed (another provider): the provider change decides",
+			change: []func(*observation){withSettings("sha256:one", ""), func(o *observation) { o.Provider = "aml" }},
+			action: actLogin, reason: triggerIssuerChanged},
+		{name: "bad template, settings unchanged: stopped until a change",
+			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)},
+			action: actStop, reason: tokensyncv1alpha1.ReasonInvalidTemplate},
+		{name: "bad template, the key it reads added to the credentials: at once",
+			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, time.Minute),
+				func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "bad template, settings fixed: at once",
+			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, time.Minute),
+				func(o *observation) { o.SettingsDigest = "sha256:two" }},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "failed attempt without a recorded digest: settings unknown, still stopped",
+			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, time.Minute),
+				func(o *observation) { o.Status.LastAttempt.SettingsDigest, o.SettingsDigest = "", "sha256:two" }},
+			action: actStop},
+		{name: "rejected password, settings changed: at once",
+			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour),
+				func(o *observation) { o.SettingsDigest = "sha256:two" }},
+			action: actLogin},
+		{name: "pending token from other settings: not written",
+			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:two"), func(o *observation) {
+				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, SettingsDigest: "sha256:one", CredentialsFingerprint: fp1, RetryAt: t0}
+			}},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "secretName changed after a settings change: log in, not move",
+			change: []func(*observation){withSettings("sha256:one", "sha256:two"), func(o *observation) {
+				held := o.Target.Held
+				o.Previous = &held
+				o.SecretName = "renamed"
+				o.Target = targetState{}
+			}},
 			action: actLogin, reason: triggerSecretMissing},
 
 		// Failures and their backoff.

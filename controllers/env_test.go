@@ -194,12 +194,30 @@ var (
 
 func credsFor(provider string) map[string]string {
 	switch provider {
-	case providertest.AML:
+	case providertest.AML, "http": // http logs in as AML Watcher (withSettingsFor)
 		return amlCreds
 	case providertest.AmpliFi:
 		return amplifiCreds
+	case providertest.OAuth2:
+		return oauth2Creds
 	}
 	return partnerCreds
+}
+
+var oauth2Creds = map[string]string{"clientId": "svc", "clientSecret": "s3cr+t"}
+
+// withSettingsFor gives a TokenRequest of a configured provider its
+// settings: http logs in as AML Watcher (amlAsHTTP), oauth2 with the
+// defaults.
+func withSettingsFor(provider string) func(*tokensyncv1alpha1.TokenRequest) {
+	return func(tr *tokensyncv1alpha1.TokenRequest) {
+		switch provider {
+		case "http":
+			tr.Spec.HTTP = amlAsHTTP()
+		case providertest.OAuth2:
+			tr.Spec.OAuth2 = &tokensyncv1alpha1.OAuth2Settings{}
+		}
+	}
 }
 
 // newEnvWith is newEnv with the reconciler tuned after the defaults are set

@@ -44,10 +44,11 @@ type pendingToken struct {
 	retryAt  time.Time
 }
 
-// credentialsKey names a credentials Secret as one provider reads it.
+// credentialsKey names a credentials Secret as one provider, with one set
+// of settings (which may decide the keys it reads), reads it.
 type credentialsKey struct {
 	types.NamespacedName
-	provider string
+	provider, settings string
 }
 
 // credentialsSeen is the fingerprint of one version of a credentials Secret.

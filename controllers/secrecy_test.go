@@ -282,13 +282,19 @@ func TestProviderBodiesNeverLeak(t *testing.T) {
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 3 * time.Second})
 	})
-	all := []string{providertest.AML, providertest.AmpliFi, providertest.Partner}
+	// http logs in as AML Watcher (its answers are AML-shaped); oauth2's
+	// token URL gets the partner API's answers.
+	all := []string{providertest.AML, providertest.AmpliFi, providertest.Partner, "http", providertest.OAuth2}
 	type probe struct{ name, provider, mode, endpoint string }
 	var probes []probe
 	add := func(mode string, provs ...string) {
 		for _, prov := range provs {
 			name := strings.ToLower(mode + "-" + prov)
-			probes = append(probes, probe{name: name, provider: prov, mode: mode, endpoint: srv.URL + "/" + mode})
+			endpoint := srv.URL + "/" + mode
+			if prov == providertest.OAuth2 {
+				endpoint += providertest.OAuth2Path
+			}
+			probes = append(probes, probe{name: name, provider: prov, mode: mode, endpoint: endpoint})
 		}
 	}
 	for _, status := range []int{400, 401, 403, 404, 409, 422, 429, 500, 503} {
@@ -297,13 +303,13 @@ func TestProviderBodiesNeverLeak(t *testing.T) {
 	for _, mode := range []string{"html", "no-token", "bad-token", "bad-expiry", "failure-2xx", "redirect", "truncated", "garbage", "huge"} {
 		add(mode, all...)
 	}
-	add("token-is-sentinel", providertest.AML, providertest.AmpliFi)
+	add("token-is-sentinel", providertest.AML, providertest.AmpliFi, "http")
 
 	for _, p := range all {
 		e.createSecret(p+"-creds", credsFor(p))
 	}
 	for _, p := range probes {
-		e.createTokenRequest(p.name, p.provider, p.provider+"-creds", withEndpoint(p.endpoint))
+		e.createTokenRequest(p.name, p.provider, p.provider+"-creds", withEndpoint(p.endpoint), withSettingsFor(p.provider))
 	}
 	for _, p := range probes {
 		eventually(t, readyTimeout, func() error {

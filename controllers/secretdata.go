@@ -37,6 +37,9 @@ type heldToken struct {
 	ExpiresAt  time.Time
 	// Provider and Endpoint issued the token; empty when not recorded.
 	Provider, Endpoint string
+	// SettingsDigest identifies the provider settings it was obtained
+	// with; empty for providers without any, and when not recorded.
+	SettingsDigest string
 	// CredentialsVersion and CredentialsFingerprint identify the credentials
 	// the token was obtained with.
 	CredentialsVersion, CredentialsFingerprint string
@@ -64,6 +67,7 @@ func heldTokenIn(s *corev1.Secret, tokenFingerprint string) (heldToken, bool) {
 		ExpiresAt:              exp,
 		Provider:               s.Annotations[tokensyncv1alpha1.AnnotationProvider],
 		Endpoint:               s.Annotations[tokensyncv1alpha1.AnnotationEndpoint],
+		SettingsDigest:         s.Annotations[annotationSettingsDigest],
 		CredentialsVersion:     s.Annotations[annotationCredentialsVersion],
 		CredentialsFingerprint: s.Annotations[annotationCredentialsFingerprint],
 		Intact:                 tokenIntact(s, tokenFingerprint),
@@ -89,6 +93,7 @@ func tokenIntact(s *corev1.Secret, tokenFingerprint string) bool {
 type issued struct {
 	Token                  *providers.Token
 	Provider, Endpoint     string
+	SettingsDigest         string
 	CredentialsVersion     string
 	CredentialsFingerprint string
 	TokenFingerprint       string
@@ -110,7 +115,7 @@ func secretData(tok *providers.Token) map[string][]byte {
 
 // tokenAnnotations are the annotations recording a token on its Secret.
 func tokenAnnotations(is issued) map[string]string {
-	return map[string]string{
+	a := map[string]string{
 		tokensyncv1alpha1.AnnotationExpiresAt: formatTime(is.Token.ExpiresAt),
 		tokensyncv1alpha1.AnnotationProvider:  is.Provider,
 		tokensyncv1alpha1.AnnotationEndpoint:  is.Endpoint,
@@ -119,12 +124,17 @@ func tokenAnnotations(is issued) map[string]string {
 		annotationCredentialsFingerprint:      is.CredentialsFingerprint,
 		annotationTokenFingerprint:            is.TokenFingerprint,
 	}
+	if is.SettingsDigest != "" {
+		a[annotationSettingsDigest] = is.SettingsDigest
+	}
+	return a
 }
 
 // tokenBookkeeping lists the annotations that describe the token a Secret holds.
 var tokenBookkeeping = []string{
 	tokensyncv1alpha1.AnnotationExpiresAt, tokensyncv1alpha1.AnnotationProvider, tokensyncv1alpha1.AnnotationEndpoint,
 	annotationObtainedAt, annotationCredentialsVersion, annotationCredentialsFingerprint, annotationTokenFingerprint,
+	annotationSettingsDigest,
 }
 
 // applyToken puts a token and its bookkeeping on s. Data templates are
@@ -135,6 +145,10 @@ func applyToken(s *corev1.Secret, is issued) {
 		s.Annotations = map[string]string{}
 	}
 	maps.Copy(s.Annotations, tokenAnnotations(is))
+	if is.SettingsDigest == "" {
+		// A digest left by the previous token would count as a settings change.
+		delete(s.Annotations, annotationSettingsDigest)
+	}
 	delete(s.Annotations, annotationLegacyTokenSHA256)
 	s.Annotations[annotationTokenKeys] = strings.Join(slices.Sorted(maps.Keys(s.Data)), ",")
 	// The template keys of the data just replaced are gone.
@@ -179,6 +193,8 @@ func copyToken(s, from *corev1.Secret) {
 	for _, k := range append(slices.Clone(tokenBookkeeping), annotationLegacyTokenSHA256, annotationTokenKeys, annotationTemplateData) {
 		if v, ok := from.Annotations[k]; ok {
 			s.Annotations[k] = v
+		} else {
+			delete(s.Annotations, k)
 		}
 	}
 }

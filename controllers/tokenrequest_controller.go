@@ -144,6 +144,10 @@ type observed struct {
 	pending *pendingToken
 	// unwrittenStatus: the status memory holds and the API server lacks.
 	unwrittenStatus bool
+	// provider logs in: reg.Provider, or the one its settings configure
+	// (see configure); settingsErr when they cannot be used.
+	provider    providers.Provider
+	settingsErr error
 }
 
 // observe gathers what decide needs, from the caches, asking the API server
@@ -189,6 +193,9 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 			o.TemplateError = err.Error()
 		}
 	}
+	var settings []byte
+	settings, o.SettingsDigest = providerSettings(&tr.Spec)
+	configure(o, settings)
 
 	target, exists, foreign, err := r.targetSecret(ctx, tr, o.SecretName, rem)
 	if err != nil {
@@ -222,7 +229,7 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 	if p := rem.pending; p != nil {
 		o.Pending = &pendingState{
 			ExpiresAt: p.issued.Token.ExpiresAt, Provider: p.issued.Provider, Endpoint: p.issued.Endpoint,
-			CredentialsFingerprint: p.issued.CredentialsFingerprint, RetryAt: p.retryAt,
+			SettingsDigest: p.issued.SettingsDigest, CredentialsFingerprint: p.issued.CredentialsFingerprint, RetryAt: p.retryAt,
 		}
 	}
 	if err := r.observeCredentials(ctx, o); err != nil {
@@ -284,18 +291,21 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *obse
 	}
 	c := &o.Credentials
 	c.Found, c.Version = true, m.ResourceVersion
-	switch {
-	case o.Target.Holds && o.Target.Held.CredentialsVersion == c.Version && o.Target.Held.CredentialsFingerprint != "":
+	// A record counts only if made with the same settings: they decide
+	// which keys are fingerprinted (the http login's templates).
+	switch last := o.Status.LastAttempt; {
+	case o.Target.Holds && o.Target.Held.CredentialsVersion == c.Version && o.Target.Held.CredentialsFingerprint != "" &&
+		o.Target.Held.SettingsDigest == o.SettingsDigest:
 		c.Fingerprint = o.Target.Held.CredentialsFingerprint
-	case o.Status.LastAttempt != nil && o.Status.LastAttempt.CredentialsVersion == c.Version && o.Status.LastAttempt.CredentialsFingerprint != "":
-		c.Fingerprint = o.Status.LastAttempt.CredentialsFingerprint
-	case o.pending != nil && o.pending.issued.CredentialsVersion == c.Version:
+	case last != nil && last.CredentialsVersion == c.Version && last.CredentialsFingerprint != "" && last.SettingsDigest == o.SettingsDigest:
+		c.Fingerprint = last.CredentialsFingerprint
+	case o.pending != nil && o.pending.issued.CredentialsVersion == c.Version && o.pending.issued.SettingsDigest == o.SettingsDigest:
 		c.Fingerprint = o.pending.issued.CredentialsFingerprint
 	}
 	if c.Fingerprint != "" {
 		return nil
 	}
-	ck := credentialsKey{NamespacedName: types.NamespacedName{Namespace: tr.Namespace, Name: name}, provider: o.Provider}
+	ck := credentialsKey{NamespacedName: types.NamespacedName{Namespace: tr.Namespace, Name: name}, provider: o.Provider, settings: o.SettingsDigest}
 	if fp, ok := r.memory.credentialsFingerprint(ck, c.Version); ok {
 		c.Fingerprint = fp
 		return nil
@@ -311,7 +321,7 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *obse
 	if err != nil {
 		return err
 	}
-	fp, err := r.fingerprints.credentials(ctx, o.reg.UsedCredentials(creds))
+	fp, err := r.fingerprints.credentials(ctx, o.keys().UsedCredentials(creds))
 	if err != nil {
 		return err
 	}
@@ -418,7 +428,7 @@ func (r *TokenRequestReconciler) suspend(ctx context.Context, o *observed, d dec
 
 func (r *TokenRequestReconciler) credentialsMissingMessage(o *observed, expiresAt time.Time) string {
 	return fmt.Sprintf("credentials Secret %q not found in namespace %q: the token in Secret %s stays valid until %s but cannot be refreshed; create the Secret with keys %s",
-		o.tr.Spec.CredentialsSecretRef.Name, o.tr.Namespace, o.SecretName, formatTime(expiresAt), o.reg.CredentialKeyNames())
+		o.tr.Spec.CredentialsSecretRef.Name, o.tr.Namespace, o.SecretName, formatTime(expiresAt), o.keys().CredentialKeyNames())
 }
 
 // stop records a state that needs a person, once; nothing is requeued: the
@@ -446,7 +456,10 @@ func (r *TokenRequestReconciler) stop(ctx context.Context, o *observed, d decisi
 
 // login logs in and writes the token.
 func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
-	tr, reg := o.tr, o.reg
+	tr := o.tr
+	if o.settingsErr != nil {
+		return r.failed(ctx, o, settingsFailure(o.settingsErr))
+	}
 	if r.EndpointPolicy != nil {
 		if err := r.EndpointPolicy.Check(o.Provider, o.Endpoint); err != nil {
 			return r.failed(ctx, o, providerFailure(tr, err))
@@ -463,18 +476,18 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 			return r.failed(ctx, o, failure{
 				reason: tokensyncv1alpha1.ReasonCredentialsNotFound,
 				message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
-					tr.Spec.CredentialsSecretRef.Name, tr.Namespace, reg.CredentialKeyNames()),
+					tr.Spec.CredentialsSecretRef.Name, tr.Namespace, o.keys().CredentialKeyNames()),
 			})
 		case err != nil:
 			return ctrl.Result{}, err
 		}
-		fp, err := r.fingerprints.credentials(ctx, reg.UsedCredentials(creds))
+		fp, err := r.fingerprints.credentials(ctx, o.keys().UsedCredentials(creds))
 		if err != nil {
 			return ctrl.Result{}, err
 		}
 		o.Credentials = credentialsState{Found: true, Version: version, Fingerprint: fp}
 	}
-	if v, ok := reg.Provider.(providers.Validator); ok {
+	if v, ok := o.provider.(providers.Validator); ok {
 		if err := v.Validate(creds); err != nil {
 			return r.failed(ctx, o, providerFailure(tr, err))
 		}
@@ -503,7 +516,7 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 	}
 
 	start := r.now()
-	tok, err := reg.Provider.Login(ctx, o.Endpoint, creds)
+	tok, err := o.provider.Login(ctx, o.Endpoint, creds)
 	loginDuration.WithLabelValues(o.Provider).Observe(r.now().Sub(start).Seconds())
 	if err != nil {
 		f := providerFailure(tr, err)
@@ -521,7 +534,7 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 		return ctrl.Result{}, err
 	}
 	p := &pendingToken{issued: issued{
-		Token: tok, Provider: o.Provider, Endpoint: o.Endpoint,
+		Token: tok, Provider: o.Provider, Endpoint: o.Endpoint, SettingsDigest: o.SettingsDigest,
 		CredentialsVersion: o.Credentials.Version, CredentialsFingerprint: o.Credentials.Fingerprint,
 		TokenFingerprint: tokenFP,
 	}}
@@ -552,7 +565,7 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed,
 		attempt = &tokensyncv1alpha1.LoginAttempt{
 			Time: metav1.NewTime(obtainedAt.UTC().Truncate(time.Second)), Provider: is.Provider, Endpoint: is.Endpoint,
 			CredentialsVersion: is.CredentialsVersion, CredentialsFingerprint: is.CredentialsFingerprint,
-			Result: tokensyncv1alpha1.ReasonSucceeded,
+			SettingsDigest: is.SettingsDigest, Result: tokensyncv1alpha1.ReasonSucceeded,
 		}
 	}
 	rv, err := r.writeSecret(ctx, o, o.target, mutate, false)
@@ -726,7 +739,7 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f fail
 		st.LastAttempt = &tokensyncv1alpha1.LoginAttempt{
 			Time: attemptAt, Provider: o.Provider, Endpoint: o.Endpoint,
 			CredentialsVersion: o.Credentials.Version, CredentialsFingerprint: o.Credentials.Fingerprint,
-			Result: f.reason, AuthenticationFailures: authFailures,
+			SettingsDigest: o.SettingsDigest, Result: f.reason, AuthenticationFailures: authFailures,
 		}
 		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, message)
 		if stalls(f.reason) || stopped {

@@ -45,7 +45,7 @@ fi
 [[ ${lifetime} =~ ^[1-9][0-9]*$ ]] || { echo "demo: DEMO_TOKEN_LIFETIME must be whole seconds, not ${lifetime}" >&2; exit 2; }
 
 namespace=tokensync-demo
-providers=(aml amplifi partner)
+providers=(aml amplifi partner oauth2 http)
 kubeconfig="${dir}/kubeconfig"
 # The fake logs in only these credentials, the ones in hack/demo/*.yaml, so
 # that a credential broken by hand really fails.
@@ -53,6 +53,7 @@ fake_valid=(
   --valid 'aml:email=demo@tokensync.example,password=demo-aml-password'
   --valid 'amplifi:channel=internet,userName=demo-user,password=demo-amplifi-password'
   --valid 'partner:accessKey=demo-access-key,secret=demo-secret'
+  --valid 'oauth2:clientId=demo-client,clientSecret=demo-client-secret'
 )
 # Each demo TokenRequest sets refreshBefore: 20s; shorter-lived tokens are
 # refreshed a third of their lifetime before expiry.

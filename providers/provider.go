@@ -69,6 +69,29 @@ type Validator interface {
 	Validate(creds Credentials) error
 }
 
+// Configurable is implemented by providers whose login the TokenRequest
+// describes (spec.oauth2, spec.http). settings is the JSON of that block;
+// the provider package decodes it into its own struct with the same JSON
+// field names (providers import nothing of Kubernetes), and refuses fields
+// it does not know. WithSettings returns the provider to log in with; a
+// settings problem (a template that does not parse, a bad JSON pointer) is
+// an *Error of kind InvalidTemplate, found before anything is sent.
+type Configurable interface {
+	WithSettings(settings []byte) (Provider, error)
+}
+
+// CredentialUser is implemented by configured providers whose credential
+// keys follow from their settings (the keys an http login's templates
+// name). The controller then asks the provider rather than its
+// Registration, which implements it too, which keys to name in messages and
+// which part of a credentials Secret would be sent.
+type CredentialUser interface {
+	// CredentialKeyNames names the keys for a message, e.g. "email, password".
+	CredentialKeyNames() string
+	// UsedCredentials returns the part of creds a login would send.
+	UsedCredentials(creds Credentials) Credentials
+}
+
 // ErrorKind classifies a login failure by what the caller should do about it.
 type ErrorKind string
 
@@ -83,6 +106,10 @@ const (
 	InvalidResponse ErrorKind = "InvalidResponse"
 	// EndpointNotAllowed: the endpoint is refused by the operator's policy; nothing was sent.
 	EndpointNotAllowed ErrorKind = "EndpointNotAllowed"
+	// InvalidTemplate: the provider settings of the TokenRequest cannot be
+	// used (a template that does not parse or render, a bad JSON pointer);
+	// nothing was sent.
+	InvalidTemplate ErrorKind = "InvalidTemplate"
 )
 
 // Error is a classified login failure. Its message is written for users and

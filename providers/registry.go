@@ -26,6 +26,10 @@ type Registration struct {
 	New func(Options) Provider
 }
 
+// A Registration answers for the keys of its providers that are not
+// configured otherwise.
+var _ CredentialUser = Registration{}
+
 // CredentialKey is one key of a credentials Secret.
 type CredentialKey struct {
 	Name        string

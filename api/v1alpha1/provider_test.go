@@ -1,16 +1,22 @@
 package v1alpha1_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
 
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/builtin"
 )
 
@@ -131,4 +137,87 @@ func providersIn(rule string) []string {
 
 func containsWord(text, word string) bool {
 	return regexp.MustCompile(`\b` + regexp.QuoteMeta(word) + `\b`).MatchString(text)
+}
+
+// TestSettingsBlocksAgreeWithRegistry: the providers with a settings block
+// in the API (ProviderSettings) are exactly the registered Configurable
+// ones, and each reads every field of its block: a fully filled block's
+// JSON, which is what the controller hands over, is accepted by the
+// provider, which refuses fields it does not know.
+func TestSettingsBlocksAgreeWithRegistry(t *testing.T) {
+	hour := metav1.Duration{Duration: time.Hour}
+	full := tokensyncv1alpha1.TokenRequestSpec{
+		OAuth2: &tokensyncv1alpha1.OAuth2Settings{
+			Scopes:          []tokensyncv1alpha1.OAuth2Scope{"read", "write"},
+			Parameters:      map[string]tokensyncv1alpha1.OAuth2ParameterValue{"audience": "https://api.example.com"},
+			ClientAuth:      "post",
+			DefaultLifetime: &hour,
+		},
+		HTTP: &tokensyncv1alpha1.HTTPSettings{
+			Method:  "PUT",
+			Path:    "/login",
+			Headers: map[string]tokensyncv1alpha1.Template{"Accept": "application/json"},
+			Body:    &tokensyncv1alpha1.HTTPBody{Format: "form", Fields: map[string]tokensyncv1alpha1.Template{"user": "{{ .user }}"}},
+			Token:   tokensyncv1alpha1.HTTPToken{JSONPointer: "/token"},
+			Expiry: tokensyncv1alpha1.HTTPExpiry{
+				FromJWT: true, JSONPointer: "/expires_in", Format: "SecondsFromNow", Lifetime: &hour,
+			},
+			Success: &tokensyncv1alpha1.HTTPSuccess{JSONPointer: "/status", Equals: "ok"},
+		},
+	}
+	// Every field set, so that a field a provider does not know shows; the
+	// token's modes exclude each other, so each is tried in turn.
+	tokenModes := []tokensyncv1alpha1.HTTPToken{{JSONPointer: "/token"}, {RawBody: true}, {Header: "X-Token"}}
+	allModes := *full.HTTP
+	allModes.Token = tokensyncv1alpha1.HTTPToken{JSONPointer: "/token", RawBody: true, Header: "X-Token"}
+	for _, block := range []any{full.OAuth2, &allModes} {
+		requireAllFieldsSet(t, reflect.ValueOf(block).Elem())
+	}
+	registry := builtin.NewRegistry(providers.Options{})
+	for _, name := range registry.Names() {
+		spec := full
+		spec.Provider = tokensyncv1alpha1.Provider(name)
+		settings := spec.ProviderSettings()
+		configurable, isConfigurable := registry[name].Provider.(providers.Configurable)
+		if (settings != nil) != isConfigurable {
+			t.Errorf("%s: settings block %T, provider Configurable %v", name, settings, isConfigurable)
+			continue
+		}
+		if settings == nil {
+			continue
+		}
+		for _, mode := range tokenModes {
+			h := *full.HTTP
+			h.Token = mode
+			spec.HTTP = &h
+			data, err := json.Marshal(spec.ProviderSettings())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := configurable.WithSettings(data); err != nil {
+				t.Errorf("%s: the provider refuses its API block %s: %v", name, data, err)
+			}
+		}
+		spec.OAuth2, spec.HTTP = nil, nil
+		if spec.ProviderSettings() != nil {
+			t.Errorf("%s: settings without a block", name)
+		}
+	}
+}
+
+func requireAllFieldsSet(t *testing.T, v reflect.Value) {
+	t.Helper()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		if f.IsZero() {
+			t.Errorf("%s.%s is not set in the test's full block", v.Type().Name(), v.Type().Field(i).Name)
+			continue
+		}
+		if f.Kind() == reflect.Pointer && f.Elem().Kind() == reflect.Struct && f.Type() != reflect.TypeOf(&metav1.Duration{}) {
+			requireAllFieldsSet(t, f.Elem())
+		}
+		if f.Kind() == reflect.Struct {
+			requireAllFieldsSet(t, f)
+		}
+	}
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // Provider names a supported login provider.
-// +kubebuilder:validation:Enum=aml;amplifi;partner
+// +kubebuilder:validation:Enum=aml;amplifi;partner;oauth2;http
 type Provider string
 
 const (
@@ -45,15 +45,21 @@ const (
 
 // TokenRequestSpec says which provider to log in to, with which credentials,
 // and where to keep the token.
-// +kubebuilder:validation:XValidation:rule="self.provider == 'aml' || (has(self.endpoint) && size(self.endpoint) > 0)",message="spec.endpoint is required for providers amplifi and partner (they have no public default); set it to the provider's base URL, e.g. https://api.example.com"
+// +kubebuilder:validation:XValidation:rule="self.provider == 'aml' || (has(self.endpoint) && size(self.endpoint) > 0)",message="spec.endpoint is required for providers amplifi, partner, oauth2 and http (they have no public default); set it to the provider's base URL (for oauth2 the token URL), e.g. https://api.example.com"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'oauth2' || has(self.oauth2)",message="spec.oauth2 is required for provider oauth2 (oauth2: {} takes the defaults: HTTP Basic client authentication, no scope)"
+// +kubebuilder:validation:XValidation:rule="self.provider == 'oauth2' || !has(self.oauth2)",message="spec.oauth2 is only allowed with provider oauth2"
+// +kubebuilder:validation:XValidation:rule="self.provider != 'http' || has(self.http)",message="spec.http is required for provider http: it says how to log in (path, body, token, expiry)"
+// +kubebuilder:validation:XValidation:rule="self.provider == 'http' || !has(self.http)",message="spec.http is only allowed with provider http"
 type TokenRequestSpec struct {
-	// Provider is the login provider: aml (AML Watcher), amplifi (AmpliFi) or partner.
+	// Provider is the login provider: aml (AML Watcher), amplifi (AmpliFi),
+	// partner, oauth2 (OAuth 2.0 client credentials, configured by
+	// spec.oauth2) or http (a login described by spec.http).
 	// +required
 	Provider Provider `json:"provider"`
 
-	// Endpoint is the provider's base URL, an absolute http(s) URL without
-	// user-info, query or fragment. Defaults to https://api.amlwatcher.com for
-	// aml; required for amplifi and partner.
+	// Endpoint is the provider's base URL (for oauth2 the token URL), an
+	// absolute http(s) URL without user-info, query or fragment. Defaults to
+	// https://api.amlwatcher.com for aml; required for the others.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://')",message="spec.endpoint must be an absolute URL starting with http:// or https://"
@@ -66,7 +72,8 @@ type TokenRequestSpec struct {
 	// CredentialsSecretRef names the Secret, in the TokenRequest's namespace,
 	// that holds the login credentials. Keys by provider: aml: email, password;
 	// partner: accessKey, secret; amplifi: credentials.json, or channel plus
-	// that channel's fields.
+	// that channel's fields; oauth2: clientId, clientSecret; http: the keys
+	// its templates read.
 	// +required
 	CredentialsSecretRef SecretReference `json:"credentialsSecretRef"`
 
@@ -123,6 +130,14 @@ type TokenRequestSpec struct {
 	// +optional
 	// +kubebuilder:default=Delete
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// OAuth2 configures provider oauth2; only allowed with it.
+	// +optional
+	OAuth2 *OAuth2Settings `json:"oauth2,omitempty"`
+
+	// HTTP describes the login of provider http; only allowed with it.
+	// +optional
+	HTTP *HTTPSettings `json:"http,omitempty"`
 }
 
 // DeletionPolicy is what happens to the target Secret when its TokenRequest is deleted.
@@ -248,7 +263,8 @@ const (
 	// ReasonSucceeded is LoginAttempt.Result of a successful login.
 	ReasonSucceeded = "Succeeded"
 	// ReasonInvalidTemplate: a spec.secretTemplate.data template does not
-	// parse or render; nothing was written.
+	// parse or render (nothing was written), or the provider settings
+	// (spec.http, spec.oauth2) cannot be used (nothing was sent).
 	ReasonInvalidTemplate = "InvalidTemplate"
 	// ReasonSuspended: spec.suspend is true; nothing is sent or written.
 	ReasonSuspended = "Suspended"
@@ -301,8 +317,8 @@ type TokenRequestStatus struct {
 
 	// LastAttempt is what the last login attempt was made with and how it
 	// ended. After a failure only a change that could fix it (the credentials'
-	// content, spec.provider or spec.endpoint, a new force-refresh value)
-	// retries before the backoff ends.
+	// content, spec.provider, spec.endpoint or the provider settings, a new
+	// force-refresh value) retries before the backoff ends.
 	// +optional
 	LastAttempt *LoginAttempt `json:"lastAttempt,omitempty"`
 }
@@ -346,6 +362,10 @@ type LoginAttempt struct {
 	// a plain hash, so it tells nothing about the values.
 	// +optional
 	CredentialsFingerprint string `json:"credentialsFingerprint,omitempty"`
+	// SettingsDigest is the SHA-256 of the provider settings (spec.oauth2,
+	// spec.http) the attempt was made with; empty for other providers.
+	// +optional
+	SettingsDigest string `json:"settingsDigest,omitempty"`
 	// Result is Succeeded or the reason the attempt failed.
 	Result string `json:"result"`
 	// AuthenticationFailures counts consecutive AuthenticationFailed results

@@ -93,7 +93,7 @@ func TestAdmissionRejectsWrongTokenRequests(t *testing.T) {
 		want string // part of the API server's message
 	}{
 		{"unknown provider", tokenRequest(ns, "x", validSpec(func(s map[string]any) { s["provider"] = "okta" })),
-			`spec.provider: Unsupported value: "okta": supported values: "aml", "amplifi", "partner"`},
+			`spec.provider: Unsupported value: "okta": supported values: "aml", "amplifi", "partner", "oauth2", "http"`},
 		{"missing provider", tokenRequest(ns, "x", validSpec(func(s map[string]any) { delete(s, "provider") })),
 			"spec.provider: Required value"},
 		{"missing spec", tokenRequest(ns, "x", nil), "spec: Required value"},
@@ -104,11 +104,11 @@ func TestAdmissionRejectsWrongTokenRequests(t *testing.T) {
 		{"credentials name not a Secret name", tokenRequest(ns, "x", validSpec(func(s map[string]any) { s["credentialsSecretRef"] = map[string]any{"name": "Bad_Name"} })),
 			"spec.credentialsSecretRef.name in body should match"},
 		{"amplifi without endpoint", tokenRequest(ns, "x", validSpec(func(s map[string]any) { s["provider"] = "amplifi"; delete(s, "endpoint") })),
-			"spec.endpoint is required for providers amplifi and partner"},
+			"spec.endpoint is required for providers amplifi, partner, oauth2 and http"},
 		{"partner without endpoint", tokenRequest(ns, "x", validSpec(func(s map[string]any) { delete(s, "endpoint") })),
-			"spec.endpoint is required for providers amplifi and partner"},
+			"spec.endpoint is required for providers amplifi, partner, oauth2 and http"},
 		{"partner with empty endpoint", tokenRequest(ns, "x", validSpec(func(s map[string]any) { s["endpoint"] = "" })),
-			"spec.endpoint is required for providers amplifi and partner"},
+			"spec.endpoint is required for providers amplifi, partner, oauth2 and http"},
 		{"relative endpoint", tokenRequest(ns, "x", validSpec(func(s map[string]any) { s["endpoint"] = "partner.example.com" })),
 			"spec.endpoint must be an absolute URL starting with http:// or https://"},
 		{"ftp endpoint", tokenRequest(ns, "x", validSpec(func(s map[string]any) { s["endpoint"] = "ftp://partner.example.com" })),
@@ -348,5 +348,186 @@ func TestAdmissionOfConsumerFields(t *testing.T) {
 	}
 	if got, _, _ := unstructured.NestedString(obj.Object, "spec", "deletionPolicy"); got != "Delete" {
 		t.Errorf("deletionPolicy defaulted to %q, want Delete", got)
+	}
+}
+
+// httpSpec is a valid provider http spec (the AML Watcher login), changed by mut.
+func httpSpec(mut func(h map[string]any)) map[string]any {
+	h := map[string]any{
+		"path":    "/api/get-access-token",
+		"body":    map[string]any{"fields": map[string]any{"email": "{{ .email }}", "password": "{{ .password }}"}},
+		"token":   map[string]any{"jsonPointer": "/data/access_token"},
+		"expiry":  map[string]any{"fromJWT": true, "lifetime": "3h"},
+		"success": map[string]any{"jsonPointer": "/status", "equals": "SUCCESS"},
+	}
+	if mut != nil {
+		mut(h)
+	}
+	return map[string]any{
+		"provider": "http", "endpoint": "https://api.amlwatcher.com",
+		"credentialsSecretRef": map[string]any{"name": "creds"}, "http": h,
+	}
+}
+
+// oauth2Spec is a valid provider oauth2 spec, changed by mut.
+func oauth2Spec(mut func(o map[string]any)) map[string]any {
+	o := map[string]any{"scopes": []any{"api.read"}, "parameters": map[string]any{"audience": "https://api.example.com"}}
+	if mut != nil {
+		mut(o)
+	}
+	return map[string]any{
+		"provider": "oauth2", "endpoint": "https://idp.example.com/oauth/token",
+		"credentialsSecretRef": map[string]any{"name": "creds"}, "oauth2": o,
+	}
+}
+
+// TestAdmissionOfProviderSettings: kubectl apply rejects an incomplete or
+// misplaced spec.http or spec.oauth2 with a message that says what is
+// missing.
+func TestAdmissionOfProviderSettings(t *testing.T) {
+	ns := newNamespace(t)
+	rejected := []struct {
+		name string
+		spec map[string]any
+		want string
+	}{
+		{"http without spec.http", func() map[string]any { s := httpSpec(nil); delete(s, "http"); return s }(),
+			"spec.http is required for provider http"},
+		{"http without endpoint", func() map[string]any { s := httpSpec(nil); delete(s, "endpoint"); return s }(),
+			"spec.endpoint is required for providers amplifi, partner, oauth2 and http"},
+		{"spec.http with another provider", func() map[string]any { s := httpSpec(nil); s["provider"] = "partner"; return s }(),
+			"spec.http is only allowed with provider http"},
+		{"oauth2 without spec.oauth2", func() map[string]any { s := oauth2Spec(nil); delete(s, "oauth2"); return s }(),
+			"spec.oauth2 is required for provider oauth2"},
+		{"spec.oauth2 with another provider", func() map[string]any {
+			s := oauth2Spec(nil)
+			s["provider"] = "http"
+			s["http"] = httpSpec(nil)["http"]
+			return s
+		}(),
+			"spec.oauth2 is only allowed with provider oauth2"},
+		{"no token", httpSpec(func(h map[string]any) { delete(h, "token") }), "spec.http.token: Required value"},
+		{"empty token", httpSpec(func(h map[string]any) { h["token"] = map[string]any{} }),
+			"spec.http.token must set exactly one of jsonPointer (where the token is in a JSON answer), rawBody: true"},
+		{"two token modes", httpSpec(func(h map[string]any) { h["token"] = map[string]any{"jsonPointer": "/t", "header": "X-Token"} }),
+			"spec.http.token must set exactly one of"},
+		{"rawBody false", httpSpec(func(h map[string]any) { h["token"] = map[string]any{"rawBody": false} }),
+			"spec.http.token must set exactly one of"},
+		{"token pointer without /", httpSpec(func(h map[string]any) { h["token"] = map[string]any{"jsonPointer": "data/token"} }),
+			"spec.http.token.jsonPointer in body should match"},
+		{"token pointer with a bad escape", httpSpec(func(h map[string]any) { h["token"] = map[string]any{"jsonPointer": "/a~2"} }),
+			"spec.http.token.jsonPointer in body should match"},
+		{"no expiry", httpSpec(func(h map[string]any) { delete(h, "expiry") }), "spec.http.expiry: Required value"},
+		{"empty expiry", httpSpec(func(h map[string]any) { h["expiry"] = map[string]any{} }),
+			"spec.http.expiry must set at least one of fromJWT: true, jsonPointer (with format) or lifetime"},
+		{"fromJWT false only", httpSpec(func(h map[string]any) { h["expiry"] = map[string]any{"fromJWT": false} }),
+			"spec.http.expiry must set at least one of"},
+		{"expiry pointer without format", httpSpec(func(h map[string]any) { h["expiry"] = map[string]any{"jsonPointer": "/exp"} }),
+			"spec.http.expiry.format (RFC3339, UnixSeconds or SecondsFromNow) is required with expiry.jsonPointer"},
+		{"expiry format without pointer", httpSpec(func(h map[string]any) { h["expiry"] = map[string]any{"lifetime": "1h", "format": "RFC3339"} }),
+			"and only allowed with it"},
+		{"unknown expiry format", httpSpec(func(h map[string]any) { h["expiry"] = map[string]any{"jsonPointer": "/exp", "format": "Unix"} }),
+			`spec.http.expiry.format: Unsupported value: "Unix": supported values: "RFC3339", "UnixSeconds", "SecondsFromNow"`},
+		{"lifetime not a duration", httpSpec(func(h map[string]any) { h["expiry"] = map[string]any{"lifetime": "3 hours"} }),
+			"spec.http.expiry.lifetime in body should match"},
+		{"lifetime zero", httpSpec(func(h map[string]any) { h["expiry"] = map[string]any{"lifetime": "0s"} }),
+			"spec.http.expiry.lifetime must be at least 1s"},
+		{"unknown method", httpSpec(func(h map[string]any) { h["method"] = "DELETE" }),
+			`spec.http.method: Unsupported value: "DELETE": supported values: "GET", "POST", "PUT", "PATCH"`},
+		{"body with GET", httpSpec(func(h map[string]any) { h["method"] = "GET" }), "spec.http.body is not allowed with method GET"},
+		{"unknown body format", httpSpec(func(h map[string]any) { h["body"] = map[string]any{"format": "xml"} }),
+			`spec.http.body.format: Unsupported value: "xml": supported values: "json", "form"`},
+		{"path with a query", httpSpec(func(h map[string]any) { h["path"] = "/login?x=1" }), "spec.http.path must be a path only"},
+		{"header name with a space", httpSpec(func(h map[string]any) { h["headers"] = map[string]any{"X Key": "v"} }),
+			"spec.http.headers keys must be header names"},
+		{"Host header", httpSpec(func(h map[string]any) { h["headers"] = map[string]any{"host": "evil.example"} }),
+			"spec.http.headers must not set Host, Content-Length, Transfer-Encoding, Connection or User-Agent"},
+		{"template too long", httpSpec(func(h map[string]any) { h["headers"] = map[string]any{"X": strings.Repeat("a", 5000)} }),
+			"spec.http.headers.X: Too long"},
+		{"token header not a header name", httpSpec(func(h map[string]any) { h["token"] = map[string]any{"header": "X Token"} }),
+			"spec.http.token.header in body should match"},
+		{"success without equals", httpSpec(func(h map[string]any) { h["success"] = map[string]any{"jsonPointer": "/status"} }),
+			"spec.http.success.equals: Required value"},
+		{"unknown http field", httpSpec(func(h map[string]any) { h["tokens"] = map[string]any{} }), `unknown field "spec.http.tokens"`},
+		{"unknown client auth", oauth2Spec(func(o map[string]any) { o["clientAuth"] = "jwt" }),
+			`spec.oauth2.clientAuth: Unsupported value: "jwt": supported values: "basic", "post"`},
+		{"grant_type parameter", oauth2Spec(func(o map[string]any) { o["parameters"] = map[string]any{"grant_type": "password"} }),
+			"must not be grant_type, scope, client_id or client_secret"},
+		{"scope with a space", oauth2Spec(func(o map[string]any) { o["scopes"] = []any{"a b"} }),
+			"spec.oauth2.scopes[0] in body should match"},
+		{"defaultLifetime zero", oauth2Spec(func(o map[string]any) { o["defaultLifetime"] = "0s" }),
+			"spec.oauth2.defaultLifetime must be at least 1s"},
+	}
+	for i, tt := range rejected {
+		t.Run(tt.name, func(t *testing.T) {
+			err := k8sClient.Create(context.Background(), tokenRequest(ns, fmt.Sprintf("x%d", i), tt.spec), client.DryRunAll, client.FieldValidation("Strict"))
+			if err == nil {
+				t.Fatalf("accepted, want rejection containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("message %q does not contain %q", err.Error(), tt.want)
+			}
+		})
+	}
+
+	accepted := []struct {
+		name string
+		spec map[string]any
+	}{
+		{"the AML Watcher login as http", httpSpec(nil)},
+		{"rawBody token, JWT expiry", httpSpec(func(h map[string]any) {
+			h["token"] = map[string]any{"rawBody": true}
+			h["expiry"] = map[string]any{"fromJWT": true}
+			delete(h, "success")
+		})},
+		{"header token, pointer expiry, form body, PUT", httpSpec(func(h map[string]any) {
+			h["method"] = "PUT"
+			h["headers"] = map[string]any{"Authorization": "Basic {{ print .user \":\" .key | b64enc }}", "Accept": "application/json"}
+			h["body"] = map[string]any{"format": "form", "fields": map[string]any{"grant": "session"}}
+			h["token"] = map[string]any{"header": "X-Session-Token"}
+			h["expiry"] = map[string]any{"jsonPointer": "/expires_at", "format": "RFC3339"}
+		})},
+		{"GET without a body", httpSpec(func(h map[string]any) {
+			h["method"] = "GET"
+			delete(h, "body")
+			h["headers"] = map[string]any{"X-Api-Key": "{{ .apiKey }}"}
+			h["expiry"] = map[string]any{"jsonPointer": "/ttl", "format": "SecondsFromNow", "lifetime": "10m"}
+		})},
+		{"oauth2 with every field", oauth2Spec(func(o map[string]any) {
+			o["clientAuth"] = "post"
+			o["defaultLifetime"] = "1h"
+			o["scopes"] = []any{"openid", "https://graph.microsoft.com/.default"}
+		})},
+		{"oauth2 with defaults only", oauth2Spec(func(o map[string]any) { delete(o, "scopes"); delete(o, "parameters") })},
+	}
+	for i, tt := range accepted {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := k8sClient.Create(context.Background(), tokenRequest(ns, fmt.Sprintf("ok%d", i), tt.spec), client.DryRunAll, client.FieldValidation("Strict")); err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+		})
+	}
+}
+
+// TestProviderSettingsDefaults: the API server fills in the documented
+// defaults, so the settings digest the operator records does not change
+// when a user writes them out.
+func TestProviderSettingsDefaults(t *testing.T) {
+	ns := newNamespace(t)
+	h := tokenRequest(ns, "h", httpSpec(func(h map[string]any) { h["body"] = map[string]any{"fields": map[string]any{"a": "b"}} }))
+	o := tokenRequest(ns, "o", oauth2Spec(nil))
+	for _, obj := range []*unstructured.Unstructured{h, o} {
+		if err := k8sClient.Create(context.Background(), obj, client.DryRunAll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, _, _ := unstructured.NestedString(h.Object, "spec", "http", "method"); m != "POST" {
+		t.Errorf("http.method defaulted to %q", m)
+	}
+	if f, _, _ := unstructured.NestedString(h.Object, "spec", "http", "body", "format"); f != "json" {
+		t.Errorf("http.body.format defaulted to %q", f)
+	}
+	if a, _, _ := unstructured.NestedString(o.Object, "spec", "oauth2", "clientAuth"); a != "basic" {
+		t.Errorf("oauth2.clientAuth defaulted to %q", a)
 	}
 }

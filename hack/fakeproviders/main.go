@@ -36,6 +36,7 @@ var providerOfPath = map[string]string{
 	providertest.AMLPath:     providertest.AML,
 	providertest.AmpliFiPath: providertest.AmpliFi,
 	providertest.PartnerPath: providertest.Partner,
+	providertest.OAuth2Path:  providertest.OAuth2,
 }
 
 // credentialSets collects repeated --valid flags, by provider.
@@ -128,8 +129,8 @@ func run(addr, urlFile string, lifetime time.Duration, lifetimes map[string]*tim
 	srv := &http.Server{Handler: logRequests(fake.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listener) }()
-	log.Printf("serving aml (POST %s), amplifi (PUT %s) and partner (POST %s) on %s",
-		providertest.AMLPath, providertest.AmpliFiPath, providertest.PartnerPath, url)
+	log.Printf("serving aml (POST %s), amplifi (PUT %s), partner (POST %s) and oauth2 (POST %s) on %s",
+		providertest.AMLPath, providertest.AmpliFiPath, providertest.PartnerPath, providertest.OAuth2Path, url)
 	if urlFile != "" {
 		if err := writeFileAtomic(urlFile, url+"\n"); err != nil {
 			_ = srv.Close()

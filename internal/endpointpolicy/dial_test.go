@@ -177,6 +177,13 @@ func TestProvidersRefuseMetadataAtDial(t *testing.T) {
 		"aml":     {"email": []byte("ops@example.com"), "password": []byte("correct-horse")},
 		"amplifi": {"credentials.json": []byte(`{"channel":"test","deviceTag":"tag-1"}`)},
 		"partner": {"accessKey": []byte("ak-1"), "secret": []byte("s3cr3t-value")},
+		"oauth2":  {"clientId": []byte("svc"), "clientSecret": []byte("s3cr3t-value")},
+		"http":    {"apiKey": []byte("k-1")},
+	}
+	// Providers configured by their TokenRequest, configured as one would be.
+	settings := map[string]string{
+		"oauth2": `{"scopes": ["read"]}`,
+		"http":   `{"headers": {"X-Api-Key": "{{ .apiKey }}"}, "token": {"rawBody": true}, "expiry": {"lifetime": "1h"}}`,
 	}
 	addresses := []string{"169.254.169.254:443"}
 	if haveIPv6() {
@@ -189,8 +196,15 @@ func TestProvidersRefuseMetadataAtDial(t *testing.T) {
 				if !ok {
 					t.Fatalf("no test credentials for provider %s", name)
 				}
+				p := e.Provider
+				if configurable, ok := p.(providers.Configurable); ok {
+					var err error
+					if p, err = configurable.WithSettings([]byte(settings[name])); err != nil {
+						t.Fatalf("settings of %s: %v", name, err)
+					}
+				}
 				start := time.Now()
-				_, err := e.Provider.Login(context.Background(), "https://"+address, c)
+				_, err := p.Login(context.Background(), "https://"+address, c)
 				pe := wantNotAllowed(t, err)
 				if want := "connection to " + address + " refused by the operator's endpoint policy"; !strings.Contains(pe.Message, want) {
 					t.Errorf("message %q does not contain %q", pe.Message, want)

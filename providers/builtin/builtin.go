@@ -8,7 +8,9 @@ import (
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/aml"
 	"github.com/tokensync/tokensync/providers/amplifi"
+	"github.com/tokensync/tokensync/providers/httplogin"
 	"github.com/tokensync/tokensync/providers/internal/login"
+	"github.com/tokensync/tokensync/providers/oauth2"
 	"github.com/tokensync/tokensync/providers/partner"
 )
 
@@ -18,6 +20,8 @@ func Registrations() []providers.Registration {
 		aml.Registration,
 		amplifi.Registration,
 		partner.Registration,
+		oauth2.Registration,
+		httplogin.Registration,
 	}
 }
 

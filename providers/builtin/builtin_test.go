@@ -20,7 +20,13 @@ func TestRegistrations(t *testing.T) {
 			t.Errorf("%s: no constructor", r.Name)
 		}
 		if len(r.CredentialKeys) == 0 {
-			t.Errorf("%s: no credential keys", r.Name)
+			// Only a provider configured by its TokenRequest may leave its
+			// keys to its settings; it then names them itself.
+			_, configurable := r.New(providers.Options{}).(providers.Configurable)
+			_, names := r.New(providers.Options{}).(providers.CredentialUser)
+			if !configurable || !names {
+				t.Errorf("%s: no credential keys", r.Name)
+			}
 		}
 		for _, k := range r.CredentialKeys {
 			if k.Name == "" || k.Description == "" {
@@ -54,6 +60,8 @@ func TestMessages(t *testing.T) {
 		"aml":     {"email, password", "https://api.amlwatcher.com"},
 		"amplifi": {"credentials.json, or channel", ""},
 		"partner": {"accessKey, secret", ""},
+		"oauth2":  {"clientId, clientSecret", ""},
+		"http":    {"", ""}, // its keys are the ones spec.http's templates read (see TestConfiguredCredentials)
 	} {
 		e, ok := registry[name]
 		if !ok {
@@ -84,6 +92,7 @@ func TestUsedCredentials(t *testing.T) {
 		{"partner", map[string]string{"accessKey": "k", "secret": "s"}, []string{"accessKey", "secret"}},
 		{"amplifi", map[string]string{"credentials.json": `{"channel": "test", "deviceTag": "t"}`}, []string{"credentials.json"}},
 		{"amplifi", map[string]string{"channel": "internet", "userName": "u", "password": "p"}, []string{"channel", "password", "userName"}},
+		{"oauth2", map[string]string{"clientId": "i", "clientSecret": "s"}, []string{"clientId", "clientSecret"}},
 	} {
 		creds := providers.Credentials{}
 		for k, v := range tc.creds {
@@ -99,11 +108,32 @@ func TestUsedCredentials(t *testing.T) {
 	}
 }
 
+// TestConfiguredCredentials: a provider configured by its TokenRequest
+// uses the keys its settings name, and no other.
+func TestConfiguredCredentials(t *testing.T) {
+	registry := NewRegistry(providers.Options{})
+	creds := providers.Credentials{"email": []byte("e"), "password": []byte("p"), "note": []byte("unrelated"), "clientId": []byte("i")}
+	p, err := registry["http"].Provider.(providers.Configurable).WithSettings([]byte(
+		`{"body": {"fields": {"email": "{{ .email }}", "password": "{{ .password }}"}}, "token": {"rawBody": true}, "expiry": {"lifetime": "1h"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := p.(providers.CredentialUser)
+	if got := slices.Sorted(maps.Keys(keys.UsedCredentials(creds))); !slices.Equal(got, []string{"email", "password"}) || keys.CredentialKeyNames() != "email, password" {
+		t.Errorf("http: UsedCredentials keys %v, names %q", got, keys.CredentialKeyNames())
+	}
+	if _, ok := registry["oauth2"].Provider.(providers.Configurable); !ok {
+		t.Error("oauth2 is not Configurable")
+	}
+}
+
 // TestFakeServesEveryProvider: the fake providers (providertest) answer
-// for every built-in provider, so tests, the demo and the benchmarks can
-// exercise it.
+// for every built-in provider with a wire format of its own, so tests, the
+// demo and the benchmarks can exercise it. The http login has none: it is
+// tested against every fake (providers/httplogin, controllers).
 func TestFakeServesEveryProvider(t *testing.T) {
-	if got, want := NewRegistry(providers.Options{}).Names(), providertest.Names(); !slices.Equal(got, want) {
+	got := slices.DeleteFunc(NewRegistry(providers.Options{}).Names(), func(name string) bool { return name == "http" })
+	if want := providertest.Names(); !slices.Equal(got, want) {
 		t.Errorf("built-in providers %v, fake providers %v", got, want)
 	}
 }

@@ -226,14 +226,5 @@ func missingProperties(details json.RawMessage, creds providers.Credentials) []s
 // quotable reports whether an identifier from an error answer may be shown:
 // a short [A-Za-z0-9_.-] name that does not echo one of the credentials.
 func quotable(name string, creds providers.Credentials) bool {
-	if !login.SafeName(name, maxNameLen) {
-		return false
-	}
-	for _, v := range creds {
-		v := strings.TrimSpace(string(v))
-		if v != "" && (name == v || len(v) >= 4 && strings.Contains(name, v)) {
-			return false
-		}
-	}
-	return true
+	return login.Quotable(name, maxNameLen, creds)
 }

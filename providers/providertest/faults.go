@@ -176,13 +176,14 @@ func (s *Server) fail(w http.ResponseWriter, provider string, f Failure) {
 	}
 }
 
-var pathOf = map[string]string{AML: AMLPath, AmpliFi: AmpliFiPath, Partner: PartnerPath}
+var pathOf = map[string]string{AML: AMLPath, AmpliFi: AmpliFiPath, Partner: PartnerPath, OAuth2: OAuth2Path}
 
 // noTokenBody and hugeBody are the AmpliFi and partner API answers; AML
 // Watcher's follow SetAMLDataArray (Server.amlSuccess).
 var noTokenBody = map[string]string{
 	AmpliFi: `{"success": true, "userId": "qweaurl8kgtlv9pc", "AFiUserId": "qweaurl8kgtlv9pc", "segment": "demo"}`,
 	Partner: `{"statusCode": "Created"}`,
+	OAuth2:  `{"token_type": "Bearer", "expires_in": 3600}`,
 }
 
 func hugeBody(provider string) string {
@@ -190,6 +191,8 @@ func hugeBody(provider string) string {
 	switch provider {
 	case AmpliFi:
 		return `{"success": true, "token": "` + filler + `", "dtsExpiry": "2099-01-01T00:00:00.000Z"}`
+	case OAuth2:
+		return `{"access_token": "` + filler + `", "token_type": "Bearer", "expires_in": 3600}`
 	}
 	return filler
 }
@@ -214,6 +217,14 @@ func errorBody(provider string, status int) string {
 			return partnerUnauthorized
 		}
 		return `{"statusCode": "Error", "error": {"name": "Error", "message": ` + strconv.Quote(text) + `}}`
+	case OAuth2:
+		switch {
+		case status == http.StatusUnauthorized:
+			return `{"error": "invalid_client", "error_description": "Client authentication failed."}`
+		case status < 500:
+			return `{"error": "invalid_request", "error_description": ` + strconv.Quote(text) + `}`
+		}
+		return `{"error": "server_error", "error_description": ` + strconv.Quote(text) + `}`
 	}
 	return `{"success": false, "message": ` + strconv.Quote(text) + `}`
 }

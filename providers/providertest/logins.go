@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -268,6 +270,74 @@ func (s *Server) loginAmpliFi(w http.ResponseWriter, r *http.Request) {
 		"dtsExpiry":                   expiry.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		"isLocalSavingAllowed":        true,
 	})
+	writeBody(w, http.StatusOK, string(body))
+}
+
+// --- OAuth2 client credentials (RFC 6749 §4.4) ---
+
+// oauth2Error is an RFC 6749 §5.2 error answer.
+func oauth2Error(w http.ResponseWriter, status int, code, description string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="tokensync-fake"`)
+	}
+	body, _ := json.Marshal(map[string]string{"error": code, "error_description": description})
+	w.Header().Set("Cache-Control", "no-store")
+	writeBody(w, status, string(body))
+}
+
+func (s *Server) loginOAuth2(w http.ResponseWriter, r *http.Request) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		oauth2Error(w, http.StatusBadRequest, "invalid_request", "The request body must be application/x-www-form-urlencoded.")
+		return
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, maxRequestBytes)
+	if err := r.ParseForm(); err != nil {
+		oauth2Error(w, http.StatusBadRequest, "invalid_request", "The request body is not a form.")
+		return
+	}
+	if r.PostForm.Get("grant_type") != "client_credentials" {
+		oauth2Error(w, http.StatusBadRequest, "unsupported_grant_type", "Only client_credentials is supported.")
+		return
+	}
+	// RFC 6749 §2.3.1: Basic with the id and secret form-encoded first, or
+	// both in the body; never both methods at once.
+	id, secret, basic := r.BasicAuth()
+	_, inForm := r.PostForm["client_secret"]
+	switch {
+	case basic && inForm:
+		oauth2Error(w, http.StatusBadRequest, "invalid_request", "More than one client authentication method.")
+		return
+	case basic:
+		var errID, errSecret error
+		id, errID = url.QueryUnescape(id)
+		secret, errSecret = url.QueryUnescape(secret)
+		if errID != nil || errSecret != nil {
+			oauth2Error(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed.")
+			return
+		}
+	case inForm:
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	client := map[string]json.RawMessage{}
+	for k, v := range map[string]string{"clientId": id, "clientSecret": secret} {
+		client[k], _ = json.Marshal(v)
+	}
+	if id == "" || secret == "" || !s.accepts(OAuth2, client) {
+		oauth2Error(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed.")
+		return
+	}
+	scope := r.PostForm.Get("scope")
+	var lifetime time.Duration
+	token := s.issue(OAuth2, id, func(seq uint64, now time.Time, l time.Duration) string {
+		lifetime = l
+		return s.jwt(sha256.New, "HS256", map[string]any{"sub": id, "scope": scope, "jti": uniqueID(seq)}, now, l)
+	})
+	answer := map[string]any{"access_token": token, "token_type": "Bearer", "expires_in": int64(lifetime.Seconds())}
+	if scope != "" {
+		answer["scope"] = scope
+	}
+	body, _ := json.Marshal(answer)
+	w.Header().Set("Cache-Control", "no-store")
 	writeBody(w, http.StatusOK, string(body))
 }
 

@@ -1,33 +1,43 @@
-// Package providertest is a fake of the three login providers, written from
+// Package providertest is a fake of the login providers, written from
 // their documentation (not from tokensync's clients), for controller tests,
 // demos and benchmarks, in-process or behind a small binary.
 //
-// One Server answers all three on the same base URL:
+// One Server answers all of them on the same base URL:
 //
 //	POST /api/get-access-token  AML Watcher  {"email", "password"}
 //	PUT  /token                 AmpliFi      {"channel", ...channel fields}
 //	POST /login                 partner API  {"accessKey", "secret"}
+//	POST /oauth/token           OAuth2       client credentials grant (RFC 6749 §4.4)
 //
-// so a TokenRequest's endpoint is Server.URL() whatever its provider.
+// so a TokenRequest's endpoint is Server.URL() whatever its provider (for
+// oauth2, Server.URL()+OAuth2Path: its endpoint is the token URL). The
+// declarative http login has no wire format of its own: it logs in to any
+// of them.
 //
 // Answers follow the documents: AML Watcher's SUCCESS body with a JWT access
 // token (data an object as in its sample, or with SetAMLDataArray an array
 // of one object as in its response table), AmpliFi's success body with dtsExpiry in RFC 3339 with milliseconds,
-// and the partner API's 201 Created with the bare JWT. Failures are the
+// the partner API's 201 Created with the bare JWT, and the OAuth2 token
+// endpoint's RFC 6749 §5.1 answer with a JWT access token and expires_in. Failures are the
 // documented ones where there are any: the partner API's 400
 // InvalidRequestFormatError naming the missing property and its 401
 // AuthenticationError with reason AccessKeyUnauthorized; AML Watcher answers
 // wrong credentials with 401 and a FAIL body about invalid credentials, and
 // a missing field or a password under 8 characters with 422 and a FAIL body;
 // AmpliFi answers wrong credentials with 200 and success: false, and a body
-// its schema refuses with 400 and success: false. The schema checks accept
+// its schema refuses with 400 and success: false; the OAuth2 token endpoint
+// answers as RFC 6749 §5.2 says: a wrong or missing client authentication
+// (HTTP Basic, form-decoded, or client_id and client_secret in the form;
+// both at once is invalid_request) with 401 invalid_client, another grant
+// with 400 unsupported_grant_type. The schema checks accept
 // the documentation's own examples: android without signature, test without
 // dtsValueString.
 //
 // By default any credentials that pass those checks log in; SetValid
-// restricts a provider to given credential sets. Token lifetimes default to
-// 3h (AML Watcher, as documented), 1h (partner API, as in its example token)
-// and 1h (AmpliFi), and are set with SetLifetime; JWTs carry iat and
+// restricts a provider to given credential sets (for OAuth2, the keys
+// clientId and clientSecret). Token lifetimes default to 3h (AML Watcher, as
+// documented), 1h (partner API, as in its example token), 1h (AmpliFi) and
+// 1h (OAuth2), and are set with SetLifetime; JWTs carry iat and
 // exp = iat + lifetime. Every token issued is unique.
 //
 // Faults are scripted per provider: FailNext and FailNextWith answer the next
@@ -53,22 +63,25 @@ const (
 	AML     = "aml"
 	AmpliFi = "amplifi"
 	Partner = "partner"
+	OAuth2  = "oauth2"
 )
 
 // Names returns the providers the Server fakes, sorted.
-func Names() []string { return []string{AML, AmpliFi, Partner} }
+func Names() []string { return []string{AML, AmpliFi, OAuth2, Partner} }
 
 // Paths the Server answers on.
 const (
 	AMLPath     = "/api/get-access-token"
 	AmpliFiPath = "/token"
 	PartnerPath = "/login"
+	OAuth2Path  = "/oauth/token"
 )
 
 var defaultLifetime = map[string]time.Duration{
 	AML:     3 * time.Hour,
 	AmpliFi: time.Hour,
 	Partner: time.Hour,
+	OAuth2:  time.Hour,
 }
 
 // Server is the fake. Create it with Start, NewServer or New.
@@ -147,6 +160,7 @@ func New(opts ...Option) *Server {
 	mux.Handle(AMLPath, s.route(AML, http.MethodPost, s.loginAML))
 	mux.Handle(AmpliFiPath, s.route(AmpliFi, http.MethodPut, s.loginAmpliFi))
 	mux.Handle(PartnerPath, s.route(Partner, http.MethodPost, s.loginPartner))
+	mux.Handle(OAuth2Path, s.route(OAuth2, http.MethodPost, s.loginOAuth2))
 	s.handler = mux
 	for _, opt := range opts {
 		opt(s)
@@ -200,7 +214,7 @@ func (s *Server) Listen(addr string) error {
 	return nil
 }
 
-// Handler answers the three providers' login paths.
+// Handler answers the providers' login paths.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Addr is the address listened on, "" before Listen.
@@ -213,7 +227,7 @@ func (s *Server) Addr() string {
 	return s.listener.Addr().String()
 }
 
-// URL is the base URL of all three providers, "" before Listen.
+// URL is the base URL of all the providers, "" before Listen.
 func (s *Server) URL() string {
 	if addr := s.Addr(); addr != "" {
 		return "http://" + addr
@@ -240,7 +254,7 @@ func (s *Server) Close() {
 
 // SetValid restricts provider to the given credential sets: a login succeeds
 // when every key of one set is sent with exactly that value (AmpliFi: as a
-// string field). No sets means any credentials passing the documented checks.
+// string field; OAuth2: clientId and clientSecret). No sets means any credentials passing the documented checks.
 func (s *Server) SetValid(provider string, creds ...map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -330,7 +344,7 @@ func (s *Server) Logins(provider string) int {
 }
 
 // LoginsFor counts provider's tokens issued to one identity: the email (AML
-// Watcher), the accessKey (partner API), or for AmpliFi the channel's
+// Watcher), the accessKey (partner API), the client id (OAuth2), or for AmpliFi the channel's
 // identifying field: userName (internet), uuid (android), deviceId
 // (browser), userId (statementGenerator, dicBuilder), transportUserId
 // (chat), deviceTag (android_v1, mobile, ios_v1, test).
@@ -361,7 +375,7 @@ func (s *Server) ResetCounters() {
 func (s *Server) state(provider string) *providerState {
 	st, ok := s.providers[provider]
 	if !ok {
-		panic(fmt.Sprintf("providertest: unknown provider %q (want %q, %q or %q)", provider, AML, AmpliFi, Partner))
+		panic(fmt.Sprintf("providertest: unknown provider %q (want one of %q)", provider, Names()))
 	}
 	return st
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/aml"
 	"github.com/tokensync/tokensync/providers/amplifi"
+	"github.com/tokensync/tokensync/providers/oauth2"
 	"github.com/tokensync/tokensync/providers/partner"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
@@ -29,6 +30,7 @@ var (
 	amlCreds     = providers.Credentials{"email": []byte("user@example.com"), "password": []byte("amlWatcher@!#")}
 	partnerCreds = providers.Credentials{"accessKey": []byte("986d8167a9b9a15e37db4ab4ad50877b01347a94"), "secret": []byte("79bPqahzbeYuIgyod1GBjsBy38wN7KuBBNNmN/emwjFCuAfq")}
 	ampliFiCreds = providers.Credentials{"channel": []byte("test"), "deviceTag": []byte("my_deviceTag"), "deviceData": []byte(`{"platform": "test"}`)}
+	oauth2Creds  = providers.Credentials{"clientId": []byte("tokensync:client"), "clientSecret": []byte("s3cr+t/=")}
 )
 
 // client pairs each fake provider with tokensync's client and credentials.
@@ -43,7 +45,19 @@ func clients(o providers.Options) []client {
 		{providertest.AML, aml.New(o), amlCreds},
 		{providertest.AmpliFi, amplifi.New(o), ampliFiCreds},
 		{providertest.Partner, partner.New(o), partnerCreds},
+		{providertest.OAuth2, atPath{oauth2.New(o), providertest.OAuth2Path}, oauth2Creds},
 	}
+}
+
+// atPath logs in at a path of the base URL the tests use: an OAuth2
+// endpoint is the token URL itself.
+type atPath struct {
+	providers.Provider
+	path string
+}
+
+func (a atPath) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
+	return a.Provider.Login(ctx, endpoint+a.path, creds)
 }
 
 // do sends a raw request to the fake.
@@ -163,7 +177,7 @@ func TestClientsLogIn(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Login: %v", err)
 			}
-			want := map[string]time.Duration{providertest.AML: 3 * time.Hour, providertest.AmpliFi: time.Hour, providertest.Partner: 10 * time.Minute}[c.name]
+			want := map[string]time.Duration{providertest.AML: 3 * time.Hour, providertest.AmpliFi: time.Hour, providertest.Partner: 10 * time.Minute, providertest.OAuth2: time.Hour}[c.name]
 			if got := token.ExpiresAt.Sub(now); got != want {
 				t.Errorf("lifetime %s, want %s", got, want)
 			}
@@ -176,7 +190,8 @@ func TestClientsLogIn(t *testing.T) {
 		})
 	}
 	if s.LoginsFor(providertest.AML, "user@example.com") != 1 || s.LoginsFor(providertest.AmpliFi, "my_deviceTag") != 1 ||
-		s.LoginsFor(providertest.Partner, "986d8167a9b9a15e37db4ab4ad50877b01347a94") != 1 || s.LoginsFor(providertest.AML, "other") != 0 {
+		s.LoginsFor(providertest.Partner, "986d8167a9b9a15e37db4ab4ad50877b01347a94") != 1 || s.LoginsFor(providertest.OAuth2, "tokensync:client") != 1 ||
+		s.LoginsFor(providertest.AML, "other") != 0 {
 		t.Error("LoginsFor miscounts")
 	}
 }
@@ -210,6 +225,7 @@ func TestWrongCredentials(t *testing.T) {
 	s.SetValid(providertest.AML, map[string]string{"email": "right@example.com", "password": "right-password"})
 	s.SetValid(providertest.Partner, map[string]string{"accessKey": "right", "secret": "right"})
 	s.SetValid(providertest.AmpliFi, map[string]string{"deviceTag": "right"})
+	s.SetValid(providertest.OAuth2, map[string]string{"clientId": "right", "clientSecret": "right"})
 
 	status, _, body := do(t, http.MethodPost, s.URL()+providertest.AMLPath, `{"email":"user@example.com","password":"wrong-password"}`)
 	if status != http.StatusUnauthorized || !strings.Contains(body, `"status": "FAIL"`) || !strings.Contains(body, "Invalid email or password") {
@@ -418,7 +434,7 @@ func TestLifetime(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		want := map[string]time.Duration{providertest.AML: 90 * time.Second, providertest.AmpliFi: 2 * time.Hour, providertest.Partner: time.Hour}[c.name]
+		want := map[string]time.Duration{providertest.AML: 90 * time.Second, providertest.AmpliFi: 2 * time.Hour, providertest.Partner: time.Hour, providertest.OAuth2: time.Hour}[c.name]
 		if got := token.ExpiresAt.Sub(now); got != want {
 			t.Errorf("%s: lifetime %s, want %s", c.name, got, want)
 		}
@@ -439,8 +455,8 @@ func TestConcurrentLoginsAreUniqueAndCounted(t *testing.T) {
 		wg     sync.WaitGroup
 		ok     = map[string]int{}
 	)
-	for i := range 60 {
-		c := clients(providers.Options{})[i%3]
+	for i := range 80 {
+		c := clients(providers.Options{})[i%4]
 		creds := providers.Credentials{}
 		for k, v := range c.creds {
 			creds[k] = v
@@ -453,6 +469,8 @@ func TestConcurrentLoginsAreUniqueAndCounted(t *testing.T) {
 			creds["accessKey"] = []byte(id)
 		case providertest.AmpliFi:
 			creds["deviceTag"] = []byte(id)
+		case providertest.OAuth2:
+			creds["clientId"] = []byte(id)
 		}
 		wg.Add(1)
 		go func() {
@@ -473,7 +491,7 @@ func TestConcurrentLoginsAreUniqueAndCounted(t *testing.T) {
 	}
 	wg.Wait()
 	total := 0
-	for _, name := range []string{providertest.AML, providertest.AmpliFi, providertest.Partner} {
+	for _, name := range providertest.Names() {
 		perID := 0
 		for i := range 4 {
 			perID += s.LoginsFor(name, fmt.Sprintf("id-%d", i))
@@ -524,4 +542,50 @@ func TestUnknownProviderPanics(t *testing.T) {
 		}
 	}()
 	providertest.New().Logins("nope")
+}
+
+// TestOAuth2Answers: the token endpoint answers as RFC 6749 says.
+func TestOAuth2Answers(t *testing.T) {
+	s := providertest.Start(t, providertest.WithClock(clock))
+	s.SetValid(providertest.OAuth2, map[string]string{"clientId": "c", "clientSecret": "s"})
+	post := func(form, user, pass string) (int, http.Header, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, s.URL()+providertest.OAuth2Path, strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, resp.Header, body
+	}
+	status, _, body := post("grant_type=client_credentials&scope=a+b", "c", "s")
+	if status != 200 || body["token_type"] != "Bearer" || body["expires_in"] != float64(3600) || body["scope"] != "a b" {
+		t.Errorf("Basic: %d %v", status, body)
+	}
+	if c := claims(t, body["access_token"].(string)); c["sub"] != "c" || c["exp"].(float64)-c["iat"].(float64) != 3600 {
+		t.Errorf("claims %v", c)
+	}
+	if status, _, body = post("grant_type=client_credentials&client_id=c&client_secret=s", "", ""); status != 200 {
+		t.Errorf("post: %d %v", status, body)
+	}
+	for _, tc := range []struct {
+		form, user, pass string
+		status           int
+		code             string
+	}{
+		{"grant_type=client_credentials", "c", "wrong", 401, "invalid_client"},
+		{"grant_type=client_credentials", "", "", 401, "invalid_client"},
+		{"grant_type=client_credentials&client_id=c&client_secret=s", "c", "s", 400, "invalid_request"},
+		{"grant_type=password&username=u&password=p", "c", "s", 400, "unsupported_grant_type"},
+	} {
+		status, header, body := post(tc.form, tc.user, tc.pass)
+		if status != tc.status || body["error"] != tc.code || (status == 401) != (header.Get("WWW-Authenticate") != "") {
+			t.Errorf("%s as %s: %d %v", tc.form, tc.user, status, body)
+		}
+	}
 }

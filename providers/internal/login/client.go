@@ -1,8 +1,9 @@
 // Package login is the plumbing the providers share to send a login: the
-// HTTP client they build from providers.Options, one JSON exchange that
-// classifies what every provider would classify alike (transport errors,
-// 408/429/5xx, redirects, oversized answers), and the checks of credentials
-// and token values made before and after it. What an answer means is each
+// HTTP client they build from providers.Options, one exchange (Send, and
+// SendJSON for JSON bodies; Transport for a library that sends the request
+// itself) that classifies what every provider would classify alike
+// (transport errors, 408/429/5xx, redirects, oversized answers), and the
+// checks of credentials and token values made before and after it. What an answer means is each
 // provider's business; this package never reads a body for meaning.
 //
 // Errors are *providers.Error values whose messages quote no credential,

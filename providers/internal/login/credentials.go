@@ -3,6 +3,7 @@ package login
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/tokensync/tokensync/providers"
@@ -27,6 +28,23 @@ func SafeName(s string, maxLen int) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Quotable reports whether name, text from a provider's answer (an error
+// code, a reason), may be shown in a message: 1 to maxLen characters of
+// [A-Za-z0-9_.-] (see SafeName) that do not echo one of the credentials,
+// whole or, for values of 4 characters or more, in part.
+func Quotable(name string, maxLen int, creds providers.Credentials) bool {
+	if !SafeName(name, maxLen) {
+		return false
+	}
+	for _, v := range creds {
+		v := strings.TrimSpace(string(v))
+		if v != "" && (name == v || len(v) >= 4 && strings.Contains(name, v)) {
 			return false
 		}
 	}

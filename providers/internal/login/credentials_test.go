@@ -43,3 +43,22 @@ func TestSafeName(t *testing.T) {
 		}
 	}
 }
+
+func TestQuotable(t *testing.T) {
+	creds := providers.Credentials{"secret": []byte(" hunter22 "), "short": []byte("ab")}
+	for name, want := range map[string]bool{
+		"AccessKeyUnauthorized": true,
+		"invalid_scope":         true,
+		"ab-is-short-enough":    true, // values under 4 characters count only whole
+		"":                      false,
+		"has space":             false,
+		"hunter22":              false,
+		"x-hunter22-y":          false,
+		"ab":                    false,
+		strings.Repeat("a", 65): false,
+	} {
+		if got := Quotable(name, 64, creds); got != want {
+			t.Errorf("Quotable(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -27,7 +27,7 @@ const MaxResponseBytes = 1 << 20
 const maxRetryAfter = 24 * time.Hour
 
 // JoinURL appends path to the endpoint (a base URL, possibly with a base path
-// and a trailing slash). The endpoint must be an absolute http or https URL
+// and a trailing slash); an empty path leaves it as it is. The endpoint must be an absolute http or https URL
 // without user information; it is never quoted back in errors, since a
 // mistyped endpoint may hold something secret.
 func JoinURL(endpoint, path string) (string, error) {
@@ -49,6 +49,11 @@ func JoinURL(endpoint, path string) (string, error) {
 		return "", providers.Errorf(providers.EndpointNotAllowed, "the endpoint must not contain user information")
 	}
 	u.Fragment, u.RawFragment = "", ""
+	if path == "" {
+		// The endpoint is the whole URL (an OAuth2 token URL): kept as
+		// given, trailing slash included.
+		return u.String(), nil
+	}
 	return u.JoinPath(path).String(), nil
 }
 
@@ -63,7 +68,20 @@ type JSONRequest struct {
 	Accept string
 }
 
-// Reply is an answer SendJSON left for the provider to interpret:
+// Request is one login request of any shape.
+type Request struct {
+	// Provider is the provider's name as users know it, used in messages.
+	Provider string
+	Method   string
+	URL      string
+	// Body is sent as is; nil sends none.
+	Body []byte
+	// Header is sent with the request (Content-Type included); the
+	// client's User-Agent replaces any given.
+	Header http.Header
+}
+
+// Reply is an answer Send left for the provider to interpret:
 // a 2xx or a 4xx other than 408 and 429, with its whole body.
 type Reply struct {
 	StatusCode int
@@ -71,8 +89,17 @@ type Reply struct {
 	Body       []byte
 }
 
-// SendJSON sends r with Content-Type application/json and returns the
-// answer. It classifies what every provider would classify alike:
+// SendJSON sends r with Content-Type application/json (see Send).
+func SendJSON(ctx context.Context, client *http.Client, now func() time.Time, r JSONRequest) (*Reply, error) {
+	header := http.Header{"Content-Type": {"application/json"}}
+	if r.Accept != "" {
+		header.Set("Accept", r.Accept)
+	}
+	return Send(ctx, client, now, Request{Provider: r.Provider, Method: r.Method, URL: r.URL, Body: r.Body, Header: header})
+}
+
+// Send sends r and returns the answer. It classifies what every provider
+// would classify alike:
 //   - transport errors, timeouts and cancellation of ctx (which aborts the
 //     request): ProviderUnavailable, or the *providers.Error a DialControl
 //     returned;
@@ -83,14 +110,17 @@ type Reply struct {
 //   - a body over MaxResponseBytes: InvalidResponse.
 //
 // now is the local clock, used to turn a Retry-After date into a duration.
-func SendJSON(ctx context.Context, client *http.Client, now func() time.Time, r JSONRequest) (*Reply, error) {
-	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, bytes.NewReader(r.Body))
+func Send(ctx context.Context, client *http.Client, now func() time.Time, r Request) (*Reply, error) {
+	var body io.Reader
+	if r.Body != nil {
+		body = bytes.NewReader(r.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, r.URL, body)
 	if err != nil {
 		return nil, providers.Errorf(providers.EndpointNotAllowed, "cannot build a request to %s for the endpoint", r.Provider)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if r.Accept != "" {
-		req.Header.Set("Accept", r.Accept)
+	for k, v := range r.Header {
+		req.Header[k] = v
 	}
 	// Clients built by NewHTTPClient replace this with their configured value.
 	req.Header.Set("User-Agent", DefaultUserAgent)
@@ -104,38 +134,96 @@ func SendJSON(ctx context.Context, client *http.Client, now func() time.Time, r 
 	if err != nil {
 		return nil, transportError(ctx, r.Provider, req.URL.Host, err)
 	}
-	defer resp.Body.Close()
+	return readReply(ctx, r.Provider, now, resp)
+}
 
+// readReply classifies an answer and reads its body; it closes the body.
+func readReply(ctx context.Context, provider string, now func() time.Time, resp *http.Response) (*Reply, error) {
+	defer resp.Body.Close()
 	status := resp.StatusCode
 	switch {
 	case status >= 300 && status < 400:
 		discard(resp.Body)
 		return nil, providers.Errorf(providers.InvalidResponse,
 			"%s answered with a redirect (HTTP %d), which tokensync does not follow: set the endpoint to the provider's final https URL",
-			r.Provider, status)
+			provider, status)
 	case status == http.StatusTooManyRequests:
 		discard(resp.Body)
-		e := providers.Errorf(providers.ProviderUnavailable, "%s is limiting the rate of requests (HTTP %d)", r.Provider, status)
+		e := providers.Errorf(providers.ProviderUnavailable, "%s is limiting the rate of requests (HTTP %d)", provider, status)
 		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now())
 		return nil, e
 	case status == http.StatusRequestTimeout || (status >= 500 && status < 600):
 		discard(resp.Body)
-		e := providers.Errorf(providers.ProviderUnavailable, "%s is unavailable (HTTP %d)", r.Provider, status)
+		e := providers.Errorf(providers.ProviderUnavailable, "%s is unavailable (HTTP %d)", provider, status)
 		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now())
 		return nil, e
 	case status < 200 || status >= 600:
 		discard(resp.Body)
-		return nil, providers.Errorf(providers.InvalidResponse, "%s answered with an unexpected HTTP status %d", r.Provider, status)
+		return nil, providers.Errorf(providers.InvalidResponse, "%s answered with an unexpected HTTP status %d", provider, status)
 	}
 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
-		return nil, readError(ctx, r.Provider, status, err)
+		return nil, readError(ctx, provider, status, err)
 	}
 	if len(body) > MaxResponseBytes {
-		return nil, providers.Errorf(providers.InvalidResponse, "%s sent a response body larger than 1 MiB (HTTP %d)", r.Provider, status)
+		return nil, providers.Errorf(providers.InvalidResponse, "%s sent a response body larger than 1 MiB (HTTP %d)", provider, status)
 	}
 	return &Reply{StatusCode: status, Header: resp.Header, Body: body}, nil
+}
+
+// Transport is an http.RoundTripper for libraries that build and send the
+// login request themselves (golang.org/x/oauth2): it answers as Send does.
+// What Send classifies (transport errors, redirects, 408, 429, 5xx,
+// oversized bodies) comes back from RoundTrip as the *providers.Error Send
+// would return, which http.Client wraps in a *url.Error (errors.As finds
+// it); any other answer comes back with its body read in full. Give it to
+// an http.Client without a Timeout (bound the request with its context
+// instead: a client timeout replaces the error with one of its own) and
+// that refuses redirects.
+type Transport struct {
+	// Provider is the provider's name as users know it, used in messages.
+	Provider string
+	// Base sends the requests; nil means http.DefaultTransport.
+	Base http.RoundTripper
+	// Now is the local clock (Retry-After dates); nil means time.Now.
+	Now func() time.Time
+	// Seen, when set, is called with each answer passed on.
+	Seen func(*Reply)
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base, now := t.Base, t.Now
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if now == nil {
+		now = time.Now
+	}
+	resp, err := base.RoundTrip(req)
+	if err != nil {
+		return nil, transportError(req.Context(), t.Provider, req.URL.Host, err)
+	}
+	reply, err := readReply(req.Context(), t.Provider, now, resp)
+	if err != nil {
+		return nil, err
+	}
+	if t.Seen != nil {
+		t.Seen(reply)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(reply.Body))
+	resp.ContentLength = int64(len(reply.Body))
+	return resp, nil
+}
+
+// NoRedirects is an http.Client CheckRedirect that never follows one.
+func NoRedirects(req *http.Request, via []*http.Request) error { return refuseRedirect(req, via) }
+
+// TransportError classifies an error of a request that did not come
+// through Transport's own classification (see Send).
+func TransportError(ctx context.Context, provider, host string, err error) error {
+	return transportError(ctx, provider, host, err)
 }
 
 // discard drains a little of an unwanted body so the connection can be reused.

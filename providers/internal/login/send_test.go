@@ -2,10 +2,13 @@ package login
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -199,5 +202,133 @@ func TestClientError(t *testing.T) {
 		if err.Kind != kind || !strings.Contains(err.Message, "a and b") {
 			t.Errorf("ClientError(%d) = %s %q", status, err.Kind, err.Message)
 		}
+	}
+}
+
+func TestJoinURLWithoutPath(t *testing.T) {
+	for endpoint, want := range map[string]string{
+		"https://idp.example.com/oauth/token":   "https://idp.example.com/oauth/token",
+		"https://idp.example.com/oauth/token/":  "https://idp.example.com/oauth/token/",
+		" https://idp.example.com/t#fragment ":  "https://idp.example.com/t",
+		"https://idp.example.com/t?tenant=x":    "https://idp.example.com/t?tenant=x",
+		"http://127.0.0.1:9000":                 "http://127.0.0.1:9000",
+		"https://idp.example.com/realms/a%2Fb/": "https://idp.example.com/realms/a%2Fb/",
+	} {
+		if got, err := JoinURL(endpoint, ""); err != nil || got != want {
+			t.Errorf("JoinURL(%q, \"\") = %q, %v; want %q", endpoint, got, err, want)
+		}
+	}
+	if _, err := JoinURL("https://user:SECRET@idp.example.com/token", ""); providers.KindOf(err) != providers.EndpointNotAllowed {
+		t.Errorf("user-info accepted: %v", err)
+	}
+}
+
+// TestSendHeaders: Send sends the given headers and body (none when nil),
+// and the client's User-Agent wins.
+func TestSendHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		header http.Header
+	}{
+		{"form", []byte("a=b"), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "X-Api-Key": {"k"}, "User-Agent": {"mine"}}},
+		{"no body", nil, http.Header{"Authorization": {"Basic eDp5"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				if string(body) != string(tc.body) || r.Method != http.MethodPut {
+					t.Errorf("request %s %q", r.Method, body)
+				}
+				for k := range tc.header {
+					want := tc.header.Get(k)
+					if k == "User-Agent" {
+						want = DefaultUserAgent
+					}
+					if got := r.Header.Get(k); got != want {
+						t.Errorf("%s = %q, want %q", k, got, want)
+					}
+				}
+				if tc.body == nil && (r.ContentLength != 0 || r.Header.Get("Content-Type") != "") {
+					t.Errorf("a request without a body has Content-Length %d, Content-Type %q", r.ContentLength, r.Header.Get("Content-Type"))
+				}
+			}))
+			defer srv.Close()
+			_, err := Send(context.Background(), NewHTTPClient(providers.Options{}), time.Now, Request{
+				Provider: "Test", Method: http.MethodPut, URL: srv.URL, Body: tc.body, Header: tc.header,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestTransport: a library's request through Transport is classified as
+// Send classifies it, and what Send leaves to the provider is passed on.
+func TestTransport(t *testing.T) {
+	now := func() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		status     int
+		body       string
+		retryAfter string
+		kind       providers.ErrorKind // "" when passed on
+		wantRetry  time.Duration
+	}{
+		{status: 200, body: `{"access_token":"x"}`},
+		{status: 400, body: `{"error":"invalid_scope"}`},
+		{status: 401, body: `{"error":"invalid_client"}`},
+		{status: 429, retryAfter: "42", kind: providers.ProviderUnavailable, wantRetry: 42 * time.Second},
+		{status: 503, kind: providers.ProviderUnavailable},
+		{status: 302, kind: providers.InvalidResponse},
+		{status: 200, body: strings.Repeat("x", MaxResponseBytes+1), kind: providers.InvalidResponse},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.retryAfter != "" {
+					w.Header().Set("Retry-After", tc.retryAfter)
+				}
+				w.Header().Set("Location", "/elsewhere")
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			var seen *Reply
+			c := &http.Client{
+				Transport:     &Transport{Provider: "Test", Base: NewHTTPClient(providers.Options{}).Transport, Now: now, Seen: func(r *Reply) { seen = r }},
+				CheckRedirect: NoRedirects,
+			}
+			resp, err := c.Post(srv.URL, "text/plain", strings.NewReader("x"))
+			if tc.kind != "" {
+				var pe *providers.Error
+				if !errors.As(err, &pe) || pe.Kind != tc.kind || pe.RetryAfter != tc.wantRetry {
+					t.Fatalf("err = %v, want a %s with RetryAfter %s", err, tc.kind, tc.wantRetry)
+				}
+				if seen != nil {
+					t.Error("Seen called for a classified answer")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status || string(body) != tc.body || seen == nil || seen.StatusCode != tc.status {
+				t.Errorf("resp = %d %q, seen %+v", resp.StatusCode, body, seen)
+			}
+		})
+	}
+
+	// A refused dial reaches the caller as the policy's error.
+	c := &http.Client{Transport: &Transport{Provider: "Test", Base: NewHTTPClient(providers.Options{
+		DialControl: func(string, string, syscall.RawConn) error {
+			return providers.Errorf(providers.EndpointNotAllowed, "refused")
+		},
+	}).Transport}}
+	_, err := c.Get("http://127.0.0.1:1/")
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Kind != providers.EndpointNotAllowed {
+		t.Errorf("err = %v, want EndpointNotAllowed", err)
 	}
 }
