@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"text/template/parse"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
@@ -16,8 +17,13 @@ import (
 // Templates of spec.secretTemplate.data: Go text/template with a small, safe
 // set of functions (no file, environment or network access: text/template
 // itself has none, and none is added), rendered with the token's values
-// only. A rendered value holds the token; it never appears in a message, and
-// the errors below are built so that they cannot quote one.
+// only. Whoever may create a TokenRequest writes them, so they must not be
+// able to exhaust the operator either: printf is left out (a width such as
+// %0999999999d allocates gigabytes), and so are template and define (a
+// template that calls itself with a doubling string grows without bound).
+// Everything else is bounded by the template's own 4096 characters. A
+// rendered value holds the token; it never appears in a message, and the
+// errors below are built so that they cannot quote one.
 
 // templateFuncs are the functions a data template may call besides the
 // text/template builtins. None of them can fail in a way that quotes its
@@ -33,6 +39,19 @@ var templateFuncs = template.FuncMap{
 	"lower":      strings.ToLower,
 	"quote":      strconv.Quote,
 }
+
+// allowedFuncs are the functions a data template may call: text/template's
+// builtins but printf and call, and templateFuncs.
+var allowedFuncs = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range []string{"and", "or", "not", "len", "index", "slice", "eq", "ne", "lt", "le", "gt", "ge", "print", "println", "html", "js", "urlquery"} {
+		m[f] = true
+	}
+	for f := range templateFuncs {
+		m[f] = true
+	}
+	return m
+}()
 
 var errNotBase64 = errors.New("b64dec: the value is not base64")
 
@@ -63,9 +82,62 @@ func parseDataTemplates(data map[string]tokensyncv1alpha1.DataTemplate) (map[str
 		if err != nil {
 			return nil, &templateError{key: k, problem: "does not parse: " + parseProblem(k, err)}
 		}
+		if len(t.Templates()) > 1 {
+			return nil, &templateError{key: k, problem: "define and block are not allowed"}
+		}
+		if err := checkNodes(t.Tree.Root); err != nil {
+			return nil, &templateError{key: k, problem: err.Error()}
+		}
 		out[k] = t
 	}
 	return out, nil
+}
+
+// checkNodes refuses functions outside allowedFuncs and template calls.
+func checkNodes(node parse.Node) error {
+	switch n := node.(type) {
+	case nil:
+		return nil
+	case *parse.ListNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Nodes {
+			if err := checkNodes(c); err != nil {
+				return err
+			}
+		}
+	case *parse.ActionNode:
+		return checkNodes(n.Pipe)
+	case *parse.PipeNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Cmds {
+			if err := checkNodes(c); err != nil {
+				return err
+			}
+		}
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			if err := checkNodes(a); err != nil {
+				return err
+			}
+		}
+	case *parse.IdentifierNode:
+		if !allowedFuncs[n.Ident] {
+			return fmt.Errorf("function %s is not allowed (allowed: %s)", n.Ident, strings.Join(slices.Sorted(maps.Keys(allowedFuncs)), ", "))
+		}
+	case *parse.IfNode:
+		return errors.Join(checkNodes(n.Pipe), checkNodes(n.List), checkNodes(n.ElseList))
+	case *parse.RangeNode:
+		return errors.Join(checkNodes(n.Pipe), checkNodes(n.List), checkNodes(n.ElseList))
+	case *parse.WithNode:
+		return errors.Join(checkNodes(n.Pipe), checkNodes(n.List), checkNodes(n.ElseList))
+	case *parse.TemplateNode:
+		return errors.New("template is not allowed")
+	}
+	return nil
 }
 
 // parseProblem keeps what a parse error says about the template's own text

@@ -205,8 +205,9 @@ type SecretTemplate struct {
 	// templates rendered with the token's values: {{ .token }},
 	// {{ .expiresAt }} (RFC 3339) and the provider's extra values
 	// ({{ .userId }} for amplifi). They are written in addition to token and
-	// expiresAt. Functions: the text/template builtins and b64enc, b64dec,
-	// trim, trimPrefix, trimSuffix, replace, upper, lower, quote.
+	// expiresAt. Functions: the text/template builtins but printf and call,
+	// and b64enc, b64dec, trim, trimPrefix, trimSuffix, replace, upper, lower,
+	// quote; no define or template.
 	// Example: Authorization: "Bearer {{ .token }}".
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32

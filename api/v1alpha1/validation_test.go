@@ -324,7 +324,7 @@ func TestAdmissionOfConsumerFields(t *testing.T) {
 		"basic-auth with templated password": template(map[string]any{"type": "kubernetes.io/basic-auth",
 			"data": map[string]any{"username": "svc", "password": "{{ .token }}"}}),
 		"docker registry credentials": template(map[string]any{"type": "kubernetes.io/dockerconfigjson",
-			"data": map[string]any{".dockerconfigjson": `{"auths":{"registry.example.com":{"auth":"{{ printf "x:%s" .token | b64enc }}"}}}`}}),
+			"data": map[string]any{".dockerconfigjson": `{"auths":{"registry.example.com":{"auth":"{{ print "x:" .token | b64enc }}"}}}`}}),
 		"custom type and plain keys": template(map[string]any{"type": "example.com/api-token", "data": map[string]any{"API_TOKEN": "{{ .token }}"}}),
 		"restart targets, suspend, retain": validSpec(func(s map[string]any) {
 			s["rolloutRestartTargets"] = []any{map[string]any{"kind": "Deployment", "name": "api"}, map[string]any{"kind": "StatefulSet", "name": "api"}}
