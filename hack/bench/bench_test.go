@@ -57,8 +57,9 @@ func TestTinyBench(t *testing.T) {
 				w.scenario, w.Logins, w.Tokens, 2*w.n, w.Clobbered, w.Empty)
 		}
 	}
-	if f := rep.Flaky; f.Attempts > f.AttemptBound {
-		t.Errorf("flaky: %d login attempts, more than the backoff allows (%d)", f.Attempts, f.AttemptBound)
+	if f := rep.Flaky; f.Attempts > f.AttemptBound || f.LoginsSinceOutage != sc.flakyN {
+		t.Errorf("flaky: %d login attempts (the backoff allows %d) and %d logins from the outage until all were refreshed; want one login each, %d",
+			f.Attempts, f.AttemptBound, f.LoginsSinceOutage, sc.flakyN)
 	}
 	if p := rep.Refresh.Steady; !p.exact() {
 		t.Errorf("refresh: %d refreshes cost %d reads, %d Secret writes, %d status writes, %d other TokenRequest writes, %d events; want one read, Secret write, status write and event each, and no other TokenRequest write (GETs per refresh: %s)",

@@ -132,6 +132,7 @@ func (b *bench) runRefresh(ctx context.Context, rb batch, with *noise) (refreshR
 		return r, err
 	}
 	r.Manager = managerSummary(before.manager, after.manager)
+	r.Window, r.WindowLength = after.requests.since(before.requests), end.Sub(start)
 	r.Peak = b.endpoints.peakPerSecond(rb.endpoints, start, end)
 	if with != nil {
 		if err := with.stop(ctx); err != nil {

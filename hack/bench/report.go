@@ -139,6 +139,10 @@ type refreshResult struct {
 	// Peak is the most logins one endpoint host received in a second.
 	Peak    hostRate
 	Manager string
+	// Window are the API requests from the creations to the end of the
+	// observation, WindowLength long (the bench's creations included).
+	Window       requestCounts
+	WindowLength time.Duration
 	// Steady are the API requests per refresh between two quiet moments
 	// (scenario 6 only).
 	Steady perRefresh
@@ -342,6 +346,15 @@ func refreshBeforeText(d time.Duration) string {
 	return d.String()
 }
 
+// requestRates are the window's GETs of Secrets and writes a second: in
+// scenario 8 they show what the hanging namespace's deferred logins cost.
+func (r refreshResult) requestRates() string {
+	per := func(n int) string { return fmt.Sprintf("%.1f", float64(n)/r.WindowLength.Seconds()) }
+	return fmt.Sprintf("GET secrets %s, GET tokenrequests %s, Secret writes %s, status writes %s, events %s",
+		per(r.Window.count("GET", "secrets", "", "")), per(r.Window.count("GET", "tokenrequests", "", "")),
+		per(r.Window.writes("secrets")), per(r.Window.writesTo("tokenrequests", "status")), per(r.Window.writes("events")))
+}
+
 // lateness is p50 / p99 / max of the lateness after the planned time.
 func (r refreshResult) lateness() string {
 	s := signedSecs(r.LateP50) + " / " + signedSecs(r.LateP99) + " / " + signedSecs(r.LateMax)
@@ -393,7 +406,11 @@ func (r *report) writeDetails(w io.Writer) {
 		fmt.Fprintf(w, "Scenario 6, GETs per refresh by resource, between two quiet moments: %s\n", r.Refresh.Steady.getsByResource())
 		fmt.Fprintf(w, "Scenario 6, manager: %s\n", r.Refresh.Manager)
 	}
+	if r.Refresh.N > 0 {
+		fmt.Fprintf(w, "Scenario 6, API requests a second from the creations to the end of the observation: %s\n", r.Refresh.requestRates())
+	}
 	if r.Noisy.Refresh.N > 0 {
+		fmt.Fprintf(w, "Scenario 8, API requests a second from the creations to the end of the observation: %s\n", r.Noisy.Refresh.requestRates())
 		fmt.Fprintf(w, "Scenario 8, manager: %s\n", r.Noisy.Refresh.Manager)
 	}
 }

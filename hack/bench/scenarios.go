@@ -615,6 +615,10 @@ func (b *bench) flakyOutage(ctx context.Context, fb batch, firstDue time.Time, s
 	}
 	attempts, logins := b.fake.Attempts(fb.provider), b.fake.Logins(fb.provider)
 	outageStart := time.Now()
+	// Tokens issued from now on live an hour, so that no TokenRequest
+	// refreshed early comes due again before the last one is refreshed:
+	// the counts are then those of one refresh each.
+	b.fake.SetLifetime(fb.provider, time.Hour)
 	b.fake.FailEvery(fb.provider, 2, providertest.Failure{Status: 503})
 	b.logf("flaky: provider failing every other call for %s", b.sc.outage)
 	if err := sleep(ctx, b.sc.outage); err != nil {
