@@ -182,7 +182,9 @@ func (b *bench) runRefresh(ctx context.Context, rb batch, with *noise) (refreshR
 		r.Earliest, r.Median, r.Latest = slices.Min(offsets), percentile(offsets, 50), slices.Max(offsets)
 	}
 	r.Refreshes = len(offsets)
-	r.LateP50, r.LateP99, r.LateMax = percentile(late, 50), percentile(late, 99), slices.Max(append(late, 0))
+	if len(late) > 0 {
+		r.LateP50, r.LateP99, r.LateMax = percentile(late, 50), percentile(late, 99), slices.Max(late)
+	}
 
 	if with == nil {
 		steadyTo, err := b.snapshot(ctx)
