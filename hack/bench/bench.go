@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -292,8 +294,8 @@ func (b *bench) createTokenRequests(ctx context.Context, tb batch, clients int) 
 // seen them go, their Secrets. In that order the operator never finds a
 // TokenRequest whose Secret is gone, which would be a login.
 func (b *bench) deleteBatch(ctx context.Context, tb batch) error {
-	if err := b.cl.client.DeleteAllOf(ctx, &tokensyncv1alpha1.TokenRequest{}, client.InNamespace(tb.ns)); err != nil {
-		return fmt.Errorf("delete TokenRequests in %s: %w", tb.ns, err)
+	if err := b.deleteAll(ctx, tokensyncv1alpha1.GroupVersion.WithKind("TokenRequest"), tb.ns); err != nil {
+		return err
 	}
 	if b.mgr != nil {
 		time.Sleep(time.Second)
@@ -301,10 +303,26 @@ func (b *bench) deleteBatch(ctx context.Context, tb batch) error {
 			return err
 		}
 	}
-	if err := b.cl.client.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(tb.ns)); err != nil {
-		return fmt.Errorf("delete Secrets in %s: %w", tb.ns, err)
+	return b.deleteAll(ctx, corev1.SchemeGroupVersion.WithKind("Secret"), tb.ns)
+}
+
+// deleteAll deletes every object of kind in ns, creators at a time. The API
+// server's delete-collection removes them one after another; at 10,000
+// TokenRequests and 20,000 Secrets that took 106 s of the xl run.
+func (b *bench) deleteAll(ctx context.Context, kind schema.GroupVersionKind, ns string) error {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(kind.GroupVersion().WithKind(kind.Kind + "List"))
+	if err := b.cl.client.List(ctx, list, client.InNamespace(ns)); err != nil {
+		return fmt.Errorf("list %ss in %s: %w", kind.Kind, ns, err)
 	}
-	return nil
+	return parallel(ctx, len(list.Items), creators, func(ctx context.Context, i int) error {
+		obj := &list.Items[i]
+		obj.SetGroupVersionKind(kind)
+		if err := b.cl.client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete %s %s/%s: %w", kind.Kind, ns, obj.Name, err)
+		}
+		return nil
+	})
 }
 
 // waitQuiet waits until the manager has reconciled at least reconciles

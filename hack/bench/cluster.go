@@ -234,14 +234,16 @@ func (p perRefresh) exact() bool {
 		p.writesTo("tokenrequests", "") == 0 && p.writes("events") == n
 }
 
+// String gives each count per refresh and, since the targets are exact,
+// the count itself.
 func (p perRefresh) String() string {
 	if p.refreshes == 0 {
 		return "—"
 	}
-	per := func(x int) string { return fmt.Sprintf("%.2f", float64(x)/float64(p.refreshes)) }
-	return fmt.Sprintf("%s reads (GET secrets %s, GET tokenrequests %s), %s Secret writes, %s status writes (%s other TokenRequest writes), %s events written",
-		per(p.reads()), per(p.count("GET", "secrets", "", "")), per(p.count("GET", "tokenrequests", "", "")),
-		per(p.writes("secrets")), per(p.statusWrites()), per(p.writesTo("tokenrequests", "")), per(p.writes("events")))
+	per := func(x int) string { return fmt.Sprintf("%.2f (%s)", float64(x)/float64(p.refreshes), count(x)) }
+	return fmt.Sprintf("reads %s, Secret writes %s, status writes %s, events %s; of the reads, %s GETs of Secrets and %s of TokenRequests; %s other TokenRequest writes",
+		per(p.reads()), per(p.writes("secrets")), per(p.statusWrites()), per(p.writes("events")),
+		count(p.count("GET", "secrets", "", "")), count(p.count("GET", "tokenrequests", "", "")), count(p.writesTo("tokenrequests", "")))
 }
 
 // getsByResource lists every GET of the window by resource, per refresh.

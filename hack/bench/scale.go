@@ -59,12 +59,15 @@ var scales = map[string]scale{
 	// and memory scenarios, which use the burst's. The refresh, flaky and
 	// noisy-neighbour scenarios keep the default's sizes (they run beside
 	// the 10,000 idle ones). So that the whole run fits in 15 minutes on 2
-	// cores, the refresh observations last a minute rather than two and the
-	// idle window 30 s (1% of a core is then 300 ms of CPU time, far above
-	// the 10 ms /proc counts in).
+	// cores, the windows are shorter where the figures allow: the refresh
+	// observations last a minute rather than two, the idle window 30 s (1%
+	// of a core is then 300 ms of CPU time, far above the 10 ms /proc counts
+	// in), and the flaky provider's outage 30 s, with 80 s tokens and a 40 s
+	// window that still outlasts it.
 	"xl": defaultScale.with(func(s *scale) {
 		s.name, s.burstN, s.timeout = "xl", 10000, 30*time.Minute
 		s.refreshObserve, s.idleWindow = time.Minute, 30*time.Second
+		s.flakyLifetime, s.flakyRefreshBefore, s.outage = 80*time.Second, 40*time.Second, 30*time.Second
 	}),
 	// tiny keeps the harness from rotting (go test): a few TokenRequests per
 	// scenario, short windows; only exact counts are checked at this scale.
