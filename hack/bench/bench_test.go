@@ -10,14 +10,15 @@ import (
 // TestTinyBench runs every scenario at the tiny scale, so that the harness
 // cannot rot, and checks the figures that are exact whatever the machine:
 // logins per TokenRequest, logins and writes after a restart and while
-// idle, logins per stored token. It checks no timing: make bench does.
+// idle, logins per stored token, API requests per refresh, hanging logins
+// at once. It checks no timing: make bench does.
 func TestTinyBench(t *testing.T) {
 	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc := scales["tiny"]
-	rep, err := run(context.Background(), options{scale: sc, root: root, progress: testLog{t}})
+	rep, err := run(context.Background(), options{scale: sc, root: root, shards: 2, progress: testLog{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,20 +41,39 @@ func TestTinyBench(t *testing.T) {
 	if m := rep.Memory; m.TokenRequests != sc.burstN || m.Unrelated != sc.unrelatedN || m.HeapBefore <= 0 || m.RSSAfter <= 0 {
 		t.Errorf("memory: %+v, want readings with %d TokenRequests and %d unrelated Secrets", m, sc.burstN, sc.unrelatedN)
 	}
-	// Every TokenRequest of scenarios 6 and 7 holds a short-lived token and
-	// then at least one more: at least two tokens each, one login each.
+	// Every TokenRequest of scenarios 6, 7 and 8 holds a short-lived token
+	// and then at least one more: at least two tokens each, one login each.
 	for _, w := range []struct {
 		scenario string
 		secretWatch
 		n int
-	}{{"refresh", rep.Refresh.secretWatch, sc.refreshN}, {"flaky", rep.Flaky.secretWatch, sc.flakyN}} {
+	}{
+		{"refresh", rep.Refresh.secretWatch, sc.refreshN},
+		{"flaky", rep.Flaky.secretWatch, sc.flakyN},
+		{"noisy neighbour", rep.Noisy.Refresh.secretWatch, sc.refreshN},
+	} {
 		if w.Tokens < 2*w.n || w.Logins != w.Tokens || w.Clobbered != 0 || w.Empty != 0 {
 			t.Errorf("%s: %d logins for %d stored tokens (want equal, at least %d), %d clobbered, %d empty samples; want none",
 				w.scenario, w.Logins, w.Tokens, 2*w.n, w.Clobbered, w.Empty)
 		}
 	}
-	if f := rep.Flaky; f.Attempts > f.AttemptBound {
-		t.Errorf("flaky: %d login attempts, more than the backoff allows (%d)", f.Attempts, f.AttemptBound)
+	if f := rep.Flaky; f.Attempts > f.AttemptBound || f.LoginsSinceOutage != sc.flakyN {
+		t.Errorf("flaky: %d login attempts (the backoff allows %d) and %d logins from the outage until all were refreshed; want one login each, %d",
+			f.Attempts, f.AttemptBound, f.LoginsSinceOutage, sc.flakyN)
+	}
+	if p := rep.Refresh.Steady; !p.exact() {
+		t.Errorf("refresh: %d refreshes cost %d reads, %d Secret writes, %d status writes, %d other TokenRequest writes, %d events; want one read, Secret write, status write and event each, and no other TokenRequest write (GETs per refresh: %s)",
+			p.refreshes, p.reads(), p.writes("secrets"), p.statusWrites(), p.writesTo("tokenrequests", ""), p.writes("events"), p.getsByResource())
+	}
+	// The hanging namespace's TokenRequests outnumber the operator's bound
+	// of logins in flight per namespace, spread over hosts enough that the
+	// bound per host does not hold them first; every hanging login stays
+	// in flight until the endpoints close, so the bound is reached exactly.
+	if n, bound := rep.Noisy.MostInFlight, rep.Settings.namespaceInFlight; n != min(bound, sc.hangN) {
+		t.Errorf("noisy neighbour: at most %d logins hung at once, want the bound per namespace, %d", n, min(bound, sc.hangN))
+	}
+	if s := rep.Sharded; s.Logins != sc.burstN {
+		t.Errorf("burst over %d managers: %d logins for %d TokenRequests, want one each", s.Shards, s.Logins, sc.burstN)
 	}
 }
 

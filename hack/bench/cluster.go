@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -163,6 +164,17 @@ func (rc requestCounts) writes(resources ...string) int {
 	return int(n)
 }
 
+// writesTo counts write requests to resource/subresource exactly.
+func (rc requestCounts) writesTo(resource, subresource string) int {
+	var n float64
+	for k, v := range rc {
+		if slices.Contains(writeVerbs, k.verb) && k.resource == resource && k.subresource == subresource {
+			n += v
+		}
+	}
+	return int(n)
+}
+
 // count counts requests with the given verb on resource/subresource whose
 // status code starts with codePrefix ("" for any).
 func (rc requestCounts) count(verb, resource, subresource, codePrefix string) int {
@@ -191,4 +203,70 @@ func (r requestsPer) String() string {
 		per(r.count("GET", "secrets", "", "")), per(r.count("POST", "secrets", "", "")), per(r.count("PUT", "secrets", "", "")),
 		per(r.count("PUT", "tokenrequests", "status", "")), per(r.count("PUT", "tokenrequests", "status", "409")),
 		per(r.count("GET", "tokenrequests", "", "")), per(r.writes("events")))
+}
+
+// perRefresh are the API requests of a window in which the operator did
+// nothing but refresh tokens, divided by the refreshes in it.
+type perRefresh struct {
+	requestCounts
+	refreshes int
+}
+
+// reads are GETs of what the operator reads: Secrets (credentials, target
+// Secrets whose cached copy is behind) and TokenRequests. The other GETs in
+// a window are the leader election's (leases) and the API server's own
+// housekeeping; getsByResource lists them all.
+func (p perRefresh) reads() int {
+	return p.count("GET", "secrets", "", "") + p.count("GET", "tokenrequests", "", "")
+}
+
+func (p perRefresh) statusWrites() int { return p.writesTo("tokenrequests", "status") }
+
+// exact says that each refresh cost exactly one read, one Secret write, one
+// status write and one event, and no other TokenRequest write. Events are
+// exact too: client-go's events broadcaster folds repeats of an event into
+// a series only when they regard the same object at the same
+// resourceVersion, and every refresh's status write gives the TokenRequest
+// a new one.
+func (p perRefresh) exact() bool {
+	n := p.refreshes
+	return n > 0 && p.reads() == n && p.writes("secrets") == n && p.statusWrites() == n &&
+		p.writesTo("tokenrequests", "") == 0 && p.writes("events") == n
+}
+
+// String gives each count per refresh and, since the targets are exact,
+// the count itself.
+func (p perRefresh) String() string {
+	if p.refreshes == 0 {
+		return "—"
+	}
+	per := func(x int) string { return fmt.Sprintf("%.2f (%s)", float64(x)/float64(p.refreshes), count(x)) }
+	return fmt.Sprintf("reads %s, Secret writes %s, status writes %s, events %s; of the reads, %s GETs of Secrets and %s of TokenRequests; %s other TokenRequest writes",
+		per(p.reads()), per(p.writes("secrets")), per(p.statusWrites()), per(p.writes("events")),
+		count(p.count("GET", "secrets", "", "")), count(p.count("GET", "tokenrequests", "", "")), count(p.writesTo("tokenrequests", "")))
+}
+
+// getsByResource lists every GET of the window by resource, per refresh.
+func (p perRefresh) getsByResource() string {
+	if p.refreshes == 0 {
+		return "—"
+	}
+	gets := map[string]float64{}
+	for k, v := range p.requestCounts {
+		if k.verb == "GET" {
+			r := k.resource
+			if k.subresource != "" {
+				r += "/" + k.subresource
+			}
+			if r == "" {
+				r = "(non-resource)"
+			}
+			gets[r] += v
+		}
+	}
+	var out []string
+	for _, r := range slices.Sorted(maps.Keys(gets)) {
+		out = append(out, fmt.Sprintf("%s %.2f", r, gets[r]/float64(p.refreshes)))
+	}
+	return strings.Join(out, ", ")
 }

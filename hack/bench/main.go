@@ -6,8 +6,10 @@
 // what each scenario measures. It is a Go module of its own, so that the
 // product's go test ./... does not build it; from the repository root:
 //
-//	make bench                          # go -C hack/bench run . --scale=default, about 6 minutes on 2 cores
+//	make bench                          # go -C hack/bench run . --scale=default, about 10 minutes on 2 cores
 //	make bench BENCH_SCALE=large        # the burst at 5,000 TokenRequests
+//	make bench BENCH_SCALE=xl           # 10,000 TokenRequests in the burst, restart, idle and memory scenarios
+//	make bench BENCH_FLAGS=--shards=2   # and the burst again over two managers on disjoint namespaces
 //	make bench BENCH_FLAGS='--only=1,2 --manager-flags="--kube-api-qps=500"'
 //
 // API request counts come from the API server's own apiserver_request_total,
@@ -33,8 +35,9 @@ func main() {
 	managerFlags := flag.String("manager-flags", "", "Extra flags for the manager, space-separated, e.g. \"--kube-api-qps=200 --kube-api-burst=400\".")
 	managerSource := flag.String("manager-source", "", "Build the manager from this source tree instead of the repository's, e.g. a copy with a change to measure.")
 	diagnose := flag.Bool("diagnose", false, "Build the manager with pprof and client-go's rate-limiter metrics; keep profiles and logs.")
-	only := flag.String("only", "", fmt.Sprintf("Comma-separated scenarios to run (1-%d), e.g. 1,2; scenarios 3-5 also run 2, whose TokenRequests they use. Empty runs all.", scenarioCount))
+	only := flag.String("only", "", fmt.Sprintf("Comma-separated scenarios to run (1-%d), e.g. 1,2; scenarios 3-5 also run 2, whose TokenRequests they use, and 8 runs 6, its quiet twin. Empty runs all.", scenarioCount))
 	loginLatency := flag.Duration("login-latency", 0, "Delay every fake login by this much (sweeps only: the targets assume instant answers).")
+	shards := flag.Int("shards", 0, "With 2 or more, end the run with scenario 2's burst spread over this many namespaces, each with a manager of its own (--namespaces).")
 	flag.Parse()
 
 	selected := map[int]bool{}
@@ -61,7 +64,7 @@ func main() {
 
 	rep, err := run(ctx, options{
 		scale: sc, root: root, managerSource: *managerSource, managerFlags: strings.Fields(*managerFlags),
-		diagnose: *diagnose, only: selected, loginLatency: *loginLatency, progress: os.Stderr,
+		diagnose: *diagnose, only: selected, loginLatency: *loginLatency, shards: *shards, progress: os.Stderr,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)

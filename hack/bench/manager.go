@@ -73,11 +73,18 @@ func buildManager(ctx context.Context, source, dir string, diagnose bool) (strin
 	return bin, nil
 }
 
-// managerSettings are the concurrency and client limits the manager runs with.
+// managerSettings are the concurrency, client and login limits the manager
+// runs with.
 type managerSettings struct {
 	workers int
 	qps     float64
 	burst   int
+	// loginRate and loginBurst are the logins a second (and their burst)
+	// sent to one endpoint host; namespaceInFlight the logins in flight for
+	// one namespace.
+	loginRate         float64
+	loginBurst        int
+	namespaceInFlight int
 }
 
 func (s managerSettings) String() string {
@@ -104,11 +111,14 @@ func settingsOf(binary string, flags []string) (managerSettings, error) {
 		return v
 	}
 	var s managerSettings
-	var errWorkers, errQPS, errBurst error
-	s.workers, errWorkers = strconv.Atoi(value("max-concurrent-reconciles"))
-	s.qps, errQPS = strconv.ParseFloat(value("kube-api-qps"), 64)
-	s.burst, errBurst = strconv.Atoi(value("kube-api-burst"))
-	if err := errors.Join(errWorkers, errQPS, errBurst); err != nil {
+	var errs [6]error
+	s.workers, errs[0] = strconv.Atoi(value("max-concurrent-reconciles"))
+	s.qps, errs[1] = strconv.ParseFloat(value("kube-api-qps"), 64)
+	s.burst, errs[2] = strconv.Atoi(value("kube-api-burst"))
+	s.loginRate, errs[3] = strconv.ParseFloat(value("login-rate-per-endpoint"), 64)
+	s.loginBurst, errs[4] = strconv.Atoi(value("login-burst-per-endpoint"))
+	s.namespaceInFlight, errs[5] = strconv.Atoi(value("max-logins-in-flight-per-namespace"))
+	if err := errors.Join(errs[:]...); err != nil {
 		return s, fmt.Errorf("read the manager's concurrency settings from %s --help: %w", filepath.Base(binary), err)
 	}
 	return s, nil
@@ -134,7 +144,8 @@ type managerProcess struct {
 }
 
 // startManager runs the manager and waits until it leads and serves metrics.
-func startManager(ctx context.Context, c managerConfig, generation int) (*managerProcess, error) {
+// extra flags come after the bench's and the run's.
+func startManager(ctx context.Context, c managerConfig, generation int, extra ...string) (*managerProcess, error) {
 	metricsAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -154,7 +165,7 @@ func startManager(ctx context.Context, c managerConfig, generation int) (*manage
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(c.binary, append(args, c.flags...)...)
+	cmd := exec.Command(c.binary, slices.Concat(args, c.flags, extra)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.kubeconfig, "TOKENSYNC_BENCH_PPROF="+c.pprofAddr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {

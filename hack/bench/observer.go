@@ -47,6 +47,15 @@ type trSeen struct {
 	trState
 	// firstReadyCh is closed when Ready is first seen True.
 	firstReadyCh chan struct{}
+	// plans are the refreshes the operator planned, in order: for each
+	// token's expiry (status.expiresAt) its status.nextRefreshTime.
+	plans []plannedRefresh
+}
+
+// plannedRefresh is when the operator planned to replace the token that
+// expires at expiresAt.
+type plannedRefresh struct {
+	expiresAt, at time.Time
 }
 
 // tokenSeen is one token a Secret held, from the moment the observer saw it.
@@ -116,6 +125,14 @@ func (o *observer) sawTokenRequest(obj any) {
 	defer o.mu.Unlock()
 	s := o.trLocked(key)
 	s.failedAttempts = tr.Status.FailedAttempts
+	if st := tr.Status; ready && st.ExpiresAt != nil && st.NextRefreshTime != nil {
+		p := plannedRefresh{expiresAt: st.ExpiresAt.Time, at: st.NextRefreshTime.Time}
+		if n := len(s.plans); n > 0 && s.plans[n-1].expiresAt.Equal(p.expiresAt) {
+			s.plans[n-1] = p
+		} else {
+			s.plans = append(s.plans, p)
+		}
+	}
 	if ready && !s.ready {
 		s.readySince = now
 		if s.firstReady.IsZero() {
@@ -247,6 +264,19 @@ func (o *observer) waitFirstReady(ctx context.Context, b batch, timeout time.Dur
 		}
 	}
 	return last, nil
+}
+
+// plans are the refreshes the operator planned for b's TokenRequests.
+func (o *observer) plans(b batch) [][]plannedRefresh {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([][]plannedRefresh, b.n)
+	for i := range b.n {
+		if s, ok := o.trs[b.key(i)]; ok {
+			out[i] = slices.Clone(s.plans)
+		}
+	}
+	return out
 }
 
 // trackSecretsIn starts keeping the token history of ns's target Secrets.

@@ -18,22 +18,26 @@ import (
 )
 
 // Namespaces and batches. Latency and burst use the partner API, the refresh
-// scenario AML Watcher and the flaky one AmpliFi, so that each can set its
+// scenarios AML Watcher and the flaky one AmpliFi, so that each can set its
 // provider's token lifetime and faults without touching the others.
-func (b *bench) latencyBatch(ns string) batch {
-	return batch{ns: ns, provider: providertest.Partner, prefix: "lat", n: b.sc.latencyN}
+func (b *bench) latencyBatch(ns string) (batch, error) {
+	return b.spread(batch{ns: ns, provider: providertest.Partner, prefix: "lat", n: b.sc.latencyN})
 }
 
-func (b *bench) burstBatch(ns string) batch {
-	return batch{ns: ns, provider: providertest.Partner, prefix: "burst", n: b.sc.burstN}
+func (b *bench) burstBatch(ns string, n int) (batch, error) {
+	return b.spread(batch{ns: ns, provider: providertest.Partner, prefix: "burst", n: n})
 }
 
-func (b *bench) refreshBatch() batch {
-	return batch{ns: "bench-refresh", provider: providertest.AML, prefix: "refresh", n: b.sc.refreshN, refreshBefore: b.sc.refreshBefore}
+func (b *bench) flakyBatch() (batch, error) {
+	return b.spread(batch{ns: "bench-flaky", provider: providertest.AmpliFi, prefix: "flaky", n: b.sc.flakyN, refreshBefore: b.sc.flakyRefreshBefore})
 }
 
-func (b *bench) flakyBatch() batch {
-	return batch{ns: "bench-flaky", provider: providertest.AmpliFi, prefix: "flaky", n: b.sc.flakyN, refreshBefore: b.sc.flakyRefreshBefore}
+// spread gives tb endpoint hosts of its own, trsPerHost TokenRequests to a
+// host.
+func (b *bench) spread(tb batch) (batch, error) {
+	var err error
+	tb.endpoints, err = b.endpoints.hosts(hostsFor(tb.n))
+	return tb, err
 }
 
 // newBatch creates tb's namespace and credentials Secrets, then waits a
@@ -54,7 +58,10 @@ func (b *bench) newBatch(ctx context.Context, tb batch) error {
 // plain client's objects are deleted before it starts.
 func (b *bench) plainLatency(ctx context.Context) error {
 	plain := plainClient{c: b.cl.client}
-	lat := b.latencyBatch("bench-plain-latency")
+	lat, err := b.latencyBatch("bench-plain-latency")
+	if err != nil {
+		return err
+	}
 	durations, err := b.createOneByOne(ctx, lat, plain.issue, nil)
 	if err != nil {
 		return err
@@ -71,7 +78,8 @@ func (b *bench) plainLatency(ctx context.Context) error {
 // (cold connections, the API server's first write of a kind) weigh on
 // neither side; timed runs before the timed ones.
 func (b *bench) createOneByOne(ctx context.Context, tb batch, issue func(context.Context, *tokensyncv1alpha1.TokenRequest) error, timed func() error) ([]time.Duration, error) {
-	warmUp := batch{ns: tb.ns, provider: tb.provider, prefix: tb.prefix + "-warmup", n: 1}
+	warmUp := tb
+	warmUp.prefix, warmUp.n = tb.prefix+"-warmup", 1
 	if err := b.cl.createNamespace(ctx, tb.ns); err != nil {
 		return nil, err
 	}
@@ -84,7 +92,7 @@ func (b *bench) createOneByOne(ctx context.Context, tb batch, issue func(context
 		return nil, err
 	}
 	createReady := func(tb batch, i int) (time.Duration, error) {
-		tr := tb.tokenRequest(i, b.fake.URL())
+		tr := tb.tokenRequest(i)
 		start := time.Now()
 		if err := b.cl.client.Create(ctx, tr); err != nil {
 			return 0, err
@@ -130,7 +138,10 @@ func (b *bench) plainBurst(ctx context.Context) error {
 	// The bench's clients create the TokenRequests exactly as in scenario
 	// 2, and as many plain workers as the operator has reconcilers take
 	// them from a queue.
-	burst := b.burstBatch("bench-plain-burst")
+	burst, err := b.burstBatch("bench-plain-burst", b.sc.burstN)
+	if err != nil {
+		return err
+	}
 	if err := b.newBatch(ctx, burst); err != nil {
 		return err
 	}
@@ -140,7 +151,7 @@ func (b *bench) plainBurst(ctx context.Context) error {
 	g.Go(func() error {
 		defer close(queue)
 		return parallel(ctx, burst.n, b.sc.burstCreators, func(ctx context.Context, i int) error {
-			tr := burst.tokenRequest(i, b.fake.URL())
+			tr := burst.tokenRequest(i)
 			if err := b.cl.client.Create(ctx, tr); err != nil {
 				return err
 			}
@@ -176,7 +187,10 @@ func (b *bench) plainBurst(ctx context.Context) error {
 // latency is scenario 1: TokenRequests created one after another, each
 // waited for until Ready.
 func (b *bench) latency(ctx context.Context) error {
-	lat := b.latencyBatch("bench-latency")
+	lat, err := b.latencyBatch("bench-latency")
+	if err != nil {
+		return err
+	}
 	var before snapshot
 	durations, err := b.createOneByOne(ctx, lat, nil, func() (err error) {
 		before, err = b.snapshot(ctx)
@@ -185,7 +199,7 @@ func (b *bench) latency(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.waitQuiet(ctx, 0); err != nil {
+	if _, err := b.waitQuiet(ctx, 0); err != nil {
 		return err
 	}
 	after, err := b.snapshot(ctx)
@@ -205,7 +219,10 @@ func (b *bench) latency(ctx context.Context) error {
 
 // burstScenario is scenario 2: TokenRequests created at once.
 func (b *bench) burstScenario(ctx context.Context) error {
-	burst := b.burstBatch("bench-burst")
+	burst, err := b.burstBatch("bench-burst", b.sc.burstN)
+	if err != nil {
+		return err
+	}
 	if err := b.newBatch(ctx, burst); err != nil {
 		return err
 	}
@@ -220,10 +237,7 @@ func (b *bench) burstScenario(ctx context.Context) error {
 	profiled := make(chan error, 1)
 	go func() { profiled <- b.profile(ctx, "profile", 20, "burst.cpu.pprof") }()
 	start := time.Now()
-	if err := b.createTokenRequests(ctx, burst, b.sc.burstCreators); err != nil {
-		return err
-	}
-	lastReady, err := b.obs.waitFirstReady(ctx, burst, b.sc.timeout)
+	lastReady, err := b.createAllReady(ctx, burst)
 	if err != nil {
 		return err
 	}
@@ -231,7 +245,7 @@ func (b *bench) burstScenario(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.waitQuiet(ctx, 0); err != nil {
+	if _, err := b.waitQuiet(ctx, 0); err != nil {
 		return err
 	}
 	if err := <-profiled; err != nil {
@@ -242,14 +256,111 @@ func (b *bench) burstScenario(ctx context.Context) error {
 		return err
 	}
 	r := &b.rep.Burst
-	r.N, r.Creators = burst.n, b.sc.burstCreators
+	r.N, r.Creators, r.Hosts = burst.n, b.sc.burstCreators, len(burst.endpoints)
 	r.Elapsed, r.CPU = lastReady.Sub(start), cpuAtReady-cpuBefore
+	r.Peak = b.endpoints.peakPerSecond(burst.endpoints, start, lastReady)
 	r.Requests = requestsPer{after.requests.since(before.requests), burst.n}
 	r.Manager = managerSummary(before.manager, after.manager)
 	b.rep.Logins.perTokenRequest = append(b.rep.Logins.perTokenRequest, loginsPerIdentity(b.fake, burst)...)
-	b.logf("operator: burst of %d Ready in %s, manager CPU %s; API requests per TokenRequest: %s; manager: %s",
-		burst.n, secs(r.Elapsed), secs(r.CPU), r.Requests, r.Manager)
+	b.logf("operator: burst of %d Ready in %s, manager CPU %s, peak %s; API requests per TokenRequest: %s; manager: %s",
+		burst.n, secs(r.Elapsed), secs(r.CPU), r.Peak, r.Requests, r.Manager)
 	return nil
+}
+
+// shardedBurst is scenario 2 again with the work shared out: the burst's
+// TokenRequests spread evenly over opts.shards namespaces, each reconciled
+// by a manager of its own (--namespaces, and a leader-election Lease of its
+// own), as a very large fleet would run several Deployments. It runs last,
+// with the run's manager stopped; its limit is scenario 2's plain client.
+func (b *bench) shardedBurst(ctx context.Context) error {
+	if err := b.stopManager(); err != nil {
+		return err
+	}
+	shards := b.opts.shards
+	r := &b.rep.Sharded
+	r.Shards, r.N = shards, b.sc.burstN
+	var batches []batch
+	for k := range shards {
+		n := b.sc.burstN*(k+1)/shards - b.sc.burstN*k/shards
+		tb, err := b.burstBatch(fmt.Sprintf("bench-shard-%d", k), n)
+		if err != nil {
+			return err
+		}
+		if err := b.newBatch(ctx, tb); err != nil {
+			return err
+		}
+		batches = append(batches, tb)
+	}
+	var managers []*managerProcess
+	defer func() {
+		for _, m := range managers {
+			_ = m.stop()
+		}
+	}()
+	for k, tb := range batches {
+		b.gen++
+		m, err := startManager(ctx, b.mcfg, b.gen, "--namespaces="+tb.ns, fmt.Sprintf("--leader-election-id=tokensync-shard-%d", k))
+		if err != nil {
+			return err
+		}
+		managers = append(managers, m)
+	}
+	start := time.Now()
+	lastReady, err := b.createAllReady(ctx, batches...)
+	if err != nil {
+		return err
+	}
+	r.Elapsed = lastReady.Sub(start)
+	for _, tb := range batches {
+		for _, n := range loginsPerIdentity(b.fake, tb) {
+			r.Logins += n
+		}
+	}
+	b.logf("burst of %d over %d managers Ready in %s; %d logins", r.N, shards, secs(r.Elapsed), r.Logins)
+	return nil
+}
+
+// createAllReady creates the batches' TokenRequests at once, with
+// sc.burstCreators clients in all, and returns when the last of them was
+// first seen Ready.
+func (b *bench) createAllReady(ctx context.Context, batches ...batch) (time.Time, error) {
+	type item struct {
+		tb batch
+		i  int
+	}
+	var items []item
+	for i := 0; ; i++ {
+		added := false
+		for _, tb := range batches {
+			if i < tb.n {
+				items, added = append(items, item{tb, i}), true
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	err := parallel(ctx, len(items), b.sc.burstCreators, func(ctx context.Context, k int) error {
+		it := items[k]
+		if err := b.cl.client.Create(ctx, it.tb.tokenRequest(it.i)); err != nil {
+			return fmt.Errorf("create TokenRequest %s/%s: %w", it.tb.ns, it.tb.name(it.i), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	var last time.Time
+	for _, tb := range batches {
+		t, err := b.obs.waitFirstReady(ctx, tb, b.sc.timeout)
+		if err != nil {
+			return last, err
+		}
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last, nil
 }
 
 // loginsCheck is scenario 3's first half: one login per TokenRequest
@@ -289,11 +400,13 @@ func (b *bench) restart(ctx context.Context) error {
 	if err := b.startManager(ctx); err != nil {
 		return err
 	}
-	if err := b.waitQuiet(ctx, n); err != nil {
+	r := &b.rep.Restart
+	r.Leading = time.Since(start)
+	quietAt, err := b.waitQuiet(ctx, n)
+	if err != nil {
 		return err
 	}
-	r := &b.rep.Restart
-	r.Elapsed = time.Since(start)
+	r.Elapsed = quietAt.Sub(start)
 	// Late writes would come from requeues, which are seconds away at most.
 	if err := sleep(ctx, 2*time.Second); err != nil {
 		return err
@@ -304,9 +417,10 @@ func (b *bench) restart(ctx context.Context) error {
 	}
 	d := after.requests.since(before.requests)
 	r.TokenRequests, r.Logins = n, after.attempts-before.attempts
+	r.Reconciles = int(after.manager.value("controller_runtime_reconcile_total", map[string]string{"controller": "tokenrequest"}))
 	r.SecretWrites, r.TokenRequestWrites, r.EventWrites = d.writes("secrets"), d.writes("tokenrequests"), d.writes("events")
-	b.logf("restart: %d TokenRequests re-read in %s; %d logins, %d Secret writes, %d TokenRequest writes, %d events",
-		r.TokenRequests, secs(r.Elapsed), r.Logins, r.SecretWrites, r.TokenRequestWrites, r.EventWrites)
+	b.logf("restart: leading after %s, %d TokenRequests reconciled (%d reconciles) and the queue empty after %s; %d logins, %d Secret writes, %d TokenRequest writes, %d events",
+		secs(r.Leading), r.TokenRequests, r.Reconciles, secs(r.Elapsed), r.Logins, r.SecretWrites, r.TokenRequestWrites, r.EventWrites)
 	return nil
 }
 
@@ -353,6 +467,14 @@ func (b *bench) countTokenRequests(ctx context.Context) (int, error) {
 	list := &tokensyncv1alpha1.TokenRequestList{}
 	err := b.cl.client.List(ctx, list)
 	return len(list.Items), err
+}
+
+// emptyHeap is the manager's heap in use before any TokenRequest exists,
+// so that scenario 5 can tell what the TokenRequests add to it.
+func (b *bench) emptyHeap(ctx context.Context) error {
+	heap, _, err := b.memoryNow(ctx)
+	b.rep.Memory.HeapEmpty = heap
+	return err
 }
 
 // memory is scenario 5: the manager's heap and RSS, before and after
@@ -434,25 +556,27 @@ func (b *bench) memoryNow(ctx context.Context) (heap, rss int64, err error) {
 	return heaps[1], rsses[1], nil
 }
 
-// refreshAndFlaky runs scenarios 6 and 7 together: the flaky scenario's
-// TokenRequests are created first and sit idle, waiting to come due, while
-// the refresh scenario runs on another provider.
-func (b *bench) refreshAndFlaky(ctx context.Context) error {
-	flaky := b.flakyBatch()
-	b.fake.SetLifetime(flaky.provider, b.sc.flakyLifetime)
-	b.obs.trackSecretsIn(flaky.ns)
-	if err := b.newBatch(ctx, flaky); err != nil {
+// flaky is scenario 7: TokenRequests whose tokens come due while the
+// provider fails half its calls.
+func (b *bench) flaky(ctx context.Context) error {
+	fb, err := b.flakyBatch()
+	if err != nil {
 		return err
 	}
-	flakySamples := b.obs.sample(ctx, flaky.ns)
-	if err := b.createTokenRequests(ctx, flaky, 16); err != nil {
+	b.fake.SetLifetime(fb.provider, b.sc.flakyLifetime)
+	b.obs.trackSecretsIn(fb.ns)
+	if err := b.newBatch(ctx, fb); err != nil {
 		return err
 	}
-	if _, err := b.obs.waitFirstReady(ctx, flaky, b.sc.timeout); err != nil {
+	samples := b.obs.sample(ctx, fb.ns)
+	if err := b.createTokenRequests(ctx, fb, 16); err != nil {
+		return err
+	}
+	if _, err := b.obs.waitFirstReady(ctx, fb, b.sc.timeout); err != nil {
 		return err
 	}
 	list := &tokensyncv1alpha1.TokenRequestList{}
-	if err := b.cl.client.List(ctx, list, client.InNamespace(flaky.ns)); err != nil {
+	if err := b.cl.client.List(ctx, list, client.InNamespace(fb.ns)); err != nil {
 		return err
 	}
 	var firstDue time.Time
@@ -461,86 +585,8 @@ func (b *bench) refreshAndFlaky(ctx context.Context) error {
 			firstDue = t.Time
 		}
 	}
-	b.logf("flaky: %d TokenRequests Ready; first refresh due in %s", flaky.n, secs(time.Until(firstDue)))
-
-	var g errgroup.Group
-	g.Go(func() error { return b.flakyOutage(ctx, flaky, firstDue, flakySamples) })
-	g.Go(func() error { return b.refreshAccuracy(ctx) })
-	return g.Wait()
-}
-
-// refreshAccuracy is scenario 6: short-lived tokens, each Secret's token
-// checked every 250 ms.
-func (b *bench) refreshAccuracy(ctx context.Context) error {
-	rb := b.refreshBatch()
-	b.fake.SetLifetime(rb.provider, b.sc.refreshLifetime)
-	b.obs.trackSecretsIn(rb.ns)
-	if err := b.newBatch(ctx, rb); err != nil {
-		return err
-	}
-	before, err := b.snapshot(ctx)
-	if err != nil {
-		return err
-	}
-	logins := b.fake.Logins(rb.provider)
-	samples := b.obs.sample(ctx, rb.ns)
-	start := time.Now()
-	if err := b.createTokenRequests(ctx, rb, 16); err != nil {
-		return err
-	}
-	if err := sleep(ctx, time.Until(start.Add(b.sc.refreshObserve))); err != nil {
-		return err
-	}
-	looks := samples()
-	after, err := b.snapshot(ctx)
-	if err != nil {
-		return err
-	}
-	loginsInWindow := b.fake.Logins(rb.provider) - logins
-
-	// Wind down so that logins and stored tokens can be counted exactly:
-	// from now on tokens live an hour, so each TokenRequest refreshes once
-	// more at most and then holds a token that is not due.
-	b.fake.SetLifetime(rb.provider, time.Hour)
-	longLived := 0
-	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, b.sc.refreshLifetime+time.Minute, true, func(context.Context) (bool, error) {
-		tokens, _ := b.obs.histories(rb)
-		longLived = 0
-		for _, h := range tokens {
-			if len(h) > 0 && time.Until(h[len(h)-1].expiry) > 30*time.Minute {
-				longLived++
-			}
-		}
-		return longLived == rb.n, nil
-	})
-	if err != nil {
-		return fmt.Errorf("refresh: %d of %d Secrets hold a long-lived token after the lifetime changed: %w", longLived, rb.n, err)
-	}
-	if err := b.waitQuiet(ctx, 0); err != nil {
-		return err
-	}
-
-	r := &b.rep.Refresh
-	r.N, r.Lifetime, r.Observe = rb.n, b.sc.refreshLifetime, b.sc.refreshObserve
-	// The flaky scenario's TokenRequests sit idle meanwhile, so the
-	// manager's figures are this scenario's; the bench created the
-	// TokenRequests, the rest is the operator's.
-	r.Manager = managerSummary(before.manager, after.manager)
-	r.Requests = requestsPer{after.requests.since(before.requests), loginsInWindow}
-	var tokens [][]tokenSeen
-	tokens, r.secretWatch = b.watched(rb, looks)
-	var offsets []time.Duration
-	for _, h := range tokens {
-		for j := 1; j < len(h); j++ {
-			offsets = append(offsets, h[j].at.Sub(h[j-1].expiry))
-		}
-	}
-	if len(offsets) > 0 {
-		r.Earliest, r.Latest = slices.Min(offsets), slices.Max(offsets)
-	}
-	b.logf("refresh: %d of %d samples expired, %d empty; refreshes %s to %s relative to expiry; %d logins for %d tokens stored; manager: %s",
-		r.Expired, r.Samples, r.Empty, signedSecs(r.Earliest), signedSecs(r.Latest), r.Logins, r.Tokens, r.Manager)
-	return nil
+	b.logf("flaky: %d TokenRequests Ready; first refresh due in %s", fb.n, secs(time.Until(firstDue)))
+	return b.flakyOutage(ctx, fb, firstDue, samples)
 }
 
 // watched sums up what the observer saw of tb's Secrets: their tokens, the
@@ -569,6 +615,10 @@ func (b *bench) flakyOutage(ctx context.Context, fb batch, firstDue time.Time, s
 	}
 	attempts, logins := b.fake.Attempts(fb.provider), b.fake.Logins(fb.provider)
 	outageStart := time.Now()
+	// Tokens issued from now on live an hour, so that no TokenRequest
+	// refreshed early comes due again before the last one is refreshed:
+	// the counts are then those of one refresh each.
+	b.fake.SetLifetime(fb.provider, time.Hour)
 	b.fake.FailEvery(fb.provider, 2, providertest.Failure{Status: 503})
 	b.logf("flaky: provider failing every other call for %s", b.sc.outage)
 	if err := sleep(ctx, b.sc.outage); err != nil {

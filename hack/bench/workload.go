@@ -24,8 +24,13 @@ var providerNames = []string{providertest.AML, providertest.AmpliFi, providertes
 type batch struct {
 	ns, provider, prefix string
 	n                    int
-	// refreshBefore is spec.refreshBefore; zero leaves the default (5m).
+	// refreshBefore is spec.refreshBefore; zero leaves it unset (the
+	// operator's default window).
 	refreshBefore time.Duration
+	// endpoints are the fake's base URLs the TokenRequests use, in turn:
+	// TokenRequest i logs in at endpoints[i % len(endpoints)], so that
+	// TokenRequests created one after another go to different hosts.
+	endpoints []string
 }
 
 func (b batch) name(i int) string { return fmt.Sprintf("%s-%05d", b.prefix, i) }
@@ -63,12 +68,12 @@ func (b batch) credentialsSecret(i int) *corev1.Secret {
 	}
 }
 
-func (b batch) tokenRequest(i int, endpoint string) *tokensyncv1alpha1.TokenRequest {
+func (b batch) tokenRequest(i int) *tokensyncv1alpha1.TokenRequest {
 	tr := &tokensyncv1alpha1.TokenRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: b.name(i), Namespace: b.ns},
 		Spec: tokensyncv1alpha1.TokenRequestSpec{
 			Provider:             tokensyncv1alpha1.Provider(b.provider),
-			Endpoint:             endpoint,
+			Endpoint:             b.endpoints[i%len(b.endpoints)],
 			CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: b.credentialsName(i)},
 		},
 	}
@@ -82,7 +87,7 @@ func (b batch) tokenRequest(i int, endpoint string) *tokensyncv1alpha1.TokenRequ
 // the TokenRequests so that the operator's metadata cache already knows them
 // when the first reconcile comes.
 func createCredentials(ctx context.Context, c client.Client, b batch) error {
-	return parallel(ctx, b.n, 16, func(ctx context.Context, i int) error {
+	return parallel(ctx, b.n, creators, func(ctx context.Context, i int) error {
 		if err := c.Create(ctx, b.credentialsSecret(i)); err != nil {
 			return fmt.Errorf("create credentials Secret %s/%s: %w", b.ns, b.credentialsName(i), err)
 		}
@@ -98,6 +103,10 @@ func loginsPerIdentity(fake *providertest.Server, b batch) []int {
 	}
 	return out
 }
+
+// creators is how many clients create a batch's objects at once, except
+// the burst's TokenRequests (scale.burstCreators).
+const creators = 32
 
 // parallel runs fn for 0..n-1 on workers goroutines and returns the first
 // error; after one, the remaining indexes are skipped.
