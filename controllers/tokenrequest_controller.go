@@ -310,7 +310,9 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *obse
 		c.Fingerprint = fp
 		return nil
 	}
-	if !o.ProviderKnown {
+	if !o.ProviderKnown || !o.needsFingerprint() {
+		// Nothing to compare it with (a new TokenRequest): the login, if
+		// one is due, reads the credentials anyway.
 		return nil
 	}
 	creds, version, err := r.readCredentials(ctx, tr)
@@ -329,6 +331,14 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *obse
 	c.Version, c.Fingerprint = version, fp
 	r.memory.setCredentialsFingerprint(ck, version, fp)
 	return nil
+}
+
+// needsFingerprint reports whether a decision may compare the credentials'
+// fingerprint with one recorded: the token held, a pending token, the
+// previous Secret's token, or a failed attempt.
+func (o *observed) needsFingerprint() bool {
+	return o.Target.Holds || o.Pending != nil || o.Previous != nil ||
+		(o.Status.LastAttempt != nil && o.Status.FailedAttempts > 0)
 }
 
 // act carries out a decision.
@@ -465,6 +475,23 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 			return r.failed(ctx, o, providerFailure(tr, err))
 		}
 	}
+	// A slot: bounded logins in flight per endpoint host and namespace, and
+	// per second per endpoint host. Without one, requeue rather than hold a
+	// worker; the rate limit never delays a refresh past its token's expiry.
+	// It is asked for before the credentials are read, so that a login put
+	// off costs no request, and held only for the login itself, not for the
+	// writes after it.
+	var mustStartBy time.Time
+	if h := o.Target.Held; o.Target.Holds && h.Intact && o.Now.Before(h.ExpiresAt) {
+		mustStartBy = h.ExpiresAt.Add(-urgentMargin)
+	}
+	release, wait := r.gate.admit(o.Endpoint, tr.Namespace, r.now(), mustStartBy)
+	if release == nil {
+		wait += time.Duration(r.jitter() * float64(wait))
+		logf.FromContext(ctx).V(1).Info("Login deferred: the endpoint or namespace has no free login slot", "retryIn", wait)
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	defer release()
 	creds := o.creds
 	if creds == nil {
 		var err error
@@ -492,20 +519,6 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 			return r.failed(ctx, o, providerFailure(tr, err))
 		}
 	}
-	// A slot: bounded logins in flight per endpoint host and namespace, and
-	// per second per endpoint host. Without one, requeue rather than hold a
-	// worker; the rate limit never delays a refresh past its token's expiry.
-	var mustStartBy time.Time
-	if h := o.Target.Held; o.Target.Holds && h.Intact && o.Now.Before(h.ExpiresAt) {
-		mustStartBy = h.ExpiresAt.Add(-urgentMargin)
-	}
-	release, wait := r.gate.admit(o.Endpoint, tr.Namespace, r.now(), mustStartBy)
-	if release == nil {
-		wait += time.Duration(r.jitter() * float64(wait))
-		logf.FromContext(ctx).V(1).Info("Login deferred: the endpoint or namespace has no free login slot", "retryIn", wait)
-		return ctrl.Result{RequeueAfter: wait}, nil
-	}
-	defer release()
 	if d.ProbeWrite {
 		// The last write was refused: ask the API server (dry run) whether
 		// it would take one now before spending a login on it.
@@ -517,6 +530,7 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 
 	start := r.now()
 	tok, err := o.provider.Login(ctx, o.Endpoint, creds)
+	release()
 	loginDuration.WithLabelValues(o.Provider).Observe(r.now().Sub(start).Seconds())
 	if err != nil {
 		f := providerFailure(tr, err)
