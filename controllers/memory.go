@@ -33,8 +33,6 @@ type remembered struct {
 	// unwrittenStatus: a status whose write failed.
 	unwrittenStatus *tokensyncv1alpha1.TokenRequestStatus
 	pending         *pendingToken
-	// provider is the provider label of the TokenRequest's metric series.
-	provider string
 }
 
 // pendingToken is a token obtained, not yet written.

@@ -1,24 +1,20 @@
 package controllers
 
 import (
+	"context"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
-// Metrics exported on the manager's metrics endpoint.
+// Counters and histograms, kept by the reconciler as things happen.
 var (
-	tokenExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "tokensync_token_expiry_timestamp_seconds",
-		Help: "Unix time at which the token held in the target Secret expires.",
-	}, []string{"namespace", "name", "provider"})
-	tokenRefresh = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "tokensync_token_refresh_timestamp_seconds",
-		Help: "Unix time of the next scheduled login (planned refresh or retry).",
-	}, []string{"namespace", "name", "provider"})
-	tokenRequestReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "tokensync_tokenrequest_ready",
-		Help: "1 when the TokenRequest's Ready condition is True, 0 otherwise.",
-	}, []string{"namespace", "name", "provider"})
 	loginsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokensync_logins_total",
 		Help: "Logins attempted, by provider and result (success or the failure reason).",
@@ -34,22 +30,85 @@ var (
 	}, []string{"provider"})
 )
 
+// The per-TokenRequest gauges are not kept as series: they are read from
+// the cached TokenRequests' status at each scrape, as kube-state-metrics
+// does. Nothing is stored per TokenRequest (three series each took about
+// 1.5 KiB of heap), a deleted TokenRequest's series are gone with it, and a
+// provider change leaves no stale series behind.
+var (
+	tokenExpiryDesc = prometheus.NewDesc("tokensync_token_expiry_timestamp_seconds",
+		"Unix time at which the token held in the target Secret expires.", []string{"namespace", "name", "provider"}, nil)
+	tokenRefreshDesc = prometheus.NewDesc("tokensync_token_refresh_timestamp_seconds",
+		"Unix time of the next scheduled login (planned refresh or retry).", []string{"namespace", "name", "provider"}, nil)
+	tokenRequestReadyDesc = prometheus.NewDesc("tokensync_tokenrequest_ready",
+		"1 when the TokenRequest's Ready condition is True, 0 otherwise.", []string{"namespace", "name", "provider"}, nil)
+)
+
+// statusMetrics collects the per-TokenRequest gauges from the caches of the
+// running controllers (one in the operator; several in a test process).
+type statusMetrics struct {
+	mu      sync.Mutex
+	readers map[*TokenRequestReconciler]client.Reader
+}
+
+var tokenRequestMetrics = &statusMetrics{readers: map[*TokenRequestReconciler]client.Reader{}}
+
 func init() {
-	metrics.Registry.MustRegister(tokenExpiry, tokenRefresh, tokenRequestReady, loginsTotal, loginDuration, rolloutRestartsTotal)
+	metrics.Registry.MustRegister(loginsTotal, loginDuration, rolloutRestartsTotal, tokenRequestMetrics)
 }
 
-// forgetMetrics removes a deleted TokenRequest's series.
-func forgetMetrics(namespace, name string) {
-	labels := prometheus.Labels{"namespace": namespace, "name": name}
-	tokenExpiry.DeletePartialMatch(labels)
-	tokenRefresh.DeletePartialMatch(labels)
-	tokenRequestReady.DeletePartialMatch(labels)
+func (m *statusMetrics) add(r *TokenRequestReconciler, reader client.Reader) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.readers[r] = reader
 }
 
-// forgetProviderMetrics removes a TokenRequest's series of one provider.
-func forgetProviderMetrics(namespace, name, provider string) {
-	labels := prometheus.Labels{"namespace": namespace, "name": name, "provider": provider}
-	tokenExpiry.Delete(labels)
-	tokenRefresh.Delete(labels)
-	tokenRequestReady.Delete(labels)
+func (m *statusMetrics) remove(r *TokenRequestReconciler) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.readers, r)
+}
+
+func (m *statusMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tokenExpiryDesc
+	ch <- tokenRefreshDesc
+	ch <- tokenRequestReadyDesc
+}
+
+func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	readers := make([]client.Reader, 0, len(m.readers))
+	for _, r := range m.readers {
+		readers = append(readers, r)
+	}
+	m.mu.Unlock()
+	seen := map[types.NamespacedName]bool{}
+	for _, reader := range readers {
+		list := &tokensyncv1alpha1.TokenRequestList{}
+		if err := reader.List(context.Background(), list); err != nil {
+			continue // a cache not started yet
+		}
+		for i := range list.Items {
+			tr := &list.Items[i]
+			key := types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}
+			if seen[key] {
+				continue // two managers watching one namespace (tests)
+			}
+			seen[key] = true
+			labels := []string{tr.Namespace, tr.Name, string(tr.Spec.Provider)}
+			if t := tr.Status.ExpiresAt; t != nil {
+				ch <- prometheus.MustNewConstMetric(tokenExpiryDesc, prometheus.GaugeValue, float64(t.Unix()), labels...)
+			}
+			if t := tr.Status.NextRefreshTime; t != nil {
+				ch <- prometheus.MustNewConstMetric(tokenRefreshDesc, prometheus.GaugeValue, float64(t.Unix()), labels...)
+			}
+			if c := meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionReady); c != nil {
+				ready := 0.0
+				if c.Status == "True" {
+					ready = 1
+				}
+				ch <- prometheus.MustNewConstMetric(tokenRequestReadyDesc, prometheus.GaugeValue, ready, labels...)
+			}
+		}
+	}
 }

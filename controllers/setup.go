@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -151,8 +152,29 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 	if err := r.SetupWithManager(mgr, credentials, opts); err != nil {
 		return nil, fmt.Errorf("set up the TokenRequest controller: %w", err)
 	}
+	// The per-TokenRequest gauges come from this manager's cache while it runs.
+	tokenRequestMetrics.add(r, mgr.GetCache())
+	if err := mgr.Add(untilStopped(func() { tokenRequestMetrics.remove(r) })); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
+
+// untilStopped is a runnable, on every replica, that calls stopped when the
+// manager stops.
+type untilStopped func()
+
+func (f untilStopped) Start(ctx context.Context) error {
+	<-ctx.Done()
+	f()
+	return nil
+}
+
+// NeedLeaderElection: the metrics of a replica that does not lead are read
+// from its cache too.
+func (untilStopped) NeedLeaderElection() bool { return false }
+
+var _ manager.LeaderElectionRunnable = untilStopped(nil)
 
 // SetupWithManager registers the reconciler. credentials is the cache made
 // by NewCredentialsCache, added to the manager by the caller; Setup does both.

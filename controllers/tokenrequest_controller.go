@@ -114,8 +114,8 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	tr := &tokensyncv1alpha1.TokenRequest{}
 	if err := r.Get(ctx, req.NamespacedName, tr); err != nil {
 		if apierrors.IsNotFound(err) {
-			// The target Secret goes with it through its owner reference.
-			forgetMetrics(req.Namespace, req.Name)
+			// The target Secret goes with it through its owner reference
+			// (deletionPolicy Delete) or stays (Retain); nothing to do here.
 			r.memory.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
@@ -428,7 +428,6 @@ func (r *TokenRequestReconciler) suspend(ctx context.Context, o *observed, d dec
 	}); err != nil {
 		return ctrl.Result{}, err
 	}
-	tokenRequestReady.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(map[bool]float64{true: 1, false: 0}[status == metav1.ConditionTrue])
 	logf.FromContext(ctx).V(1).Info("Suspended", "validUntil", d.At)
 	if d.At.IsZero() {
 		return ctrl.Result{}, nil
@@ -773,8 +772,6 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f fail
 	if err := r.updateStatus(ctx, tr, mutate); err != nil {
 		return ctrl.Result{}, err
 	}
-	tokenRefresh.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(float64(retryAt.Unix()))
-	tokenRequestReady.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(0)
 	if !equality.Semantic.DeepEqual(before, &tr.Status) {
 		r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, f.reason, "Refresh", "%s", f.message)
 		logf.FromContext(ctx).Info("Attempt failed", "reason", f.reason, "message", f.message, "attempt", attempts, "stopped", stopped, "nextRetry", retryAt)
@@ -815,10 +812,6 @@ type healthyToken struct {
 func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, h healthyToken) error {
 	tr := o.tr
 	obtainedAt, expiresAt, next, attempt, credentialsMissing := h.obtainedAt, h.expiresAt, h.next, h.attempt, h.credentialsMissing
-	r.setProviderMetrics(tr)
-	tokenExpiry.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(float64(expiresAt.Unix()))
-	tokenRefresh.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(float64(next.Unix()))
-	tokenRequestReady.WithLabelValues(tr.Namespace, tr.Name, o.Provider).Set(1)
 	now := r.now()
 	message := fmt.Sprintf("Secret %s holds a valid token until %s; next refresh at %s", o.SecretName, formatTime(expiresAt), formatTime(next))
 	window := refreshWindow(obtainedAt, expiresAt, o.RefreshBefore)
@@ -860,17 +853,6 @@ func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, h 
 			removeCondition(st, tokensyncv1alpha1.ConditionCredentialsFound)
 		}
 	})
-}
-
-// setProviderMetrics drops the series of a provider the TokenRequest no
-// longer uses (spec.provider changed).
-func (r *TokenRequestReconciler) setProviderMetrics(tr *tokensyncv1alpha1.TokenRequest) {
-	provider := string(tr.Spec.Provider)
-	var old string
-	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) { old, e.provider = e.provider, provider })
-	if old != "" && old != provider {
-		forgetProviderMetrics(tr.Namespace, tr.Name, old)
-	}
 }
 
 // updateStatus applies mutate to the TokenRequest's status and writes it
