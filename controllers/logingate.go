@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // LoginLimits bound what one endpoint host or one namespace can take of the
@@ -49,8 +50,9 @@ func (l LoginLimits) withDefaults() LoginLimits {
 }
 
 const (
-	// slotRetry is how soon a login that found no free slot is tried again.
-	slotRetry = time.Second
+	// slotRetry is how soon a login that found no free slot is tried again
+	// if no slot freed wakes it first.
+	slotRetry = 15 * time.Second
 	// urgentMargin: a refresh is not delayed by the rate limit past this long
 	// before its token expires.
 	urgentMargin = 5 * time.Second
@@ -58,13 +60,22 @@ const (
 
 // loginGate admits logins: at most so many in flight per endpoint host and
 // per namespace, and at most so many per second per endpoint host. A login
-// it does not admit is requeued by the caller without holding a worker.
+// it does not admit is requeued by the caller without holding a worker; one
+// that found no free slot waits in line, and a slot freed wakes the first in
+// line (wake), so that a burst in one namespace is not reconciled over and
+// over to ask again.
 type loginGate struct {
 	limits LoginLimits
+	// wake, when set, reconciles a TokenRequest whose turn has come.
+	wake func(types.NamespacedName)
 
 	mu         sync.Mutex
 	hosts      map[string]*hostLogins
 	namespaces map[string]int
+	// waiting lines up the TokenRequests that found no slot, by the slot
+	// they wait for ("host:" or "namespace:" and its name).
+	waiting map[string][]types.NamespacedName
+	inLine  map[types.NamespacedName]string
 }
 
 type hostLogins struct {
@@ -73,17 +84,20 @@ type hostLogins struct {
 }
 
 func newLoginGate(limits LoginLimits) *loginGate {
-	return &loginGate{limits: limits.withDefaults(), hosts: map[string]*hostLogins{}, namespaces: map[string]int{}}
+	return &loginGate{limits: limits.withDefaults(), hosts: map[string]*hostLogins{}, namespaces: map[string]int{},
+		waiting: map[string][]types.NamespacedName{}, inLine: map[types.NamespacedName]string{}}
 }
 
-// admit asks for a login to endpoint from namespace at now. mustStartBy is
-// the latest start that keeps the current token valid (zero: there is no
-// valid token, so nothing expires while it waits). It returns a release
-// function when admitted, else how long to wait before asking again.
-func (g *loginGate) admit(endpoint, namespace string, now, mustStartBy time.Time) (release func(), wait time.Duration) {
-	host := endpointHost(endpoint)
+// admit asks for a login of the TokenRequest who to endpoint at now.
+// mustStartBy is the latest start that keeps the current token valid (zero:
+// there is no valid token, so nothing expires while it waits). It returns a
+// release function when admitted, else how long to wait before asking again
+// (unless woken first).
+func (g *loginGate) admit(who types.NamespacedName, endpoint string, now, mustStartBy time.Time) (release func(), wait time.Duration) {
+	host, namespace := endpointHost(endpoint), who.Namespace
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.leaveLine(who)
 	h := g.hosts[host]
 	if h == nil {
 		h = &hostLogins{}
@@ -93,9 +107,11 @@ func (g *loginGate) admit(endpoint, namespace string, now, mustStartBy time.Time
 		g.hosts[host] = h
 	}
 	if n := g.limits.PerEndpointInFlight; n > 0 && h.inFlight >= n {
+		g.joinLine("host:"+host, who)
 		return nil, slotRetry
 	}
 	if n := g.limits.PerNamespaceInFlight; n > 0 && g.namespaces[namespace] >= n {
+		g.joinLine("namespace:"+namespace, who)
 		return nil, slotRetry
 	}
 	if h.limiter != nil {
@@ -121,8 +137,53 @@ func (g *loginGate) admit(endpoint, namespace string, now, mustStartBy time.Time
 			if g.namespaces[namespace]--; g.namespaces[namespace] <= 0 {
 				delete(g.namespaces, namespace)
 			}
+			g.wakeFirst("host:" + host)
+			g.wakeFirst("namespace:" + namespace)
 		})
 	}, 0
+}
+
+func (g *loginGate) joinLine(slot string, who types.NamespacedName) {
+	g.waiting[slot] = append(g.waiting[slot], who)
+	g.inLine[who] = slot
+}
+
+// leaveLine takes who out of the line it waits in, if any.
+func (g *loginGate) leaveLine(who types.NamespacedName) {
+	slot, ok := g.inLine[who]
+	if !ok {
+		return
+	}
+	delete(g.inLine, who)
+	line := g.waiting[slot]
+	for i, w := range line {
+		if w == who {
+			line = append(line[:i:i], line[i+1:]...)
+			break
+		}
+	}
+	if len(line) == 0 {
+		delete(g.waiting, slot)
+	} else {
+		g.waiting[slot] = line
+	}
+}
+
+// wakeFirst reconciles the first TokenRequest waiting for slot. Called with
+// g.mu held; wake must not block.
+func (g *loginGate) wakeFirst(slot string) {
+	line := g.waiting[slot]
+	if len(line) == 0 || g.wake == nil {
+		return
+	}
+	who := line[0]
+	if len(line) == 1 {
+		delete(g.waiting, slot)
+	} else {
+		g.waiting[slot] = line[1:]
+	}
+	delete(g.inLine, who)
+	g.wake(who)
 }
 
 // endpointHost is the host (and port) logins to endpoint go to.

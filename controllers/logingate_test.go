@@ -5,43 +5,61 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
+// in names a TokenRequest of namespace ns.
+func in(ns string, n int) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("tr-%d", n)}
+}
+
 func TestLoginGateInFlight(t *testing.T) {
 	g := newLoginGate(LoginLimits{PerEndpointInFlight: 2, PerNamespaceInFlight: 3, PerEndpointRate: -1})
+	var woken []types.NamespacedName
+	g.wake = func(who types.NamespacedName) { woken = append(woken, who) }
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var releases []func()
 	for i := 0; i < 2; i++ {
-		rel, _ := g.admit("https://hangs.example/x", "a", now, time.Time{})
+		rel, _ := g.admit(in("a", i), "https://hangs.example/x", now, time.Time{})
 		if rel == nil {
 			t.Fatalf("login %d to a free host refused", i+1)
 		}
 		releases = append(releases, rel)
 	}
-	if rel, wait := g.admit("https://HANGS.example/other-path", "b", now, time.Time{}); rel != nil || wait != slotRetry {
+	if rel, wait := g.admit(in("b", 0), "https://HANGS.example/other-path", now, time.Time{}); rel != nil || wait != slotRetry {
 		t.Fatalf("a third login to the same host admitted (wait %s)", wait)
 	}
 	// Another host from the same namespace is admitted, up to the namespace bound.
-	rel, _ := g.admit("https://fine.example", "a", now, time.Time{})
-	if rel == nil {
+	if rel, _ := g.admit(in("a", 2), "https://fine.example", now, time.Time{}); rel == nil {
 		t.Fatal("another host refused")
 	}
-	if rel, _ := g.admit("https://third.example", "a", now, time.Time{}); rel != nil {
+	if rel, _ := g.admit(in("a", 3), "https://third.example", now, time.Time{}); rel != nil {
 		t.Fatal("a fourth login for namespace a admitted")
 	}
-	if rel, _ := g.admit("https://third.example", "b", now, time.Time{}); rel == nil {
+	if rel, _ := g.admit(in("b", 1), "https://third.example", now, time.Time{}); rel == nil {
 		t.Fatal("namespace b refused because of namespace a")
 	}
+	// Asking again while in line does not queue twice.
+	g.admit(in("b", 0), "https://hangs.example", now, time.Time{})
+
+	// A slot freed wakes the first in line for the host, and for the namespace.
 	releases[0]()
 	releases[0]() // a second release is a no-op
-	if rel, _ := g.admit("https://hangs.example", "c", now, time.Time{}); rel == nil {
-		t.Fatal("a released slot was not reused")
+	if len(woken) != 2 || woken[0] != in("b", 0) || woken[1] != in("a", 3) {
+		t.Fatalf("woken %v, want b/tr-0 (host) and a/tr-3 (namespace)", woken)
 	}
-	if rel, _ := g.admit("https://hangs.example", "c", now, time.Time{}); rel != nil {
+	if rel, _ := g.admit(in("b", 0), "https://hangs.example", now, time.Time{}); rel == nil {
+		t.Fatal("the TokenRequest woken for a freed slot did not get it")
+	}
+	if rel, _ := g.admit(in("c", 0), "https://hangs.example", now, time.Time{}); rel != nil {
 		t.Fatal("a double release freed two slots")
+	}
+	if len(g.inLine) != 1 || len(g.waiting) != 1 {
+		t.Errorf("line state %v %v, want only c/tr-0 waiting", g.inLine, g.waiting)
 	}
 }
 
@@ -51,7 +69,7 @@ func TestLoginGateRate(t *testing.T) {
 	admitted := 0
 	var waits []time.Duration
 	for i := 0; i < 20; i++ {
-		if rel, wait := g.admit("https://p.example", "ns", now, time.Time{}); rel != nil {
+		if rel, wait := g.admit(in("ns", i), "https://p.example", now, time.Time{}); rel != nil {
 			admitted++
 			rel()
 		} else {
@@ -64,28 +82,27 @@ func TestLoginGateRate(t *testing.T) {
 	if len(waits) == 0 || waits[0] <= 0 || waits[0] > 100*time.Millisecond {
 		t.Fatalf("waits %v, want about 100ms (10/s)", waits)
 	}
-	// Refused logins gave their tokens back: one second later, 10 more.
+	// Refused logins gave their tokens back: one second later, the bucket is full again.
 	now = now.Add(time.Second)
 	admitted = 0
 	for i := 0; i < 20; i++ {
-		if rel, _ := g.admit("https://p.example", "ns", now, time.Time{}); rel != nil {
+		if rel, _ := g.admit(in("ns", i), "https://p.example", now, time.Time{}); rel != nil {
 			admitted++
 			rel()
 		}
 	}
-	if admitted != 5 { // the bucket refilled to its burst
+	if admitted != 5 {
 		t.Fatalf("%d admitted after a second, want 5", admitted)
 	}
-	// Another host has its own bucket.
-	if rel, _ := g.admit("https://other.example", "ns", now, time.Time{}); rel == nil {
+	if rel, _ := g.admit(in("ns", 99), "https://other.example", now, time.Time{}); rel == nil {
 		t.Fatal("another host limited by this one's rate")
 	}
 	// A refresh that would otherwise let its token expire goes at once.
-	if rel, _ := g.admit("https://p.example", "ns", now, now.Add(50*time.Millisecond)); rel == nil {
+	if rel, _ := g.admit(in("ns", 98), "https://p.example", now, now.Add(50*time.Millisecond)); rel == nil {
 		t.Fatal("an urgent refresh was delayed past its deadline")
 	}
 	// One that can wait, waits.
-	if rel, _ := g.admit("https://p.example", "ns", now, now.Add(time.Minute)); rel != nil {
+	if rel, _ := g.admit(in("ns", 97), "https://p.example", now, now.Add(time.Minute)); rel != nil {
 		t.Fatal("a refresh with time to spare was not delayed")
 	}
 }

@@ -198,6 +198,16 @@ func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials 
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 
+	// A slot freed wakes the first TokenRequest waiting for it (loginGate).
+	wakeups := make(chan event.TypedGenericEvent[*tokensyncv1alpha1.TokenRequest], 1024)
+	r.gate.wake = func(who types.NamespacedName) {
+		select {
+		case wakeups <- event.TypedGenericEvent[*tokensyncv1alpha1.TokenRequest]{Object: &tokensyncv1alpha1.TokenRequest{
+			ObjectMeta: metav1.ObjectMeta{Namespace: who.Namespace, Name: who.Name}}}:
+		default: // full: the waiter's own requeue (slotRetry) comes anyway
+		}
+	}
+
 	return ctrl.NewControllerManagedBy(mgr).
 		// Status writes are ours and need no reconcile; spec edits and
 		// annotations (force-refresh) do.
@@ -208,6 +218,7 @@ func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials 
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.requestsForTarget),
 			builder.WithPredicates(targetSecretTampered())).
 		WatchesRawSource(source.Kind(credentials, secretMeta, r.secretEvents())).
+		WatchesRawSource(source.Channel(wakeups, &handler.TypedEnqueueRequestForObject[*tokensyncv1alpha1.TokenRequest]{})).
 		WithOptions(opts).
 		Complete(r)
 }

@@ -484,7 +484,7 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 	if h := o.Target.Held; o.Target.Holds && h.Intact && o.Now.Before(h.ExpiresAt) {
 		mustStartBy = h.ExpiresAt.Add(-urgentMargin)
 	}
-	release, wait := r.gate.admit(o.Endpoint, tr.Namespace, r.now(), mustStartBy)
+	release, wait := r.gate.admit(client.ObjectKeyFromObject(tr), o.Endpoint, r.now(), mustStartBy)
 	if release == nil {
 		wait += time.Duration(r.jitter() * float64(wait))
 		logf.FromContext(ctx).V(1).Info("Login deferred: the endpoint or namespace has no free login slot", "retryIn", wait)
