@@ -183,6 +183,10 @@ func (g *loginGate) wakeFirst(slot string) {
 		g.waiting[slot] = line[1:]
 	}
 	delete(g.inLine, who)
+	if len(g.inLine) == 0 {
+		// Go maps do not shrink: after a burst, start afresh.
+		g.inLine = map[types.NamespacedName]string{}
+	}
 	g.wake(who)
 }
 

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"time"
@@ -26,6 +27,8 @@ type memory struct {
 
 type remembered struct {
 	uid types.UID
+	// touched is when the entry was last written; see sweep.
+	touched time.Time
 	// secretName and secretRV: the target Secret as tokensync last wrote it.
 	secretName, secretRV string
 	// statusRV: the TokenRequest as tokensync last wrote its status.
@@ -52,6 +55,7 @@ type credentialsKey struct {
 // credentialsSeen is the fingerprint of one version of a credentials Secret.
 type credentialsSeen struct {
 	version, fingerprint string
+	seen                 time.Time
 }
 
 func newMemory() *memory {
@@ -73,8 +77,52 @@ func (m *memory) get(key types.NamespacedName, uid types.UID) *remembered {
 func (m *memory) with(key types.NamespacedName, uid types.UID, f func(*remembered)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	f(m.get(key, uid))
+	e := m.get(key, uid)
+	f(e)
+	e.touched = time.Now()
 }
+
+// settleAfter is how long after tokensync's last write an entry that holds
+// nothing but resourceVersions is kept: the caches show a write within
+// milliseconds, so after this long the entry only takes memory.
+const settleAfter = 2 * time.Minute
+
+// sweep drops the entries that hold only resourceVersions of writes older
+// than settleAfter, and the fingerprints of credentials versions not used
+// since then. A pending token or an unwritten status is kept.
+func (m *memory) sweep(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for key, e := range m.requests {
+		if e.pending == nil && e.unwrittenStatus == nil && now.Sub(e.touched) > settleAfter {
+			delete(m.requests, key)
+		}
+	}
+	for key, c := range m.credentials {
+		if now.Sub(c.seen) > settleAfter {
+			delete(m.credentials, key)
+		}
+	}
+}
+
+// sweeper sweeps memory every settleAfter while the manager runs.
+type sweeper struct{ m *memory }
+
+func (s sweeper) Start(ctx context.Context) error {
+	t := time.NewTicker(settleAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			s.m.sweep(now)
+		}
+	}
+}
+
+// NeedLeaderElection: only the leader reconciles, but sweeping is harmless.
+func (sweeper) NeedLeaderElection() bool { return false }
 
 // forget drops a deleted TokenRequest.
 func (m *memory) forget(key types.NamespacedName) {
@@ -92,13 +140,15 @@ func (m *memory) credentialsFingerprint(key credentialsKey, version string) (str
 	if !ok || seen.version != version {
 		return "", false
 	}
+	seen.seen = time.Now()
+	m.credentials[key] = seen
 	return seen.fingerprint, true
 }
 
 func (m *memory) setCredentialsFingerprint(key credentialsKey, version, fingerprint string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.credentials[key] = credentialsSeen{version: version, fingerprint: fingerprint}
+	m.credentials[key] = credentialsSeen{version: version, fingerprint: fingerprint, seen: time.Now()}
 }
 
 // cacheBehind reports whether an object the cache holds at cachedRV may be

@@ -2,8 +2,11 @@ package controllers
 
 import (
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
 func TestCacheBehind(t *testing.T) {
@@ -34,4 +37,22 @@ func TestMemoryForgetsAnEarlierTokenRequestOfTheSameName(t *testing.T) {
 			t.Errorf("a new TokenRequest of the same name inherited %+v", e)
 		}
 	})
+}
+
+func TestMemorySweep(t *testing.T) {
+	m := newMemory()
+	now := time.Now()
+	k1, k2, k3 := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}, types.NamespacedName{Namespace: "ns", Name: "c"}
+	m.with(k1, "1", func(e *remembered) { e.secretRV = "5" })
+	m.with(k2, "2", func(e *remembered) { e.pending = &pendingToken{} })
+	m.with(k3, "3", func(e *remembered) { e.unwrittenStatus = &tokensyncv1alpha1.TokenRequestStatus{} })
+	m.setCredentialsFingerprint(credentialsKey{NamespacedName: k1}, "7", "k:f")
+	m.sweep(now.Add(time.Minute))
+	if len(m.requests) != 3 || len(m.credentials) != 1 {
+		t.Fatalf("swept before settleAfter: %d entries, %d fingerprints", len(m.requests), len(m.credentials))
+	}
+	m.sweep(now.Add(settleAfter + time.Second))
+	if _, ok := m.requests[k1]; ok || len(m.requests) != 2 || len(m.credentials) != 0 {
+		t.Fatalf("after settleAfter: entries %v, fingerprints %d; want only the pending token and the unwritten status kept", m.requests, len(m.credentials))
+	}
 }

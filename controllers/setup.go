@@ -51,7 +51,7 @@ func CacheOptions(namespaces []string) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: ManagedSecretsSelector()},
 		},
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: stripForCache,
 	}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}
@@ -60,6 +60,22 @@ func CacheOptions(namespaces []string) cache.Options {
 		}
 	}
 	return opts
+}
+
+// stripForCache drops from cached objects what the operator never reads:
+// managedFields, and on TokenRequests kubectl's last-applied-configuration
+// annotation, a second copy of the whole object on everything applied with
+// kubectl. TokenRequests are written back only through the status
+// subresource, which ignores metadata, so nothing stripped here is written
+// back; Secrets keep their annotations, since the operator updates them.
+func stripForCache(in any) (any, error) {
+	if o, ok := in.(client.Object); ok {
+		o.SetManagedFields(nil)
+	}
+	if tr, ok := in.(*tokensyncv1alpha1.TokenRequest); ok {
+		delete(tr.Annotations, corev1.LastAppliedConfigAnnotation)
+	}
+	return in, nil
 }
 
 // NewCredentialsCache returns a cache of Secret metadata only, stripped down
@@ -76,10 +92,8 @@ func NewCredentialsCache(cfg *rest.Config, base cache.Options) (cache.Cache, err
 		DefaultTransform: func(in any) (any, error) {
 			if m, ok := in.(*metav1.PartialObjectMetadata); ok {
 				return &metav1.PartialObjectMetadata{
-					TypeMeta: m.TypeMeta,
-					ObjectMeta: metav1.ObjectMeta{
-						Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
-					},
+					TypeMeta:   m.TypeMeta,
+					ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, ResourceVersion: m.ResourceVersion},
 				}, nil
 			}
 			return in, nil
@@ -155,6 +169,9 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 	// The per-TokenRequest gauges come from this manager's cache while it runs.
 	tokenRequestMetrics.add(r, mgr.GetCache())
 	if err := mgr.Add(untilStopped(func() { tokenRequestMetrics.remove(r) })); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(sweeper{m: r.memory}); err != nil {
 		return nil, err
 	}
 	return r, nil

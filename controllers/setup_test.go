@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers"
 )
 
@@ -50,5 +51,28 @@ func TestTargetSecretTampered(t *testing.T) {
 	}
 	if !p.Delete(event.DeleteEvent{Object: old}) {
 		t.Error("a deletion did not reconcile")
+	}
+}
+
+// TestStripForCache: cached TokenRequests lose kubectl's copy of themselves
+// and managedFields; Secrets keep their annotations, which the operator
+// writes back.
+func TestStripForCache(t *testing.T) {
+	tr := &tokensyncv1alpha1.TokenRequest{ObjectMeta: metav1.ObjectMeta{
+		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"spec":{}}`, tokensyncv1alpha1.AnnotationForceRefresh: "1"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}}
+	if _, err := stripForCache(tr); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tr.Annotations[corev1.LastAppliedConfigAnnotation]; ok || tr.ManagedFields != nil || tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh] != "1" {
+		t.Errorf("TokenRequest after stripping: %v %v", tr.Annotations, tr.ManagedFields)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: "{}"}}}
+	if _, err := stripForCache(s); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Annotations[corev1.LastAppliedConfigAnnotation]; !ok {
+		t.Error("a Secret's annotation was stripped: the operator would write it away")
 	}
 }
