@@ -155,6 +155,9 @@ func (g *loginGate) leaveLine(who types.NamespacedName) {
 		return
 	}
 	delete(g.inLine, who)
+	if len(g.inLine) == 0 {
+		g.inLine = map[types.NamespacedName]string{}
+	}
 	line := g.waiting[slot]
 	for i, w := range line {
 		if w == who {

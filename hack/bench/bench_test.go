@@ -38,7 +38,7 @@ func TestTinyBench(t *testing.T) {
 	if i := rep.Idle; i.TokenRequests != sc.burstN || i.Logins != 0 || i.Writes != 0 {
 		t.Errorf("idle with %d TokenRequests (want %d): %d logins, %d writes; want none", i.TokenRequests, sc.burstN, i.Logins, i.Writes)
 	}
-	if m := rep.Memory; m.TokenRequests != sc.burstN || m.Unrelated != sc.unrelatedN || m.HeapBefore <= 0 || m.RSSAfter <= 0 {
+	if m := rep.Memory; m.TokenRequests != sc.burstN || m.Unrelated != sc.unrelatedN || m.Before.Live <= 0 || m.Before.InUse <= 0 || m.After.RSS <= 0 {
 		t.Errorf("memory: %+v, want readings with %d TokenRequests and %d unrelated Secrets", m, sc.burstN, sc.unrelatedN)
 	}
 	// Every TokenRequest of scenarios 6, 7 and 8 holds a short-lived token

@@ -472,8 +472,8 @@ func (b *bench) countTokenRequests(ctx context.Context) (int, error) {
 // emptyHeap is the manager's heap in use before any TokenRequest exists,
 // so that scenario 5 can tell what the TokenRequests add to it.
 func (b *bench) emptyHeap(ctx context.Context) error {
-	heap, _, err := b.memoryNow(ctx)
-	b.rep.Memory.HeapEmpty = heap
+	mem, err := b.memoryNow(ctx)
+	b.rep.Memory.Empty = mem
 	return err
 }
 
@@ -485,7 +485,7 @@ func (b *bench) memory(ctx context.Context) error {
 	if r.TokenRequests, err = b.countTokenRequests(ctx); err != nil {
 		return err
 	}
-	if r.HeapBefore, r.RSSBefore, err = b.memoryNow(ctx); err != nil {
+	if r.Before, err = b.memoryNow(ctx); err != nil {
 		return err
 	}
 	// gc=1 collects first, so the profiles show what stays live.
@@ -513,28 +513,28 @@ func (b *bench) memory(ctx context.Context) error {
 	if err := sleep(ctx, b.sc.memorySettle); err != nil {
 		return err
 	}
-	if r.HeapAfter, r.RSSAfter, err = b.memoryNow(ctx); err != nil {
+	if r.After, err = b.memoryNow(ctx); err != nil {
 		return err
 	}
 	if err := b.profile(ctx, "heap?gc=1", 0, "memory-after.heap.pprof"); err != nil {
 		return err
 	}
-	b.logf("memory: heap %s → %s, RSS %s → %s after %d unrelated Secrets (%s)",
-		mib(r.HeapBefore), mib(r.HeapAfter), mib(r.RSSBefore), mib(r.RSSAfter), r.Unrelated, mib(r.UnrelatedBytes))
+	b.logf("memory: live heap %s → %s, heap in use %s → %s, RSS %s → %s after %d unrelated Secrets (%s)",
+		mib(r.Before.Live), mib(r.After.Live), mib(r.Before.InUse), mib(r.After.InUse), mib(r.Before.RSS), mib(r.After.RSS), r.Unrelated, mib(r.UnrelatedBytes))
 	return nil
 }
 
-// memoryNow is the manager's heap in use, read just after a garbage
-// collection so that garbage not yet collected does not count as growth,
-// and its RSS. The bench cannot force a collection, but each /metrics scrape
-// allocates in the manager, so scraping brings the next one on. The figures
-// are the median of three such readings.
-func (b *bench) memoryNow(ctx context.Context) (heap, rss int64, err error) {
-	var heaps, rsses []int64
+// memoryNow reads the manager's memory just after a garbage collection:
+// the live heap that collection marked, the heap in use and the RSS. The
+// bench cannot force a collection, but each /metrics scrape allocates in
+// the manager, so scraping brings the next one on. Each figure is the median
+// of three such readings.
+func (b *bench) memoryNow(ctx context.Context) (memoryReading, error) {
+	var lives, inUses, rsses []int64
 	for range 3 {
 		m, err := b.mgr.metrics()
 		if err != nil {
-			return 0, 0, err
+			return memoryReading{}, err
 		}
 		collections := m.observations("go_gc_duration_seconds", nil)
 		err = wait.PollUntilContextTimeout(ctx, 0, time.Minute, true, func(context.Context) (bool, error) {
@@ -542,18 +542,18 @@ func (b *bench) memoryNow(ctx context.Context) (heap, rss int64, err error) {
 			return err == nil && m.observations("go_gc_duration_seconds", nil) > collections, err
 		})
 		if err != nil {
-			return 0, 0, fmt.Errorf("scrape the manager until it collects garbage: %w", err)
+			return memoryReading{}, fmt.Errorf("scrape the manager until it collects garbage: %w", err)
 		}
 		r, err := b.machine.rss(b.mgr.pid())
 		if err != nil {
-			return 0, 0, err
+			return memoryReading{}, err
 		}
-		heaps = append(heaps, int64(m.value("go_memstats_heap_inuse_bytes", nil)))
+		lives = append(lives, int64(m.value("go_gc_heap_live_bytes", nil)))
+		inUses = append(inUses, int64(m.value("go_memstats_heap_inuse_bytes", nil)))
 		rsses = append(rsses, r)
 	}
-	slices.Sort(heaps)
-	slices.Sort(rsses)
-	return heaps[1], rsses[1], nil
+	median := func(v []int64) int64 { slices.Sort(v); return v[1] }
+	return memoryReading{Live: median(lives), InUse: median(inUses), RSS: median(rsses)}, nil
 }
 
 // flaky is scenario 7: TokenRequests whose tokens come due while the
