@@ -31,9 +31,6 @@ import (
 	"github.com/tokensync/tokensync/providers"
 )
 
-// credentialsIndex indexes TokenRequests by the name of their credentials Secret.
-const credentialsIndex = "spec.credentialsSecretRef.name"
-
 // ManagedSecretsSelector selects the Secrets tokensync writes. The manager's
 // cache holds only these, so memory does not grow with the cluster's Secrets.
 func ManagedSecretsSelector() labels.Selector {
@@ -65,15 +62,19 @@ func CacheOptions(namespaces []string) cache.Options {
 // stripForCache drops from cached objects what the operator never reads:
 // managedFields, and on TokenRequests kubectl's last-applied-configuration
 // annotation, a second copy of the whole object on everything applied with
-// kubectl. TokenRequests are written back only through the status
+// kubectl; and it shares the strings objects repeat (interned). TokenRequests are written back only through the status
 // subresource, which ignores metadata, so nothing stripped here is written
 // back; Secrets keep their annotations, since the operator updates them.
 func stripForCache(in any) (any, error) {
 	if o, ok := in.(client.Object); ok {
 		o.SetManagedFields(nil)
 	}
-	if tr, ok := in.(*tokensyncv1alpha1.TokenRequest); ok {
-		delete(tr.Annotations, corev1.LastAppliedConfigAnnotation)
+	switch o := in.(type) {
+	case *tokensyncv1alpha1.TokenRequest:
+		delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
+		interned.tokenRequest(o)
+	case *corev1.Secret:
+		interned.secret(o)
 	}
 	return in, nil
 }
@@ -92,8 +93,8 @@ func NewCredentialsCache(cfg *rest.Config, base cache.Options) (cache.Cache, err
 		DefaultTransform: func(in any) (any, error) {
 			if m, ok := in.(*metav1.PartialObjectMetadata); ok {
 				return &metav1.PartialObjectMetadata{
-					TypeMeta:   m.TypeMeta,
-					ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, ResourceVersion: m.ResourceVersion},
+					TypeMeta:   metav1.TypeMeta{APIVersion: interned.s(m.APIVersion), Kind: interned.s(m.Kind)},
+					ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: interned.s(m.Namespace), ResourceVersion: m.ResourceVersion},
 				}, nil
 			}
 			return in, nil
@@ -101,9 +102,6 @@ func NewCredentialsCache(cfg *rest.Config, base cache.Options) (cache.Cache, err
 	}
 	return cache.New(cfg, opts)
 }
-
-// targetIndex indexes TokenRequests by the name of their target Secret.
-const targetIndex = "targetSecretName"
 
 // Options configure the TokenRequest controller.
 type Options struct {
@@ -196,18 +194,8 @@ var _ manager.LeaderElectionRunnable = untilStopped(nil)
 // SetupWithManager registers the reconciler. credentials is the cache made
 // by NewCredentialsCache, added to the manager by the caller; Setup does both.
 func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials cache.Cache, opts controller.Options) error {
-	indexer := mgr.GetFieldIndexer()
-	if err := indexer.IndexField(context.Background(), &tokensyncv1alpha1.TokenRequest{}, credentialsIndex,
-		func(o client.Object) []string {
-			return []string{o.(*tokensyncv1alpha1.TokenRequest).Spec.CredentialsSecretRef.Name}
-		}); err != nil {
-		return fmt.Errorf("index TokenRequests by credentials Secret: %w", err)
-	}
-	if err := indexer.IndexField(context.Background(), &tokensyncv1alpha1.TokenRequest{}, targetIndex,
-		func(o client.Object) []string {
-			return []string{o.(*tokensyncv1alpha1.TokenRequest).TargetSecretName()}
-		}); err != nil {
-		return fmt.Errorf("index TokenRequests by target Secret: %w", err)
+	if err := r.indexTokenRequests(context.Background(), mgr.GetCache()); err != nil {
+		return err
 	}
 	r.Credentials = credentials
 	r.init()
@@ -285,18 +273,22 @@ func foreignAnnotations(o client.Object) map[string]string {
 	return out
 }
 
+// indexTokenRequests keeps r.secrets from the TokenRequest informer of c.
+func (r *TokenRequestReconciler) indexTokenRequests(ctx context.Context, c cache.Cache) error {
+	inf, err := c.GetInformer(ctx, &tokensyncv1alpha1.TokenRequest{})
+	if err != nil {
+		return fmt.Errorf("get the TokenRequest informer: %w", err)
+	}
+	r.secrets = newSecretIndex()
+	if _, err := inf.AddEventHandler(r.secrets.handler()); err != nil {
+		return fmt.Errorf("index TokenRequests by Secret: %w", err)
+	}
+	return nil
+}
+
 // requestsForTarget maps a managed Secret to the TokenRequests naming it as target.
 func (r *TokenRequestReconciler) requestsForTarget(ctx context.Context, s client.Object) []reconcile.Request {
-	list := &tokensyncv1alpha1.TokenRequestList{}
-	if err := r.List(ctx, list, client.InNamespace(s.GetNamespace()), client.MatchingFields{targetIndex: s.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "List TokenRequests for a Secret", "secret", s.GetName())
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, tr := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tr)})
-	}
-	return reqs
+	return r.secrets.requests(targetRole, client.ObjectKeyFromObject(s))
 }
 
 // secretEvents maps events of the metadata cache of every Secret: a
@@ -307,28 +299,23 @@ func (r *TokenRequestReconciler) requestsForTarget(ctx context.Context, s client
 // recovers at once. Other writes to target Secrets are not mapped: the
 // operator's own writes would come back as reconciles.
 func (r *TokenRequestReconciler) secretEvents() handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
-	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], s *metav1.PartialObjectMetadata, index string) {
-		list := &tokensyncv1alpha1.TokenRequestList{}
-		if err := r.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingFields{index: s.Name}); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "List TokenRequests for a Secret", "secret", s.Name)
-			return
-		}
-		for _, tr := range list.Items {
-			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&tr)})
+	enqueue := func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], s *metav1.PartialObjectMetadata, role secretRole) {
+		for _, req := range r.secrets.requests(role, client.ObjectKeyFromObject(s)) {
+			q.Add(req)
 		}
 	}
 	return handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{
 		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, q, e.Object, credentialsIndex)
+			enqueue(ctx, q, e.Object, credentialsRole)
 		},
 		UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			if e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion {
-				enqueue(ctx, q, e.ObjectNew, credentialsIndex)
+				enqueue(ctx, q, e.ObjectNew, credentialsRole)
 			}
 		},
 		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, q, e.Object, credentialsIndex)
-			enqueue(ctx, q, e.Object, targetIndex)
+			enqueue(ctx, q, e.Object, credentialsRole)
+			enqueue(ctx, q, e.Object, targetRole)
 		},
 	}
 }

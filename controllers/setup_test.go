@@ -1,8 +1,10 @@
 package controllers
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,5 +77,75 @@ func TestStripForCache(t *testing.T) {
 	}
 	if _, ok := s.Annotations[corev1.LastAppliedConfigAnnotation]; !ok {
 		t.Error("a Secret's annotation was stripped: the operator would write it away")
+	}
+}
+
+// TestStripForCacheSharesRepeatedStrings: two cached Secrets decoded apart
+// share one copy of the strings they repeat, keep every key and value, and
+// the values that differ from object to object are not kept in the table.
+func TestStripForCacheSharesRepeatedStrings(t *testing.T) {
+	secret := func(fingerprint string) *corev1.Secret {
+		c := strings.Clone // as decoded: each object has strings of its own
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: c("team-a"), Name: c("token-" + fingerprint),
+				Labels: map[string]string{c(tokensyncv1alpha1.LabelManagedBy): c(tokensyncv1alpha1.ManagedByValue)},
+				Annotations: map[string]string{
+					c(tokensyncv1alpha1.AnnotationProvider):  c("partner"),
+					c(annotationTokenFingerprint):            c(fingerprint),
+					c(tokensyncv1alpha1.AnnotationExpiresAt): c("2026-12-01T10:00:00Z"),
+				},
+			},
+			Type: corev1.SecretType(c("Opaque")),
+			Data: map[string][]byte{c("token"): []byte(fingerprint)},
+		}
+	}
+	a, b := secret("fp-a-3c1e"), secret("fp-b-77d0")
+	for _, s := range []*corev1.Secret{a, b} {
+		if _, err := stripForCache(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same := func(what, x, y string) {
+		t.Helper()
+		if x != y || unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s: %q and %q are not one copy", what, x, y)
+		}
+	}
+	same("namespace", a.Namespace, b.Namespace)
+	same("type", string(a.Type), string(b.Type))
+	same("provider annotation", a.Annotations[tokensyncv1alpha1.AnnotationProvider], b.Annotations[tokensyncv1alpha1.AnnotationProvider])
+	same("label value", a.Labels[tokensyncv1alpha1.LabelManagedBy], b.Labels[tokensyncv1alpha1.LabelManagedBy])
+	keyOf := func(m map[string]string, want string) string {
+		for k := range m {
+			if k == want {
+				return k
+			}
+		}
+		t.Fatalf("key %q missing from %v", want, m)
+		return ""
+	}
+	same("annotation key", keyOf(a.Annotations, annotationTokenFingerprint), keyOf(b.Annotations, annotationTokenFingerprint))
+	if a.Annotations[annotationTokenFingerprint] != "fp-a-3c1e" || string(b.Data["token"]) != "fp-b-77d0" || len(a.Annotations) != 3 {
+		t.Errorf("content changed: %v %v", a.Annotations, b.Data)
+	}
+	interned.mu.Lock()
+	defer interned.mu.Unlock()
+	for _, v := range []string{"fp-a-3c1e", "fp-b-77d0", "2026-12-01T10:00:00Z", "token-fp-a-3c1e"} {
+		if _, ok := interned.m[v]; ok {
+			t.Errorf("%q, which differs from object to object, is kept in the table", v)
+		}
+	}
+}
+
+// TestInternerIsBounded: once full, the table keeps no more strings and
+// gives each back as it came.
+func TestInternerIsBounded(t *testing.T) {
+	in := &interner{max: 2}
+	in.s("a")
+	in.s("b")
+	c := strings.Clone("c")
+	if got := in.s(c); got != "c" || unsafe.StringData(got) != unsafe.StringData(c) || len(in.m) != 2 {
+		t.Errorf("full table: got %q, %d entries", got, len(in.m))
 	}
 }

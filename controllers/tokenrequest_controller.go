@@ -72,6 +72,8 @@ type TokenRequestReconciler struct {
 	fingerprints *fingerprinter
 	memory       *memory
 	gate         *loginGate
+	// secrets maps Secrets to the TokenRequests using them (secretIndex).
+	secrets *secretIndex
 }
 
 func (r *TokenRequestReconciler) now() time.Time {
