@@ -263,7 +263,7 @@ func (r *report) allRows() []row {
 			scenario: 5, title: "Memory: live heap per TokenRequest (what the last collection marked, divided by the TokenRequests)",
 			figure: fmt.Sprintf("%s (%s more than with none); heap in use %s, RSS %s per TokenRequest", kib(livePer), kib(liveAdded), kib(inUsePer), kib(rssPer)),
 			limit:  kib(heapPerTokenRequestLimit), ratio: ratio(livePer, heapPerTokenRequestLimit),
-			target: "≤ 10 KiB", pass: verdict(m.TokenRequests > 0 && m.Before.Live > 0 && livePer <= heapPerTokenRequestLimit),
+			target: heapTarget(r.Scale), pass: heapVerdict(r.Scale, m.TokenRequests > 0 && m.Before.Live > 0 && livePer <= heapPerTokenRequestLimit),
 		},
 		{
 			scenario: 5, title: fmt.Sprintf("Memory growth after %s unrelated Secrets (%s)", count(m.Unrelated), mib(m.UnrelatedBytes)),
@@ -347,6 +347,24 @@ func (r *report) allRows() []row {
 		})
 	}
 	return rows
+}
+
+// heapTarget and heapVerdict: the heap per TokenRequest is judged at xl,
+// the scale issue 15 set it for. At smaller scales the manager's fixed heap,
+// divided by fewer TokenRequests, would decide the verdict; the row still
+// gives the figures, and what each TokenRequest adds.
+func heapTarget(scale string) string {
+	if scale == "xl" {
+		return "≤ 10 KiB"
+	}
+	return "≤ 10 KiB at xl"
+}
+
+func heapVerdict(scale string, ok bool) *bool {
+	if scale == "xl" {
+		return verdict(ok)
+	}
+	return nil
 }
 
 // heapPerTokenRequestLimit is scenario 5's target for the heap per TokenRequest.
