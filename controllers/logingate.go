@@ -154,10 +154,7 @@ func (g *loginGate) leaveLine(who types.NamespacedName) {
 	if !ok {
 		return
 	}
-	delete(g.inLine, who)
-	if len(g.inLine) == 0 {
-		g.inLine = map[types.NamespacedName]string{}
-	}
+	g.outOfLine(who)
 	line := g.waiting[slot]
 	for i, w := range line {
 		if w == who {
@@ -185,12 +182,17 @@ func (g *loginGate) wakeFirst(slot string) {
 	} else {
 		g.waiting[slot] = line[1:]
 	}
+	g.outOfLine(who)
+	g.wake(who)
+}
+
+// outOfLine forgets the line who waited in. Go maps do not shrink: when the
+// last one leaves, after a burst, the map starts afresh.
+func (g *loginGate) outOfLine(who types.NamespacedName) {
 	delete(g.inLine, who)
 	if len(g.inLine) == 0 {
-		// Go maps do not shrink: after a burst, start afresh.
 		g.inLine = map[types.NamespacedName]string{}
 	}
-	g.wake(who)
 }
 
 // endpointHost is the host (and port) logins to endpoint go to.
