@@ -150,6 +150,18 @@ func TestRolloutRestarts(t *testing.T) {
 		t.Errorf("tokensync_rollout_restarts_total grew by %v, want 1", got)
 	}
 
+	// The held-back restart recorded in the status: a manager stopped
+	// between the patch and the status write would do it again (at least
+	// once, by design), which is not what this part tests.
+	eventually(t, readyTimeout, func() error {
+		tr := e.tokenRequest("env-consumer")
+		if len(tr.Status.RolloutRestarts) == 0 || tr.Status.RolloutRestarts[0].LastRestartTime == nil ||
+			formatTime(tr.Status.RolloutRestarts[0].LastRestartTime.Time) != second {
+			return fmt.Errorf("the restart at %s not yet recorded: %+v", second, tr.Status.RolloutRestarts)
+		}
+		return nil
+	})
+
 	// A manager restart (or a leader change) restarts nothing.
 	e.restart()
 	e.createTokenRequest("probe", providertest.Partner, "creds")
