@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +58,7 @@ func main() {
 		fingerprintKeySecret          string
 		limits                        controllers.LoginLimits
 		restartInterval               time.Duration
+		requireCredentialsLabel       bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (secure) or 127.0.0.1:8080 with --metrics-secure=false; 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP.")
@@ -77,6 +80,8 @@ func main() {
 	d := controllers.DefaultLoginLimits
 	flag.IntVar(&limits.PerEndpointInFlight, "max-logins-in-flight-per-endpoint", d.PerEndpointInFlight, "Logins waiting on one endpoint host at a time: a hanging endpoint holds at most this many workers (-1: no bound).")
 	flag.IntVar(&limits.PerNamespaceInFlight, "max-logins-in-flight-per-namespace", d.PerNamespaceInFlight, "Logins in flight for one namespace at a time (-1: no bound).")
+	flag.IntVar(&limits.TotalInFlight, "max-logins-in-flight", d.TotalInFlight, "Logins in flight in the whole operator at a time; logins run off the reconcile workers, so this only bounds the memory and sockets they take (-1: no bound).")
+	flag.BoolVar(&requireCredentialsLabel, "require-credentials-label", true, "Use a Secret as credentials only if it is labelled tokensync.io/credentials: \"true\" (false: any Secret of the TokenRequest's namespace).")
 	flag.Float64Var(&limits.PerEndpointRate, "login-rate-per-endpoint", d.PerEndpointRate, "Logins per second sent to one endpoint host; a refresh is never delayed past its token's expiry (-1: no limit).")
 	flag.IntVar(&limits.PerEndpointBurst, "login-burst-per-endpoint", d.PerEndpointBurst, "Burst of logins to one endpoint host above --login-rate-per-endpoint.")
 	flag.DurationVar(&restartInterval, "rollout-restart-min-interval", controllers.DefaultRolloutRestartMinInterval, "Least time between two restarts of one spec.rolloutRestartTargets entry; a restart held back happens when it has passed.")
@@ -86,6 +91,10 @@ func main() {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 	setupLog := ctrl.Log.WithName("setup")
+	if limit, ok := memoryLimit(os.Getenv("GOMEMLIMIT")); ok {
+		debug.SetMemoryLimit(limit)
+		setupLog.Info("Go memory limit set below the container's", "GOMEMLIMIT", os.Getenv("GOMEMLIMIT"), "limitBytes", limit)
+	}
 
 	if err := run(runConfig{
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableHTTP2: enableHTTP2,
@@ -93,7 +102,7 @@ func main() {
 		namespaces: splitList(namespaces), maxConcurrentReconciles: maxConcurrentReconciles, qps: qps, burst: burst,
 		providerTimeout: providerTimeout, allowedEndpoints: allowedEndpoints, allowedEndpointsFile: allowedFile,
 		allowInsecureHTTP: allowInsecureHTTP, fingerprintKey: types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret},
-		limits: limits, restartInterval: restartInterval,
+		limits: limits, restartInterval: restartInterval, allowUnlabelledCredentials: !requireCredentialsLabel,
 	}); err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
@@ -114,6 +123,7 @@ type runConfig struct {
 	fingerprintKey                            types.NamespacedName
 	limits                                    controllers.LoginLimits
 	restartInterval                           time.Duration
+	allowUnlabelledCredentials                bool
 }
 
 func run(c runConfig) error {
@@ -174,7 +184,8 @@ func run(c runConfig) error {
 		Namespaces:              c.namespaces,
 		MaxConcurrentReconciles: c.maxConcurrentReconciles,
 
-		RolloutRestartMinInterval: c.restartInterval,
+		RolloutRestartMinInterval:  c.restartInterval,
+		AllowUnlabelledCredentials: c.allowUnlabelledCredentials,
 	}); err != nil {
 		return err
 	}
@@ -188,6 +199,20 @@ func run(c runConfig) error {
 	setupLog.Info("Starting manager", "version", version, "namespaces", c.namespaces,
 		"maxConcurrentReconciles", c.maxConcurrentReconciles, "endpointPolicy", policy.String(), "loginLimits", c.limits)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// memoryLimit reads GOMEMLIMIT as the manifest sets it, the container's
+// memory limit in bytes from the downward API, and returns 90% of it: the Go
+// runtime counts only its own memory against the limit, and the kernel
+// kills the container at the limit itself, so the collector must work
+// harder a little before it. A value with a unit (GOMEMLIMIT=400MiB) was
+// set by hand and is left to the runtime as it is.
+func memoryLimit(env string) (int64, bool) {
+	n, err := strconv.ParseInt(strings.TrimSpace(env), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n / 10 * 9, true
 }
 
 // defaultOperatorNamespace is the pod's namespace: from $POD_NAMESPACE (the

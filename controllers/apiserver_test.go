@@ -232,7 +232,7 @@ func TestAPIServerOutage(t *testing.T) {
 		return tok
 	}
 
-	create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns}, StringData: partnerCreds})
+	create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns, Labels: credentialsLabels()}, StringData: partnerCreds})
 	start := time.Now()
 	create(newTokenRequest("before"))
 	first := readyWith("before")

@@ -31,7 +31,7 @@ const (
 func slowClass(reason string) bool {
 	switch reason {
 	case tokensyncv1alpha1.ReasonAuthenticationFailed, tokensyncv1alpha1.ReasonInvalidCredentials,
-		tokensyncv1alpha1.ReasonInvalidTemplate:
+		tokensyncv1alpha1.ReasonInvalidTemplate, tokensyncv1alpha1.ReasonCredentialsNotAllowed:
 		return true
 	}
 	return false
@@ -65,4 +65,29 @@ func backoffFor(reason string, attempts int32, jitter float64, retryAfter time.D
 		d = min(retryAfter, maxRetryAfter)
 	}
 	return d
+}
+
+// expiryMargin is how long before its token expires the fast class's last
+// retry is made, at the latest.
+const expiryMargin = time.Second
+
+// retryTime is when to try again after the attempts-th consecutive failure
+// with the given reason, at now: backoffFor's delay, except that in the fast
+// class, while the stored token is valid (validUntil; zero when there is
+// none), the retry is never later than one second before it expires. An
+// outage that ends a few seconds before expiry must not leave an expired
+// token in the Secret until the next backoff step; the clamp costs at most
+// one more attempt per outage, since the attempt it schedules comes too late
+// to be clamped again. The slow class (the provider refused the
+// credentials or the request) and a provider's Retry-After keep their
+// times: retrying those early would only lock an account or be refused.
+func retryTime(now time.Time, reason string, attempts int32, jitter float64, retryAfter time.Duration, validUntil time.Time) time.Time {
+	at := now.Add(backoffFor(reason, attempts, jitter, retryAfter))
+	if slowClass(reason) || retryAfter > 0 || validUntil.IsZero() {
+		return at
+	}
+	if last := validUntil.Add(-expiryMargin); last.After(now) && at.After(last) {
+		return last
+	}
+	return at
 }

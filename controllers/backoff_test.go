@@ -68,3 +68,58 @@ func TestBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryTime: in the fast class a retry is never later than a second
+// before the stored token expires; the slow class and Retry-After keep
+// their times; at most one attempt is added per outage.
+func TestRetryTime(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	const (
+		unavailable = tokensyncv1alpha1.ReasonProviderUnavailable
+		invalid     = tokensyncv1alpha1.ReasonInvalidResponse
+		auth        = tokensyncv1alpha1.ReasonAuthenticationFailed
+	)
+	tests := []struct {
+		name       string
+		reason     string
+		attempts   int32
+		retryAfter time.Duration
+		validUntil time.Time
+		want       time.Time
+	}{
+		{"no token: plain backoff", unavailable, 3, 0, time.Time{}, now.Add(20 * time.Second)},
+		{"token valid long after the backoff", unavailable, 3, 0, now.Add(time.Hour), now.Add(20 * time.Second)},
+		{"backoff past expiry: clamped to a second before it", unavailable, 3, 0, now.Add(7 * time.Second), now.Add(6 * time.Second)},
+		{"the outage ends 4s before expiry: the last retry comes in time", unavailable, 5, 0, now.Add(9 * time.Second), now.Add(8 * time.Second)},
+		{"an undocumented answer is fast too", invalid, 4, 0, now.Add(3 * time.Second), now.Add(2 * time.Second)},
+		{"already within the last second: no second clamp", unavailable, 2, 0, now.Add(500 * time.Millisecond), now.Add(10 * time.Second)},
+		{"expired: plain backoff", unavailable, 2, 0, now.Add(-time.Minute), now.Add(10 * time.Second)},
+		{"slow class keeps its time", auth, 1, 0, now.Add(10 * time.Second), now.Add(time.Minute)},
+		{"Retry-After keeps its time", unavailable, 1, 42 * time.Second, now.Add(10 * time.Second), now.Add(42 * time.Second)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := retryTime(now, tt.reason, tt.attempts, 0, tt.retryAfter, tt.validUntil); !got.Equal(tt.want) {
+				t.Errorf("retryTime = %s, want %s", got.Sub(now), tt.want.Sub(now))
+			}
+		})
+	}
+
+	// An outage across the expiry: retries at the backoff steps, then one
+	// at expiry - 1s, then the backoff again; never two clamped attempts.
+	expiry := now.Add(30 * time.Second)
+	at, clamped := now, 0
+	for n := int32(1); at.Before(now.Add(5 * time.Minute)); n++ {
+		next := retryTime(at, unavailable, n, 0, 0, expiry)
+		if next.Equal(expiry.Add(-time.Second)) {
+			clamped++
+		}
+		if !next.After(at) {
+			t.Fatalf("attempt %d: retry at %s is not after %s", n, next, at)
+		}
+		at = next
+	}
+	if clamped != 1 {
+		t.Errorf("%d attempts clamped to the expiry, want exactly 1", clamped)
+	}
+}

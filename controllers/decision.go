@@ -45,9 +45,17 @@ type observation struct {
 	// Previous is the token held by the Secret of an earlier spec.secretName
 	// (status.secretName), when that Secret is ours and its token intact.
 	Previous *heldToken
-	// Pending is a token obtained by a login whose Secret write was refused.
+	// Pending is a token obtained by a login and not yet written: just
+	// obtained, or kept after its Secret write was refused.
 	Pending     *pendingState
 	Credentials credentialsState
+	// EndpointRefused: the operator's endpoint policy refuses the URL a
+	// login would be sent to.
+	EndpointRefused bool
+	// LoginInFlight: a login for the current issuer is waiting for its turn
+	// or running, or one for an earlier issuer is running; its end
+	// reconciles again.
+	LoginInFlight bool
 }
 
 // targetState is what the API server (or a cache known to be current) says of
@@ -63,7 +71,11 @@ type targetState struct {
 
 // credentialsState is what is known of the credentials Secret.
 type credentialsState struct {
-	Found   bool
+	Found bool
+	// Allowed: the Secret may be used as credentials (it carries the
+	// label tokensync.io/credentials: "true", or the operator does not
+	// require it).
+	Allowed bool
 	Version string
 	// Fingerprint of the credentials the provider uses; empty when not
 	// known (observe computes it whenever the Secret's version is one no
@@ -71,14 +83,19 @@ type credentialsState struct {
 	Fingerprint string
 }
 
-// pendingState describes a token kept in memory after its write was refused.
+// pendingState describes a token obtained by a login and kept in memory
+// until it is written.
 type pendingState struct {
 	ExpiresAt              time.Time
 	Provider, Endpoint     string
 	SettingsDigest         string
 	CredentialsFingerprint string
-	// RetryAt is when the refused write may be tried again.
-	RetryAt time.Time
+	// Reason and Message say why the login that obtained it was made.
+	Reason, Message string
+	// WriteFailures counts the refused writes of it; RetryAt is when a
+	// refused write may be tried again.
+	WriteFailures int32
+	RetryAt       time.Time
 }
 
 // action is what the reconciler does.
@@ -121,6 +138,7 @@ const (
 	reasonLockedOut        = "AuthenticationStopped"
 	reasonPendingWrite     = "PendingWrite"
 	reasonBackoff          = "Backoff"
+	reasonLoginInFlight    = "LoginInFlight"
 	maxAuthenticationTries = 3
 )
 
@@ -214,8 +232,18 @@ func (o *observation) refreshAt() time.Time {
 	return refreshAt(h.ObtainedAt, h.ExpiresAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(h.ExpiresAt)))
 }
 
-// decide is the refresh decision.
+// decide is the refresh decision. A login already under way is not asked
+// for twice: its end reconciles again.
 func decide(o observation) decision {
+	d := decideLogin(o)
+	if d.Action == actLogin && o.LoginInFlight {
+		return decision{Action: actWait, Reason: reasonLoginInFlight,
+			Message: d.Message + "; a login is already under way"}
+	}
+	return d
+}
+
+func decideLogin(o observation) decision {
 	if o.Suspended {
 		d := decision{Action: actSuspend, Reason: tokensyncv1alpha1.ReasonSuspended,
 			Message: "spec.suspend is true: no login and no write until it is false"}
@@ -244,6 +272,10 @@ func decide(o observation) decision {
 		if o.Now.Before(p.RetryAt) {
 			return decision{Action: actWait, Reason: tokensyncv1alpha1.ReasonSecretWriteFailed, At: p.RetryAt,
 				Message: "waiting to retry writing the token already obtained"}
+		}
+		if p.WriteFailures == 0 {
+			// Just obtained: the login's own reason.
+			return decision{Action: actWrite, Reason: p.Reason, Message: p.Message}
 		}
 		return decision{Action: actWrite, Reason: reasonPendingWrite,
 			Message: "writing the token obtained earlier, whose write was refused"}
@@ -286,7 +318,8 @@ func decide(o observation) decision {
 // stopsUntilChange: failures that no retry can fix; only a change of input does.
 func stopsUntilChange(result string) bool {
 	switch result {
-	case tokensyncv1alpha1.ReasonSecretConflict, tokensyncv1alpha1.ReasonEndpointNotAllowed, tokensyncv1alpha1.ReasonInvalidTemplate:
+	case tokensyncv1alpha1.ReasonSecretConflict, tokensyncv1alpha1.ReasonEndpointNotAllowed, tokensyncv1alpha1.ReasonInvalidTemplate,
+		tokensyncv1alpha1.ReasonCredentialsNotAllowed:
 		return true
 	}
 	return false
@@ -295,8 +328,9 @@ func stopsUntilChange(result string) bool {
 // fixingChange reports whether something that could fix the last failed
 // attempt changed since: the credentials' content (or their appearance),
 // spec.provider, spec.endpoint or the provider settings, a new
-// force-refresh value, or, after a Secret conflict, the foreign Secret
-// going away. A metadata-only change of
+// force-refresh value, after a Secret conflict the foreign Secret going
+// away, after a refused endpoint the operator's policy allowing it, after
+// unlabelled credentials the label. A metadata-only change of
 // the credentials Secret, or any other spec edit, is not one.
 func fixingChange(o *observation) bool {
 	last := o.Status.LastAttempt
@@ -307,6 +341,10 @@ func fixingChange(o *observation) bool {
 		return true
 	case last.Result == tokensyncv1alpha1.ReasonSecretConflict:
 		return !o.Target.Foreign
+	case last.Result == tokensyncv1alpha1.ReasonEndpointNotAllowed && !o.EndpointRefused:
+		return true // the operator's policy changed (a restart with a wider allowlist)
+	case last.Result == tokensyncv1alpha1.ReasonCredentialsNotAllowed:
+		return o.Credentials.Found && o.Credentials.Allowed
 	case last.Result == tokensyncv1alpha1.ReasonInvalidTemplate && o.Generation != o.Status.ObservedGeneration:
 		return true // any spec edit may fix a template; so may the credentials (below)
 	case !o.Credentials.Found:

@@ -28,7 +28,7 @@ func TestDecide(t *testing.T) {
 				ObtainedAt: t0.Add(-10 * time.Minute), ExpiresAt: t0.Add(50 * time.Minute),
 				Provider: "partner", Endpoint: endpoint, CredentialsVersion: "7", CredentialsFingerprint: fp1, Intact: true,
 			}},
-			Credentials: credentialsState{Found: true, Version: "7", Fingerprint: fp1},
+			Credentials: credentialsState{Found: true, Allowed: true, Version: "7", Fingerprint: fp1},
 			Status: tokensyncv1alpha1.TokenRequestStatus{SecretName: "tok", LastAttempt: &tokensyncv1alpha1.LoginAttempt{
 				Provider: "partner", Endpoint: endpoint, CredentialsVersion: "7", CredentialsFingerprint: fp1, Result: tokensyncv1alpha1.ReasonSucceeded,
 			}},
@@ -225,8 +225,38 @@ func TestDecide(t *testing.T) {
 			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonSecretConflict, 1, time.Hour)},
 			action: actLogin, reason: triggerSecretMissing},
 		{name: "endpoint refused by policy, nothing changed: stopped",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, -time.Hour)},
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, -time.Hour), func(o *observation) { o.EndpointRefused = true }},
 			action: actStop},
+		{name: "endpoint refused by policy, the policy now allows it (a restart with a wider allowlist): at once",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, time.Hour)},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "credentials not labelled, still not: stopped",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonCredentialsNotAllowed, 1, -time.Hour), func(o *observation) { o.Credentials.Allowed = false }},
+			action: actStop, reason: tokensyncv1alpha1.ReasonCredentialsNotAllowed},
+		{name: "credentials not labelled, label added: at once, ignoring the backoff",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonCredentialsNotAllowed, 1, time.Hour)},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "credentials label removed, token valid: keep (only the next login is stopped)",
+			change: []func(*observation){func(o *observation) { o.Credentials.Allowed = false }},
+			action: actKeep, reason: reasonValid},
+
+		// Logins off the workers.
+		{name: "a login for this issuer under way, token due: wait for its end, no requeue",
+			change: []func(*observation){func(o *observation) { o.Now = refreshTime; o.LoginInFlight = true }},
+			action: actWait, reason: reasonLoginInFlight, check: func(t *testing.T, d decision) {
+				if !d.At.IsZero() {
+					t.Errorf("a requeue at %s while the login's end reconciles anyway", d.At)
+				}
+			}},
+		{name: "a login under way, token valid: keep",
+			change: []func(*observation){func(o *observation) { o.LoginInFlight = true }},
+			action: actKeep, reason: reasonValid},
+		{name: "a token just obtained: written with the login's reason",
+			change: []func(*observation){noSecret, func(o *observation) {
+				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
+					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}
+			}},
+			action: actWrite, reason: triggerSecretMissing},
 		{name: "endpoint refused by policy, endpoint changed: at once",
 			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, time.Hour), func(o *observation) { o.Endpoint = "https://allowed.example" }},
 			action: actLogin},
@@ -241,7 +271,7 @@ func TestDecide(t *testing.T) {
 			action: actWait, reason: tokensyncv1alpha1.ReasonSecretWriteFailed},
 		{name: "pending token, retry due: write it, no login",
 			change: []func(*observation){noSecret, func(o *observation) {
-				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0}
+				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, WriteFailures: 1, RetryAt: t0}
 			}},
 			action: actWrite, reason: reasonPendingWrite},
 		{name: "pending token from the old endpoint: not written",
@@ -281,8 +311,9 @@ func TestDecide(t *testing.T) {
 				failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)(o)
 				o.Status.ObservedGeneration = o.Generation
 				o.Generation++
-				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1}
-			}}, action: actWrite, reason: reasonPendingWrite},
+				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
+					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}
+			}}, action: actWrite, reason: triggerSecretMissing},
 
 		{name: "a data template fixed while the token is valid: keep, no login",
 			change: []func(*observation){func(o *observation) {

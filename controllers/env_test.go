@@ -58,9 +58,16 @@ func (e *env) restart() {
 
 func (e *env) ctx() context.Context { return context.Background() }
 
+// credentialsLabels are the labels of a Secret offered as credentials
+// (--require-credentials-label, on by default).
+func credentialsLabels() map[string]string {
+	return map[string]string{tokensyncv1alpha1.LabelCredentials: "true"}
+}
+
+// createSecret creates a Secret labelled as credentials.
 func (e *env) createSecret(name string, data map[string]string) *corev1.Secret {
 	e.t.Helper()
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}, StringData: data}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns, Labels: credentialsLabels()}, StringData: data}
 	if err := k8sClient.Create(e.ctx(), s); err != nil {
 		e.t.Fatalf("create Secret %s: %v", name, err)
 	}

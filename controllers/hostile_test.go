@@ -22,7 +22,7 @@ import (
 // bytes that are not UTF-8).
 func (e *env) createSecretData(name string, data map[string][]byte) {
 	e.t.Helper()
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns}, Data: data}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns, Labels: credentialsLabels()}, Data: data}
 	if err := k8sClient.Create(e.ctx(), s); err != nil {
 		e.t.Fatalf("create Secret %s: %v", name, err)
 	}

@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"container/list"
+	"context"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -8,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 )
 
 // LoginLimits bound what one endpoint host or one namespace can take of the
@@ -15,11 +19,16 @@ import (
 // mean the defaults (DefaultLoginLimits); a negative field turns the bound off.
 type LoginLimits struct {
 	// PerEndpointInFlight bounds the logins waiting on one endpoint host, so
-	// an endpoint that accepts connections but never answers occupies at
-	// most this many workers.
+	// that an endpoint that accepts connections but never answers holds at
+	// most this many connections, and a provider is not flooded.
 	PerEndpointInFlight int
-	// PerNamespaceInFlight bounds the logins in flight for one namespace.
+	// PerNamespaceInFlight bounds the logins in flight for one namespace, so
+	// that no tenant takes every other tenant's turn.
 	PerNamespaceInFlight int
+	// TotalInFlight bounds the logins in flight in the whole operator: it
+	// only protects the operator's memory and sockets (logins run off the
+	// reconcile workers, so it does not protect them, and need not).
+	TotalInFlight int
 	// PerEndpointRate is the logins per second sent to one endpoint host
 	// (a token bucket of PerEndpointBurst).
 	PerEndpointRate  float64
@@ -27,10 +36,11 @@ type LoginLimits struct {
 }
 
 // DefaultLoginLimits are chosen from `make bench` (docs/performance.md):
-// with 16 workers, four hanging logins per host leave twelve for everyone
-// else; 10 logins a second with a burst of 5 is what External Secrets sends
-// at its default concurrency, and what providers' rate limits allow.
-var DefaultLoginLimits = LoginLimits{PerEndpointInFlight: 4, PerNamespaceInFlight: 8, PerEndpointRate: 10, PerEndpointBurst: 5}
+// four logins in flight per host and eight per namespace keep one slow
+// provider or one busy tenant from flooding anyone; 10 logins a second with
+// a burst of 5 is what External Secrets sends at its default concurrency,
+// and what providers' rate limits allow; 256 logins in flight cost a few MiB.
+var DefaultLoginLimits = LoginLimits{PerEndpointInFlight: 4, PerNamespaceInFlight: 8, TotalInFlight: 256, PerEndpointRate: 10, PerEndpointBurst: 5}
 
 func (l LoginLimits) withDefaults() LoginLimits {
 	d := DefaultLoginLimits
@@ -39,6 +49,9 @@ func (l LoginLimits) withDefaults() LoginLimits {
 	}
 	if l.PerNamespaceInFlight != 0 {
 		d.PerNamespaceInFlight = l.PerNamespaceInFlight
+	}
+	if l.TotalInFlight != 0 {
+		d.TotalInFlight = l.TotalInFlight
 	}
 	if l.PerEndpointRate != 0 {
 		d.PerEndpointRate = l.PerEndpointRate
@@ -49,33 +62,75 @@ func (l LoginLimits) withDefaults() LoginLimits {
 	return d
 }
 
+// urgentMargin: a refresh is not delayed by the rate limit past this long
+// before its token expires.
+const urgentMargin = 5 * time.Second
+
+// loginJob is one login, run off the reconcile workers.
+type loginJob struct {
+	who types.NamespacedName
+	// endpoint is where the login goes; its host is what the per-host
+	// bounds count.
+	endpoint string
+	// issuer identifies what the login is made with (provider, endpoint,
+	// settings): a job still in line for another issuer than the spec's
+	// now is replaced.
+	issuer string
+	// mustStartBy is the latest start that keeps the current token valid
+	// (zero: there is no valid token, so nothing expires while it waits).
+	mustStartBy time.Time
+	// run logs in and records the result where the next reconcile finds
+	// it. It must return: the provider's own timeout bounds it.
+	run func(ctx context.Context)
+
+	// Set by the gate.
+	host      string
+	state     jobState
+	line      string        // the line it waits in, while queued
+	place     *list.Element // its place there
+	timer     clock.Timer   // while admitted and waiting for its rate token
+	cancel    context.CancelFunc
+	cancelled bool
+}
+
+type jobState int
+
 const (
-	// slotRetry is how soon a login that found no free slot is tried again
-	// if no slot freed wakes it first.
-	slotRetry = 15 * time.Second
-	// urgentMargin: a refresh is not delayed by the rate limit past this long
-	// before its token expires.
-	urgentMargin = 5 * time.Second
+	jobQueued   jobState = iota // waiting in a line for a slot
+	jobAdmitted                 // holds its slots; waiting for its rate token
+	jobRunning                  // logging in
+	jobDone                     // finished or dropped: holds nothing
 )
 
-// loginGate admits logins: at most so many in flight per endpoint host and
-// per namespace, and at most so many per second per endpoint host. A login
-// it does not admit is requeued by the caller without holding a worker; one
-// that found no free slot waits in line, and a slot freed wakes the first in
-// line (wake), so that a burst in one namespace is not reconciled over and
-// over to ask again.
+// loginGate runs logins off the reconcile workers: a reconcile that decides
+// to log in hands the login over (submit) and returns, so that no worker
+// ever waits on a provider, whatever its endpoint does. The gate starts a
+// login when it may: at most so many in flight per endpoint host, per
+// namespace and in all, and at most so many a second per endpoint host.
+// A login without a free slot waits in the line of the slot it lacks, in
+// memory and without a goroutine, and starts when a slot frees. When a
+// login ends, done is called: it enqueues the TokenRequest, whose next
+// reconcile writes the token or records the failure.
 type loginGate struct {
 	limits LoginLimits
-	// wake, when set, reconciles a TokenRequest whose turn has come.
-	wake func(types.NamespacedName)
+	clock  clock.WithDelayedExecution
+	// done, when set, reconciles a TokenRequest whose login ended.
+	done func(types.NamespacedName)
+	// goFunc starts the login of who; tests start it when they choose.
+	goFunc func(who types.NamespacedName, run func())
 
-	mu         sync.Mutex
-	hosts      map[string]*hostLogins
+	mu    sync.Mutex
+	ctx   context.Context
+	hosts map[string]*hostLogins
+	// namespaces counts the logins in flight by namespace.
 	namespaces map[string]int
-	// waiting lines up the TokenRequests that found no slot, by the slot
-	// they wait for ("host:" or "namespace:" and its name).
-	waiting map[string][]types.NamespacedName
-	inLine  map[types.NamespacedName]string
+	total      int
+	// jobs are the logins queued, admitted or running, by TokenRequest:
+	// at most one each.
+	jobs map[types.NamespacedName]*loginJob
+	// lines hold the queued jobs by the slot they wait for ("host:" or
+	// "namespace:" and its name, or "total"), first come first served.
+	lines map[string]*list.List
 }
 
 type hostLogins struct {
@@ -83,123 +138,298 @@ type hostLogins struct {
 	limiter  *rate.Limiter
 }
 
-func newLoginGate(limits LoginLimits) *loginGate {
-	return &loginGate{limits: limits.withDefaults(), hosts: map[string]*hostLogins{}, namespaces: map[string]int{},
-		waiting: map[string][]types.NamespacedName{}, inLine: map[types.NamespacedName]string{}}
+func newLoginGate(limits LoginLimits, clk clock.WithDelayedExecution) *loginGate {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	return &loginGate{limits: limits.withDefaults(), clock: clk, goFunc: func(_ types.NamespacedName, run func()) { go run() },
+		ctx: context.Background(), hosts: map[string]*hostLogins{}, namespaces: map[string]int{},
+		jobs: map[types.NamespacedName]*loginJob{}, lines: map[string]*list.List{}}
 }
 
-// admit asks for a login of the TokenRequest who to endpoint at now.
-// mustStartBy is the latest start that keeps the current token valid (zero:
-// there is no valid token, so nothing expires while it waits). It returns a
-// release function when admitted, else how long to wait before asking again
-// (unless woken first).
-func (g *loginGate) admit(who types.NamespacedName, endpoint string, now, mustStartBy time.Time) (release func(), wait time.Duration) {
-	host, namespace := endpointHost(endpoint), who.Namespace
+// start gives the gate the context its logins run in (the controller's: a
+// manager that stops cancels them) and what to call when one ends.
+func (g *loginGate) start(ctx context.Context, done func(types.NamespacedName)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.leaveLine(who)
-	h := g.hosts[host]
-	if h == nil {
-		h = &hostLogins{}
-		if g.limits.PerEndpointRate > 0 {
-			h.limiter = rate.NewLimiter(rate.Limit(g.limits.PerEndpointRate), max(g.limits.PerEndpointBurst, 1))
+	g.ctx, g.done = ctx, done
+}
+
+// inFlight reports whether a login of who is queued, admitted or running,
+// and for which issuer; running is true once it has started.
+func (g *loginGate) inFlight(who types.NamespacedName) (issuer string, running, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	j := g.jobs[who]
+	if j == nil {
+		return "", false, false
+	}
+	return j.issuer, j.state == jobRunning, true
+}
+
+// submit hands a login over. A job of the same TokenRequest still waiting
+// is replaced; one already running is kept, and submit reports false.
+func (g *loginGate) submit(job *loginJob) bool {
+	var launch []*loginJob
+	defer func() { g.launch(launch) }()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if j := g.jobs[job.who]; j != nil {
+		if j.state == jobRunning {
+			return false
 		}
-		g.hosts[host] = h
+		launch = append(launch, g.drop(j)...)
 	}
-	if n := g.limits.PerEndpointInFlight; n > 0 && h.inFlight >= n {
-		g.joinLine("host:"+host, who)
-		return nil, slotRetry
+	job.host = endpointHost(job.endpoint)
+	g.jobs[job.who] = job
+	launch = append(launch, g.admitOrQueue(job)...)
+	return true
+}
+
+// dropWaiting forgets a login of who that has not started yet: the
+// TokenRequest no longer needs it.
+func (g *loginGate) dropWaiting(who types.NamespacedName) {
+	var launch []*loginJob
+	defer func() { g.launch(launch) }()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if j := g.jobs[who]; j != nil && j.state != jobRunning {
+		launch = g.drop(j)
 	}
-	if n := g.limits.PerNamespaceInFlight; n > 0 && g.namespaces[namespace] >= n {
-		g.joinLine("namespace:"+namespace, who)
-		return nil, slotRetry
+}
+
+// cancel forgets any login of who, and cancels it if running: the
+// TokenRequest is gone. done is not called for it.
+func (g *loginGate) cancel(who types.NamespacedName) {
+	var launch []*loginJob
+	defer func() { g.launch(launch) }()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	j := g.jobs[who]
+	if j == nil {
+		return
 	}
+	if j.state == jobRunning {
+		j.cancelled = true
+		j.cancel()
+		return
+	}
+	launch = g.drop(j)
+}
+
+// drop removes a job that has not started. Called with g.mu held; returns
+// the jobs its freed slots admitted, to launch once the lock is released.
+func (g *loginGate) drop(j *loginJob) []*loginJob {
+	delete(g.jobs, j.who)
+	switch j.state {
+	case jobQueued:
+		g.leaveLine(j)
+		return nil
+	case jobAdmitted:
+		if j.timer != nil {
+			j.timer.Stop()
+		}
+		return g.release(j)
+	}
+	return nil
+}
+
+// admitOrQueue admits j if every bound allows, else puts it in the line of
+// the first bound that does not. Called with g.mu held.
+func (g *loginGate) admitOrQueue(j *loginJob) []*loginJob {
+	if line := g.blockedBy(j); line != "" {
+		g.joinLine(line, j)
+		return nil
+	}
+	h := g.host(j.host)
+	h.inFlight++
+	g.namespaces[j.who.Namespace]++
+	g.total++
+	j.state = jobAdmitted
+	now := g.clock.Now()
 	if h.limiter != nil {
 		r := h.limiter.ReserveN(now, 1)
 		if d := r.DelayFrom(now); d > 0 {
-			urgent := !mustStartBy.IsZero() && !now.Add(d).Before(mustStartBy)
+			urgent := !j.mustStartBy.IsZero() && !now.Add(d).Before(j.mustStartBy)
 			if !urgent {
-				r.CancelAt(now)
-				return nil, d
+				// Holds its slots while it waits for its token, in
+				// order: the next in line would wait longer still.
+				j.timer = g.clock.AfterFunc(d, func() { g.launch(g.started(j)) })
+				return nil
 			}
 			// Keeping the token valid comes first: go now, and the tokens
 			// borrowed delay the logins that can wait.
 		}
 	}
-	h.inFlight++
-	g.namespaces[namespace]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			h.inFlight--
-			if g.namespaces[namespace]--; g.namespaces[namespace] <= 0 {
-				delete(g.namespaces, namespace)
-			}
-			g.wakeFirst("host:" + host)
-			g.wakeFirst("namespace:" + namespace)
-		})
-	}, 0
+	return []*loginJob{j}
 }
 
-func (g *loginGate) joinLine(slot string, who types.NamespacedName) {
-	g.waiting[slot] = append(g.waiting[slot], who)
-	g.inLine[who] = slot
-}
-
-// leaveLine takes who out of the line it waits in, if any.
-func (g *loginGate) leaveLine(who types.NamespacedName) {
-	slot, ok := g.inLine[who]
-	if !ok {
-		return
+// started marks an admitted job whose rate token has come as ready to run,
+// unless it was dropped meanwhile.
+func (g *loginGate) started(j *loginJob) []*loginJob {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.jobs[j.who] != j || j.state != jobAdmitted {
+		return nil
 	}
-	g.outOfLine(who)
-	line := g.waiting[slot]
-	for i, w := range line {
-		if w == who {
-			line = append(line[:i:i], line[i+1:]...)
-			break
+	return []*loginJob{j}
+}
+
+// blockedBy names the line of the first bound that keeps j from starting
+// now, or "" when none does. Called with g.mu held.
+func (g *loginGate) blockedBy(j *loginJob) string {
+	if n := g.limits.PerEndpointInFlight; n > 0 && g.hosts[j.host] != nil && g.hosts[j.host].inFlight >= n {
+		return "host:" + j.host
+	}
+	if n := g.limits.PerNamespaceInFlight; n > 0 && g.namespaces[j.who.Namespace] >= n {
+		return "namespace:" + j.who.Namespace
+	}
+	if n := g.limits.TotalInFlight; n > 0 && g.total >= n {
+		return "total"
+	}
+	return ""
+}
+
+func (g *loginGate) host(name string) *hostLogins {
+	h := g.hosts[name]
+	if h == nil {
+		h = &hostLogins{}
+		if g.limits.PerEndpointRate > 0 {
+			h.limiter = rate.NewLimiter(rate.Limit(g.limits.PerEndpointRate), max(g.limits.PerEndpointBurst, 1))
+		}
+		g.hosts[name] = h
+	}
+	return h
+}
+
+// launch runs the jobs admitted, each in a goroutine of its own (goFunc).
+// Called without g.mu held.
+func (g *loginGate) launch(jobs []*loginJob) {
+	for _, j := range jobs {
+		g.mu.Lock()
+		if g.jobs[j.who] != j || j.state != jobAdmitted {
+			g.mu.Unlock()
+			continue
+		}
+		ctx, cancel := context.WithCancel(g.ctx)
+		j.state, j.cancel = jobRunning, cancel
+		g.mu.Unlock()
+		g.goFunc(j.who, func() {
+			defer func() { g.finish(j) }()
+			j.run(ctx)
+		})
+	}
+}
+
+// finish frees a finished job's slots, starts the logins they admit, and
+// reconciles its TokenRequest.
+func (g *loginGate) finish(j *loginJob) {
+	j.cancel()
+	g.mu.Lock()
+	if g.jobs[j.who] == j {
+		delete(g.jobs, j.who)
+	}
+	launch := g.release(j)
+	done, cancelled, stopping := g.done, j.cancelled, g.ctx.Err() != nil
+	g.mu.Unlock()
+	g.launch(launch)
+	if done != nil && !cancelled && !stopping {
+		done(j.who)
+	}
+}
+
+// release frees the slots of an admitted or running job and admits the
+// first in each line they free. Called with g.mu held.
+func (g *loginGate) release(j *loginJob) []*loginJob {
+	if h := g.hosts[j.host]; h != nil {
+		h.inFlight--
+	}
+	if g.namespaces[j.who.Namespace]--; g.namespaces[j.who.Namespace] <= 0 {
+		delete(g.namespaces, j.who.Namespace)
+	}
+	g.total--
+	j.state = jobDone
+	var launch []*loginJob
+	for _, line := range []string{"host:" + j.host, "namespace:" + j.who.Namespace, "total"} {
+		launch = append(launch, g.admitFirst(line)...)
+	}
+	return launch
+}
+
+// admitFirst admits the first job of a line that may start now. A job at
+// the head that now waits for another bound moves to that bound's line.
+func (g *loginGate) admitFirst(line string) []*loginJob {
+	for {
+		l := g.lines[line]
+		if l == nil || l.Len() == 0 {
+			return nil
+		}
+		j := l.Front().Value.(*loginJob)
+		blocked := g.blockedBy(j)
+		if blocked == line {
+			return nil
+		}
+		g.leaveLine(j)
+		if blocked != "" {
+			g.joinLine(blocked, j)
+			continue
+		}
+		return g.admitOrQueue(j)
+	}
+}
+
+func (g *loginGate) joinLine(line string, j *loginJob) {
+	l := g.lines[line]
+	if l == nil {
+		l = list.New()
+		g.lines[line] = l
+	}
+	j.state, j.line, j.place = jobQueued, line, l.PushBack(j)
+}
+
+// leaveLine takes a queued job out of its line; an empty line is forgotten.
+func (g *loginGate) leaveLine(j *loginJob) {
+	if l := g.lines[j.line]; l != nil && j.place != nil {
+		l.Remove(j.place)
+		if l.Len() == 0 {
+			delete(g.lines, j.line)
 		}
 	}
-	if len(line) == 0 {
-		delete(g.waiting, slot)
-	} else {
-		g.waiting[slot] = line
+	j.line, j.place = "", nil
+}
+
+// sweep forgets the hosts that have nothing in flight, nobody in line and
+// a full token bucket: a host seen once must not be remembered forever.
+// A forgotten host starts again with a full bucket, as it would have.
+func (g *loginGate) sweep(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name, h := range g.hosts {
+		if h.inFlight > 0 || g.lines["host:"+name] != nil {
+			continue
+		}
+		if h.limiter != nil && h.limiter.TokensAt(now) < float64(h.limiter.Burst()) {
+			continue
+		}
+		delete(g.hosts, name)
 	}
 }
 
-// wakeFirst reconciles the first TokenRequest waiting for slot. Called with
-// g.mu held; wake must not block.
-func (g *loginGate) wakeFirst(slot string) {
-	line := g.waiting[slot]
-	if len(line) == 0 || g.wake == nil {
-		return
-	}
-	who := line[0]
-	if len(line) == 1 {
-		delete(g.waiting, slot)
-	} else {
-		g.waiting[slot] = line[1:]
-	}
-	g.outOfLine(who)
-	g.wake(who)
-}
-
-// outOfLine forgets the line who waited in. Go maps do not shrink: when the
-// last one leaves, after a burst, the map starts afresh.
-func (g *loginGate) outOfLine(who types.NamespacedName) {
-	delete(g.inLine, who)
-	if len(g.inLine) == 0 {
-		g.inLine = map[types.NamespacedName]string{}
-	}
-}
-
-// endpointHost is the host (and port) logins to endpoint go to.
+// endpointHost is the host logins to endpoint go to, normalised so that
+// every spelling of one host counts as one: lower case, without a trailing
+// dot, with the port only when it is not the scheme's default.
 func endpointHost(endpoint string) string {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Host == "" {
-		return endpoint
+		return strings.ToLower(endpoint)
 	}
-	return strings.ToLower(u.Host)
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	port := u.Port()
+	if port == "" || (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, port)
 }

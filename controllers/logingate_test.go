@@ -1,11 +1,16 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/builtin"
@@ -17,129 +22,309 @@ func in(ns string, n int) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("tr-%d", n)}
 }
 
-func TestLoginGateInFlight(t *testing.T) {
-	g := newLoginGate(LoginLimits{PerEndpointInFlight: 2, PerNamespaceInFlight: 3, PerEndpointRate: -1})
-	var woken []types.NamespacedName
-	g.wake = func(who types.NamespacedName) { woken = append(woken, who) }
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var releases []func()
-	for i := 0; i < 2; i++ {
-		rel, _ := g.admit(in("a", i), "https://hangs.example/x", now, time.Time{})
-		if rel == nil {
-			t.Fatalf("login %d to a free host refused", i+1)
-		}
-		releases = append(releases, rel)
-	}
-	if rel, wait := g.admit(in("b", 0), "https://HANGS.example/other-path", now, time.Time{}); rel != nil || wait != slotRetry {
-		t.Fatalf("a third login to the same host admitted (wait %s)", wait)
-	}
-	// Another host from the same namespace is admitted, up to the namespace bound.
-	if rel, _ := g.admit(in("a", 2), "https://fine.example", now, time.Time{}); rel == nil {
-		t.Fatal("another host refused")
-	}
-	if rel, _ := g.admit(in("a", 3), "https://third.example", now, time.Time{}); rel != nil {
-		t.Fatal("a fourth login for namespace a admitted")
-	}
-	if rel, _ := g.admit(in("b", 1), "https://third.example", now, time.Time{}); rel == nil {
-		t.Fatal("namespace b refused because of namespace a")
-	}
-	// Asking again while in line does not queue twice.
-	g.admit(in("b", 0), "https://hangs.example", now, time.Time{})
+// gateHarness runs a gate whose logins start only when the test says.
+type gateHarness struct {
+	g       *loginGate
+	clock   *clocktesting.FakeClock
+	started map[types.NamespacedName]func() // running, not yet finished
+	done    []types.NamespacedName
+}
 
-	// A slot freed wakes the first in line for the host, and for the namespace.
-	releases[0]()
-	releases[0]() // a second release is a no-op
-	if len(woken) != 2 || woken[0] != in("b", 0) || woken[1] != in("a", 3) {
-		t.Fatalf("woken %v, want b/tr-0 (host) and a/tr-3 (namespace)", woken)
+func newGateHarness(limits LoginLimits) *gateHarness {
+	h := &gateHarness{clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), started: map[types.NamespacedName]func(){}}
+	h.g = newLoginGate(limits, h.clock)
+	h.g.goFunc = func(who types.NamespacedName, run func()) { h.started[who] = run }
+	h.g.start(context.Background(), func(who types.NamespacedName) { h.done = append(h.done, who) })
+	return h
+}
+
+// submit hands over a login of who to endpoint; it "runs" until finish.
+func (h *gateHarness) submit(who types.NamespacedName, endpoint string, mustStartBy time.Time) bool {
+	return h.g.submit(&loginJob{who: who, endpoint: endpoint, issuer: endpoint, mustStartBy: mustStartBy, run: func(context.Context) {}})
+}
+
+func (h *gateHarness) running(who types.NamespacedName) bool { _, ok := h.started[who]; return ok }
+
+func (h *gateHarness) finish(t *testing.T, who types.NamespacedName) {
+	t.Helper()
+	f, ok := h.started[who]
+	if !ok {
+		t.Fatalf("%s is not running", who)
 	}
-	if rel, _ := g.admit(in("b", 0), "https://hangs.example", now, time.Time{}); rel == nil {
-		t.Fatal("the TokenRequest woken for a freed slot did not get it")
+	delete(h.started, who)
+	f()
+}
+
+func TestLoginGateBounds(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointInFlight: 2, PerNamespaceInFlight: 3, TotalInFlight: 4, PerEndpointRate: -1})
+	now := time.Time{}
+	h.submit(in("a", 0), "https://hangs.example/x", now)
+	h.submit(in("a", 1), "https://hangs.example/y", now)
+	if !h.running(in("a", 0)) || !h.running(in("a", 1)) {
+		t.Fatal("logins to a free host did not start")
 	}
-	if rel, _ := g.admit(in("c", 0), "https://hangs.example", now, time.Time{}); rel != nil {
-		t.Fatal("a double release freed two slots")
+	// Host bound: the same host in another spelling waits in the host's line.
+	h.submit(in("b", 0), "https://HANGS.example./other-path", now)
+	if h.running(in("b", 0)) {
+		t.Fatal("a third login to the same host started")
 	}
-	if len(g.inLine) != 1 || len(g.waiting) != 1 {
-		t.Errorf("line state %v %v, want only c/tr-0 waiting", g.inLine, g.waiting)
+	h.submit(in("a", 2), "https://fine.example", now)
+	h.submit(in("a", 3), "https://third.example", now) // namespace a is full
+	h.submit(in("b", 1), "https://third.example", now) // total reaches 4
+	h.submit(in("c", 0), "https://other.example", now) // total is full
+	if !h.running(in("a", 2)) || h.running(in("a", 3)) || !h.running(in("b", 1)) || h.running(in("c", 0)) {
+		t.Fatalf("running %v, want a/0, a/1, a/2, b/1", h.started)
+	}
+	// Asking again while waiting does not queue twice; while running, it is refused.
+	h.submit(in("b", 0), "https://hangs.example", now)
+	if h.submit(in("a", 0), "https://hangs.example", now) {
+		t.Error("a second login of a TokenRequest whose login runs was accepted")
+	}
+	if len(h.g.jobs) != 7 {
+		t.Fatalf("%d jobs, want 7", len(h.g.jobs))
+	}
+
+	// a/0 ends: its host's line (b/0) starts; namespace a's line (a/3)
+	// now waits for the total, behind c/0.
+	h.finish(t, in("a", 0))
+	if len(h.done) != 1 || h.done[0] != in("a", 0) {
+		t.Fatalf("done %v, want a/tr-0 reconciled", h.done)
+	}
+	if !h.running(in("b", 0)) || h.running(in("a", 3)) || h.running(in("c", 0)) {
+		t.Fatalf("running %v after a/0 ended, want b/0 started and a/3, c/0 waiting", h.started)
+	}
+	// b/1 ends: the total frees, first come first served: c/0, then a/3.
+	h.finish(t, in("b", 1))
+	if !h.running(in("c", 0)) || h.running(in("a", 3)) {
+		t.Fatalf("running %v, want c/0 before a/3", h.started)
+	}
+	h.finish(t, in("c", 0))
+	if !h.running(in("a", 3)) {
+		t.Fatal("a/3 never started")
+	}
+
+	// A waiting login no longer needed is dropped; a cancelled one that
+	// runs reconciles nothing when it ends.
+	h.submit(in("d", 0), "https://hangs.example", now)
+	h.g.dropWaiting(in("d", 0))
+	h.g.cancel(in("a", 1))
+	h.finish(t, in("a", 1))
+	if h.running(in("d", 0)) {
+		t.Error("a dropped login started")
+	}
+	if last := h.done[len(h.done)-1]; last == in("a", 1) {
+		t.Error("a cancelled login reconciled its TokenRequest")
+	}
+	for _, who := range []types.NamespacedName{in("a", 2), in("a", 3), in("b", 0)} {
+		h.finish(t, who)
+	}
+	if h.g.total != 0 || len(h.g.namespaces) != 0 || len(h.g.lines) != 0 || len(h.g.jobs) != 0 {
+		t.Errorf("gate not empty after every login ended: total %d, namespaces %v, lines %v, jobs %v", h.g.total, h.g.namespaces, h.g.lines, h.g.jobs)
+	}
+}
+
+// TestLoginGateReplacesStaleWaitingLogin: a login still waiting for an
+// issuer the spec no longer names is replaced, not run.
+func TestLoginGateReplacesStaleWaitingLogin(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointInFlight: 1, PerNamespaceInFlight: -1, PerEndpointRate: -1})
+	h.submit(in("a", 0), "https://p.example", time.Time{})
+	h.submit(in("a", 1), "https://p.example", time.Time{})
+	if issuer, running, ok := h.g.inFlight(in("a", 1)); !ok || running || issuer != "https://p.example" {
+		t.Fatalf("inFlight = %q %v %v", issuer, running, ok)
+	}
+	h.submit(in("a", 1), "https://q.example", time.Time{})
+	if !h.running(in("a", 1)) {
+		t.Fatal("the replacement did not start on its own free host")
+	}
+	if issuer, _, _ := h.g.inFlight(in("a", 1)); issuer != "https://q.example" {
+		t.Errorf("issuer %q, want the new one", issuer)
+	}
+	if l := h.g.lines["host:p.example"]; l != nil {
+		t.Errorf("the stale login is still in line (%d)", l.Len())
 	}
 }
 
 func TestLoginGateRate(t *testing.T) {
-	g := newLoginGate(LoginLimits{PerEndpointInFlight: -1, PerNamespaceInFlight: -1, PerEndpointRate: 10, PerEndpointBurst: 5})
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	admitted := 0
-	var waits []time.Duration
+	h := newGateHarness(LoginLimits{PerEndpointInFlight: -1, PerNamespaceInFlight: -1, PerEndpointRate: 10, PerEndpointBurst: 5})
 	for i := 0; i < 20; i++ {
-		if rel, wait := g.admit(in("ns", i), "https://p.example", now, time.Time{}); rel != nil {
-			admitted++
-			rel()
-		} else {
-			waits = append(waits, wait)
-		}
+		h.submit(in("ns", i), "https://p.example", time.Time{})
 	}
-	if admitted != 5 {
-		t.Fatalf("%d logins admitted at once, want the burst of 5", admitted)
+	if len(h.started) != 5 {
+		t.Fatalf("%d logins started at once, want the burst of 5", len(h.started))
 	}
-	if len(waits) == 0 || waits[0] <= 0 || waits[0] > 100*time.Millisecond {
-		t.Fatalf("waits %v, want about 100ms (10/s)", waits)
+	h.clock.Step(100 * time.Millisecond)
+	if len(h.started) != 6 {
+		t.Fatalf("%d started after 100ms, want 6 (10/s)", len(h.started))
 	}
-	// Refused logins gave their tokens back: one second later, the bucket is full again.
-	now = now.Add(time.Second)
-	admitted = 0
-	for i := 0; i < 20; i++ {
-		if rel, _ := g.admit(in("ns", i), "https://p.example", now, time.Time{}); rel != nil {
-			admitted++
-			rel()
-		}
-	}
-	if admitted != 5 {
-		t.Fatalf("%d admitted after a second, want 5", admitted)
-	}
-	if rel, _ := g.admit(in("ns", 99), "https://other.example", now, time.Time{}); rel == nil {
+	if h.submit(in("x", 0), "https://other.example", time.Time{}); !h.running(in("x", 0)) {
 		t.Fatal("another host limited by this one's rate")
 	}
 	// A refresh that would otherwise let its token expire goes at once.
-	if rel, _ := g.admit(in("ns", 98), "https://p.example", now, now.Add(50*time.Millisecond)); rel == nil {
+	h.submit(in("ns", 98), "https://p.example", h.clock.Now().Add(50*time.Millisecond))
+	if !h.running(in("ns", 98)) {
 		t.Fatal("an urgent refresh was delayed past its deadline")
 	}
-	// One that can wait, waits.
-	if rel, _ := g.admit(in("ns", 97), "https://p.example", now, now.Add(time.Minute)); rel != nil {
+	// One with time to spare waits its turn.
+	h.submit(in("ns", 97), "https://p.example", h.clock.Now().Add(time.Minute))
+	if h.running(in("ns", 97)) {
 		t.Fatal("a refresh with time to spare was not delayed")
+	}
+	h.clock.Step(2 * time.Second)
+	if !h.running(in("ns", 97)) || len(h.started) != 23 {
+		t.Fatalf("%d started after the tokens came, want all 23", len(h.started))
 	}
 }
 
-// TestHangingEndpointDoesNotStallOtherTenants: a namespace whose endpoint
-// accepts connections and never answers, with 60 TokenRequests, holds at
-// most a few of the 16 workers: a TokenRequest in another namespace becomes
-// Ready within seconds, and the hanging logins stay bounded.
-func TestHangingEndpointDoesNotStallOtherTenants(t *testing.T) {
+// TestLoginGateForgetsIdleHosts: a host is remembered while a login is in
+// flight or waits for it and until its bucket is full again, not forever.
+func TestLoginGateForgetsIdleHosts(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointInFlight: 1, PerEndpointRate: 10, PerEndpointBurst: 5})
+	for i := 0; i < 1000; i++ {
+		h.submit(in("ns", i), fmt.Sprintf("https://host-%d.example", i), time.Time{})
+		h.finish(t, in("ns", i))
+	}
+	h.submit(in("busy", 0), "https://busy.example", time.Time{})
+	h.submit(in("busy", 1), "https://busy.example", time.Time{}) // waits in line
+	if len(h.g.hosts) != 1001 {
+		t.Fatalf("%d hosts, want 1001", len(h.g.hosts))
+	}
+	h.g.sweep(h.clock.Now())
+	if len(h.g.hosts) != 1001 {
+		t.Errorf("%d hosts after a sweep right away, want 1001: their buckets are not full yet", len(h.g.hosts))
+	}
+	h.g.sweep(h.clock.Now().Add(time.Second))
+	if len(h.g.hosts) != 1 || h.g.hosts["busy.example"] == nil {
+		t.Errorf("hosts after the buckets filled: %d, want only busy.example", len(h.g.hosts))
+	}
+}
+
+func TestEndpointHost(t *testing.T) {
+	for _, tt := range []struct{ endpoint, want string }{
+		{"https://Partner.Example.COM/login", "partner.example.com"},
+		{"https://partner.example.com./x", "partner.example.com"},
+		{"https://partner.example.com:443", "partner.example.com"},
+		{"http://partner.example.com:80/a", "partner.example.com"},
+		{"https://partner.example.com:8443", "partner.example.com:8443"},
+		{"http://partner.example.com:443", "partner.example.com:443"},
+		{"https://[2001:DB8::1]:443/x", "[2001:db8::1]"},
+		{"https://[2001:db8::1]:8443", "[2001:db8::1]:8443"},
+		{"https://127.0.0.1:9000", "127.0.0.1:9000"},
+	} {
+		if got := endpointHost(tt.endpoint); got != tt.want {
+			t.Errorf("endpointHost(%q) = %q, want %q", tt.endpoint, got, tt.want)
+		}
+	}
+}
+
+// TestHangingEndpointsDoNotStarveOtherTenants: three namespaces, each with
+// two endpoints that accept connections and never answer, hold as many
+// logins as their bounds allow (4 per host, 8 per namespace: 24, more than
+// the 16 workers); a fourth namespace's new TokenRequest is Ready within
+// 5 s all the same, since logins run off the workers.
+func TestHangingEndpointsDoNotStarveOtherTenants(t *testing.T) {
 	t.Parallel()
-	noisy, quiet := newNamespace(t), newNamespace(t)
-	hanging, healthy := providertest.Start(t), providertest.Start(t)
-	hanging.Hang(providertest.Partner, true)
-	startManager(t, managerOptions{namespaces: []string{noisy, quiet}, workers: 16, // the production defaults
+	var namespaces []string
+	for range 4 {
+		namespaces = append(namespaces, newNamespace(t))
+	}
+	healthy := providertest.Start(t)
+	healthy.SetValid(providertest.Partner, partnerCreds)
+	startManager(t, managerOptions{namespaces: namespaces, workers: 16, // the production defaults
 		providers: builtin.NewRegistry(providers.Options{Timeout: 30 * time.Second})})
 
-	n := &env{t: t, ns: noisy, fake: hanging}
-	n.createSecret("creds", partnerCreds)
-	for i := 0; i < 60; i++ {
-		n.createTokenRequest(fmt.Sprintf("hangs-%d", i), providertest.Partner, "creds")
+	var hanging []*hangingListener
+	for _, ns := range namespaces[:3] {
+		n := &env{t: t, ns: ns, fake: healthy}
+		n.createSecret("creds", partnerCreds)
+		for h := range 2 {
+			l := newHangingListener(t)
+			hanging = append(hanging, l)
+			for i := range 12 {
+				n.createTokenRequest(fmt.Sprintf("hangs-%d-%d", h, i), providertest.Partner, "creds", withEndpoint(l.url))
+			}
+		}
 	}
+	held := func() (open, most int) {
+		for _, l := range hanging {
+			o, m := l.counts()
+			open, most = open+o, max(most, m)
+		}
+		return open, most
+	}
+	want := 3 * DefaultLoginLimits.PerNamespaceInFlight
 	eventually(t, readyTimeout, func() error {
-		if got := hanging.Attempts(providertest.Partner); got < DefaultLoginLimits.PerEndpointInFlight {
-			return fmt.Errorf("%d logins hanging", got)
+		if open, _ := held(); open < want {
+			return fmt.Errorf("%d logins hanging, want %d", open, want)
 		}
 		return nil
 	})
 
-	q := &env{t: t, ns: quiet, fake: healthy}
+	q := &env{t: t, ns: namespaces[3], fake: healthy}
 	q.createSecret("creds", partnerCreds)
 	start := time.Now()
 	q.createTokenRequest("fine", providertest.Partner, "creds")
 	q.waitReady("fine")
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("a TokenRequest of a quiet namespace took %s to become Ready while another's endpoint hangs", took.Round(time.Second))
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a new TokenRequest of a fourth namespace took %s to become Ready while three namespaces' endpoints hang", took.Round(100*time.Millisecond))
 	}
-	if got := hanging.Attempts(providertest.Partner); got > DefaultLoginLimits.PerEndpointInFlight {
-		t.Errorf("%d logins sent to the hanging endpoint within its timeout, want at most %d in flight", got, DefaultLoginLimits.PerEndpointInFlight)
+	if open, most := held(); open > want || most > DefaultLoginLimits.PerEndpointInFlight {
+		t.Errorf("%d logins hanging (at most %d on one host), want at most %d, %d per host", open, most, want, DefaultLoginLimits.PerEndpointInFlight)
 	}
+}
+
+// hangingListener accepts connections and never answers.
+type hangingListener struct {
+	url string
+
+	mu         sync.Mutex
+	open, most int
+}
+
+func newHangingListener(t *testing.T) *hangingListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hangingListener{url: "http://" + ln.Addr().String()}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			h.mu.Lock()
+			h.open++
+			h.most = max(h.most, h.open)
+			h.mu.Unlock()
+			go func() {
+				// Read until the client gives up; never write.
+				_, _ = io.Copy(io.Discard, c)
+				h.mu.Lock()
+				h.open--
+				h.mu.Unlock()
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return h
+}
+
+// counts returns the connections open now and the most open at once.
+func (h *hangingListener) counts() (open, most int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.open, h.most
 }

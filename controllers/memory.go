@@ -15,8 +15,10 @@ import (
 // TokenRequest: the resourceVersions of its own last writes (so that a cache
 // behind them is noticed and the API server asked, and only then), a status
 // it could not write (so that a failed status write never leads to an
-// immediate retry of a failed login), and a token obtained by a login whose
-// Secret write was refused (so that the login is not spent again). It is
+// immediate retry of a failed login), a token obtained by a login and not
+// yet written (just obtained off the workers, or kept after its Secret
+// write was refused, so that the login is not spent again), and how a
+// login that failed off the workers ended, for the next reconcile to record. It is
 // lost on a restart, and nothing in it is needed for correctness after one:
 // the caches then start from the API server.
 type memory struct {
@@ -36,13 +38,30 @@ type remembered struct {
 	// unwrittenStatus: a status whose write failed.
 	unwrittenStatus *tokensyncv1alpha1.TokenRequestStatus
 	pending         *pendingToken
+	// loginFailed: a login that failed, not yet recorded in the status.
+	loginFailed *failedLogin
+	// loginErr: a login could not be made for a reason of tokensync's own
+	// (the API server did not answer a read); the next reconcile returns it,
+	// so that the controller's own backoff applies.
+	loginErr error
 }
 
 // pendingToken is a token obtained, not yet written.
 type pendingToken struct {
-	issued   issued
-	failures int32
-	retryAt  time.Time
+	issued issued
+	// force is the force-refresh value the login honoured; reason and
+	// message say why it was made.
+	force, reason, message string
+	failures               int32
+	retryAt                time.Time
+}
+
+// failedLogin is a failure of a login made off the workers, with what the
+// login was made for: it is recorded only if the TokenRequest still asks
+// for that issuer.
+type failedLogin struct {
+	failure
+	provider, endpoint, settingsDigest string
 }
 
 // credentialsKey names a credentials Secret as one provider, with one set
@@ -89,12 +108,16 @@ const settleAfter = 2 * time.Minute
 
 // sweep drops the entries that hold only resourceVersions of writes older
 // than settleAfter, and the fingerprints of credentials versions not used
-// since then. A pending token or an unwritten status is kept.
+// since then. A pending token is kept until it expires, an unwritten status
+// and a login's end until a reconcile takes them.
 func (m *memory) sweep(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for key, e := range m.requests {
-		if e.pending == nil && e.unwrittenStatus == nil && now.Sub(e.touched) > settleAfter {
+		if e.pending != nil && e.pending.issued.Token != nil && !now.Before(e.pending.issued.Token.ExpiresAt) {
+			e.pending = nil // no use any more, and a token held for nothing
+		}
+		if e.pending == nil && e.unwrittenStatus == nil && e.loginFailed == nil && e.loginErr == nil && now.Sub(e.touched) > settleAfter {
 			delete(m.requests, key)
 		}
 	}
@@ -105,8 +128,12 @@ func (m *memory) sweep(now time.Time) {
 	}
 }
 
-// sweeper sweeps memory every settleAfter while the manager runs.
-type sweeper struct{ m *memory }
+// sweeper sweeps memory and the login gate's idle hosts every settleAfter
+// while the manager runs.
+type sweeper struct {
+	m *memory
+	g *loginGate
+}
 
 func (s sweeper) Start(ctx context.Context) error {
 	t := time.NewTicker(settleAfter)
@@ -117,6 +144,7 @@ func (s sweeper) Start(ctx context.Context) error {
 			return nil
 		case now := <-t.C:
 			s.m.sweep(now)
+			s.g.sweep(now)
 		}
 	}
 }

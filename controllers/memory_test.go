@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
 )
 
 func TestCacheBehind(t *testing.T) {
@@ -44,7 +45,9 @@ func TestMemorySweep(t *testing.T) {
 	now := time.Now()
 	k1, k2, k3 := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}, types.NamespacedName{Namespace: "ns", Name: "c"}
 	m.with(k1, "1", func(e *remembered) { e.secretRV = "5" })
-	m.with(k2, "2", func(e *remembered) { e.pending = &pendingToken{} })
+	m.with(k2, "2", func(e *remembered) {
+		e.pending = &pendingToken{issued: issued{Token: &providers.Token{ExpiresAt: now.Add(time.Hour)}}}
+	})
 	m.with(k3, "3", func(e *remembered) { e.unwrittenStatus = &tokensyncv1alpha1.TokenRequestStatus{} })
 	m.setCredentialsFingerprint(credentialsKey{NamespacedName: k1}, "7", "k:f")
 	m.sweep(now.Add(time.Minute))
@@ -54,5 +57,11 @@ func TestMemorySweep(t *testing.T) {
 	m.sweep(now.Add(settleAfter + time.Second))
 	if _, ok := m.requests[k1]; ok || len(m.requests) != 2 || len(m.credentials) != 0 {
 		t.Fatalf("after settleAfter: entries %v, fingerprints %d; want only the pending token and the unwritten status kept", m.requests, len(m.credentials))
+	}
+	// A pending token is dropped once it has expired: no use, and a token
+	// held for nothing.
+	m.sweep(now.Add(time.Hour))
+	if _, ok := m.requests[k2]; ok || len(m.requests) != 1 {
+		t.Fatalf("after the pending token expired: entries %v, want only the unwritten status kept", m.requests)
 	}
 }

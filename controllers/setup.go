@@ -80,7 +80,7 @@ func stripForCache(in any) (any, error) {
 }
 
 // NewCredentialsCache returns a cache of Secret metadata only, stripped down
-// to names and resourceVersions. The manager's own cache cannot serve this:
+// to names, resourceVersions and the label tokensync.io/credentials. The manager's own cache cannot serve this:
 // it keys its label selector by kind, so it would hide the unlabelled
 // credentials Secrets. Stripping annotations matters: kubectl's
 // last-applied-configuration annotation would otherwise copy a Secret's data
@@ -92,10 +92,14 @@ func NewCredentialsCache(cfg *rest.Config, base cache.Options) (cache.Cache, err
 		DefaultNamespaces: base.DefaultNamespaces,
 		DefaultTransform: func(in any) (any, error) {
 			if m, ok := in.(*metav1.PartialObjectMetadata); ok {
-				return &metav1.PartialObjectMetadata{
+				out := &metav1.PartialObjectMetadata{
 					TypeMeta:   metav1.TypeMeta{APIVersion: interned.s(m.APIVersion), Kind: interned.s(m.Kind)},
 					ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: interned.s(m.Namespace), ResourceVersion: m.ResourceVersion},
-				}, nil
+				}
+				if v, ok := m.Labels[tokensyncv1alpha1.LabelCredentials]; ok {
+					out.Labels = map[string]string{tokensyncv1alpha1.LabelCredentials: interned.s(v)}
+				}
+				return out, nil
 			}
 			return in, nil
 		},
@@ -121,6 +125,9 @@ type Options struct {
 	// RolloutRestartMinInterval is the least time between two restarts of
 	// one rollout restart target; 0 means DefaultRolloutRestartMinInterval.
 	RolloutRestartMinInterval time.Duration
+	// AllowUnlabelledCredentials lets any Secret be used as credentials,
+	// not only those labelled tokensync.io/credentials: "true".
+	AllowUnlabelledCredentials bool
 	// SkipNameValidation lets several managers in one process (tests) run
 	// the controller.
 	SkipNameValidation bool
@@ -152,7 +159,8 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 		FingerprintKey: o.FingerprintKey,
 		Limits:         o.Limits,
 
-		RolloutRestartMinInterval: o.RolloutRestartMinInterval,
+		RolloutRestartMinInterval:  o.RolloutRestartMinInterval,
+		AllowUnlabelledCredentials: o.AllowUnlabelledCredentials,
 	}
 	if err := r.LoadFingerprintKey(context.Background()); err != nil {
 		return nil, fmt.Errorf("%w (does namespace %q exist? set --operator-namespace)", err, o.FingerprintKey.Namespace)
@@ -169,7 +177,7 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 	if err := mgr.Add(untilStopped(func() { tokenRequestMetrics.remove(r) })); err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(sweeper{m: r.memory}); err != nil {
+	if err := mgr.Add(sweeper{m: r.memory, g: r.gate}); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -203,16 +211,6 @@ func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials 
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 
-	// A slot freed wakes the first TokenRequest waiting for it (loginGate).
-	wakeups := make(chan event.TypedGenericEvent[*tokensyncv1alpha1.TokenRequest], 1024)
-	r.gate.wake = func(who types.NamespacedName) {
-		select {
-		case wakeups <- event.TypedGenericEvent[*tokensyncv1alpha1.TokenRequest]{Object: &tokensyncv1alpha1.TokenRequest{
-			ObjectMeta: metav1.ObjectMeta{Namespace: who.Namespace, Name: who.Name}}}:
-		default: // full: the waiter's own requeue (slotRetry) comes anyway
-		}
-	}
-
 	return ctrl.NewControllerManagedBy(mgr).
 		// Status writes are ours and need no reconcile; spec edits and
 		// annotations (force-refresh) do.
@@ -223,7 +221,12 @@ func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials 
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.requestsForTarget),
 			builder.WithPredicates(targetSecretTampered())).
 		WatchesRawSource(source.Kind(credentials, secretMeta, r.secretEvents())).
-		WatchesRawSource(source.Channel(wakeups, &handler.TypedEnqueueRequestForObject[*tokensyncv1alpha1.TokenRequest]{})).
+		// A login's end reconciles its TokenRequest (loginGate); the gate's
+		// logins run in the controller's context.
+		WatchesRawSource(source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+			r.gate.start(ctx, func(who types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: who}) })
+			return nil
+		})).
 		WithOptions(opts).
 		Complete(r)
 }

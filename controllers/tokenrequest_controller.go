@@ -68,6 +68,10 @@ type TokenRequestReconciler struct {
 	// RolloutRestartMinInterval is the least time between two restarts of
 	// one rollout restart target; zero means DefaultRolloutRestartMinInterval.
 	RolloutRestartMinInterval time.Duration
+	// AllowUnlabelledCredentials lets any Secret of the TokenRequest's
+	// namespace be used as credentials; by default only those labelled
+	// tokensync.io/credentials: "true" are (--require-credentials-label).
+	AllowUnlabelledCredentials bool
 
 	fingerprints *fingerprinter
 	memory       *memory
@@ -99,7 +103,7 @@ func (r *TokenRequestReconciler) init() {
 		r.fingerprints = newFingerprinter(r.APIReader, r.Client, r.FingerprintKey)
 	}
 	if r.gate == nil {
-		r.gate = newLoginGate(r.Limits)
+		r.gate = newLoginGate(r.Limits, nil)
 	}
 }
 
@@ -118,6 +122,7 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if apierrors.IsNotFound(err) {
 			// The target Secret goes with it through its owner reference
 			// (deletionPolicy Delete) or stays (Retain); nothing to do here.
+			r.gate.cancel(req.NamespacedName)
 			r.memory.forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
@@ -129,6 +134,13 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	obs, err := r.observe(ctx, tr)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if obs.loginErr != nil {
+		return ctrl.Result{}, obs.loginErr
+	}
+	if f := obs.loginFailed; f != nil {
+		// A login made off the workers failed: record it now.
+		return r.failed(ctx, obs, f.failure)
 	}
 	d := decide(obs.observation)
 	return r.act(ctx, obs, d)
@@ -150,6 +162,13 @@ type observed struct {
 	// (see configure); settingsErr when they cannot be used.
 	provider    providers.Provider
 	settingsErr error
+	// endpointErr is the endpoint policy's refusal of the URL a login would
+	// be sent to.
+	endpointErr error
+	// loginFailed and loginErr: how a login made off the workers for the
+	// spec's current issuer ended, taken from memory for this reconcile.
+	loginFailed *failedLogin
+	loginErr    error
 }
 
 // observe gathers what decide needs, from the caches, asking the API server
@@ -160,7 +179,11 @@ type observed struct {
 func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (*observed, error) {
 	key := client.ObjectKeyFromObject(tr)
 	var rem remembered
-	r.memory.with(key, tr.UID, func(e *remembered) { rem = *e })
+	r.memory.with(key, tr.UID, func(e *remembered) {
+		rem = *e
+		// How a login ended is taken once.
+		e.loginFailed, e.loginErr = nil, nil
+	})
 
 	if cacheBehind(tr.ResourceVersion, rem.statusRV) {
 		fresh := &tokensyncv1alpha1.TokenRequest{}
@@ -198,6 +221,17 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 	var settings []byte
 	settings, o.SettingsDigest = providerSettings(&tr.Spec)
 	configure(o, settings)
+	if known {
+		o.endpointErr = r.checkEndpoint(o)
+		o.EndpointRefused = o.endpointErr != nil
+	}
+	o.loginErr = rem.loginErr
+	if f := rem.loginFailed; f != nil && f.provider == o.Provider && f.endpoint == o.Endpoint && f.settingsDigest == o.SettingsDigest {
+		o.loginFailed = f
+	}
+	if issuer, running, ok := r.gate.inFlight(key); ok {
+		o.LoginInFlight = running || issuer == o.issuer()
+	}
 
 	target, exists, foreign, err := r.targetSecret(ctx, tr, o.SecretName, rem)
 	if err != nil {
@@ -231,7 +265,8 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 	if p := rem.pending; p != nil {
 		o.Pending = &pendingState{
 			ExpiresAt: p.issued.Token.ExpiresAt, Provider: p.issued.Provider, Endpoint: p.issued.Endpoint,
-			SettingsDigest: p.issued.SettingsDigest, CredentialsFingerprint: p.issued.CredentialsFingerprint, RetryAt: p.retryAt,
+			SettingsDigest: p.issued.SettingsDigest, CredentialsFingerprint: p.issued.CredentialsFingerprint,
+			Reason: p.reason, Message: p.message, WriteFailures: p.failures, RetryAt: p.retryAt,
 		}
 	}
 	if err := r.observeCredentials(ctx, o); err != nil {
@@ -293,6 +328,11 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *obse
 	}
 	c := &o.Credentials
 	c.Found, c.Version = true, m.ResourceVersion
+	c.Allowed = r.credentialsAllowed(m)
+	if !c.Allowed {
+		// Never read: the Secret is not offered as credentials.
+		return nil
+	}
 	// A record counts only if made with the same settings: they decide
 	// which keys are fingerprinted (the http login's templates).
 	switch last := o.Status.LastAttempt; {
@@ -317,13 +357,17 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *obse
 		// one is due, reads the credentials anyway.
 		return nil
 	}
-	creds, version, err := r.readCredentials(ctx, tr)
+	creds, version, allowed, err := r.readCredentials(ctx, tr)
 	if apierrors.IsNotFound(err) {
 		c.Found, c.Version = false, ""
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if !allowed {
+		c.Allowed = false
+		return nil
 	}
 	fp, err := r.fingerprints.credentials(ctx, o.keys().UsedCredentials(creds))
 	if err != nil {
@@ -353,11 +397,19 @@ func (r *TokenRequestReconciler) act(ctx context.Context, o *observed, d decisio
 			return ctrl.Result{}, err
 		}
 	}
+	if d.Action != actLogin {
+		// A login still waiting for its turn is no longer needed (one
+		// running ends on its own; its token is used only if still wanted).
+		r.gate.dropWaiting(client.ObjectKeyFromObject(o.tr))
+	}
 	switch d.Action {
 	case actKeep:
 		return r.keep(ctx, o, d)
 	case actWait:
 		log.V(1).Info("Waiting", "why", d.Message, "until", d.At)
+		if d.At.IsZero() {
+			return ctrl.Result{}, nil // the login's end reconciles again
+		}
 		return ctrl.Result{RequeueAfter: requeueAfter(o.Now, d.At)}, nil
 	case actStop:
 		return r.stop(ctx, o, d)
@@ -465,100 +517,6 @@ func (r *TokenRequestReconciler) stop(ctx context.Context, o *observed, d decisi
 	return ctrl.Result{}, nil
 }
 
-// login logs in and writes the token.
-func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
-	tr := o.tr
-	if o.settingsErr != nil {
-		return r.failed(ctx, o, settingsFailure(o.settingsErr))
-	}
-	if r.EndpointPolicy != nil {
-		if err := r.EndpointPolicy.Check(o.Provider, o.Endpoint); err != nil {
-			return r.failed(ctx, o, providerFailure(tr, err))
-		}
-	}
-	// A slot: bounded logins in flight per endpoint host and namespace, and
-	// per second per endpoint host. Without one, requeue rather than hold a
-	// worker; the rate limit never delays a refresh past its token's expiry.
-	// It is asked for before the credentials are read, so that a login put
-	// off costs no request, and held only for the login itself, not for the
-	// writes after it.
-	var mustStartBy time.Time
-	if h := o.Target.Held; o.Target.Holds && h.Intact && o.Now.Before(h.ExpiresAt) {
-		mustStartBy = h.ExpiresAt.Add(-urgentMargin)
-	}
-	release, wait := r.gate.admit(client.ObjectKeyFromObject(tr), o.Endpoint, r.now(), mustStartBy)
-	if release == nil {
-		wait += time.Duration(r.jitter() * float64(wait))
-		logf.FromContext(ctx).V(1).Info("Login deferred: the endpoint or namespace has no free login slot", "retryIn", wait)
-		return ctrl.Result{RequeueAfter: wait}, nil
-	}
-	defer release()
-	creds := o.creds
-	if creds == nil {
-		var err error
-		var version string
-		creds, version, err = r.readCredentials(ctx, tr)
-		switch {
-		case apierrors.IsNotFound(err):
-			o.Credentials = credentialsState{}
-			return r.failed(ctx, o, failure{
-				reason: tokensyncv1alpha1.ReasonCredentialsNotFound,
-				message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
-					tr.Spec.CredentialsSecretRef.Name, tr.Namespace, o.keys().CredentialKeyNames()),
-			})
-		case err != nil:
-			return ctrl.Result{}, err
-		}
-		fp, err := r.fingerprints.credentials(ctx, o.keys().UsedCredentials(creds))
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		o.Credentials = credentialsState{Found: true, Version: version, Fingerprint: fp}
-	}
-	if v, ok := o.provider.(providers.Validator); ok {
-		if err := v.Validate(creds); err != nil {
-			return r.failed(ctx, o, providerFailure(tr, err))
-		}
-	}
-	if d.ProbeWrite {
-		// The last write was refused: ask the API server (dry run) whether
-		// it would take one now before spending a login on it.
-		probe := &providers.Token{Value: "dry-run", ObtainedAt: o.Now, ExpiresAt: o.Now.Add(time.Hour)}
-		if _, err := r.writeSecret(ctx, o, o.target, func(s *corev1.Secret) { applyToken(s, issued{Token: probe}) }, true); err != nil {
-			return r.failed(ctx, o, writeFailure(o.SecretName, err))
-		}
-	}
-
-	start := r.now()
-	tok, err := o.provider.Login(ctx, o.Endpoint, creds)
-	release()
-	loginDuration.WithLabelValues(o.Provider).Observe(r.now().Sub(start).Seconds())
-	if err != nil {
-		f := providerFailure(tr, err)
-		loginsTotal.WithLabelValues(o.Provider, f.reason).Inc()
-		if ctx.Err() != nil {
-			// The manager is stopping; the next one retries without counting this.
-			return ctrl.Result{}, ctx.Err()
-		}
-		f.sent = true
-		return r.failed(ctx, o, f)
-	}
-	loginsTotal.WithLabelValues(o.Provider, "success").Inc()
-	tokenFP, err := r.fingerprints.token(ctx, []byte(tok.Value))
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	p := &pendingToken{issued: issued{
-		Token: tok, Provider: o.Provider, Endpoint: o.Endpoint, SettingsDigest: o.SettingsDigest,
-		CredentialsVersion: o.Credentials.Version, CredentialsFingerprint: o.Credentials.Fingerprint,
-		TokenFingerprint: tokenFP,
-	}}
-	// Kept until written or expired: a refused write must not spend the login.
-	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) { e.pending = p })
-	o.pending = p
-	return r.writeObtained(ctx, o, decision{Action: actWrite, Reason: d.Reason, Message: d.Message})
-}
-
 // writeObtained writes a token that needs no login: the pending one, or
 // the previous Secret's after a secretName change.
 func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
@@ -568,6 +526,7 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed,
 		mutate               func(*corev1.Secret)
 		obtainedAt, expireAt time.Time
 		attempt              *tokensyncv1alpha1.LoginAttempt
+		force                string
 	)
 	if d.FromPrevious {
 		prev := o.previous
@@ -575,6 +534,7 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed,
 		obtainedAt, expireAt = o.Previous.ObtainedAt, o.Previous.ExpiresAt
 	} else {
 		is := o.pending.issued
+		force = o.pending.force
 		mutate = func(s *corev1.Secret) { applyToken(s, is) }
 		obtainedAt, expireAt = is.Token.ObtainedAt, is.Token.ExpiresAt
 		attempt = &tokensyncv1alpha1.LoginAttempt{
@@ -618,7 +578,7 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed,
 		tokenFP = o.pending.issued.TokenFingerprint
 	}
 	restarts, wakeAt := r.rolloutRestarts(ctx, o, tokenFP, !d.FromPrevious)
-	if err := r.setHealthy(ctx, o, healthyToken{obtainedAt: obtainedAt, expiresAt: expireAt, next: next, attempt: attempt, restarts: restarts}); err != nil {
+	if err := r.setHealthy(ctx, o, healthyToken{obtainedAt: obtainedAt, expiresAt: expireAt, next: next, attempt: attempt, force: force, restarts: restarts}); err != nil {
 		// The token is stored; the next reconcile finds it and writes the status.
 		return ctrl.Result{}, err
 	}
@@ -681,8 +641,10 @@ type failure struct {
 	retryAfter time.Duration
 	// retryAt, when set, is the retry already scheduled (a pending write).
 	retryAt time.Time
-	// sent: a request reached the provider.
-	sent bool
+	// credentials and force, when set, are what a login made off the
+	// workers was made with; otherwise the observation's.
+	credentials *credentialsState
+	force       *string
 }
 
 // failed records a failure: the target Secret is left alone, so a token that
@@ -698,10 +660,18 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f fail
 		retryAt  time.Time
 		stopped  bool
 	)
+	creds, force := o.Credentials, o.Force
+	if f.credentials != nil {
+		creds = *f.credentials
+	}
+	if f.force != nil {
+		force = *f.force
+	}
 	held := o.Target.Held
-	validUntil := ""
+	validUntil, tokenValidUntil := "", time.Time{}
 	if o.Target.Holds && held.Intact && now.Before(held.ExpiresAt) {
 		validUntil = fmt.Sprintf("; the previous token in Secret %s stays valid until %s", o.SecretName, formatTime(held.ExpiresAt))
+		tokenValidUntil = held.ExpiresAt
 	}
 	mutate := func(st *tokensyncv1alpha1.TokenRequestStatus) {
 		last := st.LastAttempt
@@ -723,7 +693,7 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f fail
 		stopped = stopsUntilChange(f.reason) || authFailures >= maxAuthenticationTries
 		retryAt = f.retryAt
 		if retryAt.IsZero() {
-			retryAt = now.Add(backoffFor(f.reason, attempts, jitter, f.retryAfter))
+			retryAt = retryTime(now, f.reason, attempts, jitter, f.retryAfter, tokenValidUntil)
 		}
 
 		message := f.message + validUntil
@@ -744,8 +714,8 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f fail
 		} else {
 			st.NextRefreshTime = metaTime(retryAt)
 		}
-		if o.Force != "" {
-			st.LastForceRefresh = o.Force
+		if force != "" {
+			st.LastForceRefresh = force
 		}
 		attemptAt := metav1.NewTime(now.UTC().Truncate(time.Second))
 		if repeat {
@@ -753,7 +723,7 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f fail
 		}
 		st.LastAttempt = &tokensyncv1alpha1.LoginAttempt{
 			Time: attemptAt, Provider: o.Provider, Endpoint: o.Endpoint,
-			CredentialsVersion: o.Credentials.Version, CredentialsFingerprint: o.Credentials.Fingerprint,
+			CredentialsVersion: creds.Version, CredentialsFingerprint: creds.Fingerprint,
 			SettingsDigest: o.SettingsDigest, Result: f.reason, AuthenticationFailures: authFailures,
 		}
 		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, message)
@@ -766,7 +736,7 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f fail
 		}
 		if f.reason == tokensyncv1alpha1.ReasonCredentialsNotFound {
 			setCondition(st, tr, now, tokensyncv1alpha1.ConditionCredentialsFound, metav1.ConditionFalse, f.reason, f.message)
-		} else if o.Credentials.Found {
+		} else if creds.Found {
 			removeCondition(st, tokensyncv1alpha1.ConditionCredentialsFound)
 		}
 	}
@@ -789,7 +759,7 @@ func stalls(reason string) bool {
 	switch reason {
 	case tokensyncv1alpha1.ReasonAuthenticationFailed, tokensyncv1alpha1.ReasonInvalidCredentials,
 		tokensyncv1alpha1.ReasonSecretConflict, tokensyncv1alpha1.ReasonEndpointNotAllowed,
-		tokensyncv1alpha1.ReasonInvalidTemplate:
+		tokensyncv1alpha1.ReasonInvalidTemplate, tokensyncv1alpha1.ReasonCredentialsNotAllowed:
 		return true
 	}
 	return false
@@ -804,7 +774,9 @@ type healthyToken struct {
 	obtainedAt, expiresAt, next time.Time
 	// attempt is the successful login that obtained the token, nil when no
 	// login happened.
-	attempt            *tokensyncv1alpha1.LoginAttempt
+	attempt *tokensyncv1alpha1.LoginAttempt
+	// force is the force-refresh value that login honoured.
+	force              string
 	credentialsMissing bool
 	// restarts is the rollout restart targets' state (nil: none listed).
 	restarts []tokensyncv1alpha1.RolloutRestartStatus
@@ -841,8 +813,8 @@ func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, h 
 		st.RolloutRestarts = h.restarts
 		if attempt != nil {
 			st.LastAttempt = attempt
-			if o.Force != "" {
-				st.LastForceRefresh = o.Force
+			if h.force != "" {
+				st.LastForceRefresh = h.force
 			}
 		}
 		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued, message)
@@ -1104,36 +1076,34 @@ func (r *TokenRequestReconciler) deletePreviousSecret(ctx context.Context, o *ob
 
 // readCredentials reads the credentials Secret straight from the API server,
 // only when its values are needed: to log in, or to fingerprint a version
-// of it not seen before.
-func (r *TokenRequestReconciler) readCredentials(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (providers.Credentials, string, error) {
+// of it not seen before. allowed is false, and no value returned, when the
+// Secret may not be used as credentials (credentialsAllowed).
+func (r *TokenRequestReconciler) readCredentials(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (creds providers.Credentials, version string, allowed bool, err error) {
 	s := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: tr.Namespace, Name: tr.Spec.CredentialsSecretRef.Name}
 	if err := r.APIReader.Get(ctx, key, s); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, "", err
+			return nil, "", false, err
 		}
-		return nil, "", fmt.Errorf("read credentials Secret %q: %w", key.Name, err)
+		return nil, "", false, fmt.Errorf("read credentials Secret %q: %w", key.Name, err)
 	}
-	creds := make(providers.Credentials, len(s.Data))
+	if !r.credentialsAllowed(s) {
+		return nil, s.ResourceVersion, false, nil
+	}
+	creds = make(providers.Credentials, len(s.Data))
 	for k, v := range s.Data {
 		creds[k] = v
 	}
-	return creds, s.ResourceVersion, nil
+	return creds, s.ResourceVersion, true, nil
 }
 
-// providerFailure maps a provider error to a failure.
-func providerFailure(tr *tokensyncv1alpha1.TokenRequest, err error) failure {
-	kind := providers.KindOf(err)
-	msg := err.Error()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		// Not a classified provider error: do not pass on text we do not control.
-		msg = "login failed: the provider could not be reached"
-	}
-	if kind == providers.InvalidCredentials {
-		msg = fmt.Sprintf("credentials Secret %q: %s", tr.Spec.CredentialsSecretRef.Name, msg)
-	}
-	return failure{reason: string(kind), message: msg, retryAfter: providers.RetryAfterOf(err)}
+// credentialsAllowed reports whether a Secret may be used as credentials:
+// whoever may write it labelled it tokensync.io/credentials: "true" (unless
+// the operator allows any Secret). Creating a TokenRequest needs no right to
+// read Secrets; without the label, it could send any Secret of its namespace
+// to an endpoint of its author's choosing.
+func (r *TokenRequestReconciler) credentialsAllowed(s metav1.Object) bool {
+	return r.AllowUnlabelledCredentials || s.GetLabels()[tokensyncv1alpha1.LabelCredentials] == "true"
 }
 
 func refreshBeforeOf(tr *tokensyncv1alpha1.TokenRequest) *time.Duration {

@@ -595,7 +595,7 @@ func TestCredentialsMetadataChangesCostNoLogin(t *testing.T) {
 		})
 	}
 	for _, name := range []string{"creds", "wrong-creds"} {
-		touch(name, func(s *corev1.Secret) { s.Labels = map[string]string{"team": "payments"} })
+		touch(name, func(s *corev1.Secret) { s.Labels["team"] = "payments" })
 		touch(name, func(s *corev1.Secret) { s.Annotations = map[string]string{"example.com/rotated-by": "nobody"} })
 		touch(name, func(*corev1.Secret) {}) // kubectl get -o json | kubectl replace -f -
 	}

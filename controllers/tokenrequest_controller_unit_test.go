@@ -58,6 +58,9 @@ type unitEnv struct {
 	refuseSecrets atomic.Bool
 	// failStatus makes status writes fail.
 	failStatus atomic.Bool
+	// loginEnded: a login handed to the gate ended; its TokenRequest is due
+	// a reconcile, as the controller's queue would give it.
+	loginEnded bool
 }
 
 // refusedByQuota is what the API server answers a Secret create over quota.
@@ -77,7 +80,7 @@ func newUnitEnv(t *testing.T) *unitEnv {
 		},
 	}
 	creds := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "ns"},
+		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "ns", Labels: credentialsLabels()},
 		Data:       map[string][]byte{"email": []byte("a@b.c"), "password": []byte("pw")},
 	}
 	count := func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
@@ -127,16 +130,28 @@ func newUnitEnv(t *testing.T) *unitEnv {
 		Jitter:       func() float64 { return 0 },
 		fingerprints: staticFingerprinter([]byte("unit-test-fingerprint-key-32-bytes")),
 	}
+	// Logins run at once, in the reconcile that hands them over; their end
+	// asks for the reconcile the controller's queue would give.
+	u.r.gate = newLoginGate(LoginLimits{PerEndpointRate: -1}, u.clock)
+	u.r.gate.goFunc = func(_ types.NamespacedName, run func()) { run() }
+	u.r.gate.start(context.Background(), func(types.NamespacedName) { u.loginEnded = true })
 	return u
 }
 
+// reconcile reconciles the TokenRequest, and again when a login it handed
+// over ended, as the controller's queue would.
 func (u *unitEnv) reconcile(t *testing.T) ctrl.Result {
 	t.Helper()
-	res, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "tr"}})
-	if err != nil {
-		t.Fatalf("reconcile: %v", err)
+	for {
+		u.loginEnded = false
+		res, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "tr"}})
+		if err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		if !u.loginEnded {
+			return res
+		}
 	}
-	return res
 }
 
 func (u *unitEnv) tokenRequest(t *testing.T) *tokensyncv1alpha1.TokenRequest {
@@ -345,6 +360,11 @@ func TestReconcileStatusWriteFailureKeepsBackoff(t *testing.T) {
 	u := newUnitEnv(t)
 	u.prov.err = providers.Errorf(providers.AuthenticationFailed, "AML Watcher rejected the credentials (HTTP 401)")
 	u.failStatus.Store(true)
+	// The login is handed over and ends; the reconcile it asks for records
+	// the failure, and reports the refused status write.
+	if _, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "tr"}}); err != nil || !u.loginEnded {
+		t.Fatalf("handing the login over: %v (ended %v)", err, u.loginEnded)
+	}
 	if _, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "tr"}}); err == nil {
 		t.Fatal("a failed status write was not reported")
 	}
@@ -396,7 +416,7 @@ func TestReconcileCredentialsMetadataCostsNoLogin(t *testing.T) {
 	u := newUnitEnv(t)
 	u.reconcile(t)
 	writes := u.writes.Load()
-	u.updateCredentials(t, func(s *corev1.Secret) { s.Labels = map[string]string{"team": "payments"} })
+	u.updateCredentials(t, func(s *corev1.Secret) { s.Labels["team"] = "payments" })
 	u.reconcile(t)
 	u.updateCredentials(t, func(s *corev1.Secret) { s.Annotations = map[string]string{"reencrypted": "yes"} })
 	u.reconcile(t)

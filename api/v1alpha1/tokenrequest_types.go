@@ -31,6 +31,11 @@ const (
 	// AnnotationOwner on a target Secret of a TokenRequest with deletionPolicy
 	// Retain, which carries no owner reference: the TokenRequest's name.
 	AnnotationOwner = "tokensync.io/owner"
+	// LabelCredentials marks a Secret that its writer allows TokenRequests
+	// to use as credentials. Creating a TokenRequest needs no right to read
+	// Secrets, so without it a TokenRequest could send any Secret of its
+	// namespace to an endpoint of its author's choosing.
+	LabelCredentials = "tokensync.io/credentials"
 	// LabelManagedBy marks Secrets written by tokensync; the operator caches only these.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ManagedByValue is the value of LabelManagedBy on Secrets tokensync writes.
@@ -269,6 +274,9 @@ const (
 	ReasonInvalidTemplate = "InvalidTemplate"
 	// ReasonSuspended: spec.suspend is true; nothing is sent or written.
 	ReasonSuspended = "Suspended"
+	// ReasonCredentialsNotAllowed: the credentials Secret does not carry
+	// the label LabelCredentials: "true"; nothing was read or sent.
+	ReasonCredentialsNotAllowed = "CredentialsNotAllowed"
 )
 
 // TokenRequestStatus is what the operator observed and did.

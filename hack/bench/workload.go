@@ -63,7 +63,8 @@ func (b batch) credentials(i int) map[string]string {
 
 func (b batch) credentialsSecret(i int) *corev1.Secret {
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: b.credentialsName(i), Namespace: b.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: b.credentialsName(i), Namespace: b.ns,
+			Labels: map[string]string{tokensyncv1alpha1.LabelCredentials: "true"}},
 		StringData: b.credentials(i),
 	}
 }

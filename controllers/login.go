@@ -1,0 +1,231 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
+)
+
+// Logins run off the reconcile workers. A reconcile that decides to log in
+// checks what it can without a request (the settings, the endpoint policy,
+// the credentials label, a refused write's dry run), hands the login to the
+// gate (logingate.go) and returns: no worker ever waits on a provider, so
+// endpoints that hang cannot take the workers from everyone else, and
+// reconciles that need no login never wait behind one. The login reads the
+// credentials, logs in and leaves its result in memory (a pending token, or
+// a failure); its end enqueues the TokenRequest, whose next reconcile writes
+// the token (decide: a pending token is written) or records the failure.
+
+// loginAttempt is what a login off the workers needs: nothing of the
+// observation but this, so that a login waiting in line holds little.
+type loginAttempt struct {
+	key         types.NamespacedName
+	uid         types.UID
+	credentials string // the credentials Secret's name
+	provider    providers.Provider
+	keys        providers.CredentialUser
+	// issued carries the provider's name, endpoint and settings digest;
+	// credentials version and fingerprint when already known.
+	is issued
+	// creds, when the reconcile has read them already.
+	creds           providers.Credentials
+	force           string
+	reason, message string
+}
+
+// login checks what can be checked without a request and hands the login
+// to the gate.
+func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+	tr := o.tr
+	if o.settingsErr != nil {
+		return r.failed(ctx, o, settingsFailure(o.settingsErr))
+	}
+	if o.endpointErr != nil {
+		return r.failed(ctx, o, providerFailure(tr, o.endpointErr))
+	}
+	if o.Credentials.Found && !o.Credentials.Allowed {
+		return r.failed(ctx, o, credentialsNotAllowed(tr))
+	}
+	if d.ProbeWrite {
+		// The last write was refused: ask the API server (dry run) whether
+		// it would take one now before spending a login on it.
+		probe := &providers.Token{Value: "dry-run", ObtainedAt: o.Now, ExpiresAt: o.Now.Add(time.Hour)}
+		if _, err := r.writeSecret(ctx, o, o.target, func(s *corev1.Secret) { applyToken(s, issued{Token: probe}) }, true); err != nil {
+			return r.failed(ctx, o, writeFailure(o.SecretName, err))
+		}
+	}
+	var mustStartBy time.Time
+	if h := o.Target.Held; o.Target.Holds && h.Intact && o.Now.Before(h.ExpiresAt) {
+		mustStartBy = h.ExpiresAt.Add(-urgentMargin)
+	}
+	a := &loginAttempt{
+		key: client.ObjectKeyFromObject(tr), uid: tr.UID, credentials: tr.Spec.CredentialsSecretRef.Name,
+		provider: o.provider, keys: o.keys(),
+		is:    issued{Provider: o.Provider, Endpoint: o.Endpoint, SettingsDigest: o.SettingsDigest},
+		creds: o.creds, force: o.Force, reason: d.Reason, message: d.Message,
+	}
+	if o.creds != nil {
+		a.is.CredentialsVersion, a.is.CredentialsFingerprint = o.Credentials.Version, o.Credentials.Fingerprint
+	}
+	r.gate.submit(&loginJob{who: a.key, endpoint: o.Endpoint, issuer: o.issuer(), mustStartBy: mustStartBy,
+		run: func(ctx context.Context) { r.runLogin(ctx, a) }})
+	logf.FromContext(ctx).V(1).Info("Login handed over; its end reconciles again")
+	return ctrl.Result{}, nil
+}
+
+// issuer identifies what a login is made with.
+func (o *observation) issuer() string {
+	return o.Provider + "\x00" + o.Endpoint + "\x00" + o.SettingsDigest
+}
+
+// checkEndpoint asks the operator's endpoint policy about the URL a login
+// would be sent to.
+func (r *TokenRequestReconciler) checkEndpoint(o *observed) error {
+	if r.EndpointPolicy == nil || o.settingsErr != nil {
+		return nil
+	}
+	return r.EndpointPolicy.Check(o.Provider, o.Endpoint)
+}
+
+func credentialsNotAllowed(tr *tokensyncv1alpha1.TokenRequest) failure {
+	name := tr.Spec.CredentialsSecretRef.Name
+	return failure{
+		reason: tokensyncv1alpha1.ReasonCredentialsNotAllowed,
+		message: fmt.Sprintf("credentials Secret %q is not labelled %s: \"true\", so it may not be used as credentials (nothing was read or sent); "+
+			"whoever may write the Secret labels it: kubectl label secret %s %s=true",
+			name, tokensyncv1alpha1.LabelCredentials, name, tokensyncv1alpha1.LabelCredentials),
+	}
+}
+
+// runLogin is one login, run by the gate off the workers: it reads the
+// credentials (unless the reconcile had), logs in, and leaves the token or
+// the failure in memory for the next reconcile. A login cut short by the
+// manager stopping leaves nothing: the next leader decides afresh.
+func (r *TokenRequestReconciler) runLogin(ctx context.Context, a *loginAttempt) {
+	var (
+		pending *pendingToken
+		failed  *failedLogin
+		err     error
+	)
+	defer func() {
+		if p := recover(); p != nil {
+			// A provider must never take the operator down with it.
+			logf.FromContext(ctx).Error(fmt.Errorf("%v", p), "A login panicked", "tokenRequest", a.key, "provider", a.is.Provider)
+			failed = a.failure(failure{reason: tokensyncv1alpha1.ReasonInvalidResponse,
+				message: "login failed: the provider's answer could not be handled"}, nil)
+		}
+		if ctx.Err() != nil && failed == nil && pending == nil {
+			return
+		}
+		r.memory.with(a.key, a.uid, func(e *remembered) {
+			switch {
+			case pending != nil:
+				e.pending = pending
+			case failed != nil:
+				e.loginFailed = failed
+			case err != nil:
+				e.loginErr = err
+			}
+		})
+	}()
+	pending, failed, err = r.logIn(ctx, a)
+	if ctx.Err() != nil {
+		// The manager is stopping; the next one retries without counting this.
+		pending, failed, err = nil, nil, nil
+	}
+}
+
+// logIn reads the credentials and logs in.
+func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (*pendingToken, *failedLogin, error) {
+	creds, is := a.creds, a.is
+	credsState := &credentialsState{Found: true, Allowed: true, Version: is.CredentialsVersion, Fingerprint: is.CredentialsFingerprint}
+	if creds == nil {
+		tr := &tokensyncv1alpha1.TokenRequest{}
+		tr.Namespace, tr.Name, tr.UID, tr.Spec.CredentialsSecretRef.Name = a.key.Namespace, a.key.Name, a.uid, a.credentials
+		var (
+			version string
+			allowed bool
+			err     error
+		)
+		creds, version, allowed, err = r.readCredentials(ctx, tr)
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, a.failure(failure{
+				reason: tokensyncv1alpha1.ReasonCredentialsNotFound,
+				message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
+					a.credentials, a.key.Namespace, a.keys.CredentialKeyNames()),
+			}, &credentialsState{}), nil
+		case err != nil:
+			return nil, nil, err
+		case !allowed:
+			return nil, a.failure(credentialsNotAllowed(tr), &credentialsState{Found: true, Version: version}), nil
+		}
+		fp, err := r.fingerprints.credentials(ctx, a.keys.UsedCredentials(creds))
+		if err != nil {
+			return nil, nil, err
+		}
+		is.CredentialsVersion, is.CredentialsFingerprint = version, fp
+		credsState.Version, credsState.Fingerprint = version, fp
+	}
+	if v, ok := a.provider.(providers.Validator); ok {
+		if err := v.Validate(creds); err != nil {
+			return nil, a.failure(providerFailureFor(a.credentials, err), credsState), nil
+		}
+	}
+	start := r.now()
+	tok, err := a.provider.Login(ctx, is.Endpoint, creds)
+	loginDuration.WithLabelValues(is.Provider).Observe(r.now().Sub(start).Seconds())
+	if err != nil {
+		f := providerFailureFor(a.credentials, err)
+		if ctx.Err() == nil {
+			loginsTotal.WithLabelValues(is.Provider, f.reason).Inc()
+		}
+		return nil, a.failure(f, credsState), nil
+	}
+	loginsTotal.WithLabelValues(is.Provider, "success").Inc()
+	tokenFP, err := r.fingerprints.token(ctx, []byte(tok.Value))
+	if err != nil {
+		return nil, nil, err
+	}
+	is.Token, is.TokenFingerprint = tok, tokenFP
+	// Kept until written or expired: a refused write must not spend the login.
+	return &pendingToken{issued: is, force: a.force, reason: a.reason, message: a.message}, nil, nil
+}
+
+// failure is f as made by this attempt, with its credentials and force value.
+func (a *loginAttempt) failure(f failure, creds *credentialsState) *failedLogin {
+	force := a.force
+	f.force = &force
+	f.credentials = creds
+	return &failedLogin{failure: f, provider: a.is.Provider, endpoint: a.is.Endpoint, settingsDigest: a.is.SettingsDigest}
+}
+
+// providerFailure maps a provider error to a failure.
+func providerFailure(tr *tokensyncv1alpha1.TokenRequest, err error) failure {
+	return providerFailureFor(tr.Spec.CredentialsSecretRef.Name, err)
+}
+
+func providerFailureFor(credentialsSecret string, err error) failure {
+	kind := providers.KindOf(err)
+	msg := err.Error()
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		// Not a classified provider error: do not pass on text we do not control.
+		msg = "login failed: the provider could not be reached"
+	}
+	if kind == providers.InvalidCredentials {
+		msg = fmt.Sprintf("credentials Secret %q: %s", credentialsSecret, msg)
+	}
+	return failure{reason: string(kind), message: msg, retryAfter: providers.RetryAfterOf(err)}
+}
