@@ -265,15 +265,16 @@ func TestSettingsChanges(t *testing.T) {
 		t.Errorf("logins %d after a settings change, want 2", logins())
 	}
 
-	// A template the API server cannot judge: stalled, nothing sent.
+	// A template the API server cannot judge (its rules refuse printf, not
+	// html): stalled, nothing sent.
 	attempts := e.fake.Attempts(providertest.AML)
 	e.patchTokenRequest("tok", func(tr *tokensyncv1alpha1.TokenRequest) {
-		tr.Spec.HTTP.Headers["X-Client"] = `{{ printf "%d" 1 }}`
+		tr.Spec.HTTP.Headers["X-Client"] = `{{ html "tokensync" }}`
 	})
 	tr := e.waitCondition("tok", metav1.ConditionFalse, tokensyncv1alpha1.ReasonInvalidTemplate)
 	stalled := meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionStalled)
 	if stalled == nil || stalled.Status != metav1.ConditionTrue || !strings.Contains(stalled.Message, `spec.http.headers["X-Client"]`) ||
-		!strings.Contains(stalled.Message, "function printf is not allowed") {
+		!strings.Contains(stalled.Message, "function html is not allowed") {
 		t.Errorf("Stalled = %+v", stalled)
 	}
 	if e.token("tok") == "" || e.fake.Attempts(providertest.AML) != attempts {

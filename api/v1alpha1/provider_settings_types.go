@@ -83,8 +83,12 @@ type OAuth2ClientAuth string
 // HTTPSettings configure provider http: how to log in, and where the token
 // and its expiry are in the answer. Values of headers and body fields are
 // Go templates over the credentials Secret's keys ({{ .email }},
-// {{ index . "client-id" }}), with the functions len, index, slice, print,
-// urlquery, b64enc, b64dec, trim, lower, upper and comparisons.
+// {{ index . "client-id" }}), in tokensync's template sandbox, the one
+// spec.secretTemplate.data uses: the functions and, or, not, eq, ne, lt,
+// le, gt, ge, len, index, slice, print, urlquery, b64enc, b64dec, trim,
+// trimPrefix, trimSuffix, replace, upper, lower, quote; if / else, no
+// range, with, define or template; at most 64 KiB per value and 1 MiB for
+// the whole request.
 // +kubebuilder:validation:XValidation:rule="!has(self.body) || !has(self.method) || self.method != 'GET'",message="spec.http.body is not allowed with method GET"
 type HTTPSettings struct {
 	// Method of the login request.
@@ -127,8 +131,13 @@ type HTTPSettings struct {
 // +kubebuilder:validation:Enum=GET;POST;PUT;PATCH
 type HTTPMethod string
 
-// Template is a Go template rendered with the credentials Secret's keys.
+// Template is a Go template rendered with the credentials Secret's keys,
+// in tokensync's template sandbox (see HTTPSettings). The operator checks
+// a template fully when it renders it; these rules refuse the common
+// mistakes at once.
 // +kubebuilder:validation:MaxLength=4096
+// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\{\\\\{-?\\\\s*(else\\\\s+)?(range|with|define|template|block)\\\\b')",message="templates must not use range, with, define, template or block: a template has no loops and calls no other template; read each key as .key or index . \"key\", and choose with if / else"
+// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\{\\\\{(-?|[^}]*[(|])\\\\s*(printf|call)\\\\b')",message="templates must not call printf or call: use print (a printf width can build gigabytes)"
 type Template string
 
 // JSONPointer is an RFC 6901 JSON pointer, e.g. /data/access_token.

@@ -154,8 +154,13 @@ const (
 	DeletionPolicyRetain DeletionPolicy = "Retain"
 )
 
-// DataTemplate is a Go text/template rendered into a Secret value.
+// DataTemplate is a Go text/template rendered into a Secret value, in
+// tokensync's template sandbox (see SecretTemplate.Data). The operator
+// checks a template fully when it renders it; these rules refuse the
+// common mistakes at once.
 // +kubebuilder:validation:MaxLength=4096
+// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\{\\\\{-?\\\\s*(else\\\\s+)?(range|with|define|template|block)\\\\b')",message="templates must not use range, with, define, template or block: a template has no loops and calls no other template; write each value out (.token, .expiresAt), and choose with if / else"
+// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\{\\\\{(-?|[^}]*[(|])\\\\s*(printf|call)\\\\b')",message="templates must not call printf or call: use print (a printf width can build gigabytes)"
 type DataTemplate string
 
 // RolloutRestartTarget names a workload restarted when a new token is written.
@@ -210,9 +215,12 @@ type SecretTemplate struct {
 	// templates rendered with the token's values: {{ .token }},
 	// {{ .expiresAt }} (RFC 3339) and the provider's extra values
 	// ({{ .userId }} for amplifi). They are written in addition to token and
-	// expiresAt. Functions: the text/template builtins but printf and call,
-	// and b64enc, b64dec, trim, trimPrefix, trimSuffix, replace, upper, lower,
-	// quote; no define or template.
+	// expiresAt. Functions: and, or, not, eq, ne, lt, le, gt, ge, len, index,
+	// slice, print, urlquery, b64enc, b64dec, trim, trimPrefix, trimSuffix,
+	// replace, upper, lower, quote; if / else, no range, with, define or
+	// template. A value renders to at most 64 KiB and the data of one Secret
+	// to at most 1 MiB; past a limit nothing is written (Ready=False,
+	// InvalidTemplate) and the token already stored stays.
 	// Example: Authorization: "Bearer {{ .token }}".
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32

@@ -351,6 +351,78 @@ func TestAdmissionOfConsumerFields(t *testing.T) {
 	}
 }
 
+// TestAdmissionOfTemplates: templates of spec.secretTemplate.data and of
+// spec.http (headers, body fields) that use range, with, define, template
+// or block, or call printf or call, are refused at admission with what to
+// use instead. The operator's sandbox checks every template fully; these
+// rules only answer the common mistakes at once, so text that merely names
+// a keyword is accepted.
+func TestAdmissionOfTemplates(t *testing.T) {
+	ns := newNamespace(t)
+	const (
+		keywords = "templates must not use range, with, define, template or block"
+		funcs    = "templates must not call printf or call: use print"
+	)
+	data := func(tmpl string) map[string]any {
+		return validSpec(func(s map[string]any) {
+			s["secretTemplate"] = map[string]any{"data": map[string]any{"Authorization": tmpl}}
+		})
+	}
+	header := func(tmpl string) map[string]any {
+		return httpSpec(func(h map[string]any) { h["headers"] = map[string]any{"X-Key": tmpl} })
+	}
+	field := func(tmpl string) map[string]any {
+		return httpSpec(func(h map[string]any) { h["body"] = map[string]any{"fields": map[string]any{"key": tmpl}} })
+	}
+	rejected := []struct {
+		name string
+		spec map[string]any
+		want string
+	}{
+		{"the issue's template: range over integers", data("{{range 100000}}{{range 100000}}{{$.token}}{{end}}{{end}}"), keywords},
+		{"range with trim markers", data("{{- range $i, $c := .token -}}{{ $c }}{{- end -}}"), keywords},
+		{"with", data("{{ with .token }}Bearer {{ . }}{{ end }}"), keywords},
+		{"else with", data("{{ with .userId }}{{ . }}{{ else with .token }}{{ . }}{{ end }}"), keywords},
+		{"define and template", data(`{{ define "t" }}{{ template "t" . }}{{ end }}{{ template "t" . }}`), keywords},
+		{"block", data(`{{ block "t" . }}x{{ end }}`), keywords},
+		{"printf", data(`{{ printf "%0999999999d" 1 }}`), funcs},
+		{"printf in a pipeline", data(`{{ .token | printf "%s" }}`), funcs},
+		{"printf nested", data(`{{ print (printf "%s" .token) }}`), funcs},
+		{"call", data(`{{ call .token }}`), funcs},
+		{"range in a header", header("{{ range 100000 }}{{ .key }}{{ end }}"), keywords},
+		{"printf in a header", header(`{{ printf "%s" .key }}`), funcs},
+		{"range in a body field", field("{{ range 100000 }}{{ .key }}{{ end }}"), keywords},
+		{"call in a body field", field(`{{ .key | call }}`), funcs},
+	}
+	for i, tt := range rejected {
+		t.Run(tt.name, func(t *testing.T) {
+			err := k8sClient.Create(context.Background(), tokenRequest(ns, fmt.Sprintf("r%d", i), tt.spec), client.DryRunAll)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a rejection containing %q", err, tt.want)
+			}
+		})
+	}
+	accepted := []struct {
+		name string
+		spec map[string]any
+	}{
+		{"keywords in the text", data("Bearer {{ .token }} (range: all; call support, printf and with template)")},
+		{"keywords as keys and strings", data(`{{ index . "range" }}{{ .template }}{{ print "with" "printf" }}`)},
+		{"keywords in a comment", data("{{/* no range, no with */}}{{ .token }}")},
+		{"names that start with a keyword", data("{{ .ranges }}{{ .caller }}{{ .printfLike }}")},
+		{"if, else if, else", data(`{{ if .userId }}{{ .userId }}{{ else if eq .token "" }}-{{ else }}{{ .token | b64enc }}{{ end }}`)},
+		{"a header with functions", header(`Basic {{ print .user ":" .key | b64enc }}`)},
+		{"a body field with functions", field(`{{ .key | trim | urlquery }}`)},
+	}
+	for i, tt := range accepted {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := k8sClient.Create(context.Background(), tokenRequest(ns, fmt.Sprintf("a%d", i), tt.spec), client.DryRunAll); err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+		})
+	}
+}
+
 // httpSpec is a valid provider http spec (the AML Watcher login), changed by mut.
 func httpSpec(mut func(h map[string]any)) map[string]any {
 	h := map[string]any{

@@ -2,7 +2,6 @@ package httplogin
 
 import (
 	"errors"
-	"maps"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -11,71 +10,6 @@ import (
 	"github.com/tokensync/tokensync/providers/internal/login"
 	"github.com/tokensync/tokensync/providers/providertest/conformance"
 )
-
-// FuzzRender checks the templates' invariants on any template text and
-// credential: no panic; a template either fails to parse (InvalidTemplate)
-// or names the keys it reads exactly, so that rendering with only those
-// keys gives what rendering with every key gives (UsedCredentials is what
-// a login sends); a rendering error never quotes a credential; nothing
-// renders to more than 64 KiB.
-// Seeds are in testdata/fuzz/FuzzRender.
-func FuzzRender(f *testing.F) {
-	f.Add(`Basic {{ print .user ":" .password | b64enc }}`, "user", "ali", "p@ss")
-	f.Add(`{{ index . "client-id" }}`, "client-id", "c1", "x")
-	f.Add(`{{ if eq .user "a" }}{{ $.password }}{{ end }}`, "user", "a", "pw")
-	f.Fuzz(func(t *testing.T, text, key, value, other string) {
-		tmpl, err := parseTemplate("t", text)
-		if err != nil {
-			var pe *providers.Error
-			if !errors.As(err, &pe) || pe.Kind != providers.InvalidTemplate {
-				t.Fatalf("parse error %v is not InvalidTemplate", err)
-			}
-			return
-		}
-		// Every value holds a sentinel, which no error may quote.
-		value, other = conformance.SentinelSecret+value, conformance.SentinelPassword+other
-		all := map[string]string{key: value, "user": other, "password": other + value, "unrelated": conformance.SentinelSecret}
-		creds := providers.Credentials{}
-		for k, v := range all {
-			creds[k] = []byte(v)
-		}
-		used := templateData(creds, tmpl.keys)
-		for k := range used {
-			if !strings.Contains(text, k) {
-				t.Fatalf("key %q reported but not in the template", k)
-			}
-		}
-		outAll, errAll := tmpl.render(all)
-		outUsed, errUsed := tmpl.render(used)
-		// With every key the template reads present, the other keys cannot matter.
-		if len(used) == len(tmpl.keys) && (outAll != outUsed || (errAll == nil) != (errUsed == nil)) {
-			t.Fatalf("rendering depends on keys the template does not name: %q/%v vs %q/%v (keys %v of %v)",
-				outAll, errAll, outUsed, errUsed, tmpl.keys, slicesOf(all))
-		}
-		for _, err := range []error{errAll, errUsed} {
-			if err == nil {
-				continue
-			}
-			if providers.KindOf(err) != providers.InvalidTemplate {
-				t.Fatalf("render error %v is not InvalidTemplate", err)
-			}
-			if strings.Contains(err.Error(), "SENTINEL") {
-				t.Fatalf("render error %q quotes a credential", err)
-			}
-		}
-		if len(outAll) > maxRenderedBytes {
-			t.Fatalf("rendered %d bytes", len(outAll))
-		}
-	})
-}
-
-func slicesOf(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range maps.Keys(m) {
-		keys = append(keys, k)
-	}
-	return keys
-}
 
 // FuzzJSONPointer checks pointer parsing and lookup on any pointer and
 // document: no panic; a parsed pointer's tokens written back as RFC 6901

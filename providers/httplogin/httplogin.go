@@ -350,11 +350,15 @@ func (c *compiled) request(endpoint string, creds providers.Credentials) (login.
 	}
 	data := templateData(creds, c.keys)
 	req := login.Request{Provider: displayName, Method: c.method, URL: target, Header: http.Header{}}
+	var size requestSize
 	if c.hasBody {
 		fields := make(map[string]string, len(c.fields))
 		for _, t := range c.fields {
 			v, err := t.render(data)
 			if err != nil {
+				return login.Request{}, err
+			}
+			if err := size.add(v); err != nil {
 				return login.Request{}, err
 			}
 			fields[c.fieldNames[t]] = v
@@ -378,6 +382,9 @@ func (c *compiled) request(endpoint string, creds providers.Credentials) (login.
 	for _, t := range c.headers {
 		v, err := t.render(data)
 		if err != nil {
+			return login.Request{}, err
+		}
+		if err := size.add(v); err != nil {
 			return login.Request{}, err
 		}
 		if !validHeaderValue(v) {
