@@ -84,12 +84,12 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 	t.Parallel()
 	dials := &dialLog{}
 	e := newEnvWith(t, func(e *env, r *TokenRequestReconciler) {
-		policy, err := endpointpolicy.Parse("aml="+e.fake.URL()+",partner=https://partner.example.com/v2", false)
+		policy, err := endpointpolicy.Parse("aml="+e.fake.URL()+",partner=https://partner.example.com/v2", endpointpolicy.Rules{AllowLoopback: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.EndpointPolicy = policy
-		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(policy, dials)})
 	})
 
 	e.createSecret("aml-creds", amlCreds)
@@ -104,7 +104,7 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 		{name: "other-port", provider: providertest.AML, endpoint: "http://127.0.0.1:1",
 			message: "allowed: " + e.fake.URL()},
 		{name: "dot-segments-out-of-prefix", provider: providertest.Partner, endpoint: "https://partner.example.com/v2/..%2f..%2fadmin",
-			message: `"." and ".." segments are not allowed`},
+			message: `"." and ".." segments`},
 	})
 	e.waitReady("allowed")
 	if n := fakeAttempts(e); n != 1 {
@@ -119,13 +119,13 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 	t.Parallel()
 	dials := &dialLog{}
-	policy, err := endpointpolicy.Parse("", false)
+	policy, err := endpointpolicy.Parse("", endpointpolicy.Rules{AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(policy, dials)})
 	})
 	e.createSecret("partner-creds", partnerCreds)
 	e.createTokenRequest("loopback-http", providertest.Partner, "partner-creds")
@@ -168,13 +168,13 @@ func TestEndpointPolicyChecksTheDialedAddress(t *testing.T) {
 		"169.254.169.254.nip.io":  {netip.MustParseAddr("169.254.169.254")},
 	})
 	dials := &dialLog{}
-	policy, err := endpointpolicy.Parse("", true) // --allow-insecure-http
+	policy, err := endpointpolicy.Parse("", endpointpolicy.Rules{AllowInsecureHTTP: true, AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = builtin.NewRegistry(providers.Options{HTTPClient: resolvingClient(5*time.Second, dns.resolver(), policyDialControl(dials))})
+		r.Providers = builtin.NewRegistry(providers.Options{HTTPClient: resolvingClient(5*time.Second, dns.resolver(), policyDialControl(policy, dials))})
 	})
 	port := strings.TrimPrefix(e.fake.URL(), "http://127.0.0.1:")
 	e.createSecret("partner-creds", partnerCreds)

@@ -32,10 +32,12 @@ import (
 	"github.com/tokensync/tokensync/providers"
 )
 
-// EndpointChecker is the operator's endpoint policy: it refuses endpoints a
-// TokenRequest may not name, before any request is sent.
+// EndpointChecker is the operator's endpoint policy: it refuses URLs a
+// TokenRequest's login may not be sent to, before any request is sent.
+// loginURL is the endpoint with the provider's login path joined
+// (providers.LoginURL).
 type EndpointChecker interface {
-	Check(provider, endpoint string) error
+	Check(provider, loginURL string) error
 }
 
 // TokenRequestReconciler keeps each TokenRequest's target Secret holding a
@@ -472,7 +474,13 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 		return r.failed(ctx, o, settingsFailure(o.settingsErr))
 	}
 	if r.EndpointPolicy != nil {
-		if err := r.EndpointPolicy.Check(o.Provider, o.Endpoint); err != nil {
+		// The URL the login goes to, path joined, so that no path leads out
+		// of an allowed prefix.
+		loginURL, err := providers.LoginURL(o.provider, o.Endpoint)
+		if err == nil {
+			err = r.EndpointPolicy.Check(o.Provider, loginURL)
+		}
+		if err != nil {
 			return r.failed(ctx, o, providerFailure(tr, err))
 		}
 	}

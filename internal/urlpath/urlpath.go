@@ -15,17 +15,16 @@ import (
 	"strings"
 )
 
-// The reasons Check gives, written for users; callers add where the path
-// came from.
+// The reasons Check gives, written for users.
 var (
 	// ErrDotSegment: a "." or ".." segment, also percent-encoded (%2e),
 	// with a ";" parameter (Tomcat's "..;") or cut short by a NUL.
-	ErrDotSegment = errors.New(`"." and ".." segments are not allowed, also percent-encoded (%2e) or with ";" parameters`)
+	ErrDotSegment = errors.New(`"." and ".." segments (also percent-encoded, as %2e, or with ";" parameters) are not allowed in a URL path`)
 	// ErrSeparator: a backslash, or a slash or backslash percent-encoded
 	// (%2f, %5c), which a server that decodes first reads as a separator.
-	ErrSeparator = errors.New(`backslashes and percent-encoded slashes or backslashes (%2f, %5c) are not allowed`)
+	ErrSeparator = errors.New(`backslashes are not allowed in a URL path, nor slashes or backslashes percent-encoded (%2f, %5c)`)
 	// ErrNestedEncoding: percent-encodings nested deeper than any real path needs.
-	ErrNestedEncoding = errors.New("percent-encodings nested more than 3 deep are not allowed")
+	ErrNestedEncoding = errors.New("percent-encodings nested more than 3 deep are not allowed in a URL path")
 )
 
 // maxDecodings bounds how many times Check decodes a path: a server that
@@ -33,24 +32,31 @@ var (
 const maxDecodings = 3
 
 // Check reports whether the escaped path could name a different place than
-// it reads as: a dot segment, or a separator hidden in an encoding, in the
-// path as written or after percent-decoding it once, twice or three times.
-// It does not resolve anything.
+// it reads as: a backslash, a dot segment (also between separators hidden
+// in an encoding), or a separator hidden in an encoding, in the path as
+// written or after percent-decoding it once, twice or three times. It does
+// not resolve anything.
 func Check(escaped string) error {
 	s := escaped
 	for round := 0; ; round++ {
 		if strings.Contains(s, `\`) {
 			return ErrSeparator
 		}
-		for _, seg := range strings.Split(s, "/") {
-			seg = decode(seg)
-			if strings.ContainsAny(seg, `/\`) {
-				return ErrSeparator
+		segs := strings.Split(s, "/")
+		for _, seg := range segs {
+			// A traversal hidden behind encoded separators ("..%2f..") is
+			// named as the traversal it is.
+			for _, part := range strings.FieldsFunc(decode(seg), isSeparator) {
+				part, _, _ = strings.Cut(part, ";")
+				part, _, _ = strings.Cut(part, "\x00")
+				if part == "." || part == ".." {
+					return ErrDotSegment
+				}
 			}
-			seg, _, _ = strings.Cut(seg, ";")
-			seg, _, _ = strings.Cut(seg, "\x00")
-			if seg == "." || seg == ".." {
-				return ErrDotSegment
+		}
+		for _, seg := range segs {
+			if strings.ContainsFunc(decode(seg), isSeparator) {
+				return ErrSeparator
 			}
 		}
 		next := decode(s)
@@ -63,6 +69,8 @@ func Check(escaped string) error {
 		s = next
 	}
 }
+
+func isSeparator(r rune) bool { return r == '/' || r == '\\' }
 
 // Normalize returns the escaped path in the one spelling two equal paths
 // share (RFC 3986 §6.2.2): unreserved characters decoded ("%7E" is "~",

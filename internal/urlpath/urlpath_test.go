@@ -53,8 +53,11 @@ func TestCheck(t *testing.T) {
 
 		{`/a\b`, ErrSeparator},
 		{`\..\admin`, ErrSeparator},
-		{"/tenant-a%2f..%2fadmin", ErrSeparator},
-		{"/tenant-a%2F..%2Fadmin", ErrSeparator},
+		{`/a\b/../c`, ErrSeparator},
+		{"/tenant-a%2f..%2fadmin", ErrDotSegment},
+		{"/tenant-a%2F..%2Fadmin", ErrDotSegment},
+		{"/tenant-a%5c..%5cadmin", ErrDotSegment},
+		{"/..%2f", ErrDotSegment},
 		{"/a%2fb", ErrSeparator},
 		{"/a%5cb", ErrSeparator},
 		{"/a%5Cb", ErrSeparator},
