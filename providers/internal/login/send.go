@@ -36,7 +36,10 @@ const maxRetryAfter = 24 * time.Hour
 // encoded slash): those are refused, never resolved, so that the URL
 // joined is the one the endpoint policy judged.
 func JoinURL(endpoint, path string) (string, error) {
-	endpoint = strings.TrimSpace(endpoint)
+	// ASCII whitespace only: a Unicode space is part of what was written
+	// (a host "example.com\u00a0" is not "example.com"), and the endpoint
+	// policy refuses it.
+	endpoint = strings.Trim(endpoint, " \t\r\n")
 	if endpoint == "" {
 		return "", providers.Errorf(providers.EndpointNotAllowed, "no endpoint is configured")
 	}

@@ -28,6 +28,9 @@ func TestJoinURL(t *testing.T) {
 		{endpoint: "http://127.0.0.1:8080/a/b//", want: "http://127.0.0.1:8080/a/b/login"},
 		{endpoint: "https://api.example.com/v1?tenant=x#frag", want: "https://api.example.com/v1/login?tenant=x"},
 		{endpoint: "HTTPS://API.example.com", want: "https://API.example.com/login"},
+		// A Unicode space is not trimmed: it is part of the host written,
+		// which the endpoint policy then refuses.
+		{endpoint: "https://api.example.com\u00a0", want: "https://api.example.com%C2%A0/login"},
 		{endpoint: "", wantErr: true},
 		{endpoint: "api.example.com", wantErr: true},
 		{endpoint: "ftp://api.example.com", wantErr: true},
