@@ -74,8 +74,10 @@ func isSeparator(r rune) bool { return r == '/' || r == '\\' }
 
 // Normalize returns the escaped path in the one spelling two equal paths
 // share (RFC 3986 §6.2.2): unreserved characters decoded ("%7E" is "~",
-// "%41" is "A") and the hex digits of the other encodings upper-case. It
-// changes nothing a server could read differently.
+// "%41" is "A"), the hex digits of the other encodings upper-case, and a
+// "%" that starts no encoding written "%25". Paths parsed by net/url hold no
+// such "%"; for every other path it changes nothing a server could read
+// differently.
 func Normalize(escaped string) string {
 	if !strings.Contains(escaped, "%") {
 		return escaped
@@ -95,6 +97,12 @@ func Normalize(escaped string) string {
 				b.WriteByte(digits[v&15])
 			}
 			i += 2
+			continue
+		}
+		if c == '%' {
+			// A "%" that starts no encoding is a percent sign: spelt so, a
+			// decoding above cannot make it start one ("%7%30").
+			b.WriteString("%25")
 			continue
 		}
 		b.WriteByte(c)

@@ -79,8 +79,9 @@ func TestNormalize(t *testing.T) {
 		{"/a%2fb", "/a%2Fb"},
 		{"/a%3ab%3A", "/a%3Ab%3A"},
 		{"/a%20b", "/a%20b"},
-		{"/100%", "/100%"},
-		{"/%zz%4", "/%zz%4"},
+		{"/100%", "/100%25"},
+		{"/%zz%4", "/%25zz%254"},
+		{"/%7%30", "/%2570"},
 		{"/%252e", "/%252e"}, // "%25" is reserved: the "2e" after it is text
 	}
 	for _, tt := range tests {
