@@ -54,6 +54,7 @@ func main() {
 		providerTimeout               time.Duration
 		allowedEndpoints, allowedFile string
 		allowInsecureHTTP             bool
+		allowLoopback                 bool
 		operatorNamespace             string
 		fingerprintKeySecret          string
 		limits                        controllers.LoginLimits
@@ -75,6 +76,7 @@ func main() {
 	flag.StringVar(&allowedEndpoints, "allowed-endpoints", "", "Endpoint allowlist, comma-separated provider=URL-prefix or provider=host entries (provider as in spec.provider), e.g. one=https://api.example.com/v1,other=login.example.org. A provider without entries accepts any endpoint.")
 	flag.StringVar(&allowedFile, "allowed-endpoints-file", "", "File with one provider=URL-prefix entry per line (# comments), merged with --allowed-endpoints.")
 	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Allow plain http:// endpoints on non-loopback hosts (link-local and cloud metadata addresses stay refused).")
+	flag.BoolVar(&allowLoopback, "allow-loopback-endpoints", false, "Allow endpoints on the operator's own host (127.0.0.0/8, ::1, localhost, 0.0.0.0), plain http included: for local fake providers in tests and demos. Off, no TokenRequest can reach a port of the operator's pod.")
 	flag.StringVar(&operatorNamespace, "operator-namespace", defaultOperatorNamespace(), "Namespace the operator runs in, where it keeps its fingerprint key Secret (default: $POD_NAMESPACE, else the service account's namespace, else tokensync-system).")
 	flag.StringVar(&fingerprintKeySecret, "fingerprint-key-secret", "tokensync-fingerprint-key", "Name of the Secret in --operator-namespace holding the HMAC key that fingerprints credentials (created on first start).")
 	d := controllers.DefaultLoginLimits
@@ -101,8 +103,9 @@ func main() {
 		leaderElect: leaderElect, leaderElectionID: leaderElectionID, leaderElectionNamespace: leaderElectionNamespace,
 		namespaces: splitList(namespaces), maxConcurrentReconciles: maxConcurrentReconciles, qps: qps, burst: burst,
 		providerTimeout: providerTimeout, allowedEndpoints: allowedEndpoints, allowedEndpointsFile: allowedFile,
-		allowInsecureHTTP: allowInsecureHTTP, fingerprintKey: types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret},
-		limits: limits, restartInterval: restartInterval, allowUnlabelledCredentials: !requireCredentialsLabel,
+		endpointRules:  endpointpolicy.Rules{AllowInsecureHTTP: allowInsecureHTTP, AllowLoopback: allowLoopback},
+		fingerprintKey: types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret}, limits: limits, restartInterval: restartInterval,
+		allowUnlabelledCredentials: !requireCredentialsLabel,
 	}); err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
@@ -119,7 +122,7 @@ type runConfig struct {
 	burst                                     int
 	providerTimeout                           time.Duration
 	allowedEndpoints, allowedEndpointsFile    string
-	allowInsecureHTTP                         bool
+	endpointRules                             endpointpolicy.Rules
 	fingerprintKey                            types.NamespacedName
 	limits                                    controllers.LoginLimits
 	restartInterval                           time.Duration
@@ -129,12 +132,12 @@ type runConfig struct {
 func run(c runConfig) error {
 	setupLog := ctrl.Log.WithName("setup")
 
-	policy, err := endpointpolicy.Parse(c.allowedEndpoints, c.allowInsecureHTTP)
+	policy, err := endpointpolicy.Parse(c.allowedEndpoints, c.endpointRules)
 	if err != nil {
 		return fmt.Errorf("--allowed-endpoints: %w", err)
 	}
 	if c.allowedEndpointsFile != "" {
-		fromFile, err := endpointpolicy.ParseFile(c.allowedEndpointsFile, c.allowInsecureHTTP)
+		fromFile, err := endpointpolicy.ParseFile(c.allowedEndpointsFile, c.endpointRules)
 		if err != nil {
 			return fmt.Errorf("--allowed-endpoints-file: %w", err)
 		}
@@ -173,7 +176,8 @@ func run(c runConfig) error {
 
 	registry := builtin.NewRegistry(providers.Options{
 		Timeout:     c.providerTimeout,
-		DialControl: endpointpolicy.DialControl,
+		DialControl: policy.DialControl,
+		CheckURL:    policy.CheckURL,
 		UserAgent:   "tokensync/" + version,
 	})
 	if _, err := controllers.Setup(mgr, controllers.Options{

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
@@ -84,12 +86,12 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 	t.Parallel()
 	dials := &dialLog{}
 	e := newEnvWith(t, func(e *env, r *TokenRequestReconciler) {
-		policy, err := endpointpolicy.Parse("aml="+e.fake.URL()+",partner=https://partner.example.com/v2", false)
+		policy, err := endpointpolicy.Parse("aml="+e.fake.URL()+",partner=https://partner.example.com/v2", endpointpolicy.Rules{AllowLoopback: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.EndpointPolicy = policy
-		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(policy, dials), CheckURL: policy.CheckURL})
 	})
 
 	e.createSecret("aml-creds", amlCreds)
@@ -104,7 +106,7 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 		{name: "other-port", provider: providertest.AML, endpoint: "http://127.0.0.1:1",
 			message: "allowed: " + e.fake.URL()},
 		{name: "dot-segments-out-of-prefix", provider: providertest.Partner, endpoint: "https://partner.example.com/v2/..%2f..%2fadmin",
-			message: `"." and ".." segments are not allowed`},
+			message: `"." and ".." segments`},
 	})
 	e.waitReady("allowed")
 	if n := fakeAttempts(e); n != 1 {
@@ -119,13 +121,13 @@ func TestEndpointPolicyAllowlist(t *testing.T) {
 func TestEndpointPolicySchemesAndAddresses(t *testing.T) {
 	t.Parallel()
 	dials := &dialLog{}
-	policy, err := endpointpolicy.Parse("", false)
+	policy, err := endpointpolicy.Parse("", endpointpolicy.Rules{AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(policy, dials), CheckURL: policy.CheckURL})
 	})
 	e.createSecret("partner-creds", partnerCreds)
 	e.createTokenRequest("loopback-http", providertest.Partner, "partner-creds")
@@ -168,13 +170,13 @@ func TestEndpointPolicyChecksTheDialedAddress(t *testing.T) {
 		"169.254.169.254.nip.io":  {netip.MustParseAddr("169.254.169.254")},
 	})
 	dials := &dialLog{}
-	policy, err := endpointpolicy.Parse("", true) // --allow-insecure-http
+	policy, err := endpointpolicy.Parse("", endpointpolicy.Rules{AllowInsecureHTTP: true, AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = builtin.NewRegistry(providers.Options{HTTPClient: resolvingClient(5*time.Second, dns.resolver(), policyDialControl(dials))})
+		r.Providers = builtin.NewRegistry(providers.Options{HTTPClient: resolvingClient(5*time.Second, dns.resolver(), policyDialControl(policy, dials))})
 	})
 	port := strings.TrimPrefix(e.fake.URL(), "http://127.0.0.1:")
 	e.createSecret("partner-creds", partnerCreds)
@@ -329,4 +331,144 @@ func (d *fakeDNS) answer(q []byte) []byte {
 		reply = append(reply, append(rr, rdata...)...)
 	}
 	return reply
+}
+
+// TestEndpointPolicyJudgesTheLoginURL: the policy judges the URL a login is
+// sent to, spec.endpoint with the login path joined, and spec.http.path
+// cannot lead out of an allowlisted prefix: "../" is refused at admission,
+// a spelling the API server does not decode at the first login, with
+// nothing sent either way.
+func TestEndpointPolicyJudgesTheLoginURL(t *testing.T) {
+	t.Parallel()
+	dials := &dialLog{}
+	var policy *endpointpolicy.Policy
+	e := newEnvWith(t, func(e *env, r *TokenRequestReconciler) {
+		var err error
+		policy, err = endpointpolicy.Parse("http="+e.fake.URL()+providertest.AMLPath, endpointpolicy.Rules{AllowLoopback: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.EndpointPolicy = policy
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(policy, dials), CheckURL: policy.CheckURL})
+	})
+	e.createSecret("http-creds", credsFor("http"))
+	withPath := func(endpoint, path string) func(*tokensyncv1alpha1.TokenRequest) {
+		return func(tr *tokensyncv1alpha1.TokenRequest) {
+			tr.Spec.Endpoint = endpoint
+			tr.Spec.HTTP = amlAsHTTP()
+			tr.Spec.HTTP.Path = path
+		}
+	}
+
+	// The endpoint alone is outside the entry; endpoint and path are in it.
+	e.createTokenRequest("login-url-allowed", "http", "http-creds", withPath(e.fake.URL(), providertest.AMLPath))
+	// Endpoint and path outside it: refused, the message quoting the URL judged.
+	e.createTokenRequest("login-url-outside", "http", "http-creds", withPath(e.fake.URL()+"/api", "/admin/keys"))
+	// Inside the entry, with a path that leaves it for a server that
+	// decodes twice: admitted (CEL decodes nothing), refused at the first
+	// login, before anything is sent.
+	e.createTokenRequest("double-encoded-escape", "http", "http-creds",
+		withPath(e.fake.URL()+providertest.AMLPath+"/tenant-a", "%252e%252e/%252e%252e/admin/keys"))
+
+	// The plain escape never gets in.
+	for _, path := range []string{"../admin/keys", "/%2e%2e/admin/keys", "/..;/admin/keys"} {
+		tr := &tokensyncv1alpha1.TokenRequest{
+			ObjectMeta: metav1.ObjectMeta{Name: "escape", Namespace: e.ns},
+			Spec: tokensyncv1alpha1.TokenRequestSpec{
+				Provider: "http", CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "http-creds"},
+			},
+		}
+		withPath(e.fake.URL()+providertest.AMLPath, path)(tr)
+		err := k8sClient.Create(e.ctx(), tr)
+		if err == nil || !strings.Contains(err.Error(), "spec.http.path must not contain '.' or '..' segments") {
+			t.Errorf("path %q: create = %v, want a rejection naming spec.http.path", path, err)
+		}
+	}
+
+	e.waitReady("login-url-allowed")
+
+	tr := e.waitCondition("login-url-outside", metav1.ConditionFalse, tokensyncv1alpha1.ReasonEndpointNotAllowed)
+	if msg, want := readyCondition(tr).Message, fmt.Sprintf("endpoint %q is not allowed for provider \"http\" by the operator's --allowed-endpoints policy; allowed: %s",
+		e.fake.URL()+"/api/admin/keys", e.fake.URL()+providertest.AMLPath); !strings.Contains(msg, want) {
+		t.Errorf("message %q does not contain %q", msg, want)
+	}
+	e.waitEvent("login-url-outside", "Warning/EndpointNotAllowed")
+
+	tr = e.waitCondition("double-encoded-escape", metav1.ConditionFalse, tokensyncv1alpha1.ReasonInvalidTemplate)
+	stalled := meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionStalled)
+	if stalled == nil || stalled.Status != metav1.ConditionTrue || !strings.Contains(stalled.Message, `spec.http.path is refused: "." and ".." segments`) {
+		t.Errorf("Stalled = %+v, want True naming spec.http.path", stalled)
+	}
+	if tr.Status.NextRefreshTime != nil {
+		t.Errorf("next retry at %v: a path that cannot be used waits for a change", tr.Status.NextRefreshTime)
+	}
+
+	if n := e.fake.Attempts(providertest.AML); n != 1 {
+		t.Errorf("the fake saw %d logins, want 1: the allowed login only", n)
+	}
+	for _, a := range dials.all() {
+		if a != e.fake.Addr() {
+			t.Errorf("dialed %s", a)
+		}
+	}
+}
+
+// TestEndpointPolicyLoopback: without --allow-loopback-endpoints no
+// TokenRequest reaches the operator's own host: a loopback endpoint in any
+// spelling is refused before anything is dialed, a name resolving to
+// loopback is refused at the dial, and the fake on loopback sees no
+// request. Restarted with the flag, the same endpoints work.
+func TestEndpointPolicyLoopback(t *testing.T) {
+	t.Parallel()
+	dns := startFakeDNS(t, map[string][]netip.Addr{"sidecar.tokensync.test": {netip.MustParseAddr("127.0.0.1")}})
+	dials := &dialLog{}
+	allowLoopback := false
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
+		// Insecure HTTP allowed, so that the name resolving to loopback
+		// gets as far as the dial.
+		policy, err := endpointpolicy.Parse("", endpointpolicy.Rules{AllowInsecureHTTP: true, AllowLoopback: allowLoopback})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.EndpointPolicy = policy
+		client := resolvingClient(5*time.Second, dns.resolver(), policyDialControl(policy, dials))
+		r.Providers = builtin.NewRegistry(providers.Options{HTTPClient: client, CheckURL: policy.CheckURL})
+	})
+	_, port, _ := net.SplitHostPort(e.fake.Addr())
+	const refused = "the operator refuses loopback endpoints (it was started without --allow-loopback-endpoints)"
+	loopbackCases := []refusal{
+		{name: "ipv4", provider: providertest.AML, endpoint: e.fake.URL(), message: refused},
+		{name: "ipv4-https", provider: providertest.Partner, endpoint: "https://127.0.0.1:" + port, message: refused},
+		{name: "localhost", provider: providertest.AmpliFi, endpoint: "http://localhost:" + port, message: refused},
+		{name: "localhost-subdomain", provider: providertest.Partner, endpoint: "https://admin.localhost:" + port, message: refused},
+		{name: "sidecar-admin-port", provider: providertest.Partner, endpoint: "http://127.0.0.1:15000/quitquitquit", message: refused},
+		{name: "ipv6", provider: providertest.AML, endpoint: "http://[::1]:" + port, message: refused},
+		{name: "ipv4-mapped", provider: providertest.AML, endpoint: "http://[::ffff:127.0.0.1]:" + port, message: refused},
+		{name: "unspecified", provider: providertest.AML, endpoint: "http://0.0.0.0:" + port, message: refused},
+		{name: "unspecified-ipv6", provider: providertest.Partner, endpoint: "http://[::]:" + port, message: refused},
+		{name: "name-to-loopback", provider: providertest.Partner, endpoint: "http://sidecar.tokensync.test:" + port,
+			message: "connection to 127.0.0.1:" + port + " refused by the operator's endpoint policy: " + refused, dialed: "127.0.0.1:" + port},
+	}
+	expectRefusals(t, e, dials, loopbackCases)
+	if n := fakeAttempts(e); n != 0 {
+		t.Errorf("the fake on loopback saw %d requests, want none", n)
+	}
+	if dns.queries.Load() == 0 {
+		t.Error("the fake DNS server was never asked")
+	}
+
+	// With --allow-loopback-endpoints the same endpoints log in.
+	allowLoopback = true
+	e.restart()
+	for _, name := range []string{"ipv4-allowed", "localhost-allowed", "name-to-loopback-allowed"} {
+		endpoint := map[string]string{
+			"ipv4-allowed":             e.fake.URL(),
+			"localhost-allowed":        "http://localhost:" + port,
+			"name-to-loopback-allowed": "http://sidecar.tokensync.test:" + port,
+		}[name]
+		e.createTokenRequest(name, providertest.Partner, providertest.Partner+"-creds", withEndpoint(endpoint))
+	}
+	for _, name := range []string{"ipv4-allowed", "localhost-allowed", "name-to-loopback-allowed"} {
+		e.waitReady(name)
+	}
 }

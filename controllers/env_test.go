@@ -304,15 +304,15 @@ func (d *dialLog) all() []string {
 	return append([]string(nil), d.addrs...)
 }
 
-// policyDialControl is the operator's DialControl (endpointpolicy.DialControl,
-// as main.go wires it), recording each address and, after the policy has had
+// policyDialControl is the operator's DialControl (policy.DialControl, as
+// main.go wires it), recording each address and, after the policy has had
 // its say, refusing anything off loopback: tests never leave the machine.
-func policyDialControl(log *dialLog) func(network, address string, c syscall.RawConn) error {
+func policyDialControl(policy *endpointpolicy.Policy, log *dialLog) func(network, address string, c syscall.RawConn) error {
 	return func(network, address string, c syscall.RawConn) error {
 		if log != nil {
 			log.add(address)
 		}
-		if err := endpointpolicy.DialControl(network, address, c); err != nil {
+		if err := policy.DialControl(network, address, c); err != nil {
 			return err
 		}
 		host, _, err := net.SplitHostPort(address)

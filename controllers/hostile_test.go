@@ -192,13 +192,13 @@ func TestHostileEndpointsRefusedBeforeAnyRequest(t *testing.T) {
 		admitted = append(admitted, c)
 	}
 	dials := &dialLog{}
-	policy, err := endpointpolicy.Parse("", false)
+	policy, err := endpointpolicy.Parse("", endpointpolicy.Rules{AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.EndpointPolicy = policy
-		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(dials)})
+		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(policy, dials)})
 	})
 	expectRefusals(t, e, dials, admitted)
 	if d := dials.all(); len(d) != 0 {

@@ -90,12 +90,19 @@ func (o *observation) issuer() string {
 }
 
 // checkEndpoint asks the operator's endpoint policy about the URL a login
-// would be sent to.
+// would be sent to, path joined, so that no path leads out of an allowed
+// prefix. It runs at every reconcile: a refusal is lifted as soon as the
+// policy allows the URL (a restart with a wider allowlist). The providers'
+// HTTP client checks every request again before sending it.
 func (r *TokenRequestReconciler) checkEndpoint(o *observed) error {
 	if r.EndpointPolicy == nil || o.settingsErr != nil {
 		return nil
 	}
-	return r.EndpointPolicy.Check(o.Provider, o.Endpoint)
+	loginURL, err := providers.LoginURL(o.provider, o.Endpoint)
+	if err != nil {
+		return err
+	}
+	return r.EndpointPolicy.Check(o.Provider, loginURL)
 }
 
 func credentialsNotAllowed(tr *tokensyncv1alpha1.TokenRequest) failure {

@@ -32,10 +32,12 @@ import (
 	"github.com/tokensync/tokensync/providers"
 )
 
-// EndpointChecker is the operator's endpoint policy: it refuses endpoints a
-// TokenRequest may not name, before any request is sent.
+// EndpointChecker is the operator's endpoint policy: it refuses URLs a
+// TokenRequest's login may not be sent to, before any request is sent.
+// loginURL is the endpoint with the provider's login path joined
+// (providers.LoginURL).
 type EndpointChecker interface {
-	Check(provider, endpoint string) error
+	Check(provider, loginURL string) error
 }
 
 // TokenRequestReconciler keeps each TokenRequest's target Secret holding a

@@ -383,6 +383,7 @@ probe_port=$(free_port "${metrics_port}") || fail "no free loopback port for the
 step "Starting the operator (metrics on http://127.0.0.1:${metrics_port}/metrics; log ${dir}/manager.log)"
 start manager "${dir}/manager.log" \
   "${dir}/manager" --metrics-bind-address="127.0.0.1:${metrics_port}" --metrics-secure=false \
+  --allow-loopback-endpoints \
   --health-probe-bind-address="127.0.0.1:${probe_port}" --operator-namespace="${namespace}" --zap-encoder=console --zap-time-encoding=iso8601 --zap-stacktrace-level=panic
 manager_ready() { http_get "${probe_port}" /readyz >/dev/null; }
 wait_for 60 "the operator to be ready (http://127.0.0.1:${probe_port}/readyz)" manager_ready

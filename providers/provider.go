@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"syscall"
 	"time"
 )
@@ -51,8 +52,19 @@ type Options struct {
 	// dialed after DNS resolution. Returning a *Error (typically
 	// EndpointNotAllowed) makes Login fail with that error as is; any other
 	// error is reported as ProviderUnavailable. When a proxy is configured
-	// in the environment, the address dialed is the proxy's.
+	// in the environment, the address dialed is the proxy's, which the
+	// operator chose: connections to it are not passed to DialControl.
 	DialControl func(network, address string, c syscall.RawConn) error
+	// CheckURL, when set, is asked about every request before it is sent,
+	// with the provider's Name and the request's URL, whatever client
+	// sends it (HTTPClient included): a policy on the URL actually
+	// requested, which no provider code path can get around. An error
+	// fails the login with nothing sent: a *Error as is, any other error
+	// as EndpointNotAllowed.
+	CheckURL func(provider string, u *url.URL) error
+	// Name is the provider's name in TokenRequests (spec.provider), passed
+	// to CheckURL. NewRegistry sets it from each Registration.
+	Name string
 	// Now is the local clock, read for Token.ObtainedAt and expiry
 	// computations; nil means time.Now. Tests inject a fake clock.
 	Now func() time.Time
@@ -61,6 +73,29 @@ type Options struct {
 	// ignored). Tests use it; whatever client is given, redirects are
 	// never followed.
 	HTTPClient *http.Client
+}
+
+// LoginURLer is implemented by providers that can say, without any request,
+// which URL a login at endpoint is sent to: the endpoint with the provider's
+// login path joined. The operator's endpoint policy judges that URL, not the
+// endpoint alone, so that a path cannot lead out of an allowed prefix.
+// Call LoginURL rather than the method: it answers for any Provider.
+type LoginURLer interface {
+	// LoginURL returns the URL Login(ctx, endpoint, ...) would send to, or
+	// the *Error Login would fail with before sending anything (an
+	// unusable endpoint or login path).
+	LoginURL(endpoint string) (string, error)
+}
+
+// LoginURL returns the URL p's login at endpoint is sent to: p's own answer
+// when it is a LoginURLer, otherwise the endpoint itself. A Configurable
+// provider answers once configured (WithSettings), since its settings may
+// hold the path.
+func LoginURL(p Provider, endpoint string) (string, error) {
+	if l, ok := p.(LoginURLer); ok {
+		return l.LoginURL(endpoint)
+	}
+	return endpoint, nil
 }
 
 // Validator is implemented by providers that can tell, without any request,

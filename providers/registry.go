@@ -94,8 +94,9 @@ type Entry struct {
 	Provider Provider
 }
 
-// NewRegistry builds each registration's provider with opts. Names must be
-// unique and not empty, and every registration must have New.
+// NewRegistry builds each registration's provider with opts, its Name set
+// to the registration's. Names must be unique and not empty, and every
+// registration must have New.
 func NewRegistry(opts Options, regs ...Registration) (Registry, error) {
 	registry := make(Registry, len(regs))
 	for _, r := range regs {
@@ -108,7 +109,9 @@ func NewRegistry(opts Options, regs ...Registration) (Registry, error) {
 		if _, dup := registry[r.Name]; dup {
 			return nil, fmt.Errorf("provider %q is registered twice", r.Name)
 		}
-		p := r.New(opts)
+		o := opts
+		o.Name = r.Name
+		p := r.New(o)
 		if p == nil {
 			return nil, fmt.Errorf("provider %q: New returned nil", r.Name)
 		}

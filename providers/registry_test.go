@@ -101,8 +101,11 @@ func TestNewRegistry(t *testing.T) {
 	if a.Name != "a" || a.Endpoint("") != "https://a.example" {
 		t.Errorf("entry a = %+v", a)
 	}
-	if p, ok := a.Provider.(stubProvider); !ok || p.opts.UserAgent != "ua" {
-		t.Errorf("provider a = %#v, want one built with the options", a.Provider)
+	if p, ok := a.Provider.(stubProvider); !ok || p.opts.UserAgent != "ua" || p.opts.Name != "a" {
+		t.Errorf("provider a = %#v, want one built with the options and its name", a.Provider)
+	}
+	if p := registry["b"].Provider.(stubProvider); p.opts.Name != "b" {
+		t.Errorf("provider b was built with Name %q", p.opts.Name)
 	}
 
 	for _, tc := range []struct {
@@ -118,5 +121,26 @@ func TestNewRegistry(t *testing.T) {
 		if _, err := NewRegistry(opts, tc.regs...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+type urlStub struct{ stubProvider }
+
+func (urlStub) LoginURL(endpoint string) (string, error) {
+	if endpoint == "" {
+		return "", Errorf(EndpointNotAllowed, "no endpoint")
+	}
+	return endpoint + "/login", nil
+}
+
+func TestLoginURL(t *testing.T) {
+	if got, err := LoginURL(stubProvider{}, "https://a.example/v1"); err != nil || got != "https://a.example/v1" {
+		t.Errorf("a provider without LoginURL: %q, %v; want the endpoint itself", got, err)
+	}
+	if got, err := LoginURL(urlStub{}, "https://a.example/v1"); err != nil || got != "https://a.example/v1/login" {
+		t.Errorf("a LoginURLer: %q, %v; want its answer", got, err)
+	}
+	if _, err := LoginURL(urlStub{}, ""); KindOf(err) != EndpointNotAllowed {
+		t.Errorf("a LoginURLer's error: %v", err)
 	}
 }

@@ -96,10 +96,14 @@ type HTTPSettings struct {
 	// +kubebuilder:default=POST
 	Method HTTPMethod `json:"method,omitempty"`
 
-	// Path is joined to spec.endpoint, e.g. /api/get-access-token.
+	// Path is joined to spec.endpoint, e.g. /api/get-access-token. It
+	// cannot lead out of the endpoint's path: "." and ".." segments (also
+	// percent-encoded, as %2e), backslashes and encoded slashes are refused.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#') && !self.matches('[\\\\s\\\\x00-\\\\x1f\\\\x7f]')",message="spec.http.path must be a path only: no query (?), fragment (#), whitespace or control characters"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('(^|/)([.]|%2[eE]){1,2}((;|%00|%3[bB])[^/]*)?(/|$)')",message="spec.http.path must not contain '.' or '..' segments, also percent-encoded (%2e) or with ';' parameters: joined to spec.endpoint they would lead out of its path; write the path below the endpoint, e.g. /api/login"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('\\\\') && !self.matches('(?i)%(2f|5c)')",message="spec.http.path must not contain backslashes or percent-encoded slashes or backslashes (%2f, %5c): a server may read them as separators; write the path with plain '/'"
 	Path string `json:"path,omitempty"`
 
 	// Headers of the login request: names and value templates.

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/urlpath"
 )
 
 // TestSamplesAreAccepted applies every sample with a server-side dry run:
@@ -510,6 +511,22 @@ func TestAdmissionOfProviderSettings(t *testing.T) {
 		{"unknown body format", httpSpec(func(h map[string]any) { h["body"] = map[string]any{"format": "xml"} }),
 			`spec.http.body.format: Unsupported value: "xml": supported values: "json", "form"`},
 		{"path with a query", httpSpec(func(h map[string]any) { h["path"] = "/login?x=1" }), "spec.http.path must be a path only"},
+		{"path leaving the endpoint", httpSpec(func(h map[string]any) { h["path"] = "../admin/keys" }),
+			"spec.http.path must not contain '.' or '..' segments, also percent-encoded (%2e) or with ';' parameters: joined to spec.endpoint they would lead out of its path; write the path below the endpoint"},
+		{"path ending in ..", httpSpec(func(h map[string]any) { h["path"] = "/v1/.." }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path with a . segment", httpSpec(func(h map[string]any) { h["path"] = "/v1/./login" }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path of one .", httpSpec(func(h map[string]any) { h["path"] = "." }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path with %2e%2e", httpSpec(func(h map[string]any) { h["path"] = "/v1/%2e%2e/admin" }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path with %2E%2E", httpSpec(func(h map[string]any) { h["path"] = "%2E%2E/admin" }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path with .%2e", httpSpec(func(h map[string]any) { h["path"] = "/.%2e/admin" }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path with %2E.", httpSpec(func(h map[string]any) { h["path"] = "/%2E./admin" }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path with ..;", httpSpec(func(h map[string]any) { h["path"] = "/..;/admin" }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path with ..;param", httpSpec(func(h map[string]any) { h["path"] = "/v1/..;jsessionid=x/admin" }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path with ..%3B", httpSpec(func(h map[string]any) { h["path"] = "/..%3B/admin" }), "spec.http.path must not contain '.' or '..' segments"},
+		{"path with an encoded slash", httpSpec(func(h map[string]any) { h["path"] = "/v1%2F..%2Fadmin" }),
+			"spec.http.path must not contain backslashes or percent-encoded slashes or backslashes (%2f, %5c)"},
+		{"path with an encoded backslash", httpSpec(func(h map[string]any) { h["path"] = "/v1%5c" }), "percent-encoded slashes or backslashes (%2f, %5c)"},
+		{"path with a backslash", httpSpec(func(h map[string]any) { h["path"] = `/v1\..\admin` }), "spec.http.path must not contain backslashes"},
 		{"header name with a space", httpSpec(func(h map[string]any) { h["headers"] = map[string]any{"X Key": "v"} }),
 			"spec.http.headers keys must be header names"},
 		{"Host header", httpSpec(func(h map[string]any) { h["headers"] = map[string]any{"host": "evil.example"} }),
@@ -571,6 +588,9 @@ func TestAdmissionOfProviderSettings(t *testing.T) {
 			o["scopes"] = []any{"openid", "https://graph.microsoft.com/.default"}
 		})},
 		{"oauth2 with defaults only", oauth2Spec(func(o map[string]any) { delete(o, "scopes"); delete(o, "parameters") })},
+		// Dots that are not whole segments are ordinary characters.
+		{"path with dots inside segments", httpSpec(func(h map[string]any) { h["path"] = "/.well-known/v1.2/login.../a..b/%2e%2ex" })},
+		{"relative path, trailing slash", httpSpec(func(h map[string]any) { h["path"] = "api/login/" })},
 	}
 	for i, tt := range accepted {
 		t.Run(tt.name, func(t *testing.T) {
@@ -601,5 +621,35 @@ func TestProviderSettingsDefaults(t *testing.T) {
 	}
 	if a, _, _ := unstructured.NestedString(o.Object, "spec", "oauth2", "clientAuth"); a != "basic" {
 		t.Errorf("oauth2.clientAuth defaulted to %q", a)
+	}
+}
+
+// TestAdmissionOfHTTPPathAgreesWithRuntime: spec.http.path's admission
+// rules refuse what the operator refuses at runtime (urlpath.Check, which
+// providers/httplogin and the endpoint policy apply), so that a path is
+// refused when it is written rather than when it is first used. Only
+// nested encodings, which CEL does not decode, are left to the runtime.
+func TestAdmissionOfHTTPPathAgreesWithRuntime(t *testing.T) {
+	ns := newNamespace(t)
+	runtimeOnly := map[string]bool{"/%252e%252e/admin": true, "/%25252e%25252e/x": true, "/a%252fb": true, "/%2525252e": true}
+	paths := []string{
+		"/api/get-access-token", "api/login/", "/.well-known/x", "/v1.2/login...", "/a..b", "/%2e%2ex", "/a%20b", "/~user",
+		".", "..", "../admin", "/v1/..", "/v1/./x", "/%2e", "/%2E%2e/x", "/.%2E", "/..;/x", "/.;a/x", "/..%3b/x", "/..%00/x",
+		"/a%2fb", "/a%2Fb", "/a%5cb", `/a\b`, "/..%2f", "/%252e%252e/admin", "/%25252e%25252e/x", "/a%252fb", "/%2525252e",
+	}
+	for i, path := range paths {
+		t.Run(path, func(t *testing.T) {
+			err := k8sClient.Create(context.Background(), tokenRequest(ns, fmt.Sprintf("p%d", i), httpSpec(func(h map[string]any) { h["path"] = path })), client.DryRunAll)
+			admitted := err == nil
+			refusedAtRuntime := urlpath.Check(path) != nil
+			switch {
+			case admitted && refusedAtRuntime && !runtimeOnly[path]:
+				t.Errorf("admitted, but refused at runtime: %v", urlpath.Check(path))
+			case !admitted && !refusedAtRuntime:
+				t.Errorf("rejected at admission but fine at runtime: %v", err)
+			case runtimeOnly[path] && (!admitted || !refusedAtRuntime):
+				t.Errorf("want admitted and refused at runtime; admission: %v, runtime: %v", err, urlpath.Check(path))
+			}
+		})
 	}
 }

@@ -10,11 +10,11 @@ import (
 )
 
 // TestEndpointsAllowed checks that the operator's endpoint policy, as the
-// bench runs it (no allowlist, plain http only to loopback), accepts the
-// endpoints the bench spreads TokenRequests over, by URL and by the address
-// dialled.
+// bench runs it (no allowlist, --allow-loopback-endpoints), accepts the
+// endpoints the bench spreads TokenRequests over, by login URL and by the
+// address dialled, and that the policy without the flag would not.
 func TestEndpointsAllowed(t *testing.T) {
-	policy, err := endpointpolicy.Parse("", false)
+	policy, err := endpointpolicy.Parse("", endpointpolicy.Rules{AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +36,11 @@ func TestEndpointsAllowed(t *testing.T) {
 			if err := policy.Check(p, u); err != nil {
 				t.Errorf("the endpoint policy refuses %s for %s: %v", u, p, err)
 			}
+			if err := (*endpointpolicy.Policy)(nil).Check(p, u); err == nil {
+				t.Errorf("without --allow-loopback-endpoints the policy allows %s for %s", u, p)
+			}
 		}
-		if err := endpointpolicy.DialControl("tcp", u[len("http://"):], nil); err != nil {
+		if err := policy.DialControl("tcp", u[len("http://"):], nil); err != nil {
 			t.Errorf("the dial check refuses %s: %v", u, err)
 		}
 	}

@@ -159,6 +159,8 @@ func startManager(ctx context.Context, c managerConfig, generation int, extra ..
 		"--health-probe-bind-address=" + probeAddr,
 		// As deployed (config/manager): a restart must hand over the lease.
 		"--leader-elect", "--leader-election-namespace=default", "--operator-namespace=default",
+		// The fake providers listen on loopback (127.x.y.z, see endpoints.go).
+		"--allow-loopback-endpoints",
 	}
 	logPath := filepath.Join(c.logDir, fmt.Sprintf("manager-%d.log", generation))
 	logFile, err := os.Create(logPath)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,45 +15,69 @@ import (
 	"github.com/tokensync/tokensync/providers/builtin"
 )
 
+// TestDialControlAddresses: metadata and link-local addresses are refused by
+// every policy; loopback and unspecified addresses (local) unless the
+// policy has AllowLoopback.
 func TestDialControlAddresses(t *testing.T) {
 	tests := []struct {
 		network, address string
 		refused          bool
+		local            bool
 	}{
-		{"tcp4", "169.254.169.254:80", true},
-		{"tcp4", "169.254.0.1:443", true},
-		{"tcp4", "169.254.255.255:443", true},
-		{"tcp4", "100.100.100.200:80", true},
-		{"tcp6", "[fd00:ec2::254]:80", true},
-		{"tcp6", "[fd00:ec2::23]:80", true},
-		{"tcp6", "[fe80::1%eth0]:443", true},
-		{"tcp6", "[::ffff:169.254.169.254]:80", true},
-		{"tcp6", "[::ffff:100.100.100.200]:80", true},
-		{"tcp6", "[64:ff9b::a9fe:a9fe]:80", true},
-		{"udp4", "169.254.169.254:53", true},
-		{"tcp", "169.254.169.254", true},
-		{"tcp", "not-an-ip:80", true},
+		{network: "tcp4", address: "169.254.169.254:80", refused: true},
+		{network: "tcp4", address: "169.254.0.1:443", refused: true},
+		{network: "tcp4", address: "169.254.255.255:443", refused: true},
+		{network: "tcp4", address: "100.100.100.200:80", refused: true},
+		{network: "tcp6", address: "[fd00:ec2::254]:80", refused: true},
+		{network: "tcp6", address: "[fd00:ec2::23]:80", refused: true},
+		{network: "tcp6", address: "[fe80::1%eth0]:443", refused: true},
+		{network: "tcp6", address: "[::ffff:169.254.169.254]:80", refused: true},
+		{network: "tcp6", address: "[::ffff:100.100.100.200]:80", refused: true},
+		{network: "tcp6", address: "[64:ff9b::a9fe:a9fe]:80", refused: true},
+		{network: "udp4", address: "169.254.169.254:53", refused: true},
+		{network: "tcp", address: "169.254.169.254", refused: true},
+		{network: "tcp", address: "not-an-ip:80", refused: true},
 
-		{"tcp4", "127.0.0.1:8080", false},
-		{"tcp4", "169.253.255.255:443", false},
-		{"tcp4", "169.255.0.0:443", false},
-		{"tcp4", "100.100.100.201:443", false},
-		{"tcp4", "10.0.0.1:443", false},
-		{"tcp6", "[::1]:8080", false},
-		{"tcp6", "[fd00:ec2::253]:443", false},
-		{"tcp6", "[2001:db8::1]:443", false},
-		{"unix", "/var/run/socket", false},
+		{network: "tcp4", address: "127.0.0.1:8080", local: true},
+		{network: "tcp4", address: "127.0.0.1:15000", local: true},
+		{network: "tcp4", address: "127.1.2.3:80", local: true},
+		{network: "tcp6", address: "[::1]:8080", local: true},
+		{network: "tcp6", address: "[::ffff:127.0.0.1]:15000", local: true},
+		{network: "tcp4", address: "0.0.0.0:15000", local: true},
+		{network: "tcp4", address: "0.1.2.3:80", local: true},
+		{network: "tcp6", address: "[::]:15000", local: true},
+		{network: "tcp6", address: "[::ffff:0.0.0.0]:15000", local: true},
+		{network: "udp4", address: "127.0.0.53:53", local: true},
+
+		{network: "tcp4", address: "169.253.255.255:443"},
+		{network: "tcp4", address: "169.255.0.0:443"},
+		{network: "tcp4", address: "100.100.100.201:443"},
+		{network: "tcp4", address: "10.0.0.1:443"},
+		{network: "tcp4", address: "128.0.0.1:443"},
+		{network: "tcp4", address: "1.0.0.0:443"},
+		{network: "tcp6", address: "[fd00:ec2::253]:443"},
+		{network: "tcp6", address: "[2001:db8::1]:443"},
+		{network: "unix", address: "/var/run/socket"},
 	}
+	loopback := &Policy{Rules: Rules{AllowLoopback: true}}
 	for _, tt := range tests {
 		t.Run(tt.network+" "+tt.address, func(t *testing.T) {
-			err := DialControl(tt.network, tt.address, nil)
-			if !tt.refused {
-				if err != nil {
-					t.Fatalf("DialControl(%q, %q) = %v, want nil", tt.network, tt.address, err)
+			for _, p := range []*Policy{nil, {}, {Rules: Rules{AllowInsecureHTTP: true}}, loopback} {
+				err := p.DialControl(tt.network, tt.address, nil)
+				refused := tt.refused || tt.local && p != loopback
+				if !refused {
+					if err != nil {
+						t.Fatalf("policy %v: DialControl(%q, %q) = %v, want nil", p, tt.network, tt.address, err)
+					}
+					continue
 				}
-				return
+				pe := wantNotAllowed(t, err)
+				if tt.local {
+					if want := "connection to " + tt.address + " refused by the operator's endpoint policy: the operator refuses loopback endpoints (it was started without --allow-loopback-endpoints)"; pe.Message != want {
+						t.Errorf("message %q, want %q", pe.Message, want)
+					}
+				}
 			}
-			wantNotAllowed(t, err)
 		})
 	}
 }
@@ -62,7 +87,7 @@ func TestDialControlAddresses(t *testing.T) {
 func TestDialerRefusesMetadata(t *testing.T) {
 	for _, address := range []string{"169.254.169.254:80", "100.100.100.200:80", "[fd00:ec2::254]:80"} {
 		t.Run(address, func(t *testing.T) {
-			d := net.Dialer{Control: DialControl, Timeout: 2 * time.Second}
+			d := net.Dialer{Control: (*Policy)(nil).DialControl, Timeout: 2 * time.Second}
 			start := time.Now()
 			_, err := d.Dial("tcp", address)
 			if err != nil && strings.Contains(err.Error(), "address family not supported") {
@@ -76,32 +101,62 @@ func TestDialerRefusesMetadata(t *testing.T) {
 	}
 }
 
-func TestDialerAllowsLoopback(t *testing.T) {
+// listenLoopback listens on 127.0.0.1 and counts the connections accepted.
+func listenLoopback(t *testing.T) (port string, accepted *atomic.Int32) {
+	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
+	accepted = &atomic.Int32{}
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			c.Close()
 		}
 	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ = net.SplitHostPort(ln.Addr().String())
+	return port, accepted
+}
 
-	d := net.Dialer{Control: DialControl, Timeout: 2 * time.Second}
+func TestDialerAllowsLoopbackWhenAllowed(t *testing.T) {
+	port, accepted := listenLoopback(t)
+	p := &Policy{Rules: Rules{AllowLoopback: true}}
+	d := net.Dialer{Control: p.DialControl, Timeout: 2 * time.Second}
 	// "localhost" goes through the system resolver and may yield ::1 first,
 	// where nothing listens; the dialer then falls back to 127.0.0.1.
-	for _, address := range []string{ln.Addr().String(), net.JoinHostPort("localhost", port)} {
+	for _, address := range []string{net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("localhost", port)} {
 		c, err := d.Dial("tcp", address)
 		if err != nil {
 			t.Fatalf("Dial(%q) = %v, want a connection", address, err)
 		}
 		c.Close()
+	}
+	if accepted.Load() == 0 {
+		t.Error("the listener accepted nothing")
+	}
+}
+
+// TestDialerRefusesLoopback: without AllowLoopback, a dial to a loopback
+// listener fails before connecting, whichever spelling reaches it, and the
+// listener never sees a connection.
+func TestDialerRefusesLoopback(t *testing.T) {
+	port, accepted := listenLoopback(t)
+	for _, p := range []*Policy{nil, {Rules: Rules{AllowInsecureHTTP: true}}} {
+		d := net.Dialer{Control: p.DialControl, Timeout: 2 * time.Second}
+		for _, host := range []string{"127.0.0.1", "localhost", "0.0.0.0"} {
+			_, err := d.Dial("tcp4", net.JoinHostPort(host, port))
+			wantNotAllowed(t, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := accepted.Load(); n != 0 {
+		t.Errorf("the loopback listener accepted %d connections, want none", n)
 	}
 }
 
@@ -109,24 +164,10 @@ func TestDialerAllowsLoopback(t *testing.T) {
 // in-memory DNS server, so a harmless-looking name can point at the
 // metadata address without any packet leaving the process.
 func TestDialerRefusesNameResolvingToMetadata(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-
+	port, accepted := listenLoopback(t)
+	loopback := &Policy{Rules: Rules{AllowLoopback: true}}
 	d := net.Dialer{
-		Control: DialControl,
+		Control: loopback.DialControl,
 		Timeout: 2 * time.Second,
 		Resolver: &net.Resolver{PreferGo: true, Dial: fakeDNS(t, map[string]netip.Addr{
 			"metadata.tokensync.test.": netip.MustParseAddr("169.254.169.254"),
@@ -154,6 +195,21 @@ func TestDialerRefusesNameResolvingToMetadata(t *testing.T) {
 		t.Fatalf("dial a name resolving to loopback: %v", err)
 	}
 	c.Close()
+	for deadline := time.Now().Add(2 * time.Second); accepted.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	before := accepted.Load()
+
+	// Without AllowLoopback the same name is refused at the dial.
+	d.Control = (*Policy)(nil).DialControl
+	_, err = d.DialContext(ctx, "tcp4", net.JoinHostPort("loopback.tokensync.test.", port))
+	if pe := wantNotAllowed(t, err); !strings.Contains(pe.Message, "--allow-loopback-endpoints") {
+		t.Errorf("message %q does not name --allow-loopback-endpoints", pe.Message)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if accepted.Load() != before {
+		t.Error("the refused dial reached the listener")
+	}
 }
 
 // haveIPv6 reports whether this machine can open IPv6 sockets; without
@@ -172,7 +228,7 @@ func haveIPv6() bool {
 // DialControl in providers.Options), refuses to connect to a metadata
 // address and says so in a message naming the address.
 func TestProvidersRefuseMetadataAtDial(t *testing.T) {
-	registry := builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: DialControl})
+	registry := builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: (*Policy)(nil).DialControl})
 	creds := map[string]providers.Credentials{
 		"aml":     {"email": []byte("ops@example.com"), "password": []byte("correct-horse")},
 		"amplifi": {"credentials.json": []byte(`{"channel":"test","deviceTag":"tag-1"}`)},

@@ -3,22 +3,30 @@
 // guard they could make the operator send requests from inside the cluster to
 // internal services or to a cloud metadata address.
 //
-// The guard has two layers:
-//   - Policy.Check looks at the endpoint URL before any request: the
-//     operator's allowlist, https only (plain http only to loopback unless
-//     AllowInsecureHTTP), and never a literal link-local or metadata address.
-//   - DialControl looks at the address actually dialed, so a DNS name that
-//     resolves to a link-local or metadata address is refused too.
+// The guard has three layers:
+//   - Policy.Check judges the URL a login is sent to (the endpoint with the
+//     provider's login path joined), before any request: the operator's
+//     allowlist, https only (plain http only to loopback, and only with
+//     AllowLoopback, unless AllowInsecureHTTP), no loopback host unless
+//     AllowLoopback, never a literal link-local or metadata address, and
+//     no path a server could read as leaving its prefix (see urlpath).
+//   - Policy.CheckURL is the same judgement for the HTTP transport, which
+//     asks it for every request any provider sends, so no provider code
+//     path can reach a URL Check would refuse.
+//   - Policy.DialControl looks at the address actually dialed, so a DNS
+//     name that resolves to a link-local, metadata or (unless AllowLoopback)
+//     loopback address is refused too.
 //
-// Check cannot see redirects and DialControl cannot see through an HTTP
-// proxy: the HTTP client should re-run Check on every redirect and should not
-// use a proxy taken from the environment.
+// DialControl cannot see through an HTTP proxy: the address dialed is then
+// the proxy's, which the providers' client exempts (the operator chose it).
+// Redirects are never followed.
 //
 // It lives in the module's internal/ rather than under providers/ because it
 // is the operator's policy on its own egress, not a provider: main.go builds
 // it from flags, the controller asks Check before every login, and providers
-// only ever see DialControl as an opaque function in providers.Options. No
-// provider imports it, and nothing outside this module needs it.
+// only ever see CheckURL and DialControl as opaque functions in
+// providers.Options. No provider imports it, and nothing outside this
+// module needs it.
 package endpointpolicy
 
 import (
@@ -32,21 +40,38 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tokensync/tokensync/internal/urlpath"
 	"github.com/tokensync/tokensync/providers"
 )
 
-// flagName is how main.go exposes the allowlist; messages name it so users
+// The flags main.go exposes the policy with; messages name them so users
 // know what an operator would have to change.
-const flagName = "--allowed-endpoints"
+const (
+	flagName         = "--allowed-endpoints"
+	loopbackFlagName = "--allow-loopback-endpoints"
+)
 
-// Policy is the operator's endpoint allowlist. A provider with no entries may
-// use any endpoint that passes the scheme and address rules. A nil *Policy
-// has no entries and refuses plain http to non-loopback hosts. A Policy is
-// not changed after it is built, so Check is safe for concurrent use.
-type Policy struct {
-	// AllowInsecureHTTP allows plain http:// to any host. Link-local and
-	// metadata addresses stay refused.
+// Rules are the operator's settings that hold for every provider, whatever
+// the allowlist says.
+type Rules struct {
+	// AllowInsecureHTTP allows plain http:// to any host
+	// (--allow-insecure-http). Link-local and metadata addresses stay
+	// refused, and loopback hosts unless AllowLoopback.
 	AllowInsecureHTTP bool
+	// AllowLoopback allows loopback hosts (127.0.0.0/8, ::1, localhost and
+	// *.localhost, and the unspecified addresses, which connect to the
+	// local host), plain http included (--allow-loopback-endpoints). Off,
+	// a TokenRequest cannot reach the operator's own pod: a sidecar's
+	// admin port, the metrics or probe listeners.
+	AllowLoopback bool
+}
+
+// Policy is the operator's endpoint allowlist and Rules. A provider with no
+// entries may use any endpoint that passes the rules. A nil *Policy has no
+// entries and the zero Rules: https only, no loopback. A Policy is not
+// changed after it is built, so its methods are safe for concurrent use.
+type Policy struct {
+	Rules
 
 	allowed map[string][]prefix
 }
@@ -72,8 +97,9 @@ func (e prefix) covers(t target) bool {
 // Parse reads the flag syntax: comma-separated provider=entry items, where an
 // entry is a URL prefix (https://host[:port][/path]) or a bare host[:port]
 // meaning any https URL on that host. A provider may appear several times.
-func Parse(spec string, allowInsecureHTTP bool) (*Policy, error) {
-	p := &Policy{AllowInsecureHTTP: allowInsecureHTTP}
+// An entry the rules would refuse (plain http, a loopback host) is an error.
+func Parse(spec string, rules Rules) (*Policy, error) {
+	p := &Policy{Rules: rules}
 	for _, item := range strings.Split(spec, ",") {
 		if item = strings.TrimSpace(item); item == "" {
 			continue
@@ -88,14 +114,14 @@ func Parse(spec string, allowInsecureHTTP bool) (*Policy, error) {
 // ParseFile reads one provider=entry per line, in the same entry syntax as
 // Parse. Blank lines are skipped and "#" starts a comment (an entry can never
 // contain "#", since fragments are refused).
-func ParseFile(path string, allowInsecureHTTP bool) (*Policy, error) {
+func ParseFile(path string, rules Rules) (*Policy, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read endpoint policy: %w", err)
 	}
 	defer f.Close()
 
-	p := &Policy{AllowInsecureHTTP: allowInsecureHTTP}
+	p := &Policy{Rules: rules}
 	lines := bufio.NewScanner(f)
 	for n := 1; lines.Scan(); n++ {
 		line, _, _ := strings.Cut(lines.Text(), "#")
@@ -122,7 +148,7 @@ func (p *Policy) addItem(item string) error {
 	if !validProviderName(provider) {
 		return fmt.Errorf("entry %s: provider name %q may hold only letters, digits, '.', '-' and '_'", display(item), provider)
 	}
-	e, err := parseEntry(value, p.AllowInsecureHTTP)
+	e, err := parseEntry(value, p.Rules)
 	if err != nil {
 		return fmt.Errorf("entry %s=%s: %w", provider, display(value), err)
 	}
@@ -142,7 +168,7 @@ func (p *Policy) add(provider string, e prefix) {
 	p.allowed[provider] = append(p.allowed[provider], e)
 }
 
-func parseEntry(value string, allowInsecureHTTP bool) (prefix, error) {
+func parseEntry(value string, rules Rules) (prefix, error) {
 	bare := !strings.Contains(value, "://")
 	if bare {
 		value = "https://" + value
@@ -158,18 +184,25 @@ func parseEntry(value string, allowInsecureHTTP bool) (prefix, error) {
 	if t.ip.IsValid() && refusedAddr(t.ip) {
 		return prefix{}, fmt.Errorf("%s is a link-local or cloud metadata address, which is always refused", t.ip)
 	}
-	if t.scheme == "http" && !t.loopback() && !allowInsecureHTTP {
+	if t.loopback() && !rules.AllowLoopback {
+		return prefix{}, fmt.Errorf("loopback hosts are refused unless %s is set", loopbackFlagName)
+	}
+	if t.scheme == "http" && !t.httpLoopback() && !rules.AllowInsecureHTTP {
 		return prefix{}, fmt.Errorf("plain http:// is refused for non-loopback hosts unless insecure HTTP is allowed; use https://")
 	}
 	return prefix{scheme: t.scheme, host: t.host, path: path}, nil
 }
 
 // Merge returns a policy holding the entries of both p and other, as when
-// entries come from both the flag and a file. Either may be nil. Insecure
-// HTTP is allowed if either allows it: both come from the operator's own
-// configuration, and each side's http entries were accepted under its setting.
+// entries come from both the flag and a file. Either may be nil. A rule
+// allows what either side allows: both come from the operator's own
+// configuration, and each side's entries were accepted under its rules.
 func (p *Policy) Merge(other *Policy) *Policy {
-	merged := &Policy{AllowInsecureHTTP: p.insecure() || other.insecure()}
+	a, b := p.rules(), other.rules()
+	merged := &Policy{Rules: Rules{
+		AllowInsecureHTTP: a.AllowInsecureHTTP || b.AllowInsecureHTTP,
+		AllowLoopback:     a.AllowLoopback || b.AllowLoopback,
+	}}
 	for _, src := range []*Policy{p, other} {
 		if src == nil {
 			continue
@@ -183,7 +216,13 @@ func (p *Policy) Merge(other *Policy) *Policy {
 	return merged
 }
 
-func (p *Policy) insecure() bool { return p != nil && p.AllowInsecureHTTP }
+// rules returns p's Rules; a nil Policy has the zero Rules.
+func (p *Policy) rules() Rules {
+	if p == nil {
+		return Rules{}
+	}
+	return p.Rules
+}
 
 func (p *Policy) entries(provider string) []prefix {
 	if p == nil {
@@ -199,19 +238,30 @@ func (p *Policy) providers() []string {
 	return slices.Sorted(maps.Keys(p.allowed))
 }
 
-// Check reports whether provider may be called at endpoint, before any
-// request is made. A refusal is a *providers.Error of kind EndpointNotAllowed
-// whose message says what to change.
-func (p *Policy) Check(provider, endpoint string) error {
-	t, err := parseTarget(endpoint)
+// Check reports whether provider may send a login to rawURL, before any
+// request is made. rawURL is the URL the login is sent to, the endpoint with
+// the provider's login path joined (providers.LoginURL), so that a path
+// cannot lead out of an allowed prefix. A refusal is a *providers.Error of
+// kind EndpointNotAllowed whose message says what to change.
+func (p *Policy) Check(provider, rawURL string) error {
+	t, err := parseTarget(rawURL)
 	if err != nil {
-		return refuse(provider, endpoint, err.Error())
+		return refuse(provider, rawURL, err.Error())
 	}
+	rules := p.rules()
 	if t.ip.IsValid() && refusedAddr(t.ip) {
-		return refuse(provider, endpoint, "link-local and cloud metadata addresses are always refused")
+		return refuse(provider, rawURL, "link-local and cloud metadata addresses are always refused")
 	}
-	if t.scheme == "http" && !t.loopback() && !p.insecure() {
-		return refuse(provider, endpoint, "plain http:// is only allowed to loopback hosts; use https://")
+	// Said the same for every port, and before anything is dialed: the
+	// answer must not tell which of the pod's ports listen.
+	if t.loopback() && !rules.AllowLoopback {
+		return refuse(provider, rawURL, "the operator refuses loopback endpoints (it was started without "+loopbackFlagName+")")
+	}
+	if t.scheme == "http" && !t.httpLoopback() && !rules.AllowInsecureHTTP {
+		if rules.AllowLoopback {
+			return refuse(provider, rawURL, "plain http:// is only allowed to loopback hosts; use https://")
+		}
+		return refuse(provider, rawURL, "plain http:// is refused; use https://")
 	}
 	allowed := p.entries(provider)
 	if len(allowed) == 0 {
@@ -224,7 +274,17 @@ func (p *Policy) Check(provider, endpoint string) error {
 	}
 	return providers.Errorf(providers.EndpointNotAllowed,
 		"endpoint %s is not allowed for provider %q by the operator's %s policy; allowed: %s",
-		display(endpoint), provider, flagName, joinPrefixes(allowed))
+		display(rawURL), provider, flagName, joinPrefixes(allowed))
+}
+
+// CheckURL is Check for a request about to be sent: the HTTP transport of
+// every provider asks it (providers.Options.CheckURL), so that no request
+// reaches a URL Check refuses, whichever code path built it.
+func (p *Policy) CheckURL(provider string, u *url.URL) error {
+	if u == nil {
+		return refuse(provider, "", "the request has no URL")
+	}
+	return p.Check(provider, u.String())
 }
 
 func refuse(provider, endpoint, reason string) error {
@@ -243,10 +303,19 @@ func (p *Policy) String() string {
 	} else {
 		b.WriteString("other providers: any endpoint; ")
 	}
-	if p.insecure() {
+	rules := p.rules()
+	switch {
+	case rules.AllowInsecureHTTP:
 		b.WriteString("plain http: allowed (insecure); ")
-	} else {
+	case rules.AllowLoopback:
 		b.WriteString("plain http: loopback only; ")
+	default:
+		b.WriteString("plain http: refused; ")
+	}
+	if rules.AllowLoopback {
+		b.WriteString("loopback: allowed (" + loopbackFlagName + "); ")
+	} else {
+		b.WriteString("loopback: refused; ")
 	}
 	b.WriteString("link-local and metadata addresses: always refused")
 	return b.String()
@@ -266,12 +335,27 @@ type target struct {
 	host   string     // as in prefix.host
 	name   string     // lowercase host name without port
 	ip     netip.Addr // valid when the host is an IP literal
-	path   string     // escaped path, as sent on the wire
+	path   string     // escaped path, as sent on the wire, in urlpath.Normalize's spelling
 }
 
+// loopback reports whether t names the local host: see localAddr, and the
+// names localhost and *.localhost, which resolvers answer with loopback
+// addresses (RFC 6761) without asking DNS.
 func (t target) loopback() bool {
 	if t.ip.IsValid() {
-		return t.ip.Unmap().IsLoopback()
+		return localAddr(t.ip)
+	}
+	name := strings.TrimSuffix(t.name, ".")
+	return name == "localhost" || strings.HasSuffix(name, ".localhost")
+}
+
+// httpLoopback reports whether plain http to t stays on the local host, as
+// AllowLoopback allows: a local IP address, or the name localhost, which the
+// system resolves from its hosts file. Other *.localhost names are refused
+// as loopback but not trusted to be one: a resolver need not answer them.
+func (t target) httpLoopback() bool {
+	if t.ip.IsValid() {
+		return localAddr(t.ip)
 	}
 	return t.name == "localhost"
 }
@@ -335,29 +419,20 @@ func parseTarget(raw string) (target, error) {
 		}
 	}
 
-	if err := checkPath(u.Path); err != nil {
+	// Judge and compare the escaped path, as the server receives it, in
+	// one spelling ("%7E" and "~" alike). A path a server could read as
+	// leaving its prefix (a dot segment, an encoded slash) is refused
+	// rather than resolved.
+	escaped := u.EscapedPath()
+	if strings.Contains(raw, `\`) {
+		// url.Parse escapes a backslash, so look at the raw string too.
+		return target{}, urlpath.ErrSeparator
+	}
+	if err := urlpath.Check(escaped); err != nil {
 		return target{}, err
 	}
-	// Compare the escaped path, as the server receives it: "/base%2Fx" is one
-	// segment there, not "/base" followed by "x".
-	t.path = u.EscapedPath()
+	t.path = urlpath.Normalize(escaped)
 	return t, nil
-}
-
-// checkPath refuses paths a server might resolve to somewhere above the
-// allowed prefix: dot segments (also percent-encoded, and Tomcat's "..;"),
-// and backslashes, which some servers treat as "/".
-func checkPath(path string) error {
-	if strings.Contains(path, `\`) {
-		return fmt.Errorf(`backslashes are not allowed in an endpoint path`)
-	}
-	for _, seg := range strings.Split(path, "/") {
-		seg, _, _ = strings.Cut(seg, ";")
-		if seg == "." || seg == ".." {
-			return fmt.Errorf(`"." and ".." segments are not allowed in an endpoint path`)
-		}
-	}
-	return nil
 }
 
 // checkHostname accepts ASCII DNS names only (IDNs must be written in

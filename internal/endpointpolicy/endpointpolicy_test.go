@@ -2,6 +2,7 @@ package endpointpolicy
 
 import (
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,11 +34,11 @@ func allowedOf(p *Policy) []string {
 
 func TestParse(t *testing.T) {
 	tests := []struct {
-		name     string
-		spec     string
-		insecure bool
-		want     []string
-		wantErr  string
+		name    string
+		spec    string
+		rules   Rules
+		want    []string
+		wantErr string
 	}{
 		{name: "empty", spec: "", want: nil},
 		{name: "only separators", spec: " , ,", want: nil},
@@ -52,8 +53,9 @@ func TestParse(t *testing.T) {
 		{name: "spaces and trailing comma", spec: " aml = https://a.example/base/ , ", want: []string{"aml=https://a.example/base"}},
 		{name: "case and default port normalised", spec: "AML=HTTPS://API.Example:443/Base", want: []string{"aml=https://api.example/Base"}},
 		{name: "duplicates collapse", spec: "aml=https://a.example,aml=a.example,aml=https://a.example/", want: []string{"aml=https://a.example"}},
-		{name: "http to loopback", spec: "local=http://127.0.0.1:8080,local=http://localhost:9000,local=http://[::1]", want: []string{"local=http://127.0.0.1:8080", "local=http://localhost:9000", "local=http://[::1]"}},
-		{name: "http with insecure allowed", spec: "aml=http://aml.internal", insecure: true, want: []string{"aml=http://aml.internal"}},
+		{name: "http to loopback", spec: "local=http://127.0.0.1:8080,local=http://localhost:9000,local=http://[::1]", rules: Rules{AllowLoopback: true}, want: []string{"local=http://127.0.0.1:8080", "local=http://localhost:9000", "local=http://[::1]"}},
+		{name: "http with insecure allowed", spec: "aml=http://aml.internal", rules: Rules{AllowInsecureHTTP: true}, want: []string{"aml=http://aml.internal"}},
+		{name: "normalised path", spec: "aml=https://a.example/%74enant%2da/", want: []string{"aml=https://a.example/tenant-a"}},
 		{name: "ipv6 canonicalised", spec: "aml=https://[2001:DB8:0::1]:8443/x", want: []string{"aml=https://[2001:db8::1]:8443/x"}},
 
 		{name: "missing equals", spec: "https://a.example", wantErr: "want provider="},
@@ -65,17 +67,22 @@ func TestParse(t *testing.T) {
 		{name: "bare host with path", spec: "aml=a.example/base", wantErr: "bare host cannot carry a path"},
 		{name: "user-info", spec: "aml=https://user:hunter2@a.example", wantErr: "user-info"},
 		{name: "query", spec: "aml=https://a.example/?x=1", wantErr: "queries and fragments"},
-		{name: "metadata address", spec: "aml=http://169.254.169.254", insecure: true, wantErr: "metadata"},
+		{name: "metadata address", spec: "aml=http://169.254.169.254", rules: Rules{AllowInsecureHTTP: true, AllowLoopback: true}, wantErr: "metadata"},
+		{name: "loopback without the flag", spec: "local=http://127.0.0.1:8080", wantErr: "loopback hosts are refused unless --allow-loopback-endpoints is set"},
+		{name: "https localhost without the flag", spec: "local=https://localhost", rules: Rules{AllowInsecureHTTP: true}, wantErr: "--allow-loopback-endpoints"},
+		{name: "bare localhost name without the flag", spec: "local=api.localhost", wantErr: "--allow-loopback-endpoints"},
+		{name: "unspecified address without the flag", spec: "local=https://0.0.0.0", wantErr: "--allow-loopback-endpoints"},
 		{name: "mapped metadata address", spec: "aml=https://[::ffff:169.254.169.254]", wantErr: "metadata"},
 		{name: "numeric host", spec: "aml=https://2130706433", wantErr: "non-standard form"},
 		{name: "dot segment", spec: "aml=https://a.example/base/..", wantErr: `".."`},
+		{name: "encoded slash", spec: "aml=https://a.example/base%2fx", wantErr: "%2f"},
 		{name: "bad port", spec: "aml=https://a.example:99999", wantErr: "port"},
 		{name: "no host", spec: "aml=https:///path", wantErr: "no host"},
 		{name: "bad host characters", spec: "aml=https://a!b.example", wantErr: "not a valid DNS name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := Parse(tt.spec, tt.insecure)
+			p, err := Parse(tt.spec, tt.rules)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Parse(%q) error = %v, want one containing %q", tt.spec, err, tt.wantErr)
@@ -88,15 +95,15 @@ func TestParse(t *testing.T) {
 			if got := allowedOf(p); strings.Join(got, " ") != strings.Join(tt.want, " ") {
 				t.Errorf("Parse(%q) entries = %q, want %q", tt.spec, got, tt.want)
 			}
-			if p.AllowInsecureHTTP != tt.insecure {
-				t.Errorf("AllowInsecureHTTP = %v, want %v", p.AllowInsecureHTTP, tt.insecure)
+			if p.Rules != tt.rules {
+				t.Errorf("Rules = %+v, want %+v", p.Rules, tt.rules)
 			}
 		})
 	}
 }
 
 func TestParseErrorHidesUserInfo(t *testing.T) {
-	_, err := Parse("aml=https://user:hunter2@a.example", false)
+	_, err := Parse("aml=https://user:hunter2@a.example", Rules{})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error = %v, want an error that does not show the user-info", err)
 	}
@@ -129,7 +136,7 @@ func TestParseFile(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			p, err := ParseFile(path, false)
+			p, err := ParseFile(path, Rules{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("ParseFile error = %v, want one containing %q", err, tt.wantErr)
@@ -145,7 +152,7 @@ func TestParseFile(t *testing.T) {
 		})
 	}
 
-	if _, err := ParseFile(filepath.Join(t.TempDir(), "missing"), false); err == nil {
+	if _, err := ParseFile(filepath.Join(t.TempDir(), "missing"), Rules{}); err == nil {
 		t.Error("ParseFile of a missing file: want an error")
 	}
 }
@@ -156,14 +163,15 @@ func TestCheck(t *testing.T) {
 		"amplifi=api.amplifi.example,"+
 		"ported=https://p.example:8443/api/,"+
 		"v6=https://[2001:db8::1]/x,"+
-		"local=http://localhost:8080", false)
+		"local=http://localhost:8080", Rules{AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	insecure, err := Parse("aml=http://aml.internal,aml=https://api.amlwatcher.com", true)
+	insecure, err := Parse("aml=http://aml.internal,aml=https://api.amlwatcher.com", Rules{AllowInsecureHTTP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	loopback := &Policy{Rules: Rules{AllowLoopback: true}}
 	tests := []struct {
 		name     string
 		policy   *Policy
@@ -188,7 +196,9 @@ func TestCheck(t *testing.T) {
 		{name: "prefix parent", policy: policy, provider: "partner", endpoint: "https://other.example/", wantErr: "not allowed"},
 		{name: "host suffix", policy: policy, provider: "aml", endpoint: "https://api.amlwatcher.com.evil.com", wantErr: "not allowed"},
 		{name: "host as subdomain", policy: policy, provider: "aml", endpoint: "https://evil.api.amlwatcher.com", wantErr: "not allowed"},
-		{name: "escaped slash is one segment", policy: policy, provider: "partner", endpoint: "https://other.example/base%2Fv2", wantErr: "not allowed"},
+		{name: "escaped slash", policy: policy, provider: "partner", endpoint: "https://other.example/base%2Fv2", wantErr: "%2f"},
+		{name: "escaped unreserved characters", policy: policy, provider: "partner", endpoint: "https://other.example/%62ase/v%32"},
+		{name: "escaped hex case", policy: policy, provider: "partner", endpoint: "https://other.example/base/a%3ab"},
 		{name: "dot segment", policy: policy, provider: "partner", endpoint: "https://other.example/base/../admin", wantErr: `".."`},
 		{name: "encoded dot segment", policy: policy, provider: "partner", endpoint: "https://other.example/base/%2e%2e/admin", wantErr: `".."`},
 		{name: "tomcat dot segment", policy: policy, provider: "partner", endpoint: "https://other.example/base/..;/admin", wantErr: `".."`},
@@ -214,17 +224,20 @@ func TestCheck(t *testing.T) {
 		{name: "bare host entry is https only", policy: policy, provider: "amplifi", endpoint: "http://api.amplifi.example", wantErr: "plain http://"},
 		{name: "ipv6 entry, other spelling", policy: policy, provider: "v6", endpoint: "https://[2001:0db8:0:0::1]:443/x/y"},
 
-		// http vs https, loopback exemption
-		{name: "http remote", policy: nil, provider: "aml", endpoint: "http://a.example", wantErr: "plain http://"},
-		{name: "http localhost", policy: nil, provider: "aml", endpoint: "http://localhost:8080/mock"},
-		{name: "http LOCALHOST", policy: nil, provider: "aml", endpoint: "http://LOCALHOST"},
-		{name: "http 127.0.0.1", policy: nil, provider: "aml", endpoint: "http://127.0.0.1:9999"},
-		{name: "http 127.255.0.9", policy: nil, provider: "aml", endpoint: "http://127.255.0.9"},
-		{name: "http ::1", policy: nil, provider: "aml", endpoint: "http://[::1]:8080"},
-		{name: "http mapped loopback", policy: nil, provider: "aml", endpoint: "http://[::ffff:127.0.0.1]"},
-		{name: "http localhost subdomain", policy: nil, provider: "aml", endpoint: "http://x.localhost", wantErr: "plain http://"},
-		{name: "http 10/8", policy: nil, provider: "aml", endpoint: "http://10.0.0.1", wantErr: "plain http://"},
-		{name: "http name, even one resolving to loopback", policy: nil, provider: "partner", endpoint: "http://partner.tokensync.test:8080", wantErr: "plain http:// is only allowed to loopback hosts"},
+		// http vs https, loopback exemption (with AllowLoopback; without it,
+		// see TestCheckLoopback)
+		{name: "http remote", policy: nil, provider: "aml", endpoint: "http://a.example", wantErr: "plain http:// is refused; use https://"},
+		{name: "http remote, loopback allowed", policy: loopback, provider: "aml", endpoint: "http://a.example", wantErr: "plain http:// is only allowed to loopback hosts"},
+		{name: "http localhost", policy: loopback, provider: "aml", endpoint: "http://localhost:8080/mock"},
+		{name: "http LOCALHOST", policy: loopback, provider: "aml", endpoint: "http://LOCALHOST"},
+		{name: "http 127.0.0.1", policy: loopback, provider: "aml", endpoint: "http://127.0.0.1:9999"},
+		{name: "http 127.255.0.9", policy: loopback, provider: "aml", endpoint: "http://127.255.0.9"},
+		{name: "http ::1", policy: loopback, provider: "aml", endpoint: "http://[::1]:8080"},
+		{name: "http mapped loopback", policy: loopback, provider: "aml", endpoint: "http://[::ffff:127.0.0.1]"},
+		{name: "http localhost subdomain", policy: loopback, provider: "aml", endpoint: "http://x.localhost", wantErr: "plain http://"},
+		{name: "https localhost subdomain", policy: loopback, provider: "aml", endpoint: "https://x.localhost"},
+		{name: "http 10/8", policy: loopback, provider: "aml", endpoint: "http://10.0.0.1", wantErr: "plain http://"},
+		{name: "http name, even one resolving to loopback", policy: loopback, provider: "partner", endpoint: "http://partner.tokensync.test:8080", wantErr: "plain http:// is only allowed to loopback hosts"},
 		{name: "http loopback still needs the allowlist", policy: policy, provider: "aml", endpoint: "http://localhost", wantErr: "not allowed"},
 		{name: "http loopback listed", policy: policy, provider: "local", endpoint: "http://localhost:8080/mock"},
 		{name: "insecure allows http", policy: insecure, provider: "aml", endpoint: "http://aml.internal/login"},
@@ -257,7 +270,7 @@ func TestCheck(t *testing.T) {
 		{name: "hex ip", policy: nil, provider: "aml", endpoint: "https://0xa9.0xfe.0xa9.0xfe", wantErr: "non-standard form"},
 		{name: "short ip", policy: nil, provider: "aml", endpoint: "https://169.254.43518", wantErr: "non-standard form"},
 		{name: "octal ip", policy: nil, provider: "aml", endpoint: "https://0251.0376.0251.0376", wantErr: "non-standard form"},
-		{name: "short loopback ip", policy: nil, provider: "aml", endpoint: "http://127.1", wantErr: "non-standard form"},
+		{name: "short loopback ip", policy: loopback, provider: "aml", endpoint: "http://127.1", wantErr: "non-standard form"},
 		{name: "ip with trailing dot", policy: nil, provider: "aml", endpoint: "https://169.254.169.254.", wantErr: "non-standard form"},
 		{name: "numeric-looking name is fine", policy: nil, provider: "aml", endpoint: "https://1password.example"},
 
@@ -303,7 +316,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestCheckMessage(t *testing.T) {
-	p, err := Parse("aml=https://api.amlwatcher.com", false)
+	p, err := Parse("aml=https://api.amlwatcher.com", Rules{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,11 +343,11 @@ func TestCheckMessageHidesSecrets(t *testing.T) {
 }
 
 func TestMerge(t *testing.T) {
-	flag, err := Parse("aml=https://a.example,partner=https://p.example", false)
+	flag, err := Parse("aml=https://a.example,partner=https://p.example", Rules{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	file, err := Parse("aml=https://b.example,aml=https://a.example,local=http://localhost", false)
+	file, err := Parse("aml=https://b.example,aml=https://a.example,local=http://localhost", Rules{AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,11 +361,14 @@ func TestMerge(t *testing.T) {
 	}
 
 	var none *Policy
-	if m := none.Merge(nil); m == nil || len(allowedOf(m)) != 0 || m.AllowInsecureHTTP {
+	if m := none.Merge(nil); m == nil || len(allowedOf(m)) != 0 || m.Rules != (Rules{}) {
 		t.Errorf("nil.Merge(nil) = %+v, want an empty policy", m)
 	}
-	if m := none.Merge(&Policy{AllowInsecureHTTP: true}); !m.AllowInsecureHTTP {
-		t.Error("Merge lost AllowInsecureHTTP")
+	if m := none.Merge(&Policy{Rules: Rules{AllowInsecureHTTP: true}}); !m.AllowInsecureHTTP || m.AllowLoopback {
+		t.Errorf("Merge of AllowInsecureHTTP: %+v", m.Rules)
+	}
+	if m := flag.Merge(file); !m.AllowLoopback || m.AllowInsecureHTTP {
+		t.Errorf("Merge of AllowLoopback: %+v", m.Rules)
 	}
 	if got := allowedOf(none.Merge(file)); len(got) != 3 {
 		t.Errorf("nil.Merge(file) entries = %q", got)
@@ -360,7 +376,7 @@ func TestMerge(t *testing.T) {
 }
 
 func TestString(t *testing.T) {
-	p, err := Parse("partner=https://p.example,aml=https://a.example/base,partner=https://q.example", false)
+	p, err := Parse("partner=https://p.example,aml=https://a.example/base,partner=https://q.example", Rules{AllowLoopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,9 +385,9 @@ func TestString(t *testing.T) {
 		policy *Policy
 		want   string
 	}{
-		{name: "nil", policy: nil, want: "any endpoint for every provider; plain http: loopback only; link-local and metadata addresses: always refused"},
-		{name: "insecure", policy: &Policy{AllowInsecureHTTP: true}, want: "any endpoint for every provider; plain http: allowed (insecure); link-local and metadata addresses: always refused"},
-		{name: "entries", policy: p, want: "aml: https://a.example/base; partner: https://p.example, https://q.example; other providers: any endpoint; plain http: loopback only; link-local and metadata addresses: always refused"},
+		{name: "nil", policy: nil, want: "any endpoint for every provider; plain http: refused; loopback: refused; link-local and metadata addresses: always refused"},
+		{name: "insecure", policy: &Policy{Rules: Rules{AllowInsecureHTTP: true}}, want: "any endpoint for every provider; plain http: allowed (insecure); loopback: refused; link-local and metadata addresses: always refused"},
+		{name: "entries", policy: p, want: "aml: https://a.example/base; partner: https://p.example, https://q.example; other providers: any endpoint; plain http: loopback only; loopback: allowed (--allow-loopback-endpoints); link-local and metadata addresses: always refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,4 +396,156 @@ func TestString(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCheckLoopback: without AllowLoopback every spelling of the local host
+// is refused, over http and https, with one message whatever the port;
+// with it, they are allowed (plain http only to local addresses and
+// localhost itself).
+func TestCheckLoopback(t *testing.T) {
+	refusing := []*Policy{nil, {}, {Rules: Rules{AllowInsecureHTTP: true}}}
+	allowing := &Policy{Rules: Rules{AllowLoopback: true}}
+	tests := []struct {
+		endpoint string
+		// httpRefused: refused even with AllowLoopback, as plain http to a
+		// name that is not certainly local.
+		httpRefused bool
+	}{
+		{endpoint: "http://localhost"},
+		{endpoint: "http://localhost:15000/quitquitquit"},
+		{endpoint: "https://localhost:8443"},
+		{endpoint: "http://LocalHost:1"},
+		{endpoint: "https://localhost."},
+		{endpoint: "https://api.localhost"},
+		{endpoint: "http://a.b.LOCALHOST:9090", httpRefused: true},
+		{endpoint: "https://x.localhost.:443"},
+		{endpoint: "http://127.0.0.1"},
+		{endpoint: "http://127.0.0.1:15000/quitquitquit"},
+		{endpoint: "https://127.0.0.1:8443"},
+		{endpoint: "http://127.1.2.3:80"},
+		{endpoint: "http://127.255.255.254:65535"},
+		{endpoint: "http://[::1]:15000"},
+		{endpoint: "https://[0:0:0:0:0:0:0:1]"},
+		{endpoint: "http://[::ffff:127.0.0.1]:15000"},
+		{endpoint: "https://[::ffff:7f00:1]"},
+		{endpoint: "http://0.0.0.0:15000"},
+		{endpoint: "https://0.0.0.0"},
+		{endpoint: "http://0.1.2.3:80"},
+		{endpoint: "http://[::]:15000"},
+		{endpoint: "https://[::ffff:0.0.0.0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.endpoint, func(t *testing.T) {
+			for _, p := range refusing {
+				pe := wantNotAllowed(t, p.Check("http", tt.endpoint))
+				want := "the operator refuses loopback endpoints (it was started without --allow-loopback-endpoints)"
+				if !strings.HasSuffix(pe.Message, ": "+want) {
+					t.Errorf("policy %v: message %q, want it to end with %q", p, pe.Message, want)
+				}
+			}
+			err := allowing.Check("http", tt.endpoint)
+			if tt.httpRefused {
+				wantNotAllowed(t, err)
+			} else if err != nil {
+				t.Errorf("with AllowLoopback: %v, want allowed", err)
+			}
+		})
+	}
+
+	// Not the local host.
+	for _, endpoint := range []string{"https://localhost.example.com", "https://mylocalhost", "https://localhostx", "https://128.0.0.1", "https://1.0.0.0"} {
+		if err := (*Policy)(nil).Check("http", endpoint); err != nil {
+			t.Errorf("Check(%q) = %v, want allowed", endpoint, err)
+		}
+	}
+
+	// The refusal says the same for every port: it cannot tell which of the
+	// pod's ports listen.
+	a := wantNotAllowed(t, (*Policy)(nil).Check("http", "http://127.0.0.1:1/x")).Message
+	b := wantNotAllowed(t, (*Policy)(nil).Check("http", "http://127.0.0.1:15000/x")).Message
+	if strings.Replace(a, ":1/", ":15000/", 1) != b {
+		t.Errorf("messages differ beyond the endpoint quoted:\n%s\n%s", a, b)
+	}
+}
+
+// TestCheckPathEscape: the URL judged is the one requested. An allowlisted
+// prefix cannot be left by a path: dot segments in any spelling are
+// refused (never resolved), and the URL a resolving join would have made is
+// outside the prefix.
+func TestCheckPathEscape(t *testing.T) {
+	p, err := Parse("http=https://gw.example.com/tenant-a", Rules{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := []string{
+		"https://gw.example.com/tenant-a",
+		"https://gw.example.com/tenant-a/login",
+		"https://gw.example.com/tenant-a/v1/token",
+		"https://gw.example.com/%74enant-a/login",
+		"https://gw.example.com/tenant%2Da/login",
+		"https://gw.example.com/tenant-a/.well-known/x",
+		"https://gw.example.com/tenant-a/...",
+	}
+	for _, u := range allowed {
+		if err := p.Check("http", u); err != nil {
+			t.Errorf("Check(%q) = %v, want allowed", u, err)
+		}
+	}
+	refused := []struct{ url, want string }{
+		{"https://gw.example.com/admin/keys", "allowed: https://gw.example.com/tenant-a"},
+		{"https://gw.example.com/tenant-b/login", "allowed: https://gw.example.com/tenant-a"},
+		{"https://gw.example.com/tenant-a-admin", "allowed: https://gw.example.com/tenant-a"},
+		{"https://gw.example.com/tenant-a/../admin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/./../admin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/%2e%2e/admin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/%2E%2E/admin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/.%2e/admin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/%2e./admin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/..;/admin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/..;x=y/admin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/%252e%252e/admin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/..", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a%2f..%2fadmin/keys", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/..%2Fadmin", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a/..%5cadmin", `"." and ".." segments`},
+		{"https://gw.example.com/tenant-a%2fadmin", "(%2f, %5c)"},
+		{`https://gw.example.com/tenant-a/..\admin`, "backslashes are not allowed"},
+	}
+	for _, tt := range refused {
+		pe := wantNotAllowed(t, p.Check("http", tt.url))
+		if !strings.Contains(pe.Message, tt.want) {
+			t.Errorf("Check(%q) message %q, want it to contain %q", tt.url, pe.Message, tt.want)
+		}
+	}
+}
+
+// TestCheckURL: the transport's question is Check's, asked with the
+// request's URL.
+func TestCheckURL(t *testing.T) {
+	p, err := Parse("http=https://gw.example.com/tenant-a", Rules{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		url     string
+		allowed bool
+	}{
+		{"https://gw.example.com/tenant-a/login", true},
+		{"https://gw.example.com/admin/keys", false},
+		{"https://gw.example.com/tenant-a/%2e%2e/admin", false},
+		{"http://127.0.0.1:15000/quitquitquit", false},
+	} {
+		u, err := url.Parse(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = p.CheckURL("http", u)
+		if tt.allowed != (err == nil) {
+			t.Errorf("CheckURL(%s) = %v, want allowed %v", tt.url, err, tt.allowed)
+		}
+		if err != nil {
+			wantNotAllowed(t, err)
+		}
+	}
+	wantNotAllowed(t, p.CheckURL("http", nil))
 }

@@ -6,19 +6,22 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/tokensync/tokensync/internal/urlpath"
 	"github.com/tokensync/tokensync/providers"
 )
 
 // FuzzCheck feeds arbitrary policies and endpoints to Parse and Check. Check
 // must not panic, must refuse only with EndpointNotAllowed, and must never
-// accept a literal link-local or metadata address.
+// accept a literal link-local or metadata address, a literal loopback
+// address without AllowLoopback, or a path urlpath refuses.
 func FuzzCheck(f *testing.F) {
-	f.Add("aml=https://api.amlwatcher.com", "aml", "https://api.amlwatcher.com/v1", false)
-	f.Add("partner=https://other.example/base", "partner", "https://other.example/basement", false)
-	f.Add("", "aml", "https://[::ffff:169.254.169.254]/", true)
-	f.Add("amplifi=api.amplifi.example", "amplifi", "http://localhost:8080", false)
-	f.Fuzz(func(t *testing.T, spec, provider, endpoint string, insecure bool) {
-		p, err := Parse(spec, insecure)
+	f.Add("aml=https://api.amlwatcher.com", "aml", "https://api.amlwatcher.com/v1", false, false)
+	f.Add("partner=https://other.example/base", "partner", "https://other.example/basement", false, false)
+	f.Add("", "aml", "https://[::ffff:169.254.169.254]/", true, false)
+	f.Add("amplifi=api.amplifi.example", "amplifi", "http://localhost:8080", false, true)
+	f.Add("http=https://gw.example.com/tenant-a", "http", "https://gw.example.com/tenant-a/%2e%2e/admin", false, false)
+	f.Fuzz(func(t *testing.T, spec, provider, endpoint string, insecure, loopback bool) {
+		p, err := Parse(spec, Rules{AllowInsecureHTTP: insecure, AllowLoopback: loopback})
 		if err != nil {
 			p = nil
 		}
@@ -37,6 +40,12 @@ func FuzzCheck(f *testing.F) {
 		}
 		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && refusedAddr(ip) {
 			t.Fatalf("Check accepted %q, a metadata or link-local address", endpoint)
+		}
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && localAddr(ip) && !loopback {
+			t.Fatalf("Check accepted %q, a loopback address, without AllowLoopback", endpoint)
+		}
+		if err := urlpath.Check(u.EscapedPath()); err != nil {
+			t.Fatalf("Check accepted %q, whose path %v", endpoint, err)
 		}
 		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 			t.Fatalf("Check accepted %q with user-info, query or fragment", endpoint)

@@ -45,8 +45,9 @@ type Provider struct {
 }
 
 var (
-	_ providers.Provider  = (*Provider)(nil)
-	_ providers.Validator = (*Provider)(nil)
+	_ providers.Provider   = (*Provider)(nil)
+	_ providers.Validator  = (*Provider)(nil)
+	_ providers.LoginURLer = (*Provider)(nil)
 )
 
 // New returns an AML Watcher provider.
@@ -60,13 +61,19 @@ func (p *Provider) Validate(creds providers.Credentials) error {
 	return login.RequireKeys(creds, keyEmail, keyPassword)
 }
 
+// LoginURL returns the URL a login at endpoint is sent to: the endpoint
+// with /api/get-access-token joined.
+func (p *Provider) LoginURL(endpoint string) (string, error) {
+	return login.JoinURL(endpoint, loginPath)
+}
+
 // Login exchanges an email and a password for an access token.
 func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
 	body, err := requestBody(creds)
 	if err != nil {
 		return nil, err
 	}
-	url, err := login.JoinURL(endpoint, loginPath)
+	url, err := p.LoginURL(endpoint)
 	if err != nil {
 		return nil, err
 	}

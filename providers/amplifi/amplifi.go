@@ -104,8 +104,9 @@ type Provider struct {
 }
 
 var (
-	_ providers.Provider  = (*Provider)(nil)
-	_ providers.Validator = (*Provider)(nil)
+	_ providers.Provider   = (*Provider)(nil)
+	_ providers.Validator  = (*Provider)(nil)
+	_ providers.LoginURLer = (*Provider)(nil)
 )
 
 // New returns an AmpliFi provider.
@@ -119,6 +120,12 @@ func (p *Provider) Validate(creds providers.Credentials) error {
 	return err
 }
 
+// LoginURL returns the URL a login at endpoint is sent to: the endpoint
+// with /token joined.
+func (p *Provider) LoginURL(endpoint string) (string, error) {
+	return login.JoinURL(endpoint, loginPath)
+}
+
 // Login exchanges channel credentials for a token. Token.Extra holds
 // userId, and AFiUserId when it differs from userId.
 func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
@@ -126,7 +133,7 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	url, err := login.JoinURL(endpoint, loginPath)
+	url, err := p.LoginURL(endpoint)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,17 @@
 package builtin
 
 import (
+	"context"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/providertest"
@@ -135,5 +143,128 @@ func TestFakeServesEveryProvider(t *testing.T) {
 	got := slices.DeleteFunc(NewRegistry(providers.Options{}).Names(), func(name string) bool { return name == "http" })
 	if want := providertest.Names(); !slices.Equal(got, want) {
 		t.Errorf("built-in providers %v, fake providers %v", got, want)
+	}
+}
+
+// testCreds are credentials each built-in provider accepts before sending.
+var testCreds = map[string]providers.Credentials{
+	"aml":     {"email": []byte("ops@example.com"), "password": []byte("correct-horse")},
+	"amplifi": {"credentials.json": []byte(`{"channel":"test","deviceTag":"tag-1"}`)},
+	"partner": {"accessKey": []byte("ak-1"), "secret": []byte("s3cr3t-value")},
+	"oauth2":  {"clientId": []byte("svc"), "clientSecret": []byte("s3cr3t-value")},
+	"http":    {"apiKey": []byte("k-1")},
+}
+
+// testSettings configure the providers a TokenRequest configures.
+var testSettings = map[string]string{
+	"oauth2": `{"scopes": ["read"]}`,
+	"http":   `{"path": "/v1/login", "headers": {"X-Api-Key": "{{ .apiKey }}"}, "token": {"rawBody": true}, "expiry": {"lifetime": "1h"}}`,
+}
+
+// configured returns registry's provider name, configured by testSettings
+// when it is Configurable, as the controller configures it.
+func configured(t *testing.T, registry providers.Registry, name string) providers.Provider {
+	t.Helper()
+	p := registry[name].Provider
+	if c, ok := p.(providers.Configurable); ok {
+		var err error
+		if p, err = c.WithSettings([]byte(testSettings[name])); err != nil {
+			t.Fatalf("settings of %s: %v", name, err)
+		}
+	}
+	return p
+}
+
+// TestLoginURL: every built-in provider says which URL its login goes to,
+// the URL the endpoint policy judges, and refuses a dot segment in the
+// endpoint rather than resolving it.
+func TestLoginURL(t *testing.T) {
+	registry := NewRegistry(providers.Options{})
+	const endpoint = "https://gw.example.com/tenant-a/"
+	want := map[string]string{
+		"aml":     "https://gw.example.com/tenant-a/api/get-access-token",
+		"amplifi": "https://gw.example.com/tenant-a/token",
+		"partner": "https://gw.example.com/tenant-a/login",
+		"oauth2":  "https://gw.example.com/tenant-a/",
+		"http":    "https://gw.example.com/tenant-a/v1/login",
+	}
+	for _, name := range registry.Names() {
+		p := configured(t, registry, name)
+		if _, ok := p.(providers.LoginURLer); !ok {
+			t.Errorf("%s does not implement providers.LoginURLer", name)
+		}
+		got, err := providers.LoginURL(p, endpoint)
+		if err != nil || got != want[name] {
+			t.Errorf("%s: LoginURL = %q, %v; want %q", name, got, err, want[name])
+		}
+		for _, bad := range []string{"https://gw.example.com/tenant-a/../admin", "https://gw.example.com/tenant-a/%2e%2e", "https://gw.example.com/tenant-a%2F.."} {
+			if got, err := providers.LoginURL(p, bad); providers.KindOf(err) != providers.EndpointNotAllowed {
+				t.Errorf("%s: LoginURL(%q) = %q, %v; want EndpointNotAllowed", name, bad, got, err)
+			}
+		}
+	}
+	// Unconfigured, the http login has no path yet: it says what Login would.
+	if _, err := providers.LoginURL(registry["http"].Provider, endpoint); providers.KindOf(err) != providers.InvalidTemplate {
+		t.Errorf("http unconfigured: LoginURL error %v, want InvalidTemplate", err)
+	}
+}
+
+// TestCheckURLBeforeEverySend: with providers.Options.CheckURL, as main.go
+// builds the registry, every built-in provider asks it, with its own name
+// and its login URL, before sending; refused, nothing reaches the server
+// and the login fails with the check's EndpointNotAllowed. Allowed, the
+// same logins reach it (the check is not vacuous).
+func TestCheckURLBeforeEverySend(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+
+	var (
+		mu     sync.Mutex
+		asked  []string
+		refuse = true
+	)
+	check := func(provider string, u *url.URL) error {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, provider+" "+u.String())
+		if refuse {
+			return providers.Errorf(providers.EndpointNotAllowed, "refused by the test policy")
+		}
+		return nil
+	}
+	registry := NewRegistry(providers.Options{Timeout: 5 * time.Second, CheckURL: check})
+	endpoint := srv.URL + "/tenant-a"
+	for _, name := range registry.Names() {
+		p := configured(t, registry, name)
+		loginURL, err := providers.LoginURL(p, endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked = nil
+		_, err = p.Login(context.Background(), endpoint, testCreds[name])
+		if providers.KindOf(err) != providers.EndpointNotAllowed || !strings.Contains(err.Error(), "refused by the test policy") {
+			t.Errorf("%s: Login = %v, want the check's EndpointNotAllowed", name, err)
+		}
+		if want := name + " " + loginURL; len(asked) != 1 || asked[0] != want {
+			t.Errorf("%s: the check was asked %q, want [%q]", name, asked, want)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("the server saw %d requests; refused logins must send nothing", n)
+	}
+
+	refuse = false
+	for _, name := range registry.Names() {
+		before := requests.Load()
+		if _, err := configured(t, registry, name).Login(context.Background(), endpoint, testCreds[name]); providers.KindOf(err) != providers.ProviderUnavailable {
+			t.Errorf("%s: allowed Login = %v, want the server's 503", name, err)
+		}
+		if requests.Load() == before {
+			t.Errorf("%s: the allowed login never reached the server", name)
+		}
 	}
 }

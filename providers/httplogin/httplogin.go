@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokensync/tokensync/internal/urlpath"
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/internal/expiry"
 	"github.com/tokensync/tokensync/providers/internal/jwt"
@@ -121,6 +122,7 @@ var (
 	_ providers.Validator      = (*Provider)(nil)
 	_ providers.Configurable   = (*Provider)(nil)
 	_ providers.CredentialUser = (*Provider)(nil)
+	_ providers.LoginURLer     = (*Provider)(nil)
 )
 
 // New returns an unconfigured provider: WithSettings gives it its login.
@@ -181,6 +183,11 @@ func compile(s Settings) (*compiled, error) {
 	}
 	if strings.ContainsAny(s.Path, "?#") || strings.IndexFunc(s.Path, isSpaceOrControl) >= 0 {
 		return nil, settings.Invalid("%s.path must be a path only, without query, fragment, spaces or control characters", block)
+	}
+	// Refused rather than resolved: joined, "../admin" would lead out of
+	// spec.endpoint's path, past an allowlisted prefix.
+	if err := urlpath.Check(s.Path); err != nil {
+		return nil, settings.Invalid("%s.path is refused: %v; write the path below spec.endpoint without them", block, err)
 	}
 	keys := map[string]bool{}
 	for _, name := range sortedKeys(s.Headers) {
@@ -312,6 +319,16 @@ func (p *Provider) UsedCredentials(creds providers.Credentials) providers.Creden
 	return used
 }
 
+// LoginURL returns the URL a login at endpoint is sent to: the endpoint
+// with spec.http.path joined. Before WithSettings there is no path to join,
+// and the answer is the error Login would give.
+func (p *Provider) LoginURL(endpoint string) (string, error) {
+	if p.login == nil {
+		return "", settings.Invalid("%s is required for provider http", block)
+	}
+	return p.login.loginURL(endpoint)
+}
+
 // Login renders the request from creds, sends it, and reads the token and
 // its expiry from the answer.
 func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
@@ -342,9 +359,14 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	return token, nil
 }
 
+// loginURL joins the path to endpoint.
+func (c *compiled) loginURL(endpoint string) (string, error) {
+	return login.JoinURL(endpoint, c.path)
+}
+
 // request renders the login request.
 func (c *compiled) request(endpoint string, creds providers.Credentials) (login.Request, error) {
-	target, err := login.JoinURL(endpoint, c.path)
+	target, err := c.loginURL(endpoint)
 	if err != nil {
 		return login.Request{}, err
 	}

@@ -94,6 +94,7 @@ var (
 	_ providers.Provider     = (*Provider)(nil)
 	_ providers.Validator    = (*Provider)(nil)
 	_ providers.Configurable = (*Provider)(nil)
+	_ providers.LoginURLer   = (*Provider)(nil)
 )
 
 // New returns a provider with the default settings (Basic client
@@ -142,12 +143,18 @@ func (p *Provider) Validate(creds providers.Credentials) error {
 	return login.RequireKeys(creds, KeyClientID, KeyClientSecret)
 }
 
+// LoginURL returns the URL a login at endpoint is sent to: the endpoint
+// itself, the token URL.
+func (p *Provider) LoginURL(endpoint string) (string, error) {
+	return login.JoinURL(endpoint, "")
+}
+
 // Login asks the token endpoint for a token with the client's credentials.
 func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
 	if err := p.Validate(creds); err != nil {
 		return nil, err
 	}
-	tokenURL, err := login.JoinURL(endpoint, "")
+	tokenURL, err := p.LoginURL(endpoint)
 	if err != nil {
 		return nil, err
 	}

@@ -45,8 +45,9 @@ type Provider struct {
 }
 
 var (
-	_ providers.Provider  = (*Provider)(nil)
-	_ providers.Validator = (*Provider)(nil)
+	_ providers.Provider   = (*Provider)(nil)
+	_ providers.Validator  = (*Provider)(nil)
+	_ providers.LoginURLer = (*Provider)(nil)
 )
 
 // New returns a partner API provider.
@@ -59,6 +60,12 @@ func (p *Provider) Validate(creds providers.Credentials) error {
 	return login.RequireKeys(creds, keyAccessKey, keySecret)
 }
 
+// LoginURL returns the URL a login at endpoint is sent to: the endpoint
+// with /login joined.
+func (p *Provider) LoginURL(endpoint string) (string, error) {
+	return login.JoinURL(endpoint, loginPath)
+}
+
 // Login exchanges an access key and its secret for a JWT, which expires
 // after its own exp - iat from now.
 func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
@@ -66,7 +73,7 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	url, err := login.JoinURL(endpoint, loginPath)
+	url, err := p.LoginURL(endpoint)
 	if err != nil {
 		return nil, err
 	}

@@ -11,9 +11,14 @@
 package login
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
@@ -27,12 +32,55 @@ const DefaultTimeout = 30 * time.Second
 const DefaultUserAgent = "tokensync"
 
 // HTTPClient returns the client a provider sends with: o.HTTPClient when
-// set, otherwise NewHTTPClient(o).
+// set, otherwise NewHTTPClient(o); with o.CheckURL set, a copy of it whose
+// transport asks o.CheckURL(o.Name, url) before every request and sends
+// nothing it refuses. The copy shares the original's transport, and so its
+// connections.
 func HTTPClient(o providers.Options) *http.Client {
-	if o.HTTPClient != nil {
-		return o.HTTPClient
+	c := o.HTTPClient
+	if c == nil {
+		c = NewHTTPClient(o)
 	}
-	return NewHTTPClient(o)
+	if o.CheckURL == nil {
+		return c
+	}
+	checked := *c
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	checked.Transport = &checkedTransport{base: base, provider: o.Name, check: o.CheckURL}
+	return &checked
+}
+
+// checkedTransport asks the operator's endpoint policy about each request's
+// URL before handing it on: the last word on where a login goes, after
+// every join, template and library has had its say.
+type checkedTransport struct {
+	base     http.RoundTripper
+	provider string
+	check    func(provider string, u *url.URL) error
+}
+
+func (t *checkedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := t.check(t.provider, r.URL); err != nil {
+		// A RoundTripper closes the body, even when it sends nothing.
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		var pe *providers.Error
+		if !errors.As(err, &pe) {
+			pe = providers.Errorf(providers.EndpointNotAllowed, "the login URL is refused by the operator's endpoint policy")
+		}
+		return nil, pe
+	}
+	return t.base.RoundTrip(r)
+}
+
+func (t *checkedTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // Clock returns o.Now, or time.Now when it is nil.
@@ -47,9 +95,14 @@ func Clock(o providers.Options) func() time.Time {
 // redirects (a login answered with a redirect is a misconfigured endpoint,
 // and following it would resend the credentials elsewhere), the proxy from
 // the environment, TLS certificates always verified, o.DialControl on every
-// connection and o.UserAgent on every request. o.HTTPClient and o.Now are
-// not read.
+// connection but those to the proxy, and o.UserAgent on every request.
+// o.HTTPClient, o.Now, o.CheckURL and o.Name are not read: HTTPClient adds
+// the URL check, per provider, to the client this returns.
 func NewHTTPClient(o providers.Options) *http.Client {
+	return newHTTPClient(o, http.ProxyFromEnvironment)
+}
+
+func newHTTPClient(o providers.Options, proxy func(*http.Request) (*url.URL, error)) *http.Client {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
@@ -61,9 +114,13 @@ func NewHTTPClient(o providers.Options) *http.Client {
 		KeepAlive: 30 * time.Second,
 		Control:   o.DialControl,
 	}
+	dial := dialer.DialContext
+	if o.DialControl != nil {
+		proxy, dial = exemptProxies(proxy, dialer)
+	}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
+		Proxy:                 proxy,
+		DialContext:           dial,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   10 * time.Second,
@@ -81,6 +138,70 @@ func NewHTTPClient(o providers.Options) *http.Client {
 }
 
 func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// maxProxies bounds the proxy addresses remembered: they come from the
+// operator's environment (HTTPS_PROXY, HTTP_PROXY), so a handful at most.
+const maxProxies = 16
+
+// exemptProxies wraps proxy and the dialer so that connections to a proxy
+// proxy chose skip dialer.Control. Through a proxy the address dialed is
+// the proxy's, not the endpoint's, and the operator chose it: a proxy on
+// loopback (a sidecar) must not be refused as a tenant's loopback endpoint
+// would be. The exemption is for the proxy's address exactly as the
+// transport dials it (host:port, before resolution), so only an endpoint
+// written with the very same host and port, and excluded from the proxy by
+// NO_PROXY, is dialed without the check, and it reaches the proxy itself.
+func exemptProxies(proxy func(*http.Request) (*url.URL, error), dialer *net.Dialer) (
+	func(*http.Request) (*url.URL, error), func(ctx context.Context, network, addr string) (net.Conn, error),
+) {
+	if proxy == nil {
+		return nil, dialer.DialContext
+	}
+	var (
+		mu      sync.Mutex
+		proxies = map[string]bool{}
+	)
+	unchecked := *dialer
+	unchecked.Control = nil
+	seeProxy := func(r *http.Request) (*url.URL, error) {
+		u, err := proxy(r)
+		if u != nil && err == nil {
+			mu.Lock()
+			if len(proxies) < maxProxies {
+				proxies[proxyAddr(u)] = true
+			}
+			mu.Unlock()
+		}
+		return u, err
+	}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		isProxy := proxies[strings.ToLower(addr)]
+		mu.Unlock()
+		if isProxy {
+			return unchecked.DialContext(ctx, network, addr)
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+	return seeProxy, dial
+}
+
+// proxyAddr is the address http.Transport dials for proxy u: host:port,
+// the port defaulted by the proxy's scheme.
+func proxyAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "socks5", "socks5h":
+			port = "1080"
+		default:
+			port = "80"
+		}
+	}
+	return strings.ToLower(net.JoinHostPort(u.Hostname(), port))
+}
 
 // userAgentTransport sets the configured User-Agent on every request.
 type userAgentTransport struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -103,6 +104,129 @@ func TestHTTPClient(t *testing.T) {
 	given := &http.Client{}
 	if c := HTTPClient(providers.Options{HTTPClient: given, Timeout: time.Second}); c != given {
 		t.Error("the given client was replaced")
+	}
+}
+
+// TestHTTPClientChecksEveryURL: with CheckURL, every request the client
+// sends is asked about first, with the provider's name; a refused one is
+// never sent (the server counts requests) and fails with the policy's
+// *providers.Error, whichever client and path sent it.
+func TestHTTPClientChecksEveryURL(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+
+	var asked []string
+	check := func(provider string, u *url.URL) error {
+		asked = append(asked, provider+" "+u.String())
+		if strings.Contains(u.Path, "admin") {
+			return providers.Errorf(providers.EndpointNotAllowed, "endpoint %s is not allowed", u)
+		}
+		if strings.Contains(u.Path, "other") {
+			return errors.New("not a provider error")
+		}
+		return nil
+	}
+	for _, given := range []*http.Client{nil, {}, srv.Client()} {
+		asked = nil
+		requests.Store(0)
+		c := HTTPClient(providers.Options{HTTPClient: given, CheckURL: check, Name: "http"})
+		if given != nil && c == given {
+			t.Fatal("the given client was not wrapped")
+		}
+		if _, err := Send(context.Background(), c, time.Now, Request{Provider: "Test", Method: http.MethodPost, URL: srv.URL + "/tenant-a/login", Body: []byte("x")}); err != nil {
+			t.Fatalf("allowed request: %v", err)
+		}
+		_, err := Send(context.Background(), c, time.Now, Request{Provider: "Test", Method: http.MethodPost, URL: srv.URL + "/admin/keys", Body: []byte("secret")})
+		var pe *providers.Error
+		if !errors.As(err, &pe) || pe.Kind != providers.EndpointNotAllowed || !strings.Contains(pe.Message, "/admin/keys is not allowed") {
+			t.Errorf("refused request: %v, want the policy's EndpointNotAllowed", err)
+		}
+		// The same through a library that sends the request itself.
+		lib := &http.Client{Transport: &Transport{Provider: "Test", Base: c.Transport}}
+		if _, err := lib.Post(srv.URL+"/admin/x", "text/plain", strings.NewReader("secret")); providers.KindOf(err) != providers.EndpointNotAllowed {
+			t.Errorf("refused request through Transport: %v, want EndpointNotAllowed", err)
+		}
+		if _, err := Send(context.Background(), c, time.Now, Request{Provider: "Test", Method: http.MethodGet, URL: srv.URL + "/other"}); providers.KindOf(err) != providers.EndpointNotAllowed {
+			t.Errorf("a plain error from CheckURL: %v, want EndpointNotAllowed", err)
+		}
+		if n := requests.Load(); n != 1 {
+			t.Errorf("the server saw %d requests, want 1: refused requests must not be sent", n)
+		}
+		want := []string{"http " + srv.URL + "/tenant-a/login", "http " + srv.URL + "/admin/keys", "http " + srv.URL + "/admin/x", "http " + srv.URL + "/other"}
+		if strings.Join(asked, "\n") != strings.Join(want, "\n") {
+			t.Errorf("CheckURL asked about\n%s\nwant\n%s", strings.Join(asked, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if c := HTTPClient(providers.Options{}); c.Transport == nil {
+		t.Error("no transport")
+	} else if _, wrapped := c.Transport.(*checkedTransport); wrapped {
+		t.Error("a client without CheckURL was wrapped")
+	}
+}
+
+// TestNewHTTPClientExemptsTheProxy: through a proxy the address dialed is
+// the proxy's, chosen by the operator; DialControl does not judge it, and
+// still judges direct connections.
+func TestNewHTTPClientExemptsTheProxy(t *testing.T) {
+	var proxied atomic.Int32
+	proxySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		if r.URL.Host != "login.example.test" {
+			t.Errorf("the proxy was asked for %q", r.URL)
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer proxySrv.Close()
+	proxyURL, _ := url.Parse(proxySrv.URL)
+
+	var dialed []string
+	refuseAll := func(_, address string, _ syscall.RawConn) error {
+		dialed = append(dialed, address)
+		return providers.Errorf(providers.EndpointNotAllowed, "connection to %s refused", address)
+	}
+	viaProxy := func(r *http.Request) (*url.URL, error) {
+		if r.URL.Host == "login.example.test" {
+			return proxyURL, nil
+		}
+		return nil, nil // NO_PROXY
+	}
+	c := newHTTPClient(providers.Options{DialControl: refuseAll}, viaProxy)
+	reply, err := Send(context.Background(), c, time.Now, Request{Provider: "Test", Method: http.MethodGet, URL: "http://login.example.test/login"})
+	if err != nil || reply.StatusCode != http.StatusOK || proxied.Load() != 1 {
+		t.Fatalf("through the proxy: %v (proxied %d)", err, proxied.Load())
+	}
+	if len(dialed) != 0 {
+		t.Errorf("DialControl judged the proxy's address: %v", dialed)
+	}
+	// Not through the proxy: judged.
+	if _, err := Send(context.Background(), c, time.Now, Request{Provider: "Test", Method: http.MethodGet, URL: "http://127.0.0.1:1/login"}); providers.KindOf(err) != providers.EndpointNotAllowed {
+		t.Errorf("direct: %v, want EndpointNotAllowed from DialControl", err)
+	}
+	if len(dialed) != 1 || dialed[0] != "127.0.0.1:1" {
+		t.Errorf("DialControl saw %v, want [127.0.0.1:1]", dialed)
+	}
+}
+
+func TestProxyAddr(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://proxy.example:3128":  "proxy.example:3128",
+		"http://PROXY.example":       "proxy.example:80",
+		"https://proxy.example":      "proxy.example:443",
+		"socks5://127.0.0.1":         "127.0.0.1:1080",
+		"http://[::1]:3128":          "[::1]:3128",
+		"http://user:pw@proxy:8080/": "proxy:8080",
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := proxyAddr(u); got != want {
+			t.Errorf("proxyAddr(%s) = %q, want %q", raw, got, want)
+		}
 	}
 }
 

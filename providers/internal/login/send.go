@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokensync/tokensync/internal/urlpath"
 	"github.com/tokensync/tokensync/providers"
 )
 
@@ -26,12 +27,19 @@ const MaxResponseBytes = 1 << 20
 // header cannot park a login for months.
 const maxRetryAfter = 24 * time.Hour
 
-// JoinURL appends path to the endpoint (a base URL, possibly with a base path
-// and a trailing slash); an empty path leaves it as it is. The endpoint must be an absolute http or https URL
-// without user information; it is never quoted back in errors, since a
-// mistyped endpoint may hold something secret.
+// JoinURL appends path (escaped, as sent) to the endpoint (a base URL,
+// possibly with a base path and a trailing slash); an empty path leaves it
+// as it is. The endpoint must be an absolute http or https URL without user
+// information; it is never quoted back in errors, since a mistyped endpoint
+// may hold something secret. Neither may have a path a server could read as
+// leaving the endpoint's (a "." or ".." segment, also percent-encoded; an
+// encoded slash): those are refused, never resolved, so that the URL
+// joined is the one the endpoint policy judged.
 func JoinURL(endpoint, path string) (string, error) {
-	endpoint = strings.TrimSpace(endpoint)
+	// ASCII whitespace only: a Unicode space is part of what was written
+	// (a host "example.com\u00a0" is not "example.com"), and the endpoint
+	// policy refuses it.
+	endpoint = strings.Trim(endpoint, " \t\r\n")
 	if endpoint == "" {
 		return "", providers.Errorf(providers.EndpointNotAllowed, "no endpoint is configured")
 	}
@@ -47,6 +55,16 @@ func JoinURL(endpoint, path string) (string, error) {
 	}
 	if u.User != nil {
 		return "", providers.Errorf(providers.EndpointNotAllowed, "the endpoint must not contain user information")
+	}
+	if strings.Contains(endpoint, `\`) {
+		// url.Parse escapes a backslash as %5C: look at what was written.
+		return "", providers.Errorf(providers.EndpointNotAllowed, "the endpoint's path is refused: %v", urlpath.ErrSeparator)
+	}
+	if err := urlpath.Check(u.EscapedPath()); err != nil {
+		return "", providers.Errorf(providers.EndpointNotAllowed, "the endpoint's path is refused: %v", err)
+	}
+	if err := urlpath.Check(path); err != nil {
+		return "", providers.Errorf(providers.EndpointNotAllowed, "the login path is refused: %v", err)
 	}
 	u.Fragment, u.RawFragment = "", ""
 	if path == "" {

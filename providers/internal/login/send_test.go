@@ -28,6 +28,9 @@ func TestJoinURL(t *testing.T) {
 		{endpoint: "http://127.0.0.1:8080/a/b//", want: "http://127.0.0.1:8080/a/b/login"},
 		{endpoint: "https://api.example.com/v1?tenant=x#frag", want: "https://api.example.com/v1/login?tenant=x"},
 		{endpoint: "HTTPS://API.example.com", want: "https://API.example.com/login"},
+		// A Unicode space is not trimmed: it is part of the host written,
+		// which the endpoint policy then refuses.
+		{endpoint: "https://api.example.com\u00a0", want: "https://api.example.com%C2%A0/login"},
 		{endpoint: "", wantErr: true},
 		{endpoint: "api.example.com", wantErr: true},
 		{endpoint: "ftp://api.example.com", wantErr: true},
@@ -51,6 +54,44 @@ func TestJoinURL(t *testing.T) {
 				t.Errorf("JoinURL = %q, %v; want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestJoinURLRefusesDotSegments: a path that could leave the endpoint's is
+// refused, in the endpoint or in the login path, in every spelling; the
+// join never resolves one (url.JoinPath would).
+func TestJoinURLRefusesDotSegments(t *testing.T) {
+	for _, tc := range []struct{ endpoint, path, want string }{
+		{"https://gw.example.com/tenant-a", "../admin/keys", "the login path is refused"},
+		{"https://gw.example.com/tenant-a", "/../admin/keys", "the login path is refused"},
+		{"https://gw.example.com/tenant-a/", "./../admin", "the login path is refused"},
+		{"https://gw.example.com/tenant-a", "%2e%2e/admin/keys", "the login path is refused"},
+		{"https://gw.example.com/tenant-a", "%2E%2E/admin/keys", "the login path is refused"},
+		{"https://gw.example.com/tenant-a", ".%2e/admin/keys", "the login path is refused"},
+		{"https://gw.example.com/tenant-a", "..;/admin/keys", "the login path is refused"},
+		{"https://gw.example.com/tenant-a", "%252e%252e/admin/keys", "the login path is refused"},
+		{"https://gw.example.com/tenant-a", "x%2f..%2f..%2fadmin", "the login path is refused"},
+		{"https://gw.example.com/tenant-a", `..\admin`, "the login path is refused"},
+		{"https://gw.example.com/tenant-a", "login/.", "the login path is refused"},
+		{"https://gw.example.com/tenant-a/../admin", "/login", "the endpoint's path is refused"},
+		{"https://gw.example.com/tenant-a/%2e%2e", "/login", "the endpoint's path is refused"},
+		{"https://gw.example.com/tenant-a%2f..", "/login", "the endpoint's path is refused"},
+		{`https://gw.example.com/tenant-a\..`, "/login", "the endpoint's path is refused"},
+		{"https://gw.example.com/tenant-a/..", "", "the endpoint's path is refused"},
+	} {
+		got, err := JoinURL(tc.endpoint, tc.path)
+		if providers.KindOf(err) != providers.EndpointNotAllowed || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("JoinURL(%q, %q) = %q, %v; want EndpointNotAllowed containing %q", tc.endpoint, tc.path, got, err, tc.want)
+		}
+	}
+	// Dots that are not whole segments are ordinary characters.
+	for _, tc := range []struct{ endpoint, path, want string }{
+		{"https://gw.example.com/tenant-a", "/.well-known/token", "https://gw.example.com/tenant-a/.well-known/token"},
+		{"https://gw.example.com/tenant-a", "/v1.2/login...", "https://gw.example.com/tenant-a/v1.2/login..."},
+	} {
+		if got, err := JoinURL(tc.endpoint, tc.path); err != nil || got != tc.want {
+			t.Errorf("JoinURL(%q, %q) = %q, %v; want %q", tc.endpoint, tc.path, got, err, tc.want)
+		}
 	}
 }
 
@@ -212,7 +253,7 @@ func TestJoinURLWithoutPath(t *testing.T) {
 		" https://idp.example.com/t#fragment ":  "https://idp.example.com/t",
 		"https://idp.example.com/t?tenant=x":    "https://idp.example.com/t?tenant=x",
 		"http://127.0.0.1:9000":                 "http://127.0.0.1:9000",
-		"https://idp.example.com/realms/a%2Fb/": "https://idp.example.com/realms/a%2Fb/",
+		"https://idp.example.com/realms/a%20b/": "https://idp.example.com/realms/a%20b/",
 	} {
 		if got, err := JoinURL(endpoint, ""); err != nil || got != want {
 			t.Errorf("JoinURL(%q, \"\") = %q, %v; want %q", endpoint, got, err, want)
@@ -220,6 +261,11 @@ func TestJoinURLWithoutPath(t *testing.T) {
 	}
 	if _, err := JoinURL("https://user:SECRET@idp.example.com/token", ""); providers.KindOf(err) != providers.EndpointNotAllowed {
 		t.Errorf("user-info accepted: %v", err)
+	}
+	// An encoded slash may be read as a separator: refused, as the
+	// endpoint policy refuses it.
+	if _, err := JoinURL("https://idp.example.com/realms/a%2Fb/", ""); providers.KindOf(err) != providers.EndpointNotAllowed {
+		t.Errorf("encoded slash accepted: %v", err)
 	}
 }
 
