@@ -2,8 +2,6 @@ package controllers
 
 import (
 	"time"
-
-	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
 // Retry delays after a failure, by class.
@@ -27,16 +25,6 @@ const (
 	backoffJitter = 0.25
 )
 
-// slowClass reports whether a failure reason belongs to the slow class.
-func slowClass(reason string) bool {
-	switch reason {
-	case tokensyncv1alpha1.ReasonAuthenticationFailed, tokensyncv1alpha1.ReasonInvalidCredentials,
-		tokensyncv1alpha1.ReasonInvalidTemplate, tokensyncv1alpha1.ReasonCredentialsNotAllowed:
-		return true
-	}
-	return false
-}
-
 // backoffFor returns how long to wait before the next attempt after the
 // attempts-th consecutive failure with the given reason: exponential from
 // the class's base, capped, shortened by up to 25% with jitter (a fraction
@@ -44,7 +32,7 @@ func slowClass(reason string) bool {
 // longer, up to an hour.
 func backoffFor(reason string, attempts int32, jitter float64, retryAfter time.Duration) time.Duration {
 	base, limit := backoffBase, backoffCap
-	if slowClass(reason) {
+	if ruleOf(reason).class == retrySlow {
 		base, limit = slowBackoffBase, slowBackoffCap
 	}
 	if attempts < 1 {
@@ -68,13 +56,15 @@ func backoffFor(reason string, attempts int32, jitter float64, retryAfter time.D
 }
 
 // expiryMargin is how long before its token expires the fast class's last
-// retry is made, at the latest.
-const expiryMargin = time.Second
+// retry is scheduled, at the latest. Requeues are rounded up to whole
+// seconds (requeueAfter), so an attempt scheduled 2 s before expiry starts
+// at least a second before it, with time left to write the new token.
+const expiryMargin = 2 * time.Second
 
 // retryTime is when to try again after the attempts-th consecutive failure
 // with the given reason, at now: backoffFor's delay, except that in the fast
 // class, while the stored token is valid (validUntil; zero when there is
-// none), the retry is never later than one second before it expires. An
+// none), the retry is never later than expiryMargin before it expires. An
 // outage that ends a few seconds before expiry must not leave an expired
 // token in the Secret until the next backoff step; the clamp costs at most
 // one more attempt per outage, since the attempt it schedules comes too late
@@ -83,7 +73,7 @@ const expiryMargin = time.Second
 // times: retrying those early would only lock an account or be refused.
 func retryTime(now time.Time, reason string, attempts int32, jitter float64, retryAfter time.Duration, validUntil time.Time) time.Time {
 	at := now.Add(backoffFor(reason, attempts, jitter, retryAfter))
-	if slowClass(reason) || retryAfter > 0 || validUntil.IsZero() {
+	if ruleOf(reason).class == retrySlow || retryAfter > 0 || validUntil.IsZero() {
 		return at
 	}
 	if last := validUntil.Add(-expiryMargin); last.After(now) && at.After(last) {

@@ -69,8 +69,9 @@ func TestBackoffBounds(t *testing.T) {
 	}
 }
 
-// TestRetryTime: in the fast class a retry is never later than a second
-// before the stored token expires; the slow class and Retry-After keep
+// TestRetryTime: in the fast class a retry is never later than two seconds
+// before the stored token expires (requeues round up to a second, so it
+// starts at least one second before); the slow class and Retry-After keep
 // their times; at most one attempt is added per outage.
 func TestRetryTime(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
@@ -89,10 +90,10 @@ func TestRetryTime(t *testing.T) {
 	}{
 		{"no token: plain backoff", unavailable, 3, 0, time.Time{}, now.Add(20 * time.Second)},
 		{"token valid long after the backoff", unavailable, 3, 0, now.Add(time.Hour), now.Add(20 * time.Second)},
-		{"backoff past expiry: clamped to a second before it", unavailable, 3, 0, now.Add(7 * time.Second), now.Add(6 * time.Second)},
-		{"the outage ends 4s before expiry: the last retry comes in time", unavailable, 5, 0, now.Add(9 * time.Second), now.Add(8 * time.Second)},
-		{"an undocumented answer is fast too", invalid, 4, 0, now.Add(3 * time.Second), now.Add(2 * time.Second)},
-		{"already within the last second: no second clamp", unavailable, 2, 0, now.Add(500 * time.Millisecond), now.Add(10 * time.Second)},
+		{"backoff past expiry: clamped to two seconds before it", unavailable, 3, 0, now.Add(7 * time.Second), now.Add(5 * time.Second)},
+		{"the outage ends 4s before expiry: the last retry comes in time", unavailable, 5, 0, now.Add(9 * time.Second), now.Add(7 * time.Second)},
+		{"an undocumented answer is fast too", invalid, 4, 0, now.Add(3 * time.Second), now.Add(time.Second)},
+		{"already within the last two seconds: no second clamp", unavailable, 2, 0, now.Add(1500 * time.Millisecond), now.Add(10 * time.Second)},
 		{"expired: plain backoff", unavailable, 2, 0, now.Add(-time.Minute), now.Add(10 * time.Second)},
 		{"slow class keeps its time", auth, 1, 0, now.Add(10 * time.Second), now.Add(time.Minute)},
 		{"Retry-After keeps its time", unavailable, 1, 42 * time.Second, now.Add(10 * time.Second), now.Add(42 * time.Second)},
@@ -106,12 +107,12 @@ func TestRetryTime(t *testing.T) {
 	}
 
 	// An outage across the expiry: retries at the backoff steps, then one
-	// at expiry - 1s, then the backoff again; never two clamped attempts.
+	// at expiry - 2s, then the backoff again; never two clamped attempts.
 	expiry := now.Add(30 * time.Second)
 	at, clamped := now, 0
 	for n := int32(1); at.Before(now.Add(5 * time.Minute)); n++ {
 		next := retryTime(at, unavailable, n, 0, 0, expiry)
-		if next.Equal(expiry.Add(-time.Second)) {
+		if next.Equal(expiry.Add(-expiryMargin)) {
 			clamped++
 		}
 		if !next.After(at) {

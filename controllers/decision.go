@@ -47,7 +47,7 @@ type observation struct {
 	Previous *heldToken
 	// Pending is a token obtained by a login and not yet written: just
 	// obtained, or kept after its Secret write was refused.
-	Pending     *pendingState
+	Pending     *pendingToken
 	Credentials credentialsState
 	// EndpointRefused: the operator's endpoint policy refuses the URL a
 	// login would be sent to.
@@ -81,21 +81,6 @@ type credentialsState struct {
 	// known (observe computes it whenever the Secret's version is one no
 	// fingerprint was recorded for).
 	Fingerprint string
-}
-
-// pendingState describes a token obtained by a login and kept in memory
-// until it is written.
-type pendingState struct {
-	ExpiresAt              time.Time
-	Provider, Endpoint     string
-	SettingsDigest         string
-	CredentialsFingerprint string
-	// Reason and Message say why the login that obtained it was made.
-	Reason, Message string
-	// WriteFailures counts the refused writes of it; RetryAt is when a
-	// refused write may be tried again.
-	WriteFailures int32
-	RetryAt       time.Time
 }
 
 // action is what the reconciler does.
@@ -134,7 +119,6 @@ const (
 const (
 	reasonValid            = "TokenValid"
 	reasonSecretMoved      = "SecretNameChanged"
-	reasonUnknownProvider  = "UnsupportedProvider"
 	reasonLockedOut        = "AuthenticationStopped"
 	reasonPendingWrite     = "PendingWrite"
 	reasonBackoff          = "Backoff"
@@ -159,60 +143,78 @@ type decision struct {
 	ProbeWrite bool
 	// CredentialsMissing: actKeep while the credentials Secret is gone.
 	CredentialsMissing bool
+	// Record: actStop for a failure seen now, recorded with Reason and
+	// Message; false for a stop already recorded.
+	Record bool
 }
 
-// trigger is one reason a login may be due.
+// trigger is one reason a login may be due: a pure policy over the
+// observation, as cert-manager's policies.Chain. It names its reason, says
+// it in words, and whether it fires.
 type trigger func(o *observation) (reason, message string, due bool)
 
 // loginTriggers are checked in order; the first that fires names the reason.
 var loginTriggers = []trigger{
-	func(o *observation) (string, string, bool) {
-		return triggerSecretMissing, fmt.Sprintf("the target Secret %s does not exist", o.SecretName), !o.Target.Exists
-	},
-	func(o *observation) (string, string, bool) {
-		return triggerNoToken, fmt.Sprintf("the target Secret %s holds no token tokensync can account for", o.SecretName), !o.Target.Holds
-	},
-	func(o *observation) (string, string, bool) {
-		return triggerTokenEdited, fmt.Sprintf("the token in Secret %s was changed or removed by hand", o.SecretName), !o.Target.Held.Intact
-	},
-	func(o *observation) (string, string, bool) {
-		h := o.Target.Held
-		// An issuer not recorded (a Secret written by an older tokensync) is
-		// unknown, not changed: an upgrade must not cost a login per
-		// TokenRequest. The provider settings count as part of the issuer.
-		changed := h.Provider != "" && h.Provider != o.Provider || h.Endpoint != "" && h.Endpoint != o.Endpoint
-		if !changed && settingsChanged(h.SettingsDigest, o.SettingsDigest) {
-			return triggerIssuerChanged, "the provider settings (spec.oauth2 or spec.http) changed since the token was issued", true
-		}
-		return triggerIssuerChanged, "spec.provider or spec.endpoint changed since the token was issued", changed
-	},
-	func(o *observation) (string, string, bool) {
-		h := o.Target.Held
-		same, known := sameFingerprint(h.CredentialsFingerprint, o.Credentials.Fingerprint)
-		// A token written by an older tokensync records only the Secret's
-		// version: for it, a new version still counts as a change.
-		legacy := h.CredentialsFingerprint == "" && h.CredentialsVersion != "" && h.CredentialsVersion != o.Credentials.Version
-		return triggerCredentialsChanged, "the credentials' content changed since the token was issued",
-			o.Credentials.Found && (known && !same || legacy)
-	},
-	func(o *observation) (string, string, bool) {
-		return triggerForceRefresh, "refresh forced by the " + tokensyncv1alpha1.AnnotationForceRefresh + " annotation", forced(o)
-	},
-	func(o *observation) (string, string, bool) {
-		return triggerExpired, "the token has expired", !o.Now.Before(o.Target.Held.ExpiresAt)
-	},
-	func(o *observation) (string, string, bool) {
-		return triggerRefreshDue, "the token is due for refresh", !o.Now.Before(o.refreshAt())
-	},
-	func(o *observation) (string, string, bool) {
-		// A failed attempt stays due until a login succeeds: a forced
-		// refresh that failed is retried by backoff, not dropped because
-		// the old token is still valid.
-		// A template that did not render cost no login and needs none: the
-		// token written before is still the one to keep.
-		templateOnly := o.Status.LastAttempt != nil && o.Status.LastAttempt.Result == tokensyncv1alpha1.ReasonInvalidTemplate
-		return triggerRetry, "retrying after a failed attempt", o.Status.FailedAttempts > 0 && !templateOnly
-	},
+	secretMissing, noToken, tokenEdited, issuerChanged, credentialsChanged,
+	forceRefresh, expired, refreshDue, retryAfterFailure,
+}
+
+func secretMissing(o *observation) (string, string, bool) {
+	return triggerSecretMissing, fmt.Sprintf("the target Secret %s does not exist", o.SecretName), !o.Target.Exists
+}
+
+func noToken(o *observation) (string, string, bool) {
+	return triggerNoToken, fmt.Sprintf("the target Secret %s holds no token tokensync can account for", o.SecretName), !o.Target.Holds
+}
+
+func tokenEdited(o *observation) (string, string, bool) {
+	return triggerTokenEdited, fmt.Sprintf("the token in Secret %s was changed or removed by hand", o.SecretName), !o.Target.Held.Intact
+}
+
+// issuerChanged: spec.provider, spec.endpoint or the provider settings
+// differ from what the token was issued by. An issuer not recorded (a
+// Secret written by an older tokensync) is unknown, not changed: an upgrade
+// must not cost a login per TokenRequest.
+func issuerChanged(o *observation) (string, string, bool) {
+	h := o.Target.Held
+	changed := h.Provider != "" && h.Provider != o.Provider || h.Endpoint != "" && h.Endpoint != o.Endpoint
+	if !changed && settingsChanged(h.SettingsDigest, o.SettingsDigest) {
+		return triggerIssuerChanged, "the provider settings (spec.oauth2 or spec.http) changed since the token was issued", true
+	}
+	return triggerIssuerChanged, "spec.provider or spec.endpoint changed since the token was issued", changed
+}
+
+// credentialsChanged: the content of the keys the provider uses changed
+// (a rotation: the old credentials may be revoked). A token written by an
+// older tokensync records only the Secret's version: for it, a new version
+// still counts as a change.
+func credentialsChanged(o *observation) (string, string, bool) {
+	h := o.Target.Held
+	same, known := sameFingerprint(h.CredentialsFingerprint, o.Credentials.Fingerprint)
+	legacy := h.CredentialsFingerprint == "" && h.CredentialsVersion != "" && h.CredentialsVersion != o.Credentials.Version
+	return triggerCredentialsChanged, "the credentials' content changed since the token was issued",
+		o.Credentials.Found && (known && !same || legacy)
+}
+
+func forceRefresh(o *observation) (string, string, bool) {
+	return triggerForceRefresh, "refresh forced by the " + tokensyncv1alpha1.AnnotationForceRefresh + " annotation", forced(o)
+}
+
+func expired(o *observation) (string, string, bool) {
+	return triggerExpired, "the token has expired", !o.Now.Before(o.Target.Held.ExpiresAt)
+}
+
+func refreshDue(o *observation) (string, string, bool) {
+	return triggerRefreshDue, "the token is due for refresh", !o.Now.Before(o.refreshAt())
+}
+
+// retryAfterFailure: a failed attempt stays due until a login succeeds, so
+// a forced refresh that failed is retried by backoff, not dropped because
+// the old token is still valid. A template that did not render cost no
+// login and needs none: the token written before is still the one to keep.
+func retryAfterFailure(o *observation) (string, string, bool) {
+	templateOnly := o.Status.LastAttempt != nil && o.Status.LastAttempt.Result == tokensyncv1alpha1.ReasonInvalidTemplate
+	return triggerRetry, "retrying after a failed attempt", o.Status.FailedAttempts > 0 && !templateOnly
 }
 
 // settingsChanged compares a recorded settings digest with the current
@@ -253,15 +255,16 @@ func decideLogin(o observation) decision {
 		return d
 	}
 	if !o.ProviderKnown {
-		return decision{Action: actStop, Reason: reasonUnknownProvider,
-			Message: fmt.Sprintf("provider %q is not supported by this operator", o.Provider)}
+		// Only when the CRD's enum is newer than this operator's registry.
+		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonUnsupportedProvider, Record: true,
+			Message: fmt.Sprintf("provider %q is not supported by this operator (is the operator older than its CRD?); nothing was sent", o.Provider)}
 	}
 	if o.Target.Foreign {
-		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonSecretConflict,
-			Message: fmt.Sprintf("Secret %q already exists and is not controlled by this TokenRequest", o.SecretName)}
+		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonSecretConflict, Record: true,
+			Message: secretConflictMessage(o.SecretName)}
 	}
 	if o.TemplateError != "" {
-		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonInvalidTemplate, Message: o.TemplateError}
+		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonInvalidTemplate, Record: true, Message: o.TemplateError + nothingWritten}
 	}
 	if last := o.Status.LastAttempt; last != nil && last.Result == tokensyncv1alpha1.ReasonInvalidTemplate &&
 		o.Status.FailedAttempts > 0 && !fixingChange(&o) {
@@ -269,13 +272,13 @@ func decideLogin(o observation) decision {
 			Message: "waiting for spec.secretTemplate.data to be fixed"}
 	}
 	if p := o.Pending; p != nil && pendingUsable(&o, p) {
-		if o.Now.Before(p.RetryAt) {
-			return decision{Action: actWait, Reason: tokensyncv1alpha1.ReasonSecretWriteFailed, At: p.RetryAt,
+		if o.Now.Before(p.retryAt) {
+			return decision{Action: actWait, Reason: tokensyncv1alpha1.ReasonSecretWriteFailed, At: p.retryAt,
 				Message: "waiting to retry writing the token already obtained"}
 		}
-		if p.WriteFailures == 0 {
+		if p.failures == 0 {
 			// Just obtained: the login's own reason.
-			return decision{Action: actWrite, Reason: p.Reason, Message: p.Message}
+			return decision{Action: actWrite, Reason: p.reason, Message: p.message}
 		}
 		return decision{Action: actWrite, Reason: reasonPendingWrite,
 			Message: "writing the token obtained earlier, whose write was refused"}
@@ -298,11 +301,11 @@ func decideLogin(o observation) decision {
 
 	if last := o.Status.LastAttempt; last != nil && last.Result != tokensyncv1alpha1.ReasonSucceeded && o.Status.FailedAttempts > 0 {
 		fixing := fixingChange(&o)
-		if !fixing && last.Result == tokensyncv1alpha1.ReasonAuthenticationFailed && last.AuthenticationFailures >= maxAuthenticationTries {
+		if !fixing && ruleOf(last.Result).countsTowardLockout && last.AuthenticationFailures >= maxAuthenticationTries {
 			return decision{Action: actStop, Reason: reasonLockedOut,
 				Message: fmt.Sprintf("stopped after %d consecutive authentication failures", last.AuthenticationFailures)}
 		}
-		if !fixing && stopsUntilChange(last.Result) {
+		if !fixing && ruleOf(last.Result).stopsUntilChange {
 			return decision{Action: actStop, Reason: last.Result, Message: "waiting for a change that could fix " + last.Result}
 		}
 		if next := o.Status.NextRefreshTime; !fixing && next != nil && o.Now.Before(next.Time) {
@@ -313,16 +316,6 @@ func decideLogin(o observation) decision {
 			ProbeWrite: last.Result == tokensyncv1alpha1.ReasonSecretWriteFailed}
 	}
 	return decision{Action: actLogin, Reason: reason, Message: message}
-}
-
-// stopsUntilChange: failures that no retry can fix; only a change of input does.
-func stopsUntilChange(result string) bool {
-	switch result {
-	case tokensyncv1alpha1.ReasonSecretConflict, tokensyncv1alpha1.ReasonEndpointNotAllowed, tokensyncv1alpha1.ReasonInvalidTemplate,
-		tokensyncv1alpha1.ReasonCredentialsNotAllowed:
-		return true
-	}
-	return false
 }
 
 // fixingChange reports whether something that could fix the last failed
@@ -358,11 +351,12 @@ func fixingChange(o *observation) bool {
 
 // pendingUsable: a pending token is written only while valid and only to the
 // issuer and credentials it was obtained for.
-func pendingUsable(o *observation, p *pendingState) bool {
-	if !o.Now.Before(p.ExpiresAt) || p.Provider != o.Provider || p.Endpoint != o.Endpoint || p.SettingsDigest != o.SettingsDigest {
+func pendingUsable(o *observation, p *pendingToken) bool {
+	is := p.issued
+	if !o.Now.Before(is.Token.ExpiresAt) || is.Provider != o.Provider || is.Endpoint != o.Endpoint || is.SettingsDigest != o.SettingsDigest {
 		return false
 	}
-	same, known := sameFingerprint(p.CredentialsFingerprint, o.Credentials.Fingerprint)
+	same, known := sameFingerprint(is.CredentialsFingerprint, o.Credentials.Fingerprint)
 	return !o.Credentials.Found || !known || same
 }
 

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
 )
 
 // The decision table: one row per trigger and per case the envtest suite
@@ -147,7 +148,7 @@ func TestDecide(t *testing.T) {
 			action: actLogin},
 		{name: "pending token from other settings: not written",
 			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:two"), func(o *observation) {
-				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, SettingsDigest: "sha256:one", CredentialsFingerprint: fp1, RetryAt: t0}
+				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, SettingsDigest: "sha256:one", CredentialsFingerprint: fp1, RetryAt: t0}.token()
 			}},
 			action: actLogin, reason: triggerSecretMissing},
 		{name: "secretName changed after a settings change: log in, not move",
@@ -253,35 +254,35 @@ func TestDecide(t *testing.T) {
 			action: actKeep, reason: reasonValid},
 		{name: "a token just obtained: written with the login's reason",
 			change: []func(*observation){noSecret, func(o *observation) {
-				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
-					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}
+				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
+					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}.token()
 			}},
 			action: actWrite, reason: triggerSecretMissing},
 		{name: "endpoint refused by policy, endpoint changed: at once",
 			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, time.Hour), func(o *observation) { o.Endpoint = "https://allowed.example" }},
 			action: actLogin},
 		{name: "provider unknown to this operator", change: []func(*observation){func(o *observation) { o.ProviderKnown = false }},
-			action: actStop, reason: reasonUnknownProvider},
+			action: actStop, reason: tokensyncv1alpha1.ReasonUnsupportedProvider},
 
 		// A token obtained whose write was refused.
 		{name: "pending token, write retry not yet due: wait",
 			change: []func(*observation){noSecret, func(o *observation) {
-				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0.Add(10 * time.Second)}
+				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0.Add(10 * time.Second)}.token()
 			}},
 			action: actWait, reason: tokensyncv1alpha1.ReasonSecretWriteFailed},
 		{name: "pending token, retry due: write it, no login",
 			change: []func(*observation){noSecret, func(o *observation) {
-				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, WriteFailures: 1, RetryAt: t0}
+				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, WriteFailures: 1, RetryAt: t0}.token()
 			}},
 			action: actWrite, reason: reasonPendingWrite},
 		{name: "pending token from the old endpoint: not written",
 			change: []func(*observation){noSecret, func(o *observation) {
-				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: "https://old.example", CredentialsFingerprint: fp1, RetryAt: t0}
+				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: "https://old.example", CredentialsFingerprint: fp1, RetryAt: t0}.token()
 			}},
 			action: actLogin, reason: triggerSecretMissing},
 		{name: "pending token expired, writes refused before: probe before a login",
 			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonSecretWriteFailed, 5, -time.Second), func(o *observation) {
-				o.Pending = &pendingState{ExpiresAt: t0, Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0}
+				o.Pending = pendingFields{ExpiresAt: t0, Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0}.token()
 			}},
 			action: actLogin, check: func(t *testing.T, d decision) {
 				if !d.ProbeWrite {
@@ -311,8 +312,8 @@ func TestDecide(t *testing.T) {
 				failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)(o)
 				o.Status.ObservedGeneration = o.Generation
 				o.Generation++
-				o.Pending = &pendingState{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
-					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}
+				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
+					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}.token()
 			}}, action: actWrite, reason: triggerSecretMissing},
 
 		{name: "a data template fixed while the token is valid: keep, no login",
@@ -358,5 +359,22 @@ func TestDecide(t *testing.T) {
 				tt.check(t, d)
 			}
 		})
+	}
+}
+
+// pendingFields builds a pending token for a decision row.
+type pendingFields struct {
+	ExpiresAt                                                  time.Time
+	Provider, Endpoint, SettingsDigest, CredentialsFingerprint string
+	Reason, Message                                            string
+	WriteFailures                                              int32
+	RetryAt                                                    time.Time
+}
+
+func (f pendingFields) token() *pendingToken {
+	return &pendingToken{
+		issued: issued{Token: &providers.Token{Value: "pending", ExpiresAt: f.ExpiresAt}, Provider: f.Provider, Endpoint: f.Endpoint,
+			SettingsDigest: f.SettingsDigest, CredentialsFingerprint: f.CredentialsFingerprint},
+		reason: f.Reason, message: f.Message, failures: f.WriteFailures, retryAt: f.RetryAt,
 	}
 }

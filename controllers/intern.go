@@ -9,15 +9,18 @@ import (
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
-// interned keeps one copy of the strings that the cached objects repeat:
+// interner keeps one copy of the strings that the cached objects repeat:
 // namespaces, kinds, label and annotation keys, condition types and
 // reasons, providers and endpoints. Each object the API server sends is
 // decoded into strings of its own, so without this every cached TokenRequest
 // and Secret carried its own copy of each: about a KiB per TokenRequest.
 // Values that differ from object to object (names, times, fingerprints,
 // messages) are not interned. The table is bounded: once full, strings not
-// in it are kept as decoded.
-var interned = &interner{max: 20000}
+// in it are kept as decoded. Each cache has its own (CacheOptions,
+// NewCredentialsCache): there is no table shared by the package.
+const internMax = 20000
+
+func newInterner() *interner { return &interner{max: internMax} }
 
 type interner struct {
 	mu  sync.Mutex

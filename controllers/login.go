@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,7 +47,7 @@ type loginAttempt struct {
 
 // login checks what can be checked without a request and hands the login
 // to the gate.
-func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
 	tr := o.tr
 	if o.settingsErr != nil {
 		return r.failed(ctx, o, settingsFailure(o.settingsErr))
@@ -94,7 +95,7 @@ func (o *observation) issuer() string {
 // prefix. It runs at every reconcile: a refusal is lifted as soon as the
 // policy allows the URL (a restart with a wider allowlist). The providers'
 // HTTP client checks every request again before sending it.
-func (r *TokenRequestReconciler) checkEndpoint(o *observed) error {
+func (r *TokenRequestReconciler) checkEndpoint(o *snapshot) error {
 	if r.EndpointPolicy == nil || o.settingsErr != nil {
 		return nil
 	}
@@ -235,4 +236,76 @@ func providerFailureFor(credentialsSecret string, err error) failure {
 		msg = fmt.Sprintf("credentials Secret %q: %s", credentialsSecret, msg)
 	}
 	return failure{reason: string(kind), message: msg, retryAfter: providers.RetryAfterOf(err)}
+}
+
+// writeObtained writes a token that needs no login: the pending one, or
+// the previous Secret's after a secretName change.
+func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
+	tr := o.tr
+	key := client.ObjectKeyFromObject(tr)
+	var (
+		mutate               func(*corev1.Secret)
+		obtainedAt, expireAt time.Time
+		attempt              *tokensyncv1alpha1.LoginAttempt
+		force                string
+	)
+	if d.FromPrevious {
+		prev := o.previous
+		mutate = func(s *corev1.Secret) { copyToken(s, prev) }
+		obtainedAt, expireAt = o.Previous.ObtainedAt, o.Previous.ExpiresAt
+	} else {
+		is := o.Pending.issued
+		force = o.Pending.force
+		mutate = func(s *corev1.Secret) { applyToken(s, is) }
+		obtainedAt, expireAt = is.Token.ObtainedAt, is.Token.ExpiresAt
+		attempt = &tokensyncv1alpha1.LoginAttempt{
+			Time: metav1.NewTime(obtainedAt.UTC().Truncate(time.Second)), Provider: is.Provider, Endpoint: is.Endpoint,
+			CredentialsVersion: is.CredentialsVersion, CredentialsFingerprint: is.CredentialsFingerprint,
+			SettingsDigest: is.SettingsDigest, Result: tokensyncv1alpha1.ReasonSucceeded,
+		}
+	}
+	rv, err := r.writeSecret(ctx, o, o.target, mutate, false)
+	if err != nil {
+		var te *templateError
+		if errors.As(err, &te) {
+			// The token obtained stays pending: once the template is fixed it
+			// is written without a new login.
+			return r.failed(ctx, o, templateFailure(te.Error()))
+		}
+		if errors.Is(err, errSecretConflict) {
+			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage(o.SecretName)})
+		}
+		if d.FromPrevious {
+			return ctrl.Result{}, fmt.Errorf("write Secret %q: %w", o.SecretName, err)
+		}
+		return r.writeRefused(ctx, o, err)
+	}
+	r.memory.with(key, tr.UID, func(e *remembered) {
+		e.pending = nil
+		e.secretName, e.secretRV = o.SecretName, rv
+	})
+	if err := r.deletePreviousSecret(ctx, o); err != nil {
+		return ctrl.Result{}, err
+	}
+	next := refreshAt(obtainedAt, expireAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(expireAt)))
+	tokenFP := ""
+	if d.FromPrevious {
+		tokenFP = o.previous.Annotations[annotationTokenFingerprint]
+	} else {
+		tokenFP = o.Pending.issued.TokenFingerprint
+	}
+	restarts, wakeAt := r.rolloutRestarts(ctx, o, tokenFP, !d.FromPrevious)
+	if err := r.setHealthy(ctx, o, healthyToken{obtainedAt: obtainedAt, expiresAt: expireAt, next: next, attempt: attempt, force: force, restarts: restarts}); err != nil {
+		// The token is stored; the next reconcile finds it and writes the status.
+		return ctrl.Result{}, err
+	}
+	if d.FromPrevious {
+		r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "TokenMoved", "Refresh",
+			"Moved the valid token from Secret %s to Secret %s without a login; it expires at %s", tr.Status.SecretName, o.SecretName, formatTime(expireAt))
+	} else {
+		r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh",
+			"Logged in because %s; wrote a new token to Secret %s; it expires at %s, next refresh at %s", d.Message, o.SecretName, formatTime(expireAt), formatTime(next))
+	}
+	logf.FromContext(ctx).Info("Token written", "secret", o.SecretName, "reason", d.Reason, "expiresAt", expireAt, "nextRefresh", next)
+	return ctrl.Result{RequeueAfter: requeueAfter(r.now(), earliest(next, wakeAt))}, nil
 }

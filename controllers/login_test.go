@@ -101,7 +101,7 @@ func (e *env) label(name string, labels map[string]string) {
 
 // TestOutageEndingBeforeExpiry: a provider outage (HTTP 503) that ends 4 s
 // before the token expires leaves no expired token in the Secret: the last
-// retry of the fast class comes a second before expiry, whatever the backoff.
+// retry of the fast class starts at least a second before expiry, whatever the backoff.
 func TestOutageEndingBeforeExpiry(t *testing.T) {
 	t.Parallel()
 	const lifetime = 30 * time.Second

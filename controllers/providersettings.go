@@ -42,7 +42,7 @@ func providerSettings(spec *tokensyncv1alpha1.TokenRequestSpec) ([]byte, string)
 // one, or the one a Configurable provider makes of the settings. Settings
 // it cannot use leave o.settingsErr, an InvalidTemplate error; the login
 // then fails with it before anything is read or sent.
-func configure(o *observed, settings []byte) {
+func configure(o *snapshot, settings []byte) {
 	o.provider, o.settingsErr = o.reg.Provider, nil
 	c, ok := o.reg.Provider.(providers.Configurable)
 	if !ok {
@@ -59,7 +59,7 @@ func configure(o *observed, settings []byte) {
 // keys answers which credential keys the login uses and how to name them:
 // the configured provider when its settings decide (the http login's
 // templates), else the registration.
-func (o *observed) keys() providers.CredentialUser {
+func (o *snapshot) keys() providers.CredentialUser {
 	if u, ok := o.provider.(providers.CredentialUser); ok && o.settingsErr == nil {
 		return u
 	}

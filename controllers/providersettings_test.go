@@ -78,7 +78,7 @@ func TestConfigure(t *testing.T) {
 	registry := builtin.NewRegistry(providers.Options{})
 	creds := providers.Credentials{"email": []byte("e"), "password": []byte("p"), "note": []byte("unrelated")}
 
-	o := &observed{reg: registry["http"]}
+	o := &snapshot{reg: registry["http"]}
 	data, _ := providerSettings(&tokensyncv1alpha1.TokenRequestSpec{Provider: "http", HTTP: amlAsHTTP()})
 	configure(o, data)
 	if o.settingsErr != nil || o.provider == registry["http"].Provider {
@@ -99,11 +99,11 @@ func TestConfigure(t *testing.T) {
 	if used := o.keys().UsedCredentials(creds); len(used) != 3 {
 		t.Errorf("used %v", used)
 	}
-	if f := settingsFailure(o.settingsErr); f.reason != tokensyncv1alpha1.ReasonInvalidTemplate || !stalls(f.reason) || !slowClass(f.reason) {
+	if f := settingsFailure(o.settingsErr); f.reason != tokensyncv1alpha1.ReasonInvalidTemplate || !ruleOf(f.reason).stalls || ruleOf(f.reason).class != retrySlow {
 		t.Errorf("failure %+v", f)
 	}
 
-	o = &observed{reg: registry["partner"]}
+	o = &snapshot{reg: registry["partner"]}
 	configure(o, nil)
 	if o.provider != registry["partner"].Provider || o.keys().CredentialKeyNames() != "accessKey, secret" {
 		t.Errorf("a built-in provider is not used as registered")

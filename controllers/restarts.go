@@ -8,7 +8,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -80,12 +79,20 @@ func findRestart(list []tokensyncv1alpha1.RolloutRestartStatus, t tokensyncv1alp
 	return tokensyncv1alpha1.RolloutRestartStatus{}, false
 }
 
-// rolloutRestarts carries out planRestarts: it sets the pod-template
-// annotation tokensync.io/restartedAt on each target due, and returns the
-// targets' new status and when a held-back restart is due. A target that
-// cannot be patched (missing, or RBAC left out) is a Warning event, never a
-// failure of the token.
-func (r *TokenRequestReconciler) rolloutRestarts(ctx context.Context, o *observed, tokenFP string, newToken bool) ([]tokensyncv1alpha1.RolloutRestartStatus, time.Time) {
+// annotationRestartedFor, on a rollout restart target's own metadata (not
+// its pod template, so it rolls nothing): the fingerprint of the token it
+// was last restarted for.
+const annotationRestartedFor = "tokensync.io/restarted-for"
+
+// rolloutRestarts carries out planRestarts for the token whose fingerprint
+// is tokenFP: it sets the pod-template annotation tokensync.io/restartedAt
+// on each target due, and returns the targets' new status and when a
+// held-back restart is due. A target that says it was restarted for this
+// token already (by a manager that stopped before recording it, under an
+// earlier leader) is not restarted again, so a token restarts each target
+// exactly once. A target that cannot be read or patched (missing, or RBAC
+// left out) is a Warning event, never a failure of the token.
+func (r *TokenRequestReconciler) rolloutRestarts(ctx context.Context, o *snapshot, tokenFP string, newToken bool) ([]tokensyncv1alpha1.RolloutRestartStatus, time.Time) {
 	tr := o.tr
 	if len(tr.Spec.RolloutRestartTargets) == 0 {
 		return nil, time.Time{}
@@ -99,8 +106,14 @@ func (r *TokenRequestReconciler) rolloutRestarts(ctx context.Context, o *observe
 	for _, t := range plan.restart {
 		i := indexOfRestart(plan.status, t)
 		st := &plan.status[i]
-		err := r.restartTarget(ctx, tr.Namespace, t, now)
+		done, err := r.restartTarget(ctx, tr.Namespace, t, tokenFP, now)
 		switch {
+		case err == nil && !done.IsZero():
+			st.LastRestartTime = metaTime(done)
+			st.TokenFingerprint = tokenFP
+			st.NextRestartTime = nil
+			st.Message = fmt.Sprintf("restarted at %s for the current token", formatTime(done))
+			logf.FromContext(ctx).Info("Rollout restart target already restarted for this token; not restarting it again", "kind", t.Kind, "name", t.Name, "restartedAt", done)
 		case err == nil:
 			st.LastRestartTime = metaTime(now)
 			st.TokenFingerprint = tokenFP
@@ -132,21 +145,44 @@ func indexOfRestart(list []tokensyncv1alpha1.RolloutRestartStatus, t tokensyncv1
 }
 
 // restartTarget sets the pod-template annotation that rolls a workload's
-// pods, as `kubectl rollout restart` does with its own annotation.
-func (r *TokenRequestReconciler) restartTarget(ctx context.Context, namespace string, t tokensyncv1alpha1.RolloutRestartTarget, now time.Time) error {
-	var obj client.Object
-	meta := metav1.ObjectMeta{Name: t.Name, Namespace: namespace}
+// pods, as `kubectl rollout restart` does with its own annotation, and
+// records on the workload which token it restarted for; unless the workload
+// says it was restarted for this token already: then it returns when (its
+// tokensync.io/restartedAt) and patches nothing. The token's obtained-at
+// time would not do for this: it has one-second precision, and a token
+// obtained in the second of the last restart would never restart anything.
+func (r *TokenRequestReconciler) restartTarget(ctx context.Context, namespace string, t tokensyncv1alpha1.RolloutRestartTarget, tokenFP string, now time.Time) (already time.Time, err error) {
+	var (
+		obj      client.Object
+		template func() *corev1.PodTemplateSpec
+	)
+	key := types.NamespacedName{Namespace: namespace, Name: t.Name}
 	switch t.Kind {
 	case "Deployment":
-		obj = &appsv1.Deployment{ObjectMeta: meta}
+		d := &appsv1.Deployment{}
+		obj, template = d, func() *corev1.PodTemplateSpec { return &d.Spec.Template }
 	case "StatefulSet":
-		obj = &appsv1.StatefulSet{ObjectMeta: meta}
+		s := &appsv1.StatefulSet{}
+		obj, template = s, func() *corev1.PodTemplateSpec { return &s.Spec.Template }
 	case "DaemonSet":
-		obj = &appsv1.DaemonSet{ObjectMeta: meta}
+		d := &appsv1.DaemonSet{}
+		obj, template = d, func() *corev1.PodTemplateSpec { return &d.Spec.Template }
 	default:
-		return fmt.Errorf("kind %q cannot be restarted", t.Kind)
+		return time.Time{}, fmt.Errorf("kind %q cannot be restarted", t.Kind)
 	}
-	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`,
-		tokensyncv1alpha1.AnnotationRestartedAt, formatTime(now))
-	return r.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
+	// Straight from the API server: workloads are not cached (they are
+	// many and the operator reads only these annotations, only here).
+	if err := r.APIReader.Get(ctx, key, obj); err != nil {
+		return time.Time{}, err
+	}
+	if tokenFP != "" && obj.GetAnnotations()[annotationRestartedFor] == tokenFP {
+		at, err := time.Parse(time.RFC3339, template().Annotations[tokensyncv1alpha1.AnnotationRestartedAt])
+		if err != nil {
+			at = now // edited by hand; the restart for this token happened
+		}
+		return at, nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`,
+		annotationRestartedFor, tokenFP, tokensyncv1alpha1.AnnotationRestartedAt, formatTime(now))
+	return time.Time{}, r.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
 }

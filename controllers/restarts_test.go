@@ -3,13 +3,16 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -175,4 +178,108 @@ func TestRolloutRestarts(t *testing.T) {
 	if c := readyCondition(e.tokenRequest("env-consumer")); c.Status != metav1.ConditionTrue {
 		t.Errorf("a missing target made the TokenRequest %s/%s", c.Status, c.Reason)
 	}
+}
+
+// failingStatus makes status writes fail while on, as a manager stopped
+// between patching a workload and writing the status would leave things.
+type failingStatus struct {
+	client.Client
+	on *atomic.Bool
+}
+
+func (c failingStatus) Status() client.SubResourceWriter {
+	return failingStatusWriter{SubResourceWriter: c.Client.Status(), on: c.on}
+}
+
+type failingStatusWriter struct {
+	client.SubResourceWriter
+	on *atomic.Bool
+}
+
+func (w failingStatusWriter) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	if w.on.Load() {
+		return apierrors.NewServiceUnavailable("the manager stopped here")
+	}
+	return w.SubResourceWriter.Update(ctx, obj, opts...)
+}
+
+// TestRolloutRestartOncePerTokenAcrossLeaders: a manager restarts a
+// Deployment for a new token and stops before it records the restart; the
+// next leader finds the restart on the Deployment and does not restart it
+// again.
+func TestRolloutRestartOncePerTokenAcrossLeaders(t *testing.T) {
+	t.Parallel()
+	var failStatus atomic.Bool
+	e := &env{t: t, ns: newNamespace(t), fake: providertest.Start(t)}
+	e.extra = func(r *TokenRequestReconciler) {
+		r.RolloutRestartMinInterval = time.Second
+		r.Client = failingStatus{Client: r.Client, on: &failStatus}
+	}
+	e.start()
+	if err := k8sClient.Create(e.ctx(), newDeployment(e.ns, "api")); err != nil {
+		t.Fatal(err)
+	}
+	e.createSecret("creds", partnerCreds)
+	e.createTokenRequest("env-consumer", providertest.Partner, "creds", func(tr *tokensyncv1alpha1.TokenRequest) {
+		tr.Spec.RolloutRestartTargets = []tokensyncv1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "api"}}
+	})
+	var first string
+	eventually(t, readyTimeout, func() error {
+		tr := e.tokenRequest("env-consumer")
+		if first = restartedAt(t, e.ns, "api"); first == "" || len(tr.Status.RolloutRestarts) == 0 || tr.Status.RolloutRestarts[0].LastRestartTime == nil {
+			return fmt.Errorf("the first restart is not recorded yet: %+v", tr.Status.RolloutRestarts)
+		}
+		return nil
+	})
+	time.Sleep(1100 * time.Millisecond) // the interval between two restarts, and a new second for the annotation
+
+	// A new token (a credentials rotation, which the Secret records, so
+	// that the next leader does not log in again): the Deployment is
+	// restarted, the status write fails.
+	failStatus.Store(true)
+	e.updateSecret("creds", map[string]string{"accessKey": partnerCreds["accessKey"], "secret": "rotated-secret"})
+	var second string
+	eventually(t, readyTimeout, func() error {
+		if second = restartedAt(t, e.ns, "api"); second == first {
+			return fmt.Errorf("not restarted for the new token")
+		}
+		return nil
+	})
+	if tr := e.tokenRequest("env-consumer"); formatTime(tr.Status.RolloutRestarts[0].LastRestartTime.Time) != first {
+		t.Fatal("the status was written: the test would not show a leader change before the record")
+	}
+	logins := e.fake.Logins(providertest.Partner)
+	generation := deploymentGeneration(t, e.ns, "api")
+
+	// A new leader: it records the restart it finds and restarts nothing.
+	e.stop()
+	failStatus.Store(false)
+	time.Sleep(1100 * time.Millisecond) // a restart now would write another second
+	e.start()
+	eventually(t, readyTimeout, func() error {
+		tr := e.tokenRequest("env-consumer")
+		if len(tr.Status.RolloutRestarts) == 0 || tr.Status.RolloutRestarts[0].LastRestartTime == nil ||
+			formatTime(tr.Status.RolloutRestarts[0].LastRestartTime.Time) != second {
+			return fmt.Errorf("the new leader has not recorded the restart at %s: %+v", second, tr.Status.RolloutRestarts)
+		}
+		return nil
+	})
+	consistently(t, 3*time.Second, func() error {
+		if got, g := restartedAt(t, e.ns, "api"), deploymentGeneration(t, e.ns, "api"); got != second || g != generation {
+			return fmt.Errorf("restarted again by the new leader (restartedAt %s, generation %d, was %s, %d)", got, g, second, generation)
+		}
+		return nil
+	})
+	if n := e.fake.Logins(providertest.Partner); n != logins {
+		t.Errorf("%d logins by the new leader, want none", n-logins)
+	}
+}
+
+func deploymentGeneration(t *testing.T, ns, name string) int64 {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Generation
 }

@@ -48,7 +48,7 @@ func CacheOptions(namespaces []string) cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: ManagedSecretsSelector()},
 		},
-		DefaultTransform: stripForCache,
+		DefaultTransform: newInterner().stripForCache,
 	}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}
@@ -62,10 +62,11 @@ func CacheOptions(namespaces []string) cache.Options {
 // stripForCache drops from cached objects what the operator never reads:
 // managedFields, and on TokenRequests kubectl's last-applied-configuration
 // annotation, a second copy of the whole object on everything applied with
-// kubectl; and it shares the strings objects repeat (interned). TokenRequests are written back only through the status
-// subresource, which ignores metadata, so nothing stripped here is written
-// back; Secrets keep their annotations, since the operator updates them.
-func stripForCache(in any) (any, error) {
+// kubectl; and it shares the strings objects repeat (interner).
+// TokenRequests are written back only through the status subresource, which
+// ignores metadata, so nothing stripped here is written back; Secrets keep
+// their annotations, since the operator updates them.
+func (interned *interner) stripForCache(in any) (any, error) {
 	if o, ok := in.(client.Object); ok {
 		o.SetManagedFields(nil)
 	}
@@ -86,6 +87,7 @@ func stripForCache(in any) (any, error) {
 // last-applied-configuration annotation would otherwise copy a Secret's data
 // into memory.
 func NewCredentialsCache(cfg *rest.Config, base cache.Options) (cache.Cache, error) {
+	interned := newInterner()
 	opts := cache.Options{
 		Scheme:            base.Scheme,
 		Mapper:            base.Mapper,

@@ -65,14 +65,14 @@ func TestStripForCache(t *testing.T) {
 		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"spec":{}}`, tokensyncv1alpha1.AnnotationForceRefresh: "1"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 	}}
-	if _, err := stripForCache(tr); err != nil {
+	if _, err := newInterner().stripForCache(tr); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := tr.Annotations[corev1.LastAppliedConfigAnnotation]; ok || tr.ManagedFields != nil || tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh] != "1" {
 		t.Errorf("TokenRequest after stripping: %v %v", tr.Annotations, tr.ManagedFields)
 	}
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: "{}"}}}
-	if _, err := stripForCache(s); err != nil {
+	if _, err := newInterner().stripForCache(s); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.Annotations[corev1.LastAppliedConfigAnnotation]; !ok {
@@ -101,8 +101,9 @@ func TestStripForCacheSharesRepeatedStrings(t *testing.T) {
 		}
 	}
 	a, b := secret("fp-a-3c1e"), secret("fp-b-77d0")
+	interned := newInterner()
 	for _, s := range []*corev1.Secret{a, b} {
-		if _, err := stripForCache(s); err != nil {
+		if _, err := interned.stripForCache(s); err != nil {
 			t.Fatal(err)
 		}
 	}

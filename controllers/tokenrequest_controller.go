@@ -10,22 +10,18 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
@@ -148,16 +144,16 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return r.act(ctx, obs, d)
 }
 
-// observed is an observation with the objects it was made from.
-type observed struct {
+// snapshot is what one reconcile saw: the observation decide reads, and the
+// objects it was made from, which act writes.
+type snapshot struct {
 	observation
 	tr       *tokensyncv1alpha1.TokenRequest
 	reg      providers.Entry
 	target   *corev1.Secret // nil when absent or foreign
 	previous *corev1.Secret // the Secret of an earlier secretName, when ours
 	// creds were read from the API server while observing (nil if not).
-	creds   providers.Credentials
-	pending *pendingToken
+	creds providers.Credentials
 	// unwrittenStatus: the status memory holds and the API server lacks.
 	unwrittenStatus bool
 	// provider logs in: reg.Provider, or the one its settings configure
@@ -178,7 +174,7 @@ type observed struct {
 // when tokensync's own last write is newer than the cache's copy, for a
 // target Secret the managed cache cannot see, and for the credentials' values
 // when their version is one no fingerprint is known for.
-func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (*observed, error) {
+func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (*snapshot, error) {
 	key := client.ObjectKeyFromObject(tr)
 	var rem remembered
 	r.memory.with(key, tr.UID, func(e *remembered) {
@@ -194,7 +190,7 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 		}
 		tr = fresh
 	}
-	o := &observed{tr: tr, pending: rem.pending}
+	o := &snapshot{tr: tr}
 	if rem.unwrittenStatus != nil {
 		tr.Status = *rem.unwrittenStatus.DeepCopy()
 		o.unwrittenStatus = true
@@ -214,6 +210,7 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 		Force:         tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh],
 		Status:        tr.Status,
 		Suspended:     tr.Spec.Suspend,
+		Pending:       rem.pending,
 	}
 	if t := tr.Spec.SecretTemplate; t != nil {
 		if _, err := parseDataTemplates(t.Data); err != nil {
@@ -264,13 +261,6 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 			return nil, fmt.Errorf("get previous Secret %q: %w", prev, err)
 		}
 	}
-	if p := rem.pending; p != nil {
-		o.Pending = &pendingState{
-			ExpiresAt: p.issued.Token.ExpiresAt, Provider: p.issued.Provider, Endpoint: p.issued.Endpoint,
-			SettingsDigest: p.issued.SettingsDigest, CredentialsFingerprint: p.issued.CredentialsFingerprint,
-			Reason: p.reason, Message: p.message, WriteFailures: p.failures, RetryAt: p.retryAt,
-		}
-	}
 	if err := r.observeCredentials(ctx, o); err != nil {
 		return nil, err
 	}
@@ -312,85 +302,8 @@ func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensync
 	return s, true, false, nil
 }
 
-// observeCredentials fills in the credentials' version and fingerprint. The
-// fingerprint is taken from a record of the same version when there is one
-// (the target Secret's, the last attempt's, memory's); otherwise the values
-// are read, once, from the API server.
-func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *observed) error {
-	tr := o.tr
-	name := tr.Spec.CredentialsSecretRef.Name
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := r.Credentials.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, m)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("get credentials Secret %q metadata: %w", name, err)
-	}
-	c := &o.Credentials
-	c.Found, c.Version = true, m.ResourceVersion
-	c.Allowed = r.credentialsAllowed(m)
-	if !c.Allowed {
-		// Never read: the Secret is not offered as credentials.
-		return nil
-	}
-	// A record counts only if made with the same settings: they decide
-	// which keys are fingerprinted (the http login's templates).
-	switch last := o.Status.LastAttempt; {
-	case o.Target.Holds && o.Target.Held.CredentialsVersion == c.Version && o.Target.Held.CredentialsFingerprint != "" &&
-		o.Target.Held.SettingsDigest == o.SettingsDigest:
-		c.Fingerprint = o.Target.Held.CredentialsFingerprint
-	case last != nil && last.CredentialsVersion == c.Version && last.CredentialsFingerprint != "" && last.SettingsDigest == o.SettingsDigest:
-		c.Fingerprint = last.CredentialsFingerprint
-	case o.pending != nil && o.pending.issued.CredentialsVersion == c.Version && o.pending.issued.SettingsDigest == o.SettingsDigest:
-		c.Fingerprint = o.pending.issued.CredentialsFingerprint
-	}
-	if c.Fingerprint != "" {
-		return nil
-	}
-	ck := credentialsKey{NamespacedName: types.NamespacedName{Namespace: tr.Namespace, Name: name}, provider: o.Provider, settings: o.SettingsDigest}
-	if fp, ok := r.memory.credentialsFingerprint(ck, c.Version); ok {
-		c.Fingerprint = fp
-		return nil
-	}
-	if !o.ProviderKnown || !o.needsFingerprint() {
-		// Nothing to compare it with (a new TokenRequest): the login, if
-		// one is due, reads the credentials anyway.
-		return nil
-	}
-	creds, version, allowed, err := r.readCredentials(ctx, tr)
-	if apierrors.IsNotFound(err) {
-		c.Found, c.Version = false, ""
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !allowed {
-		c.Allowed = false
-		return nil
-	}
-	fp, err := r.fingerprints.credentials(ctx, o.keys().UsedCredentials(creds))
-	if err != nil {
-		return err
-	}
-	o.creds = creds
-	c.Version, c.Fingerprint = version, fp
-	r.memory.setCredentialsFingerprint(ck, version, fp)
-	return nil
-}
-
-// needsFingerprint reports whether a decision may compare the credentials'
-// fingerprint with one recorded: the token held, a pending token, the
-// previous Secret's token, or a failed attempt.
-func (o *observed) needsFingerprint() bool {
-	return o.Target.Holds || o.Pending != nil || o.Previous != nil ||
-		(o.Status.LastAttempt != nil && o.Status.FailedAttempts > 0)
-}
-
 // act carries out a decision.
-func (r *TokenRequestReconciler) act(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+func (r *TokenRequestReconciler) act(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
 	log := logf.FromContext(ctx).WithValues("decision", d.Action, "reason", d.Reason)
 	if o.unwrittenStatus && d.Action != actLogin && d.Action != actWrite {
 		// Write the status the last reconcile could not; the actions below
@@ -427,12 +340,12 @@ func (r *TokenRequestReconciler) act(ctx context.Context, o *observed, d decisio
 
 // keep looks after a TokenRequest whose token is valid and not due: no
 // login, and no write unless something is out of date.
-func (r *TokenRequestReconciler) keep(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+func (r *TokenRequestReconciler) keep(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
 	tr, held := o.tr, o.Target.Held
 	if _, err := r.writeSecret(ctx, o, o.target, func(*corev1.Secret) {}, false); err != nil {
 		var te *templateError
 		if errors.As(err, &te) {
-			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonInvalidTemplate, message: te.Error() + "; nothing was written"})
+			return r.failed(ctx, o, templateFailure(te.Error()))
 		}
 		// Only metadata was to be written; the token stays valid.
 		return ctrl.Result{}, fmt.Errorf("update Secret %q: %w", o.SecretName, err)
@@ -441,14 +354,16 @@ func (r *TokenRequestReconciler) keep(ctx context.Context, o *observed, d decisi
 		return ctrl.Result{}, err
 	}
 	restarts, wakeAt := r.rolloutRestarts(ctx, o, o.target.Annotations[annotationTokenFingerprint], false)
-	wasMissing := conditionFalse(tr.Status.Conditions, tokensyncv1alpha1.ConditionCredentialsFound)
-	if err := r.setHealthy(ctx, o, healthyToken{obtainedAt: held.ObtainedAt, expiresAt: held.ExpiresAt, next: d.At,
-		credentialsMissing: d.CredentialsMissing, restarts: restarts}); err != nil {
+	wasMissing := meta.IsStatusConditionFalse(tr.Status.Conditions, tokensyncv1alpha1.ConditionCredentialsFound)
+	h := healthyToken{obtainedAt: held.ObtainedAt, expiresAt: held.ExpiresAt, next: d.At, restarts: restarts}
+	if d.CredentialsMissing {
+		h.credentialsMissing = r.credentialsMissingMessage(o, held.ExpiresAt)
+	}
+	if err := r.setHealthy(ctx, o, h); err != nil {
 		return ctrl.Result{}, err
 	}
 	if d.CredentialsMissing && !wasMissing {
-		msg := r.credentialsMissingMessage(o, held.ExpiresAt)
-		r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, tokensyncv1alpha1.ReasonCredentialsNotFound, "Refresh", "%s", msg)
+		r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, tokensyncv1alpha1.ReasonCredentialsNotFound, "Refresh", "%s", h.credentialsMissing)
 		logf.FromContext(ctx).Info("The credentials Secret is gone; keeping the valid token", "credentialsSecret", tr.Spec.CredentialsSecretRef.Name, "expiresAt", held.ExpiresAt)
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter(o.Now, earliest(d.At, wakeAt))}, nil
@@ -465,7 +380,7 @@ func earliest(a, b time.Time) time.Time {
 // suspend records that nothing is sent or written while spec.suspend is
 // true; only the status is written, to say so. Ready stays True while the
 // token is valid, and turns False when it expires.
-func (r *TokenRequestReconciler) suspend(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
+func (r *TokenRequestReconciler) suspend(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
 	tr := o.tr
 	now := r.now()
 	status, message := metav1.ConditionFalse, "spec.suspend is true: no login and no write until it is false; "
@@ -473,12 +388,12 @@ func (r *TokenRequestReconciler) suspend(ctx context.Context, o *observed, d dec
 		message += fmt.Sprintf("Secret %s holds no valid token", o.SecretName)
 	} else {
 		status = metav1.ConditionTrue
-		message += fmt.Sprintf("the token in Secret %s stays valid until %s", o.SecretName, formatTime(d.At))
+		message += stillValid(o.SecretName, formatTime(d.At))
 	}
 	if err := r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
 		st.ObservedGeneration = tr.Generation
 		st.NextRefreshTime = nil
-		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, status, tokensyncv1alpha1.ReasonSuspended, message)
+		setCondition(st, tr.Generation, now, tokensyncv1alpha1.ConditionReady, status, tokensyncv1alpha1.ReasonSuspended, message)
 		removeCondition(st, tokensyncv1alpha1.ConditionStalled)
 		removeCondition(st, tokensyncv1alpha1.ConditionReconciling)
 	}); err != nil {
@@ -491,621 +406,20 @@ func (r *TokenRequestReconciler) suspend(ctx context.Context, o *observed, d dec
 	return ctrl.Result{RequeueAfter: requeueAfter(o.Now, d.At)}, nil
 }
 
-func (r *TokenRequestReconciler) credentialsMissingMessage(o *observed, expiresAt time.Time) string {
-	return fmt.Sprintf("credentials Secret %q not found in namespace %q: the token in Secret %s stays valid until %s but cannot be refreshed; create the Secret with keys %s",
-		o.tr.Spec.CredentialsSecretRef.Name, o.tr.Namespace, o.SecretName, formatTime(expiresAt), o.keys().CredentialKeyNames())
+func (r *TokenRequestReconciler) credentialsMissingMessage(o *snapshot, expiresAt time.Time) string {
+	return fmt.Sprintf("credentials Secret %q not found in namespace %q: %s but cannot be refreshed; create the Secret with keys %s",
+		o.tr.Spec.CredentialsSecretRef.Name, o.tr.Namespace, stillValid(o.SecretName, formatTime(expiresAt)), o.keys().CredentialKeyNames())
 }
 
-// stop records a state that needs a person, once; nothing is requeued: the
-// change that can fix it (a Secret deleted, the spec or credentials edited)
-// comes as a watch event.
-func (r *TokenRequestReconciler) stop(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
-	switch d.Reason {
-	case tokensyncv1alpha1.ReasonSecretConflict:
-		return r.failed(ctx, o, failure{
-			reason: tokensyncv1alpha1.ReasonSecretConflict,
-			message: fmt.Sprintf("Secret %q already exists and is not controlled by this TokenRequest; "+
-				"delete or rename it, or set spec.secretName to another name", o.SecretName),
-		})
-	case reasonUnknownProvider:
-		// Only reachable if the CRD's enum and the registry disagree.
-		return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonInvalidCredentials, message: d.Message})
-	case tokensyncv1alpha1.ReasonInvalidTemplate:
-		if o.TemplateError != "" {
-			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonInvalidTemplate, message: o.TemplateError + "; nothing was written"})
-		}
+// stop records a state that needs a person, once, with the decision's
+// reason and message; nothing is requeued: the change that can fix it (a
+// Secret deleted, the spec or credentials edited) comes as a watch event.
+func (r *TokenRequestReconciler) stop(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
+	if d.Record {
+		return r.failed(ctx, o, failure{reason: d.Reason, message: d.Message})
 	}
 	logf.FromContext(ctx).V(1).Info("Stopped until an input changes", "why", d.Message)
 	return ctrl.Result{}, nil
-}
-
-// writeObtained writes a token that needs no login: the pending one, or
-// the previous Secret's after a secretName change.
-func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *observed, d decision) (ctrl.Result, error) {
-	tr := o.tr
-	key := client.ObjectKeyFromObject(tr)
-	var (
-		mutate               func(*corev1.Secret)
-		obtainedAt, expireAt time.Time
-		attempt              *tokensyncv1alpha1.LoginAttempt
-		force                string
-	)
-	if d.FromPrevious {
-		prev := o.previous
-		mutate = func(s *corev1.Secret) { copyToken(s, prev) }
-		obtainedAt, expireAt = o.Previous.ObtainedAt, o.Previous.ExpiresAt
-	} else {
-		is := o.pending.issued
-		force = o.pending.force
-		mutate = func(s *corev1.Secret) { applyToken(s, is) }
-		obtainedAt, expireAt = is.Token.ObtainedAt, is.Token.ExpiresAt
-		attempt = &tokensyncv1alpha1.LoginAttempt{
-			Time: metav1.NewTime(obtainedAt.UTC().Truncate(time.Second)), Provider: is.Provider, Endpoint: is.Endpoint,
-			CredentialsVersion: is.CredentialsVersion, CredentialsFingerprint: is.CredentialsFingerprint,
-			SettingsDigest: is.SettingsDigest, Result: tokensyncv1alpha1.ReasonSucceeded,
-		}
-	}
-	rv, err := r.writeSecret(ctx, o, o.target, mutate, false)
-	if err != nil {
-		var te *templateError
-		if errors.As(err, &te) {
-			// The token obtained stays pending: once the template is fixed it
-			// is written without a new login.
-			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonInvalidTemplate, message: te.Error() + "; nothing was written"})
-		}
-		if errors.Is(err, errSecretConflict) {
-			return r.failed(ctx, o, failure{
-				reason: tokensyncv1alpha1.ReasonSecretConflict,
-				message: fmt.Sprintf("Secret %q already exists and is not controlled by this TokenRequest; "+
-					"delete or rename it, or set spec.secretName to another name", o.SecretName),
-			})
-		}
-		if d.FromPrevious {
-			return ctrl.Result{}, fmt.Errorf("write Secret %q: %w", o.SecretName, err)
-		}
-		return r.writeRefused(ctx, o, err)
-	}
-	r.memory.with(key, tr.UID, func(e *remembered) {
-		e.pending = nil
-		e.secretName, e.secretRV = o.SecretName, rv
-	})
-	if err := r.deletePreviousSecret(ctx, o); err != nil {
-		return ctrl.Result{}, err
-	}
-	next := refreshAt(obtainedAt, expireAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(expireAt)))
-	tokenFP := ""
-	if d.FromPrevious {
-		tokenFP = o.previous.Annotations[annotationTokenFingerprint]
-	} else {
-		tokenFP = o.pending.issued.TokenFingerprint
-	}
-	restarts, wakeAt := r.rolloutRestarts(ctx, o, tokenFP, !d.FromPrevious)
-	if err := r.setHealthy(ctx, o, healthyToken{obtainedAt: obtainedAt, expiresAt: expireAt, next: next, attempt: attempt, force: force, restarts: restarts}); err != nil {
-		// The token is stored; the next reconcile finds it and writes the status.
-		return ctrl.Result{}, err
-	}
-	if d.FromPrevious {
-		r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "TokenMoved", "Refresh",
-			"Moved the valid token from Secret %s to Secret %s without a login; it expires at %s", tr.Status.SecretName, o.SecretName, formatTime(expireAt))
-	} else {
-		r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh",
-			"Logged in because %s; wrote a new token to Secret %s; it expires at %s, next refresh at %s", d.Message, o.SecretName, formatTime(expireAt), formatTime(next))
-	}
-	logf.FromContext(ctx).Info("Token written", "secret", o.SecretName, "reason", d.Reason, "expiresAt", expireAt, "nextRefresh", next)
-	return ctrl.Result{RequeueAfter: requeueAfter(r.now(), earliest(next, wakeAt))}, nil
-}
-
-// writeRefused records a refused Secret write. The token obtained stays in
-// memory and the write is retried with backoff; no new login is spent on it.
-func (r *TokenRequestReconciler) writeRefused(ctx context.Context, o *observed, err error) (ctrl.Result, error) {
-	tr := o.tr
-	f := writeFailure(o.SecretName, err)
-	var retryAt time.Time
-	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) {
-		if e.pending == nil {
-			return
-		}
-		e.pending.failures++
-		retryAt = r.now().Add(backoffFor(f.reason, e.pending.failures, r.jitter(), 0))
-		e.pending.retryAt = retryAt
-	})
-	f.retryAt = retryAt
-	return r.failed(ctx, o, f)
-}
-
-// writeFailure describes a refused Secret write with the API server's
-// reason. Its message is the API server's own; it cannot hold the token,
-// which is not part of any refusal, but it is cut to a sane length.
-func writeFailure(name string, err error) failure {
-	reason := string(apierrors.ReasonForError(err))
-	if reason == "" {
-		reason = "Unknown"
-	}
-	msg := err.Error()
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		msg = status.Status().Message
-	}
-	if len(msg) > 400 {
-		msg = msg[:400] + "..."
-	}
-	return failure{
-		reason: tokensyncv1alpha1.ReasonSecretWriteFailed,
-		message: fmt.Sprintf("a token was obtained but the API server refused to write Secret %q (%s: %s); the token is kept and the write retried without a new login",
-			name, reason, msg),
-	}
-}
-
-// failure is a failed attempt to obtain or store a token.
-type failure struct {
-	reason, message string
-	// retryAfter is the provider's hint.
-	retryAfter time.Duration
-	// retryAt, when set, is the retry already scheduled (a pending write).
-	retryAt time.Time
-	// credentials and force, when set, are what a login made off the
-	// workers was made with; otherwise the observation's.
-	credentials *credentialsState
-	force       *string
-}
-
-// failed records a failure: the target Secret is left alone, so a token that
-// is still valid keeps working; the next attempt is scheduled by backoff, or
-// none when only a change of input can help. The attempt counts come from
-// the status the update is applied to, so a stale cache cannot reset them.
-func (r *TokenRequestReconciler) failed(ctx context.Context, o *observed, f failure) (ctrl.Result, error) {
-	tr := o.tr
-	now := r.now()
-	jitter := r.jitter()
-	var (
-		attempts int32
-		retryAt  time.Time
-		stopped  bool
-	)
-	creds, force := o.Credentials, o.Force
-	if f.credentials != nil {
-		creds = *f.credentials
-	}
-	if f.force != nil {
-		force = *f.force
-	}
-	held := o.Target.Held
-	validUntil, tokenValidUntil := "", time.Time{}
-	if o.Target.Holds && held.Intact && now.Before(held.ExpiresAt) {
-		validUntil = fmt.Sprintf("; the previous token in Secret %s stays valid until %s", o.SecretName, formatTime(held.ExpiresAt))
-		tokenValidUntil = held.ExpiresAt
-	}
-	mutate := func(st *tokensyncv1alpha1.TokenRequestStatus) {
-		last := st.LastAttempt
-		repeat := last != nil && last.Result == f.reason && st.FailedAttempts > 0 &&
-			last.Provider == o.Provider && last.Endpoint == o.Endpoint &&
-			stopsUntilChange(f.reason) && tr.Generation == st.ObservedGeneration
-		attempts = st.FailedAttempts + 1
-		if repeat {
-			// A stopped state seen again is not another attempt.
-			attempts = st.FailedAttempts
-		}
-		authFailures := int32(0)
-		if f.reason == tokensyncv1alpha1.ReasonAuthenticationFailed {
-			authFailures = 1
-			if last != nil && last.Result == tokensyncv1alpha1.ReasonAuthenticationFailed {
-				authFailures = last.AuthenticationFailures + 1
-			}
-		}
-		stopped = stopsUntilChange(f.reason) || authFailures >= maxAuthenticationTries
-		retryAt = f.retryAt
-		if retryAt.IsZero() {
-			retryAt = retryTime(now, f.reason, attempts, jitter, f.retryAfter, tokenValidUntil)
-		}
-
-		message := f.message + validUntil
-		switch {
-		case authFailures >= maxAuthenticationTries:
-			message += fmt.Sprintf(" (%d consecutive authentication failures: stopped to avoid locking the account; nothing more is sent until the credentials' content, spec.provider or spec.endpoint, or the %s annotation changes)",
-				authFailures, tokensyncv1alpha1.AnnotationForceRefresh)
-		case stopped:
-			message += " (nothing more is tried until this is fixed)"
-		default:
-			message += fmt.Sprintf(" (attempt %d, next retry at %s)", attempts, formatTime(retryAt))
-		}
-
-		st.ObservedGeneration = tr.Generation
-		st.FailedAttempts = attempts
-		if stopped {
-			st.NextRefreshTime = nil
-		} else {
-			st.NextRefreshTime = metaTime(retryAt)
-		}
-		if force != "" {
-			st.LastForceRefresh = force
-		}
-		attemptAt := metav1.NewTime(now.UTC().Truncate(time.Second))
-		if repeat {
-			attemptAt = last.Time
-		}
-		st.LastAttempt = &tokensyncv1alpha1.LoginAttempt{
-			Time: attemptAt, Provider: o.Provider, Endpoint: o.Endpoint,
-			CredentialsVersion: creds.Version, CredentialsFingerprint: creds.Fingerprint,
-			SettingsDigest: o.SettingsDigest, Result: f.reason, AuthenticationFailures: authFailures,
-		}
-		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, message)
-		if stalls(f.reason) || stopped {
-			setCondition(st, tr, now, tokensyncv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, message)
-			removeCondition(st, tokensyncv1alpha1.ConditionReconciling)
-		} else {
-			setCondition(st, tr, now, tokensyncv1alpha1.ConditionReconciling, metav1.ConditionTrue, tokensyncv1alpha1.ReasonRetrying, message)
-			removeCondition(st, tokensyncv1alpha1.ConditionStalled)
-		}
-		if f.reason == tokensyncv1alpha1.ReasonCredentialsNotFound {
-			setCondition(st, tr, now, tokensyncv1alpha1.ConditionCredentialsFound, metav1.ConditionFalse, f.reason, f.message)
-		} else if creds.Found {
-			removeCondition(st, tokensyncv1alpha1.ConditionCredentialsFound)
-		}
-	}
-	before := tr.Status.DeepCopy()
-	if err := r.updateStatus(ctx, tr, mutate); err != nil {
-		return ctrl.Result{}, err
-	}
-	if !equality.Semantic.DeepEqual(before, &tr.Status) {
-		r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, f.reason, "Refresh", "%s", f.message)
-		logf.FromContext(ctx).Info("Attempt failed", "reason", f.reason, "message", f.message, "attempt", attempts, "stopped", stopped, "nextRetry", retryAt)
-	}
-	if stopped {
-		return ctrl.Result{}, nil
-	}
-	return ctrl.Result{RequeueAfter: requeueAfter(now, retryAt)}, nil
-}
-
-// stalls: failures that need a person from the first one.
-func stalls(reason string) bool {
-	switch reason {
-	case tokensyncv1alpha1.ReasonAuthenticationFailed, tokensyncv1alpha1.ReasonInvalidCredentials,
-		tokensyncv1alpha1.ReasonSecretConflict, tokensyncv1alpha1.ReasonEndpointNotAllowed,
-		tokensyncv1alpha1.ReasonInvalidTemplate, tokensyncv1alpha1.ReasonCredentialsNotAllowed:
-		return true
-	}
-	return false
-}
-
-// shortWindowWarning starts the Ready message's warning about a refresh
-// window too short for mounted Secret volumes.
-const shortWindowWarning = "the refresh window is only"
-
-// healthyToken is what setHealthy records.
-type healthyToken struct {
-	obtainedAt, expiresAt, next time.Time
-	// attempt is the successful login that obtained the token, nil when no
-	// login happened.
-	attempt *tokensyncv1alpha1.LoginAttempt
-	// force is the force-refresh value that login honoured.
-	force              string
-	credentialsMissing bool
-	// restarts is the rollout restart targets' state (nil: none listed).
-	restarts []tokensyncv1alpha1.RolloutRestartStatus
-}
-
-// setHealthy records a valid token.
-func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *observed, h healthyToken) error {
-	tr := o.tr
-	obtainedAt, expiresAt, next, attempt, credentialsMissing := h.obtainedAt, h.expiresAt, h.next, h.attempt, h.credentialsMissing
-	now := r.now()
-	message := fmt.Sprintf("Secret %s holds a valid token until %s; next refresh at %s", o.SecretName, formatTime(expiresAt), formatTime(next))
-	window := refreshWindow(obtainedAt, expiresAt, o.RefreshBefore)
-	short := window < mountedVolumeDelay
-	if short {
-		message += fmt.Sprintf("; %s %s, under the minute the kubelet may take to update a mounted Secret volume: pods reading the token from a file may read an expired one (set spec.refreshBefore to at least 60s, with tokens that live at least 2 minutes)",
-			shortWindowWarning, window.Round(time.Second))
-	}
-	warnedBefore := false
-	if c := meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionReady); c != nil {
-		warnedBefore = strings.Contains(c.Message, shortWindowWarning)
-	}
-	defer func() {
-		if short && !warnedBefore {
-			r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, "ShortRefreshWindow", "Refresh", "%s", message)
-		}
-	}()
-	return r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
-		st.ObservedGeneration = tr.Generation
-		st.SecretName = o.SecretName
-		st.ExpiresAt = metaTime(expiresAt)
-		st.LastRefreshTime = metaTime(obtainedAt)
-		st.NextRefreshTime = metaTime(next)
-		st.FailedAttempts = 0
-		st.RolloutRestarts = h.restarts
-		if attempt != nil {
-			st.LastAttempt = attempt
-			if h.force != "" {
-				st.LastForceRefresh = h.force
-			}
-		}
-		setCondition(st, tr, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued, message)
-		removeCondition(st, tokensyncv1alpha1.ConditionStalled)
-		removeCondition(st, tokensyncv1alpha1.ConditionReconciling)
-		if credentialsMissing {
-			setCondition(st, tr, now, tokensyncv1alpha1.ConditionCredentialsFound, metav1.ConditionFalse, tokensyncv1alpha1.ReasonCredentialsNotFound,
-				r.credentialsMissingMessage(o, expiresAt))
-		} else {
-			removeCondition(st, tokensyncv1alpha1.ConditionCredentialsFound)
-		}
-	})
-}
-
-// updateStatus applies mutate to the TokenRequest's status and writes it
-// only if it changed. A conflict re-reads the TokenRequest from the API
-// server and applies the same change again: the login it records is never
-// repeated. A status that could not be written is kept in memory, so the
-// next decision sees it (a failed login stays backed off) and writes it.
-func (r *TokenRequestReconciler) updateStatus(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest, mutate func(*tokensyncv1alpha1.TokenRequestStatus)) error {
-	key := client.ObjectKeyFromObject(tr)
-	var unwritten bool
-	r.memory.with(key, tr.UID, func(e *remembered) { unwritten = e.unwrittenStatus != nil })
-	first := true
-	var want *tokensyncv1alpha1.TokenRequestStatus
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if !first {
-			fresh := &tokensyncv1alpha1.TokenRequest{}
-			if err := r.APIReader.Get(ctx, key, fresh); err != nil {
-				return err
-			}
-			fresh.DeepCopyInto(tr)
-		}
-		first = false
-		want = tr.Status.DeepCopy()
-		mutate(want)
-		if !unwritten && equality.Semantic.DeepEqual(&tr.Status, want) {
-			return nil
-		}
-		tr.Status = *want
-		return r.Status().Update(ctx, tr)
-	})
-	r.memory.with(key, tr.UID, func(e *remembered) {
-		if err != nil {
-			if want != nil {
-				e.unwrittenStatus = want.DeepCopy()
-			}
-			return
-		}
-		e.unwrittenStatus = nil
-		e.statusRV = tr.ResourceVersion
-	})
-	if err != nil {
-		return fmt.Errorf("update TokenRequest status: %w", err)
-	}
-	return nil
-}
-
-func setCondition(st *tokensyncv1alpha1.TokenRequestStatus, tr *tokensyncv1alpha1.TokenRequest, now time.Time, typ string, status metav1.ConditionStatus, reason, message string) {
-	setStatusCondition(&st.Conditions, metav1.Condition{
-		Type:               typ,
-		Status:             status,
-		Reason:             reason,
-		Message:            message,
-		ObservedGeneration: tr.Generation,
-		LastTransitionTime: metav1.NewTime(now.UTC().Truncate(time.Second)),
-	})
-}
-
-var errSecretConflict = errors.New("secret exists and is not controlled by this TokenRequest")
-
-// writeSecret creates or updates the target Secret: mutate puts the token
-// on it, then spec.secretTemplate (data, labels, annotations) and the
-// ownership deletionPolicy asks for are applied. Nothing is written when
-// nothing changes. A Secret of another type than spec.secretTemplate.type
-// asks for is deleted and created again at once with the same content:
-// Kubernetes does not let a Secret's type change. dryRun asks the API server
-// whether it would accept the write, without storing it. It returns the
-// Secret's resourceVersion; a template that does not render is a
-// *templateError, and nothing is written.
-func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *observed, existing *corev1.Secret, mutate func(*corev1.Secret), dryRun bool) (string, error) {
-	tr := o.tr
-	var opts []client.CreateOption
-	var uopts []client.UpdateOption
-	if dryRun {
-		opts, uopts = append(opts, client.DryRunAll), append(uopts, client.DryRunAll)
-	}
-	build := func(base *corev1.Secret) (*corev1.Secret, error) {
-		s := base.DeepCopy()
-		mutate(s)
-		if err := applyTemplate(s, tr.Spec.SecretTemplate); err != nil {
-			return nil, err
-		}
-		return s, r.applyOwner(s, tr)
-	}
-	wantType := secretTypeOf(tr)
-	if existing == nil {
-		s, err := build(&corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: o.SecretName, Namespace: tr.Namespace},
-			Type:       wantType,
-		})
-		if err != nil {
-			return "", err
-		}
-		err = r.Create(ctx, s, opts...)
-		if err == nil {
-			r.rememberSecret(tr, s, dryRun)
-			return s.ResourceVersion, nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return "", err
-		}
-		// Created meanwhile: ours if a previous attempt's write landed late.
-		existing = &corev1.Secret{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), existing); err != nil {
-			return "", err
-		}
-		if !ownedBy(existing, tr) {
-			return "", errSecretConflict
-		}
-	}
-	if typeOf(existing) != wantType && !dryRun {
-		return r.recreateSecret(ctx, o, existing, build, wantType)
-	}
-	s := existing.DeepCopy()
-	first := true
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if !first {
-			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
-				return err
-			}
-			if !ownedBy(s, tr) {
-				return errSecretConflict
-			}
-		}
-		first = false
-		want, err := build(s)
-		if err != nil {
-			return err
-		}
-		if dryRun {
-			want.Type = s.Type // a probe asks about writes, not a type change
-		}
-		if equality.Semantic.DeepEqual(s, want) {
-			return nil
-		}
-		if err := r.Update(ctx, want, uopts...); err != nil {
-			return err
-		}
-		*s = *want
-		r.rememberSecret(tr, s, dryRun)
-		return nil
-	})
-	return s.ResourceVersion, err
-}
-
-// recreateSecret replaces a Secret whose type must change: delete (only
-// the version read) and create at once, with the same token, no login. If
-// the create is refused, the old Secret is put back as it was.
-func (r *TokenRequestReconciler) recreateSecret(ctx context.Context, o *observed, existing *corev1.Secret, build func(*corev1.Secret) (*corev1.Secret, error), wantType corev1.SecretType) (string, error) {
-	tr := o.tr
-	s, err := build(existing)
-	if err != nil {
-		return "", err
-	}
-	s.ObjectMeta = *s.ObjectMeta.DeepCopy()
-	s.ResourceVersion, s.UID, s.CreationTimestamp, s.Generation, s.ManagedFields = "", "", metav1.Time{}, 0, nil
-	s.Type = wantType
-	uid, rv := existing.UID, existing.ResourceVersion
-	if err := r.Delete(ctx, existing, client.Preconditions{UID: &uid, ResourceVersion: &rv}); client.IgnoreNotFound(err) != nil {
-		return "", fmt.Errorf("delete Secret %q to change its type: %w", existing.Name, err)
-	}
-	if err := r.Create(ctx, s); err != nil {
-		restore := existing.DeepCopy()
-		restore.ResourceVersion, restore.UID, restore.CreationTimestamp, restore.ManagedFields = "", "", metav1.Time{}, nil
-		if rerr := r.Create(ctx, restore); rerr != nil {
-			logf.FromContext(ctx).Error(rerr, "Could not put back the Secret whose type change was refused", "secret", existing.Name)
-		}
-		return "", fmt.Errorf("create Secret %q as type %s: %w", s.Name, wantType, err)
-	}
-	r.rememberSecret(tr, s, false)
-	r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "SecretRecreated", "Write",
-		"Secret %s was type %s and is now type %s: Kubernetes does not let a Secret's type change, so it was deleted and created again with the same token", s.Name, typeOf(existing), wantType)
-	return s.ResourceVersion, nil
-}
-
-// rememberSecret records tokensync's own last write of the target Secret.
-func (r *TokenRequestReconciler) rememberSecret(tr *tokensyncv1alpha1.TokenRequest, s *corev1.Secret, dryRun bool) {
-	if dryRun {
-		return
-	}
-	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) { e.secretName, e.secretRV = s.Name, s.ResourceVersion })
-}
-
-// applyOwner makes s owned as spec.deletionPolicy asks: Delete, a controller
-// owner reference (the Secret goes with the TokenRequest); Retain, no owner
-// reference at all and the TokenRequest's name in tokensync.io/owner, so
-// that neither garbage collection nor a foreground deletion (Argo CD's
-// default prune) can take the Secret, and no finalizer is needed.
-func (r *TokenRequestReconciler) applyOwner(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) error {
-	if tr.Spec.DeletionPolicy == tokensyncv1alpha1.DeletionPolicyRetain {
-		var refs []metav1.OwnerReference
-		for _, ref := range s.OwnerReferences {
-			if ref.UID != tr.UID {
-				refs = append(refs, ref)
-			}
-		}
-		s.OwnerReferences = refs
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		s.Annotations[tokensyncv1alpha1.AnnotationOwner] = tr.Name
-		return nil
-	}
-	delete(s.Annotations, tokensyncv1alpha1.AnnotationOwner)
-	return controllerutil.SetControllerReference(tr, s, r.Scheme)
-}
-
-// ownedBy reports whether s is tr's target Secret: controlled by it, or,
-// without any controller, marked with its name (deletionPolicy Retain, or
-// retained by an earlier TokenRequest of the same name, which is adopted).
-func ownedBy(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) bool {
-	if metav1.IsControlledBy(s, tr) {
-		return true
-	}
-	return metav1.GetControllerOf(s) == nil &&
-		s.Labels[tokensyncv1alpha1.LabelManagedBy] == tokensyncv1alpha1.ManagedByValue &&
-		s.Annotations[tokensyncv1alpha1.AnnotationOwner] == tr.Name
-}
-
-// secretTypeOf is the target Secret's type spec.secretTemplate asks for.
-func secretTypeOf(tr *tokensyncv1alpha1.TokenRequest) corev1.SecretType {
-	if t := tr.Spec.SecretTemplate; t != nil && t.Type != "" {
-		return t.Type
-	}
-	return corev1.SecretTypeOpaque
-}
-
-func typeOf(s *corev1.Secret) corev1.SecretType {
-	if s.Type == "" {
-		return corev1.SecretTypeOpaque
-	}
-	return s.Type
-}
-
-// deletePreviousSecret deletes the Secret named before a secretName change, if ours.
-func (r *TokenRequestReconciler) deletePreviousSecret(ctx context.Context, o *observed) error {
-	s := o.previous
-	if s == nil {
-		return nil
-	}
-	if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete previous Secret %q: %w", s.Name, err)
-	}
-	o.previous = nil
-	logf.FromContext(ctx).Info("Deleted the previous target Secret after a secretName change", "secret", s.Name)
-	return nil
-}
-
-// readCredentials reads the credentials Secret straight from the API server,
-// only when its values are needed: to log in, or to fingerprint a version
-// of it not seen before. allowed is false, and no value returned, when the
-// Secret may not be used as credentials (credentialsAllowed).
-func (r *TokenRequestReconciler) readCredentials(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (creds providers.Credentials, version string, allowed bool, err error) {
-	s := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: tr.Namespace, Name: tr.Spec.CredentialsSecretRef.Name}
-	if err := r.APIReader.Get(ctx, key, s); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, "", false, err
-		}
-		return nil, "", false, fmt.Errorf("read credentials Secret %q: %w", key.Name, err)
-	}
-	if !r.credentialsAllowed(s) {
-		return nil, s.ResourceVersion, false, nil
-	}
-	creds = make(providers.Credentials, len(s.Data))
-	for k, v := range s.Data {
-		creds[k] = v
-	}
-	return creds, s.ResourceVersion, true, nil
-}
-
-// credentialsAllowed reports whether a Secret may be used as credentials:
-// whoever may write it labelled it tokensync.io/credentials: "true" (unless
-// the operator allows any Secret). Creating a TokenRequest needs no right to
-// read Secrets; without the label, it could send any Secret of its namespace
-// to an endpoint of its author's choosing.
-func (r *TokenRequestReconciler) credentialsAllowed(s metav1.Object) bool {
-	return r.AllowUnlabelledCredentials || s.GetLabels()[tokensyncv1alpha1.LabelCredentials] == "true"
 }
 
 func refreshBeforeOf(tr *tokensyncv1alpha1.TokenRequest) *time.Duration {
@@ -1114,16 +428,4 @@ func refreshBeforeOf(tr *tokensyncv1alpha1.TokenRequest) *time.Duration {
 		return &d
 	}
 	return nil
-}
-
-func setStatusCondition(conds *[]metav1.Condition, c metav1.Condition) {
-	meta.SetStatusCondition(conds, c)
-}
-
-func removeCondition(st *tokensyncv1alpha1.TokenRequestStatus, typ string) {
-	meta.RemoveStatusCondition(&st.Conditions, typ)
-}
-
-func conditionFalse(conds []metav1.Condition, typ string) bool {
-	return meta.IsStatusConditionFalse(conds, typ)
 }

@@ -285,6 +285,10 @@ const (
 	// ReasonCredentialsNotAllowed: the credentials Secret does not carry
 	// the label LabelCredentials: "true"; nothing was read or sent.
 	ReasonCredentialsNotAllowed = "CredentialsNotAllowed"
+	// ReasonUnsupportedProvider: spec.provider names a provider this
+	// operator does not have (only possible when the CRD is newer than the
+	// operator); nothing was sent.
+	ReasonUnsupportedProvider = "UnsupportedProvider"
 )
 
 // TokenRequestStatus is what the operator observed and did.

@@ -1,0 +1,195 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+)
+
+// The status bookkeeping beside decide: what a failure or a success makes
+// of a TokenRequest's status, as pure functions of the status, the
+// observation and the time. The reconciler computes, then writes
+// (statuswriter.go); on a conflict it computes again from the fresh status,
+// so attempt counts never come from a stale cache.
+
+// failure is a failed attempt to obtain or store a token.
+type failure struct {
+	reason, message string
+	// retryAfter is the provider's hint.
+	retryAfter time.Duration
+	// retryAt, when set, is the retry already scheduled (a pending write).
+	retryAt time.Time
+	// credentials and force, when set, are what a login made off the
+	// workers was made with; otherwise the observation's.
+	credentials *credentialsState
+	force       *string
+}
+
+// afterFailure is the status after failure f: the attempt recorded (a
+// stopped state seen again is not another attempt), consecutive
+// authentication failures counted (maxAuthenticationTries of them stop
+// every login), the next retry scheduled by the reason's class (none when
+// it stops until a change), and the conditions: Ready False, Stalled when a
+// person must act, Reconciling while retried. It returns the new status,
+// the retry and whether the TokenRequest is stopped until a fixing change.
+func afterFailure(st tokensyncv1alpha1.TokenRequestStatus, o *observation, f failure, now time.Time, jitter float64) (tokensyncv1alpha1.TokenRequestStatus, time.Time, bool) {
+	st = *st.DeepCopy()
+	rule := ruleOf(f.reason)
+	creds, force := o.Credentials, o.Force
+	if f.credentials != nil {
+		creds = *f.credentials
+	}
+	if f.force != nil {
+		force = *f.force
+	}
+	validUntil, tokenValidUntil := "", time.Time{}
+	if h := o.Target.Held; o.Target.Holds && h.Intact && now.Before(h.ExpiresAt) {
+		validUntil = "; " + stillValid(o.SecretName, formatTime(h.ExpiresAt))
+		tokenValidUntil = h.ExpiresAt
+	}
+
+	last := st.LastAttempt
+	repeat := last != nil && last.Result == f.reason && st.FailedAttempts > 0 &&
+		last.Provider == o.Provider && last.Endpoint == o.Endpoint &&
+		rule.stopsUntilChange && o.Generation == st.ObservedGeneration
+	attempts := st.FailedAttempts + 1
+	if repeat {
+		attempts = st.FailedAttempts
+	}
+	lockoutCount := int32(0)
+	if rule.countsTowardLockout {
+		lockoutCount = 1
+		if last != nil && last.Result == f.reason {
+			lockoutCount = last.AuthenticationFailures + 1
+		}
+	}
+	lockedOut := lockoutCount >= maxAuthenticationTries
+	stopped := rule.stopsUntilChange || lockedOut
+	retryAt := f.retryAt
+	if retryAt.IsZero() {
+		retryAt = retryTime(now, f.reason, attempts, jitter, f.retryAfter, tokenValidUntil)
+	}
+
+	message := f.message + validUntil
+	switch {
+	case lockedOut:
+		message += fmt.Sprintf(" (%d consecutive authentication failures: stopped to avoid locking the account; nothing more is sent until the credentials' content, spec.provider or spec.endpoint, or the %s annotation changes)",
+			lockoutCount, tokensyncv1alpha1.AnnotationForceRefresh)
+	case stopped:
+		message += " (nothing more is tried until this is fixed)"
+	default:
+		message += fmt.Sprintf(" (attempt %d, next retry at %s)", attempts, formatTime(retryAt))
+	}
+
+	st.ObservedGeneration = o.Generation
+	st.FailedAttempts = attempts
+	st.NextRefreshTime = metaTime(retryAt)
+	if stopped {
+		st.NextRefreshTime = nil
+	}
+	if force != "" {
+		st.LastForceRefresh = force
+	}
+	attemptAt := metav1.NewTime(now.UTC().Truncate(time.Second))
+	if repeat {
+		attemptAt = last.Time
+	}
+	st.LastAttempt = &tokensyncv1alpha1.LoginAttempt{
+		Time: attemptAt, Provider: o.Provider, Endpoint: o.Endpoint,
+		CredentialsVersion: creds.Version, CredentialsFingerprint: creds.Fingerprint,
+		SettingsDigest: o.SettingsDigest, Result: f.reason, AuthenticationFailures: lockoutCount,
+	}
+	setCondition(&st, o.Generation, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, message)
+	if rule.stalls || stopped {
+		setCondition(&st, o.Generation, now, tokensyncv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, message)
+		removeCondition(&st, tokensyncv1alpha1.ConditionReconciling)
+	} else {
+		setCondition(&st, o.Generation, now, tokensyncv1alpha1.ConditionReconciling, metav1.ConditionTrue, tokensyncv1alpha1.ReasonRetrying, message)
+		removeCondition(&st, tokensyncv1alpha1.ConditionStalled)
+	}
+	if f.reason == tokensyncv1alpha1.ReasonCredentialsNotFound {
+		setCondition(&st, o.Generation, now, tokensyncv1alpha1.ConditionCredentialsFound, metav1.ConditionFalse, f.reason, f.message)
+	} else if creds.Found {
+		removeCondition(&st, tokensyncv1alpha1.ConditionCredentialsFound)
+	}
+	return st, retryAt, stopped
+}
+
+// shortWindowWarning starts the Ready message's warning about a refresh
+// window too short for mounted Secret volumes.
+const shortWindowWarning = "the refresh window is only"
+
+// healthyToken is what afterSuccess records.
+type healthyToken struct {
+	obtainedAt, expiresAt, next time.Time
+	// attempt is the successful login that obtained the token, nil when no
+	// login happened; force is the force-refresh value it honoured.
+	attempt *tokensyncv1alpha1.LoginAttempt
+	force   string
+	// credentialsMissing, when set, says that the credentials Secret is
+	// gone while the token stays valid.
+	credentialsMissing string
+	// restarts is the rollout restart targets' state (nil: none listed).
+	restarts []tokensyncv1alpha1.RolloutRestartStatus
+}
+
+// afterSuccess is the status once the target Secret holds a valid token:
+// failures cleared, the token's times and the next refresh recorded, Ready
+// True, Stalled and Reconciling removed. warning is the message of a
+// ShortRefreshWindow event to record, when the window became too short for
+// mounted Secret volumes; empty otherwise.
+func afterSuccess(st tokensyncv1alpha1.TokenRequestStatus, o *observation, h healthyToken, now time.Time) (_ tokensyncv1alpha1.TokenRequestStatus, warning string) {
+	st = *st.DeepCopy()
+	message := fmt.Sprintf("Secret %s holds a valid token until %s; next refresh at %s", o.SecretName, formatTime(h.expiresAt), formatTime(h.next))
+	window := refreshWindow(h.obtainedAt, h.expiresAt, o.RefreshBefore)
+	short := window < mountedVolumeDelay
+	if short {
+		message += fmt.Sprintf("; %s %s, under the minute the kubelet may take to update a mounted Secret volume: pods reading the token from a file may read an expired one (set spec.refreshBefore to at least 60s, with tokens that live at least 2 minutes)",
+			shortWindowWarning, window.Round(time.Second))
+	}
+	if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); short && (c == nil || !strings.Contains(c.Message, shortWindowWarning)) {
+		warning = message
+	}
+	st.ObservedGeneration = o.Generation
+	st.SecretName = o.SecretName
+	st.ExpiresAt = metaTime(h.expiresAt)
+	st.LastRefreshTime = metaTime(h.obtainedAt)
+	st.NextRefreshTime = metaTime(h.next)
+	st.FailedAttempts = 0
+	st.RolloutRestarts = h.restarts
+	if h.attempt != nil {
+		st.LastAttempt = h.attempt
+		if h.force != "" {
+			st.LastForceRefresh = h.force
+		}
+	}
+	setCondition(&st, o.Generation, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued, message)
+	removeCondition(&st, tokensyncv1alpha1.ConditionStalled)
+	removeCondition(&st, tokensyncv1alpha1.ConditionReconciling)
+	if h.credentialsMissing != "" {
+		setCondition(&st, o.Generation, now, tokensyncv1alpha1.ConditionCredentialsFound, metav1.ConditionFalse, tokensyncv1alpha1.ReasonCredentialsNotFound, h.credentialsMissing)
+	} else {
+		removeCondition(&st, tokensyncv1alpha1.ConditionCredentialsFound)
+	}
+	return st, warning
+}
+
+func setCondition(st *tokensyncv1alpha1.TokenRequestStatus, generation int64, now time.Time, typ string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type:               typ,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: generation,
+		LastTransitionTime: metav1.NewTime(now.UTC().Truncate(time.Second)),
+	})
+}
+
+func removeCondition(st *tokensyncv1alpha1.TokenRequestStatus, typ string) {
+	meta.RemoveStatusCondition(&st.Conditions, typ)
+}

@@ -1,0 +1,213 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+)
+
+// TestAfterFailure: one row per bookkeeping rule of a failed attempt.
+func TestAfterFailure(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	const endpoint = "https://partner.example"
+	obs := func() *observation {
+		return &observation{
+			Now: t0, Generation: 2, Provider: "partner", Endpoint: endpoint, SecretName: "tok",
+			Credentials: credentialsState{Found: true, Allowed: true, Version: "7", Fingerprint: "k:one"},
+		}
+	}
+	holding := func(validFor time.Duration) func(*observation) {
+		return func(o *observation) {
+			o.Target = targetState{Exists: true, Holds: true, Held: heldToken{ObtainedAt: t0.Add(-time.Hour), ExpiresAt: t0.Add(validFor), Intact: true}}
+		}
+	}
+	// failedBefore is a status after n failures with reason.
+	failedBefore := func(reason string, n int32) tokensyncv1alpha1.TokenRequestStatus {
+		st := tokensyncv1alpha1.TokenRequestStatus{ObservedGeneration: 2, FailedAttempts: n, LastAttempt: &tokensyncv1alpha1.LoginAttempt{
+			Time: metav1.NewTime(t0.Add(-time.Minute)), Provider: "partner", Endpoint: endpoint, Result: reason,
+		}}
+		if reason == tokensyncv1alpha1.ReasonAuthenticationFailed {
+			st.LastAttempt.AuthenticationFailures = n
+		}
+		return st
+	}
+	force := "f-2"
+	tests := []struct {
+		name    string
+		status  tokensyncv1alpha1.TokenRequestStatus
+		obs     []func(*observation)
+		failure failure
+		// want
+		attempts, lockout int32
+		retryIn           time.Duration // 0: stopped
+		stalled           bool
+		check             func(*testing.T, tokensyncv1alpha1.TokenRequestStatus)
+	}{
+		{name: "first transient failure: retried fast, Reconciling",
+			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
+			attempts: 1, retryIn: 5 * time.Second},
+		{name: "third transient failure: the backoff doubles",
+			status:   failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 2),
+			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
+			attempts: 3, retryIn: 20 * time.Second},
+		{name: "the retry is clamped to two seconds before the stored token expires",
+			status: failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 4), obs: []func(*observation){holding(30 * time.Second)},
+			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
+			attempts: 5, retryIn: 28 * time.Second,
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+				if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); !strings.Contains(c.Message, "stays valid until") {
+					t.Errorf("message %q does not say the token stays valid", c.Message)
+				}
+			}},
+		{name: "Retry-After keeps its time",
+			obs:      []func(*observation){holding(30 * time.Second)},
+			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "busy", retryAfter: 10 * time.Minute},
+			attempts: 1, retryIn: 10 * time.Minute},
+		{name: "the slow class keeps its time, and stalls from the first",
+			obs:      []func(*observation){holding(30 * time.Second)},
+			failure:  failure{reason: tokensyncv1alpha1.ReasonInvalidCredentials, message: "400"},
+			attempts: 1, retryIn: time.Minute, stalled: true},
+		{name: "a first rejected password: slow, stalled, one toward the lockout",
+			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
+			attempts: 1, lockout: 1, retryIn: time.Minute, stalled: true},
+		{name: "the third rejected password in a row: stopped",
+			status:   failedBefore(tokensyncv1alpha1.ReasonAuthenticationFailed, 2),
+			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
+			attempts: 3, lockout: 3, stalled: true,
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+				if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); !strings.Contains(c.Message, "avoid locking the account") {
+					t.Errorf("message %q does not say why it stopped", c.Message)
+				}
+			}},
+		{name: "a rejected password after an outage starts the lockout count afresh",
+			status:   failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 2),
+			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
+			attempts: 3, lockout: 1, retryIn: 4 * time.Minute, stalled: true},
+		{name: "a stop: no retry scheduled",
+			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("tok")},
+			attempts: 1, stalled: true},
+		{name: "the same stop seen again is not another attempt",
+			status:   failedBefore(tokensyncv1alpha1.ReasonSecretConflict, 1),
+			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("tok")},
+			attempts: 1, stalled: true,
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+				if !st.LastAttempt.Time.Time.Equal(t0.Add(-time.Minute)) {
+					t.Errorf("the attempt time moved to %s", st.LastAttempt.Time)
+				}
+			}},
+		{name: "the same stop after a spec edit counts again",
+			status: func() tokensyncv1alpha1.TokenRequestStatus {
+				st := failedBefore(tokensyncv1alpha1.ReasonInvalidTemplate, 1)
+				st.ObservedGeneration = 1
+				return st
+			}(),
+			failure:  templateFailure("spec.secretTemplate.data[\"x\"]: does not parse"),
+			attempts: 2, stalled: true},
+		{name: "a force-refresh honoured by a failed login is recorded, with the login's own credentials",
+			failure: failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down", force: &force,
+				credentials: &credentialsState{Found: true, Version: "9", Fingerprint: "k:two"}},
+			attempts: 1, retryIn: 5 * time.Second,
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+				if st.LastForceRefresh != force || st.LastAttempt.CredentialsVersion != "9" || st.LastAttempt.CredentialsFingerprint != "k:two" {
+					t.Errorf("force %q, attempt %+v", st.LastForceRefresh, st.LastAttempt)
+				}
+			}},
+		{name: "a missing credentials Secret says so in its own condition",
+			obs:      []func(*observation){func(o *observation) { o.Credentials = credentialsState{} }},
+			failure:  failure{reason: tokensyncv1alpha1.ReasonCredentialsNotFound, message: "not found"},
+			attempts: 1, retryIn: 5 * time.Second,
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+				if !meta.IsStatusConditionFalse(st.Conditions, tokensyncv1alpha1.ConditionCredentialsFound) {
+					t.Error("no CredentialsFound=False")
+				}
+			}},
+		{name: "a refused write keeps the retry it was given",
+			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretWriteFailed, message: "quota", retryAt: t0.Add(42 * time.Second)},
+			attempts: 1, retryIn: 42 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := obs()
+			for _, c := range tt.obs {
+				c(o)
+			}
+			before := tt.status.DeepCopy()
+			st, retryAt, stopped := afterFailure(tt.status, o, tt.failure, t0, 0)
+			if st.FailedAttempts != tt.attempts || st.LastAttempt.AuthenticationFailures != tt.lockout || st.LastAttempt.Result != tt.failure.reason {
+				t.Errorf("attempts %d, lockout count %d, result %s; want %d, %d, %s", st.FailedAttempts, st.LastAttempt.AuthenticationFailures, st.LastAttempt.Result, tt.attempts, tt.lockout, tt.failure.reason)
+			}
+			if stopped != (tt.retryIn == 0) {
+				t.Errorf("stopped = %v, want %v", stopped, tt.retryIn == 0)
+			}
+			if tt.retryIn != 0 && (!retryAt.Equal(t0.Add(tt.retryIn)) || st.NextRefreshTime == nil || !st.NextRefreshTime.Time.Equal(retryAt)) {
+				t.Errorf("retry in %s (status %v), want %s", retryAt.Sub(t0), st.NextRefreshTime, tt.retryIn)
+			}
+			if tt.retryIn == 0 && st.NextRefreshTime != nil {
+				t.Errorf("a stop scheduled a retry at %s", st.NextRefreshTime)
+			}
+			ready := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady)
+			if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != tt.failure.reason || ready.ObservedGeneration != 2 || st.ObservedGeneration != 2 {
+				t.Errorf("Ready %+v, observedGeneration %d", ready, st.ObservedGeneration)
+			}
+			stalled := meta.IsStatusConditionTrue(st.Conditions, tokensyncv1alpha1.ConditionStalled)
+			reconciling := meta.IsStatusConditionTrue(st.Conditions, tokensyncv1alpha1.ConditionReconciling)
+			if wantStalled := tt.stalled || stopped; stalled != wantStalled || reconciling == wantStalled {
+				t.Errorf("Stalled %v, Reconciling %v; want Stalled %v and Reconciling the opposite", stalled, reconciling, wantStalled)
+			}
+			if !equalStatus(&tt.status, before) {
+				t.Error("afterFailure changed the status it was given")
+			}
+			if tt.check != nil {
+				tt.check(t, st)
+			}
+		})
+	}
+}
+
+// TestAfterSuccess: a valid token clears failures and conditions; a short
+// window warns once; a missing credentials Secret is said, not failed.
+func TestAfterSuccess(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	o := &observation{Generation: 3, SecretName: "tok"}
+	failed, _, _ := afterFailure(tokensyncv1alpha1.TokenRequestStatus{}, &observation{Generation: 2, Provider: "partner"},
+		failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"}, t0, 0)
+	attempt := &tokensyncv1alpha1.LoginAttempt{Time: metav1.NewTime(t0), Provider: "partner", Result: tokensyncv1alpha1.ReasonSucceeded}
+	long := healthyToken{obtainedAt: t0, expiresAt: t0.Add(time.Hour), next: t0.Add(55 * time.Minute), attempt: attempt, force: "f-1"}
+
+	st, warning := afterSuccess(failed, o, long, t0)
+	if st.FailedAttempts != 0 || *st.LastAttempt != *attempt || st.LastForceRefresh != "f-1" || st.ObservedGeneration != 3 || st.SecretName != "tok" ||
+		!st.ExpiresAt.Time.Equal(t0.Add(time.Hour)) || !st.NextRefreshTime.Time.Equal(t0.Add(55*time.Minute)) || warning != "" {
+		t.Errorf("after a login: %+v, warning %q", st, warning)
+	}
+	if !meta.IsStatusConditionTrue(st.Conditions, tokensyncv1alpha1.ConditionReady) ||
+		meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionStalled) != nil ||
+		meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReconciling) != nil {
+		t.Errorf("conditions %+v, want Ready True alone", st.Conditions)
+	}
+
+	// No login (a kept token): the last attempt and force value stay.
+	kept, _ := afterSuccess(st, o, healthyToken{obtainedAt: t0, expiresAt: t0.Add(time.Hour), next: t0.Add(55 * time.Minute), credentialsMissing: "gone"}, t0)
+	if *kept.LastAttempt != *attempt || kept.LastForceRefresh != "f-1" || !meta.IsStatusConditionFalse(kept.Conditions, tokensyncv1alpha1.ConditionCredentialsFound) {
+		t.Errorf("kept token: %+v", kept)
+	}
+
+	// A 90-second token: the window is under a minute; warned once.
+	short := healthyToken{obtainedAt: t0, expiresAt: t0.Add(90 * time.Second), next: t0.Add(60 * time.Second)}
+	st, warning = afterSuccess(st, o, short, t0)
+	if warning == "" || !strings.Contains(warning, shortWindowWarning) {
+		t.Errorf("no warning for a 30 s window: %q", warning)
+	}
+	if _, again := afterSuccess(st, o, short, t0); again != "" {
+		t.Errorf("warned twice: %q", again)
+	}
+}
+
+func equalStatus(a, b *tokensyncv1alpha1.TokenRequestStatus) bool {
+	return a.FailedAttempts == b.FailedAttempts && len(a.Conditions) == len(b.Conditions) && (a.LastAttempt == nil) == (b.LastAttempt == nil) &&
+		(a.LastAttempt == nil || *a.LastAttempt == *b.LastAttempt)
+}
