@@ -2,6 +2,7 @@ package providertest
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,6 +36,26 @@ const (
 	// Redirect answers Failure.Status (default 307) pointing elsewhere.
 	Redirect
 )
+
+func (f Fault) String() string {
+	switch f {
+	case StatusError:
+		return "StatusError"
+	case NotJSON:
+		return "NotJSON"
+	case NoToken:
+		return "NoToken"
+	case HugeBody:
+		return "HugeBody"
+	case EmptyBody:
+		return "EmptyBody"
+	case ResetConnection:
+		return "ResetConnection"
+	case Redirect:
+		return "Redirect"
+	}
+	return fmt.Sprintf("Fault(%d)", int(f))
+}
 
 // Failure is one scripted bad answer.
 type Failure struct {
