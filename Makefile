@@ -58,9 +58,10 @@ fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet on the product and on the bench module (hack/bench).
+vet: ## Run go vet on the product and on the test-only modules (hack/bench, providers/oauth2/interop).
 	go vet ./...
 	go -C hack/bench vet ./...
+	go -C providers/oauth2/interop vet ./...
 
 .PHONY: envtest
 envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/ if missing.
@@ -69,9 +70,10 @@ envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/
 ENVTEST_ASSETS = $(shell KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/envtest-binaries.sh)
 
 .PHONY: test
-test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest); the tiny bench; the one-shot demo.
+test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest, the OAuth2 interop module); the tiny bench; the one-shot demo.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+	go -C providers/oauth2/interop test $(GO_TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/bench test $(BENCH_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory demo-oneshot
 
