@@ -22,12 +22,13 @@ import (
 )
 
 // TestAddingAProvider walks docs/adding-a-provider.md with a throwaway
-// provider, acme, through the mechanisms a real one goes through, so that
-// the guide cannot rot unnoticed:
+// provider (acme in the guide; named throwaway here, which no real provider
+// will be), through the mechanisms a real one goes through, so that the
+// guide cannot rot unnoticed:
 //
-//  1. its folder, providers/acme: the provider and its Registration (here,
-//     acmeProvider and acmeRegistration);
-//  2. its fake, providers/acme/acmetest.Fake (here, acmeFake);
+//  1. its folder, providers/throwaway: the provider and its Registration
+//     (here, throwawayProvider and throwawayRegistration);
+//  2. its fake, providers/throwaway/throwawaytest.Fake (here, throwawayFake);
 //  3. one line in Registrations;
 //  4. make generate: the API's enum, documentation and admission rules,
 //     and the fakes' list, name it;
@@ -35,19 +36,19 @@ import (
 // and the checks a real provider's tests and this package's then run: the
 // conformance suite, its client against its fake, the registry.
 func TestAddingAProvider(t *testing.T) {
-	const acmePackage = "github.com/tokensync/tokensync/providers/acme"
+	const throwawayPackage = "github.com/tokensync/tokensync/providers/throwaway"
 
 	// 3. One line in Registrations.
-	regs := append(Registrations(), acmeRegistration)
+	regs := append(Registrations(), throwawayRegistration)
 	registry, err := providers.NewRegistry(providers.Options{}, regs...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := registry["acme"].Provider.(providers.Validator); !ok {
-		t.Error("acme is registered without its Validate")
+	if _, ok := registry["throwaway"].Provider.(providers.Validator); !ok {
+		t.Error("throwaway is registered without its Validate")
 	}
 
-	// 4. make generate, from the list with acme's line.
+	// 4. make generate, from the list with throwaway's line.
 	pkgs, err := providergen.RegistrationPackages(filepath.Join("..", "..", providergen.BuiltinFile))
 	if err != nil {
 		t.Fatal(err)
@@ -73,89 +74,93 @@ func TestAddingAProvider(t *testing.T) {
 			t.Errorf("%s is not what providers/builtin generates (%v): run make generate", file, err)
 		}
 	}
-	withAcme := append(provs, providergen.Provider{Registration: acmeRegistration, Package: acmePackage})
-	api, err := providergen.API(withAcme, blocks)
+	withThrowaway := append(provs, providergen.Provider{Registration: throwawayRegistration, Package: throwawayPackage})
+	api, err := providergen.API(withThrowaway, blocks)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range withThrowaway {
+		names = append(names, p.Name)
 	}
 	for _, want := range []string{
-		"+kubebuilder:validation:Enum=aml;amplifi;partner;oauth2;http;acme\n",
-		"//   - acme: ACME Sessions. spec.endpoint (required) is its base URL.",
-		"message=\"spec.endpoint is required for providers amplifi, partner, oauth2, http and acme (they have no public default)",
+		"+kubebuilder:validation:Enum=" + strings.Join(names, ";") + "\n",
+		"//   - throwaway: Throwaway Sessions. spec.endpoint (required) is its base URL.",
+		" and throwaway (they have no public default); set it to the provider's base URL",
 	} {
 		if !strings.Contains(string(api), want) {
-			t.Errorf("the API generated with acme lacks %q:\n%s", want, api)
+			t.Errorf("the API generated with throwaway lacks %q:\n%s", want, api)
 		}
 	}
-	fakes, err := providergen.Fakes(withAcme)
+	fakes, err := providergen.Fakes(withThrowaway)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"` + acmePackage + `/acmetest"`, "\t\tacmetest.Fake,\n"} {
+	for _, want := range []string{`"` + throwawayPackage + `/throwawaytest"`, "\t\tthrowawaytest.Fake,\n"} {
 		if !strings.Contains(string(fakes), want) {
-			t.Errorf("the fakes' list generated with acme lacks %q:\n%s", want, fakes)
+			t.Errorf("the fakes' list generated with throwaway lacks %q:\n%s", want, fakes)
 		}
 	}
 	// A provider its TokenRequest configures needs its block in the API
 	// first; the generator says where.
-	configured := acmeRegistration
-	configured.Name, configured.SettingsHint = "acmeconf", "its settings"
-	configured.New = func(providers.Options) providers.Provider { return configurableAcme{} }
-	_, err = providergen.API(append(provs, providergen.Provider{Registration: configured, Package: acmePackage + "conf"}), blocks)
+	configured := throwawayRegistration
+	configured.Name, configured.SettingsHint = "throwawayconf", "its settings"
+	configured.New = func(providers.Options) providers.Provider { return configurableThrowaway{} }
+	_, err = providergen.API(append(provs, providergen.Provider{Registration: configured, Package: throwawayPackage + "conf"}), blocks)
 	if err == nil || !strings.Contains(err.Error(), "tokenrequest_types.go") {
 		t.Errorf("a configured provider without a settings block: %v", err)
 	}
 
 	// What the provider's own tests run (1).
 	t.Run("conformance", func(t *testing.T) {
-		conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return newAcme(o) }, http.StatusOK,
+		conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return newThrowaway(o) }, http.StatusOK,
 			providers.Credentials{"apiKey": []byte(conformance.SentinelSecret)})
 	})
 	// What TestFakes runs for every provider (2): the fake served beside
 	// the built-in ones.
-	t.Run("fake", func(t *testing.T) { conformance.RunFake(t, acmeRegistration, acmeFake) })
+	t.Run("fake", func(t *testing.T) { conformance.RunFake(t, throwawayRegistration, throwawayFake) })
 	t.Run("served", func(t *testing.T) {
-		s := providertest.Start(t, providertest.WithFakes(acmeFake))
-		token, err := registry["acme"].Provider.Login(context.Background(), acmeFake.Endpoint(s.URL()), providers.Credentials{"apiKey": []byte("k-1")})
-		if err != nil || token.Value != s.LastToken("acme") || s.LoginsFor("acme", "k-1") != 1 || s.Logins(providertest.AML) != 0 {
+		s := providertest.Start(t, providertest.WithFakes(throwawayFake))
+		token, err := registry["throwaway"].Provider.Login(context.Background(), throwawayFake.Endpoint(s.URL()), providers.Credentials{"apiKey": []byte("k-1")})
+		if err != nil || token.Value != s.LastToken("throwaway") || s.LoginsFor("throwaway", "k-1") != 1 || s.Logins(providertest.AML) != 0 {
 			t.Errorf("Login = %v, %v", token, err)
 		}
 	})
 }
 
-// acme's documentation, for this test: POST {endpoint}/v1/sessions with
+// throwaway's documentation, for this test: POST {endpoint}/throwaway/v1/sessions with
 // {"apiKey"} answers 200 {"session", "ttl"}, ttl in seconds; a wrong key
 // 401 {"message"}.
 const (
-	acmeTitle = "ACME Sessions"
-	acmePath  = "/v1/sessions"
+	throwawayTitle = "Throwaway Sessions"
+	throwawayPath  = "/throwaway/v1/sessions"
 )
 
-var acmeRegistration = providers.Registration{
-	Name:           "acme",
-	Title:          acmeTitle,
+var throwawayRegistration = providers.Registration{
+	Name:           "throwaway",
+	Title:          throwawayTitle,
 	CredentialKeys: []providers.CredentialKey{{Name: "apiKey", Description: "the API key"}},
-	New:            func(o providers.Options) providers.Provider { return newAcme(o) },
+	New:            func(o providers.Options) providers.Provider { return newThrowaway(o) },
 }
 
-type acmeProvider struct {
+type throwawayProvider struct {
 	client *http.Client
 	now    func() time.Time
 }
 
-func newAcme(o providers.Options) *acmeProvider {
-	return &acmeProvider{client: login.HTTPClient(o), now: login.Clock(o)}
+func newThrowaway(o providers.Options) *throwawayProvider {
+	return &throwawayProvider{client: login.HTTPClient(o), now: login.Clock(o)}
 }
 
-func (p *acmeProvider) Validate(creds providers.Credentials) error {
+func (p *throwawayProvider) Validate(creds providers.Credentials) error {
 	return login.RequireKeys(creds, "apiKey")
 }
 
-func (p *acmeProvider) LoginURL(endpoint string) (string, error) {
-	return login.JoinURL(endpoint, acmePath)
+func (p *throwawayProvider) LoginURL(endpoint string) (string, error) {
+	return login.JoinURL(endpoint, throwawayPath)
 }
 
-func (p *acmeProvider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
+func (p *throwawayProvider) Login(ctx context.Context, endpoint string, creds providers.Credentials) (*providers.Token, error) {
 	if err := p.Validate(creds); err != nil {
 		return nil, err
 	}
@@ -165,12 +170,12 @@ func (p *acmeProvider) Login(ctx context.Context, endpoint string, creds provide
 	}
 	body, _ := json.Marshal(map[string]string{"apiKey": string(creds["apiKey"])})
 	obtainedAt := p.now()
-	reply, err := login.SendJSON(ctx, p.client, p.now, login.JSONRequest{Provider: acmeTitle, Method: http.MethodPost, URL: url, Body: body})
+	reply, err := login.SendJSON(ctx, p.client, p.now, login.JSONRequest{Provider: throwawayTitle, Method: http.MethodPost, URL: url, Body: body})
 	if err != nil {
 		return nil, err
 	}
 	if reply.StatusCode >= 300 {
-		return nil, login.ClientError(acmeTitle, reply.StatusCode, "apiKey")
+		return nil, login.ClientError(throwawayTitle, reply.StatusCode, "apiKey")
 	}
 	var answer struct {
 		Session *string          `json:"session"`
@@ -179,33 +184,33 @@ func (p *acmeProvider) Login(ctx context.Context, endpoint string, creds provide
 	}
 	switch {
 	case json.Unmarshal(reply.Body, &answer) != nil:
-		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with a body that is not the documented JSON object", acmeTitle, reply.StatusCode)
+		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with a body that is not the documented JSON object", throwawayTitle, reply.StatusCode)
 	case answer.Error != nil:
-		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with an error", acmeTitle, reply.StatusCode)
+		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with an error", throwawayTitle, reply.StatusCode)
 	case answer.Session == nil || answer.TTL == nil || *answer.TTL <= 0 || *answer.TTL > 1e9:
-		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d without a session and a positive ttl", acmeTitle, reply.StatusCode)
+		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d without a session and a positive ttl", throwawayTitle, reply.StatusCode)
 	}
-	if err := login.CheckTokenValue(acmeTitle, *answer.Session); err != nil {
+	if err := login.CheckTokenValue(throwawayTitle, *answer.Session); err != nil {
 		return nil, err
 	}
 	expiresAt := obtainedAt.Add(time.Duration(*answer.TTL * float64(time.Second)))
-	if err := expiry.Check(acmeTitle, p.now(), expiresAt); err != nil {
+	if err := expiry.Check(throwawayTitle, p.now(), expiresAt); err != nil {
 		return nil, err
 	}
 	return &providers.Token{Value: *answer.Session, ObtainedAt: obtainedAt, ExpiresAt: expiresAt}, nil
 }
 
-type configurableAcme struct{ *acmeProvider }
+type configurableThrowaway struct{ *throwawayProvider }
 
-func (configurableAcme) WithSettings([]byte) (providers.Provider, error) {
+func (configurableThrowaway) WithSettings([]byte) (providers.Provider, error) {
 	return nil, errors.New("unused")
 }
 
-// acmeFake is acme's fake, written from its documentation above.
-var acmeFake = fake.Provider{
-	Name:          "acme",
+// throwawayFake is throwaway's fake, written from its documentation above.
+var throwawayFake = fake.Provider{
+	Name:          "throwaway",
 	Method:        http.MethodPost,
-	Path:          acmePath,
+	Path:          throwawayPath,
 	SuccessStatus: http.StatusOK,
 	Lifetime:      time.Hour,
 	Login: func(l fake.Login, w http.ResponseWriter, r *http.Request) {

@@ -348,7 +348,8 @@ func TestConcurrentLoginsAreUniqueAndCounted(t *testing.T) {
 	}
 	wg.Wait()
 	total := 0
-	for _, name := range providertest.Names() {
+	for _, c := range clients(providers.Options{}) {
+		name := c.name
 		perID := 0
 		for i := range 4 {
 			perID += s.LoginsFor(name, fmt.Sprintf("id-%d", i))
