@@ -178,7 +178,7 @@ func hostility(mode string) (fake.Hostility, int, bool) {
 		status, err := strconv.Atoi(code)
 		return fake.HostileError, status, err == nil
 	}
-	for _, h := range fake.Hostilities {
+	for _, h := range fake.Hostilities() {
 		if h.String() == mode {
 			return h, 0, true
 		}
@@ -280,7 +280,7 @@ func TestProviderBodiesNeverLeak(t *testing.T) {
 		for _, status := range []int{400, 401, 403, 404, 409, 422, 429, 500, 503} {
 			modes = append(modes, fmt.Sprintf("status-%d", status))
 		}
-		for _, h := range fake.Hostilities {
+		for _, h := range fake.Hostilities() {
 			if _, ok := served.Hostile(h, 0, leaky.text()); ok {
 				modes = append(modes, h.String())
 			} else if h != fake.HostileToken {

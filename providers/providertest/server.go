@@ -143,6 +143,7 @@ func WithLifetime(provider string, d time.Duration) Option {
 
 // WithFakes serves fakes besides the built-in ones, or instead of the
 // built-in ones of the same name (a variant, such as amltest.DataArray).
+// A fake starts afresh, so it goes before the options that set it up.
 func WithFakes(fakes ...fake.Provider) Option {
 	return func(s *Server) {
 		for _, f := range fakes {

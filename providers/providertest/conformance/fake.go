@@ -128,7 +128,7 @@ func RunFake(t *testing.T, reg providers.Registration, f fake.Provider, others .
 			a, ok := target.Hostile(fake.HostileError, status, text)
 			answers = append(answers, answer{name: "error " + http.StatusText(status), Answer: a, ok: ok})
 		}
-		for _, h := range fake.Hostilities {
+		for _, h := range fake.Hostilities() {
 			a, ok := target.Hostile(h, 0, text)
 			answers = append(answers, answer{name: h.String(), Answer: a, ok: ok})
 		}

@@ -101,7 +101,7 @@ func (p Provider) Check() error {
 		}
 	}
 	need(p.Name != "", "Name")
-	need(len(p.Credentials) > 0 || p.Settings != "", "Credentials")
+	need(len(p.Credentials) > 0, "Credentials")
 	need(p.SentinelCredentials != nil, "SentinelCredentials")
 	if p.Served() {
 		need(p.Via == "", "no Via (it has a Path)")
@@ -279,7 +279,9 @@ const (
 )
 
 // Hostilities lists every kind but HostileError.
-var Hostilities = []Hostility{HostileNoToken, HostileBadToken, HostileBadExpiry, HostileFailure, HostileToken}
+func Hostilities() []Hostility {
+	return []Hostility{HostileNoToken, HostileBadToken, HostileBadExpiry, HostileFailure, HostileToken}
+}
 
 func (h Hostility) String() string {
 	switch h {
