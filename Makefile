@@ -29,22 +29,27 @@ help: ## Show the targets.
 
 ##@ Development
 
+.PHONY: generate-providers
+generate-providers: ## Generate from providers/builtin the API's provider enum and rules, and the list of the providers' fakes.
+	go run ./hack/providergen
+
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests under config/.
+manifests: generate-providers $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests under config/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate the deepcopy code under api/.
+generate: generate-providers $(CONTROLLER_GEN) ## Generate the deepcopy code under api/.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify-generated
-verify-generated: ## Fail if the committed CRDs, RBAC or deepcopy code are stale.
-	@files="config/crd/bases/tokensync.io_tokenrequests.yaml config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go"; \
+verify-generated: ## Fail if the committed CRDs, RBAC, deepcopy code or provider lists are stale.
+	@files="config/crd/bases/tokensync.io_tokenrequests.yaml config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go \
+	  api/v1alpha1/zz_generated.providers.go providers/providertest/zz_generated.fakes.go"; \
 	before=$$(cat $$files 2>/dev/null | sha256sum); \
 	$(MAKE) --no-print-directory manifests generate >/dev/null; \
 	after=$$(cat $$files | sha256sum); \
 	if [ "$$before" != "$$after" ]; then \
-	  echo "generated files were stale and have been regenerated: commit config/crd, config/rbac and api/ (make manifests generate)"; \
+	  echo "generated files were stale and have been regenerated: commit config/crd, config/rbac, api/ and providers/providertest/ (make manifests generate)"; \
 	  git --no-pager diff --stat -- $$files || true; exit 1; \
 	fi; echo "generated files are up to date"
 
@@ -53,9 +58,10 @@ fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet on the product and on the bench module (hack/bench).
+vet: ## Run go vet on the product and on the test-only modules (hack/bench, providers/oauth2/interop).
 	go vet ./...
 	go -C hack/bench vet ./...
+	go -C providers/oauth2/interop vet ./...
 
 .PHONY: envtest
 envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/ if missing.
@@ -64,9 +70,10 @@ envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/
 ENVTEST_ASSETS = $(shell KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/envtest-binaries.sh)
 
 .PHONY: test
-test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest); the tiny bench; the one-shot demo.
+test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest, the OAuth2 interop module); the tiny bench; the one-shot demo.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+	go -C providers/oauth2/interop test $(GO_TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/bench test $(BENCH_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory demo-oneshot
 

@@ -4,8 +4,6 @@ go 1.26.8
 
 require (
 	github.com/go-logr/logr v1.4.4
-	github.com/go-oauth2/oauth2/v4 v4.5.4
-	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/yuin/gopher-lua v1.1.2
 	go.uber.org/zap v1.27.1

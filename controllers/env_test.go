@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -21,6 +23,7 @@ import (
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers/providertest"
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 // Generous timeouts: envtest on a loaded 2-core machine.
@@ -193,36 +196,41 @@ func ownerIsController(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) boo
 // Shared by the hardening tests: faults, hostile input, endpoint policy,
 // leader election and leaks.
 
-// Credentials each fake provider accepts.
-var (
-	amlCreds     = map[string]string{"email": "ops@example.com", "password": "correct-horse"}
-	amplifiCreds = map[string]string{"credentials.json": `{"channel":"test","deviceTag":"tag-1","deviceData":{"platform":"test"}}`}
-)
+// Credentials and settings come from the providers' test registrations
+// (providertest.FakeOf: each provider's <name>test.Fake), so that these
+// helpers know every built-in provider without naming one.
 
-func credsFor(provider string) map[string]string {
-	switch provider {
-	case providertest.AML, "http": // http logs in as AML Watcher (withSettingsFor)
-		return amlCreds
-	case providertest.AmpliFi:
-		return amplifiCreds
-	case providertest.OAuth2:
-		return oauth2Creds
+// AML Watcher's test credentials, which tests name often.
+var amlCreds = credsFor(providertest.AML)
+
+// fakeFor returns provider's test registration. A provider without one is
+// a mistake, named by the panic rather than papered over with another
+// provider's credentials.
+func fakeFor(provider string) fake.Provider {
+	f, ok := providertest.FakeOf(provider)
+	if !ok {
+		panic(fmt.Sprintf("provider %q has no test registration: declare Fake in its folder's <name>test package and run make generate (docs/adding-a-provider.md)", provider))
 	}
-	return partnerCreds
+	return f
 }
 
-var oauth2Creds = map[string]string{"clientId": "svc", "clientSecret": "s3cr+t"}
+// credsFor returns credentials provider's fake accepts.
+func credsFor(provider string) map[string]string {
+	return maps.Clone(fakeFor(provider).Credentials)
+}
 
-// withSettingsFor gives a TokenRequest of a configured provider its
-// settings: http logs in as AML Watcher (amlAsHTTP), oauth2 with the
-// defaults.
+// withSettingsFor gives a TokenRequest of a provider its TokenRequest
+// configures the settings of its test registration: its block, spec.<name>
+// (http logs in to AML Watcher's fake, oauth2 takes the defaults). Other
+// providers' TokenRequests are left as they are.
 func withSettingsFor(provider string) func(*tokensyncv1alpha1.TokenRequest) {
+	settings := fakeFor(provider).Settings
 	return func(tr *tokensyncv1alpha1.TokenRequest) {
-		switch provider {
-		case "http":
-			tr.Spec.HTTP = amlAsHTTP()
-		case providertest.OAuth2:
-			tr.Spec.OAuth2 = &tokensyncv1alpha1.OAuth2Settings{}
+		if settings == "" {
+			return
+		}
+		if err := json.Unmarshal([]byte(`{"`+provider+`": `+settings+`}`), &tr.Spec); err != nil {
+			panic(fmt.Sprintf("the settings of provider %s's fake do not fit spec.%s: %v", provider, provider, err))
 		}
 	}
 }

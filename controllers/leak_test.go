@@ -26,7 +26,8 @@ func openFDs(t *testing.T) int {
 }
 
 // TestNoLeaksAcrossFailingLogins: 200 logins through the operator's HTTP
-// client (the one providers build, with DialControl) against the fake, with
+// client (the one providers build, with DialControl) against the fakes of
+// every built-in provider in turn (configured by their settings), with
 // failures of every kind mixed in (5xx with Retry-After, connection resets,
 // hangs past the timeout, malformed, huge, empty and redirecting answers).
 // Afterwards, once the fake has closed its side of every connection the
@@ -41,12 +42,30 @@ func TestNoLeaksAcrossFailingLogins(t *testing.T) {
 	}
 	fake := providertest.Start(t)
 	registry := builtin.NewRegistry(providers.Options{Timeout: 400 * time.Millisecond, DialControl: policyDialControl(&endpointpolicy.Policy{Rules: endpointpolicy.Rules{AllowLoopback: true}}, nil)})
-	creds := map[string]providers.Credentials{}
-	for _, p := range []string{providertest.AML, providertest.AmpliFi, providertest.Partner} {
-		creds[p] = providers.Credentials{}
-		for k, v := range credsFor(p) {
-			creds[p][k] = []byte(v)
+	// Each provider's login, and the fake whose faults it meets (its own,
+	// or the one it logs in to).
+	type target struct {
+		login    providers.Provider
+		endpoint string
+		creds    providers.Credentials
+		fake     string
+	}
+	var targets []target
+	for _, f := range providertest.Fakes() {
+		tg := target{login: registry[f.Name].Provider, endpoint: f.Endpoint(fake.URL()), creds: providers.Credentials{}, fake: f.Name}
+		if !f.Served() {
+			tg.fake = f.Via
 		}
+		if c, ok := tg.login.(providers.Configurable); ok {
+			var err error
+			if tg.login, err = c.WithSettings([]byte(f.Settings)); err != nil {
+				t.Fatalf("%s: %v", f.Name, err)
+			}
+		}
+		for k, v := range credsFor(f.Name) {
+			tg.creds[k] = []byte(v)
+		}
+		targets = append(targets, tg)
 	}
 	runtime.GC()
 	baseGoroutines, baseFDs := runtime.NumGoroutine(), openFDs(t)
@@ -55,7 +74,8 @@ func TestNoLeaksAcrossFailingLogins(t *testing.T) {
 	kinds := map[providers.ErrorKind]int{}
 	var ok, peakGoroutines int
 	for i := range 200 {
-		p := []string{providertest.AML, providertest.AmpliFi, providertest.Partner}[i%3]
+		tg := targets[i%len(targets)]
+		p := tg.fake
 		hang := false
 		switch i % 10 {
 		case 3:
@@ -76,7 +96,7 @@ func TestNoLeaksAcrossFailingLogins(t *testing.T) {
 			}
 			fake.FailNextWith(p, 1, providertest.Failure{Fault: fault})
 		}
-		_, err := registry[p].Provider.Login(ctx, fake.URL(), creds[p])
+		_, err := tg.login.Login(ctx, tg.endpoint, tg.creds)
 		if hang {
 			fake.Hang(p, false)
 		}

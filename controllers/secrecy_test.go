@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,11 +21,16 @@ import (
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 // TestNoSecretValueLeaks drives success and failure paths with sentinel
 // credentials, then searches the whole test run's logs, this namespace's
 // events and every status for the sentinels and for every token issued.
+// Every built-in provider logs in with the sentinel credentials of its
+// test registration (fake.Provider.SentinelCredentials), at a fake of its
+// own that accepts them; the failure paths are AML Watcher's, AmpliFi's and
+// the partner API's.
 func TestNoSecretValueLeaks(t *testing.T) {
 	t.Parallel()
 	const (
@@ -51,6 +55,15 @@ func TestNoSecretValueLeaks(t *testing.T) {
 	e.createTokenRequest("partner-half", providertest.Partner, "partner-half-creds")
 	e.createTokenRequest("amplifi", providertest.AmpliFi, "amplifi-creds")
 	e.createTokenRequest("amplifi-junk", providertest.AmpliFi, "amplifi-junk-creds")
+	everyProvider := providertest.Start(t)
+	var sentinels []string
+	for _, f := range providertest.Fakes() {
+		sentinel := "SENTINEL-" + strings.ToUpper(f.Name) + "-7d1f"
+		sentinels = append(sentinels, sentinel)
+		e.createSecret(f.Name+"-sentinel-creds", f.SentinelCredentials(sentinel))
+		e.createTokenRequest(f.Name+"-sentinel", f.Name, f.Name+"-sentinel-creds",
+			withEndpoint(f.Endpoint(everyProvider.URL())), withSettingsFor(f.Name))
+	}
 
 	e.waitReady("aml-good")
 	e.waitReady("amplifi")
@@ -61,6 +74,12 @@ func TestNoSecretValueLeaks(t *testing.T) {
 
 	// A refresh that fails with a provider error, then one that succeeds.
 	tokens := []string{e.token("aml-good"), e.token("amplifi"), e.token("partner")}
+	names := []string{"aml-good", "aml-bad", "partner", "partner-half", "amplifi", "amplifi-junk"}
+	for _, f := range providertest.Fakes() {
+		e.waitReady(f.Name + "-sentinel")
+		tokens = append(tokens, e.token(f.Name+"-sentinel"))
+		names = append(names, f.Name+"-sentinel")
+	}
 	e.fake.FailNextWith(providertest.Partner, 1, providertest.Failure{Fault: providertest.NotJSON})
 	e.waitCondition("partner", metav1.ConditionFalse, tokensyncv1alpha1.ReasonInvalidResponse)
 	e.waitReady("partner")
@@ -68,7 +87,8 @@ func TestNoSecretValueLeaks(t *testing.T) {
 
 	e.waitEvent("aml-bad", "Warning/AuthenticationFailed")
 	e.waitEvent("partner", "Warning/InvalidResponse")
-	sentinels := append([]string{email, password, key, secret, device}, tokens...)
+	sentinels = append(sentinels, email, password, key, secret, device)
+	sentinels = append(sentinels, tokens...)
 	for _, tok := range tokens {
 		if tok == "" {
 			t.Fatal("a token is missing")
@@ -80,7 +100,7 @@ func TestNoSecretValueLeaks(t *testing.T) {
 	}
 	statuses, _ := json.Marshal(list)
 	var events strings.Builder
-	for _, n := range []string{"aml-good", "aml-bad", "partner", "partner-half", "amplifi", "amplifi-junk"} {
+	for _, n := range names {
 		fmt.Fprintln(&events, strings.Join(e.events(n), "\n"))
 	}
 	if !strings.Contains(events.String(), "AuthenticationFailed") || !strings.Contains(events.String(), "InvalidResponse") {
@@ -99,11 +119,12 @@ func TestNoSecretValueLeaks(t *testing.T) {
 	}
 }
 
-// leakyProvider answers all three providers' login paths under a base path
-// naming the answer (/<mode>/login, /<mode>/token, ...), and fills every
-// answer it can with a sentinel: free text made of markers that share one
-// random core, so any piece of a body long enough to mean anything carries
-// the core.
+// leakyProvider answers every fake's login path under a base path naming
+// the answer (/<mode>/login, /<mode>/token, ...), and fills every answer it
+// can with a sentinel: free text made of markers that share one random
+// core, so any piece of a body long enough to mean anything carries the
+// core. The provider-shaped answers are the fakes' own hostile ones
+// (fake.Provider.Hostile); the others break HTTP itself.
 type leakyProvider struct {
 	core string // random; the scan looks for it
 	// idCore is the core of an identifier-shaped sentinel (see mode idReason).
@@ -140,28 +161,43 @@ func jsonString(s string) string {
 	return string(b)
 }
 
-func providerOf(path string) string {
-	switch path {
-	case providertest.AMLPath:
-		return providertest.AML
-	case providertest.AmpliFiPath:
-		return providertest.AmpliFi
+// servedFake returns the fake answering path (its own or, for a provider
+// without a login of its own, the one it logs in to).
+func servedFake(path string) (fake.Provider, bool) {
+	for _, f := range providertest.Fakes() {
+		if f.Served() && f.Path == path {
+			return f, true
+		}
 	}
-	return providertest.Partner
+	return fake.Provider{}, false
+}
+
+// hostility is the kind of provider-shaped answer a mode names.
+func hostility(mode string) (fake.Hostility, int, bool) {
+	if code, ok := strings.CutPrefix(mode, "status-"); ok {
+		status, err := strconv.Atoi(code)
+		return fake.HostileError, status, err == nil
+	}
+	for _, h := range fake.Hostilities() {
+		if h.String() == mode {
+			return h, 0, true
+		}
+	}
+	return 0, 0, false
 }
 
 func (p *leakyProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mode, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	provider := providerOf("/" + rest)
 	p.mu.Lock()
 	p.hits[mode]++
 	p.mu.Unlock()
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
 
 	text := p.text()
+	f, known := servedFake("/" + rest)
 	success := http.StatusOK
-	if provider == providertest.Partner {
-		success = http.StatusCreated
+	if known {
+		success = f.Success()
 	}
 	// Headers carry the sentinel too: a garbled Retry-After, a debug header.
 	w.Header().Set("Retry-After", text)
@@ -174,71 +210,9 @@ func (p *leakyProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON := func(status int, body string) { write(status, "application/json", body) }
 	q := jsonString(text)
 
-	if code, ok := strings.CutPrefix(mode, "status-"); ok {
-		status, _ := strconv.Atoi(code)
-		switch provider {
-		case providertest.Partner:
-			details := `[{"message": ` + q + `, "info": {"missingProperty": ` + q + `}}]`
-			if status == http.StatusUnauthorized {
-				details = `{"reason": ` + q + `}`
-			}
-			writeJSON(status, `{"statusCode": `+q+`, "error": {"name": `+q+`, "message": `+q+`, "details": `+details+`}}`)
-		case providertest.AML:
-			writeJSON(status, `{"error": `+q+`, "status": "FAIL", "message": `+q+`}`)
-		default:
-			writeJSON(status, `{"success": false, "message": `+q+`, "error": `+q+`}`)
-		}
-		return
-	}
 	switch mode {
 	case "html":
 		write(success, "text/html", "<!DOCTYPE html><html><body><h1>"+text+"</h1><p>"+text+"</p></body></html>")
-	case "no-token":
-		switch provider {
-		case providertest.Partner:
-			writeJSON(success, `{"statusCode": "Created", "message": `+q+`}`)
-		case providertest.AML:
-			writeJSON(success, `{"error": false, "status": "SUCCESS", "data": {"note": `+q+`}}`)
-		default:
-			writeJSON(success, `{"success": true, "message": `+q+`, "userId": `+q+`}`)
-		}
-	case "bad-token":
-		switch provider {
-		case providertest.Partner: // JWT characters, not a JWT
-			write(success, "text/plain", "Lk"+p.core+".Lk"+p.core+".Lk"+p.core)
-		case providertest.AML: // control characters
-			writeJSON(success, `{"error": false, "status": "SUCCESS", "data": {"access_token": `+jsonString("\x01"+text)+`}}`)
-		default:
-			writeJSON(success, `{"success": true, "token": `+jsonString("\x07"+text)+`, "dtsExpiry": "2099-01-01T00:00:00.000Z", "userId": `+q+`}`)
-		}
-	case "bad-expiry":
-		switch provider {
-		case providertest.Partner: // exp and iat that are not numbers
-			seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-			write(success, "text/plain", seg(`{"alg":"HS256"}`)+"."+seg(`{"exp":`+q+`,"iat":`+q+`,"sub":`+q+`}`)+"."+seg("sig"))
-		case providertest.AML: // a JWT that expired long ago
-			seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-			tok := seg(`{"alg":"HS256"}`) + "." + seg(`{"exp":1000000,"sub":`+q+`}`) + "." + seg("sig")
-			writeJSON(success, `{"error": false, "status": "SUCCESS", "data": {"access_token": "`+tok+`"}}`)
-		default:
-			writeJSON(success, `{"success": true, "token": "tok", "dtsExpiry": `+q+`, "userId": `+q+`}`)
-		}
-	case "failure-2xx":
-		switch provider {
-		case providertest.Partner:
-			writeJSON(success, `{"statusCode": "Error", "error": {"message": `+q+`}}`)
-		case providertest.AML:
-			writeJSON(success, `{"error": `+jsonString("Lk"+p.core)+`, "status": "FAIL"}`)
-		default:
-			writeJSON(success, `{"success": false, "message": `+q+`}`)
-		}
-	case "token-is-sentinel": // a usable token: stored, never shown
-		switch provider {
-		case providertest.AML:
-			writeJSON(success, `{"error": false, "status": "SUCCESS", "data": {"access_token": `+q+`}}`)
-		default:
-			writeJSON(success, `{"success": true, "token": `+q+`, "dtsExpiry": "`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`", "userId": "u1"}`)
-		}
 	case "redirect":
 		w.Header().Set("Location", "https://evil.example.com/"+p.core+"?next="+p.core)
 		write(http.StatusTemporaryRedirect, "text/html", text)
@@ -267,7 +241,17 @@ func (p *leakyProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(http.StatusUnauthorized, `{"statusCode": "Error", "error": {"name": "AuthenticationError", "details": {"reason": `+id+`}}}`)
 	default:
-		http.NotFound(w, r)
+		h, status, isHostile := hostility(mode)
+		if !known || !isHostile {
+			http.NotFound(w, r)
+			return
+		}
+		answer, ok := f.Hostile(h, status, text)
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		answer.Write(w)
 	}
 }
 
@@ -282,31 +266,32 @@ func TestProviderBodiesNeverLeak(t *testing.T) {
 	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
 		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 3 * time.Second})
 	})
-	// http logs in as AML Watcher (its answers are AML-shaped); oauth2's
-	// token URL gets the partner API's answers.
-	all := []string{providertest.AML, providertest.AmpliFi, providertest.Partner, "http", providertest.OAuth2}
+	// Every built-in provider, with its test registration's credentials and
+	// settings: http logs in to AML Watcher's fake, so its answers are
+	// AML-shaped.
 	type probe struct{ name, provider, mode, endpoint string }
 	var probes []probe
-	add := func(mode string, provs ...string) {
-		for _, prov := range provs {
-			name := strings.ToLower(mode + "-" + prov)
-			endpoint := srv.URL + "/" + mode
-			if prov == providertest.OAuth2 {
-				endpoint += providertest.OAuth2Path
-			}
-			probes = append(probes, probe{name: name, provider: prov, mode: mode, endpoint: endpoint})
+	for _, f := range providertest.Fakes() {
+		served := f
+		if !f.Served() {
+			served, _ = providertest.FakeOf(f.Via)
 		}
-	}
-	for _, status := range []int{400, 401, 403, 404, 409, 422, 429, 500, 503} {
-		add(fmt.Sprintf("status-%d", status), all...)
-	}
-	for _, mode := range []string{"html", "no-token", "bad-token", "bad-expiry", "failure-2xx", "redirect", "truncated", "garbage", "huge"} {
-		add(mode, all...)
-	}
-	add("token-is-sentinel", providertest.AML, providertest.AmpliFi, "http")
-
-	for _, p := range all {
-		e.createSecret(p+"-creds", credsFor(p))
+		var modes []string
+		for _, status := range []int{400, 401, 403, 404, 409, 422, 429, 500, 503} {
+			modes = append(modes, fmt.Sprintf("status-%d", status))
+		}
+		for _, h := range fake.Hostilities() {
+			if _, ok := served.Hostile(h, 0, leaky.text()); ok {
+				modes = append(modes, h.String())
+			} else if h != fake.HostileToken {
+				t.Errorf("%s's fake has no %s answer", served.Name, h)
+			}
+		}
+		modes = append(modes, "html", "redirect", "truncated", "garbage", "huge")
+		for _, mode := range modes {
+			probes = append(probes, probe{name: mode + "-" + f.Name, provider: f.Name, mode: mode, endpoint: f.Endpoint(srv.URL + "/" + mode)})
+		}
+		e.createSecret(f.Name+"-creds", credsFor(f.Name))
 	}
 	for _, p := range probes {
 		e.createTokenRequest(p.name, p.provider, p.provider+"-creds", withEndpoint(p.endpoint), withSettingsFor(p.provider))
@@ -330,8 +315,10 @@ func TestProviderBodiesNeverLeak(t *testing.T) {
 			t.Errorf("%s: Ready %s/%s: %s", p.name, c.Status, c.Reason, c.Message)
 		}
 	}
-	if tok := e.token("token-is-sentinel-aml"); !strings.Contains(tok, leaky.core) {
-		t.Fatalf("the sentinel token was not stored: the success path did not run")
+	for _, p := range probes {
+		if tok := e.token(p.name); p.mode == fake.HostileToken.String() && !strings.Contains(tok, leaky.core) {
+			t.Fatalf("%s: the sentinel token was not stored: the success path did not run", p.name)
+		}
 	}
 
 	list := &tokensyncv1alpha1.TokenRequestList{}

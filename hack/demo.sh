@@ -45,10 +45,17 @@ fi
 [[ ${lifetime} =~ ^[1-9][0-9]*$ ]] || { echo "demo: DEMO_TOKEN_LIFETIME must be whole seconds, not ${lifetime}" >&2; exit 2; }
 
 namespace=tokensync-demo
-providers=(aml amplifi partner oauth2 http)
+# One credentials Secret and TokenRequest <provider>-token per provider, in
+# hack/demo/<provider>.yaml.
+providers=()
+for f in hack/demo/*.yaml; do
+  p="$(basename "${f}" .yaml)"
+  [[ ${p} == namespace ]] || providers+=("${p}")
+done
 kubeconfig="${dir}/kubeconfig"
 # The fake logs in only these credentials, the ones in hack/demo/*.yaml, so
-# that a credential broken by hand really fails.
+# that a credential broken by hand really fails; a provider not listed here
+# accepts any well-formed credentials.
 fake_valid=(
   --valid 'aml:email=demo@tokensync.example,password=demo-aml-password'
   --valid 'amplifi:channel=internet,userName=demo-user,password=demo-amplifi-password'

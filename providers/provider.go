@@ -105,7 +105,8 @@ type Validator interface {
 }
 
 // Configurable is implemented by providers whose login the TokenRequest
-// describes (spec.oauth2, spec.http). settings is the JSON of that block;
+// describes in a block named after the provider (spec.oauth2, spec.http).
+// settings is the JSON of that block;
 // the provider package decodes it into its own struct with the same JSON
 // field names (providers import nothing of Kubernetes), and refuses fields
 // it does not know. WithSettings returns the provider to log in with; a

@@ -9,11 +9,28 @@ import (
 // Registration describes one provider. Each provider package exports its
 // own (aml.Registration, ...); providers/builtin lists them.
 type Registration struct {
-	// Name is the provider's name in TokenRequests (spec.provider).
+	// Name is the provider's name in TokenRequests (spec.provider):
+	// lowercase letters and digits, starting with a letter. It is also the
+	// JSON name of the settings block of a provider its TokenRequest
+	// configures (spec.oauth2).
 	Name string
+	// Title names the provider for users, as the API's documentation of
+	// spec.provider lists it: "AML Watcher", "the partner API", "a login
+	// described by spec.http".
+	Title string
 	// DefaultEndpoint is used when a TokenRequest names no endpoint; empty
-	// when the provider has no public default. See Endpoint.
+	// when the provider has no public default, and admission then requires
+	// spec.endpoint. See Endpoint.
 	DefaultEndpoint string
+	// EndpointIs says what spec.endpoint is when it is not the base URL the
+	// provider joins its login path to (oauth2: "the token URL"); the
+	// admission message that requires an endpoint quotes it.
+	EndpointIs string
+	// SettingsHint, for a provider its TokenRequest configures
+	// (Configurable), says in a few words what its settings block,
+	// spec.<Name>, holds or what an empty one means; the admission message
+	// that requires the block quotes it. Empty for the other providers.
+	SettingsHint string
 	// CredentialKeys are the keys of a credentials Secret, for messages and
 	// documentation. Unless SelectCredentials says otherwise, they are also
 	// the keys the provider sends.

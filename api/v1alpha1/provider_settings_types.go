@@ -5,29 +5,13 @@ import (
 )
 
 // Providers whose login the TokenRequest describes: their settings are
-// spec.oauth2 and spec.http. The provider packages read these blocks as
-// JSON, with the same field names (see ProviderSettings).
+// spec.oauth2 and spec.http, each block named after its provider. The
+// provider packages read these blocks as JSON, with the same field names
+// (see ProviderSettings, generated in zz_generated.providers.go).
 const (
 	ProviderOAuth2 Provider = "oauth2"
 	ProviderHTTP   Provider = "http"
 )
-
-// ProviderSettings returns the settings block of the spec's provider:
-// spec.oauth2 for oauth2, spec.http for http; nil for the other providers,
-// and when the block is unset.
-func (s *TokenRequestSpec) ProviderSettings() any {
-	switch s.Provider {
-	case ProviderOAuth2:
-		if s.OAuth2 != nil {
-			return s.OAuth2
-		}
-	case ProviderHTTP:
-		if s.HTTP != nil {
-			return s.HTTP
-		}
-	}
-	return nil
-}
 
 // OAuth2Settings configure provider oauth2: the OAuth 2.0 client
 // credentials grant (RFC 6749 §4.4) against spec.endpoint, the token URL,

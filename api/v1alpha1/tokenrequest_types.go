@@ -5,10 +5,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Provider names a supported login provider.
-// +kubebuilder:validation:Enum=aml;amplifi;partner;oauth2;http
-type Provider string
-
+// Names of the providers this package was first written with. The type
+// Provider, its enum and the rules that name providers are generated from
+// providers/builtin (zz_generated.providers.go); a new provider needs no
+// constant.
 const (
 	ProviderAML     Provider = "aml"
 	ProviderAmpliFi Provider = "amplifi"
@@ -50,21 +50,20 @@ const (
 
 // TokenRequestSpec says which provider to log in to, with which credentials,
 // and where to keep the token.
-// +kubebuilder:validation:XValidation:rule="self.provider == 'aml' || (has(self.endpoint) && size(self.endpoint) > 0)",message="spec.endpoint is required for providers amplifi, partner, oauth2 and http (they have no public default); set it to the provider's base URL (for oauth2 the token URL), e.g. https://api.example.com"
-// +kubebuilder:validation:XValidation:rule="self.provider != 'oauth2' || has(self.oauth2)",message="spec.oauth2 is required for provider oauth2 (oauth2: {} takes the defaults: HTTP Basic client authentication, no scope)"
-// +kubebuilder:validation:XValidation:rule="self.provider == 'oauth2' || !has(self.oauth2)",message="spec.oauth2 is only allowed with provider oauth2"
-// +kubebuilder:validation:XValidation:rule="self.provider != 'http' || has(self.http)",message="spec.http is required for provider http: it says how to log in (path, body, token, expiry)"
-// +kubebuilder:validation:XValidation:rule="self.provider == 'http' || !has(self.http)",message="spec.http is only allowed with provider http"
 type TokenRequestSpec struct {
-	// Provider is the login provider: aml (AML Watcher), amplifi (AmpliFi),
-	// partner, oauth2 (OAuth 2.0 client credentials, configured by
-	// spec.oauth2) or http (a login described by spec.http).
-	// +required
-	Provider Provider `json:"provider"`
+	// The admission rules that name providers (spec.endpoint required for
+	// those without a default, each settings block required for its
+	// provider and allowed for no other) are generated from the providers'
+	// registrations, and come with providerRules.
+	providerRules `json:",inline"`
 
-	// Endpoint is the provider's base URL (for oauth2 the token URL), an
-	// absolute http(s) URL without user-info, query or fragment. Defaults to
-	// https://api.amlwatcher.com for aml; required for the others.
+	// +required
+	Provider Provider `json:"provider"` // documented, provider by provider, by its generated type
+
+	// Endpoint is where to log in: the provider's base URL unless
+	// spec.provider says otherwise, an absolute http(s) URL without
+	// user-info, query or fragment. Required for providers without a
+	// default endpoint (spec.provider gives each one's).
 	// +optional
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.matches('^https?://')",message="spec.endpoint must be an absolute URL starting with http:// or https://"
@@ -75,10 +74,8 @@ type TokenRequestSpec struct {
 	Endpoint string `json:"endpoint,omitempty"`
 
 	// CredentialsSecretRef names the Secret, in the TokenRequest's namespace,
-	// that holds the login credentials. Keys by provider: aml: email, password;
-	// partner: accessKey, secret; amplifi: credentials.json, or channel plus
-	// that channel's fields; oauth2: clientId, clientSecret; http: the keys
-	// its templates read.
+	// that holds the login credentials; the keys each provider reads are
+	// listed under spec.provider.
 	// +required
 	CredentialsSecretRef SecretReference `json:"credentialsSecretRef"`
 

@@ -1,13 +1,15 @@
-// Command fakeproviders serves the fake of the three login providers
-// (providers/providertest) on one loopback URL, so that a local operator can
-// log in to AML Watcher, AmpliFi and the partner API without the real ones.
+// Command fakeproviders serves the fakes of the login providers
+// (providers/providertest: every built-in provider with a login of its own)
+// on one loopback URL, so that a local operator can log in without the real
+// ones.
 // make demo runs it; it is also handy for trying the operator by hand:
 //
 //	fakeproviders --addr 127.0.0.1:18080 --lifetime 1m \
 //	  --valid 'partner:accessKey=demo-access-key,secret=demo-secret'
 //
 // Every TokenRequest's spec.endpoint is then http://127.0.0.1:18080, whatever
-// its provider. Each request is logged with its provider and status, never
+// its provider (for oauth2 the token URL, http://127.0.0.1:18080/oauth/token).
+// Each request is logged with its provider and status, never
 // with its body (it carries credentials).
 package main
 
@@ -32,11 +34,15 @@ import (
 
 var providerNames = providertest.Names()
 
-var providerOfPath = map[string]string{
-	providertest.AMLPath:     providertest.AML,
-	providertest.AmpliFiPath: providertest.AmpliFi,
-	providertest.PartnerPath: providertest.Partner,
-	providertest.OAuth2Path:  providertest.OAuth2,
+// providerOfPath names the provider each login path belongs to.
+func providerOfPath() map[string]string {
+	of := map[string]string{}
+	for _, f := range providertest.Fakes() {
+		if f.Served() {
+			of[f.Path] = f.Name
+		}
+	}
+	return of
 }
 
 // credentialSets collects repeated --valid flags, by provider.
@@ -126,11 +132,16 @@ func run(addr, urlFile string, lifetime time.Duration, lifetimes map[string]*tim
 		return err
 	}
 	url := "http://" + listener.Addr().String()
-	srv := &http.Server{Handler: logRequests(fake.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: logRequests(fake.Handler(), providerOfPath()), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listener) }()
-	log.Printf("serving aml (POST %s), amplifi (PUT %s), partner (POST %s) and oauth2 (POST %s) on %s",
-		providertest.AMLPath, providertest.AmpliFiPath, providertest.PartnerPath, providertest.OAuth2Path, url)
+	var routes []string
+	for _, f := range providertest.Fakes() {
+		if f.Served() {
+			routes = append(routes, fmt.Sprintf("%s (%s %s)", f.Name, f.Method, f.Path))
+		}
+	}
+	log.Printf("serving %s on %s", strings.Join(routes, ", "), url)
 	if urlFile != "" {
 		if err := writeFileAtomic(urlFile, url+"\n"); err != nil {
 			_ = srv.Close()
@@ -196,7 +207,7 @@ func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return hj.Hijack()
 }
 
-func logRequests(next http.Handler) http.Handler {
+func logRequests(next http.Handler, providerOfPath map[string]string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}

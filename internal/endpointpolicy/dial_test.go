@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/builtin"
+	"github.com/tokensync/tokensync/providers/providertest"
 )
 
 // TestDialControlAddresses: metadata and link-local addresses are refused by
@@ -229,18 +230,6 @@ func haveIPv6() bool {
 // address and says so in a message naming the address.
 func TestProvidersRefuseMetadataAtDial(t *testing.T) {
 	registry := builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: (*Policy)(nil).DialControl})
-	creds := map[string]providers.Credentials{
-		"aml":     {"email": []byte("ops@example.com"), "password": []byte("correct-horse")},
-		"amplifi": {"credentials.json": []byte(`{"channel":"test","deviceTag":"tag-1"}`)},
-		"partner": {"accessKey": []byte("ak-1"), "secret": []byte("s3cr3t-value")},
-		"oauth2":  {"clientId": []byte("svc"), "clientSecret": []byte("s3cr3t-value")},
-		"http":    {"apiKey": []byte("k-1")},
-	}
-	// Providers configured by their TokenRequest, configured as one would be.
-	settings := map[string]string{
-		"oauth2": `{"scopes": ["read"]}`,
-		"http":   `{"headers": {"X-Api-Key": "{{ .apiKey }}"}, "token": {"rawBody": true}, "expiry": {"lifetime": "1h"}}`,
-	}
 	addresses := []string{"169.254.169.254:443"}
 	if haveIPv6() {
 		addresses = append(addresses, "[fd00:ec2::254]:443")
@@ -248,19 +237,24 @@ func TestProvidersRefuseMetadataAtDial(t *testing.T) {
 	for name, e := range registry {
 		for _, address := range addresses {
 			t.Run(name+" "+address, func(t *testing.T) {
-				c, ok := creds[name]
+				// Credentials and settings as the provider's fake takes them.
+				f, ok := providertest.FakeOf(name)
 				if !ok {
-					t.Fatalf("no test credentials for provider %s", name)
+					t.Fatalf("provider %s has no test registration (providertest.FakeOf)", name)
+				}
+				c := providers.Credentials{}
+				for k, v := range f.Credentials {
+					c[k] = []byte(v)
 				}
 				p := e.Provider
 				if configurable, ok := p.(providers.Configurable); ok {
 					var err error
-					if p, err = configurable.WithSettings([]byte(settings[name])); err != nil {
+					if p, err = configurable.WithSettings([]byte(f.Settings)); err != nil {
 						t.Fatalf("settings of %s: %v", name, err)
 					}
 				}
 				start := time.Now()
-				_, err := p.Login(context.Background(), "https://"+address, c)
+				_, err := p.Login(context.Background(), f.Endpoint("https://"+address), c)
 				pe := wantNotAllowed(t, err)
 				if want := "connection to " + address + " refused by the operator's endpoint policy"; !strings.Contains(pe.Message, want) {
 					t.Errorf("message %q does not contain %q", pe.Message, want)

@@ -19,6 +19,7 @@ import (
 // Registration describes AML Watcher to the operator.
 var Registration = providers.Registration{
 	Name:            "aml",
+	Title:           "AML Watcher",
 	DefaultEndpoint: "https://api.amlwatcher.com",
 	CredentialKeys: []providers.CredentialKey{
 		{Name: keyEmail, Description: "the email address of the registered user"},

@@ -21,7 +21,8 @@ import (
 // Registration describes AmpliFi to the operator. It has no public default
 // endpoint (the documentation writes ${AMPLIFI_BASE_URL}).
 var Registration = providers.Registration{
-	Name: "amplifi",
+	Name:  "amplifi",
+	Title: "AmpliFi",
 	CredentialKeys: []providers.CredentialKey{
 		{Name: CredentialsJSONKey, Description: "the whole PUT /token request body, a JSON object"},
 		{Name: "channel", Alternative: true, Description: "instead of credentials.json, one key per field: " +

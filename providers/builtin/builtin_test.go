@@ -15,6 +15,8 @@ import (
 
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/providertest"
+	"github.com/tokensync/tokensync/providers/providertest/conformance"
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 func TestRegistrations(t *testing.T) {
@@ -135,44 +137,60 @@ func TestConfiguredCredentials(t *testing.T) {
 	}
 }
 
-// TestFakeServesEveryProvider: the fake providers (providertest) answer
-// for every built-in provider with a wire format of its own, so tests, the
-// demo and the benchmarks can exercise it. The http login has none: it is
-// tested against every fake (providers/httplogin, controllers).
-func TestFakeServesEveryProvider(t *testing.T) {
-	got := slices.DeleteFunc(NewRegistry(providers.Options{}).Names(), func(name string) bool { return name == "http" })
-	if want := providertest.Names(); !slices.Equal(got, want) {
-		t.Errorf("built-in providers %v, fake providers %v", got, want)
+// TestFakes: every built-in provider has a test registration (its
+// providertest fake, Fakes) that its client agrees with; tests, the demo and
+// the benchmarks log in to it.
+func TestFakes(t *testing.T) {
+	for _, r := range Registrations() {
+		f, ok := providertest.FakeOf(r.Name)
+		if !ok {
+			t.Errorf("provider %s has no fake: declare Fake in its folder's <name>test package (docs/adding-a-provider.md), then run make generate", r.Name)
+			continue
+		}
+		t.Run(r.Name, func(t *testing.T) { conformance.RunFake(t, r, f) })
+	}
+	if n, want := len(providertest.Fakes()), len(Registrations()); n != want {
+		t.Errorf("%d fakes for %d built-in providers: run make generate", n, want)
 	}
 }
 
-// testCreds are credentials each built-in provider accepts before sending.
-var testCreds = map[string]providers.Credentials{
-	"aml":     {"email": []byte("ops@example.com"), "password": []byte("correct-horse")},
-	"amplifi": {"credentials.json": []byte(`{"channel":"test","deviceTag":"tag-1"}`)},
-	"partner": {"accessKey": []byte("ak-1"), "secret": []byte("s3cr3t-value")},
-	"oauth2":  {"clientId": []byte("svc"), "clientSecret": []byte("s3cr3t-value")},
-	"http":    {"apiKey": []byte("k-1")},
+// testFake returns name's fake, credentials as providers.Credentials.
+func testFake(t *testing.T, name string) (fake.Provider, providers.Credentials) {
+	t.Helper()
+	f, ok := providertest.FakeOf(name)
+	if !ok {
+		t.Fatalf("%s has no fake (see TestFakes)", name)
+	}
+	creds := providers.Credentials{}
+	for k, v := range f.Credentials {
+		creds[k] = []byte(v)
+	}
+	return f, creds
 }
 
-// testSettings configure the providers a TokenRequest configures.
-var testSettings = map[string]string{
-	"oauth2": `{"scopes": ["read"]}`,
-	"http":   `{"path": "/v1/login", "headers": {"X-Api-Key": "{{ .apiKey }}"}, "token": {"rawBody": true}, "expiry": {"lifetime": "1h"}}`,
-}
-
-// configured returns registry's provider name, configured by testSettings
-// when it is Configurable, as the controller configures it.
+// configured returns registry's provider name, configured by its fake's
+// settings when it is Configurable, as the controller configures it.
 func configured(t *testing.T, registry providers.Registry, name string) providers.Provider {
 	t.Helper()
 	p := registry[name].Provider
 	if c, ok := p.(providers.Configurable); ok {
+		f, _ := testFake(t, name)
 		var err error
-		if p, err = c.WithSettings([]byte(testSettings[name])); err != nil {
+		if p, err = c.WithSettings([]byte(f.Settings)); err != nil {
 			t.Fatalf("settings of %s: %v", name, err)
 		}
 	}
 	return p
+}
+
+// loginPath is the path a login to name's fake is sent to.
+func loginPath(t *testing.T, name string) string {
+	t.Helper()
+	f, _ := testFake(t, name)
+	if !f.Served() {
+		f, _ = testFake(t, f.Via)
+	}
+	return f.Path
 }
 
 // TestLoginURL: every built-in provider says which URL its login goes to,
@@ -180,22 +198,16 @@ func configured(t *testing.T, registry providers.Registry, name string) provider
 // endpoint rather than resolving it.
 func TestLoginURL(t *testing.T) {
 	registry := NewRegistry(providers.Options{})
-	const endpoint = "https://gw.example.com/tenant-a/"
-	want := map[string]string{
-		"aml":     "https://gw.example.com/tenant-a/api/get-access-token",
-		"amplifi": "https://gw.example.com/tenant-a/token",
-		"partner": "https://gw.example.com/tenant-a/login",
-		"oauth2":  "https://gw.example.com/tenant-a/",
-		"http":    "https://gw.example.com/tenant-a/v1/login",
-	}
+	const base = "https://gw.example.com/tenant-a"
 	for _, name := range registry.Names() {
 		p := configured(t, registry, name)
 		if _, ok := p.(providers.LoginURLer); !ok {
 			t.Errorf("%s does not implement providers.LoginURLer", name)
 		}
-		got, err := providers.LoginURL(p, endpoint)
-		if err != nil || got != want[name] {
-			t.Errorf("%s: LoginURL = %q, %v; want %q", name, got, err, want[name])
+		f, _ := testFake(t, name)
+		got, err := providers.LoginURL(p, f.Endpoint(base))
+		if want := base + loginPath(t, name); err != nil || got != want {
+			t.Errorf("%s: LoginURL = %q, %v; want %q", name, got, err, want)
 		}
 		for _, bad := range []string{"https://gw.example.com/tenant-a/../admin", "https://gw.example.com/tenant-a/%2e%2e", "https://gw.example.com/tenant-a%2F.."} {
 			if got, err := providers.LoginURL(p, bad); providers.KindOf(err) != providers.EndpointNotAllowed {
@@ -204,7 +216,7 @@ func TestLoginURL(t *testing.T) {
 		}
 	}
 	// Unconfigured, the http login has no path yet: it says what Login would.
-	if _, err := providers.LoginURL(registry["http"].Provider, endpoint); providers.KindOf(err) != providers.InvalidTemplate {
+	if _, err := providers.LoginURL(registry["http"].Provider, base); providers.KindOf(err) != providers.InvalidTemplate {
 		t.Errorf("http unconfigured: LoginURL error %v, want InvalidTemplate", err)
 	}
 }
@@ -237,15 +249,16 @@ func TestCheckURLBeforeEverySend(t *testing.T) {
 		return nil
 	}
 	registry := NewRegistry(providers.Options{Timeout: 5 * time.Second, CheckURL: check})
-	endpoint := srv.URL + "/tenant-a"
 	for _, name := range registry.Names() {
 		p := configured(t, registry, name)
+		f, creds := testFake(t, name)
+		endpoint := f.Endpoint(srv.URL + "/tenant-a")
 		loginURL, err := providers.LoginURL(p, endpoint)
 		if err != nil {
 			t.Fatal(err)
 		}
 		asked = nil
-		_, err = p.Login(context.Background(), endpoint, testCreds[name])
+		_, err = p.Login(context.Background(), endpoint, creds)
 		if providers.KindOf(err) != providers.EndpointNotAllowed || !strings.Contains(err.Error(), "refused by the test policy") {
 			t.Errorf("%s: Login = %v, want the check's EndpointNotAllowed", name, err)
 		}
@@ -260,7 +273,8 @@ func TestCheckURLBeforeEverySend(t *testing.T) {
 	refuse = false
 	for _, name := range registry.Names() {
 		before := requests.Load()
-		if _, err := configured(t, registry, name).Login(context.Background(), endpoint, testCreds[name]); providers.KindOf(err) != providers.ProviderUnavailable {
+		f, creds := testFake(t, name)
+		if _, err := configured(t, registry, name).Login(context.Background(), f.Endpoint(srv.URL+"/tenant-a"), creds); providers.KindOf(err) != providers.ProviderUnavailable {
 			t.Errorf("%s: allowed Login = %v, want the server's 503", name, err)
 		}
 		if requests.Load() == before {

@@ -34,6 +34,8 @@ import (
 // goes unnoticed.
 var Registration = providers.Registration{
 	Name:              "http",
+	Title:             "a login described by spec.http: the request, where the token is, when it expires",
+	SettingsHint:      "it says how to log in (path, body, token, expiry)",
 	SelectCredentials: func(c providers.Credentials) providers.Credentials { return c },
 	New:               func(o providers.Options) providers.Provider { return New(o) },
 }

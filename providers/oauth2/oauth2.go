@@ -33,7 +33,10 @@ import (
 // Registration describes the OAuth2 client credentials login to the
 // operator. spec.endpoint is the token URL; it has no default.
 var Registration = providers.Registration{
-	Name: "oauth2",
+	Name:         "oauth2",
+	Title:        "the OAuth 2.0 client credentials grant (RFC 6749 §4.4) of any identity provider, configured by spec.oauth2",
+	EndpointIs:   "the token URL",
+	SettingsHint: "an empty one (oauth2: {}) takes the defaults: HTTP Basic client authentication, no scope",
 	CredentialKeys: []providers.CredentialKey{
 		{Name: KeyClientID, Description: "the OAuth2 client's id"},
 		{Name: KeyClientSecret, Description: "the OAuth2 client's secret"},

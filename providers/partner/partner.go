@@ -20,7 +20,8 @@ import (
 // Registration describes the partner API to the operator. It has no public
 // default endpoint: each partner has its own.
 var Registration = providers.Registration{
-	Name: "partner",
+	Name:  "partner",
+	Title: "the partner API",
 	CredentialKeys: []providers.CredentialKey{
 		{Name: keyAccessKey, Description: "the access key created in the admin portal"},
 		{Name: keySecret, Description: "the secret associated with the access key"},

@@ -2,12 +2,14 @@ package providertest
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 // Fault is what a scripted failure answers.
@@ -35,6 +37,26 @@ const (
 	Redirect
 )
 
+func (f Fault) String() string {
+	switch f {
+	case StatusError:
+		return "StatusError"
+	case NotJSON:
+		return "NotJSON"
+	case NoToken:
+		return "NoToken"
+	case HugeBody:
+		return "HugeBody"
+	case EmptyBody:
+		return "EmptyBody"
+	case ResetConnection:
+		return "ResetConnection"
+	case Redirect:
+		return "Redirect"
+	}
+	return fmt.Sprintf("Fault(%d)", int(f))
+}
+
 // Failure is one scripted bad answer.
 type Failure struct {
 	Fault Fault
@@ -49,9 +71,10 @@ const HugeBodySize = 2 << 20
 
 const htmlPage = "<!DOCTYPE html>\n<html><head><title>Maintenance</title></head><body><h1>We'll be back soon</h1></body></html>\n"
 
-// route wraps a provider's login handler with counting, latency, hangs and
-// scripted failures.
-func (s *Server) route(provider, method string, login func(http.ResponseWriter, *http.Request)) http.Handler {
+// route wraps a fake's login with counting, latency, hangs and scripted
+// failures.
+func (s *Server) route(f fake.Provider) http.Handler {
+	provider, method := f.Name, f.Method
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		if s.closed {
@@ -75,7 +98,7 @@ func (s *Server) route(provider, method string, login func(http.ResponseWriter, 
 
 		// Read the body first: the server notices an abandoned request only
 		// once it has, and hanging handlers must see that.
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes))
+		body, err := io.ReadAll(io.LimitReader(r.Body, fake.MaxRequestBytes))
 		if err != nil {
 			panic(http.ErrAbortHandler)
 		}
@@ -91,10 +114,10 @@ func (s *Server) route(provider, method string, login func(http.ResponseWriter, 
 			panic(http.ErrAbortHandler)
 		}
 		if fail {
-			s.fail(w, provider, failure)
+			s.fail(w, f, failure)
 			return
 		}
-		login(w, r)
+		f.Login(login{s: s, provider: provider}, w, r)
 	})
 }
 
@@ -132,108 +155,37 @@ func (s *Server) wait(r *http.Request, d time.Duration) bool {
 	return false
 }
 
-func (s *Server) fail(w http.ResponseWriter, provider string, f Failure) {
-	if f.RetryAfter != "" {
-		w.Header().Set("Retry-After", f.RetryAfter)
+func (s *Server) fail(w http.ResponseWriter, f fake.Provider, failure Failure) {
+	if failure.RetryAfter != "" {
+		w.Header().Set("Retry-After", failure.RetryAfter)
 	}
 	status := func(def int) int {
-		if f.Status != 0 {
-			return f.Status
+		if failure.Status != 0 {
+			return failure.Status
 		}
 		return def
 	}
-	success := http.StatusOK
-	if provider == Partner {
-		success = http.StatusCreated
-	}
-	switch f.Fault {
+	success := f.Success()
+	switch failure.Fault {
 	case NotJSON:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(status(http.StatusOK))
 		_, _ = w.Write([]byte(htmlPage))
 	case NoToken:
-		body := noTokenBody[provider]
-		if provider == AML {
-			body = s.amlSuccess(`{}`)
-		}
-		writeBody(w, status(success), body)
+		fake.WriteJSON(w, status(success), f.NoTokenBody)
 	case HugeBody:
-		body := hugeBody(provider)
-		if provider == AML {
-			body = s.amlSuccess(`{"access_token": "` + strings.Repeat("a", HugeBodySize) + `"}`)
-		}
-		writeBody(w, status(success), body)
+		fake.WriteJSON(w, status(success), f.HugeBody(strings.Repeat("a", HugeBodySize)))
 	case EmptyBody:
 		w.WriteHeader(status(success))
 	case ResetConnection:
 		resetConnection(w)
 	case Redirect:
-		w.Header().Set("Location", "/moved"+pathOf[provider])
+		w.Header().Set("Location", "/moved"+f.Path)
 		w.WriteHeader(status(http.StatusTemporaryRedirect))
 	default:
 		code := status(http.StatusServiceUnavailable)
-		writeBody(w, code, errorBody(provider, code))
+		fake.WriteJSON(w, code, f.ErrorBody(code))
 	}
-}
-
-var pathOf = map[string]string{AML: AMLPath, AmpliFi: AmpliFiPath, Partner: PartnerPath, OAuth2: OAuth2Path}
-
-// noTokenBody and hugeBody are the AmpliFi and partner API answers; AML
-// Watcher's follow SetAMLDataArray (Server.amlSuccess).
-var noTokenBody = map[string]string{
-	AmpliFi: `{"success": true, "userId": "qweaurl8kgtlv9pc", "AFiUserId": "qweaurl8kgtlv9pc", "segment": "demo"}`,
-	Partner: `{"statusCode": "Created"}`,
-	OAuth2:  `{"token_type": "Bearer", "expires_in": 3600}`,
-}
-
-func hugeBody(provider string) string {
-	filler := strings.Repeat("a", HugeBodySize)
-	switch provider {
-	case AmpliFi:
-		return `{"success": true, "token": "` + filler + `", "dtsExpiry": "2099-01-01T00:00:00.000Z"}`
-	case OAuth2:
-		return `{"access_token": "` + filler + `", "token_type": "Bearer", "expires_in": 3600}`
-	}
-	return filler
-}
-
-// errorBody is provider's error answer for status.
-func errorBody(provider string, status int) string {
-	text := http.StatusText(status)
-	switch provider {
-	case AML:
-		switch status {
-		case http.StatusUnauthorized:
-			return amlFail(`"Invalid email or password."`)
-		case http.StatusUnprocessableEntity:
-			return amlFail(`{"password": ["The password must be at least 8 characters."]}`)
-		}
-		return amlFail(strconv.Quote(text))
-	case Partner:
-		switch status {
-		case http.StatusBadRequest:
-			return partnerMissing("secret")
-		case http.StatusUnauthorized:
-			return partnerUnauthorized
-		}
-		return `{"statusCode": "Error", "error": {"name": "Error", "message": ` + strconv.Quote(text) + `}}`
-	case OAuth2:
-		switch {
-		case status == http.StatusUnauthorized:
-			return `{"error": "invalid_client", "error_description": "Client authentication failed."}`
-		case status < 500:
-			return `{"error": "invalid_request", "error_description": ` + strconv.Quote(text) + `}`
-		}
-		return `{"error": "server_error", "error_description": ` + strconv.Quote(text) + `}`
-	}
-	return `{"success": false, "message": ` + strconv.Quote(text) + `}`
-}
-
-func writeBody(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
 }
 
 // resetConnection closes the connection with SO_LINGER 0, so the client

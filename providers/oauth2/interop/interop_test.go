@@ -1,4 +1,7 @@
-package oauth2
+// Package interop logs tokensync's oauth2 provider in to authorization
+// servers it was not written with. It is a Go module of its own, so that
+// their code stays out of the product's go.mod; make test runs it.
+package interop
 
 import (
 	"context"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/internal/jwt"
+	"github.com/tokensync/tokensync/providers/oauth2"
 )
 
 // An authorization server from the Go ecosystem, github.com/go-oauth2/oauth2
@@ -93,10 +97,10 @@ func goOAuth2Server(t *testing.T, id, secret string, formAuth bool, lifetime tim
 
 func TestGoOAuth2Server(t *testing.T) {
 	const id, secret = "tokensync", "a-client-secret"
-	good := providers.Credentials{KeyClientID: []byte(id), KeyClientSecret: []byte(secret)}
-	for _, auth := range []string{ClientAuthBasic, ClientAuthPost} {
+	good := providers.Credentials{oauth2.KeyClientID: []byte(id), oauth2.KeyClientSecret: []byte(secret)}
+	for _, auth := range []string{oauth2.ClientAuthBasic, oauth2.ClientAuthPost} {
 		t.Run(auth, func(t *testing.T) {
-			endpoint, tokens := goOAuth2Server(t, id, secret, auth == ClientAuthPost, 2*time.Hour)
+			endpoint, tokens := goOAuth2Server(t, id, secret, auth == oauth2.ClientAuthPost, 2*time.Hour)
 			p := configured(t, providers.Options{}, `{"clientAuth": "`+auth+`", "scopes": ["read", "write"]}`)
 
 			before := time.Now()
@@ -107,7 +111,7 @@ func TestGoOAuth2Server(t *testing.T) {
 			if got := token.ExpiresAt.Sub(token.ObtainedAt); got != 2*time.Hour || token.ObtainedAt.Before(before) {
 				t.Errorf("lifetime %s (obtained %s), want expires_in's 2h", got, token.ObtainedAt)
 			}
-			if token.Extra[SecretKeyTokenType] != "Bearer" || token.Extra[SecretKeyScope] != "read write" {
+			if token.Extra[oauth2.SecretKeyTokenType] != "Bearer" || token.Extra[oauth2.SecretKeyScope] != "read write" {
 				t.Errorf("extra = %v", token.Extra)
 			}
 			info, _ := tokens.GetByAccess(context.Background(), token.Value)
@@ -123,12 +127,12 @@ func TestGoOAuth2Server(t *testing.T) {
 				t.Errorf("JWT expiry %s, expires_in expiry %s", exp, token.ExpiresAt)
 			}
 
-			wrong := providers.Credentials{KeyClientID: []byte(id), KeyClientSecret: []byte("not-the-secret")}
+			wrong := providers.Credentials{oauth2.KeyClientID: []byte(id), oauth2.KeyClientSecret: []byte("not-the-secret")}
 			_, err = p.Login(context.Background(), endpoint, wrong)
 			if pe := requireKind(t, err, providers.AuthenticationFailed); !strings.Contains(pe.Message, "error invalid_client") {
 				t.Errorf("message %q", pe.Message)
 			}
-			unknown := providers.Credentials{KeyClientID: []byte("someone-else"), KeyClientSecret: []byte(secret)}
+			unknown := providers.Credentials{oauth2.KeyClientID: []byte("someone-else"), oauth2.KeyClientSecret: []byte(secret)}
 			_, err = p.Login(context.Background(), endpoint, unknown)
 			requireKind(t, err, providers.AuthenticationFailed)
 
@@ -144,6 +148,15 @@ func TestGoOAuth2Server(t *testing.T) {
 	endpoint, _ := goOAuth2Server(t, id, secret, true, time.Hour)
 	_, err := configured(t, providers.Options{}, `{"clientAuth": "basic"}`).Login(context.Background(), endpoint, good)
 	requireKind(t, err, providers.AuthenticationFailed)
+}
+
+func configured(t *testing.T, opts providers.Options, settingsJSON string) providers.Provider {
+	t.Helper()
+	p, err := oauth2.New(opts).WithSettings([]byte(settingsJSON))
+	if err != nil {
+		t.Fatalf("WithSettings(%s): %v", settingsJSON, err)
+	}
+	return p
 }
 
 func requireKind(t *testing.T, err error, kind providers.ErrorKind) *providers.Error {
