@@ -37,19 +37,24 @@ import (
 	"github.com/tokensync/tokensync/providers/builtin"
 )
 
-// Where tests go. Unit tests sit next to the file they test and are named
-// after it (decision_test.go for decision.go, schedule_test.go, backoff_test.go,
-// secretdata_test.go, fingerprint_test.go, memory_test.go, logingate_test.go,
-// setup_test.go); tokenrequest_controller_unit_test.go drives Reconcile with
-// the fake client and a fake clock. The envtest tests of the reconciler
-// against a real API server: tokenrequest_controller_test.go (each provider
-// end to end, the life of a TokenRequest), and by situation faults_test.go
-// (provider faults), hostile_test.go (hostile credentials and endpoints),
-// endpointpolicy_test.go, apiserver_test.go (conflicts, outage),
-// leader_test.go, rbac_test.go (the deployed RBAC on a hardened API server),
-// kstatus_test.go (what GitOps tools read), secrecy_test.go (no secret in logs,
-// events or statuses), leak_test.go (goroutines and connections). What the
-// API server alone accepts and prints is tested in api/v1alpha1.
+// Where tests go: next to the file they test, named after it (the theme
+// is in the test's name, not the file's). Pure policies have table tests:
+// decision_test.go, reasons_test.go, bookkeeping_test.go (and what kstatus
+// reads of the conditions), backoff_test.go, schedule_test.go,
+// secretdata_test.go, datatemplate_test.go, restarts_test.go,
+// logingate_test.go, memory_test.go, fingerprint_test.go.
+// tokenrequest_controller_unit_test.go drives Reconcile with the fake
+// client and a fake clock. Against a real API server (envtest):
+// tokenrequest_controller_test.go (each provider end to end, the life of a
+// TokenRequest, no secret in logs, events or statuses, printer columns),
+// login_test.go (logins off the workers: provider faults, the endpoint
+// policy, hanging and hostile endpoints, leaks, a manager stopped mid-login),
+// credentials_test.go (the credentials label, hostile and huge
+// credentials), secretwriter_test.go (conflicting writes, an API server
+// outage), setup_test.go (the wiring, leader election), rbac_test.go (the
+// deployed RBAC on a hardened API server), argocd_test.go (the Argo CD
+// scripts in config/argocd). What the API server alone accepts and prints is
+// tested in api/v1alpha1.
 //
 // The envtest control plane (a real kube-apiserver and etcd, built by
 // hack/envtest-binaries.sh) is shared by every test in this package; each

@@ -1,21 +1,17 @@
 package controllers
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
-	"github.com/tokensync/tokensync/internal/endpointpolicy"
-	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // createSecretData creates a Secret from raw bytes (StringData cannot carry
@@ -156,52 +152,87 @@ func TestHugeCredentials(t *testing.T) {
 	})
 }
 
-// TestHostileEndpointsRefusedBeforeAnyRequest: endpoints the CRD admits but
-// no provider lives at (unicode hosts, IPv6 zones, out-of-range ports,
-// dot segments, backslashes, numeric hosts) are refused by the operator's
-// endpoint policy, with nothing dialed. A case the CRD starts rejecting
-// needs no policy check and is skipped.
-func TestHostileEndpointsRefusedBeforeAnyRequest(t *testing.T) {
+// TestCredentialsLabelRequired: a TokenRequest naming a credentials Secret
+// that is not labelled tokensync.io/credentials: "true" sends nothing and
+// says so; the label makes it Ready within seconds; removing the label later
+// stops the next login, never the token already stored.
+func TestCredentialsLabelRequired(t *testing.T) {
 	t.Parallel()
-	const dnsName = "is not a valid DNS name or IP address"
-	cases := []refusal{
-		{name: "ipv6-zone", provider: providertest.Partner, endpoint: "https://[fe80::1%25eth0]/", message: "IPv6 zones are not allowed"},
-		{name: "zero-width-space", provider: providertest.Partner, endpoint: "https://partner\u200b.example.com", message: dnsName},
-		{name: "cyrillic-homograph", provider: providertest.Partner, endpoint: "https://\u0440artner.example.com", message: dnsName},
-		{name: "emoji-host", provider: providertest.AmpliFi, endpoint: "https://\U0001F600.example.com", message: dnsName},
-		{name: "no-break-space", provider: providertest.AmpliFi, endpoint: "https://partner.example.com\u00a0", message: dnsName},
-		{name: "port-out-of-range", provider: providertest.AML, endpoint: "https://aml.example.com:99999", message: `port "99999" is out of range`},
-		{name: "encoded-dot-segments", provider: providertest.AML, endpoint: "https://aml.example.com/v1/..%2f..%2finternal", message: `"." and ".." segments`},
-		{name: "backslash-path", provider: providertest.AML, endpoint: `https://aml.example.com/v1\..\internal`, message: "backslashes are not allowed"},
-		{name: "octal-ipv4", provider: providertest.Partner, endpoint: "http://0251.0376.0251.0376", message: "non-standard form"},
-		{name: "short-ipv4", provider: providertest.Partner, endpoint: "http://127.1", message: "non-standard form"},
-	}
-	var admitted []refusal
-	for _, c := range cases {
-		obj := &tokensyncv1alpha1.TokenRequest{
-			ObjectMeta: metav1.ObjectMeta{Name: c.name, Namespace: "default"},
-			Spec: tokensyncv1alpha1.TokenRequestSpec{
-				Provider: tokensyncv1alpha1.Provider(c.provider), Endpoint: c.endpoint,
-				CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "creds"},
-			},
-		}
-		if err := k8sClient.Create(context.Background(), obj, client.DryRunAll); err != nil {
-			t.Logf("%s: the CRD now rejects %q: %v", c.name, c.endpoint, err)
-			continue
-		}
-		admitted = append(admitted, c)
-	}
-	dials := &dialLog{}
-	policy, err := endpointpolicy.Parse("", endpointpolicy.Rules{AllowLoopback: true})
-	if err != nil {
+	e := newEnv(t)
+	e.fake.SetValid(providertest.Partner, partnerCreds)
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-password", Namespace: e.ns}, StringData: partnerCreds}
+	if err := k8sClient.Create(e.ctx(), s); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) {
-		r.EndpointPolicy = policy
-		r.Providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second, DialControl: policyDialControl(policy, dials)})
-	})
-	expectRefusals(t, e, dials, admitted)
-	if d := dials.all(); len(d) != 0 {
-		t.Errorf("dialed %v", d)
+	e.createTokenRequest("tr", providertest.Partner, "db-password")
+	tr := e.waitCondition("tr", metav1.ConditionFalse, tokensyncv1alpha1.ReasonCredentialsNotAllowed)
+	c := readyCondition(tr)
+	if !hasSubstrings(c.Message, `"db-password"`, tokensyncv1alpha1.LabelCredentials) {
+		t.Errorf("message %q does not name the Secret and the label", c.Message)
 	}
+	if !meta.IsStatusConditionTrue(tr.Status.Conditions, tokensyncv1alpha1.ConditionStalled) {
+		t.Error("not Stalled: a person must label the Secret")
+	}
+	e.waitEvent("tr", "Warning/"+tokensyncv1alpha1.ReasonCredentialsNotAllowed)
+	if n := e.fake.Attempts(providertest.Partner); n != 0 {
+		t.Fatalf("%d requests sent with an unlabelled Secret", n)
+	}
+
+	labelled := time.Now()
+	e.label("db-password", map[string]string{tokensyncv1alpha1.LabelCredentials: "true"})
+	e.waitReady("tr")
+	if took := time.Since(labelled); took > 20*time.Second {
+		t.Errorf("Ready %s after the label, want within seconds", took.Round(time.Second))
+	}
+	token := e.token("tr")
+
+	// The label removed: the stored token stays; the next login is refused.
+	e.label("db-password", map[string]string{tokensyncv1alpha1.LabelCredentials: ""})
+	e.forceRefresh("tr", "1")
+	tr = e.waitCondition("tr", metav1.ConditionFalse, tokensyncv1alpha1.ReasonCredentialsNotAllowed)
+	if !hasSubstrings(readyCondition(tr).Message, "stays valid until") {
+		t.Errorf("message %q does not say the stored token stays valid", readyCondition(tr).Message)
+	}
+	if got := e.token("tr"); got != token {
+		t.Error("the stored token was touched when the label was removed")
+	}
+	if n := e.fake.Attempts(providertest.Partner); n != 1 {
+		t.Errorf("%d requests, want the one made while labelled", n)
+	}
+}
+
+// TestCredentialsLabelNotRequired: with the rule off
+// (--require-credentials-label=false) any Secret of the namespace serves.
+func TestCredentialsLabelNotRequired(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) { r.AllowUnlabelledCredentials = true })
+	e.fake.SetValid(providertest.Partner, partnerCreds)
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: e.ns}, StringData: partnerCreds}
+	if err := k8sClient.Create(e.ctx(), s); err != nil {
+		t.Fatal(err)
+	}
+	e.createTokenRequest("tr", providertest.Partner, "creds")
+	e.waitReady("tr")
+}
+
+// label sets (or, with an empty value, removes) labels of a Secret.
+func (e *env) label(name string, labels map[string]string) {
+	e.t.Helper()
+	eventually(e.t, readyTimeout, func() error {
+		s := &corev1.Secret{}
+		if err := k8sClient.Get(e.ctx(), types.NamespacedName{Namespace: e.ns, Name: name}, s); err != nil {
+			return err
+		}
+		if s.Labels == nil {
+			s.Labels = map[string]string{}
+		}
+		for k, v := range labels {
+			if v == "" {
+				delete(s.Labels, k)
+			} else {
+				s.Labels[k] = v
+			}
+		}
+		return k8sClient.Update(e.ctx(), s)
+	})
 }
