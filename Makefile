@@ -43,7 +43,7 @@ generate: generate-providers $(CONTROLLER_GEN) ## Generate the deepcopy code und
 
 .PHONY: verify-generated
 verify-generated: ## Fail if the committed CRDs, RBAC, deepcopy code or provider lists are stale.
-	@files="config/crd/bases/tokensync.io_tokenrequests.yaml config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go \
+	@files="$$(ls config/crd/bases/*.yaml) config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go \
 	  api/v1alpha1/zz_generated.providers.go providers/providertest/zz_generated.fakes.go"; \
 	before=$$(cat $$files 2>/dev/null | sha256sum); \
 	$(MAKE) --no-print-directory manifests generate >/dev/null; \

@@ -37,7 +37,7 @@ type failure struct {
 // it stops until a change), and the conditions: Ready False, Stalled when a
 // person must act, Reconciling while retried. It returns the new status,
 // the retry and whether the TokenRequest is stopped until a fixing change.
-func afterFailure(st tokensyncv1alpha1.TokenRequestStatus, o *observation, f failure, now time.Time, jitter float64) (tokensyncv1alpha1.TokenRequestStatus, time.Time, bool) {
+func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, now time.Time, jitter float64) (tokensyncv1alpha1.TokenStatus, time.Time, bool) {
 	st = *st.DeepCopy()
 	rule := ruleOf(f.reason)
 	creds, force := o.Credentials, o.Force
@@ -134,7 +134,8 @@ type healthyToken struct {
 	// credentialsMissing, when set, says that the credentials Secret is
 	// gone while the token stays valid.
 	credentialsMissing string
-	// restarts is the rollout restart targets' state (nil: none listed).
+	// restarts is the rollout restart targets' state (nil: none listed),
+	// recorded by the TokenRequest's status writer.
 	restarts []tokensyncv1alpha1.RolloutRestartStatus
 }
 
@@ -143,7 +144,7 @@ type healthyToken struct {
 // True, Stalled and Reconciling removed. warning is the message of a
 // ShortRefreshWindow event to record, when the window became too short for
 // mounted Secret volumes; empty otherwise.
-func afterSuccess(st tokensyncv1alpha1.TokenRequestStatus, o *observation, h healthyToken, now time.Time) (_ tokensyncv1alpha1.TokenRequestStatus, warning string) {
+func afterSuccess(st tokensyncv1alpha1.TokenStatus, o *observation, h healthyToken, now time.Time) (_ tokensyncv1alpha1.TokenStatus, warning string) {
 	st = *st.DeepCopy()
 	message := fmt.Sprintf("Secret %s holds a valid token until %s; next refresh at %s", o.SecretName, formatTime(h.expiresAt), formatTime(h.next))
 	window := refreshWindow(h.obtainedAt, h.expiresAt, o.RefreshBefore)
@@ -161,7 +162,6 @@ func afterSuccess(st tokensyncv1alpha1.TokenRequestStatus, o *observation, h hea
 	st.LastRefreshTime = metaTime(h.obtainedAt)
 	st.NextRefreshTime = metaTime(h.next)
 	st.FailedAttempts = 0
-	st.RolloutRestarts = h.restarts
 	if h.attempt != nil {
 		st.LastAttempt = h.attempt
 		if h.force != "" {
@@ -179,7 +179,7 @@ func afterSuccess(st tokensyncv1alpha1.TokenRequestStatus, o *observation, h hea
 	return st, warning
 }
 
-func setCondition(st *tokensyncv1alpha1.TokenRequestStatus, generation int64, now time.Time, typ string, status metav1.ConditionStatus, reason, message string) {
+func setCondition(st *tokensyncv1alpha1.TokenStatus, generation int64, now time.Time, typ string, status metav1.ConditionStatus, reason, message string) {
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type:               typ,
 		Status:             status,
@@ -190,6 +190,6 @@ func setCondition(st *tokensyncv1alpha1.TokenRequestStatus, generation int64, no
 	})
 }
 
-func removeCondition(st *tokensyncv1alpha1.TokenRequestStatus, typ string) {
+func removeCondition(st *tokensyncv1alpha1.TokenStatus, typ string) {
 	meta.RemoveStatusCondition(&st.Conditions, typ)
 }

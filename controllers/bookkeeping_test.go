@@ -32,10 +32,14 @@ func TestAfterFailure(t *testing.T) {
 		}
 	}
 	// failedBefore is a status after n failures with reason.
-	failedBefore := func(reason string, n int32) tokensyncv1alpha1.TokenRequestStatus {
-		st := tokensyncv1alpha1.TokenRequestStatus{ObservedGeneration: 2, FailedAttempts: n, LastAttempt: &tokensyncv1alpha1.LoginAttempt{
-			Time: metav1.NewTime(t0.Add(-time.Minute)), Provider: "partner", Endpoint: endpoint, Result: reason,
-		}}
+	failedBefore := func(reason string, n int32) tokensyncv1alpha1.TokenStatus {
+		st := tokensyncv1alpha1.TokenStatus{
+			ObservedGeneration: 2,
+			FailedAttempts:     n,
+			LastAttempt: &tokensyncv1alpha1.LoginAttempt{
+				Time: metav1.NewTime(t0.Add(-time.Minute)), Provider: "partner", Endpoint: endpoint, Result: reason,
+			},
+		}
 		if reason == tokensyncv1alpha1.ReasonAuthenticationFailed {
 			st.LastAttempt.AuthenticationFailures = n
 		}
@@ -44,14 +48,14 @@ func TestAfterFailure(t *testing.T) {
 	force := "f-2"
 	tests := []struct {
 		name    string
-		status  tokensyncv1alpha1.TokenRequestStatus
+		status  tokensyncv1alpha1.TokenStatus
 		obs     []func(*observation)
 		failure failure
 		// want
 		attempts, lockout int32
 		retryIn           time.Duration // 0: stopped
 		stalled           bool
-		check             func(*testing.T, tokensyncv1alpha1.TokenRequestStatus)
+		check             func(*testing.T, tokensyncv1alpha1.TokenStatus)
 	}{
 		{name: "first transient failure: retried fast, Reconciling",
 			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
@@ -64,7 +68,7 @@ func TestAfterFailure(t *testing.T) {
 			status: failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 4), obs: []func(*observation){holding(30 * time.Second)},
 			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
 			attempts: 5, retryIn: 28 * time.Second,
-			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); !strings.Contains(c.Message, "stays valid until") {
 					t.Errorf("message %q does not say the token stays valid", c.Message)
 				}
@@ -84,7 +88,7 @@ func TestAfterFailure(t *testing.T) {
 			status:   failedBefore(tokensyncv1alpha1.ReasonAuthenticationFailed, 2),
 			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
 			attempts: 3, lockout: 3, stalled: true,
-			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); !strings.Contains(c.Message, "avoid locking the account") {
 					t.Errorf("message %q does not say why it stopped", c.Message)
 				}
@@ -100,13 +104,13 @@ func TestAfterFailure(t *testing.T) {
 			status:   failedBefore(tokensyncv1alpha1.ReasonSecretConflict, 1),
 			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("tok")},
 			attempts: 1, stalled: true,
-			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if !st.LastAttempt.Time.Time.Equal(t0.Add(-time.Minute)) {
 					t.Errorf("the attempt time moved to %s", st.LastAttempt.Time)
 				}
 			}},
 		{name: "the same stop after a spec edit counts again",
-			status: func() tokensyncv1alpha1.TokenRequestStatus {
+			status: func() tokensyncv1alpha1.TokenStatus {
 				st := failedBefore(tokensyncv1alpha1.ReasonInvalidTemplate, 1)
 				st.ObservedGeneration = 1
 				return st
@@ -117,7 +121,7 @@ func TestAfterFailure(t *testing.T) {
 			failure: failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down", force: &force,
 				credentials: &credentialsState{Found: true, Version: "9", Fingerprint: "k:two"}},
 			attempts: 1, retryIn: 5 * time.Second,
-			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if st.LastForceRefresh != force || st.LastAttempt.CredentialsVersion != "9" || st.LastAttempt.CredentialsFingerprint != "k:two" {
 					t.Errorf("force %q, attempt %+v", st.LastForceRefresh, st.LastAttempt)
 				}
@@ -126,7 +130,7 @@ func TestAfterFailure(t *testing.T) {
 			obs:      []func(*observation){func(o *observation) { o.Credentials = credentialsState{} }},
 			failure:  failure{reason: tokensyncv1alpha1.ReasonCredentialsNotFound, message: "not found"},
 			attempts: 1, retryIn: 5 * time.Second,
-			check: func(t *testing.T, st tokensyncv1alpha1.TokenRequestStatus) {
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if !meta.IsStatusConditionFalse(st.Conditions, tokensyncv1alpha1.ConditionCredentialsFound) {
 					t.Error("no CredentialsFound=False")
 				}
@@ -179,7 +183,7 @@ func TestAfterFailure(t *testing.T) {
 func TestAfterSuccess(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	o := &observation{Generation: 3, SecretName: "tok"}
-	failed, _, _ := afterFailure(tokensyncv1alpha1.TokenRequestStatus{}, &observation{Generation: 2, Provider: "partner"},
+	failed, _, _ := afterFailure(tokensyncv1alpha1.TokenStatus{}, &observation{Generation: 2, Provider: "partner"},
 		failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"}, t0, 0)
 	attempt := &tokensyncv1alpha1.LoginAttempt{Time: metav1.NewTime(t0), Provider: "partner", Result: tokensyncv1alpha1.ReasonSucceeded}
 	long := healthyToken{obtainedAt: t0, expiresAt: t0.Add(time.Hour), next: t0.Add(55 * time.Minute), attempt: attempt, force: "f-1"}
@@ -212,7 +216,7 @@ func TestAfterSuccess(t *testing.T) {
 	}
 }
 
-func equalStatus(a, b *tokensyncv1alpha1.TokenRequestStatus) bool {
+func equalStatus(a, b *tokensyncv1alpha1.TokenStatus) bool {
 	return a.FailedAttempts == b.FailedAttempts && len(a.Conditions) == len(b.Conditions) && (a.LastAttempt == nil) == (b.LastAttempt == nil) &&
 		(a.LastAttempt == nil || *a.LastAttempt == *b.LastAttempt)
 }

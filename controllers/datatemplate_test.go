@@ -258,10 +258,14 @@ func TestHostileTemplates(t *testing.T) {
 	issue := &tokensyncv1alpha1.TokenRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: "ranges", Namespace: e.ns},
 		Spec: tokensyncv1alpha1.TokenRequestSpec{
-			Provider: providertest.Partner, Endpoint: e.fake.URL(), CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "good-creds"},
-			SecretTemplate: &tokensyncv1alpha1.SecretTemplate{Data: map[string]tokensyncv1alpha1.DataTemplate{
-				"x": "{{range 100000}}{{range 100000}}{{$.token}}{{end}}{{end}}",
-			}},
+			LoginSpec: tokensyncv1alpha1.LoginSpec{
+				Provider: providertest.Partner,
+				Endpoint: e.fake.URL(),
+				SecretTemplate: &tokensyncv1alpha1.SecretTemplate{Data: map[string]tokensyncv1alpha1.DataTemplate{
+					"x": "{{range 100000}}{{range 100000}}{{$.token}}{{end}}{{end}}",
+				}},
+			},
+			CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "good-creds"},
 		},
 	}
 	if err := k8sClient.Create(e.ctx(), issue); err == nil || !strings.Contains(err.Error(), "templates must not use range") {

@@ -34,7 +34,7 @@ type observation struct {
 	SecretName    string
 	// Force is the tokensync.io/force-refresh annotation's value.
 	Force  string
-	Status tokensyncv1alpha1.TokenRequestStatus
+	Status tokensyncv1alpha1.TokenStatus
 	// Suspended is spec.suspend.
 	Suspended bool
 	// TemplateError says why spec.secretTemplate.data does not parse; empty

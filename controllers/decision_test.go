@@ -30,9 +30,12 @@ func TestDecide(t *testing.T) {
 				Provider: "partner", Endpoint: endpoint, CredentialsVersion: "7", CredentialsFingerprint: fp1, Intact: true,
 			}},
 			Credentials: credentialsState{Found: true, Allowed: true, Version: "7", Fingerprint: fp1},
-			Status: tokensyncv1alpha1.TokenRequestStatus{SecretName: "tok", LastAttempt: &tokensyncv1alpha1.LoginAttempt{
-				Provider: "partner", Endpoint: endpoint, CredentialsVersion: "7", CredentialsFingerprint: fp1, Result: tokensyncv1alpha1.ReasonSucceeded,
-			}},
+			Status: tokensyncv1alpha1.TokenStatus{
+				SecretName: "tok",
+				LastAttempt: &tokensyncv1alpha1.LoginAttempt{
+					Provider: "partner", Endpoint: endpoint, CredentialsVersion: "7", CredentialsFingerprint: fp1, Result: tokensyncv1alpha1.ReasonSucceeded,
+				},
+			},
 		}
 	}
 	// failedWith records n consecutive failures with reason, the last at t0,

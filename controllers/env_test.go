@@ -95,8 +95,10 @@ func (e *env) createTokenRequest(name string, provider string, creds string, mut
 	tr := &tokensyncv1alpha1.TokenRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns},
 		Spec: tokensyncv1alpha1.TokenRequestSpec{
-			Provider:             tokensyncv1alpha1.Provider(provider),
-			Endpoint:             e.fake.URL(),
+			LoginSpec: tokensyncv1alpha1.LoginSpec{
+				Provider: tokensyncv1alpha1.Provider(provider),
+				Endpoint: e.fake.URL(),
+			},
 			CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: creds},
 		},
 	}

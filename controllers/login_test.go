@@ -914,7 +914,10 @@ func TestEndpointPolicyJudgesTheLoginURL(t *testing.T) {
 		tr := &tokensyncv1alpha1.TokenRequest{
 			ObjectMeta: metav1.ObjectMeta{Name: "escape", Namespace: e.ns},
 			Spec: tokensyncv1alpha1.TokenRequestSpec{
-				Provider: "http", CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "http-creds"},
+				LoginSpec: tokensyncv1alpha1.LoginSpec{
+					Provider: "http",
+				},
+				CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "http-creds"},
 			},
 		}
 		withPath(e.fake.URL()+providertest.AMLPath, path)(tr)
@@ -1037,7 +1040,10 @@ func TestHostileEndpointsRefusedBeforeAnyRequest(t *testing.T) {
 		obj := &tokensyncv1alpha1.TokenRequest{
 			ObjectMeta: metav1.ObjectMeta{Name: c.name, Namespace: "default"},
 			Spec: tokensyncv1alpha1.TokenRequestSpec{
-				Provider: tokensyncv1alpha1.Provider(c.provider), Endpoint: c.endpoint,
+				LoginSpec: tokensyncv1alpha1.LoginSpec{
+					Provider: tokensyncv1alpha1.Provider(c.provider),
+					Endpoint: c.endpoint,
+				},
 				CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "creds"},
 			},
 		}

@@ -25,7 +25,7 @@ const annotationSettingsDigest = "tokensync.io/settings-digest"
 // plain SHA-256: settings come from the spec and hold no secret (the
 // credentials stay in their Secret). encoding/json writes struct fields in
 // order and map keys sorted, so equal settings give equal digests.
-func providerSettings(spec *tokensyncv1alpha1.TokenRequestSpec) ([]byte, string) {
+func providerSettings(spec *tokensyncv1alpha1.LoginSpec) ([]byte, string) {
 	block := spec.ProviderSettings()
 	if block == nil {
 		return nil, ""

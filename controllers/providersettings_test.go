@@ -49,7 +49,7 @@ func partnerAsHTTP() *tokensyncv1alpha1.HTTPSettings {
 }
 
 func TestProviderSettings(t *testing.T) {
-	spec := tokensyncv1alpha1.TokenRequestSpec{Provider: "http", HTTP: amlAsHTTP()}
+	spec := tokensyncv1alpha1.LoginSpec{Provider: "http", HTTP: amlAsHTTP()}
 	data, digest := providerSettings(&spec)
 	again, digestAgain := providerSettings(spec.DeepCopy())
 	if len(data) == 0 || !strings.HasPrefix(digest, "sha256:") || digest != digestAgain || string(data) != string(again) {
@@ -59,7 +59,7 @@ func TestProviderSettings(t *testing.T) {
 	if _, changed := providerSettings(&spec); changed == digest {
 		t.Error("a new body field leaves the digest as it was")
 	}
-	for _, other := range []tokensyncv1alpha1.TokenRequestSpec{
+	for _, other := range []tokensyncv1alpha1.LoginSpec{
 		{Provider: "partner"},
 		{Provider: "aml", HTTP: amlAsHTTP()}, // refused at admission; ignored here
 		{Provider: "http"},                   // likewise
@@ -68,7 +68,7 @@ func TestProviderSettings(t *testing.T) {
 			t.Errorf("%s: settings %s, digest %q", other.Provider, data, digest)
 		}
 	}
-	oauth2 := tokensyncv1alpha1.TokenRequestSpec{Provider: "oauth2", OAuth2: &tokensyncv1alpha1.OAuth2Settings{ClientAuth: "basic"}}
+	oauth2 := tokensyncv1alpha1.LoginSpec{Provider: "oauth2", OAuth2: &tokensyncv1alpha1.OAuth2Settings{ClientAuth: "basic"}}
 	if data, _ := providerSettings(&oauth2); string(data) != `{"clientAuth":"basic"}` {
 		t.Errorf("oauth2 settings %s", data)
 	}
@@ -79,7 +79,7 @@ func TestConfigure(t *testing.T) {
 	creds := providers.Credentials{"email": []byte("e"), "password": []byte("p"), "note": []byte("unrelated")}
 
 	o := &snapshot{reg: registry["http"]}
-	data, _ := providerSettings(&tokensyncv1alpha1.TokenRequestSpec{Provider: "http", HTTP: amlAsHTTP()})
+	data, _ := providerSettings(&tokensyncv1alpha1.LoginSpec{Provider: "http", HTTP: amlAsHTTP()})
 	configure(o, data)
 	if o.settingsErr != nil || o.provider == registry["http"].Provider {
 		t.Fatalf("configure: %v", o.settingsErr)
@@ -90,7 +90,7 @@ func TestConfigure(t *testing.T) {
 
 	bad := amlAsHTTP()
 	bad.Headers["X-Key"] = "{{ printf \"%d\" 1 }}"
-	data, _ = providerSettings(&tokensyncv1alpha1.TokenRequestSpec{Provider: "http", HTTP: bad})
+	data, _ = providerSettings(&tokensyncv1alpha1.LoginSpec{Provider: "http", HTTP: bad})
 	configure(o, data)
 	if providers.KindOf(o.settingsErr) != providers.InvalidTemplate || !strings.Contains(o.settingsErr.Error(), `spec.http.headers["X-Key"]`) {
 		t.Errorf("settingsErr = %v", o.settingsErr)
@@ -171,7 +171,7 @@ func TestHTTPLoginLikeBuiltIns(t *testing.T) {
 		if !slices.Equal(slices.Sorted(maps.Keys(sb.Data)), slices.Sorted(maps.Keys(sh.Data))) || len(sh.Data["token"]) < 20 {
 			t.Errorf("%s keys %v, %s keys %v", pair.builtIn, keys(sb.Data), pair.asHTTP, keys(sh.Data))
 		}
-		_, digest := providerSettings(&got.Spec)
+		_, digest := providerSettings(&got.Spec.LoginSpec)
 		if sh.Annotations[annotationSettingsDigest] != digest || got.Status.LastAttempt.SettingsDigest != digest || digest == "" {
 			t.Errorf("%s: digest on the Secret %q, in the status %q, of the spec %q", pair.asHTTP,
 				sh.Annotations[annotationSettingsDigest], got.Status.LastAttempt.SettingsDigest, digest)

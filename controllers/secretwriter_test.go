@@ -198,9 +198,12 @@ func TestAPIServerOutage(t *testing.T) {
 		return &tokensyncv1alpha1.TokenRequest{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 			Spec: tokensyncv1alpha1.TokenRequestSpec{
-				Provider: providertest.Partner, Endpoint: fake.URL(),
+				LoginSpec: tokensyncv1alpha1.LoginSpec{
+					Provider:      providertest.Partner,
+					Endpoint:      fake.URL(),
+					RefreshBefore: &metav1.Duration{Duration: 10 * time.Second},
+				},
 				CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "creds"},
-				RefreshBefore:        &metav1.Duration{Duration: 10 * time.Second},
 			},
 		}
 	}

@@ -31,7 +31,7 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *snapshot, f fail
 	)
 	before := tr.Status.DeepCopy()
 	if err := r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
-		*st, retryAt, stopped = afterFailure(*st, &o.observation, f, now, jitter)
+		st.TokenStatus, retryAt, stopped = afterFailure(st.TokenStatus, &o.observation, f, now, jitter)
 	}); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -52,7 +52,8 @@ func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *snapshot, h 
 	now := r.now()
 	var warning string
 	err := r.updateStatus(ctx, o.tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
-		*st, warning = afterSuccess(*st, &o.observation, h, now)
+		st.TokenStatus, warning = afterSuccess(st.TokenStatus, &o.observation, h, now)
+		st.RolloutRestarts = h.restarts
 	})
 	if err == nil && warning != "" {
 		r.Recorder.Eventf(o.tr, nil, corev1.EventTypeWarning, "ShortRefreshWindow", "Refresh", "%s", warning)

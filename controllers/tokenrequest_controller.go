@@ -208,7 +208,7 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 		RefreshBefore: refreshBeforeOf(tr),
 		SecretName:    tr.TargetSecretName(),
 		Force:         tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh],
-		Status:        tr.Status,
+		Status:        tr.Status.TokenStatus,
 		Suspended:     tr.Spec.Suspend,
 		Pending:       rem.pending,
 	}
@@ -218,7 +218,7 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 		}
 	}
 	var settings []byte
-	settings, o.SettingsDigest = providerSettings(&tr.Spec)
+	settings, o.SettingsDigest = providerSettings(&tr.Spec.LoginSpec)
 	configure(o, settings)
 	if known {
 		o.endpointErr = r.checkEndpoint(o)
@@ -393,9 +393,9 @@ func (r *TokenRequestReconciler) suspend(ctx context.Context, o *snapshot, d dec
 	if err := r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
 		st.ObservedGeneration = tr.Generation
 		st.NextRefreshTime = nil
-		setCondition(st, tr.Generation, now, tokensyncv1alpha1.ConditionReady, status, tokensyncv1alpha1.ReasonSuspended, message)
-		removeCondition(st, tokensyncv1alpha1.ConditionStalled)
-		removeCondition(st, tokensyncv1alpha1.ConditionReconciling)
+		setCondition(&st.TokenStatus, tr.Generation, now, tokensyncv1alpha1.ConditionReady, status, tokensyncv1alpha1.ReasonSuspended, message)
+		removeCondition(&st.TokenStatus, tokensyncv1alpha1.ConditionStalled)
+		removeCondition(&st.TokenStatus, tokensyncv1alpha1.ConditionReconciling)
 	}); err != nil {
 		return ctrl.Result{}, err
 	}

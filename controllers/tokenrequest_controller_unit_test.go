@@ -76,7 +76,10 @@ func newUnitEnv(t *testing.T) *unitEnv {
 	tr := &tokensyncv1alpha1.TokenRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: "tr", Namespace: "ns", UID: "uid-1", Generation: 1},
 		Spec: tokensyncv1alpha1.TokenRequestSpec{
-			Provider: "aml", CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "creds"},
+			LoginSpec: tokensyncv1alpha1.LoginSpec{
+				Provider: "aml",
+			},
+			CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: "creds"},
 		},
 	}
 	creds := &corev1.Secret{

@@ -148,22 +148,24 @@ func containsWord(text, word string) bool {
 func TestSettingsBlocksAgreeWithRegistry(t *testing.T) {
 	hour := metav1.Duration{Duration: time.Hour}
 	full := tokensyncv1alpha1.TokenRequestSpec{
-		OAuth2: &tokensyncv1alpha1.OAuth2Settings{
-			Scopes:          []tokensyncv1alpha1.OAuth2Scope{"read", "write"},
-			Parameters:      map[string]tokensyncv1alpha1.OAuth2ParameterValue{"audience": "https://api.example.com"},
-			ClientAuth:      "post",
-			DefaultLifetime: &hour,
-		},
-		HTTP: &tokensyncv1alpha1.HTTPSettings{
-			Method:  "PUT",
-			Path:    "/login",
-			Headers: map[string]tokensyncv1alpha1.Template{"Accept": "application/json"},
-			Body:    &tokensyncv1alpha1.HTTPBody{Format: "form", Fields: map[string]tokensyncv1alpha1.Template{"user": "{{ .user }}"}},
-			Token:   tokensyncv1alpha1.HTTPToken{JSONPointer: "/token"},
-			Expiry: tokensyncv1alpha1.HTTPExpiry{
-				FromJWT: true, JSONPointer: "/expires_in", Format: "SecondsFromNow", Lifetime: &hour,
+		LoginSpec: tokensyncv1alpha1.LoginSpec{
+			OAuth2: &tokensyncv1alpha1.OAuth2Settings{
+				Scopes:          []tokensyncv1alpha1.OAuth2Scope{"read", "write"},
+				Parameters:      map[string]tokensyncv1alpha1.OAuth2ParameterValue{"audience": "https://api.example.com"},
+				ClientAuth:      "post",
+				DefaultLifetime: &hour,
 			},
-			Success: &tokensyncv1alpha1.HTTPSuccess{JSONPointer: "/status", Equals: "ok"},
+			HTTP: &tokensyncv1alpha1.HTTPSettings{
+				Method:  "PUT",
+				Path:    "/login",
+				Headers: map[string]tokensyncv1alpha1.Template{"Accept": "application/json"},
+				Body:    &tokensyncv1alpha1.HTTPBody{Format: "form", Fields: map[string]tokensyncv1alpha1.Template{"user": "{{ .user }}"}},
+				Token:   tokensyncv1alpha1.HTTPToken{JSONPointer: "/token"},
+				Expiry: tokensyncv1alpha1.HTTPExpiry{
+					FromJWT: true, JSONPointer: "/expires_in", Format: "SecondsFromNow", Lifetime: &hour,
+				},
+				Success: &tokensyncv1alpha1.HTTPSuccess{JSONPointer: "/status", Equals: "ok"},
+			},
 		},
 	}
 	// Every field set, so that a field a provider does not know shows; the

@@ -48,9 +48,10 @@ const (
 	SecretKeyExpiresAt = "expiresAt"
 )
 
-// TokenRequestSpec says which provider to log in to, with which credentials,
-// and where to keep the token.
-type TokenRequestSpec struct {
+// LoginSpec is what a TokenRequest and a ClusterTokenRequest share: the
+// provider to log in to, and the shape and life of the Secret the token is
+// kept in.
+type LoginSpec struct {
 	// The admission rules that name providers (spec.endpoint required for
 	// those without a default, each settings block required for its
 	// provider and allowed for no other) are generated from the providers'
@@ -73,19 +74,6 @@ type TokenRequestSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^https?://') || (isURL(self) && size(url(self).getHostname()) > 0)",message="spec.endpoint must be a valid URL with a host name, e.g. https://api.example.com"
 	Endpoint string `json:"endpoint,omitempty"`
 
-	// CredentialsSecretRef names the Secret, in the TokenRequest's namespace,
-	// that holds the login credentials; the keys each provider reads are
-	// listed under spec.provider.
-	// +required
-	CredentialsSecretRef SecretReference `json:"credentialsSecretRef"`
-
-	// SecretName is the target Secret the token is written to, in the
-	// TokenRequest's namespace. Defaults to the TokenRequest's name.
-	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-	SecretName string `json:"secretName,omitempty"`
-
 	// RefreshBefore is how long before expiry the token is refreshed, at least
 	// 10s, honoured up to half the token's lifetime; refreshes of tokens
 	// issued together are spread up to half this window earlier. Unset, the
@@ -105,6 +93,50 @@ type TokenRequestSpec struct {
 	// +optional
 	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
 
+	// Suspend stops every login and every write to the target Secret and the
+	// restart targets while true; force-refresh and a deleted Secret wait too.
+	// Setting it back to false acts at once.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// DeletionPolicy says what happens to the target Secret (each of them,
+	// for a ClusterTokenRequest) when the TokenRequest is deleted: Delete
+	// (the default: the Secret is owned by the TokenRequest and goes with
+	// it) or Retain (the Secret carries no owner reference and stays, so that
+	// a GitOps prune or a re-create does not cut a running app off; a
+	// TokenRequest of the same name adopts it). A ClusterTokenRequest applies
+	// it also to the Secret of a namespace that stops being selected.
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// OAuth2 configures provider oauth2; only allowed with it.
+	// +optional
+	OAuth2 *OAuth2Settings `json:"oauth2,omitempty"`
+
+	// HTTP describes the login of provider http; only allowed with it.
+	// +optional
+	HTTP *HTTPSettings `json:"http,omitempty"`
+}
+
+// TokenRequestSpec says which provider to log in to, with which credentials,
+// and where to keep the token.
+type TokenRequestSpec struct {
+	LoginSpec `json:",inline"`
+
+	// CredentialsSecretRef names the Secret, in the TokenRequest's namespace,
+	// that holds the login credentials; the keys each provider reads are
+	// listed under spec.provider.
+	// +required
+	CredentialsSecretRef SecretReference `json:"credentialsSecretRef"`
+
+	// SecretName is the target Secret the token is written to, in the
+	// TokenRequest's namespace. Defaults to the TokenRequest's name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SecretName string `json:"secretName,omitempty"`
+
 	// RolloutRestartTargets are workloads in the TokenRequest's namespace
 	// restarted each time a new token is written (the pod-template annotation
 	// tokensync.io/restartedAt is set), for consumers that read the token once,
@@ -117,29 +149,6 @@ type TokenRequestSpec struct {
 	// +listMapKey=kind
 	// +listMapKey=name
 	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
-
-	// Suspend stops every login and every write to the target Secret and the
-	// restart targets while true; force-refresh and a deleted Secret wait too.
-	// Setting it back to false acts at once.
-	// +optional
-	Suspend bool `json:"suspend,omitempty"`
-
-	// DeletionPolicy says what happens to the target Secret when the
-	// TokenRequest is deleted: Delete (the default: the Secret is owned by
-	// the TokenRequest and goes with it) or Retain (the Secret carries no
-	// owner reference and stays, so that a GitOps prune or a re-create does
-	// not cut a running app off; a TokenRequest of the same name adopts it).
-	// +optional
-	// +kubebuilder:default=Delete
-	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
-
-	// OAuth2 configures provider oauth2; only allowed with it.
-	// +optional
-	OAuth2 *OAuth2Settings `json:"oauth2,omitempty"`
-
-	// HTTP describes the login of provider http; only allowed with it.
-	// +optional
-	HTTP *HTTPSettings `json:"http,omitempty"`
 }
 
 // DeletionPolicy is what happens to the target Secret when its TokenRequest is deleted.
@@ -288,8 +297,9 @@ const (
 	ReasonUnsupportedProvider = "UnsupportedProvider"
 )
 
-// TokenRequestStatus is what the operator observed and did.
-type TokenRequestStatus struct {
+// TokenStatus is what a TokenRequest and a ClusterTokenRequest record of
+// their token: the operator's observations and its last login attempt.
+type TokenStatus struct {
 	// Conditions: Ready, with a reason naming the cause when False.
 	// +optional
 	// +listType=map
@@ -326,19 +336,24 @@ type TokenRequestStatus struct {
 	// +optional
 	LastForceRefresh string `json:"lastForceRefresh,omitempty"`
 
-	// RolloutRestarts is the state of each spec.rolloutRestartTargets entry.
-	// +optional
-	// +listType=map
-	// +listMapKey=kind
-	// +listMapKey=name
-	RolloutRestarts []RolloutRestartStatus `json:"rolloutRestarts,omitempty"`
-
 	// LastAttempt is what the last login attempt was made with and how it
 	// ended. After a failure only a change that could fix it (the credentials'
 	// content, spec.provider, spec.endpoint or the provider settings, a new
 	// force-refresh value) retries before the backoff ends.
 	// +optional
 	LastAttempt *LoginAttempt `json:"lastAttempt,omitempty"`
+}
+
+// TokenRequestStatus is what the operator observed and did.
+type TokenRequestStatus struct {
+	TokenStatus `json:",inline"`
+
+	// RolloutRestarts is the state of each spec.rolloutRestartTargets entry.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	RolloutRestarts []RolloutRestartStatus `json:"rolloutRestarts,omitempty"`
 }
 
 // RolloutRestartStatus is what tokensync did with one restart target.

@@ -27,8 +27,8 @@ package v1alpha1
 // +kubebuilder:validation:Enum=aml;amplifi;partner;oauth2;http
 type Provider string
 
-// providerRules holds the admission rules of TokenRequestSpec that name
-// providers, generated from their registrations. TokenRequestSpec embeds
+// providerRules holds the admission rules of LoginSpec that name
+// providers, generated from their registrations. LoginSpec embeds
 // it, a type without fields, for its rules: controller-gen lifts the rules
 // of an embedded type onto the type that embeds it.
 //
@@ -42,7 +42,7 @@ type providerRules struct{}
 // ProviderSettings returns the settings block of the spec's provider, for
 // a provider its TokenRequest configures (spec.<provider>); nil for the
 // other providers, and when the block is unset.
-func (s *TokenRequestSpec) ProviderSettings() any {
+func (s *LoginSpec) ProviderSettings() any {
 	switch s.Provider {
 	case "oauth2":
 		if s.OAuth2 != nil {

@@ -65,20 +65,22 @@ func (p plainClient) issue(ctx context.Context, tr *tokensyncv1alpha1.TokenReque
 	}
 	next := metav1.NewTime(expires.Add(-5 * time.Minute))
 	tr.Status = tokensyncv1alpha1.TokenRequestStatus{
-		ObservedGeneration: tr.Generation,
-		SecretName:         s.Name,
-		ExpiresAt:          &metav1.Time{Time: expires},
-		LastRefreshTime:    &metav1.Time{Time: now},
-		NextRefreshTime:    &next,
-		LastAttempt: &tokensyncv1alpha1.LoginAttempt{
-			Time: metav1.NewTime(now), Provider: string(tr.Spec.Provider), Endpoint: tr.Spec.Endpoint,
-			CredentialsVersion: creds.ResourceVersion, Result: tokensyncv1alpha1.ReasonSucceeded,
+		TokenStatus: tokensyncv1alpha1.TokenStatus{
+			ObservedGeneration: tr.Generation,
+			SecretName:         s.Name,
+			ExpiresAt:          &metav1.Time{Time: expires},
+			LastRefreshTime:    &metav1.Time{Time: now},
+			NextRefreshTime:    &next,
+			LastAttempt: &tokensyncv1alpha1.LoginAttempt{
+				Time: metav1.NewTime(now), Provider: string(tr.Spec.Provider), Endpoint: tr.Spec.Endpoint,
+				CredentialsVersion: creds.ResourceVersion, Result: tokensyncv1alpha1.ReasonSucceeded,
+			},
+			Conditions: []metav1.Condition{{
+				Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensyncv1alpha1.ReasonTokenIssued,
+				Message:            fmt.Sprintf("Secret %s holds a valid token until %s", s.Name, expires.Format(time.RFC3339)),
+				ObservedGeneration: tr.Generation, LastTransitionTime: metav1.NewTime(now),
+			}},
 		},
-		Conditions: []metav1.Condition{{
-			Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensyncv1alpha1.ReasonTokenIssued,
-			Message:            fmt.Sprintf("Secret %s holds a valid token until %s", s.Name, expires.Format(time.RFC3339)),
-			ObservedGeneration: tr.Generation, LastTransitionTime: metav1.NewTime(now),
-		}},
 	}
 	if err := p.c.Status().Update(ctx, tr); err != nil {
 		return fmt.Errorf("update status: %w", err)

@@ -73,8 +73,10 @@ func (b batch) tokenRequest(i int) *tokensyncv1alpha1.TokenRequest {
 	tr := &tokensyncv1alpha1.TokenRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: b.name(i), Namespace: b.ns},
 		Spec: tokensyncv1alpha1.TokenRequestSpec{
-			Provider:             tokensyncv1alpha1.Provider(b.provider),
-			Endpoint:             b.endpoints[i%len(b.endpoints)],
+			LoginSpec: tokensyncv1alpha1.LoginSpec{
+				Provider: tokensyncv1alpha1.Provider(b.provider),
+				Endpoint: b.endpoints[i%len(b.endpoints)],
+			},
 			CredentialsSecretRef: tokensyncv1alpha1.SecretReference{Name: b.credentialsName(i)},
 		},
 	}

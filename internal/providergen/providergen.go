@@ -33,7 +33,7 @@ const (
 	FakesFile = "providers/providertest/zz_generated.fakes.go"
 	// BuiltinFile holds the one list of registrations.
 	BuiltinFile = "providers/builtin/builtin.go"
-	// APIDir holds TokenRequestSpec, whose fields include the settings blocks.
+	// APIDir holds LoginSpec, whose fields include the settings blocks.
 	APIDir = "api/v1alpha1"
 )
 
@@ -61,7 +61,7 @@ func (p Provider) FakePackage() string {
 var validName = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
 
 // Check says what is wrong with a list of providers before anything is
-// generated from it. blocks are TokenRequestSpec's fields, JSON name to Go
+// generated from it. blocks are LoginSpec's fields, JSON name to Go
 // name (SpecFields).
 func Check(provs []Provider, blocks map[string]string) error {
 	var errs []error
@@ -91,7 +91,7 @@ func Check(provs []Provider, blocks map[string]string) error {
 		_, hasBlock := blocks[p.Name]
 		switch configurable := p.Configurable(); {
 		case configurable && !hasBlock:
-			errs = append(errs, fmt.Errorf("%s is configured by its TokenRequest (providers.Configurable): give TokenRequestSpec its settings block, a field with JSON name %q (%s/tokenrequest_types.go, its types in provider_settings_types.go)", where, p.Name, APIDir))
+			errs = append(errs, fmt.Errorf("%s is configured by its TokenRequest (providers.Configurable): give LoginSpec its settings block, a field with JSON name %q (%s/tokenrequest_types.go, its types in provider_settings_types.go)", where, p.Name, APIDir))
 		case configurable && strings.TrimSpace(p.SettingsHint) == "":
 			errs = append(errs, fmt.Errorf("%s is configured by its TokenRequest: set SettingsHint, which the admission message requiring spec.%s quotes", where, p.Name))
 		case !configurable && p.SettingsHint != "":
@@ -102,9 +102,10 @@ func Check(provs []Provider, blocks map[string]string) error {
 }
 
 // API renders APIFile: type Provider with its enum and documentation, the
-// zero-size type providerRules whose admission rules TokenRequestSpec
-// embeds, and TokenRequestSpec.ProviderSettings. blocks are
-// TokenRequestSpec's fields, JSON name to Go name.
+// zero-size type providerRules whose admission rules LoginSpec embeds (and
+// with it TokenRequestSpec and ClusterTokenRequestSpec), and
+// LoginSpec.ProviderSettings. blocks are LoginSpec's fields, JSON name to
+// Go name.
 func API(provs []Provider, blocks map[string]string) ([]byte, error) {
 	if err := Check(provs, blocks); err != nil {
 		return nil, err
@@ -120,8 +121,8 @@ func API(provs []Provider, blocks map[string]string) ([]byte, error) {
 	}
 	b.WriteString("//\n// +kubebuilder:validation:Enum=" + strings.Join(names, ";") + "\ntype Provider string\n\n")
 
-	b.WriteString(`// providerRules holds the admission rules of TokenRequestSpec that name
-// providers, generated from their registrations. TokenRequestSpec embeds
+	b.WriteString(`// providerRules holds the admission rules of LoginSpec that name
+// providers, generated from their registrations. LoginSpec embeds
 // it, a type without fields, for its rules: controller-gen lifts the rules
 // of an embedded type onto the type that embeds it.
 //
@@ -134,7 +135,7 @@ func API(provs []Provider, blocks map[string]string) ([]byte, error) {
 	b.WriteString(`// ProviderSettings returns the settings block of the spec's provider, for
 // a provider its TokenRequest configures (spec.<provider>); nil for the
 // other providers, and when the block is unset.
-func (s *TokenRequestSpec) ProviderSettings() any {
+func (s *LoginSpec) ProviderSettings() any {
 	switch s.Provider {
 `)
 	for _, p := range provs {
@@ -336,7 +337,7 @@ func RegistrationPackages(builtin string) ([]string, error) {
 
 func nodeKind(e ast.Expr) string { return reflect.TypeOf(e).Elem().Name() }
 
-// SpecFields reads TokenRequestSpec in the Go files of dir (not generated
+// SpecFields reads LoginSpec in the Go files of dir (not generated
 // ones, not tests) and returns its fields, JSON name to Go name.
 func SpecFields(dir string) (map[string]string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
@@ -360,7 +361,7 @@ func SpecFields(dir string) (map[string]string, error) {
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			ts, ok := n.(*ast.TypeSpec)
-			if !ok || ts.Name.Name != "TokenRequestSpec" {
+			if !ok || ts.Name.Name != "LoginSpec" {
 				return true
 			}
 			st, ok := ts.Type.(*ast.StructType)
@@ -382,7 +383,7 @@ func SpecFields(dir string) (map[string]string, error) {
 		})
 	}
 	if fields == nil {
-		return nil, fmt.Errorf("%s: no type TokenRequestSpec struct", dir)
+		return nil, fmt.Errorf("%s: no type LoginSpec struct", dir)
 	}
 	return fields, nil
 }

@@ -133,7 +133,7 @@ func TestFakes(t *testing.T) {
 }
 
 // TestTheTree reads the files the generator reads: the registration list,
-// TokenRequestSpec's settings blocks and the fakes, as make generate does.
+// LoginSpec's settings blocks and the fakes, as make generate does.
 func TestTheTree(t *testing.T) {
 	root := filepath.Join("..", "..")
 	pkgs, err := RegistrationPackages(filepath.Join(root, BuiltinFile))
