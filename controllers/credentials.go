@@ -21,9 +21,8 @@ import (
 // only when its values are needed: to log in, or to fingerprint a version
 // of it not seen before. allowed is false, and no value returned, when the
 // Secret may not be used as credentials (credentialsAllowed).
-func (r *TokenRequestReconciler) readCredentials(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (creds providers.Credentials, version string, allowed bool, err error) {
+func (r *TokenRequestReconciler) readCredentials(ctx context.Context, key types.NamespacedName) (creds providers.Credentials, version string, allowed bool, err error) {
 	s := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: tr.Namespace, Name: tr.Spec.CredentialsSecretRef.Name}
 	if err := r.APIReader.Get(ctx, key, s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, "", false, err
@@ -54,11 +53,10 @@ func (r *TokenRequestReconciler) credentialsAllowed(s metav1.Object) bool {
 // (the target Secret's, the last attempt's, memory's); otherwise the values
 // are read, once, from the API server.
 func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *snapshot) error {
-	tr := o.tr
-	name := tr.Spec.CredentialsSecretRef.Name
+	name := o.credentialsRef.Name
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := r.Credentials.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: name}, m)
+	err := r.Credentials.Get(ctx, o.credentialsRef, m)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -86,7 +84,7 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *snap
 	if c.Fingerprint != "" {
 		return nil
 	}
-	ck := credentialsKey{NamespacedName: types.NamespacedName{Namespace: tr.Namespace, Name: name}, provider: o.Provider, settings: o.SettingsDigest}
+	ck := credentialsKey{NamespacedName: o.credentialsRef, provider: o.Provider, settings: o.SettingsDigest}
 	if fp, ok := r.memory.credentialsFingerprint(ck, c.Version); ok {
 		c.Fingerprint = fp
 		return nil
@@ -96,7 +94,7 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *snap
 		// one is due, reads the credentials anyway.
 		return nil
 	}
-	creds, version, allowed, err := r.readCredentials(ctx, tr)
+	creds, version, allowed, err := r.readCredentials(ctx, o.credentialsRef)
 	if apierrors.IsNotFound(err) {
 		c.Found, c.Version = false, ""
 		return nil

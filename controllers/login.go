@@ -33,7 +33,8 @@ import (
 type loginAttempt struct {
 	key         types.NamespacedName
 	uid         types.UID
-	credentials string // the credentials Secret's name
+	kind        string // the controller's, for the gate
+	credentials types.NamespacedName
 	provider    providers.Provider
 	keys        providers.CredentialUser
 	// issued carries the provider's name, endpoint and settings digest;
@@ -48,22 +49,21 @@ type loginAttempt struct {
 // login checks what can be checked without a request and hands the login
 // to the gate.
 func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
-	tr := o.tr
 	if o.settingsErr != nil {
 		return r.failed(ctx, o, settingsFailure(o.settingsErr))
 	}
 	if o.endpointErr != nil {
-		return r.failed(ctx, o, providerFailure(tr, o.endpointErr))
+		return r.failed(ctx, o, providerFailureFor(o.credentialsRef.Name, o.endpointErr))
 	}
 	if o.Credentials.Found && !o.Credentials.Allowed {
-		return r.failed(ctx, o, credentialsNotAllowed(tr))
+		return r.failed(ctx, o, credentialsNotAllowed(o.credentialsRef.Name))
 	}
 	if d.ProbeWrite {
 		// The last write was refused: ask the API server (dry run) whether
 		// it would take one now before spending a login on it.
 		probe := &providers.Token{Value: "dry-run", ObtainedAt: o.Now, ExpiresAt: o.Now.Add(time.Hour)}
-		if _, err := r.writeSecret(ctx, o, o.target, func(s *corev1.Secret) { applyToken(s, issued{Token: probe}) }, true); err != nil {
-			return r.failed(ctx, o, writeFailure(o.SecretName, err))
+		if _, err := r.writeSecretOf(ctx, o.owner, o.targetKey, o.target, func(s *corev1.Secret) { applyToken(s, issued{Token: probe}) }, true); err != nil {
+			return r.failed(ctx, o, writeFailure(o.targetKey.Name, err))
 		}
 	}
 	var mustStartBy time.Time
@@ -71,7 +71,7 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d decis
 		mustStartBy = h.ExpiresAt.Add(-urgentMargin)
 	}
 	a := &loginAttempt{
-		key: client.ObjectKeyFromObject(tr), uid: tr.UID, credentials: tr.Spec.CredentialsSecretRef.Name,
+		key: o.key, uid: o.owner.obj.GetUID(), credentials: o.credentialsRef, kind: o.kind,
 		provider: o.provider, keys: o.keys(),
 		is:    issued{Provider: o.Provider, Endpoint: o.Endpoint, SettingsDigest: o.SettingsDigest},
 		creds: o.creds, force: o.Force, reason: d.Reason, message: d.Message,
@@ -79,7 +79,7 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d decis
 	if o.creds != nil {
 		a.is.CredentialsVersion, a.is.CredentialsFingerprint = o.Credentials.Version, o.Credentials.Fingerprint
 	}
-	r.gate.submit(&loginJob{who: a.key, endpoint: o.Endpoint, issuer: o.issuer(), mustStartBy: mustStartBy,
+	r.gate.submit(&loginJob{who: a.key, kind: o.kind, endpoint: o.Endpoint, issuer: o.issuer(), mustStartBy: mustStartBy,
 		run: func(ctx context.Context) { r.runLogin(ctx, a) }})
 	logf.FromContext(ctx).V(1).Info("Login handed over; its end reconciles again")
 	return ctrl.Result{}, nil
@@ -106,8 +106,7 @@ func (r *TokenRequestReconciler) checkEndpoint(o *snapshot) error {
 	return r.EndpointPolicy.Check(o.Provider, loginURL)
 }
 
-func credentialsNotAllowed(tr *tokensyncv1alpha1.TokenRequest) failure {
-	name := tr.Spec.CredentialsSecretRef.Name
+func credentialsNotAllowed(name string) failure {
 	return failure{
 		reason: tokensyncv1alpha1.ReasonCredentialsNotAllowed,
 		message: fmt.Sprintf("credentials Secret %q is not labelled %s: \"true\", so it may not be used as credentials (nothing was read or sent); "+
@@ -159,25 +158,23 @@ func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (*p
 	creds, is := a.creds, a.is
 	credsState := &credentialsState{Found: true, Allowed: true, Version: is.CredentialsVersion, Fingerprint: is.CredentialsFingerprint}
 	if creds == nil {
-		tr := &tokensyncv1alpha1.TokenRequest{}
-		tr.Namespace, tr.Name, tr.UID, tr.Spec.CredentialsSecretRef.Name = a.key.Namespace, a.key.Name, a.uid, a.credentials
 		var (
 			version string
 			allowed bool
 			err     error
 		)
-		creds, version, allowed, err = r.readCredentials(ctx, tr)
+		creds, version, allowed, err = r.readCredentials(ctx, a.credentials)
 		switch {
 		case apierrors.IsNotFound(err):
 			return nil, a.failure(failure{
 				reason: tokensyncv1alpha1.ReasonCredentialsNotFound,
 				message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
-					a.credentials, a.key.Namespace, a.keys.CredentialKeyNames()),
+					a.credentials.Name, a.credentials.Namespace, a.keys.CredentialKeyNames()),
 			}, &credentialsState{}), nil
 		case err != nil:
 			return nil, nil, err
 		case !allowed:
-			return nil, a.failure(credentialsNotAllowed(tr), &credentialsState{Found: true, Version: version}), nil
+			return nil, a.failure(credentialsNotAllowed(a.credentials.Name), &credentialsState{Found: true, Version: version}), nil
 		}
 		fp, err := r.fingerprints.credentials(ctx, a.keys.UsedCredentials(creds))
 		if err != nil {
@@ -188,14 +185,14 @@ func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (*p
 	}
 	if v, ok := a.provider.(providers.Validator); ok {
 		if err := v.Validate(creds); err != nil {
-			return nil, a.failure(providerFailureFor(a.credentials, err), credsState), nil
+			return nil, a.failure(providerFailureFor(a.credentials.Name, err), credsState), nil
 		}
 	}
 	start := r.now()
 	tok, err := a.provider.Login(ctx, is.Endpoint, creds)
 	loginDuration.WithLabelValues(is.Provider).Observe(r.now().Sub(start).Seconds())
 	if err != nil {
-		f := providerFailureFor(a.credentials, err)
+		f := providerFailureFor(a.credentials.Name, err)
 		if ctx.Err() == nil {
 			loginsTotal.WithLabelValues(is.Provider, f.reason).Inc()
 		}
@@ -219,11 +216,7 @@ func (a *loginAttempt) failure(f failure, creds *credentialsState) *failedLogin 
 	return &failedLogin{failure: f, provider: a.is.Provider, endpoint: a.is.Endpoint, settingsDigest: a.is.SettingsDigest}
 }
 
-// providerFailure maps a provider error to a failure.
-func providerFailure(tr *tokensyncv1alpha1.TokenRequest, err error) failure {
-	return providerFailureFor(tr.Spec.CredentialsSecretRef.Name, err)
-}
-
+// providerFailureFor maps a provider error to a failure.
 func providerFailureFor(credentialsSecret string, err error) failure {
 	kind := providers.KindOf(err)
 	msg := err.Error()

@@ -82,6 +82,9 @@ type loginJob struct {
 	// run logs in and records the result where the next reconcile finds
 	// it. It must return: the provider's own timeout bounds it.
 	run func(ctx context.Context)
+	// kind names the controller whose done reconciles who ("": the
+	// TokenRequest controller).
+	kind string
 
 	// Set by the gate.
 	host      string
@@ -114,8 +117,9 @@ const (
 type loginGate struct {
 	limits LoginLimits
 	clock  clock.WithDelayedExecution
-	// done, when set, reconciles a TokenRequest whose login ended.
-	done func(types.NamespacedName)
+	// done reconciles an object whose login ended, by the kind of its
+	// controller (see start).
+	done map[string]func(types.NamespacedName)
 	// goFunc starts the login of who; tests start it when they choose.
 	goFunc func(who types.NamespacedName, run func())
 
@@ -148,11 +152,16 @@ func newLoginGate(limits LoginLimits, clk clock.WithDelayedExecution) *loginGate
 }
 
 // start gives the gate the context its logins run in (the controller's: a
-// manager that stops cancels them) and what to call when one ends.
-func (g *loginGate) start(ctx context.Context, done func(types.NamespacedName)) {
+// manager that stops cancels them) and what to call when a login of the
+// controller of kind ends.
+func (g *loginGate) start(ctx context.Context, kind string, done func(types.NamespacedName)) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.ctx, g.done = ctx, done
+	g.ctx = ctx
+	if g.done == nil {
+		g.done = map[string]func(types.NamespacedName){}
+	}
+	g.done[kind] = done
 }
 
 // inFlight reports whether a login of who is queued, admitted or running,
@@ -330,7 +339,7 @@ func (g *loginGate) finish(j *loginJob) {
 		delete(g.jobs, j.who)
 	}
 	launch := g.release(j)
-	done, cancelled, stopping := g.done, j.cancelled, g.ctx.Err() != nil
+	done, cancelled, stopping := g.done[j.kind], j.cancelled, g.ctx.Err() != nil
 	g.mu.Unlock()
 	g.launch(launch)
 	if done != nil && !cancelled && !stopping {

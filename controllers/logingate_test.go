@@ -34,7 +34,7 @@ func newGateHarness(limits LoginLimits) *gateHarness {
 	h := &gateHarness{clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), started: map[types.NamespacedName]func(){}}
 	h.g = newLoginGate(limits, h.clock)
 	h.g.goFunc = func(who types.NamespacedName, run func()) { h.started[who] = run }
-	h.g.start(context.Background(), func(who types.NamespacedName) { h.done = append(h.done, who) })
+	h.g.start(context.Background(), "", func(who types.NamespacedName) { h.done = append(h.done, who) })
 	return h
 }
 

@@ -31,13 +31,17 @@ type remembered struct {
 	uid types.UID
 	// touched is when the entry was last written; see sweep.
 	touched time.Time
-	// secretName and secretRV: the target Secret as tokensync last wrote it.
-	secretName, secretRV string
+	// secretName and secretRV: the target Secret as tokensync last wrote it
+	// (secretNamespace: for a ClusterTokenRequest, the namespace of the
+	// last of its Secrets written).
+	secretNamespace, secretName, secretRV string
 	// statusRV: the TokenRequest as tokensync last wrote its status.
 	statusRV string
 	// unwrittenStatus: a status whose write failed.
 	unwrittenStatus *tokensyncv1alpha1.TokenRequestStatus
-	pending         *pendingToken
+	// unwrittenClusterStatus: the same, of a ClusterTokenRequest.
+	unwrittenClusterStatus *tokensyncv1alpha1.ClusterTokenRequestStatus
+	pending                *pendingToken
 	// loginFailed: a login that failed, not yet recorded in the status.
 	loginFailed *failedLogin
 	// loginErr: a login could not be made for a reason of tokensync's own
@@ -117,7 +121,7 @@ func (m *memory) sweep(now time.Time) {
 		if e.pending != nil && e.pending.issued.Token != nil && !now.Before(e.pending.issued.Token.ExpiresAt) {
 			e.pending = nil // no use any more, and a token held for nothing
 		}
-		if e.pending == nil && e.unwrittenStatus == nil && e.loginFailed == nil && e.loginErr == nil && now.Sub(e.touched) > settleAfter {
+		if e.pending == nil && e.unwrittenStatus == nil && e.unwrittenClusterStatus == nil && e.loginFailed == nil && e.loginErr == nil && now.Sub(e.touched) > settleAfter {
 			delete(m.requests, key)
 		}
 	}

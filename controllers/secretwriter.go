@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,6 +28,26 @@ import (
 
 var errSecretConflict = errors.New("secret exists and is not controlled by this TokenRequest")
 
+// secretOwner is what a target Secret belongs to: a TokenRequest, or a
+// ClusterTokenRequest (the same Secret in each namespace it selects).
+type secretOwner struct {
+	obj  client.Object
+	spec *tokensyncv1alpha1.LoginSpec
+	// retainKey names the annotation that marks a Secret retained by it
+	// (deletionPolicy Retain), whose value is its name.
+	retainKey string
+	// remember records tokensync's own write of a Secret (nil: nothing to record).
+	remember func(*corev1.Secret)
+}
+
+// ownerOf is a TokenRequest as the owner of its target Secret.
+func (r *TokenRequestReconciler) ownerOf(tr *tokensyncv1alpha1.TokenRequest) secretOwner {
+	return secretOwner{obj: tr, spec: &tr.Spec.LoginSpec, retainKey: tokensyncv1alpha1.AnnotationOwner,
+		remember: func(s *corev1.Secret) {
+			r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) { e.secretName, e.secretRV = s.Name, s.ResourceVersion })
+		}}
+}
+
 // writeSecret creates or updates the target Secret: mutate puts the token
 // on it, then spec.secretTemplate (data, labels, annotations) and the
 // ownership deletionPolicy asks for are applied. Nothing is written when
@@ -36,7 +58,11 @@ var errSecretConflict = errors.New("secret exists and is not controlled by this 
 // Secret's resourceVersion; a template that does not render is a
 // *templateError, and nothing is written.
 func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *snapshot, existing *corev1.Secret, mutate func(*corev1.Secret), dryRun bool) (string, error) {
-	tr := o.tr
+	return r.writeSecretOf(ctx, r.ownerOf(o.tr), types.NamespacedName{Namespace: o.tr.Namespace, Name: o.SecretName}, existing, mutate, dryRun)
+}
+
+// writeSecretOf is writeSecret for any owner, of the Secret key.
+func (r *TokenRequestReconciler) writeSecretOf(ctx context.Context, ow secretOwner, key types.NamespacedName, existing *corev1.Secret, mutate func(*corev1.Secret), dryRun bool) (string, error) {
 	var opts []client.CreateOption
 	var uopts []client.UpdateOption
 	if dryRun {
@@ -45,15 +71,20 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *snapshot, e
 	build := func(base *corev1.Secret) (*corev1.Secret, error) {
 		s := base.DeepCopy()
 		mutate(s)
-		if err := applyTemplate(s, tr.Spec.SecretTemplate); err != nil {
+		if err := applyTemplate(s, ow.spec.SecretTemplate); err != nil {
 			return nil, err
 		}
-		return s, r.applyOwner(s, tr)
+		return s, ow.own(s, r.Scheme)
 	}
-	wantType := secretTypeOf(tr)
+	wantType := ow.secretType()
+	remember := func(s *corev1.Secret) {
+		if !dryRun && ow.remember != nil {
+			ow.remember(s)
+		}
+	}
 	if existing == nil {
 		s, err := build(&corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: o.SecretName, Namespace: tr.Namespace},
+			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace},
 			Type:       wantType,
 		})
 		if err != nil {
@@ -61,7 +92,7 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *snapshot, e
 		}
 		err = r.Create(ctx, s, opts...)
 		if err == nil {
-			r.rememberSecret(tr, s, dryRun)
+			remember(s)
 			return s.ResourceVersion, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
@@ -72,12 +103,12 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *snapshot, e
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), existing); err != nil {
 			return "", err
 		}
-		if !ownedBy(existing, tr) {
+		if !ow.owns(existing) {
 			return "", errSecretConflict
 		}
 	}
 	if typeOf(existing) != wantType && !dryRun {
-		return r.recreateSecret(ctx, o, existing, build, wantType)
+		return r.recreateSecret(ctx, ow, existing, build, wantType)
 	}
 	s := existing.DeepCopy()
 	first := true
@@ -86,7 +117,7 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *snapshot, e
 			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
 				return err
 			}
-			if !ownedBy(s, tr) {
+			if !ow.owns(s) {
 				return errSecretConflict
 			}
 		}
@@ -105,7 +136,7 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *snapshot, e
 			return err
 		}
 		*s = *want
-		r.rememberSecret(tr, s, dryRun)
+		remember(s)
 		return nil
 	})
 	return s.ResourceVersion, err
@@ -114,8 +145,7 @@ func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *snapshot, e
 // recreateSecret replaces a Secret whose type must change: delete (only
 // the version read) and create at once, with the same token, no login. If
 // the create is refused, the old Secret is put back as it was.
-func (r *TokenRequestReconciler) recreateSecret(ctx context.Context, o *snapshot, existing *corev1.Secret, build func(*corev1.Secret) (*corev1.Secret, error), wantType corev1.SecretType) (string, error) {
-	tr := o.tr
+func (r *TokenRequestReconciler) recreateSecret(ctx context.Context, ow secretOwner, existing *corev1.Secret, build func(*corev1.Secret) (*corev1.Secret, error), wantType corev1.SecretType) (string, error) {
 	s, err := build(existing)
 	if err != nil {
 		return "", err
@@ -135,30 +165,25 @@ func (r *TokenRequestReconciler) recreateSecret(ctx context.Context, o *snapshot
 		}
 		return "", fmt.Errorf("create Secret %q as type %s: %w", s.Name, wantType, err)
 	}
-	r.rememberSecret(tr, s, false)
-	r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "SecretRecreated", "Write",
-		"Secret %s was type %s and is now type %s: Kubernetes does not let a Secret's type change, so it was deleted and created again with the same token", s.Name, typeOf(existing), wantType)
+	if ow.remember != nil {
+		ow.remember(s)
+	}
+	r.Recorder.Eventf(ow.obj, nil, corev1.EventTypeNormal, "SecretRecreated", "Write",
+		"Secret %s/%s was type %s and is now type %s: Kubernetes does not let a Secret's type change, so it was deleted and created again with the same token", s.Namespace, s.Name, typeOf(existing), wantType)
 	return s.ResourceVersion, nil
 }
 
-// rememberSecret records tokensync's own last write of the target Secret.
-func (r *TokenRequestReconciler) rememberSecret(tr *tokensyncv1alpha1.TokenRequest, s *corev1.Secret, dryRun bool) {
-	if dryRun {
-		return
-	}
-	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) { e.secretName, e.secretRV = s.Name, s.ResourceVersion })
-}
-
-// applyOwner makes s owned as spec.deletionPolicy asks: Delete, a controller
-// owner reference (the Secret goes with the TokenRequest); Retain, no owner
-// reference at all and the TokenRequest's name in tokensync.io/owner, so
-// that neither garbage collection nor a foreground deletion (Argo CD's
-// default prune) can take the Secret, and no finalizer is needed.
-func (r *TokenRequestReconciler) applyOwner(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) error {
-	if tr.Spec.DeletionPolicy == tokensyncv1alpha1.DeletionPolicyRetain {
+// own makes s owned as spec.deletionPolicy asks: Delete, a controller
+// owner reference (the Secret goes with its owner; a namespaced Secret may
+// have a cluster-scoped owner); Retain, no owner reference at all and the
+// owner's name in its retain annotation, so that neither garbage collection
+// nor a foreground deletion (Argo CD's default prune) can take the Secret,
+// and no finalizer is needed.
+func (ow secretOwner) own(s *corev1.Secret, scheme *runtime.Scheme) error {
+	if ow.spec.DeletionPolicy == tokensyncv1alpha1.DeletionPolicyRetain {
 		var refs []metav1.OwnerReference
 		for _, ref := range s.OwnerReferences {
-			if ref.UID != tr.UID {
+			if ref.UID != ow.obj.GetUID() {
 				refs = append(refs, ref)
 			}
 		}
@@ -166,28 +191,33 @@ func (r *TokenRequestReconciler) applyOwner(s *corev1.Secret, tr *tokensyncv1alp
 		if s.Annotations == nil {
 			s.Annotations = map[string]string{}
 		}
-		s.Annotations[tokensyncv1alpha1.AnnotationOwner] = tr.Name
+		s.Annotations[ow.retainKey] = ow.obj.GetName()
 		return nil
 	}
-	delete(s.Annotations, tokensyncv1alpha1.AnnotationOwner)
-	return controllerutil.SetControllerReference(tr, s, r.Scheme)
+	delete(s.Annotations, ow.retainKey)
+	return controllerutil.SetControllerReference(ow.obj, s, scheme)
 }
 
-// ownedBy reports whether s is tr's target Secret: controlled by it, or,
-// without any controller, marked with its name (deletionPolicy Retain, or
-// retained by an earlier TokenRequest of the same name, which is adopted).
-func ownedBy(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) bool {
-	if metav1.IsControlledBy(s, tr) {
+// owns reports whether s is the owner's target Secret: controlled by it,
+// or, without any controller, marked with its name (deletionPolicy Retain,
+// or retained by an earlier owner of the same name, which is adopted).
+func (ow secretOwner) owns(s *corev1.Secret) bool {
+	if metav1.IsControlledBy(s, ow.obj) {
 		return true
 	}
 	return metav1.GetControllerOf(s) == nil &&
 		s.Labels[tokensyncv1alpha1.LabelManagedBy] == tokensyncv1alpha1.ManagedByValue &&
-		s.Annotations[tokensyncv1alpha1.AnnotationOwner] == tr.Name
+		s.Annotations[ow.retainKey] == ow.obj.GetName()
 }
 
-// secretTypeOf is the target Secret's type spec.secretTemplate asks for.
-func secretTypeOf(tr *tokensyncv1alpha1.TokenRequest) corev1.SecretType {
-	if t := tr.Spec.SecretTemplate; t != nil && t.Type != "" {
+// ownedBy reports whether s is tr's target Secret.
+func ownedBy(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) bool {
+	return secretOwner{obj: tr, retainKey: tokensyncv1alpha1.AnnotationOwner}.owns(s)
+}
+
+// secretType is the target Secret's type spec.secretTemplate asks for.
+func (ow secretOwner) secretType() corev1.SecretType {
+	if t := ow.spec.SecretTemplate; t != nil && t.Type != "" {
 		return t.Type
 	}
 	return corev1.SecretTypeOpaque
@@ -217,10 +247,9 @@ func (r *TokenRequestReconciler) deletePreviousSecret(ctx context.Context, o *sn
 // writeRefused records a refused Secret write. The token obtained stays in
 // memory and the write is retried with backoff; no new login is spent on it.
 func (r *TokenRequestReconciler) writeRefused(ctx context.Context, o *snapshot, err error) (ctrl.Result, error) {
-	tr := o.tr
 	f := writeFailure(o.SecretName, err)
 	var retryAt time.Time
-	r.memory.with(client.ObjectKeyFromObject(tr), tr.UID, func(e *remembered) {
+	r.memory.with(o.key, o.owner.obj.GetUID(), func(e *remembered) {
 		if e.pending == nil {
 			return
 		}

@@ -130,6 +130,11 @@ type Options struct {
 	// AllowUnlabelledCredentials lets any Secret be used as credentials,
 	// not only those labelled tokensync.io/credentials: "true".
 	AllowUnlabelledCredentials bool
+	// ClusterTokenRequestsOnly runs the ClusterTokenRequest controller
+	// alone (beside managers sharded with Namespaces, which do not serve
+	// ClusterTokenRequests; and in tests, whose other managers watch
+	// namespaces of their own).
+	ClusterTokenRequestsOnly bool
 	// SkipNameValidation lets several managers in one process (tests) run
 	// the controller.
 	SkipNameValidation bool
@@ -171,8 +176,21 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 	if o.SkipNameValidation {
 		opts.SkipNameValidation = ptrTo(true)
 	}
-	if err := r.SetupWithManager(mgr, credentials, opts); err != nil {
-		return nil, fmt.Errorf("set up the TokenRequest controller: %w", err)
+	r.Credentials = credentials
+	r.init()
+	if !o.ClusterTokenRequestsOnly {
+		if err := r.SetupWithManager(mgr, credentials, opts); err != nil {
+			return nil, fmt.Errorf("set up the TokenRequest controller: %w", err)
+		}
+	}
+	// A ClusterTokenRequest writes into namespaces of every shard: only a
+	// manager that watches them all serves it, else several would log in
+	// for it and fight over its status.
+	if len(o.Namespaces) == 0 || o.ClusterTokenRequestsOnly {
+		cr := &ClusterTokenRequestReconciler{TokenRequestReconciler: r, WatchedNamespaces: o.Namespaces}
+		if err := cr.SetupWithManager(mgr, opts); err != nil {
+			return nil, fmt.Errorf("set up the ClusterTokenRequest controller: %w", err)
+		}
 	}
 	// The per-TokenRequest gauges come from this manager's cache while it runs.
 	tokenRequestMetrics.add(r, mgr.GetCache())
@@ -226,7 +244,7 @@ func (r *TokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, credentials 
 		// A login's end reconciles its TokenRequest (loginGate); the gate's
 		// logins run in the controller's context.
 		WatchesRawSource(source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-			r.gate.start(ctx, func(who types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: who}) })
+			r.gate.start(ctx, "", func(who types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: who}) })
 			return nil
 		})).
 		WithOptions(opts).

@@ -23,22 +23,23 @@ import (
 // is still valid keeps working; the next attempt is scheduled by backoff, or
 // none when only a change of input can help.
 func (r *TokenRequestReconciler) failed(ctx context.Context, o *snapshot, f failure) (ctrl.Result, error) {
-	tr := o.tr
 	now, jitter := r.now(), r.jitter()
 	var (
-		retryAt time.Time
-		stopped bool
+		retryAt  time.Time
+		stopped  bool
+		attempts int32
 	)
-	before := tr.Status.DeepCopy()
-	if err := r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
-		st.TokenStatus, retryAt, stopped = afterFailure(st.TokenStatus, &o.observation, f, now, jitter)
-	}); err != nil {
+	changed, err := o.writeStatus(ctx, func(st *tokensyncv1alpha1.TokenStatus) {
+		*st, retryAt, stopped = afterFailure(*st, &o.observation, f, now, jitter)
+		attempts = st.FailedAttempts
+	})
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if !equality.Semantic.DeepEqual(before, &tr.Status) {
-		r.Recorder.Eventf(tr, nil, corev1.EventTypeWarning, f.reason, "Refresh", "%s", f.message)
+	if changed {
+		r.Recorder.Eventf(o.owner.obj, nil, corev1.EventTypeWarning, f.reason, "Refresh", "%s", f.message)
 		logf.FromContext(ctx).Info("Attempt failed", "reason", f.reason, "message", f.message,
-			"attempt", tr.Status.FailedAttempts, "stopped", stopped, "nextRetry", retryAt)
+			"attempt", attempts, "stopped", stopped, "nextRetry", retryAt)
 	}
 	if stopped {
 		return ctrl.Result{}, nil

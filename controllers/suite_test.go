@@ -189,6 +189,9 @@ type managerOptions struct {
 	// providers replaces the built-in providers.
 	providers providers.Registry
 	limits    LoginLimits
+	// clusterOnly runs the ClusterTokenRequest controller alone (managers
+	// that watch namespaces of their own do not serve ClusterTokenRequests).
+	clusterOnly bool
 	// tune adjusts the reconciler after controllers.Setup, before the start.
 	tune func(*TokenRequestReconciler)
 }
@@ -246,6 +249,7 @@ func startManager(t *testing.T, o managerOptions) (ctrl.Manager, *TokenRequestRe
 	r, err := Setup(mgr, Options{
 		Providers: o.providers, FingerprintKey: fingerprintKey, Limits: o.limits,
 		Namespaces: o.namespaces, MaxConcurrentReconciles: o.workers, SkipNameValidation: true,
+		ClusterTokenRequestsOnly: o.clusterOnly,
 	})
 	if err != nil {
 		t.Fatalf("setup: %v", err)

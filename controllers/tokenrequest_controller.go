@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -148,10 +149,25 @@ func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // objects it was made from, which act writes.
 type snapshot struct {
 	observation
-	tr       *tokensyncv1alpha1.TokenRequest
-	reg      providers.Entry
-	target   *corev1.Secret // nil when absent or foreign
-	previous *corev1.Secret // the Secret of an earlier secretName, when ours
+	// key names the TokenRequest or ClusterTokenRequest (whose namespace is
+	// empty); owner is it as the owner of its target Secrets.
+	key   types.NamespacedName
+	owner secretOwner
+	// tr is the TokenRequest (nil for a ClusterTokenRequest).
+	tr *tokensyncv1alpha1.TokenRequest
+	// credentialsRef is the credentials Secret.
+	credentialsRef types.NamespacedName
+	// targetKey is the target Secret (for a ClusterTokenRequest, the one
+	// the held token is read from, or the first namespace's).
+	targetKey types.NamespacedName
+	// kind names the controller, for the login gate ("": TokenRequest).
+	kind string
+	// writeStatus applies mutate to the status and writes it when it
+	// changed, which it reports.
+	writeStatus func(ctx context.Context, mutate func(*tokensyncv1alpha1.TokenStatus)) (changed bool, err error)
+	reg         providers.Entry
+	target      *corev1.Secret // nil when absent or foreign
+	previous    *corev1.Secret // the Secret of an earlier secretName, when ours
 	// creds were read from the API server while observing (nil if not).
 	creds providers.Credentials
 	// unwrittenStatus: the status memory holds and the API server lacks.
@@ -190,47 +206,19 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 		}
 		tr = fresh
 	}
-	o := &snapshot{tr: tr}
+	o := &snapshot{tr: tr, key: key, owner: r.ownerOf(tr),
+		credentialsRef: types.NamespacedName{Namespace: tr.Namespace, Name: tr.Spec.CredentialsSecretRef.Name},
+		targetKey:      types.NamespacedName{Namespace: tr.Namespace, Name: tr.TargetSecretName()},
+		writeStatus: func(ctx context.Context, mutate func(*tokensyncv1alpha1.TokenStatus)) (bool, error) {
+			before := tr.Status.DeepCopy()
+			err := r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) { mutate(&st.TokenStatus) })
+			return !equality.Semantic.DeepEqual(before, &tr.Status), err
+		}}
 	if rem.unwrittenStatus != nil {
 		tr.Status = *rem.unwrittenStatus.DeepCopy()
 		o.unwrittenStatus = true
 	}
-
-	reg, known := r.Providers[string(tr.Spec.Provider)]
-	o.reg = reg
-	o.observation = observation{
-		Now:           r.now(),
-		UID:           string(tr.UID),
-		Generation:    tr.Generation,
-		Provider:      string(tr.Spec.Provider),
-		ProviderKnown: known,
-		Endpoint:      reg.Endpoint(tr.Spec.Endpoint),
-		RefreshBefore: refreshBeforeOf(tr),
-		SecretName:    tr.TargetSecretName(),
-		Force:         tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh],
-		Status:        tr.Status.TokenStatus,
-		Suspended:     tr.Spec.Suspend,
-		Pending:       rem.pending,
-	}
-	if t := tr.Spec.SecretTemplate; t != nil {
-		if _, err := parseDataTemplates(t.Data); err != nil {
-			o.TemplateError = err.Error()
-		}
-	}
-	var settings []byte
-	settings, o.SettingsDigest = providerSettings(&tr.Spec.LoginSpec)
-	configure(o, settings)
-	if known {
-		o.endpointErr = r.checkEndpoint(o)
-		o.EndpointRefused = o.endpointErr != nil
-	}
-	o.loginErr = rem.loginErr
-	if f := rem.loginFailed; f != nil && f.provider == o.Provider && f.endpoint == o.Endpoint && f.settingsDigest == o.SettingsDigest {
-		o.loginFailed = f
-	}
-	if issuer, running, ok := r.gate.inFlight(key); ok {
-		o.LoginInFlight = running || issuer == o.issuer()
-	}
+	r.observeSpec(o, tr, &tr.Spec.LoginSpec, tr.Status.TokenStatus, tr.TargetSecretName(), rem)
 
 	target, exists, foreign, err := r.targetSecret(ctx, tr, o.SecretName, rem)
 	if err != nil {
@@ -265,6 +253,53 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 		return nil, err
 	}
 	return o, nil
+}
+
+// observeSpec fills in what a TokenRequest and a ClusterTokenRequest
+// observe alike: the spec, the status, the provider and its settings, the
+// endpoint policy's answer, a pending token and how a login made off the
+// workers ended, whether a login is under way.
+func (r *TokenRequestReconciler) observeSpec(o *snapshot, obj metav1.Object, spec *tokensyncv1alpha1.LoginSpec, status tokensyncv1alpha1.TokenStatus, secretName string, rem remembered) {
+	reg, known := r.Providers[string(spec.Provider)]
+	o.reg = reg
+	var refreshBefore *time.Duration
+	if spec.RefreshBefore != nil {
+		d := spec.RefreshBefore.Duration
+		refreshBefore = &d
+	}
+	o.observation = observation{
+		Now:           r.now(),
+		UID:           string(obj.GetUID()),
+		Generation:    obj.GetGeneration(),
+		Provider:      string(spec.Provider),
+		ProviderKnown: known,
+		Endpoint:      reg.Endpoint(spec.Endpoint),
+		RefreshBefore: refreshBefore,
+		SecretName:    secretName,
+		Force:         obj.GetAnnotations()[tokensyncv1alpha1.AnnotationForceRefresh],
+		Status:        status,
+		Suspended:     spec.Suspend,
+		Pending:       rem.pending,
+	}
+	if t := spec.SecretTemplate; t != nil {
+		if _, err := parseDataTemplates(t.Data); err != nil {
+			o.TemplateError = err.Error()
+		}
+	}
+	var settings []byte
+	settings, o.SettingsDigest = providerSettings(spec)
+	configure(o, settings)
+	if known {
+		o.endpointErr = r.checkEndpoint(o)
+		o.EndpointRefused = o.endpointErr != nil
+	}
+	o.loginErr = rem.loginErr
+	if f := rem.loginFailed; f != nil && f.provider == o.Provider && f.endpoint == o.Endpoint && f.settingsDigest == o.SettingsDigest {
+		o.loginFailed = f
+	}
+	if issuer, running, ok := r.gate.inFlight(o.key); ok {
+		o.LoginInFlight = running || issuer == o.issuer()
+	}
 }
 
 // targetSecret finds the target Secret: from the managed cache when it is
@@ -308,14 +343,14 @@ func (r *TokenRequestReconciler) act(ctx context.Context, o *snapshot, d decisio
 	if o.unwrittenStatus && d.Action != actLogin && d.Action != actWrite {
 		// Write the status the last reconcile could not; the actions below
 		// that write a status write it themselves.
-		if err := r.updateStatus(ctx, o.tr, func(*tokensyncv1alpha1.TokenRequestStatus) {}); err != nil {
+		if _, err := o.writeStatus(ctx, func(*tokensyncv1alpha1.TokenStatus) {}); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 	if d.Action != actLogin {
 		// A login still waiting for its turn is no longer needed (one
 		// running ends on its own; its token is used only if still wanted).
-		r.gate.dropWaiting(client.ObjectKeyFromObject(o.tr))
+		r.gate.dropWaiting(o.key)
 	}
 	switch d.Action {
 	case actKeep:
@@ -381,7 +416,6 @@ func earliest(a, b time.Time) time.Time {
 // true; only the status is written, to say so. Ready stays True while the
 // token is valid, and turns False when it expires.
 func (r *TokenRequestReconciler) suspend(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
-	tr := o.tr
 	now := r.now()
 	status, message := metav1.ConditionFalse, "spec.suspend is true: no login and no write until it is false; "
 	if d.At.IsZero() {
@@ -390,12 +424,12 @@ func (r *TokenRequestReconciler) suspend(ctx context.Context, o *snapshot, d dec
 		status = metav1.ConditionTrue
 		message += stillValid(o.SecretName, formatTime(d.At))
 	}
-	if err := r.updateStatus(ctx, tr, func(st *tokensyncv1alpha1.TokenRequestStatus) {
-		st.ObservedGeneration = tr.Generation
+	if _, err := o.writeStatus(ctx, func(st *tokensyncv1alpha1.TokenStatus) {
+		st.ObservedGeneration = o.Generation
 		st.NextRefreshTime = nil
-		setCondition(&st.TokenStatus, tr.Generation, now, tokensyncv1alpha1.ConditionReady, status, tokensyncv1alpha1.ReasonSuspended, message)
-		removeCondition(&st.TokenStatus, tokensyncv1alpha1.ConditionStalled)
-		removeCondition(&st.TokenStatus, tokensyncv1alpha1.ConditionReconciling)
+		setCondition(st, o.Generation, now, tokensyncv1alpha1.ConditionReady, status, tokensyncv1alpha1.ReasonSuspended, message)
+		removeCondition(st, tokensyncv1alpha1.ConditionStalled)
+		removeCondition(st, tokensyncv1alpha1.ConditionReconciling)
 	}); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -408,7 +442,7 @@ func (r *TokenRequestReconciler) suspend(ctx context.Context, o *snapshot, d dec
 
 func (r *TokenRequestReconciler) credentialsMissingMessage(o *snapshot, expiresAt time.Time) string {
 	return fmt.Sprintf("credentials Secret %q not found in namespace %q: %s but cannot be refreshed; create the Secret with keys %s",
-		o.tr.Spec.CredentialsSecretRef.Name, o.tr.Namespace, stillValid(o.SecretName, formatTime(expiresAt)), o.keys().CredentialKeyNames())
+		o.credentialsRef.Name, o.credentialsRef.Namespace, stillValid(o.SecretName, formatTime(expiresAt)), o.keys().CredentialKeyNames())
 }
 
 // stop records a state that needs a person, once, with the decision's
@@ -420,12 +454,4 @@ func (r *TokenRequestReconciler) stop(ctx context.Context, o *snapshot, d decisi
 	}
 	logf.FromContext(ctx).V(1).Info("Stopped until an input changes", "why", d.Message)
 	return ctrl.Result{}, nil
-}
-
-func refreshBeforeOf(tr *tokensyncv1alpha1.TokenRequest) *time.Duration {
-	if tr.Spec.RefreshBefore != nil {
-		d := tr.Spec.RefreshBefore.Duration
-		return &d
-	}
-	return nil
 }

@@ -1186,6 +1186,12 @@ func TestPartnerQuotesOnlyIdentifiers(t *testing.T) {
 // printerTable asks the API server for the table kubectl get prints.
 func printerTable(t *testing.T, ns string) *metav1.Table {
 	t.Helper()
+	return printerTableOf(t, ns, "tokenrequests")
+}
+
+// printerTableOf asks for the table of a resource (ns empty: cluster-scoped).
+func printerTableOf(t *testing.T, ns, resource string) *metav1.Table {
+	t.Helper()
 	c := rest.CopyConfig(cfg)
 	c.GroupVersion = &tokensyncv1alpha1.GroupVersion
 	c.APIPath = "/apis"
@@ -1194,7 +1200,7 @@ func printerTable(t *testing.T, ns string) *metav1.Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := rc.Get().Namespace(ns).Resource("tokenrequests").
+	raw, err := rc.Get().Namespace(ns).Resource(resource).
 		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").Do(context.Background()).Raw()
 	if err != nil {
 		t.Fatal(err)

@@ -137,7 +137,7 @@ func newUnitEnv(t *testing.T) *unitEnv {
 	// asks for the reconcile the controller's queue would give.
 	u.r.gate = newLoginGate(LoginLimits{PerEndpointRate: -1}, u.clock)
 	u.r.gate.goFunc = func(_ types.NamespacedName, run func()) { run() }
-	u.r.gate.start(context.Background(), func(types.NamespacedName) { u.loginEnded = true })
+	u.r.gate.start(context.Background(), "", func(types.NamespacedName) { u.loginEnded = true })
 	return u
 }
 
