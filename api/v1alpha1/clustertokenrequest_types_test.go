@@ -73,11 +73,13 @@ func TestAdmissionOfClusterTokenRequests(t *testing.T) {
 		})
 	}
 	for name, spec := range map[string]map[string]any{
-		"selector":                  validClusterSpec(nil),
-		"namespaces":                validClusterSpec(func(s map[string]any) { delete(s, "namespaceSelector"); s["namespaces"] = []any{"team-a", "team-b"} }),
-		"both":                      validClusterSpec(func(s map[string]any) { s["namespaces"] = []any{"team-a"} }),
-		"aml with its default":      validClusterSpec(func(s map[string]any) { s["provider"] = "aml"; delete(s, "endpoint") }),
-		"selector by an expression": validClusterSpec(func(s map[string]any) { s["namespaceSelector"] = map[string]any{"matchExpressions": []any{map[string]any{"key": "team", "operator": "Exists"}}} }),
+		"selector":             validClusterSpec(nil),
+		"namespaces":           validClusterSpec(func(s map[string]any) { delete(s, "namespaceSelector"); s["namespaces"] = []any{"team-a", "team-b"} }),
+		"both":                 validClusterSpec(func(s map[string]any) { s["namespaces"] = []any{"team-a"} }),
+		"aml with its default": validClusterSpec(func(s map[string]any) { s["provider"] = "aml"; delete(s, "endpoint") }),
+		"selector by an expression": validClusterSpec(func(s map[string]any) {
+			s["namespaceSelector"] = map[string]any{"matchExpressions": []any{map[string]any{"key": "team", "operator": "Exists"}}}
+		}),
 	} {
 		t.Run("accepts "+name, func(t *testing.T) {
 			if err := k8sClient.Create(context.Background(), clusterTokenRequest("accept", spec), client.DryRunAll); err != nil {
