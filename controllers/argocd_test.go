@@ -33,6 +33,9 @@ import (
 // resource_customizations layout, and the argocd-cm patch built from them.
 const (
 	argoCDDir       = "../config/argocd/tokensync.io/TokenRequest"
+	// argoCDClusterDir holds the ClusterTokenRequest's health check: the
+	// same script, with testdata of its own.
+	argoCDClusterDir = "../config/argocd/tokensync.io/ClusterTokenRequest"
 	argoCDConfigMap = "../config/argocd/argocd-cm.yaml"
 	// argoCDUpdateEnv set to 1 makes the tests rewrite the testdata, the
 	// health_test.yaml and action_test.yaml and the argocd-cm patch.
@@ -673,21 +676,26 @@ func TestArgoCDTestdata(t *testing.T) {
 	t.Parallel()
 	s := readArgoCDScripts(t)
 
-	t.Run("health_test.yaml", func(t *testing.T) {
-		var tests argoCDHealthTests
-		if err := yaml.Unmarshal(readFile(t, filepath.Join(argoCDDir, "health_test.yaml")), &tests); err != nil {
-			t.Fatal(err)
-		}
-		if len(tests.Tests) == 0 {
-			t.Fatal("health_test.yaml has no tests")
-		}
-		for _, tc := range tests.Tests {
-			got := healthOf(t, s.health, readYAMLObject(t, filepath.Join(argoCDDir, tc.InputPath)))
-			if got != tc.HealthStatus {
-				t.Errorf("%s: %+v, want %+v", tc.InputPath, got, tc.HealthStatus)
+	for _, dir := range []string{argoCDDir, argoCDClusterDir} {
+		t.Run(filepath.Base(dir)+"/health_test.yaml", func(t *testing.T) {
+			if script := string(readFile(t, filepath.Join(dir, "health.lua"))); script != s.health {
+				t.Fatalf("%s/health.lua differs from the TokenRequest's: the two kinds share one script", dir)
 			}
-		}
-	})
+			var tests argoCDHealthTests
+			if err := yaml.Unmarshal(readFile(t, filepath.Join(dir, "health_test.yaml")), &tests); err != nil {
+				t.Fatal(err)
+			}
+			if len(tests.Tests) == 0 {
+				t.Fatal("health_test.yaml has no tests")
+			}
+			for _, tc := range tests.Tests {
+				got := healthOf(t, s.health, readYAMLObject(t, filepath.Join(dir, tc.InputPath)))
+				if got != tc.HealthStatus {
+					t.Errorf("%s: %+v, want %+v", tc.InputPath, got, tc.HealthStatus)
+				}
+			}
+		})
+	}
 
 	t.Run("action_test.yaml", func(t *testing.T) {
 		dir := filepath.Join(argoCDDir, "actions")
@@ -745,8 +753,9 @@ func TestArgoCDTestdata(t *testing.T) {
 		if err := yaml.Unmarshal(got, &cm); err != nil {
 			t.Fatal(err)
 		}
-		if cm.Data["resource.customizations.health.tokensync.io_TokenRequest"] != s.health {
-			t.Error("the health key does not hold health.lua")
+		if cm.Data["resource.customizations.health.tokensync.io_TokenRequest"] != s.health ||
+			cm.Data["resource.customizations.health.tokensync.io_ClusterTokenRequest"] != s.health {
+			t.Error("the health keys do not hold health.lua")
 		}
 		var actions struct {
 			Discovery   string `json:"discovery.lua"`
@@ -786,8 +795,9 @@ func argoCDConfigMapPatch(s argoCDScripts) []byte {
 			b.WriteString(line)
 		}
 	}
-	b.WriteString(`# The Argo CD health check and refresh action for tokensync.io/TokenRequest, from
-# tokensync.io/TokenRequest/ (TestArgoCDTestdata checks it; TOKENSYNC_UPDATE_ARGOCD_TESTDATA=1 rewrites it).
+	b.WriteString(`# The Argo CD health check and refresh action for tokensync.io/TokenRequest, and the
+# same health check for tokensync.io/ClusterTokenRequest, from tokensync.io/TokenRequest/
+# (TestArgoCDTestdata checks it; TOKENSYNC_UPDATE_ARGOCD_TESTDATA=1 rewrites it).
 # Merge it into Argo CD's argocd-cm:
 #   kubectl -n argocd patch configmap argocd-cm --patch-file config/argocd/argocd-cm.yaml
 apiVersion: v1
@@ -802,5 +812,7 @@ data:
 	block("      ", s.discovery)
 	b.WriteString("    definitions:\n    - name: refresh\n      action.lua: |\n")
 	block("        ", s.refresh)
+	b.WriteString("  resource.customizations.health.tokensync.io_ClusterTokenRequest: |\n")
+	block("    ", s.health)
 	return []byte(b.String())
 }

@@ -98,11 +98,11 @@ func TestAfterFailure(t *testing.T) {
 			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
 			attempts: 3, lockout: 1, retryIn: 4 * time.Minute, stalled: true},
 		{name: "a stop: no retry scheduled",
-			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("tok")},
+			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("TokenRequest", "tok")},
 			attempts: 1, stalled: true},
 		{name: "the same stop seen again is not another attempt",
 			status:   failedBefore(tokensyncv1alpha1.ReasonSecretConflict, 1),
-			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("tok")},
+			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("TokenRequest", "tok")},
 			attempts: 1, stalled: true,
 			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if !st.LastAttempt.Time.Time.Equal(t0.Add(-time.Minute)) {

@@ -450,7 +450,7 @@ func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snap
 		key := types.NamespacedName{Namespace: ns, Name: ctr.Spec.SecretName}
 		if fan.foreign[ns] {
 			failed = append(failed, tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: tokensyncv1alpha1.ReasonSecretConflict,
-				Message: secretConflictMessage(ctr.Spec.SecretName)})
+				Message: secretConflictMessage("ClusterTokenRequest", ctr.Spec.SecretName)})
 			continue
 		}
 		existing := fan.current[ns]
@@ -466,7 +466,7 @@ func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snap
 			return nil, werr
 		case errors.Is(werr, errSecretConflict):
 			failed = append(failed, tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: tokensyncv1alpha1.ReasonSecretConflict,
-				Message: secretConflictMessage(ctr.Spec.SecretName)})
+				Message: secretConflictMessage("ClusterTokenRequest", ctr.Spec.SecretName)})
 		case apierrors.IsNotFound(werr) || apierrors.IsForbidden(werr) || apierrors.IsInvalid(werr) || apierrors.IsConflict(werr) ||
 			apierrors.IsAlreadyExists(werr) || apierrors.ReasonForError(werr) != metav1.StatusReasonUnknown:
 			f := writeFailure(ctr.Spec.SecretName, werr)

@@ -261,7 +261,7 @@ func decideLogin(o observation) decision {
 	}
 	if o.Target.Foreign {
 		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonSecretConflict, Record: true,
-			Message: secretConflictMessage(o.SecretName)}
+			Message: secretConflictMessage("TokenRequest", o.SecretName)}
 	}
 	if o.TemplateError != "" {
 		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonInvalidTemplate, Record: true, Message: o.TemplateError + nothingWritten}

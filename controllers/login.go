@@ -266,7 +266,7 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *snapshot,
 			return r.failed(ctx, o, templateFailure(te.Error()))
 		}
 		if errors.Is(err, errSecretConflict) {
-			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage(o.SecretName)})
+			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("TokenRequest", o.SecretName)})
 		}
 		if d.FromPrevious {
 			return ctrl.Result{}, fmt.Errorf("write Secret %q: %w", o.SecretName, err)

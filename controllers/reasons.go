@@ -66,9 +66,11 @@ func ruleOf(reason string) failureRule {
 
 // Messages said in more than one place.
 
-func secretConflictMessage(secretName string) string {
-	return fmt.Sprintf("Secret %q already exists and is not controlled by this TokenRequest; "+
-		"delete or rename it, or set spec.secretName to another name", secretName)
+// secretConflictMessage says that Secret secretName is not the kind's
+// (TokenRequest, ClusterTokenRequest) to write.
+func secretConflictMessage(kind, secretName string) string {
+	return fmt.Sprintf("Secret %q already exists and is not controlled by this %s; "+
+		"delete or rename it, or set spec.secretName to another name", secretName, kind)
 }
 
 // nothingWritten ends the message of a failure that wrote nothing.

@@ -1,7 +1,7 @@
--- Health of a tokensync.io TokenRequest, read from the status contract in
--- tokensync's README ("Conditions and what to do"). The status follows kstatus
--- (Ready, Stalled, Reconciling, observedGeneration on the status and on each
--- condition).
+-- Health of a tokensync.io TokenRequest or ClusterTokenRequest (the same
+-- script for both kinds), read from the status contract in tokensync's README
+-- ("Conditions and what to do"). The status follows kstatus (Ready, Stalled,
+-- Reconciling, observedGeneration on the status and on each condition).
 --
 -- Argo CD runs argocd-cm scripts without Lua's standard libraries unless
 -- useOpenLibs is set: there is no string library here, and os (time and date
