@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -446,40 +447,69 @@ func (r *ClusterTokenRequestReconciler) writeCluster(ctx context.Context, o *sna
 // (nothing is written anywhere) or an API error of the operator's own.
 func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snapshot, fan *fanOut, tokenFP string, mutate func(*corev1.Secret)) (failed []tokensyncv1alpha1.NamespaceFailure, err error) {
 	ctr := fan.ctr
+	var (
+		mu       sync.Mutex
+		fatal    error
+		parallel = make(chan struct{}, fanOutWorkers)
+		wg       sync.WaitGroup
+	)
+	fail := func(f tokensyncv1alpha1.NamespaceFailure) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed = append(failed, f)
+	}
 	for _, ns := range fan.selected {
-		key := types.NamespacedName{Namespace: ns, Name: ctr.Spec.SecretName}
 		if fan.foreign[ns] {
-			failed = append(failed, tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: tokensyncv1alpha1.ReasonSecretConflict,
+			fail(tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: tokensyncv1alpha1.ReasonSecretConflict,
 				Message: secretConflictMessage("ClusterTokenRequest", ctr.Spec.SecretName)})
 			continue
 		}
 		existing := fan.current[ns]
 		put := mutate
-		if existing != nil && existing.Annotations[annotationTokenFingerprint] == tokenFP && tokenFP != "" {
+		if existing != nil && tokenFP != "" && existing.Annotations[annotationTokenFingerprint] == tokenFP {
 			put = func(*corev1.Secret) {} // holds the token: only the template and ownership
 		}
-		_, werr := r.writeSecretOf(ctx, o.owner, key, existing, put, false)
-		var te *templateError
-		switch {
-		case werr == nil:
-		case errors.As(werr, &te):
-			return nil, werr
-		case errors.Is(werr, errSecretConflict):
-			failed = append(failed, tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: tokensyncv1alpha1.ReasonSecretConflict,
-				Message: secretConflictMessage("ClusterTokenRequest", ctr.Spec.SecretName)})
-		case apierrors.IsNotFound(werr) || apierrors.IsForbidden(werr) || apierrors.IsInvalid(werr) || apierrors.IsConflict(werr) ||
-			apierrors.IsAlreadyExists(werr) || apierrors.ReasonForError(werr) != metav1.StatusReasonUnknown:
-			f := writeFailure(ctr.Spec.SecretName, werr)
-			failed = append(failed, tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: f.reason, Message: f.message})
-		default:
-			return nil, fmt.Errorf("write Secret %s: %w", key, werr)
-		}
+		parallel <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-parallel; wg.Done() }()
+			key := types.NamespacedName{Namespace: ns, Name: ctr.Spec.SecretName}
+			_, werr := r.writeSecretOf(ctx, o.owner, key, existing, put, false)
+			var te *templateError
+			switch {
+			case werr == nil:
+			case errors.As(werr, &te), apierrors.ReasonForError(werr) == metav1.StatusReasonUnknown && !errors.Is(werr, errSecretConflict):
+				// A template that does not render fails everywhere alike;
+				// an error of the operator's own is for the controller's backoff.
+				mu.Lock()
+				if fatal == nil {
+					fatal = werr
+				}
+				mu.Unlock()
+			case errors.Is(werr, errSecretConflict):
+				fail(tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: tokensyncv1alpha1.ReasonSecretConflict,
+					Message: secretConflictMessage("ClusterTokenRequest", ctr.Spec.SecretName)})
+			default:
+				// The API server refused this namespace's write (a quota, a
+				// policy, the namespace going away): reported there.
+				f := writeFailure(ctr.Spec.SecretName, werr)
+				fail(tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: f.reason, Message: f.message})
+			}
+		}()
+	}
+	wg.Wait()
+	if fatal != nil {
+		return nil, fatal
 	}
 	if err := r.deleteOthers(ctx, o, fan); err != nil {
 		return nil, err
 	}
 	return failed, nil
 }
+
+// fanOutWorkers bounds the Secret writes of one ClusterTokenRequest in
+// flight at once, as many as the TokenRequest controller's default workers.
+const fanOutWorkers = 16
 
 // deleteOthers deletes ctr's Secrets of namespaces no longer selected and
 // of an earlier secretName; with deletionPolicy Retain they stay.
