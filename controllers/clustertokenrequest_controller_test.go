@@ -10,8 +10,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
@@ -175,6 +177,9 @@ func TestClusterTokenRequest(t *testing.T) {
 		}
 	}
 	checkClusterPrinterColumns(t, "shared")
+	if got := c.kstatus("shared"); got != status.CurrentStatus {
+		t.Errorf("kstatus %s of a Ready ClusterTokenRequest, want Current", got)
+	}
 
 	t.Run("a namespace that starts to match gets its Secret without a login", func(t *testing.T) {
 		start := time.Now()
@@ -217,6 +222,9 @@ func TestClusterTokenRequest(t *testing.T) {
 		})
 		if !meta.IsStatusConditionTrue(ctr.Status.Conditions, tokensyncv1alpha1.ConditionStalled) {
 			t.Errorf("not Stalled: a person must remove the foreign Secret")
+		}
+		if got := c.kstatus("shared"); got != status.FailedStatus {
+			t.Errorf("kstatus %s with a namespace in conflict, want Failed", got)
 		}
 		for i := 1; i <= 3; i++ {
 			if tok, _ := c.token(i); tok != first {
@@ -351,4 +359,19 @@ func checkClusterPrinterColumns(t *testing.T, name string) {
 		return
 	}
 	t.Errorf("no row for %s", name)
+}
+
+// kstatus is what kstatus (Flux, cli-utils) reads of a ClusterTokenRequest.
+func (c *clusterEnv) kstatus(name string) status.Status {
+	c.t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(tokensyncv1alpha1.GroupVersion.WithKind("ClusterTokenRequest"))
+	if err := k8sClient.Get(c.ctx(), types.NamespacedName{Name: name}, u); err != nil {
+		c.t.Fatal(err)
+	}
+	res, err := status.Compute(u)
+	if err != nil {
+		c.t.Fatalf("kstatus: %v", err)
+	}
+	return res.Status
 }
