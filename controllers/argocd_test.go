@@ -32,11 +32,11 @@ import (
 // The Argo CD health check and refresh action, in Argo CD's
 // resource_customizations layout, and the argocd-cm patch built from them.
 const (
-	argoCDDir       = "../config/argocd/tokensync.io/TokenRequest"
+	argoCDDir = "../config/argocd/tokensync.io/TokenRequest"
 	// argoCDClusterDir holds the ClusterTokenRequest's health check: the
 	// same script, with testdata of its own.
 	argoCDClusterDir = "../config/argocd/tokensync.io/ClusterTokenRequest"
-	argoCDConfigMap = "../config/argocd/argocd-cm.yaml"
+	argoCDConfigMap  = "../config/argocd/argocd-cm.yaml"
 	// argoCDUpdateEnv set to 1 makes the tests rewrite the testdata, the
 	// health_test.yaml and action_test.yaml and the argocd-cm patch.
 	argoCDUpdateEnv = "TOKENSYNC_UPDATE_ARGOCD_TESTDATA"
