@@ -147,7 +147,7 @@ func (p plainClient) fanOut(ctx context.Context, ctr *tokensyncv1alpha1.ClusterT
 		for _, part := range parts {
 			h.Write([]byte(part))
 		}
-		return "bench01:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+		return hex.EncodeToString(key[:4]) + ":" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 	}
 	data := map[string][]byte{
 		tokensyncv1alpha1.SecretKeyToken:     []byte(tok.Value),
