@@ -11,7 +11,8 @@ import (
 // cannot rot, and checks the figures that are exact whatever the machine:
 // logins per TokenRequest, logins and writes after a restart and while
 // idle, logins per stored token, API requests per refresh, hanging logins
-// at once. It checks no timing: make bench does.
+// at once, and the fan-out's logins and Secret writes. It checks no
+// timing: make bench does.
 func TestTinyBench(t *testing.T) {
 	root, err := repoRoot()
 	if err != nil {
@@ -71,6 +72,20 @@ func TestTinyBench(t *testing.T) {
 	// in flight until the endpoints close, so the bound is reached exactly.
 	if n, bound := rep.Noisy.MostInFlight, rep.Settings.namespaceInFlight; n != min(bound, sc.hangN) {
 		t.Errorf("noisy neighbour: at most %d logins hung at once, want the bound per namespace, %d", n, min(bound, sc.hangN))
+	}
+	// One ClusterTokenRequest: one login for every namespace, one more for
+	// the refresh, which writes each Secret once (a PUT each, nothing
+	// created or deleted); the plain client logs in once too.
+	if f := rep.FanOut; f.N != sc.fanoutN || !f.oneLoginEach() || f.PlainLogins != 1 {
+		t.Errorf("fan-out to %d namespaces (want %d): %d logins for the first write and %d in all after the refresh, %d then %d distinct tokens in the Secrets, %d plain-client logins; want 1, 2, 1, 1 and 1",
+			f.N, sc.fanoutN, f.Logins, f.RefreshLogins, f.Tokens, f.RefreshTokens, f.PlainLogins)
+	}
+	if f := rep.FanOut; !f.refreshWritesOnce() {
+		t.Errorf("fan-out refresh: %s; each Secret held %d to %d tokens; want %d PUTs of Secrets, no POST or DELETE, 2 tokens each",
+			fanOutRequests(f.Refresh), f.MinTokens, f.MaxTokens, sc.fanoutN)
+	}
+	if f := rep.FanOut; f.FirstWrite.count("POST", "secrets", "", "") != sc.fanoutN {
+		t.Errorf("fan-out first write: %s; want %d POSTs of Secrets", fanOutRequests(f.FirstWrite), sc.fanoutN)
 	}
 	if s := rep.Sharded; s.Logins != sc.burstN {
 		t.Errorf("burst over %d managers: %d logins for %d TokenRequests, want one each", s.Shards, s.Logins, sc.burstN)

@@ -239,6 +239,11 @@ func (m *managerProcess) logTail() string {
 // --diagnose build, how long requests waited for client-go's client-side
 // rate limiter.
 func managerSummary(before, after metrics) string {
+	return managerSummaryOf("tokenrequest", before, after)
+}
+
+// managerSummaryOf is managerSummary for the named controller.
+func managerSummaryOf(controller string, before, after metrics) string {
 	delta := func(get func(metrics, string, map[string]string) float64, name string, match map[string]string) float64 {
 		return get(after, name, match) - get(before, name, match)
 	}
@@ -249,7 +254,7 @@ func managerSummary(before, after metrics) string {
 		return ms(seconds(sum / n))
 	}
 	const reconcileTime, queueTime, limiter = "controller_runtime_reconcile_time_seconds", "workqueue_queue_duration_seconds", "rest_client_rate_limiter_duration_seconds"
-	ctrl, queue := map[string]string{"controller": "tokenrequest"}, map[string]string{"name": "tokenrequest"}
+	ctrl, queue := map[string]string{"controller": controller}, map[string]string{"name": controller}
 	reconciles, queued := delta(metrics.observations, reconcileTime, ctrl), delta(metrics.observations, queueTime, queue)
 	out := fmt.Sprintf("%.0f reconciles, mean %s in Reconcile, mean %s waiting in the queue", reconciles,
 		mean(delta(metrics.value, reconcileTime, ctrl), reconciles), mean(delta(metrics.value, queueTime, queue), queued))

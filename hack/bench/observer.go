@@ -348,3 +348,51 @@ func (o *observer) sample(ctx context.Context, ns string) (stop func() secretSam
 		return <-done
 	}
 }
+
+// waitTokens waits until each of keys' Secrets has held at least n
+// distinct tokens and returns when the last of those n-th tokens was
+// first seen, and how many distinct tokens the Secrets hold now.
+func (o *observer) waitTokens(ctx context.Context, keys []types.NamespacedName, n int, timeout time.Duration) (last time.Time, holding int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		o.mu.Lock()
+		done, latest := 0, map[string]bool{}
+		last = time.Time{}
+		for _, k := range keys {
+			seen, ok := o.secrets[k]
+			if !ok || len(seen.tokens) < n {
+				continue
+			}
+			done++
+			if at := seen.tokens[n-1].at; at.After(last) {
+				last = at
+			}
+			latest[seen.tokens[len(seen.tokens)-1].token] = true
+		}
+		o.mu.Unlock()
+		if done == len(keys) {
+			return last, len(latest), nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, 0, fmt.Errorf("%d of %d Secrets held %d tokens after %s: %w", done, len(keys), n, timeout, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// tokenCounts are how many distinct tokens each of keys' Secrets has held.
+func (o *observer) tokenCounts(keys []types.NamespacedName) []int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]int, len(keys))
+	for i, k := range keys {
+		if seen, ok := o.secrets[k]; ok {
+			out[i] = len(seen.tokens)
+		}
+	}
+	return out
+}

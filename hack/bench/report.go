@@ -29,6 +29,7 @@ type report struct {
 	Refresh refreshResult
 	Flaky   flakyResult
 	Noisy   noisyResult
+	FanOut  fanOutResult
 	Sharded shardedResult
 }
 
@@ -176,6 +177,48 @@ type flakyResult struct {
 	secretWatch
 }
 
+// fanOutResult is scenario 9: one ClusterTokenRequest writing its Secret
+// to N namespaces, then refreshed once.
+type fanOutResult struct {
+	N int
+	// Elapsed is from the ClusterTokenRequest's creation until the
+	// observer had seen every Secret hold a token; Limit the same for the
+	// plain client; StatusReady until the status said Ready with N written.
+	Elapsed, Limit, StatusReady time.Duration
+	// CPU is the manager's CPU time until every Secret was written.
+	CPU time.Duration
+	// Logins are the fake's for the ClusterTokenRequest's identity after
+	// the first write, RefreshLogins after the refresh (in all);
+	// PlainLogins the plain client's.
+	Logins, RefreshLogins, PlainLogins int
+	// Tokens and RefreshTokens are the distinct tokens the N Secrets held
+	// once all were written, and once all were refreshed.
+	Tokens, RefreshTokens int
+	// MinTokens and MaxTokens are the fewest and most tokens one Secret
+	// held, first write and refresh included.
+	MinTokens, MaxTokens int
+	// RefreshElapsed is from the force-refresh annotation until every
+	// Secret held the new token.
+	RefreshElapsed time.Duration
+	// FirstWrite and Refresh are the API requests from before the creation
+	// (the annotation) until the manager was quiet again.
+	FirstWrite, Refresh requestCounts
+	Manager             string
+}
+
+// refreshWritesOnce says that the refresh wrote each Secret exactly once:
+// N PUTs, no create or delete, every Secret holding two tokens in all.
+func (f fanOutResult) refreshWritesOnce() bool {
+	return f.N > 0 && f.Refresh.count("PUT", "secrets", "", "") == f.N && f.Refresh.count("POST", "secrets", "", "") == 0 &&
+		f.Refresh.count("DELETE", "secrets", "", "") == 0 && f.MinTokens == 2 && f.MaxTokens == 2
+}
+
+// oneLoginEach says: one login for the first write, one more for the
+// refresh, and each time one token in every Secret.
+func (f fanOutResult) oneLoginEach() bool {
+	return f.Logins == 1 && f.RefreshLogins == 2 && f.Tokens == 1 && f.RefreshTokens == 1
+}
+
 // memoryGrowthLimit is scenario 5's target.
 const memoryGrowthLimit = 10 << 20
 
@@ -200,6 +243,7 @@ func (r *report) rows() []row {
 
 func (r *report) allRows() []row {
 	l, b, lg, rs, id, m, rf, f, nz, sh := r.Latency, r.Burst, r.Logins, r.Restart, r.Idle, r.Memory, r.Refresh, r.Flaky, r.Noisy, r.Sharded
+	fo := r.FanOut
 	heapGrowth, rssGrowth := m.After.InUse-m.Before.InUse, m.After.RSS-m.Before.RSS
 	livePer, liveAdded := m.perTokenRequest(func(r memoryReading) int64 { return r.Live })
 	inUsePer, _ := m.perTokenRequest(func(r memoryReading) int64 { return r.InUse })
@@ -338,6 +382,27 @@ func (r *report) allRows() []row {
 			limit:  fmt.Sprintf("%d (per namespace)", r.Settings.namespaceInFlight), ratio: ratio(float64(nz.MostInFlight), float64(r.Settings.namespaceInFlight)),
 			target: "≤ bound", pass: verdict(nz.MostInFlight > 0 && nz.MostInFlight <= r.Settings.namespaceInFlight),
 		},
+		{
+			scenario: 9, title: fmt.Sprintf("Fan-out: a ClusterTokenRequest to %s namespaces, until every Secret is written", count(fo.N)),
+			figure: fmt.Sprintf("%s (status Ready with %s written after %s)", shortDuration(fo.Elapsed), count(fo.N), shortDuration(fo.StatusReady)),
+			limit:  fmt.Sprintf("%s (plain client, %d writes at a time)", shortDuration(fo.Limit), fanOutWrites),
+			ratio:  ratio(fo.Elapsed.Seconds(), fo.Limit.Seconds()), target: "≤ 1.5×",
+			pass: verdict(fo.N > 0 && fo.Elapsed.Seconds() <= 1.5*fo.Limit.Seconds()),
+		},
+		{
+			scenario: 9, title: "Fan-out: logins",
+			figure: fmt.Sprintf("%d for the first write, %d more for the refresh (distinct tokens in the %s Secrets: %d, then %d)",
+				fo.Logins, fo.RefreshLogins-fo.Logins, count(fo.N), fo.Tokens, fo.RefreshTokens),
+			limit: "1 + 1", ratio: "—", target: "exactly 1, then 1 more", pass: verdict(fo.oneLoginEach()),
+		},
+		{
+			scenario: 9, title: "Fan-out: refresh writes (tokensync.io/force-refresh)",
+			figure: fmt.Sprintf("%s PUTs, %s POSTs, %s DELETEs of Secrets for %s Secrets, each holding %d to %d tokens in all; every Secret refreshed %s after the annotation",
+				count(fo.Refresh.count("PUT", "secrets", "", "")), count(fo.Refresh.count("POST", "secrets", "", "")), count(fo.Refresh.count("DELETE", "secrets", "", "")),
+				count(fo.N), fo.MinTokens, fo.MaxTokens, shortDuration(fo.RefreshElapsed)),
+			limit: fmt.Sprintf("%s (1 PUT per Secret)", count(fo.N)), ratio: ratio(float64(fo.Refresh.count("PUT", "secrets", "", "")), float64(fo.N)),
+			target: "each Secret once", pass: verdict(fo.refreshWritesOnce()),
+		},
 	}
 	if sh.Shards > 1 {
 		rows = append(rows, row{
@@ -444,6 +509,11 @@ func (r *report) writeDetails(w io.Writer) {
 		fmt.Fprintf(w, "Scenario 8, API requests a second from the creations to the end of the observation: %s\n", r.Noisy.Refresh.requestRates())
 		fmt.Fprintf(w, "Scenario 8, manager: %s\n", r.Noisy.Refresh.Manager)
 	}
+	if fo := r.FanOut; fo.N > 0 {
+		fmt.Fprintf(w, "Scenario 9, API requests of the first write (creation until quiet): %s\n", fanOutRequests(fo.FirstWrite))
+		fmt.Fprintf(w, "Scenario 9, API requests of the refresh (annotation until quiet): %s\n", fanOutRequests(fo.Refresh))
+		fmt.Fprintf(w, "Scenario 9, manager (clustertokenrequest controller, first write): %s; CPU %s until every Secret was written\n", fo.Manager, secs(fo.CPU))
+	}
 }
 
 func ms(d time.Duration) string {
@@ -452,6 +522,14 @@ func ms(d time.Duration) string {
 
 func secs(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s"
+}
+
+// shortDuration is ms under 10 s, else secs: three digits either way.
+func shortDuration(d time.Duration) string {
+	if d < 10*time.Second {
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + " ms"
+	}
+	return secs(d)
 }
 
 func signedSecs(d time.Duration) string {

@@ -33,6 +33,8 @@ type scale struct {
 	// Scenario 8: TokenRequests whose endpoints hang, beside a refresh run
 	// like scenario 6's.
 	hangN int
+	// Scenario 9: the namespaces one ClusterTokenRequest writes its Secret to.
+	fanoutN int
 	// timeout bounds each wait for Ready.
 	timeout time.Duration
 }
@@ -46,6 +48,7 @@ var defaultScale = scale{
 	refreshN: 200, refreshLifetime: 20 * time.Second, refreshObserve: 2 * time.Minute,
 	flakyN: 200, flakyLifetime: 160 * time.Second, flakyRefreshBefore: 80 * time.Second, outage: time.Minute,
 	hangN:   200,
+	fanoutN: 1000,
 	timeout: 10 * time.Minute,
 }
 
@@ -63,7 +66,8 @@ var scales = map[string]scale{
 	// observations last a minute rather than two, the idle window 30 s (1%
 	// of a core is then 300 ms of CPU time, far above the 10 ms /proc counts
 	// in), and the flaky provider's outage 30 s, with 80 s tokens and a 40 s
-	// window that still outlasts it.
+	// window that still outlasts it. The fan-out keeps the default's 1,000
+	// namespaces, as large does.
 	"xl": defaultScale.with(func(s *scale) {
 		s.name, s.burstN, s.timeout = "xl", 10000, 30*time.Minute
 		s.refreshObserve, s.idleWindow = time.Minute, 30*time.Second
@@ -79,6 +83,7 @@ var scales = map[string]scale{
 		refreshN: 3, refreshLifetime: 10 * time.Second, refreshObserve: 10 * time.Second,
 		flakyN: 3, flakyLifetime: 24 * time.Second, flakyRefreshBefore: 10 * time.Second, outage: 4 * time.Second,
 		hangN:   12,
+		fanoutN: 5,
 		timeout: 2 * time.Minute,
 	},
 }
