@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -133,7 +134,8 @@ type fanOut struct {
 	others []*corev1.Secret
 	// source is the Secret the held token was read from (nil: none).
 	source *corev1.Secret
-	// tokenFP is the fingerprint of the token held.
+	// token is the token held, tokenFP its fingerprint.
+	token   []byte
 	tokenFP string
 }
 
@@ -300,7 +302,8 @@ func (r *ClusterTokenRequestReconciler) observeSecrets(ctx context.Context, o *s
 			continue
 		}
 		if fan.source == nil || held.ExpiresAt.After(best.ExpiresAt) {
-			fan.source, best, fan.tokenFP = s, held, s.Annotations[annotationTokenFingerprint]
+			fan.source, best = s, held
+			fan.token, fan.tokenFP = s.Data[tokensyncv1alpha1.SecretKeyToken], s.Annotations[annotationTokenFingerprint]
 		}
 	}
 	switch {
@@ -385,7 +388,7 @@ const reasonNoNamespaces = "NoNamespacesSelected"
 // of date), from the Secret it was read from, with no login.
 func (r *ClusterTokenRequestReconciler) keepCluster(ctx context.Context, o *snapshot, fan *fanOut, d decision) (ctrl.Result, error) {
 	source := fan.source
-	failed, err := r.fanOutToken(ctx, o, fan, fan.tokenFP, func(s *corev1.Secret) { copyToken(s, source) })
+	failed, err := r.fanOutToken(ctx, o, fan, fan.token, fan.tokenFP, func(s *corev1.Secret) { copyToken(s, source) })
 	if err != nil {
 		return r.clusterWriteError(ctx, o, err)
 	}
@@ -404,13 +407,14 @@ func (r *ClusterTokenRequestReconciler) writeCluster(ctx context.Context, o *sna
 	var (
 		mutate  func(*corev1.Secret)
 		h       healthyToken
+		token   []byte
 		tokenFP string
 	)
 	if d.FromPrevious {
 		prev := o.previous
 		mutate = func(s *corev1.Secret) { copyToken(s, prev) }
 		h = healthyToken{obtainedAt: o.Previous.ObtainedAt, expiresAt: o.Previous.ExpiresAt}
-		tokenFP = prev.Annotations[annotationTokenFingerprint]
+		token, tokenFP = prev.Data[tokensyncv1alpha1.SecretKeyToken], prev.Annotations[annotationTokenFingerprint]
 	} else {
 		is := o.Pending.issued
 		mutate = func(s *corev1.Secret) { applyToken(s, is) }
@@ -420,10 +424,10 @@ func (r *ClusterTokenRequestReconciler) writeCluster(ctx context.Context, o *sna
 				CredentialsVersion: is.CredentialsVersion, CredentialsFingerprint: is.CredentialsFingerprint,
 				SettingsDigest: is.SettingsDigest, Result: tokensyncv1alpha1.ReasonSucceeded,
 			}}
-		tokenFP = is.TokenFingerprint
+		token, tokenFP = []byte(is.Token.Value), is.TokenFingerprint
 	}
 	h.next = refreshAt(h.obtainedAt, h.expiresAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(h.expiresAt)))
-	failed, err := r.fanOutToken(ctx, o, fan, tokenFP, mutate)
+	failed, err := r.fanOutToken(ctx, o, fan, token, tokenFP, mutate)
 	if err != nil {
 		return r.clusterWriteError(ctx, o, err)
 	}
@@ -439,13 +443,14 @@ func (r *ClusterTokenRequestReconciler) writeCluster(ctx context.Context, o *sna
 }
 
 // fanOutToken writes the token mutate puts on a Secret to every selected
-// namespace whose Secret does not hold it yet (its fingerprint tokenFP), or
+// namespace whose Secret does not hold it yet (token, recorded with its
+// fingerprint tokenFP; a token edited by hand is put back), or
 // whose template is out of date, and deletes (or, with deletionPolicy
 // Retain, leaves) the Secrets of namespaces no longer selected and of an
 // earlier secretName. A namespace that cannot be written is reported in
 // failed and holds up no other; err is a template that does not render
 // (nothing is written anywhere) or an API error of the operator's own.
-func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snapshot, fan *fanOut, tokenFP string, mutate func(*corev1.Secret)) (failed []tokensyncv1alpha1.NamespaceFailure, err error) {
+func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snapshot, fan *fanOut, token []byte, tokenFP string, mutate func(*corev1.Secret)) (failed []tokensyncv1alpha1.NamespaceFailure, err error) {
 	ctr := fan.ctr
 	var (
 		mu       sync.Mutex
@@ -466,7 +471,8 @@ func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snap
 		}
 		existing := fan.current[ns]
 		put := mutate
-		if existing != nil && tokenFP != "" && existing.Annotations[annotationTokenFingerprint] == tokenFP {
+		if existing != nil && tokenFP != "" && existing.Annotations[annotationTokenFingerprint] == tokenFP &&
+			bytes.Equal(existing.Data[tokensyncv1alpha1.SecretKeyToken], token) {
 			put = func(*corev1.Secret) {} // holds the token: only the template and ownership
 		}
 		parallel <- struct{}{}

@@ -241,6 +241,23 @@ func TestClusterTokenRequest(t *testing.T) {
 		c.waitFor("shared", written(4, 4))
 	})
 
+	t.Run("a token edited by hand is put back without a login", func(t *testing.T) {
+		eventually(t, readyTimeout, func() error {
+			_, s := c.token(2)
+			s.Data[tokensyncv1alpha1.SecretKeyToken] = []byte("edited")
+			return k8sClient.Update(c.ctx(), s)
+		})
+		eventually(t, readyTimeout, func() error {
+			if tok, _ := c.token(2); tok != first {
+				return fmt.Errorf("namespace 2 holds %q", tok)
+			}
+			return nil
+		})
+		if n := c.fake.Logins(providertest.Partner); n != 1 {
+			t.Errorf("%d logins, want still 1", n)
+		}
+	})
+
 	t.Run("a refresh updates every Secret with one login", func(t *testing.T) {
 		patchCluster(t, "shared", func(ctr *tokensyncv1alpha1.ClusterTokenRequest) {
 			ctr.Annotations = map[string]string{tokensyncv1alpha1.AnnotationForceRefresh: "1"}
