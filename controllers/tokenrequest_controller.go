@@ -536,6 +536,7 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *observed, d decis
 	if err != nil {
 		f := providerFailure(tr, err)
 		loginsTotal.WithLabelValues(o.Provider, f.reason).Inc()
+		loginFailures.inc(o.Provider, o.Endpoint)
 		if ctx.Err() != nil {
 			// The manager is stopping; the next one retries without counting this.
 			return ctrl.Result{}, ctx.Err()
