@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v4/pkg/chart/v2/lint"
+	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -525,5 +527,27 @@ func TestChartCopiesMatchTheirSources(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestChartLints: `helm lint --strict` passes (no warning or error from its
+// rules: Chart.yaml, values against the schema, the templates, valid YAML and
+// object names, no deprecated APIs, CRDs) with the default values and with
+// every optional part on.
+func TestChartLints(t *testing.T) {
+	for _, values := range []map[string]any{
+		withImage(nil),
+		withImage(map[string]any{
+			"watchNamespaces": []any{"team-a"}, "networkPolicy": map[string]any{"enabled": true},
+			"serviceMonitor": map[string]any{"enabled": true}, "prometheusRule": map[string]any{"enabled": true},
+			"grafanaDashboard": map[string]any{"enabled": true},
+		}),
+	} {
+		linter := lint.RunAll(chartDir, values, releaseNamespace)
+		for _, m := range linter.Messages {
+			if m.Severity >= support.WarningSev { // INFO is only "icon is recommended"
+				t.Errorf("helm lint: %s", m)
+			}
+		}
 	}
 }
