@@ -102,9 +102,14 @@ func run(m *testing.M) int {
 // module cache (from the Go module proxy) if need be. The download runs
 // outside this module, so that it changes neither go.mod nor go.sum.
 func prometheusOperatorCRDs() ([]string, error) {
+	dir, err := os.MkdirTemp("", "tokensync-chart-download-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
 	cmd := exec.Command("go", "mod", "download", "-json", prometheusOperatorModule)
-	cmd.Dir = os.TempDir()
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Dir = dir // no go.mod: nothing to record the download in
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
 	out, err := cmd.Output()
 	var mod struct{ Dir, Error string }
 	if jsonErr := json.Unmarshal(out, &mod); jsonErr != nil || mod.Dir == "" {
