@@ -14,6 +14,8 @@
 //   - monitoring_test.go: every alert expression and dashboard query parses
 //     with Prometheus's PromQL parser and names only metrics (and label
 //     values) a running manager exports, read from its /metrics.
+//   - modules_test.go: the modules this one shares with the operator are at
+//     the operator's versions (so that a cold make test compiles little here).
 //
 // helm_test.go renders the chart; manager_test.go runs the manager;
 // main_test.go starts the control plane (envtest, as the operator's own tests).
