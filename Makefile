@@ -5,13 +5,23 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUBE_VERSION ?= 1.37.2
 ETCD_VERSION ?= 3.6.16
 
-IMG ?= ghcr.io/tokensync/tokensync:latest
+# The operator's version, stamped in by make image: the chart's appVersion.
+VERSION ?= $(shell awk -F'"' '/^appVersion:/ {print $$2}' charts/tokensync/Chart.yaml)
+# The image to build (make image) or deploy (make deploy): yours, in your
+# registry (no public image is published), e.g. registry.example.com/tokensync:v0.1.0.
+IMG ?= tokensync:$(VERSION)
+IMAGE_TAR ?= bin/tokensync-image.tar
+ARCH ?= $(shell go env GOARCH)
 LOCALBIN := $(CURDIR)/bin
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 25m -parallel 6
 # The bench module's tests: the tiny bench (exact counts, never timings)
 # drives a manager built without -race, so the harness runs without it too.
 BENCH_TEST_FLAGS ?= -count=1 -timeout 10m
+# The chart's and the image's tests (hack/chart, hack/image) likewise run a
+# manager binary built without -race; the race detector would only slow
+# compiling Helm and Prometheus's parser.
+RELEASE_TEST_FLAGS ?= -count=1 -timeout 15m
 FUZZTIME ?= 75s
 BENCH_SCALE ?= default
 
@@ -34,23 +44,26 @@ generate-providers: ## Generate from providers/builtin the API's provider enum a
 	go run ./hack/providergen
 
 .PHONY: manifests
-manifests: generate-providers $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests under config/.
+manifests: generate-providers $(CONTROLLER_GEN) ## Generate the CRD and RBAC manifests under config/, and copy them (with the alerts and dashboard) into the Helm chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/...;./controllers/..." output:crd:artifacts:config=config/crd/bases
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: generate-providers $(CONTROLLER_GEN) ## Generate the deepcopy code under api/.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+# What make manifests generate writes: file names and contents are compared.
+GENERATED := config/crd/bases config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go charts/tokensync/crds charts/tokensync/files api/v1alpha1/zz_generated.providers.go providers/providertest/zz_generated.fakes.go
+
 .PHONY: verify-generated
-verify-generated: ## Fail if the committed CRDs, RBAC, deepcopy code or provider lists are stale.
-	@files="$$(ls config/crd/bases/*.yaml) config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go \
-	  api/v1alpha1/zz_generated.providers.go providers/providertest/zz_generated.fakes.go"; \
-	before=$$(cat $$files 2>/dev/null | sha256sum); \
+verify-generated: ## Fail if the committed CRDs, RBAC, deepcopy code or the chart's copies of them are stale.
+	@snapshot() { find $(GENERATED) -type f 2>/dev/null | LC_ALL=C sort | xargs sha256sum; }; \
+	before=$$(snapshot); \
 	$(MAKE) --no-print-directory manifests generate >/dev/null; \
-	after=$$(cat $$files | sha256sum); \
+	after=$$(snapshot); \
 	if [ "$$before" != "$$after" ]; then \
-	  echo "generated files were stale and have been regenerated: commit config/crd, config/rbac, api/ and providers/providertest/ (make manifests generate)"; \
-	  git --no-pager diff --stat -- $$files || true; exit 1; \
+	  echo "generated files were stale and have been regenerated: commit config/crd, config/rbac, api/, providers/providertest/ and charts/tokensync (make manifests generate)"; \
+	  diff <(echo "$$before") <(echo "$$after") || true; exit 1; \
 	fi; echo "generated files are up to date"
 
 .PHONY: fmt
@@ -58,9 +71,11 @@ fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet on the product and on the test-only modules (hack/bench, providers/oauth2/interop).
+vet: ## Run go vet on the product and on the modules of its own (hack/bench, hack/chart, hack/image, providers/oauth2/interop).
 	go vet ./...
 	go -C hack/bench vet ./...
+	go -C hack/chart vet ./...
+	go -C hack/image vet ./...
 	go -C providers/oauth2/interop vet ./...
 
 .PHONY: envtest
@@ -70,11 +85,13 @@ envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/
 ENVTEST_ASSETS = $(shell KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/envtest-binaries.sh)
 
 .PHONY: test
-test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest, the OAuth2 interop module); the tiny bench; the one-shot demo.
+test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest, the OAuth2 interop module); the tiny bench; the Helm chart, alerts and dashboard (hack/chart); the image (hack/image); the one-shot demo.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
 	go -C providers/oauth2/interop test $(GO_TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/bench test $(BENCH_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/chart test $(RELEASE_TEST_FLAGS) ./...
+	go -C hack/image test $(RELEASE_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory demo-oneshot
 
 .PHONY: check-dockerfile
@@ -101,9 +118,14 @@ build: ## Build the manager binary into bin/manager.
 run: manifests generate ## Run the manager against the current kubeconfig (install the CRDs first: make install).
 	go run . --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --health-probe-bind-address=127.0.0.1:8081
 
+.PHONY: image
+image: ## Build the container image without Docker into bin/tokensync-image.tar, tagged IMG (push it: crane push bin/tokensync-image.tar IMG, or docker load -i it).
+	go -C hack/image run . --out $(abspath $(IMAGE_TAR)) --tag $(IMG) --version $(VERSION) --arch $(ARCH) \
+	  --revision=$$(git rev-parse HEAD 2>/dev/null) --created=$$(git log -1 --format=%cI 2>/dev/null)
+
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMG) .
+docker-build: ## Build the container image with the Dockerfile (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
 
 ##@ Local demo and benchmarks
 

@@ -195,6 +195,7 @@ func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (*p
 		f := providerFailureFor(a.credentials.Name, err)
 		if ctx.Err() == nil {
 			loginsTotal.WithLabelValues(is.Provider, f.reason).Inc()
+			loginFailures.inc(is.Provider, is.Endpoint)
 		}
 		return nil, a.failure(f, credsState), nil
 	}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -42,25 +43,35 @@ var (
 		"Unix time of the next scheduled login (planned refresh or retry).", []string{"namespace", "name", "provider"}, nil)
 	tokenRequestReadyDesc = prometheus.NewDesc("tokensync_tokenrequest_ready",
 		"1 when the TokenRequest's Ready condition is True, 0 otherwise.", []string{"namespace", "name", "provider"}, nil)
+	tokenRequestStalledDesc = prometheus.NewDesc("tokensync_tokenrequest_stalled",
+		"1 when the TokenRequest's Stalled condition is True (reason: the condition's), 0 otherwise.", []string{"namespace", "name", "provider", "reason"}, nil)
 )
 
 // statusMetrics collects the per-TokenRequest gauges from the caches of the
 // running controllers (one in the operator; several in a test process).
 type statusMetrics struct {
 	mu      sync.Mutex
-	readers map[*TokenRequestReconciler]client.Reader
+	readers map[*TokenRequestReconciler]statusReader
 }
 
-var tokenRequestMetrics = &statusMetrics{readers: map[*TokenRequestReconciler]client.Reader{}}
+// statusReader is a manager's cache, and whether that manager serves
+// ClusterTokenRequests (only then are they listed: a manager sharded by
+// namespace may not read them).
+type statusReader struct {
+	client.Reader
+	cluster bool
+}
+
+var tokenRequestMetrics = &statusMetrics{readers: map[*TokenRequestReconciler]statusReader{}}
 
 func init() {
-	metrics.Registry.MustRegister(loginsTotal, loginDuration, rolloutRestartsTotal, tokenRequestMetrics)
+	metrics.Registry.MustRegister(loginsTotal, loginDuration, rolloutRestartsTotal, tokenRequestMetrics, loginFailures)
 }
 
-func (m *statusMetrics) add(r *TokenRequestReconciler, reader client.Reader) {
+func (m *statusMetrics) add(r *TokenRequestReconciler, reader client.Reader, cluster bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.readers[r] = reader
+	m.readers[r] = statusReader{Reader: reader, cluster: cluster}
 }
 
 func (m *statusMetrics) remove(r *TokenRequestReconciler) {
@@ -73,16 +84,44 @@ func (m *statusMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tokenExpiryDesc
 	ch <- tokenRefreshDesc
 	ch <- tokenRequestReadyDesc
+	ch <- tokenRequestStalledDesc
 }
 
+// Collect reads the gauges of every TokenRequest and, in a manager that
+// serves them, every ClusterTokenRequest (whose namespace label is empty).
 func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
-	readers := make([]client.Reader, 0, len(m.readers))
+	readers := make([]statusReader, 0, len(m.readers))
 	for _, r := range m.readers {
 		readers = append(readers, r)
 	}
 	m.mu.Unlock()
 	seen := map[types.NamespacedName]bool{}
+	collect := func(key types.NamespacedName, provider tokensyncv1alpha1.Provider, st *tokensyncv1alpha1.TokenStatus) {
+		if seen[key] {
+			return // two managers watching one namespace (tests)
+		}
+		seen[key] = true
+		labels := []string{key.Namespace, key.Name, string(provider)}
+		if t := st.ExpiresAt; t != nil {
+			ch <- prometheus.MustNewConstMetric(tokenExpiryDesc, prometheus.GaugeValue, float64(t.Unix()), labels...)
+		}
+		if t := st.NextRefreshTime; t != nil {
+			ch <- prometheus.MustNewConstMetric(tokenRefreshDesc, prometheus.GaugeValue, float64(t.Unix()), labels...)
+		}
+		if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); c != nil {
+			ready := 0.0
+			if c.Status == "True" {
+				ready = 1
+			}
+			ch <- prometheus.MustNewConstMetric(tokenRequestReadyDesc, prometheus.GaugeValue, ready, labels...)
+		}
+		stalled, reason := 0.0, ""
+		if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionStalled); c != nil && c.Status == "True" {
+			stalled, reason = 1, c.Reason
+		}
+		ch <- prometheus.MustNewConstMetric(tokenRequestStalledDesc, prometheus.GaugeValue, stalled, append(labels, reason)...)
+	}
 	for _, reader := range readers {
 		list := &tokensyncv1alpha1.TokenRequestList{}
 		if err := reader.List(context.Background(), list); err != nil {
@@ -90,25 +129,107 @@ func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		for i := range list.Items {
 			tr := &list.Items[i]
-			key := types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}
-			if seen[key] {
-				continue // two managers watching one namespace (tests)
-			}
-			seen[key] = true
-			labels := []string{tr.Namespace, tr.Name, string(tr.Spec.Provider)}
-			if t := tr.Status.ExpiresAt; t != nil {
-				ch <- prometheus.MustNewConstMetric(tokenExpiryDesc, prometheus.GaugeValue, float64(t.Unix()), labels...)
-			}
-			if t := tr.Status.NextRefreshTime; t != nil {
-				ch <- prometheus.MustNewConstMetric(tokenRefreshDesc, prometheus.GaugeValue, float64(t.Unix()), labels...)
-			}
-			if c := meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionReady); c != nil {
-				ready := 0.0
-				if c.Status == "True" {
-					ready = 1
-				}
-				ch <- prometheus.MustNewConstMetric(tokenRequestReadyDesc, prometheus.GaugeValue, ready, labels...)
-			}
+			collect(types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}, tr.Spec.Provider, &tr.Status.TokenStatus)
 		}
+		if !reader.cluster {
+			continue
+		}
+		clusterList := &tokensyncv1alpha1.ClusterTokenRequestList{}
+		if err := reader.List(context.Background(), clusterList); err != nil {
+			continue
+		}
+		for i := range clusterList.Items {
+			ctr := &clusterList.Items[i]
+			collect(types.NamespacedName{Name: ctr.Name}, ctr.Spec.Provider, &ctr.Status.TokenStatus)
+		}
+	}
+}
+
+// Failed logins by endpoint host, for alerts on a provider host that fails
+// many TokenRequests at once. The endpoint is chosen by whoever writes a
+// TokenRequest, so the hosts counted are bounded: at most maxFailureHosts
+// series (per provider and host, as the login rate limit counts hosts). A
+// host that has not failed for failureHostIdle gives its place to a new one;
+// while every place is held by a host that failed more recently, new hosts
+// are counted as endpoint_host="other". A tenant's hosts can thus fill the
+// places but never hide failures: they go to "other" and still alert.
+const (
+	maxFailureHosts = 64
+	failureHostIdle = time.Hour
+	otherHost       = "other"
+)
+
+var loginFailuresDesc = prometheus.NewDesc("tokensync_login_failures_total",
+	"Failed logins, by provider and endpoint host (at most 64 hosts; hosts beyond are counted as \"other\").",
+	[]string{"provider", "endpoint_host"}, nil)
+
+var loginFailures = newHostFailures(time.Now)
+
+type hostFailureKey struct{ provider, host string }
+
+type hostFailureCount struct {
+	n    float64
+	last time.Time
+}
+
+type hostFailures struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	counts map[hostFailureKey]*hostFailureCount
+	hosts  int // keys that are not otherHost
+}
+
+func newHostFailures(now func() time.Time) *hostFailures {
+	return &hostFailures{now: now, counts: map[hostFailureKey]*hostFailureCount{}}
+}
+
+// inc counts a failed login of provider to endpoint.
+func (h *hostFailures) inc(provider, endpoint string) {
+	now := h.now()
+	key := hostFailureKey{provider, endpointHost(endpoint)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.counts[key]
+	if c == nil && key.host != otherHost {
+		if h.hosts >= maxFailureHosts && !h.evictIdle(now) {
+			key.host = otherHost
+			c = h.counts[key]
+		} else {
+			h.hosts++
+		}
+	}
+	if c == nil {
+		c = &hostFailureCount{}
+		h.counts[key] = c
+	}
+	c.n++
+	c.last = now
+}
+
+// evictIdle forgets the host that failed longest ago, if that was more than
+// failureHostIdle ago.
+func (h *hostFailures) evictIdle(now time.Time) bool {
+	var oldest hostFailureKey
+	var at time.Time
+	for k, c := range h.counts {
+		if k.host != otherHost && (at.IsZero() || c.last.Before(at)) {
+			oldest, at = k, c.last
+		}
+	}
+	if at.IsZero() || now.Sub(at) < failureHostIdle {
+		return false
+	}
+	delete(h.counts, oldest)
+	h.hosts--
+	return true
+}
+
+func (h *hostFailures) Describe(ch chan<- *prometheus.Desc) { ch <- loginFailuresDesc }
+
+func (h *hostFailures) Collect(ch chan<- prometheus.Metric) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, c := range h.counts {
+		ch <- prometheus.MustNewConstMetric(loginFailuresDesc, prometheus.CounterValue, c.n, k.provider, k.host)
 	}
 }

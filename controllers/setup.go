@@ -186,14 +186,15 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 	// A ClusterTokenRequest writes into namespaces of every shard: only a
 	// manager that watches them all serves it, else several would log in
 	// for it and fight over its status.
-	if len(o.Namespaces) == 0 || o.ClusterTokenRequestsOnly {
+	servesCluster := len(o.Namespaces) == 0 || o.ClusterTokenRequestsOnly
+	if servesCluster {
 		cr := &ClusterTokenRequestReconciler{TokenRequestReconciler: r, WatchedNamespaces: o.Namespaces}
 		if err := cr.SetupWithManager(mgr, opts); err != nil {
 			return nil, fmt.Errorf("set up the ClusterTokenRequest controller: %w", err)
 		}
 	}
 	// The per-TokenRequest gauges come from this manager's cache while it runs.
-	tokenRequestMetrics.add(r, mgr.GetCache())
+	tokenRequestMetrics.add(r, mgr.GetCache(), servesCluster)
 	if err := mgr.Add(untilStopped(func() { tokenRequestMetrics.remove(r) })); err != nil {
 		return nil, err
 	}

@@ -509,6 +509,12 @@ func TestAuthenticationFailure(t *testing.T) {
 	if !strings.Contains(readyCondition(tr).Message, "AccessKeyUnauthorized") {
 		t.Errorf("message %q does not carry the provider's reason", readyCondition(tr).Message)
 	}
+	eventually(t, readyTimeout, func() error {
+		if v, labels := seriesValue(t, "tokensync_tokenrequest_stalled", e.ns, "auth"); v != 1 || labels["reason"] != tokensyncv1alpha1.ReasonAuthenticationFailed {
+			return fmt.Errorf("tokensync_tokenrequest_stalled %v %v, want 1 with reason AuthenticationFailed", v, labels)
+		}
+		return nil
+	})
 	consistently(t, 3*time.Second, func() error {
 		if n := e.fake.Attempts(providertest.Partner); n != 1 {
 			return fmt.Errorf("%d attempts, want 1", n)
@@ -528,8 +534,8 @@ func TestDeletionForgetsMetrics(t *testing.T) {
 	e.createSecret("creds", partnerCreds)
 	tr := e.createTokenRequest("gone", providertest.Partner, "creds")
 	e.waitReady("gone")
-	if n := seriesFor(t, e.ns, "gone"); n != 3 {
-		t.Fatalf("%d tokensync series for the TokenRequest, want 3 (expiry, refresh, ready)", n)
+	if n := seriesFor(t, e.ns, "gone"); n != 4 {
+		t.Fatalf("%d tokensync series for the TokenRequest, want 4 (expiry, refresh, ready, stalled)", n)
 	}
 	if err := k8sClient.Delete(e.ctx(), tr); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ require (
 
 require (
 	github.com/google/uuid v1.6.0 // indirect
-	golang.org/x/oauth2 v0.37.0 // indirect
+	golang.org/x/oauth2 v0.38.0 // indirect
 )
 
 replace github.com/tokensync/tokensync => ../../..

@@ -1,0 +1,22 @@
+// Package chart tests the Helm chart charts/tokensync, the alerts of
+// config/prometheus and the dashboard of config/grafana. It is a Go module of
+// its own, so that Helm and Prometheus stay out of the operator's go.mod.
+//
+//   - chart_test.go: the chart rendered through Helm's Go SDK (as helm
+//     template) for each set of values, every object applied by server-side
+//     dry run to a real API server; values.schema.json refuses wrong values;
+//     the chart's copies of config/ (CRDs, RBAC rules, alerts, dashboard)
+//     are identical to their sources.
+//   - rbac_test.go: the manager, built from the tree, runs as the chart's
+//     ServiceAccount with only the chart's RBAC, on an API server with
+//     OwnerReferencesPermissionEnforcement, cluster-wide and with
+//     watchNamespaces, and a TokenRequest becomes Ready.
+//   - monitoring_test.go: every alert expression and dashboard query parses
+//     with Prometheus's PromQL parser and names only metrics (and label
+//     values) a running manager exports, read from its /metrics.
+//   - modules_test.go: the modules this one shares with the operator are at
+//     the operator's versions (so that a cold make test compiles little here).
+//
+// helm_test.go renders the chart; manager_test.go runs the manager;
+// main_test.go starts the control plane (envtest, as the operator's own tests).
+package chart
