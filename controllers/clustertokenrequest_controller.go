@@ -764,25 +764,10 @@ func namespaceMatchingMayChange() predicate.Predicate {
 // target Secret has its name (a foreign Secret gone lets that namespace be
 // written at once).
 func (r *ClusterTokenRequestReconciler) clusterSecretEvents() handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
-	usingCredentials := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], s *metav1.PartialObjectMetadata, target bool) {
-		for _, req := range r.clusterTokenRequests(ctx, func(ctr *tokensyncv1alpha1.ClusterTokenRequest) bool {
+	return secretMetadataEvents(func(ctx context.Context, s *metav1.PartialObjectMetadata, deleted bool) []reconcile.Request {
+		return r.clusterTokenRequests(ctx, func(ctr *tokensyncv1alpha1.ClusterTokenRequest) bool {
 			ref := ctr.Spec.CredentialsSecretRef
-			return ref.Namespace == s.Namespace && ref.Name == s.Name || target && ctr.Spec.SecretName == s.Name
-		}) {
-			q.Add(req)
-		}
-	}
-	return handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{
-		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			usingCredentials(ctx, q, e.Object, false)
-		},
-		UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion {
-				usingCredentials(ctx, q, e.ObjectNew, false)
-			}
-		},
-		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			usingCredentials(ctx, q, e.Object, true)
-		},
-	}
+			return ref.Namespace == s.Namespace && ref.Name == s.Name || deleted && ctr.Spec.SecretName == s.Name
+		})
+	})
 }

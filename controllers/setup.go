@@ -323,23 +323,35 @@ func (r *TokenRequestReconciler) requestsForTarget(ctx context.Context, s client
 // recovers at once. Other writes to target Secrets are not mapped: the
 // operator's own writes would come back as reconciles.
 func (r *TokenRequestReconciler) secretEvents() handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
-	enqueue := func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], s *metav1.PartialObjectMetadata, role secretRole) {
-		for _, req := range r.secrets.requests(role, client.ObjectKeyFromObject(s)) {
+	return secretMetadataEvents(func(_ context.Context, s *metav1.PartialObjectMetadata, deleted bool) []reconcile.Request {
+		reqs := r.secrets.requests(credentialsRole, client.ObjectKeyFromObject(s))
+		if deleted {
+			reqs = append(reqs, r.secrets.requests(targetRole, client.ObjectKeyFromObject(s))...)
+		}
+		return reqs
+	})
+}
+
+// secretMetadataEvents turns the metadata cache's Secret events into the
+// requests affected returns: on a create, on an update that wrote a new
+// resourceVersion, and on a deletion (deleted true).
+func secretMetadataEvents(affected func(ctx context.Context, s *metav1.PartialObjectMetadata, deleted bool) []reconcile.Request) handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
+	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], s *metav1.PartialObjectMetadata, deleted bool) {
+		for _, req := range affected(ctx, s, deleted) {
 			q.Add(req)
 		}
 	}
 	return handler.TypedFuncs[*metav1.PartialObjectMetadata, reconcile.Request]{
 		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, q, e.Object, credentialsRole)
+			enqueue(ctx, q, e.Object, false)
 		},
 		UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			if e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion {
-				enqueue(ctx, q, e.ObjectNew, credentialsRole)
+				enqueue(ctx, q, e.ObjectNew, false)
 			}
 		},
 		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			enqueue(ctx, q, e.Object, credentialsRole)
-			enqueue(ctx, q, e.Object, targetRole)
+			enqueue(ctx, q, e.Object, true)
 		},
 	}
 }
