@@ -87,8 +87,17 @@ ENVTEST_ASSETS = $(shell KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSIO
 .PHONY: test
 test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest, the OAuth2 interop module); the tiny bench; the Helm chart, alerts and dashboard (hack/chart); the image (hack/image); the one-shot demo.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@# The race-checked tests take the CPU; the others mostly wait (token
+	@# lifetimes, windows, a control plane's answers): both run at once.
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-race test-waiting
+
+.PHONY: test-race
+test-race: ## The product's tests with -race (unit, envtest, fuzz seed corpora) and the OAuth2 interop module's.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
 	go -C providers/oauth2/interop test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-waiting
+test-waiting: ## The tiny bench, the chart's and the image's tests, and the one-shot demo.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/bench test $(BENCH_TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/chart test $(RELEASE_TEST_FLAGS) ./...
 	go -C hack/image test $(RELEASE_TEST_FLAGS) ./...
