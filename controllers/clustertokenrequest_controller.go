@@ -88,14 +88,6 @@ func (r *ClusterTokenRequestReconciler) clusterOwnerOf(ctr *tokensyncv1alpha1.Cl
 // Reconcile observes one ClusterTokenRequest and its Secrets, decides as
 // for a TokenRequest, and acts on every namespace.
 func (r *ClusterTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	res, err := r.reconcile(ctx, req, true)
-	if errors.Is(err, errLoginEnded) {
-		return r.reconcile(ctx, req, false)
-	}
-	return res, err
-}
-
-func (r *ClusterTokenRequestReconciler) reconcile(ctx context.Context, req ctrl.Request, mayAwait bool) (ctrl.Result, error) {
 	r.init()
 	key := types.NamespacedName{Name: req.Name}
 	ctr := &tokensyncv1alpha1.ClusterTokenRequest{}
@@ -116,7 +108,6 @@ func (r *ClusterTokenRequestReconciler) reconcile(ctx context.Context, req ctrl.
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	o.mayAwait = mayAwait
 	if o.loginErr != nil {
 		return ctrl.Result{}, o.loginErr
 	}

@@ -79,28 +79,11 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d decis
 	if o.creds != nil {
 		a.is.CredentialsVersion, a.is.CredentialsFingerprint = o.Credentials.Version, o.Credentials.Fingerprint
 	}
-	job := &loginJob{who: a.key, kind: o.kind, endpoint: o.Endpoint, issuer: o.issuer(), mustStartBy: mustStartBy,
-		run: func(ctx context.Context) { r.runLogin(ctx, a) }}
-	if r.gate.submit(job) && o.mayAwait && r.gate.await(job, fastLoginWait) {
-		return ctrl.Result{}, errLoginEnded
-	}
+	r.gate.submit(&loginJob{who: a.key, kind: o.kind, endpoint: o.Endpoint, issuer: o.issuer(), mustStartBy: mustStartBy,
+		run: func(ctx context.Context) { r.runLogin(ctx, a) }})
 	logf.FromContext(ctx).V(1).Info("Login handed over; its end reconciles again")
 	return ctrl.Result{}, nil
 }
-
-// fastLoginWait is how long a reconcile waits for the login it handed over
-// when that login could start at once: a login that ends within it (a
-// provider on the same network answers in a few milliseconds) is written
-// by the same reconcile, saving a second reconcile and its wait in the
-// queue. It bounds what one login can hold a worker: a provider that is
-// slow or hangs holds it this long at the most, then the login goes on off
-// the workers.
-const fastLoginWait = 20 * time.Millisecond
-
-// errLoginEnded tells Reconcile that the login just handed over has ended
-// and been claimed (loginGate.await): it observes again and takes the
-// result at once.
-var errLoginEnded = errors.New("the login ended: reconcile again")
 
 // issuer identifies what a login is made with.
 func (o *observation) issuer() string {

@@ -94,11 +94,6 @@ type loginJob struct {
 	timer     clock.Timer   // while admitted and waiting for its rate token
 	cancel    context.CancelFunc
 	cancelled bool
-	// ended is closed when the login has ended; awaited says that the
-	// reconcile that handed it over waits for it (see await), finished
-	// that it ended.
-	ended             chan struct{}
-	awaited, finished bool
 }
 
 type jobState int
@@ -195,7 +190,6 @@ func (g *loginGate) submit(job *loginJob) bool {
 		launch = append(launch, g.drop(j)...)
 	}
 	job.host = endpointHost(job.endpoint)
-	job.ended = make(chan struct{})
 	g.jobs[job.who] = job
 	launch = append(launch, g.admitOrQueue(job)...)
 	return true
@@ -346,45 +340,11 @@ func (g *loginGate) finish(j *loginJob) {
 	}
 	launch := g.release(j)
 	done, cancelled, stopping := g.done[j.kind], j.cancelled, g.ctx.Err() != nil
-	j.finished = true
-	claimed := j.awaited
-	close(j.ended)
 	g.mu.Unlock()
 	g.launch(launch)
-	if done != nil && !cancelled && !stopping && !claimed {
+	if done != nil && !cancelled && !stopping {
 		done(j.who)
 	}
-}
-
-// await waits up to d for the login j to end, if it is running. A login
-// that ends in time is claimed: done is not called for it, and the caller,
-// the reconcile that handed it over, takes its result itself. A fast login
-// thus costs one reconcile, not two, and a slow one holds a worker for d at
-// the most: its end re-queues its object as any other. It reports whether
-// the login ended and was claimed.
-func (g *loginGate) await(j *loginJob, d time.Duration) bool {
-	g.mu.Lock()
-	if j.state != jobRunning || j.finished || j.cancelled {
-		g.mu.Unlock()
-		return false
-	}
-	j.awaited = true
-	g.mu.Unlock()
-	timeout := make(chan struct{})
-	t := g.clock.AfterFunc(d, func() { close(timeout) })
-	defer t.Stop()
-	select {
-	case <-j.ended:
-		return true
-	case <-timeout:
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if j.finished {
-		return true // it ended meanwhile, claimed
-	}
-	j.awaited = false
-	return false
 }
 
 // release frees the slots of an admitted or running job and admits the

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/tokensync/tokensync/providers"
@@ -328,38 +327,4 @@ func (h *hangingListener) counts() (open, most int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.open, h.most
-}
-
-// TestLoginGateAwait: a login that ends while the reconcile that handed it
-// over waits is claimed by it (no second reconcile); one that does not end
-// in time goes on off the workers and reconciles when it ends; a login that
-// waits for a slot is not waited for.
-func TestLoginGateAwait(t *testing.T) {
-	g := newLoginGate(LoginLimits{PerEndpointInFlight: 1, PerEndpointRate: -1}, clock.RealClock{})
-	var done []types.NamespacedName
-	var mu sync.Mutex
-	g.start(context.Background(), "", func(who types.NamespacedName) { mu.Lock(); done = append(done, who); mu.Unlock() })
-	release := make(chan struct{})
-	fast := &loginJob{who: in("ns", 0), endpoint: "https://fast.example", run: func(context.Context) {}}
-	slow := &loginJob{who: in("ns", 1), endpoint: "https://slow.example", run: func(context.Context) { <-release }}
-	queued := &loginJob{who: in("ns", 2), endpoint: "https://slow.example", run: func(context.Context) {}}
-
-	if !g.submit(fast) || !g.await(fast, time.Minute) {
-		t.Fatal("a login that ends at once was not claimed")
-	}
-	if !g.submit(slow) || g.await(slow, 20*time.Millisecond) {
-		t.Fatal("a login that hangs was claimed")
-	}
-	if !g.submit(queued) || g.await(queued, time.Minute) {
-		t.Fatal("a login waiting for a slot was waited for")
-	}
-	close(release)
-	eventually(t, 10*time.Second, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if len(done) != 2 || done[0] != in("ns", 1) || done[1] != in("ns", 2) {
-			return fmt.Errorf("reconciled %v, want ns/tr-1 then ns/tr-2 (ns/tr-0 was claimed)", done)
-		}
-		return nil
-	})
 }

@@ -115,17 +115,6 @@ func (r *TokenRequestReconciler) LoadFingerprintKey(ctx context.Context) error {
 
 // Reconcile observes one TokenRequest, decides, and acts on the decision.
 func (r *TokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	res, err := r.reconcile(ctx, req, true)
-	if errors.Is(err, errLoginEnded) {
-		// The login it handed over ended at once: its result is taken now.
-		return r.reconcile(ctx, req, false)
-	}
-	return res, err
-}
-
-// reconcile is one pass of Reconcile; mayAwait lets a login it hands over
-// be waited for briefly (fastLoginWait).
-func (r *TokenRequestReconciler) reconcile(ctx context.Context, req ctrl.Request, mayAwait bool) (ctrl.Result, error) {
 	r.init()
 	tr := &tokensyncv1alpha1.TokenRequest{}
 	if err := r.Get(ctx, req.NamespacedName, tr); err != nil {
@@ -145,7 +134,6 @@ func (r *TokenRequestReconciler) reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	obs.mayAwait = mayAwait
 	if obs.loginErr != nil {
 		return ctrl.Result{}, obs.loginErr
 	}
@@ -174,8 +162,6 @@ type snapshot struct {
 	targetKey types.NamespacedName
 	// kind names the controller, for the login gate ("": TokenRequest).
 	kind string
-	// mayAwait: a login handed over may be waited for (fastLoginWait).
-	mayAwait bool
 	// writeStatus applies mutate to the status and writes it when it
 	// changed, which it reports.
 	writeStatus func(ctx context.Context, mutate func(*tokensyncv1alpha1.TokenStatus)) (changed bool, err error)
