@@ -534,9 +534,14 @@ func TestDeletionForgetsMetrics(t *testing.T) {
 	e.createSecret("creds", partnerCreds)
 	tr := e.createTokenRequest("gone", providertest.Partner, "creds")
 	e.waitReady("gone")
-	if n := seriesFor(t, e.ns, "gone"); n != 4 {
-		t.Fatalf("%d tokensync series for the TokenRequest, want 4 (expiry, refresh, ready, stalled)", n)
-	}
+	// The gauges are read from the manager's cache, which may be a moment
+	// behind the API server that waitReady reads.
+	eventually(t, readyTimeout, func() error {
+		if n := seriesFor(t, e.ns, "gone"); n != 4 {
+			return fmt.Errorf("%d tokensync series for the TokenRequest, want 4 (expiry, refresh, ready, stalled)", n)
+		}
+		return nil
+	})
 	if err := k8sClient.Delete(e.ctx(), tr); err != nil {
 		t.Fatal(err)
 	}
