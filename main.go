@@ -72,7 +72,7 @@ func main() {
 	flag.StringVar(&leaderElectionID, "leader-election-id", "tokensync.tokensync.io", "Name of the leader election Lease.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to watch; empty watches all.")
-	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 16, "TokenRequests reconciled in parallel (logins are I/O bound; see docs/performance.md).")
+	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 16, "TokenRequests reconciled in parallel; logins run apart from these workers (--max-logins-in-flight; see docs/performance.md).")
 	flag.Float64Var(&qps, "kube-api-qps", 200, "Queries per second to the Kubernetes API server (only bursts of new TokenRequests come near it; see docs/performance.md).")
 	flag.IntVar(&burst, "kube-api-burst", 1000, "Burst of queries to the Kubernetes API server.")
 	flag.DurationVar(&providerTimeout, "provider-timeout", 30*time.Second, "Total timeout of one provider login request.")
@@ -83,7 +83,7 @@ func main() {
 	flag.StringVar(&operatorNamespace, "operator-namespace", defaultOperatorNamespace(), "Namespace the operator runs in, where it keeps its fingerprint key Secret (default: $POD_NAMESPACE, else the service account's namespace, else tokensync-system).")
 	flag.StringVar(&fingerprintKeySecret, "fingerprint-key-secret", "tokensync-fingerprint-key", "Name of the Secret in --operator-namespace holding the HMAC key that fingerprints credentials (created on first start).")
 	d := controllers.DefaultLoginLimits
-	flag.IntVar(&limits.PerEndpointInFlight, "max-logins-in-flight-per-endpoint", d.PerEndpointInFlight, "Logins waiting on one endpoint host at a time: a hanging endpoint holds at most this many workers (-1: no bound).")
+	flag.IntVar(&limits.PerEndpointInFlight, "max-logins-in-flight-per-endpoint", d.PerEndpointInFlight, "Logins in flight to one endpoint host at a time: a hanging endpoint holds at most this many (-1: no bound).")
 	flag.IntVar(&limits.PerNamespaceInFlight, "max-logins-in-flight-per-namespace", d.PerNamespaceInFlight, "Logins in flight for one namespace at a time (-1: no bound).")
 	flag.IntVar(&limits.TotalInFlight, "max-logins-in-flight", d.TotalInFlight, "Logins in flight in the whole operator at a time; logins run off the reconcile workers, so this only bounds the memory and sockets they take (-1: no bound).")
 	flag.BoolVar(&requireCredentialsLabel, "require-credentials-label", true, "Use a Secret as credentials only if it is labelled tokensync.io/credentials: \"true\" (false: any Secret of the TokenRequest's namespace).")
