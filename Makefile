@@ -166,7 +166,8 @@ uninstall: ## Remove the CRDs (and every TokenRequest) from the cluster.
 deploy: manifests ## Deploy the operator with image IMG into the cluster of the current kubeconfig.
 	cd config/manager && $(KUBECTL) kustomize . >/dev/null
 	tmp=$$(mktemp -d); cp -r config $$tmp/; \
-	  (cd $$tmp/config/manager && $(KUBECTL) kustomize edit set image controller=$(IMG) 2>/dev/null || sed -i 's#newName: .*#newName: $(firstword $(subst :, ,$(IMG)))#; s#newTag: .*#newTag: $(or $(word 2,$(subst :, ,$(IMG))),latest)#' kustomization.yaml); \
+	  img='$(IMG)'; case "$${img##*/}" in *:*) name="$${img%:*}" tag="$${img##*:}";; *) name="$$img" tag=latest;; esac; \
+	  sed -i "s#newName: .*#newName: $$name#; s#newTag: .*#newTag: $$tag#" $$tmp/config/manager/kustomization.yaml; \
 	  $(KUBECTL) apply -k $$tmp/config/default; rm -rf $$tmp
 
 .PHONY: undeploy
