@@ -4,6 +4,7 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
 	// CA roots built in: crypto/x509 uses them when the system has none (the
 	// image's empty base has no certificate files).
 	_ "golang.org/x/crypto/x509roots/fallback"
@@ -63,6 +65,7 @@ func main() {
 		limits                        controllers.LoginLimits
 		restartInterval               time.Duration
 		requireCredentialsLabel       bool
+		clusterOnly                   bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint, e.g. :8443 (secure) or 127.0.0.1:8080 with --metrics-secure=false; 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization; false serves plain HTTP.")
@@ -89,6 +92,7 @@ func main() {
 	flag.BoolVar(&requireCredentialsLabel, "require-credentials-label", true, "Use a Secret as credentials only if it is labelled tokensync.io/credentials: \"true\" (false: any Secret of the TokenRequest's namespace).")
 	flag.Float64Var(&limits.PerEndpointRate, "login-rate-per-endpoint", d.PerEndpointRate, "Logins per second sent to one endpoint host; a refresh is never delayed past its token's expiry (-1: no limit).")
 	flag.IntVar(&limits.PerEndpointBurst, "login-burst-per-endpoint", d.PerEndpointBurst, "Burst of logins to one endpoint host above --login-rate-per-endpoint.")
+	flag.BoolVar(&clusterOnly, "cluster-token-requests-only", false, "Serve ClusterTokenRequests only, no TokenRequest: the one manager that serves them beside managers sharded with --namespaces (which do not). Watches every namespace; give it a --leader-election-id of its own.")
 	flag.DurationVar(&restartInterval, "rollout-restart-min-interval", controllers.DefaultRolloutRestartMinInterval, "Least time between two restarts of one spec.rolloutRestartTargets entry; a restart held back happens when it has passed.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
@@ -108,7 +112,7 @@ func main() {
 		providerTimeout: providerTimeout, allowedEndpoints: allowedEndpoints, allowedEndpointsFile: allowedFile,
 		endpointRules:  endpointpolicy.Rules{AllowInsecureHTTP: allowInsecureHTTP, AllowLoopback: allowLoopback},
 		fingerprintKey: types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret}, limits: limits, restartInterval: restartInterval,
-		allowUnlabelledCredentials: !requireCredentialsLabel,
+		allowUnlabelledCredentials: !requireCredentialsLabel, clusterTokenRequestsOnly: clusterOnly,
 	}); err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
@@ -130,10 +134,17 @@ type runConfig struct {
 	limits                                    controllers.LoginLimits
 	restartInterval                           time.Duration
 	allowUnlabelledCredentials                bool
+	clusterTokenRequestsOnly                  bool
 }
 
 func run(c runConfig) error {
 	setupLog := ctrl.Log.WithName("setup")
+	if c.clusterTokenRequestsOnly && len(c.namespaces) > 0 {
+		// A ClusterTokenRequest writes into every namespace it selects; a
+		// manager of some namespaces would leave the others without it, and
+		// two such managers would each log in for it.
+		return errors.New("--cluster-token-requests-only serves ClusterTokenRequests in every namespace: drop --namespaces")
+	}
 
 	policy, err := endpointpolicy.Parse(c.allowedEndpoints, c.endpointRules)
 	if err != nil {
@@ -193,6 +204,7 @@ func run(c runConfig) error {
 
 		RolloutRestartMinInterval:  c.restartInterval,
 		AllowUnlabelledCredentials: c.allowUnlabelledCredentials,
+		ClusterTokenRequestsOnly:   c.clusterTokenRequestsOnly,
 	}); err != nil {
 		return err
 	}
@@ -203,7 +215,7 @@ func run(c runConfig) error {
 		return err
 	}
 
-	setupLog.Info("Starting manager", "version", version, "namespaces", c.namespaces,
+	setupLog.Info("Starting manager", "version", version, "namespaces", c.namespaces, "clusterTokenRequestsOnly", c.clusterTokenRequestsOnly,
 		"maxConcurrentReconciles", c.maxConcurrentReconciles, "endpointPolicy", policy.String(), "loginLimits", c.limits)
 	return mgr.Start(ctrl.SetupSignalHandler())
 }

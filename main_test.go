@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestMemoryLimit(t *testing.T) {
 	tests := []struct {
@@ -19,5 +22,15 @@ func TestMemoryLimit(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("memoryLimit(%q) = %d, %v; want %d, %v", tt.env, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestClusterOnlyRefusesNamespaces: the manager that serves
+// ClusterTokenRequests beside sharded managers must watch every namespace;
+// the two flags together are refused before anything starts.
+func TestClusterOnlyRefusesNamespaces(t *testing.T) {
+	err := run(runConfig{namespaces: []string{"team-a"}, clusterTokenRequestsOnly: true})
+	if err == nil || !strings.Contains(err.Error(), "--cluster-token-requests-only") || !strings.Contains(err.Error(), "--namespaces") {
+		t.Fatalf("run = %v, want an error naming both flags", err)
 	}
 }
