@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
@@ -177,7 +176,7 @@ func TestClusterTokenRequest(t *testing.T) {
 		}
 	}
 	checkClusterPrinterColumns(t, "shared")
-	if got := c.kstatus("shared"); got != status.CurrentStatus {
+	if got := c.kstatus("shared"); got != kstatusCurrent {
 		t.Errorf("kstatus %s of a Ready ClusterTokenRequest, want Current", got)
 	}
 
@@ -223,7 +222,7 @@ func TestClusterTokenRequest(t *testing.T) {
 		if !meta.IsStatusConditionTrue(ctr.Status.Conditions, tokensyncv1alpha1.ConditionStalled) {
 			t.Errorf("not Stalled: a person must remove the foreign Secret")
 		}
-		if got := c.kstatus("shared"); got != status.FailedStatus {
+		if got := c.kstatus("shared"); got != kstatusFailed {
 			t.Errorf("kstatus %s with a namespace in conflict, want Failed", got)
 		}
 		for i := 1; i <= 3; i++ {
@@ -379,16 +378,12 @@ func checkClusterPrinterColumns(t *testing.T, name string) {
 }
 
 // kstatus is what kstatus (Flux, cli-utils) reads of a ClusterTokenRequest.
-func (c *clusterEnv) kstatus(name string) status.Status {
+func (c *clusterEnv) kstatus(name string) string {
 	c.t.Helper()
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(tokensyncv1alpha1.GroupVersion.WithKind("ClusterTokenRequest"))
 	if err := k8sClient.Get(c.ctx(), types.NamespacedName{Name: name}, u); err != nil {
 		c.t.Fatal(err)
 	}
-	res, err := status.Compute(u)
-	if err != nil {
-		c.t.Fatalf("kstatus: %v", err)
-	}
-	return res.Status
+	return kstatusOfObject(c.t, u).Status
 }

@@ -3,10 +3,12 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -99,6 +102,16 @@ func TestMain(m *testing.M) {
 		}
 	}
 	ctrl.SetLogger(testLogger())
+	judgeDir, err := os.MkdirTemp("", "tokensync-gitops-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "temp dir: %v\n", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(judgeDir)
+	if gitopsJudge, err = buildGitOpsJudge(judgeDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
@@ -106,7 +119,6 @@ func TestMain(m *testing.M) {
 	// As hardened clusters (OpenShift) run it: blockOwnerDeletion on the
 	// target Secret's owner reference needs update on tokenrequests/finalizers.
 	testEnv.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
-	var err error
 	cfg, err = testEnv.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start envtest: %v\n", err)
@@ -128,7 +140,63 @@ func TestMain(m *testing.M) {
 	if err := testEnv.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "stop envtest: %v\n", err)
 	}
+	os.RemoveAll(judgeDir)
 	os.Exit(code)
+}
+
+// gitopsJudge is the hack/gitops command, built by TestMain: what kstatus
+// (Flux, cli-utils) and Argo CD's Lua make of an object. A module of its
+// own keeps cli-utils and gopher-lua out of the product's go.mod.
+var gitopsJudge string
+
+func buildGitOpsJudge(dir string) (string, error) {
+	path := filepath.Join(dir, "gitops")
+	cmd := exec.Command("go", "build", "-o", path, ".")
+	cmd.Dir = filepath.Join("..", "hack", "gitops")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build hack/gitops: %v\n%s", err, out)
+	}
+	return path, nil
+}
+
+// judge runs the gitops command on input (JSON) and decodes its answer.
+func judge(command string, input, answer any) error {
+	in, err := json.Marshal(input)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(gitopsJudge, command)
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("gitops %s: %v: %s", command, err, stderr.String())
+	}
+	return json.Unmarshal(out, answer)
+}
+
+// kstatus statuses (sigs.k8s.io/cli-utils/pkg/kstatus/status).
+const (
+	kstatusCurrent    = "Current"
+	kstatusInProgress = "InProgress"
+	kstatusFailed     = "Failed"
+)
+
+// kstatusResult is what kstatus computes for an object.
+type kstatusResult struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+// kstatusOfObject asks kstatus about obj, as the API server returned it.
+func kstatusOfObject(t *testing.T, obj *unstructured.Unstructured) kstatusResult {
+	t.Helper()
+	var res kstatusResult
+	if err := judge("kstatus", obj.Object, &res); err != nil {
+		t.Fatalf("kstatus: %v", err)
+	}
+	return res
 }
 
 // newNamespace creates a namespace for one test.
