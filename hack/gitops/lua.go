@@ -141,4 +141,3 @@ func goValue(v lua.LValue) (any, error) {
 	}
 	return nil, fmt.Errorf("a Lua %s", v.Type())
 }
-
