@@ -86,7 +86,7 @@ envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/
 ENVTEST_ASSETS = $(shell KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/envtest-binaries.sh)
 
 .PHONY: test
-test: verify-generated vet check-dockerfile ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest, the OAuth2 interop module); the tiny bench; the Helm chart, alerts and dashboard (hack/chart); the image (hack/image); the one-shot demo.
+test: verify-generated vet check-dockerfile envtest ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest, the OAuth2 interop module); the tiny bench; the Helm chart, alerts and dashboard (hack/chart); the image (hack/image); the one-shot demo.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	@# The race-checked tests take the CPU; the others mostly wait (token
 	@# lifetimes, windows, a control plane's answers): both run at once.

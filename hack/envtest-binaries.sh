@@ -79,6 +79,12 @@ build_apiserver() {
   log "envtest: kube-apiserver built in $(( $(date +%s) - start ))s"
 }
 
+# One build at a time: make test's two halves may ask at once on a fresh
+# machine; the second waits for the first and finds the binaries built.
+if command -v flock >/dev/null; then
+  exec 9>"${dest}/.lock"
+  flock 9
+fi
 have_etcd || build_etcd
 have_apiserver || build_apiserver
 echo "${dest}"
