@@ -86,18 +86,12 @@ envtest: ## Build the envtest control plane (kube-apiserver, etcd) into bin/k8s/
 ENVTEST_ASSETS = $(shell KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/envtest-binaries.sh)
 
 .PHONY: test
-test: ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest, the OAuth2 interop module); the tiny bench; the Helm chart, alerts and dashboard (hack/chart); the image (hack/image); the one-shot demo.
+test: verify-generated vet check-dockerfile envtest ## Check generated files, vet, the Dockerfile; every test with -race (unit, envtest, the OAuth2 interop module); the tiny bench; the Helm chart, alerts and dashboard (hack/chart); the image (hack/image); the one-shot demo.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@# On a fresh machine the envtest build (about ten minutes) runs beside
-	@# the checks, which wait on the module proxy as much as on the CPU.
-	@$(MAKE) --no-print-directory -j2 --output-sync=target envtest test-checks
-	@# The race-checked tests take the CPU; the others mostly wait (token
+	@# The envtest binaries are built above, once, before both halves ask
+	@# for them. The race-checked tests take the CPU; the others mostly wait (token
 	@# lifetimes, windows, a control plane's answers): both run at once.
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-race test-waiting
-
-.PHONY: test-checks
-test-checks: ## Check generated files, vet and the Dockerfile, one after another (generation rewrites what vet reads).
-	@$(MAKE) --no-print-directory -j1 verify-generated vet check-dockerfile
 
 .PHONY: test-race
 test-race: ## The product's tests with -race (unit, envtest, fuzz seed corpora) and the OAuth2 interop module's.
