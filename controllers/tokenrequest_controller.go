@@ -347,9 +347,11 @@ func (r *TokenRequestReconciler) act(ctx context.Context, o *snapshot, d decisio
 			return ctrl.Result{}, err
 		}
 	}
-	if d.Action != actLogin {
+	if d.Action != actLogin && d.Reason != reasonLoginInFlight {
 		// A login still waiting for its turn is no longer needed (one
 		// running ends on its own; its token is used only if still wanted).
+		// Not when the decision is to wait for that very login: its end is
+		// what reconciles again.
 		r.gate.dropWaiting(o.key)
 	}
 	switch d.Action {

@@ -531,3 +531,49 @@ func TestReconcileTemplateRemovals(t *testing.T) {
 		t.Errorf("%d logins for template edits, want 1", n)
 	}
 }
+
+// TestLoginInLineIsKeptByAnotherReconcile: a reconcile that finds the
+// TokenRequest's login waiting in line for a slot waits for it and leaves it
+// in line, since its end is what reconciles again. (Dropping it there left
+// the TokenRequest without a status until something else touched it.)
+func TestLoginInLineIsKeptByAnotherReconcile(t *testing.T) {
+	u := newUnitEnv(t)
+	u.r.gate = newLoginGate(LoginLimits{PerEndpointRate: -1, PerNamespaceInFlight: 1}, u.clock)
+	var started []func()
+	u.r.gate.goFunc = func(_ types.NamespacedName, run func()) { started = append(started, run) }
+	u.r.gate.start(context.Background(), "", func(types.NamespacedName) { u.loginEnded = true })
+	// Another TokenRequest's login holds the namespace's one slot.
+	u.r.gate.submit(&loginJob{who: types.NamespacedName{Namespace: "ns", Name: "other"}, endpoint: "https://aml.example", issuer: "other",
+		run: func(context.Context) {}})
+	if len(started) != 1 {
+		t.Fatalf("%d logins started, want the other TokenRequest's", len(started))
+	}
+	key := types.NamespacedName{Namespace: "ns", Name: "tr"}
+	reconcileOnce := func() {
+		t.Helper()
+		if _, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key}); err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+	}
+	reconcileOnce() // hands the login over: it waits in line
+	reconcileOnce() // a second reconcile (an event) finds it in line
+	if _, running, ok := u.r.gate.inFlight(key); !ok || running {
+		t.Fatalf("the login is no longer in line after a second reconcile (in flight %v, running %v)", ok, running)
+	}
+	started[0]() // the other login ends; the slot goes to tr's
+	if len(started) != 2 {
+		t.Fatalf("%d logins started, want tr's to start when the slot freed", len(started))
+	}
+	u.loginEnded = false
+	started[1]()
+	if !u.loginEnded {
+		t.Fatal("tr's login ended without asking for a reconcile")
+	}
+	reconcileOnce()
+	if n := u.prov.logins.Load(); n != 1 {
+		t.Fatalf("%d logins, want 1", n)
+	}
+	if c := meta.FindStatusCondition(u.tokenRequest(t).Status.Conditions, tokensyncv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready %+v after the login ended, want True", c)
+	}
+}
