@@ -337,6 +337,10 @@ func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensync
 	return s, true, false, nil
 }
 
+// loginInFlightRecheck: a TokenRequest waiting for its login looks again
+// after this long, should the login's end not reconcile it.
+const loginInFlightRecheck = 2 * time.Minute
+
 // act carries out a decision.
 func (r *TokenRequestReconciler) act(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
 	log := logf.FromContext(ctx).WithValues("decision", d.Action, "reason", d.Reason)
@@ -360,7 +364,9 @@ func (r *TokenRequestReconciler) act(ctx context.Context, o *snapshot, d decisio
 	case actWait:
 		log.V(1).Info("Waiting", "why", d.Message, "until", d.At)
 		if d.At.IsZero() {
-			return ctrl.Result{}, nil // the login's end reconciles again
+			// The login's end reconciles again. A look after a while in
+			// case it never does costs one reconcile and no request.
+			return ctrl.Result{RequeueAfter: loginInFlightRecheck}, nil
 		}
 		return ctrl.Result{RequeueAfter: requeueAfter(o.Now, d.At)}, nil
 	case actStop:

@@ -549,14 +549,20 @@ func TestLoginInLineIsKeptByAnotherReconcile(t *testing.T) {
 		t.Fatalf("%d logins started, want the other TokenRequest's", len(started))
 	}
 	key := types.NamespacedName{Namespace: "ns", Name: "tr"}
-	reconcileOnce := func() {
+	reconcileOnce := func() ctrl.Result {
 		t.Helper()
-		if _, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key}); err != nil {
+		res, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key})
+		if err != nil {
 			t.Fatalf("reconcile: %v", err)
 		}
+		return res
 	}
 	reconcileOnce() // hands the login over: it waits in line
-	reconcileOnce() // a second reconcile (an event) finds it in line
+	// A second reconcile (an event) finds it in line, and looks again
+	// later should its end never come.
+	if res := reconcileOnce(); res.RequeueAfter != loginInFlightRecheck {
+		t.Errorf("waiting for the login in line: requeue after %s, want %s", res.RequeueAfter, loginInFlightRecheck)
+	}
 	if _, running, ok := u.r.gate.inFlight(key); !ok || running {
 		t.Fatalf("the login is no longer in line after a second reconcile (in flight %v, running %v)", ok, running)
 	}
