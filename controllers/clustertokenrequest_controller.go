@@ -143,10 +143,7 @@ type fanOut struct {
 func (r *ClusterTokenRequestReconciler) observeCluster(ctx context.Context, ctr *tokensyncv1alpha1.ClusterTokenRequest) (*snapshot, *fanOut, error) {
 	key := types.NamespacedName{Name: ctr.Name}
 	var rem remembered
-	r.memory.with(key, ctr.UID, func(e *remembered) {
-		rem = *e
-		e.loginFailed, e.loginErr = nil, nil
-	})
+	r.memory.with(key, ctr.UID, func(e *remembered) { rem = *e })
 	if cacheBehind(ctr.ResourceVersion, rem.statusRV) {
 		fresh := &tokensyncv1alpha1.ClusterTokenRequest{}
 		if err := r.APIReader.Get(ctx, key, fresh); err != nil {
@@ -176,6 +173,7 @@ func (r *ClusterTokenRequestReconciler) observeCluster(ctx context.Context, ctr 
 	if err := r.observeCredentials(ctx, o); err != nil {
 		return nil, nil, err
 	}
+	r.memory.takeLoginResult(key, ctr.UID, rem)
 	return o, fan, nil
 }
 

@@ -114,6 +114,25 @@ const settleAfter = 2 * time.Minute
 // than settleAfter, and the fingerprints of credentials versions not used
 // since then. A pending token is kept until it expires, an unwritten status
 // and a login's end until a reconcile takes them.
+// takeLoginResult forgets how a login ended once a reconcile has observed
+// it (rem is what it read at the start), so that it is acted on once. It is
+// taken only then: a reconcile whose observation failed leaves it for the
+// next one, rather than lose a failure the provider was asked for (and log
+// in again at once). A failure recorded since rem was read stays.
+func (m *memory) takeLoginResult(key types.NamespacedName, uid types.UID, rem remembered) {
+	if rem.loginFailed == nil && rem.loginErr == nil {
+		return
+	}
+	m.with(key, uid, func(e *remembered) {
+		if e.loginFailed == rem.loginFailed {
+			e.loginFailed = nil
+		}
+		if rem.loginErr != nil {
+			e.loginErr = nil
+		}
+	})
+}
+
 func (m *memory) sweep(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

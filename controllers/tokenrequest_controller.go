@@ -193,11 +193,7 @@ type snapshot struct {
 func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alpha1.TokenRequest) (*snapshot, error) {
 	key := client.ObjectKeyFromObject(tr)
 	var rem remembered
-	r.memory.with(key, tr.UID, func(e *remembered) {
-		rem = *e
-		// How a login ended is taken once.
-		e.loginFailed, e.loginErr = nil, nil
-	})
+	r.memory.with(key, tr.UID, func(e *remembered) { rem = *e })
 
 	if cacheBehind(tr.ResourceVersion, rem.statusRV) {
 		fresh := &tokensyncv1alpha1.TokenRequest{}
@@ -252,6 +248,7 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 	if err := r.observeCredentials(ctx, o); err != nil {
 		return nil, err
 	}
+	r.memory.takeLoginResult(key, tr.UID, rem)
 	return o, nil
 }
 

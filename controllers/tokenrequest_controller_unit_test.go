@@ -58,6 +58,8 @@ type unitEnv struct {
 	refuseSecrets atomic.Bool
 	// failStatus makes status writes fail.
 	failStatus atomic.Bool
+	// failTargetGets makes the next n reads of the target Secret fail.
+	failTargetGets atomic.Int32
 	// loginEnded: a login handed to the gate ended; its TokenRequest is due
 	// a reconcile, as the controller's queue would give it.
 	loginEnded bool
@@ -101,6 +103,13 @@ func newUnitEnv(t *testing.T) *unitEnv {
 		WithObjects(tr, creds).
 		WithStatusSubresource(&tokensyncv1alpha1.TokenRequest{}).
 		WithInterceptorFuncs(interceptor.Funcs{
+			Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+				if _, ok := obj.(*corev1.Secret); ok && key.Name == "tr" && u.failTargetGets.Load() > 0 {
+					u.failTargetGets.Add(-1)
+					return apierrors.NewServiceUnavailable("the API server is restarting")
+				}
+				return c.Get(ctx, key, obj, opts...)
+			},
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 				u.writes.Add(1)
 				if _, ok := obj.(*corev1.Secret); ok && u.refuseSecrets.Load() {
@@ -581,5 +590,39 @@ func TestLoginInLineIsKeptByAnotherReconcile(t *testing.T) {
 	}
 	if c := meta.FindStatusCondition(u.tokenRequest(t).Status.Conditions, tokensyncv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
 		t.Fatalf("Ready %+v after the login ended, want True", c)
+	}
+}
+
+// TestLoginFailureSurvivesAFailedObservation: the reconcile after a failed
+// login could not observe (the API server did not answer a read): the
+// failure is recorded by the next one, with no second login. (Taking it at
+// the start of the failed reconcile lost it, and the credentials the
+// provider had just rejected were sent again at once.)
+func TestLoginFailureSurvivesAFailedObservation(t *testing.T) {
+	u := newUnitEnv(t)
+	u.prov.err = providers.Errorf(providers.AuthenticationFailed, "AML Watcher rejected the credentials (HTTP 401)")
+	key := types.NamespacedName{Namespace: "ns", Name: "tr"}
+	reconcileOnce := func() error {
+		_, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key})
+		return err
+	}
+	u.loginEnded = false
+	if err := reconcileOnce(); err != nil || !u.loginEnded {
+		t.Fatalf("first reconcile: %v, login ended %v", err, u.loginEnded)
+	}
+	u.failTargetGets.Store(100)
+	if err := reconcileOnce(); err == nil {
+		t.Fatal("the reconcile that could not read the target Secret did not fail")
+	}
+	u.failTargetGets.Store(0)
+	if err := reconcileOnce(); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	tr := u.tokenRequest(t)
+	if c := readyCondition(tr); c == nil || c.Reason != tokensyncv1alpha1.ReasonAuthenticationFailed {
+		t.Fatalf("Ready %+v, want the login's failure recorded", c)
+	}
+	if n := u.prov.logins.Load(); n != 1 {
+		t.Fatalf("%d logins, want 1: the rejected credentials were sent again", n)
 	}
 }
