@@ -69,25 +69,8 @@ func (p plainClient) issue(ctx context.Context, tr *tokensyncv1alpha1.TokenReque
 	if err := p.c.Create(ctx, s); err != nil {
 		return fmt.Errorf("create Secret: %w", err)
 	}
-	next := metav1.NewTime(expires.Add(-5 * time.Minute))
-	tr.Status = tokensyncv1alpha1.TokenRequestStatus{
-		TokenStatus: tokensyncv1alpha1.TokenStatus{
-			ObservedGeneration: tr.Generation,
-			SecretName:         s.Name,
-			ExpiresAt:          &metav1.Time{Time: expires},
-			LastRefreshTime:    &metav1.Time{Time: now},
-			NextRefreshTime:    &next,
-			LastAttempt: &tokensyncv1alpha1.LoginAttempt{
-				Time: metav1.NewTime(now), Provider: string(tr.Spec.Provider), Endpoint: tr.Spec.Endpoint,
-				CredentialsVersion: creds.ResourceVersion, Result: tokensyncv1alpha1.ReasonSucceeded,
-			},
-			Conditions: []metav1.Condition{{
-				Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensyncv1alpha1.ReasonTokenIssued,
-				Message:            fmt.Sprintf("Secret %s holds a valid token until %s", s.Name, expires.Format(time.RFC3339)),
-				ObservedGeneration: tr.Generation, LastTransitionTime: metav1.NewTime(now),
-			}},
-		},
-	}
+	tr.Status = tokensyncv1alpha1.TokenRequestStatus{TokenStatus: issuedStatus(tr.Generation, s.Name, tr.Spec.LoginSpec, creds.ResourceVersion,
+		now, now, expires, fmt.Sprintf("Secret %s holds a valid token until %s", s.Name, expires.Format(time.RFC3339)))}
 	if err := p.c.Status().Update(ctx, tr); err != nil {
 		return fmt.Errorf("update status: %w", err)
 	}
@@ -186,25 +169,10 @@ func (p plainClient) fanOut(ctx context.Context, ctr *tokensyncv1alpha1.ClusterT
 		return err
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	next := metav1.NewTime(expires.Add(-5 * time.Minute))
 	n := int32(len(namespaces))
 	ctr.Status = tokensyncv1alpha1.ClusterTokenRequestStatus{
-		TokenStatus: tokensyncv1alpha1.TokenStatus{
-			ObservedGeneration: ctr.Generation,
-			SecretName:         ctr.Spec.SecretName,
-			ExpiresAt:          &metav1.Time{Time: expires},
-			LastRefreshTime:    &metav1.Time{Time: obtained},
-			NextRefreshTime:    &next,
-			LastAttempt: &tokensyncv1alpha1.LoginAttempt{
-				Time: metav1.NewTime(obtained), Provider: string(ctr.Spec.Provider), Endpoint: ctr.Spec.Endpoint,
-				CredentialsVersion: creds.ResourceVersion, Result: tokensyncv1alpha1.ReasonSucceeded,
-			},
-			Conditions: []metav1.Condition{{
-				Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensyncv1alpha1.ReasonTokenIssued,
-				Message:            fmt.Sprintf("Secret %s holds a valid token until %s in %d namespaces", ctr.Spec.SecretName, expires.Format(time.RFC3339), n),
-				ObservedGeneration: ctr.Generation, LastTransitionTime: metav1.NewTime(now),
-			}},
-		},
+		TokenStatus: issuedStatus(ctr.Generation, ctr.Spec.SecretName, ctr.Spec.LoginSpec, creds.ResourceVersion, obtained, now, expires,
+			fmt.Sprintf("Secret %s holds a valid token until %s in %d namespaces", ctr.Spec.SecretName, expires.Format(time.RFC3339), n)),
 		Namespaces: tokensyncv1alpha1.NamespaceCounts{Selected: n, Written: n},
 	}
 	if err := p.c.Status().Update(ctx, ctr); err != nil {
@@ -228,4 +196,25 @@ func fakeToken() string {
 	b := make([]byte, 300)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// issuedStatus is the status the operator writes with a new token: Ready,
+// the token's times, the login that got it.
+func issuedStatus(generation int64, secretName string, spec tokensyncv1alpha1.LoginSpec, credsVersion string, obtained, now, expires time.Time, message string) tokensyncv1alpha1.TokenStatus {
+	next := metav1.NewTime(expires.Add(-5 * time.Minute))
+	return tokensyncv1alpha1.TokenStatus{
+		ObservedGeneration: generation,
+		SecretName:         secretName,
+		ExpiresAt:          &metav1.Time{Time: expires},
+		LastRefreshTime:    &metav1.Time{Time: obtained},
+		NextRefreshTime:    &next,
+		LastAttempt: &tokensyncv1alpha1.LoginAttempt{
+			Time: metav1.NewTime(obtained), Provider: string(spec.Provider), Endpoint: spec.Endpoint,
+			CredentialsVersion: credsVersion, Result: tokensyncv1alpha1.ReasonSucceeded,
+		},
+		Conditions: []metav1.Condition{{
+			Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensyncv1alpha1.ReasonTokenIssued,
+			Message: message, ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now),
+		}},
+	}
 }
