@@ -55,6 +55,11 @@ type Options struct {
 	// in the environment, the address dialed is the proxy's, which the
 	// operator chose: connections to it are not passed to DialControl.
 	DialControl func(network, address string, c syscall.RawConn) error
+	// DialControlContext is DialControl with the context of the request
+	// the connection is dialed for (net.Dialer.ControlContext), in which
+	// DialHost names the URL host the address was resolved from. When
+	// set, it runs instead of DialControl.
+	DialControlContext func(ctx context.Context, network, address string, c syscall.RawConn) error
 	// CheckURL, when set, is asked about every request before it is sent,
 	// with the provider's Name and the request's URL, whatever client
 	// sends it (HTTPClient included): a policy on the URL actually
@@ -69,7 +74,7 @@ type Options struct {
 	// computations; nil means time.Now. Tests inject a fake clock.
 	Now func() time.Time
 	// HTTPClient, when set, sends the login requests instead of a client
-	// built from Timeout, UserAgent and DialControl (which are then
+	// built from Timeout, UserAgent and the dial controls (which are then
 	// ignored). Tests use it; whatever client is given, redirects are
 	// never followed.
 	HTTPClient *http.Client
@@ -155,6 +160,12 @@ type Error struct {
 	Message string
 	// RetryAfter is the provider's own hint (Retry-After), zero when absent.
 	RetryAfter time.Duration
+	// Detail says, for the operator's log only, what Message leaves out on
+	// purpose (a connection refused, reset or timed out, which a
+	// TokenRequest's author must not tell apart). It is never put in a
+	// status, an event or a metric, and like Message it holds only our own
+	// words: never a credential, a token or any part of an answer.
+	Detail string
 }
 
 func (e *Error) Error() string { return e.Message }
