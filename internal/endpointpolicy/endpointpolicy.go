@@ -8,23 +8,26 @@
 //     provider's login path joined), before any request: the operator's
 //     allowlist, https only (plain http only to loopback, and only with
 //     AllowLoopback, unless AllowInsecureHTTP), no loopback host unless
-//     AllowLoopback, never a literal link-local or metadata address, and
-//     no path a server could read as leaving its prefix (see urlpath).
+//     AllowLoopback, no literal private address unless the Rules allow it,
+//     never a literal link-local or metadata address, and no path a
+//     server could read as leaving its prefix (see urlpath).
 //   - Policy.CheckURL is the same judgement for the HTTP transport, which
 //     asks it for every request any provider sends, so no provider code
 //     path can reach a URL Check would refuse.
-//   - Policy.DialControl looks at the address actually dialed, so a DNS
-//     name that resolves to a link-local, metadata or (unless AllowLoopback)
-//     loopback address is refused too.
+//   - Policy.DialControlContext looks at the address actually dialed, so
+//     a DNS name that resolves to a link-local, metadata, loopback (unless
+//     AllowLoopback) or private address (unless the Rules allow it) is
+//     refused too.
 //
-// DialControl cannot see through an HTTP proxy: the address dialed is then
-// the proxy's, which the providers' client exempts (the operator chose it).
+// The dial check cannot see through an HTTP proxy: the address dialed is
+// then the proxy's, which the providers' client exempts (the operator chose
+// it).
 // Redirects are never followed.
 //
 // It lives in the module's internal/ rather than under providers/ because it
 // is the operator's policy on its own egress, not a provider: main.go builds
 // it from flags, the controller asks Check before every login, and providers
-// only ever see CheckURL and DialControl as opaque functions in
+// only ever see CheckURL and the dial controls as opaque functions in
 // providers.Options. No provider imports it, and nothing outside this
 // module needs it.
 package endpointpolicy
@@ -64,6 +67,14 @@ type Rules struct {
 	// a TokenRequest cannot reach the operator's own pod: a sidecar's
 	// admin port, the metrics or probe listeners.
 	AllowLoopback bool
+	// AllowPrivate allows every private address (10.0.0.0/8,
+	// 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7)
+	// (--allow-private-endpoints). Off, a TokenRequest cannot reach the
+	// cluster's Services, pods or nodes, unless PrivateEndpoints lists them.
+	AllowPrivate bool
+	// PrivateEndpoints lists the private hosts, host:ports and ranges
+	// allowed without AllowPrivate (--allowed-private-endpoints).
+	PrivateEndpoints *PrivateEndpoints
 }
 
 // Policy is the operator's endpoint allowlist and Rules. A provider with no
@@ -187,6 +198,9 @@ func parseEntry(value string, rules Rules) (prefix, error) {
 	if t.loopback() && !rules.AllowLoopback {
 		return prefix{}, fmt.Errorf("loopback hosts are refused unless %s is set", loopbackFlagName)
 	}
+	if t.ip.IsValid() && privateAddr(t.ip) && !rules.privateAllowed("", t.ip, t.port) {
+		return prefix{}, fmt.Errorf("%s is a private address, refused unless %s lists it or %s is set", t.ip, privateFlagName, allowPrivateFlagName)
+	}
 	if t.scheme == "http" && !t.httpLoopback() && !rules.AllowInsecureHTTP {
 		return prefix{}, fmt.Errorf("plain http:// is refused for non-loopback hosts unless insecure HTTP is allowed; use https://")
 	}
@@ -202,6 +216,8 @@ func (p *Policy) Merge(other *Policy) *Policy {
 	merged := &Policy{Rules: Rules{
 		AllowInsecureHTTP: a.AllowInsecureHTTP || b.AllowInsecureHTTP,
 		AllowLoopback:     a.AllowLoopback || b.AllowLoopback,
+		AllowPrivate:      a.AllowPrivate || b.AllowPrivate,
+		PrivateEndpoints:  a.PrivateEndpoints.merge(b.PrivateEndpoints),
 	}}
 	for _, src := range []*Policy{p, other} {
 		if src == nil {
@@ -256,6 +272,11 @@ func (p *Policy) Check(provider, rawURL string) error {
 	// answer must not tell which of the pod's ports listen.
 	if t.loopback() && !rules.AllowLoopback {
 		return refuse(provider, rawURL, "the operator refuses loopback endpoints (it was started without "+loopbackFlagName+")")
+	}
+	// Like loopback, said before anything is dialed; a name resolving to a
+	// private address is refused at the dial.
+	if t.ip.IsValid() && privateAddr(t.ip) && !rules.privateAllowed("", t.ip, t.port) {
+		return refuse(provider, rawURL, privateRefusal(t.ip, ""))
 	}
 	if t.scheme == "http" && !t.httpLoopback() && !rules.AllowInsecureHTTP {
 		if rules.AllowLoopback {
@@ -317,6 +338,14 @@ func (p *Policy) String() string {
 	} else {
 		b.WriteString("loopback: refused; ")
 	}
+	switch {
+	case rules.AllowPrivate:
+		b.WriteString("private addresses: allowed (" + allowPrivateFlagName + "); ")
+	case rules.PrivateEndpoints != nil:
+		b.WriteString("private addresses: refused but for " + rules.PrivateEndpoints.String() + " (" + privateFlagName + "); ")
+	default:
+		b.WriteString("private addresses: refused; ")
+	}
 	b.WriteString("link-local and metadata addresses: always refused")
 	return b.String()
 }
@@ -335,6 +364,7 @@ type target struct {
 	host   string     // as in prefix.host
 	name   string     // lowercase host name without port
 	ip     netip.Addr // valid when the host is an IP literal
+	port   uint16     // the port connected to, the scheme's default when none is written
 	path   string     // escaped path, as sent on the wire, in urlpath.Normalize's spelling
 }
 
@@ -409,14 +439,19 @@ func parseTarget(raw string) (target, error) {
 		t.host = t.name
 	}
 
+	t.port = 443
+	if t.scheme == "http" {
+		t.port = 80
+	}
 	if port := u.Port(); port != "" {
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 {
 			return target{}, fmt.Errorf("port %q is out of range", port)
 		}
-		if !(t.scheme == "https" && n == 443 || t.scheme == "http" && n == 80) {
+		if n != int(t.port) {
 			t.host += ":" + strconv.Itoa(n)
 		}
+		t.port = uint16(n)
 	}
 
 	// Judge and compare the escaped path, as the server receives it, in

@@ -172,6 +172,7 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	loopback := &Policy{Rules: Rules{AllowLoopback: true}}
+	private := &Policy{Rules: Rules{AllowLoopback: true, AllowPrivate: true}}
 	tests := []struct {
 		name     string
 		policy   *Policy
@@ -236,7 +237,8 @@ func TestCheck(t *testing.T) {
 		{name: "http mapped loopback", policy: loopback, provider: "aml", endpoint: "http://[::ffff:127.0.0.1]"},
 		{name: "http localhost subdomain", policy: loopback, provider: "aml", endpoint: "http://x.localhost", wantErr: "plain http://"},
 		{name: "https localhost subdomain", policy: loopback, provider: "aml", endpoint: "https://x.localhost"},
-		{name: "http 10/8", policy: loopback, provider: "aml", endpoint: "http://10.0.0.1", wantErr: "plain http://"},
+		{name: "http 10/8", policy: loopback, provider: "aml", endpoint: "http://10.0.0.1", wantErr: "private address"},
+		{name: "http 10/8, private allowed", policy: private, provider: "aml", endpoint: "http://10.0.0.1", wantErr: "plain http://"},
 		{name: "http name, even one resolving to loopback", policy: loopback, provider: "partner", endpoint: "http://partner.tokensync.test:8080", wantErr: "plain http:// is only allowed to loopback hosts"},
 		{name: "http loopback still needs the allowlist", policy: policy, provider: "aml", endpoint: "http://localhost", wantErr: "not allowed"},
 		{name: "http loopback listed", policy: policy, provider: "local", endpoint: "http://localhost:8080/mock"},
@@ -252,7 +254,9 @@ func TestCheck(t *testing.T) {
 		{name: "alibaba metadata https", policy: nil, provider: "partner", endpoint: "https://100.100.100.200", wantErr: "metadata"},
 		{name: "link-local v4 http insecure", policy: insecure, provider: "partner", endpoint: "http://169.254.170.2", wantErr: "metadata"},
 		{name: "alibaba metadata", policy: insecure, provider: "partner", endpoint: "http://100.100.100.200", wantErr: "metadata"},
-		{name: "100.100.100.201 is not metadata", policy: nil, provider: "aml", endpoint: "https://100.100.100.201"},
+		{name: "100.100.100.201 is not metadata", policy: private, provider: "aml", endpoint: "https://100.100.100.201"},
+		{name: "metadata with private allowed", policy: private, provider: "aml", endpoint: "https://100.100.100.200", wantErr: "metadata"},
+		{name: "aws v6 metadata with private allowed", policy: private, provider: "aml", endpoint: "https://[fd00:ec2::254]", wantErr: "metadata"},
 		{name: "aws v6 metadata", policy: insecure, provider: "partner", endpoint: "http://[fd00:ec2::254]", wantErr: "metadata"},
 		{name: "aws v6 metadata long form", policy: nil, provider: "aml", endpoint: "https://[FD00:0EC2:0:0:0:0:0:0254]", wantErr: "metadata"},
 		{name: "aws pod identity", policy: nil, provider: "aml", endpoint: "https://[fd00:ec2::23]", wantErr: "metadata"},
@@ -385,9 +389,11 @@ func TestString(t *testing.T) {
 		policy *Policy
 		want   string
 	}{
-		{name: "nil", policy: nil, want: "any endpoint for every provider; plain http: refused; loopback: refused; link-local and metadata addresses: always refused"},
-		{name: "insecure", policy: &Policy{Rules: Rules{AllowInsecureHTTP: true}}, want: "any endpoint for every provider; plain http: allowed (insecure); loopback: refused; link-local and metadata addresses: always refused"},
-		{name: "entries", policy: p, want: "aml: https://a.example/base; partner: https://p.example, https://q.example; other providers: any endpoint; plain http: loopback only; loopback: allowed (--allow-loopback-endpoints); link-local and metadata addresses: always refused"},
+		{name: "nil", policy: nil, want: "any endpoint for every provider; plain http: refused; loopback: refused; private addresses: refused; link-local and metadata addresses: always refused"},
+		{name: "insecure", policy: &Policy{Rules: Rules{AllowInsecureHTTP: true}}, want: "any endpoint for every provider; plain http: allowed (insecure); loopback: refused; private addresses: refused; link-local and metadata addresses: always refused"},
+		{name: "entries", policy: p, want: "aml: https://a.example/base; partner: https://p.example, https://q.example; other providers: any endpoint; plain http: loopback only; loopback: allowed (--allow-loopback-endpoints); private addresses: refused; link-local and metadata addresses: always refused"},
+		{name: "private allowed", policy: &Policy{Rules: Rules{AllowPrivate: true}}, want: "any endpoint for every provider; plain http: refused; loopback: refused; private addresses: allowed (--allow-private-endpoints); link-local and metadata addresses: always refused"},
+		{name: "private entries", policy: &Policy{Rules: Rules{PrivateEndpoints: mustPrivate(t, "idp.internal, 10.20.0.0/16")}}, want: "any endpoint for every provider; plain http: refused; loopback: refused; private addresses: refused but for idp.internal,10.20.0.0/16 (--allowed-private-endpoints); link-local and metadata addresses: always refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -548,4 +554,137 @@ func TestCheckURL(t *testing.T) {
 		}
 	}
 	wantNotAllowed(t, p.CheckURL("http", nil))
+}
+
+// TestCheckPrivate: a literal private address in the login URL is refused
+// before anything is dialed, with one message whatever the port, naming
+// both flags and their Helm values; AllowPrivate and the entries lift
+// exactly that refusal, and nothing else: the allowlist, the scheme rule
+// and the metadata refusal still hold. A host name is judged at the dial.
+func TestCheckPrivate(t *testing.T) {
+	entries := &Policy{Rules: Rules{PrivateEndpoints: mustPrivate(t, "10.0.0.1:443,192.168.0.0/16,fd00::1,idp.internal")}}
+	all := &Policy{Rules: Rules{AllowPrivate: true}}
+	listed, err := Parse("aml=https://api.example.com", Rules{AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		policy   *Policy
+		provider string
+		endpoint string
+		wantErr  string
+	}{
+		{name: "10/8", endpoint: "https://10.0.0.1/login", wantErr: "10.0.0.1 is a private address"},
+		{name: "172.16/12", endpoint: "https://172.16.0.1", wantErr: "private address"},
+		{name: "172.31", endpoint: "https://172.31.255.255:8443", wantErr: "private address"},
+		{name: "192.168/16", endpoint: "https://192.168.1.1", wantErr: "private address"},
+		{name: "100.64/10", endpoint: "https://100.64.0.1", wantErr: "private address"},
+		{name: "fd00::/8", endpoint: "https://[fd00::1]:8443/x", wantErr: "fd00::1 is a private address"},
+		{name: "fc00::/8", endpoint: "https://[fc00::1]", wantErr: "private address"},
+		{name: "mapped", endpoint: "https://[::ffff:10.0.0.1]", wantErr: "10.0.0.1 is a private address"},
+		{name: "mapped hex", endpoint: "https://[::ffff:c0a8:101]", wantErr: "192.168.1.1 is a private address"},
+		{name: "nat64", endpoint: "https://[64:ff9b::a00:1]", wantErr: "10.0.0.1 is a private address"},
+		{name: "nat64 dotted", endpoint: "https://[64:ff9b::100.64.0.1]", wantErr: "100.64.0.1 is a private address"},
+		{name: "not private: 11/8", endpoint: "https://11.0.0.1"},
+		{name: "not private: 172.32", endpoint: "https://172.32.0.1"},
+		{name: "not private: 100.128", endpoint: "https://100.128.0.1"},
+		{name: "a name is judged at the dial", endpoint: "https://idp.svc.cluster.local"},
+
+		{name: "all allowed", policy: all, endpoint: "https://10.0.0.1"},
+		{name: "all allowed, v6", policy: all, endpoint: "https://[fd00::1]"},
+		{name: "all allowed, metadata", policy: all, endpoint: "https://100.100.100.200", wantErr: "metadata"},
+		{name: "all allowed, loopback", policy: all, endpoint: "https://127.0.0.1", wantErr: "--allow-loopback-endpoints"},
+		{name: "all allowed, plain http", policy: all, endpoint: "http://10.0.0.1", wantErr: "plain http://"},
+		{name: "all allowed, the allowlist holds", policy: listed, endpoint: "https://10.0.0.1", wantErr: "not allowed for provider \"aml\" by the operator's --allowed-endpoints policy"},
+		{name: "all allowed, another provider", policy: listed, provider: "partner", endpoint: "https://10.0.0.1"},
+
+		{name: "ip:port entry", policy: entries, endpoint: "https://10.0.0.1/login"},
+		{name: "ip:port entry, default port written", policy: entries, endpoint: "https://10.0.0.1:443/login"},
+		{name: "ip:port entry, other port", policy: entries, endpoint: "https://10.0.0.1:8443/login", wantErr: "--allowed-private-endpoints=10.0.0.1 "},
+		{name: "ip:port entry, plain http is port 80", policy: entries, endpoint: "http://10.0.0.1", wantErr: "private address"},
+		{name: "cidr entry", policy: entries, endpoint: "https://192.168.7.7:9443"},
+		{name: "cidr entry, mapped", policy: entries, endpoint: "https://[::ffff:192.168.7.7]"},
+		{name: "ipv6 entry", policy: entries, endpoint: "https://[fd00::1]:8443"},
+		{name: "ipv6 entry, another address", policy: entries, endpoint: "https://[fd00::2]", wantErr: "--allowed-private-endpoints=fd00::2 "},
+		{name: "name entry opens no address", policy: entries, endpoint: "https://172.16.0.1", wantErr: "private address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			provider := tt.provider
+			if provider == "" {
+				provider = "aml"
+			}
+			err := tt.policy.Check(provider, tt.endpoint)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Check(%q) = %v, want allowed", tt.endpoint, err)
+				}
+				return
+			}
+			pe := wantNotAllowed(t, err)
+			if !strings.Contains(pe.Message, tt.wantErr) {
+				t.Errorf("Check(%q) message %q, want it to contain %q", tt.endpoint, pe.Message, tt.wantErr)
+			}
+		})
+	}
+
+	// Which flag to set, and the Helm values, in the message.
+	pe := wantNotAllowed(t, (*Policy)(nil).Check("http", "https://10.0.0.1:8443/x"))
+	want := `endpoint "https://10.0.0.1:8443/x" is not allowed for provider "http": 10.0.0.1 is a private address (where cluster Services and pods live), ` +
+		"which the operator refuses unless started with --allowed-private-endpoints=10.0.0.1 or --allow-private-endpoints (Helm values allowedPrivateEndpoints, allowPrivateEndpoints)"
+	if pe.Message != want {
+		t.Errorf("message %q\nwant      %q", pe.Message, want)
+	}
+	// The same for every port: the refusal tells nothing of which listen.
+	a := wantNotAllowed(t, (*Policy)(nil).Check("http", "https://10.96.0.1:1/x")).Message
+	b := wantNotAllowed(t, (*Policy)(nil).Check("http", "https://10.96.0.1:6443/x")).Message
+	if strings.Replace(a, ":1/", ":6443/", 1) != b {
+		t.Errorf("messages differ beyond the endpoint quoted:\n%s\n%s", a, b)
+	}
+}
+
+// TestParsePrivateAllowlistEntry: an --allowed-endpoints entry on a literal
+// private address is refused at start unless the private-address rules
+// allow it, as a loopback entry is without --allow-loopback-endpoints.
+func TestParsePrivateAllowlistEntry(t *testing.T) {
+	_, err := Parse("partner=https://10.0.0.5/api", Rules{})
+	if err == nil || !strings.Contains(err.Error(), "10.0.0.5 is a private address, refused unless --allowed-private-endpoints lists it or --allow-private-endpoints is set") {
+		t.Errorf("Parse without private rules: %v", err)
+	}
+	_, err = Parse("partner=https://10.0.0.5:8443/api", Rules{PrivateEndpoints: mustPrivate(t, "10.0.0.5:443")})
+	if err == nil || !strings.Contains(err.Error(), "private address") {
+		t.Errorf("Parse with an entry for another port: %v", err)
+	}
+	for _, rules := range []Rules{{AllowPrivate: true}, {PrivateEndpoints: mustPrivate(t, "10.0.0.0/8")}, {PrivateEndpoints: mustPrivate(t, "10.0.0.5:8443")}} {
+		if _, err := Parse("partner=https://10.0.0.5:8443/api", rules); err != nil {
+			t.Errorf("Parse with %+v: %v", rules, err)
+		}
+	}
+	// A name is not judged at start: it may resolve anywhere.
+	if _, err := Parse("partner=https://idp.internal", Rules{}); err != nil {
+		t.Errorf("Parse of a name: %v", err)
+	}
+}
+
+// TestMergePrivate: the private-address rules of both sides hold.
+func TestMergePrivate(t *testing.T) {
+	a := &Policy{Rules: Rules{PrivateEndpoints: mustPrivate(t, "idp.internal,10.0.0.1")}}
+	b := &Policy{Rules: Rules{PrivateEndpoints: mustPrivate(t, "10.0.0.1,192.168.0.0/16")}}
+	m := a.Merge(b)
+	if got, want := m.PrivateEndpoints.String(), "idp.internal,10.0.0.1,192.168.0.0/16"; got != want {
+		t.Errorf("merged entries %q, want %q", got, want)
+	}
+	if m.AllowPrivate {
+		t.Error("AllowPrivate set by merging entries")
+	}
+	if got := a.PrivateEndpoints.String(); got != "idp.internal,10.0.0.1" {
+		t.Errorf("Merge changed its receiver: %q", got)
+	}
+	if !a.Merge(&Policy{Rules: Rules{AllowPrivate: true}}).AllowPrivate {
+		t.Error("Merge dropped AllowPrivate")
+	}
+	if m := (*Policy)(nil).Merge(nil); m.PrivateEndpoints != nil || m.AllowPrivate {
+		t.Errorf("nil.Merge(nil) = %+v", m.Rules)
+	}
 }
