@@ -113,9 +113,12 @@ func newHTTPClient(o providers.Options, proxy func(*http.Request) (*url.URL, err
 		Timeout:   10 * time.Second,
 		KeepAlive: 30 * time.Second,
 		Control:   o.DialControl,
+		// Runs instead of Control when set; the request's context names
+		// the URL host dialed for (see userAgentTransport).
+		ControlContext: o.DialControlContext,
 	}
 	dial := dialer.DialContext
-	if o.DialControl != nil {
+	if o.DialControl != nil || o.DialControlContext != nil {
 		proxy, dial = exemptProxies(proxy, dialer)
 	}
 	transport := &http.Transport{
@@ -162,7 +165,7 @@ func exemptProxies(proxy func(*http.Request) (*url.URL, error), dialer *net.Dial
 		proxies = map[string]bool{}
 	)
 	unchecked := *dialer
-	unchecked.Control = nil
+	unchecked.Control, unchecked.ControlContext = nil, nil
 	seeProxy := func(r *http.Request) (*url.URL, error) {
 		u, err := proxy(r)
 		if u != nil && err == nil {
@@ -203,7 +206,10 @@ func proxyAddr(u *url.URL) string {
 	return strings.ToLower(net.JoinHostPort(u.Hostname(), port))
 }
 
-// userAgentTransport sets the configured User-Agent on every request.
+// userAgentTransport sets the configured User-Agent on every request, and
+// names the request's URL host in its context for the dial control: the
+// transport dials with the request's context values, and pools connections
+// by that host, so a connection dialed for one host never serves another.
 type userAgentTransport struct {
 	base      http.RoundTripper
 	userAgent string
@@ -211,7 +217,7 @@ type userAgentTransport struct {
 
 func (t *userAgentTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	// A RoundTripper must not modify the caller's request.
-	r = r.Clone(r.Context())
+	r = r.Clone(providers.WithDialHost(r.Context(), r.URL.Host))
 	r.Header.Set("User-Agent", t.userAgent)
 	return t.base.RoundTrip(r)
 }
