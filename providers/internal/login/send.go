@@ -100,8 +100,7 @@ type Request struct {
 }
 
 // Reply is an answer Send left for the provider to interpret:
-// a 2xx or a 4xx other than 408 and 429, with its whole body, within
-// the bounds of CheckJSON when it is JSON.
+// a 2xx or a 4xx other than 408 and 429, with its whole body.
 type Reply struct {
 	StatusCode int
 	Header     http.Header
@@ -126,8 +125,7 @@ func SendJSON(ctx context.Context, client *http.Client, now func() time.Time, r 
 //     Retry-After header (seconds or an HTTP date);
 //   - 3xx (redirects are never followed) and statuses outside 200-599:
 //     InvalidResponse;
-//   - a body over MaxResponseBytes, headers over MaxResponseHeaderBytes,
-//     or JSON past the bounds of CheckJSON: InvalidResponse.
+//   - a body over MaxResponseBytes: InvalidResponse.
 //
 // now is the local clock, used to turn a Retry-After date into a duration.
 func Send(ctx context.Context, client *http.Client, now func() time.Time, r Request) (*Reply, error) {
@@ -189,16 +187,13 @@ func readReply(ctx context.Context, provider string, now func() time.Time, resp 
 	if len(body) > MaxResponseBytes {
 		return nil, providers.Errorf(providers.InvalidResponse, "%s sent a response body larger than 1 MiB (HTTP %d)", provider, status)
 	}
-	if err := CheckJSON(provider, status, body); err != nil {
-		return nil, err
-	}
 	return &Reply{StatusCode: status, Header: resp.Header, Body: body}, nil
 }
 
 // Transport is an http.RoundTripper for libraries that build and send the
 // login request themselves (golang.org/x/oauth2): it answers as Send does.
 // What Send classifies (transport errors, redirects, 408, 429, 5xx,
-// oversized answers, JSON past CheckJSON's bounds) comes back from RoundTrip as the *providers.Error Send
+// oversized bodies) comes back from RoundTrip as the *providers.Error Send
 // would return, which http.Client wraps in a *url.Error (errors.As finds
 // it); any other answer comes back with its body read in full. Give it to
 // an http.Client without a Timeout (bound the request with its context
@@ -275,7 +270,9 @@ func ParseRetryAfter(value string, now time.Time) time.Duration {
 }
 
 // transportError classifies a failed round trip. Messages are our own words:
-// Go's errors can quote bytes of a malformed answer.
+// Go's errors can quote bytes of a malformed answer. A connection that
+// failed or timed out reads the same whatever the cause (connectionFailed);
+// the cause goes to Detail, for the operator's log.
 func transportError(ctx context.Context, provider, host string, err error) error {
 	var pe *providers.Error
 	if errors.As(err, &pe) {
@@ -284,40 +281,35 @@ func transportError(ctx context.Context, provider, host string, err error) error
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return providers.Errorf(providers.ProviderUnavailable, "the login request to %s was cancelled", provider)
 	}
-	if headersTooLarge(err) {
-		return providers.Errorf(providers.InvalidResponse,
-			"%s answered with response headers larger than 64 KiB, the most tokensync reads", provider)
+	reason := networkReason(ctx, err)
+	told := connectionFailed
+	if reason == reasonUnresolved || reason == reasonUntrusted {
+		told = reason
 	}
-	if http2HeadersRefused(err) {
-		return providers.Errorf(providers.InvalidResponse,
-			"%s answered with response headers larger than 64 KiB, the most tokensync reads, or HTTP/2 headers that cannot be decoded", provider)
-	}
-	return providers.Errorf(providers.ProviderUnavailable, "could not reach %s at %s: %s", provider, host, networkReason(ctx, err))
+	e := providers.Errorf(providers.ProviderUnavailable, "could not reach %s at %s: %s", provider, host, told)
+	e.Detail = reason
+	return e
 }
 
-// headersTooLarge reports whether err is net/http's refusal of response
-// headers over MaxResponseHeaderBytes: HTTP/1's, or HTTP/2's when the list
-// passes the limit within one frame. Neither is an exported error, so
-// their texts are matched (TestResponseHeaderLimit fails should either
-// change).
-func headersTooLarge(err error) bool {
-	text := err.Error()
-	return strings.Contains(text, "server response headers exceeded") || // HTTP/1
-		strings.Contains(text, "response header list larger than advertised limit") // HTTP/2
-}
+// connectionFailed is what a TokenRequest is told of a connection that
+// failed or timed out, whatever the cause: refused (a closed port),
+// filtered (no answer to the connection attempt), reset, a server that
+// does not speak TLS or breaks off the handshake, or one too slow to
+// answer. Its author chooses the endpoint, so telling these apart would
+// tell them which ports of a host listen and what speaks there. A timeout
+// after the connection was made is not told apart either: the client's
+// total timeout and the context's deadline cut a connection attempt and a
+// wait for the answer alike, with the same error, so no error can say
+// reliably which it was. Only a name that does not resolve (which says
+// nothing of ports) and a certificate that cannot be verified (the person
+// must fix trust) are told as such.
+const connectionFailed = "the connection failed, or no answer came within the time limit (the operator's log has the cause)"
 
-// http2HeadersRefused reports whether err is the HTTP/2 connection error
-// the bundled transport answers headers past its MaxHeaderListSize with,
-// more often than the error above: COMPRESSION_ERROR for one field longer
-// than the whole limit (the HPACK decoder refuses the string),
-// PROTOCOL_ERROR for a list that goes on past it in further frames. Either
-// is also what an answer HTTP/2 cannot decode gets: the server's answer is
-// at fault all the same.
-func http2HeadersRefused(err error) bool {
-	text := err.Error()
-	return strings.HasSuffix(text, "connection error: COMPRESSION_ERROR") ||
-		strings.HasSuffix(text, "connection error: PROTOCOL_ERROR")
-}
+// The causes networkReason names that a TokenRequest is told as they are.
+const (
+	reasonUnresolved = "the host name could not be resolved"
+	reasonUntrusted  = "the server's TLS certificate could not be verified"
+)
 
 func readError(ctx context.Context, provider string, status int, err error) error {
 	if errors.Is(ctx.Err(), context.Canceled) {
@@ -326,34 +318,40 @@ func readError(ctx context.Context, provider string, status int, err error) erro
 	return providers.Errorf(providers.ProviderUnavailable, "reading the answer from %s (HTTP %d) failed: %s", provider, status, networkReason(ctx, err))
 }
 
-func readError(ctx context.Context, provider string, status int, err error) error {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return providers.Errorf(providers.ProviderUnavailable, "the login request to %s was cancelled", provider)
-	}
-	return providers.Errorf(providers.ProviderUnavailable, "reading the answer from %s (HTTP %d) failed: %s", provider, status, networkReason(ctx, err))
-}
-
+// networkReason names, in our own words, why a request failed: the cause
+// for the operator's log, and for a TokenRequest only once the connection
+// answered (readError) or as transportError allows.
 func networkReason(ctx context.Context, err error) string {
 	var (
 		netErr  net.Error
+		opErr   *net.OpError
 		dnsErr  *net.DNSError
 		certErr *tls.CertificateVerificationError
 		unkAuth x509.UnknownAuthorityError
 		hostErr x509.HostnameError
 		invErr  x509.CertificateInvalidError
 		recErr  tls.RecordHeaderError
+		alert   tls.AlertError
 	)
 	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsTimeout:
+		return "the host name lookup timed out"
+	case errors.As(err, &opErr) && opErr.Op == "dial" && opErr.Timeout():
+		return "the connection attempt timed out (a filtered port or an unreachable host)"
+	case errors.As(err, &netErr) && netErr.Timeout() && strings.Contains(err.Error(), "TLS handshake timeout"):
+		return "the TLS handshake timed out"
 	case errors.Is(ctx.Err(), context.DeadlineExceeded),
 		errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
 		return "no answer within the time limit"
 	case errors.As(err, &dnsErr):
-		return "the host name could not be resolved"
+		return reasonUnresolved
 	case errors.As(err, &certErr), errors.As(err, &unkAuth), errors.As(err, &hostErr), errors.As(err, &invErr):
-		return "the server's TLS certificate could not be verified"
+		return reasonUntrusted
 	case errors.As(err, &recErr):
 		return "the server does not speak TLS (is the endpoint http rather than https?)"
+	case errors.As(err, &alert):
+		return "the TLS handshake failed (the server sent a TLS alert)"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -364,86 +362,15 @@ func networkReason(ctx context.Context, err error) string {
 	return "the request failed"
 }
 
-// ClientError classifies a 4xx answer no provider-specific rule covered. A
-// 401 or 403 is RequestBlocked (see Blocked): only the provider's own
-// rejection, in the shape its documentation gives one, is
-// AuthenticationFailed, and the provider says so before it calls this. Any
-// other 4xx means the request was refused as we sent it: InvalidCredentials.
-// credentialKeys names the keys to check, for example `email and password`.
-func ClientError(provider string, reply *Reply, credentialKeys string) *providers.Error {
-	if IsRejectionStatus(reply.StatusCode) {
-		return Blocked(provider, reply)
+// ClientError classifies a 4xx answer no provider-specific rule covered:
+// 401 and 403 mean the provider rejected the credentials; any other 4xx means
+// it refused the request as we sent it. credentialKeys names the keys to
+// check, for example `email and password`.
+func ClientError(provider string, status int, credentialKeys string) *providers.Error {
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		return providers.Errorf(providers.AuthenticationFailed,
+			"%s rejected the credentials (HTTP %d): check %s in the credentials Secret", provider, status, credentialKeys)
 	}
 	return providers.Errorf(providers.InvalidCredentials,
-		"%s refused the login request (HTTP %d): check the endpoint, and %s in the credentials Secret", provider, reply.StatusCode, credentialKeys)
-}
-
-// IsRejectionStatus reports whether status is 401 or 403, the statuses of
-// a refused login: the provider's rejection of the credentials when the
-// answer is in its documented shape, else RequestBlocked.
-func IsRejectionStatus(status int) bool {
-	return status == http.StatusUnauthorized || status == http.StatusForbidden
-}
-
-// Blocked is the RequestBlocked error of a 401 or 403 answer that is not in
-// the provider's documented shape: an HTML page, an empty body, or another
-// document. Something in front of the provider (a web application firewall,
-// a proxy) refused the request; the credentials were not judged, so this is
-// never a step toward the lockout. The message names the status and the
-// answer's media type, never its body.
-func Blocked(provider string, reply *Reply) *providers.Error {
-	return providers.Errorf(providers.RequestBlocked,
-		"HTTP %d with %s: something in front of the provider refused the request; the credentials were not judged "+
-			"(check that spec.endpoint is %s, and that no firewall or proxy on the way refuses the operator's requests)",
-		reply.StatusCode, answerKind(reply), provider)
-}
-
-// maxMediaTypeLen bounds the media type a message quotes.
-const maxMediaTypeLen = 64
-
-// answerKind names what an answer was, for a message: "an empty answer",
-// "a text/html answer", "an answer without a Content-Type", or "an answer
-// of an unrecognised type". The server writes Content-Type, so only its
-// media type is quoted, and only when it is a short type/subtype of
-// [a-z0-9.+-] (as servers write them: in lower case).
-func answerKind(reply *Reply) string {
-	if len(bytes.TrimSpace(reply.Body)) == 0 {
-		return "an empty answer"
-	}
-	value := reply.Header.Get("Content-Type")
-	if strings.TrimSpace(value) == "" {
-		return "an answer without a Content-Type"
-	}
-	mediaType, _, _ := strings.Cut(value, ";")
-	mediaType = strings.TrimSpace(mediaType)
-	if !isMediaType(mediaType) {
-		return "an answer of an unrecognised type"
-	}
-	article := "a"
-	if strings.ContainsRune("aeiou", rune(mediaType[0])) {
-		article = "an"
-	}
-	return article + " " + mediaType + " answer"
-}
-
-// isMediaType reports whether s is type/subtype, each non-empty, of
-// lower-case ASCII letters, digits and .+- only, at most maxMediaTypeLen in
-// all.
-func isMediaType(s string) bool {
-	if len(s) > maxMediaTypeLen {
-		return false
-	}
-	kind, subtype, ok := strings.Cut(s, "/")
-	if !ok || kind == "" || subtype == "" {
-		return false
-	}
-	for _, part := range []string{kind, subtype} {
-		for i := 0; i < len(part); i++ {
-			c := part[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '+' || c == '-') {
-				return false
-			}
-		}
-	}
-	return true
+		"%s refused the login request (HTTP %d): check the endpoint, and %s in the credentials Secret", provider, status, credentialKeys)
 }
