@@ -139,8 +139,16 @@ type ErrorKind string
 const (
 	// InvalidCredentials: fields missing or malformed, caught before any request.
 	InvalidCredentials ErrorKind = "InvalidCredentials"
-	// AuthenticationFailed: the provider rejected the credentials.
+	// AuthenticationFailed: the provider rejected the credentials, in the
+	// shape its documentation gives a rejection. Only this kind is a step
+	// toward the lockout.
 	AuthenticationFailed ErrorKind = "AuthenticationFailed"
+	// RequestBlocked: HTTP 401 or 403 without the provider's documented
+	// shape (an HTML page, an empty body, another JSON document):
+	// something in front of the provider (a web application firewall, a
+	// proxy) refused the request, and the credentials were not judged.
+	// Retried slowly, and never a step toward the lockout.
+	RequestBlocked ErrorKind = "RequestBlocked"
 	// ProviderUnavailable: network errors, timeouts, 429 and 5xx; worth retrying.
 	ProviderUnavailable ErrorKind = "ProviderUnavailable"
 	// InvalidResponse: a 2xx answer the provider's documentation does not allow.

@@ -91,7 +91,7 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	token, err := parseResponse(reply.StatusCode, reply.Body, obtainedAt)
+	token, err := parseResponse(reply, obtainedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -128,14 +128,18 @@ func requestBody(creds providers.Credentials) ([]byte, error) {
 
 // parseResponse interprets an answer SendJSON did not classify: a 2xx or a
 // 4xx. Messages never quote the body, whose error text may echo the input.
-func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.Token, error) {
+// A 401 or 403 is AML Watcher's rejection only as a documented failure
+// answer (a JSON object with status FAIL or an error); any other 401 or 403
+// came from something in front of it (login.Blocked).
+func parseResponse(reply *login.Reply, obtainedAt time.Time) (*providers.Token, error) {
+	status, body := reply.StatusCode, reply.Body
 	members, isObject := jsonObject(body)
 	errorMember, statusMember := members["error"], members["status"]
 	failed := isObject && (statusIs(statusMember, "FAIL") || errorIsSet(errorMember))
 
 	if status < 200 || status >= 300 {
 		switch {
-		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		case login.IsRejectionStatus(status) && failed:
 			return nil, rejected(status)
 		case (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity) && failed && speaksOfCredentials(errorMember):
 			return nil, rejected(status)
@@ -144,7 +148,7 @@ func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.To
 				"%s refused the login request as malformed (HTTP %d): check that email is the registered address and password has at least 8 characters",
 				displayName, status)
 		default:
-			return nil, login.ClientError(displayName, status, checkKeys)
+			return nil, login.ClientError(displayName, reply, checkKeys)
 		}
 	}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/internal/login"
 	"github.com/tokensync/tokensync/providers/providertest/conformance"
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 // docSuccess is the documented sample response.
@@ -279,8 +280,12 @@ func TestLoginFailures(t *testing.T) {
 		kind   providers.ErrorKind
 	}{
 		{"401 FAIL", 401, `{"error": "Invalid email or password", "status": "FAIL", "data": []}`, providers.AuthenticationFailed},
-		{"401 HTML", 401, `<html>Unauthorized</html>`, providers.AuthenticationFailed},
-		{"403", 403, ``, providers.AuthenticationFailed},
+		{"403 FAIL", 403, `{"error": "Account disabled", "status": "FAIL"}`, providers.AuthenticationFailed},
+		{"401 error without status", 401, `{"error": "Unauthenticated"}`, providers.AuthenticationFailed},
+		{"401 HTML", 401, `<html>Unauthorized</html>`, providers.RequestBlocked},
+		{"403 empty", 403, ``, providers.RequestBlocked},
+		{"403 another JSON document", 403, `{"message": "Forbidden"}`, providers.RequestBlocked},
+		{"401 SUCCESS", 401, `{"error": false, "status": "SUCCESS", "data": {"access_token": "t"}}`, providers.RequestBlocked},
 		{"422 password rule", 422, `{"error": {"password": ["The password must be at least 8 characters."]}, "status": "FAIL", "data": []}`, providers.AuthenticationFailed},
 		{"400 about credentials", 400, `{"error": "Invalid credentials", "status": "FAIL"}`, providers.AuthenticationFailed},
 		{"400 otherwise", 400, `{"error": "Malformed request", "status": "FAIL"}`, providers.InvalidCredentials},
@@ -338,6 +343,28 @@ func TestLoginAccepts(t *testing.T) {
 
 func TestLoginUndocumented(t *testing.T) {
 	conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
+}
+
+// TestLoginRejections: AML Watcher's FAIL answers about the credentials
+// are its rejection, whatever the status; a 401 or 403 that is not a FAIL
+// answer is RequestBlocked.
+func TestLoginRejections(t *testing.T) {
+	fail := `{"error": "Invalid email or password ` + conformance.SentinelBody + `", "status": "FAIL", "data": []}`
+	conformance.RunRejections(t, func(o providers.Options) providers.Provider { return New(o) }, sentinelCreds, conformance.Rejections{
+		Documented: map[string]fake.Answer{
+			"401 FAIL":                  fake.JSONAnswer(401, fail),
+			"403 FAIL":                  fake.JSONAnswer(403, fail),
+			"401 FAIL as text/html":     {Status: 401, ContentType: "text/html", Body: fail},
+			"422 password rule":         fake.JSONAnswer(422, `{"error": {"password": ["The password must be at least 8 characters."]}, "status": "FAIL"}`),
+			"200 FAIL about the login":  fake.JSONAnswer(200, fail),
+			"400 FAIL about the e-mail": fake.JSONAnswer(400, `{"error": "The selected email is invalid.", "status": "FAIL"}`),
+		},
+		Undocumented: map[string]fake.Answer{
+			"gateway 403":         conformance.GatewayForbidden(403),
+			"401 SUCCESS":         fake.JSONAnswer(401, `{"error": false, "status": "SUCCESS", "data": []}`),
+			"401 JSON array FAIL": fake.JSONAnswer(401, `[{"status": "FAIL"}]`),
+		},
+	})
 }
 
 // TestErrorsNeverLeak runs every error path with sentinel credentials

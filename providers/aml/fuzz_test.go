@@ -3,6 +3,7 @@ package aml
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -23,6 +24,9 @@ func fuzzStatus(n int) int {
 	return 400 + n/2%100
 }
 
+// jsonHeader is what the documented answers carry.
+func jsonHeader() http.Header { return http.Header{"Content-Type": {"application/json"}} }
+
 // FuzzParseResponse checks the response parser's invariants: no panic,
 // errors are classified *providers.Error values quoting nothing of the body,
 // and a success is a usable token expiring within the documented 3 hours.
@@ -33,14 +37,14 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(3, []byte(`{"error": "Invalid email or password `+conformance.SentinelBody+`", "status": "FAIL", "data": []}`))
 	f.Fuzz(func(t *testing.T, n int, body []byte) {
 		status := fuzzStatus(n)
-		token, err := parseResponse(status, body, conformance.Now)
+		token, err := parseResponse(&login.Reply{StatusCode: status, Header: jsonHeader(), Body: body}, conformance.Now)
 		if err != nil {
 			var pe *providers.Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("err is %T, not *providers.Error", err)
 			}
 			switch pe.Kind {
-			case providers.InvalidCredentials, providers.AuthenticationFailed, providers.InvalidResponse:
+			case providers.InvalidCredentials, providers.AuthenticationFailed, providers.RequestBlocked, providers.InvalidResponse:
 			default:
 				t.Fatalf("unexpected kind %s", pe.Kind)
 			}

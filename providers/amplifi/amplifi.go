@@ -151,7 +151,7 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	token, err := parseResponse(reply.StatusCode, reply.Body, obtainedAt)
+	token, err := parseResponse(reply, obtainedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -316,18 +316,24 @@ func jsonObject(raw []byte) (map[string]json.RawMessage, bool) {
 //
 //	{"success": true, "userId": "...", "AFiUserId": "...", "token": "...",
 //	 "dtsExpiry": "2023-12-15T15:35:24.503Z", ...}
-func parseResponse(status int, body []byte, obtainedAt time.Time) (*providers.Token, error) {
-	switch {
-	case status == http.StatusBadRequest || status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return nil, providers.Errorf(providers.AuthenticationFailed,
-			"%s rejected the credentials (HTTP %d): check the channel's fields in the credentials Secret", displayName, status)
-	case status < 200 || status >= 300:
-		return nil, login.ClientError(displayName, status, "the channel's fields")
-	}
-
+//
+// and a failure has the same shape with "success": false. A 400, 401 or
+// 403 in that shape is AmpliFi's rejection of the credentials; a 401 or 403
+// in any other came from something in front of it (login.Blocked), and any
+// other 4xx is a request refused as sent.
+func parseResponse(reply *login.Reply, obtainedAt time.Time) (*providers.Token, error) {
+	status, body := reply.StatusCode, reply.Body
 	// Members are looked up by exact name: encoding/json would also match
 	// "Token" or "userid" to a struct field.
 	members, ok := jsonObject(body)
+	switch {
+	case (status == http.StatusBadRequest || login.IsRejectionStatus(status)) && ok && isFalse(members["success"]):
+		return nil, providers.Errorf(providers.AuthenticationFailed,
+			"%s rejected the credentials (HTTP %d, success: false): check the channel's fields in the credentials Secret", displayName, status)
+	case status < 200 || status >= 300:
+		return nil, login.ClientError(displayName, reply, "the channel's fields")
+	}
+
 	if !ok {
 		return nil, providers.Errorf(providers.InvalidResponse, "%s answered HTTP %d with a body that is not a JSON object", displayName, status)
 	}
@@ -384,6 +390,8 @@ func stringMember(members map[string]json.RawMessage, name string) (string, bool
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func isFalse(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "false" }
 
 // stripComments blanks out // and /* */ comments outside JSON strings, so
 // the documentation's examples can be pasted as they are. An unterminated

@@ -19,6 +19,7 @@ import (
 	"github.com/tokensync/tokensync/providers/internal/login"
 	"github.com/tokensync/tokensync/providers/providertest"
 	"github.com/tokensync/tokensync/providers/providertest/conformance"
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 // The documentation's credential examples, verbatim, comments included.
@@ -396,8 +397,14 @@ func TestLoginResponses(t *testing.T) {
 		{"userId by exact name only", 200, `{"success": true, ` + tok + `, "userid": "u1", "UserId": "u2", "dtsExpiry": "2023-12-15T15:35:24Z"}`, "", time.Hour, nil},
 		{"success false", 200, `{"success": false, "message": "Invalid credentials"}`, providers.AuthenticationFailed, 0, nil},
 		{"400", 400, `{"success": false}`, providers.AuthenticationFailed, 0, nil},
-		{"401", 401, ``, providers.AuthenticationFailed, 0, nil},
-		{"403", 403, `<html></html>`, providers.AuthenticationFailed, 0, nil},
+		{"401 success false", 401, `{"success": false, "message": "Unauthorized"}`, providers.AuthenticationFailed, 0, nil},
+		{"403 success false", 403, `{"success": false}`, providers.AuthenticationFailed, 0, nil},
+		{"400 not in the shape", 400, `{"message": "Bad Request"}`, providers.InvalidCredentials, 0, nil},
+		{"400 HTML", 400, `<html></html>`, providers.InvalidCredentials, 0, nil},
+		{"401 empty", 401, ``, providers.RequestBlocked, 0, nil},
+		{"403 HTML", 403, `<html></html>`, providers.RequestBlocked, 0, nil},
+		{"403 success true", 403, `{"success": true}`, providers.RequestBlocked, 0, nil},
+		{"401 success a string", 401, `{"success": "false"}`, providers.RequestBlocked, 0, nil},
 		{"404", 404, `Not Found`, providers.InvalidCredentials, 0, nil},
 		{"409", 409, `{"success": false}`, providers.InvalidCredentials, 0, nil},
 		{"no success member", 200, `{` + tok + `, "dtsExpiry": "2023-12-15T15:35:24Z"}`, providers.InvalidResponse, 0, nil},
@@ -482,6 +489,25 @@ var sentinelCreds = providers.Credentials{
 
 func TestLoginUndocumented(t *testing.T) {
 	conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
+}
+
+// TestLoginRejections: AmpliFi's rejection is an answer with success:
+// false, with 200, 400, 401 or 403; any other 401 or 403 is RequestBlocked.
+func TestLoginRejections(t *testing.T) {
+	failure := `{"success": false, "message": "Invalid credentials ` + conformance.SentinelBody + `"}`
+	conformance.RunRejections(t, func(o providers.Options) providers.Provider { return New(o) }, sentinelCreds, conformance.Rejections{
+		Documented: map[string]fake.Answer{
+			"200": fake.JSONAnswer(200, failure),
+			"400": fake.JSONAnswer(400, failure),
+			"401": fake.JSONAnswer(401, failure),
+			"403": fake.JSONAnswer(403, failure),
+		},
+		Undocumented: map[string]fake.Answer{
+			"gateway 403":  conformance.GatewayForbidden(403),
+			"success true": fake.JSONAnswer(401, `{"success": true}`),
+			"success null": fake.JSONAnswer(403, `{"success": null}`),
+		},
+	})
 }
 
 func TestErrorsNeverLeak(t *testing.T) {

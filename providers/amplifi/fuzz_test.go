@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -26,6 +27,9 @@ func fuzzStatus(n int) int {
 	return 400 + n/2%100
 }
 
+// jsonHeader is what the documented answers carry.
+func jsonHeader() http.Header { return http.Header{"Content-Type": {"application/json"}} }
+
 // FuzzParseResponse checks the response parser's invariants: no panic,
 // errors are classified *providers.Error values quoting nothing of the body,
 // and a success is a usable token with a sane expiry.
@@ -35,14 +39,14 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(0, []byte(`{"success": false, "message": "`+conformance.SentinelBody+`"}`))
 	f.Fuzz(func(t *testing.T, n int, body []byte) {
 		status := fuzzStatus(n)
-		token, err := parseResponse(status, body, docNow)
+		token, err := parseResponse(&login.Reply{StatusCode: status, Header: jsonHeader(), Body: body}, docNow)
 		if err != nil {
 			var pe *providers.Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("err is %T, not *providers.Error", err)
 			}
 			switch pe.Kind {
-			case providers.InvalidCredentials, providers.AuthenticationFailed, providers.InvalidResponse:
+			case providers.InvalidCredentials, providers.AuthenticationFailed, providers.RequestBlocked, providers.InvalidResponse:
 			default:
 				t.Fatalf("unexpected kind %s", pe.Kind)
 			}

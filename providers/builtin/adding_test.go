@@ -116,6 +116,13 @@ func TestAddingAProvider(t *testing.T) {
 		conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return newThrowaway(o) }, http.StatusOK,
 			providers.Credentials{"apiKey": []byte(conformance.SentinelSecret)})
 	})
+	t.Run("rejections", func(t *testing.T) {
+		conformance.RunRejections(t, func(o providers.Options) providers.Provider { return newThrowaway(o) },
+			providers.Credentials{"apiKey": []byte(conformance.SentinelSecret)}, conformance.Rejections{
+				Documented:   map[string]fake.Answer{"401": fake.JSONAnswer(http.StatusUnauthorized, `{"message": "unknown API key"}`)},
+				Undocumented: map[string]fake.Answer{"403": fake.JSONAnswer(http.StatusForbidden, `{"error": "forbidden"}`)},
+			})
+	})
 	// What TestFakes runs for every provider (2): the fake served beside
 	// the built-in ones.
 	t.Run("fake", func(t *testing.T) { conformance.RunFake(t, throwawayRegistration, throwawayFake) })
@@ -175,7 +182,15 @@ func (p *throwawayProvider) Login(ctx context.Context, endpoint string, creds pr
 		return nil, err
 	}
 	if reply.StatusCode >= 300 {
-		return nil, login.ClientError(throwawayTitle, reply.StatusCode, "apiKey")
+		// Only the documented rejection counts toward the lockout: any
+		// other 401 or 403 is RequestBlocked (login.ClientError).
+		var rejection struct {
+			Message *string `json:"message"`
+		}
+		if reply.StatusCode == http.StatusUnauthorized && json.Unmarshal(reply.Body, &rejection) == nil && rejection.Message != nil {
+			return nil, providers.Errorf(providers.AuthenticationFailed, "%s rejected the API key (HTTP 401): check apiKey in the credentials Secret", throwawayTitle)
+		}
+		return nil, login.ClientError(throwawayTitle, reply, "apiKey")
 	}
 	var answer struct {
 		Session *string          `json:"session"`

@@ -426,7 +426,7 @@ func (c *compiled) request(endpoint string, creds providers.Credentials) (login.
 func (c *compiled) parseReply(reply *login.Reply, obtainedAt time.Time) (*providers.Token, error) {
 	status := reply.StatusCode
 	if status < 200 || status >= 300 {
-		return nil, login.ClientError(displayName, status, keyList(c.keys))
+		return nil, c.failure(reply)
 	}
 	var doc any
 	var docErr error
@@ -459,6 +459,26 @@ func (c *compiled) parseReply(reply *login.Reply, obtainedAt time.Time) (*provid
 		return nil, err
 	}
 	return &providers.Token{Value: token, ObtainedAt: obtainedAt, ExpiresAt: expiresAt}, nil
+}
+
+// failure classifies a 4xx. The login has no documentation to say what its
+// rejection looks like, so a 401 or 403 with a JSON object or array for a
+// body is taken as the API's own (an API answers in JSON); with anything
+// else (an HTML page, an empty body, text) something in front of it
+// refused the request (login.Blocked).
+func (c *compiled) failure(reply *login.Reply) error {
+	status := reply.StatusCode
+	if !login.IsRejectionStatus(status) {
+		return login.ClientError(displayName, reply, keyList(c.keys))
+	}
+	if doc, err := decodeJSON(reply.Body); err == nil {
+		switch doc.(type) {
+		case map[string]any, []any:
+			return providers.Errorf(providers.AuthenticationFailed,
+				"%s rejected the credentials (HTTP %d): check %s in the credentials Secret", displayName, status, keyList(c.keys))
+		}
+	}
+	return login.Blocked(displayName, reply)
 }
 
 func (c *compiled) tokenValue(reply *login.Reply, doc any, docErr error) (string, error) {

@@ -15,9 +15,11 @@ import (
 
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/aml"
+	"github.com/tokensync/tokensync/providers/internal/login"
 	"github.com/tokensync/tokensync/providers/partner"
 	"github.com/tokensync/tokensync/providers/providertest"
 	"github.com/tokensync/tokensync/providers/providertest/conformance"
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 // The AML Watcher and partner API logins written as spec.http, as the
@@ -462,6 +464,82 @@ func TestUndocumented(t *testing.T) {
 			conformance.RunUndocumented(t, func(o providers.Options) providers.Provider {
 				return configured(t, o, settingsJSON)
 			}, http.StatusOK, sentinelCreds)
+		})
+	}
+}
+
+// TestRejections: with no documentation to go by, a 401 or 403 with a JSON
+// object or array, and a 2xx that fails spec.http.success, are the API's
+// rejection; a 401 or 403 with anything else is RequestBlocked.
+func TestRejections(t *testing.T) {
+	settingsJSON := sentinelSettings + `"token": {"jsonPointer": "/token"}, "expiry": {"lifetime": "1h"}, "success": {"jsonPointer": "/ok", "equals": "true"}}`
+	conformance.RunRejections(t, func(o providers.Options) providers.Provider { return configured(t, o, settingsJSON) }, sentinelCreds, conformance.Rejections{
+		Documented: map[string]fake.Answer{
+			"401 JSON object":             fake.JSONAnswer(401, `{"message": "bad password `+conformance.SentinelBody+`"}`),
+			"403 JSON object":             fake.JSONAnswer(403, `{"error": {"code": "locked"}}`),
+			"401 JSON array":              fake.JSONAnswer(401, `["bad password"]`),
+			"401 JSON without the header": {Status: 401, Body: `{"message": "bad password"}`},
+			"200 failing success":         fake.JSONAnswer(200, `{"ok": false, "token": "`+conformance.SentinelToken+`"}`),
+		},
+	})
+}
+
+// TestBoundedAnswers: end to end against a local server, an answer over a
+// bound is an InvalidResponse naming it, and one at the bound is read: 64
+// KiB of headers, a token of 256 KiB (in the body or in a header, which
+// the header bound keeps smaller), JSON 32 levels deep and of 10,000
+// values.
+func TestBoundedAnswers(t *testing.T) {
+	const (
+		inBody   = `"token": {"jsonPointer": "/token"}, "expiry": {"lifetime": "1h"}}`
+		inHeader = `"token": {"header": "X-Token"}, "expiry": {"lifetime": "1h"}}`
+	)
+	jsonType := map[string]string{"Content-Type": "application/json"}
+	tokenBody := func(n int) string { return `{"token": "` + strings.Repeat("t", n) + `"}` }
+	// deep nests n arrays in /deep; with the object, n+1 levels.
+	deep := func(n int) string {
+		return `{"token": "t", "deep": ` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}`
+	}
+	// values makes an answer of n values: the object, the token, an array
+	// and n-3 numbers in it.
+	values := func(n int) string {
+		return `{"token": "t", "list": [` + strings.TrimSuffix(strings.Repeat("1,", n-3), ",") + `]}`
+	}
+	for _, tc := range []struct {
+		name, settings string
+		header         map[string]string
+		body           string
+		want           string // "" for a login
+	}{
+		{"a 9 MiB header", inBody, map[string]string{"X-Padding": strings.Repeat("p", 9<<20)}, tokenBody(10), "response headers larger than 64 KiB"},
+		{"a 9 MiB token header", inHeader, map[string]string{"X-Token": strings.Repeat("t", 9<<20)}, "", "response headers larger than 64 KiB"},
+		{"a 60 KiB token header", inHeader, map[string]string{"X-Token": strings.Repeat("t", 60<<10)}, "", ""},
+		{"a token of 256 KiB + 1", inBody, jsonType, tokenBody(login.MaxTokenBytes + 1), "token larger than 256 KiB"},
+		{"a token of 256 KiB", inBody, jsonType, tokenBody(login.MaxTokenBytes), ""},
+		{"a raw token of 256 KiB + 1", `"token": {"rawBody": true}, "expiry": {"lifetime": "1h"}}`, nil, strings.Repeat("t", login.MaxTokenBytes+1), "token larger than 256 KiB"},
+		{"33 levels of nested [", inBody, jsonType, deep(32), "nested deeper than 32 levels"},
+		{"a body of 33 levels of [", inBody, jsonType, strings.Repeat("[", 33) + strings.Repeat("]", 33), "nested deeper than 32 levels"},
+		{"32 levels", inBody, jsonType, deep(31), ""},
+		{"10,001 values", inBody, jsonType, values(login.MaxJSONValues + 1), "more than 10,000 values"},
+		{"10,000 values", inBody, jsonType, values(login.MaxJSONValues), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := answer(t, 200, tc.header, tc.body)
+			p := configured(t, providers.Options{Now: conformance.Clock}, `{`+tc.settings)
+			token, err := p.Login(context.Background(), srv.URL, nil)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Login: %v", err)
+				}
+				if len(token.Value) == 0 {
+					t.Error("no token")
+				}
+				return
+			}
+			pe := conformance.RequireError(t, err, providers.InvalidResponse)
+			if !strings.Contains(pe.Message, tc.want) {
+				t.Errorf("message %q, want it to contain %q", pe.Message, tc.want)
+			}
 		})
 	}
 }

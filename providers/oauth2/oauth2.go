@@ -304,10 +304,11 @@ func failure(ctx context.Context, err error, status int, host string, creds prov
 	}
 	var re *xoauth2.RetrieveError
 	if errors.As(err, &re) {
+		reply := &login.Reply{StatusCode: status, Body: re.Body, Header: http.Header{}}
 		if re.Response != nil {
-			status = re.Response.StatusCode
+			reply.StatusCode, reply.Header = re.Response.StatusCode, re.Response.Header
 		}
-		return errorResponse(status, re.ErrorCode, re.ErrorDescription, creds)
+		return errorResponse(reply, re.ErrorCode, re.ErrorDescription, creds)
 	}
 	if status == 0 {
 		// Nothing was answered: the request could not be made.
@@ -329,10 +330,17 @@ func hostOf(rawURL string) string {
 	return ""
 }
 
-// errorResponse classifies an RFC 6749 §5.2 error answer. The error code
-// and description are the provider's text: each is quoted only when it is
-// an identifier that echoes no credential (see quotable).
-func errorResponse(status int, code, description string, creds providers.Credentials) error {
+// errorResponse classifies an error answer: an RFC 6749 §5.2 error
+// response (an error code, in JSON or a form) by its code, and a 401 or 403
+// without one as login.Blocked: not the token endpoint's own words, so
+// something in front of it refused the request. The error code and
+// description are the provider's text: each is quoted only when it is an
+// identifier that echoes no credential (see quotable).
+func errorResponse(reply *login.Reply, code, description string, creds providers.Credentials) error {
+	status := reply.StatusCode
+	if code == "" && login.IsRejectionStatus(status) {
+		return login.Blocked(displayName, reply)
+	}
 	detail := fmt.Sprintf("HTTP %d", status)
 	if quotable(code, creds) {
 		detail += ", error " + code
@@ -352,7 +360,9 @@ func errorResponse(status int, code, description string, creds providers.Credent
 		return providers.Errorf(providers.InvalidCredentials,
 			"%s refused the token request (%s): check spec.endpoint, %s.parameters and %s.clientAuth", displayName, detail, block, block)
 	}
-	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+	if login.IsRejectionStatus(status) {
+		// Another RFC 6749 error code with 401 or 403: the endpoint's
+		// own refusal of the client.
 		return providers.Errorf(providers.AuthenticationFailed,
 			"%s rejected the client (%s): check %s in the credentials Secret", displayName, detail, checkKeys)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/internal/login"
 	"github.com/tokensync/tokensync/providers/providertest/conformance"
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 // A client id and secret with the characters RFC 6749 §2.3.1 makes a
@@ -286,8 +288,13 @@ func TestErrorResponses(t *testing.T) {
 			[]string{"refused the requested scope (HTTP 400, error invalid_scope: scope_not_allowed)", "spec.oauth2.scopes"}, nil},
 		{"unknown code", 400, "", `{"error":"temporarily_confused"}`, providers.InvalidCredentials, []string{"error temporarily_confused"}, nil},
 		{"code not an identifier", 400, "", `{"error":"<b>bad</b> request"}`, providers.InvalidCredentials, []string{"(HTTP 400)"}, []string{"bad"}},
-		{"401 without a body", 401, "", ``, providers.AuthenticationFailed, []string{"HTTP 401"}, nil},
-		{"403 HTML", 403, "text/html", `<html>Forbidden</html>`, providers.AuthenticationFailed, []string{"HTTP 403"}, []string{"html"}},
+		{"401 another code", 401, "", `{"error":"access_denied"}`, providers.AuthenticationFailed, []string{"HTTP 401, error access_denied"}, nil},
+		{"401 form-encoded invalid_client", 401, "application/x-www-form-urlencoded", `error=invalid_client`, providers.AuthenticationFailed,
+			[]string{"HTTP 401, error invalid_client"}, nil},
+		{"401 without a body", 401, "", ``, providers.RequestBlocked, []string{"HTTP 401 with an empty answer"}, nil},
+		{"403 HTML", 403, "text/html", `<html>Forbidden</html>`, providers.RequestBlocked, []string{"HTTP 403 with a text/html answer"}, []string{"Forbidden"}},
+		{"403 text", 403, "text/plain", `Forbidden`, providers.RequestBlocked, []string{"HTTP 403 with a text/plain answer"}, []string{"Forbidden"}},
+		{"401 JSON without an error code", 401, "", `{"message":"Unauthorized"}`, providers.RequestBlocked, []string{"HTTP 401 with an application/json answer"}, nil},
 		{"404", 404, "", `{"message":"not found"}`, providers.InvalidCredentials, []string{"HTTP 404", "spec.endpoint"}, nil},
 		{"form-encoded error", 400, "application/x-www-form-urlencoded", `error=invalid_scope&error_description=nope`, providers.InvalidCredentials,
 			[]string{"error invalid_scope: nope"}, nil},
@@ -397,6 +404,29 @@ func TestLoginCountsFromStart(t *testing.T) {
 
 func TestUndocumented(t *testing.T) {
 	conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusOK, sentinelCreds)
+}
+
+// TestRejections: RFC 6749's invalid_client, unauthorized_client and
+// invalid_grant are the endpoint's rejection, in JSON or a form; a 401 or
+// 403 without an error code is RequestBlocked.
+func TestRejections(t *testing.T) {
+	documented := map[string]fake.Answer{
+		"401 invalid_client form": {Status: 401, ContentType: "application/x-www-form-urlencoded", Body: "error=invalid_client"},
+		"200 invalid_client":      fake.JSONAnswer(200, `{"error": "invalid_client"}`),
+	}
+	for _, status := range []int{400, 401, 403} {
+		for _, code := range []string{"invalid_client", "unauthorized_client", "invalid_grant"} {
+			documented[strconv.Itoa(status)+" "+code] = fake.JSONAnswer(status, `{"error": "`+code+`", "error_description": "no such client `+conformance.SentinelBody+`"}`)
+		}
+	}
+	conformance.RunRejections(t, func(o providers.Options) providers.Provider { return New(o) }, sentinelCreds, conformance.Rejections{
+		Documented: documented,
+		Undocumented: map[string]fake.Answer{
+			"gateway 403":        conformance.GatewayForbidden(403),
+			"error not a string": fake.JSONAnswer(401, `{"error": {"code": "invalid_client"}}`),
+			"empty error":        fake.JSONAnswer(401, `{"error": ""}`),
+		},
+	})
 }
 
 // TestErrorsNeverLeak feeds sentinels through every error path: as error

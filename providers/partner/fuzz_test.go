@@ -3,6 +3,7 @@ package partner
 import (
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -24,6 +25,9 @@ func fuzzStatus(n int) int {
 	return 400 + n/2%100
 }
 
+// jsonHeader is what the documented answers carry.
+func jsonHeader() http.Header { return http.Header{"Content-Type": {"application/json"}} }
+
 // FuzzParseResponse checks the response parser's invariants: no panic,
 // errors are classified *providers.Error values that never quote the
 // credentials (only short identifiers from an error body may be quoted),
@@ -35,14 +39,14 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(3, []byte(doc401))
 	f.Fuzz(func(t *testing.T, n int, body []byte) {
 		status := fuzzStatus(n)
-		token, err := parseResponse(status, body, conformance.Now, sentinelCreds)
+		token, err := parseResponse(&login.Reply{StatusCode: status, Header: jsonHeader(), Body: body}, conformance.Now, sentinelCreds)
 		if err != nil {
 			var pe *providers.Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("err is %T, not *providers.Error", err)
 			}
 			switch pe.Kind {
-			case providers.InvalidCredentials, providers.AuthenticationFailed, providers.InvalidResponse:
+			case providers.InvalidCredentials, providers.AuthenticationFailed, providers.RequestBlocked, providers.InvalidResponse:
 			default:
 				t.Fatalf("unexpected kind %s", pe.Kind)
 			}

@@ -90,7 +90,7 @@ func (p *Provider) Login(ctx context.Context, endpoint string, creds providers.C
 	if err != nil {
 		return nil, err
 	}
-	token, err := parseResponse(reply.StatusCode, reply.Body, obtainedAt, creds)
+	token, err := parseResponse(reply, obtainedAt, creds)
 	if err != nil {
 		return nil, err
 	}
@@ -115,9 +115,10 @@ func requestBody(creds providers.Credentials) ([]byte, error) {
 
 // parseResponse interprets an answer SendJSON did not classify: a 2xx or a
 // 4xx. creds are only used to keep them out of messages.
-func parseResponse(status int, body []byte, obtainedAt time.Time, creds providers.Credentials) (*providers.Token, error) {
+func parseResponse(reply *login.Reply, obtainedAt time.Time, creds providers.Credentials) (*providers.Token, error) {
+	status, body := reply.StatusCode, reply.Body
 	if status < 200 || status >= 300 {
-		return nil, failure(status, body, creds)
+		return nil, failure(reply, creds)
 	}
 	token, ok := bareToken(body)
 	if !ok {
@@ -172,11 +173,30 @@ type errorBody struct {
 	} `json:"error"`
 }
 
+// documentedError reads body as the documented failure answer: a JSON
+// object whose error member is an object. ok is false for anything else
+// (an HTML page, an empty body, another JSON document).
+func documentedError(body []byte) (eb errorBody, ok bool) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(body, &members); err != nil {
+		return eb, false
+	}
+	if errorMember := bytes.TrimSpace(members["error"]); len(errorMember) == 0 || errorMember[0] != '{' {
+		return eb, false
+	}
+	return eb, json.Unmarshal(body, &eb) == nil
+}
+
 // failure classifies a 4xx. Only identifiers are quoted from the answer
-// (see quotable): its messages may echo the input.
-func failure(status int, body []byte, creds providers.Credentials) error {
-	var eb errorBody
-	_ = json.Unmarshal(body, &eb) // an undecodable body leaves eb empty
+// (see quotable): its messages may echo the input. A 401 or 403 is the
+// partner API's rejection only with its documented error object; without
+// it, something in front of the API answered (login.Blocked).
+func failure(reply *login.Reply, creds providers.Credentials) error {
+	status := reply.StatusCode
+	eb, documented := documentedError(reply.Body)
+	if login.IsRejectionStatus(status) && !documented {
+		return login.Blocked(displayName, reply)
+	}
 
 	switch status {
 	case http.StatusBadRequest:
@@ -192,7 +212,9 @@ func failure(status int, body []byte, creds providers.Credentials) error {
 		return providers.Errorf(providers.InvalidCredentials,
 			"%s refused the login request as malformed (HTTP 400): check %s in the credentials Secret",
 			displayName, checkKeys)
-	case http.StatusUnauthorized:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		// The documentation gives the 401; a 403 in the same shape is the
+		// API's own refusal as well.
 		var details struct {
 			Reason string `json:"reason"`
 		}
@@ -202,10 +224,10 @@ func failure(status int, body []byte, creds providers.Credentials) error {
 			reason = ", reason " + details.Reason
 		}
 		return providers.Errorf(providers.AuthenticationFailed,
-			"%s rejected the access key (HTTP 401%s): check %s in the credentials Secret, and that the key is active (not pending or expired) in the admin portal",
-			displayName, reason, checkKeys)
+			"%s rejected the access key (HTTP %d%s): check %s in the credentials Secret, and that the key is active (not pending or expired) in the admin portal",
+			displayName, status, reason, checkKeys)
 	}
-	return login.ClientError(displayName, status, checkKeys)
+	return login.ClientError(displayName, reply, checkKeys)
 }
 
 // missingProperties returns the quotable details[].info.missingProperty names.

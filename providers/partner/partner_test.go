@@ -15,6 +15,7 @@ import (
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/internal/login"
 	"github.com/tokensync/tokensync/providers/providertest/conformance"
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 // The documented examples, verbatim.
@@ -209,8 +210,10 @@ func TestLoginDocumentedFailures(t *testing.T) {
 		{"400 details object", 400, `{"error": {"details": {"reason": "x"}}}`, providers.InvalidCredentials, "malformed (HTTP 400)"},
 		{"401 unsafe reason", 401, `{"error": {"details": {"reason": "Access key <b>unauthorized</b>"}}}`, providers.AuthenticationFailed, "(HTTP 401)"},
 		{"401 long reason", 401, `{"error": {"details": {"reason": "` + strings.Repeat("a", 65) + `"}}}`, providers.AuthenticationFailed, "(HTTP 401)"},
-		{"401 not JSON", 401, `Unauthorized`, providers.AuthenticationFailed, "(HTTP 401)"},
-		{"403", 403, ``, providers.AuthenticationFailed, "HTTP 403"},
+		{"403 in the documented shape", 403, doc401, providers.AuthenticationFailed, "(HTTP 403, reason AccessKeyUnauthorized)"},
+		{"401 not JSON", 401, `Unauthorized`, providers.RequestBlocked, "HTTP 401 with a text/plain answer"},
+		{"401 error not an object", 401, `{"statusCode": "Error", "error": "Unauthorized"}`, providers.RequestBlocked, "HTTP 401"},
+		{"403", 403, ``, providers.RequestBlocked, "HTTP 403 with an empty answer"},
 		{"404", 404, `Not Found`, providers.InvalidCredentials, "HTTP 404"},
 		{"422", 422, doc400, providers.InvalidCredentials, "HTTP 422"},
 	} {
@@ -254,6 +257,25 @@ func TestValidate(t *testing.T) {
 
 func TestLoginUndocumented(t *testing.T) {
 	conformance.RunUndocumented(t, func(o providers.Options) providers.Provider { return New(o) }, http.StatusCreated, sentinelCreds)
+}
+
+// TestLoginRejections: the partner API's rejection is its 401 with the
+// documented error object (a 403 in that shape is its refusal too); any
+// other 401 or 403 is RequestBlocked.
+func TestLoginRejections(t *testing.T) {
+	conformance.RunRejections(t, func(o providers.Options) providers.Provider { return New(o) }, sentinelCreds, conformance.Rejections{
+		Documented: map[string]fake.Answer{
+			"401":                 fake.JSONAnswer(401, doc401),
+			"401 without details": fake.JSONAnswer(401, `{"statusCode": "Error", "error": {"name": "AuthenticationError", "message": "`+conformance.SentinelBody+`"}}`),
+			"403 in the shape":    fake.JSONAnswer(403, doc401),
+		},
+		Undocumented: map[string]fake.Answer{
+			"gateway 403":          conformance.GatewayForbidden(403),
+			"gateway 401":          conformance.GatewayForbidden(401),
+			"error not an object":  fake.JSONAnswer(401, `{"statusCode": "Error", "error": "Unauthorized"}`),
+			"a list of the object": fake.JSONAnswer(401, `[`+doc401+`]`),
+		},
+	})
 }
 
 func TestErrorsNeverLeak(t *testing.T) {

@@ -31,6 +31,12 @@ const DefaultTimeout = 30 * time.Second
 // DefaultUserAgent is sent when providers.Options sets no UserAgent.
 const DefaultUserAgent = "tokensync"
 
+// MaxResponseHeaderBytes bounds the response headers read, over HTTP/1 and
+// HTTP/2 alike (the transport gives HTTP/2 the same limit as its
+// MaxHeaderListSize). A login answer's headers are a few hundred bytes; Go's
+// default would let each answer hold 10 MiB of them in memory.
+const MaxResponseHeaderBytes = 64 << 10
+
 // HTTPClient returns the client a provider sends with: o.HTTPClient when
 // set, otherwise NewHTTPClient(o); with o.CheckURL set, a copy of it whose
 // transport asks o.CheckURL(o.Name, url) before every request and sends
@@ -91,7 +97,8 @@ func Clock(o providers.Options) func() time.Time {
 	return time.Now
 }
 
-// NewHTTPClient returns a client with one total timeout (o.Timeout), no
+// NewHTTPClient returns a client with one total timeout (o.Timeout),
+// response headers bounded (MaxResponseHeaderBytes), no
 // redirects (a login answered with a redirect is a misconfigured endpoint,
 // and following it would resend the credentials elsewhere), the proxy from
 // the environment, TLS certificates always verified, o.DialControl on every
@@ -132,6 +139,9 @@ func newHTTPClient(o providers.Options, proxy func(*http.Request) (*url.URL, err
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   4,
+		// With ForceAttemptHTTP2, the bundled HTTP/2 transport takes its
+		// MaxHeaderListSize from this (TestResponseHeaderLimit proves both).
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 	}
 	return &http.Client{
 		Transport:     &userAgentTransport{base: transport, userAgent: o.UserAgent},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -237,5 +238,80 @@ func TestClock(t *testing.T) {
 	now := func() time.Time { return time.Time{} }
 	if !Clock(providers.Options{Now: now})().IsZero() {
 		t.Error("the given clock was replaced")
+	}
+}
+
+// TestResponseHeaderLimit: the login client reads at most
+// MaxResponseHeaderBytes of response headers, over HTTP/1 and over HTTP/2
+// (the transport hands the limit to the bundled HTTP/2 transport, which
+// adds a little for its per-field overhead), and an answer over it is an
+// InvalidResponse that says so, through Send and through Transport alike.
+func TestResponseHeaderLimit(t *testing.T) {
+	const h2Slack = 1 << 10 // HTTP/2 counts 32 bytes per field more, and pads the limit by 320
+	for _, tc := range []struct {
+		name          string
+		http2         bool
+		headers, each int // that many headers of each bytes
+		ok            bool
+	}{
+		{"HTTP/1 under the limit", false, 1, MaxResponseHeaderBytes - 4<<10, true},
+		{"HTTP/1 one header of 9 MiB", false, 1, 9 << 20, false},
+		{"HTTP/1 one header just over the limit", false, 1, MaxResponseHeaderBytes, false},
+		{"HTTP/1 many headers over the limit", false, 100, 1000, false},
+		{"HTTP/2 under the limit", true, 1, MaxResponseHeaderBytes - 4<<10, true},
+		{"HTTP/2 many headers under the limit", true, 60, 1000, true},
+		{"HTTP/2 one header of 9 MiB", true, 1, 9 << 20, false},
+		{"HTTP/2 one header just over the limit", true, 1, MaxResponseHeaderBytes + h2Slack, false},
+		{"HTTP/2 many headers over the limit", true, 100, 1000, false},
+		{"HTTP/2 9 MiB of headers", true, 9 << 10, 1 << 10, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			value := strings.Repeat("h", tc.each)
+			var proto atomic.Int32
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				proto.Store(int32(r.ProtoMajor))
+				for i := range tc.headers {
+					w.Header().Set("X-Token-"+strconv.Itoa(i), value)
+				}
+				_, _ = w.Write([]byte(`{"ok": true}`))
+			}))
+			srv.EnableHTTP2 = tc.http2
+			srv.StartTLS()
+			defer srv.Close()
+			c := NewHTTPClient(providers.Options{Timeout: 20 * time.Second})
+			tr := c.Transport.(*userAgentTransport).base.(*http.Transport)
+			tr.TLSClientConfig.RootCAs = srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+			defer tr.CloseIdleConnections()
+
+			for _, via := range []string{"Send", "Transport"} {
+				var err error
+				if via == "Send" {
+					_, err = Send(context.Background(), c, time.Now, Request{Provider: "Test", Method: http.MethodPost, URL: srv.URL})
+				} else {
+					lc := &http.Client{Transport: &Transport{Provider: "Test", Base: c.Transport}, CheckRedirect: NoRedirects}
+					var resp *http.Response
+					if resp, err = lc.Get(srv.URL); err == nil {
+						resp.Body.Close()
+					}
+				}
+				wantProto := int32(1)
+				if tc.http2 {
+					wantProto = 2
+				}
+				if got := proto.Load(); got != wantProto {
+					t.Fatalf("%s: the request went over HTTP/%d, want HTTP/%d", via, got, wantProto)
+				}
+				if tc.ok {
+					if err != nil {
+						t.Errorf("%s: %v", via, err)
+					}
+					continue
+				}
+				var pe *providers.Error
+				if !errors.As(err, &pe) || pe.Kind != providers.InvalidResponse || !strings.Contains(pe.Message, "response headers larger than 64 KiB") {
+					t.Errorf("%s: err = %v, want an InvalidResponse naming the 64 KiB header limit", via, err)
+				}
+			}
+		})
 	}
 }

@@ -100,7 +100,8 @@ type Request struct {
 }
 
 // Reply is an answer Send left for the provider to interpret:
-// a 2xx or a 4xx other than 408 and 429, with its whole body.
+// a 2xx or a 4xx other than 408 and 429, with its whole body, within
+// the bounds of CheckJSON when it is JSON.
 type Reply struct {
 	StatusCode int
 	Header     http.Header
@@ -125,7 +126,8 @@ func SendJSON(ctx context.Context, client *http.Client, now func() time.Time, r 
 //     Retry-After header (seconds or an HTTP date);
 //   - 3xx (redirects are never followed) and statuses outside 200-599:
 //     InvalidResponse;
-//   - a body over MaxResponseBytes: InvalidResponse.
+//   - a body over MaxResponseBytes, headers over MaxResponseHeaderBytes,
+//     or JSON past the bounds of CheckJSON: InvalidResponse.
 //
 // now is the local clock, used to turn a Retry-After date into a duration.
 func Send(ctx context.Context, client *http.Client, now func() time.Time, r Request) (*Reply, error) {
@@ -187,15 +189,18 @@ func readReply(ctx context.Context, provider string, now func() time.Time, resp 
 	if len(body) > MaxResponseBytes {
 		return nil, providers.Errorf(providers.InvalidResponse, "%s sent a response body larger than 1 MiB (HTTP %d)", provider, status)
 	}
+	if err := CheckJSON(provider, status, body); err != nil {
+		return nil, err
+	}
 	return &Reply{StatusCode: status, Header: resp.Header, Body: body}, nil
 }
 
 // Transport is an http.RoundTripper for libraries that build and send the
 // login request themselves (golang.org/x/oauth2): it answers as Send does.
 // What Send classifies (transport errors, redirects, 408, 429, 5xx,
-// oversized bodies) comes back from RoundTrip as the *providers.Error Send
-// would return, which http.Client wraps in a *url.Error (errors.As finds
-// it); any other answer comes back with its body read in full. Give it to
+// oversized answers, JSON past CheckJSON's bounds) comes back from
+// RoundTrip as the *providers.Error Send would return, which http.Client
+// wraps in a *url.Error (errors.As finds it); any other answer comes back with its body read in full. Give it to
 // an http.Client without a Timeout (bound the request with its context
 // instead: a client timeout replaces the error with one of its own) and
 // that refuses redirects.
@@ -281,6 +286,14 @@ func transportError(ctx context.Context, provider, host string, err error) error
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return providers.Errorf(providers.ProviderUnavailable, "the login request to %s was cancelled", provider)
 	}
+	if headersTooLarge(err) {
+		return providers.Errorf(providers.InvalidResponse,
+			"%s answered with response headers larger than 64 KiB, the most tokensync reads", provider)
+	}
+	if http2HeadersRefused(err) {
+		return providers.Errorf(providers.InvalidResponse,
+			"%s answered with response headers larger than 64 KiB, the most tokensync reads, or HTTP/2 headers that cannot be decoded", provider)
+	}
 	reason := networkReason(ctx, err)
 	told := connectionFailed
 	if reason == reasonUnresolved || reason == reasonUntrusted {
@@ -310,6 +323,30 @@ const (
 	reasonUnresolved = "the host name could not be resolved"
 	reasonUntrusted  = "the server's TLS certificate could not be verified"
 )
+
+// headersTooLarge reports whether err is net/http's refusal of response
+// headers over MaxResponseHeaderBytes: HTTP/1's, or HTTP/2's when the list
+// passes the limit within one frame. Neither is an exported error, so
+// their texts are matched (TestResponseHeaderLimit fails should either
+// change).
+func headersTooLarge(err error) bool {
+	text := err.Error()
+	return strings.Contains(text, "server response headers exceeded") || // HTTP/1
+		strings.Contains(text, "response header list larger than advertised limit") // HTTP/2
+}
+
+// http2HeadersRefused reports whether err is the HTTP/2 connection error
+// the bundled transport answers headers past its MaxHeaderListSize with,
+// more often than the error above: COMPRESSION_ERROR for one field longer
+// than the whole limit (the HPACK decoder refuses the string),
+// PROTOCOL_ERROR for a list that goes on past it in further frames. Either
+// is also what an answer HTTP/2 cannot decode gets: the server's answer is
+// at fault all the same.
+func http2HeadersRefused(err error) bool {
+	text := err.Error()
+	return strings.HasSuffix(text, "connection error: COMPRESSION_ERROR") ||
+		strings.HasSuffix(text, "connection error: PROTOCOL_ERROR")
+}
 
 func readError(ctx context.Context, provider string, status int, err error) error {
 	if errors.Is(ctx.Err(), context.Canceled) {
@@ -362,15 +399,86 @@ func networkReason(ctx context.Context, err error) string {
 	return "the request failed"
 }
 
-// ClientError classifies a 4xx answer no provider-specific rule covered:
-// 401 and 403 mean the provider rejected the credentials; any other 4xx means
-// it refused the request as we sent it. credentialKeys names the keys to
-// check, for example `email and password`.
-func ClientError(provider string, status int, credentialKeys string) *providers.Error {
-	if status == http.StatusUnauthorized || status == http.StatusForbidden {
-		return providers.Errorf(providers.AuthenticationFailed,
-			"%s rejected the credentials (HTTP %d): check %s in the credentials Secret", provider, status, credentialKeys)
+// ClientError classifies a 4xx answer no provider-specific rule covered. A
+// 401 or 403 is RequestBlocked (see Blocked): only the provider's own
+// rejection, in the shape its documentation gives one, is
+// AuthenticationFailed, and the provider says so before it calls this. Any
+// other 4xx means the request was refused as we sent it: InvalidCredentials.
+// credentialKeys names the keys to check, for example `email and password`.
+func ClientError(provider string, reply *Reply, credentialKeys string) *providers.Error {
+	if IsRejectionStatus(reply.StatusCode) {
+		return Blocked(provider, reply)
 	}
 	return providers.Errorf(providers.InvalidCredentials,
-		"%s refused the login request (HTTP %d): check the endpoint, and %s in the credentials Secret", provider, status, credentialKeys)
+		"%s refused the login request (HTTP %d): check the endpoint, and %s in the credentials Secret", provider, reply.StatusCode, credentialKeys)
+}
+
+// IsRejectionStatus reports whether status is 401 or 403, the statuses of
+// a refused login: the provider's rejection of the credentials when the
+// answer is in its documented shape, else RequestBlocked.
+func IsRejectionStatus(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden
+}
+
+// Blocked is the RequestBlocked error of a 401 or 403 answer that is not in
+// the provider's documented shape: an HTML page, an empty body, or another
+// document. Something in front of the provider (a web application firewall,
+// a proxy) refused the request; the credentials were not judged, so this is
+// never a step toward the lockout. The message names the status and the
+// answer's media type, never its body.
+func Blocked(provider string, reply *Reply) *providers.Error {
+	return providers.Errorf(providers.RequestBlocked,
+		"HTTP %d with %s: something in front of the provider refused the request; the credentials were not judged "+
+			"(check that spec.endpoint is %s, and that no firewall or proxy on the way refuses the operator's requests)",
+		reply.StatusCode, answerKind(reply), provider)
+}
+
+// maxMediaTypeLen bounds the media type a message quotes.
+const maxMediaTypeLen = 64
+
+// answerKind names what an answer was, for a message: "an empty answer",
+// "a text/html answer", "an answer without a Content-Type", or "an answer
+// of an unrecognised type". The server writes Content-Type, so only its
+// media type is quoted, and only when it is a short type/subtype of
+// [a-z0-9.+-] (as servers write them: in lower case).
+func answerKind(reply *Reply) string {
+	if len(bytes.TrimSpace(reply.Body)) == 0 {
+		return "an empty answer"
+	}
+	value := reply.Header.Get("Content-Type")
+	if strings.TrimSpace(value) == "" {
+		return "an answer without a Content-Type"
+	}
+	mediaType, _, _ := strings.Cut(value, ";")
+	mediaType = strings.TrimSpace(mediaType)
+	if !isMediaType(mediaType) {
+		return "an answer of an unrecognised type"
+	}
+	article := "a"
+	if strings.ContainsRune("aeiou", rune(mediaType[0])) {
+		article = "an"
+	}
+	return article + " " + mediaType + " answer"
+}
+
+// isMediaType reports whether s is type/subtype, each non-empty, of
+// lower-case ASCII letters, digits and .+- only, at most maxMediaTypeLen in
+// all.
+func isMediaType(s string) bool {
+	if len(s) > maxMediaTypeLen {
+		return false
+	}
+	kind, subtype, ok := strings.Cut(s, "/")
+	if !ok || kind == "" || subtype == "" {
+		return false
+	}
+	for _, part := range []string{kind, subtype} {
+		for i := 0; i < len(part); i++ {
+			c := part[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '+' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

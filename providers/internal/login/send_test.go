@@ -190,6 +190,55 @@ func TestSendJSONBodyLimit(t *testing.T) {
 	}
 }
 
+// TestSendJSONBounds: every answer Send and Transport pass on is within
+// CheckJSON's bounds, whatever its status: JSON past them never reaches a
+// provider, nor a library that decodes the body itself.
+func TestSendJSONBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		ok         bool
+	}{
+		{"32 levels", nested(MaxJSONDepth), 200, true},
+		{"33 levels", nested(MaxJSONDepth + 1), 200, false},
+		{"33 levels in a 401", nested(MaxJSONDepth + 1), 401, false},
+		{"10,000 values", valuesArray(MaxJSONValues), 200, true},
+		{"10,001 values", valuesArray(MaxJSONValues + 1), 200, false},
+		{"10,001 values in a 400", valuesArray(MaxJSONValues + 1), 400, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			reply, sendErr := SendJSON(context.Background(), NewHTTPClient(providers.Options{}), time.Now, JSONRequest{Provider: "Test", Method: http.MethodPost, URL: srv.URL})
+			seen := false
+			c := &http.Client{Transport: &Transport{Provider: "Test", Base: NewHTTPClient(providers.Options{}).Transport, Seen: func(*Reply) { seen = true }}, CheckRedirect: NoRedirects}
+			resp, transportErr := c.Get(srv.URL)
+			if transportErr == nil {
+				resp.Body.Close()
+			}
+			if tc.ok {
+				if sendErr != nil || transportErr != nil || string(reply.Body) != tc.body || !seen {
+					t.Errorf("Send: %v; Transport: %v", sendErr, transportErr)
+				}
+				return
+			}
+			for via, err := range map[string]error{"Send": sendErr, "Transport": transportErr} {
+				var pe *providers.Error
+				if !errors.As(err, &pe) || pe.Kind != providers.InvalidResponse || !strings.Contains(pe.Message, "the most tokensync reads") {
+					t.Errorf("%s: err = %v, want an InvalidResponse naming the limit", via, err)
+				}
+			}
+			if seen {
+				t.Error("Transport passed the answer on")
+			}
+		})
+	}
+}
+
 func TestSendJSONNeverFollowsRedirects(t *testing.T) {
 	var followed bool
 	mux := http.NewServeMux()
@@ -235,13 +284,69 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
+// TestClientError: a 4xx no provider rule covered is InvalidCredentials,
+// but a 401 or 403, which only the provider's documented rejection makes
+// AuthenticationFailed, is RequestBlocked.
 func TestClientError(t *testing.T) {
+	html := http.Header{"Content-Type": {"text/html"}}
 	for status, kind := range map[int]providers.ErrorKind{
-		400: providers.InvalidCredentials, 401: providers.AuthenticationFailed, 403: providers.AuthenticationFailed, 404: providers.InvalidCredentials, 409: providers.InvalidCredentials,
+		400: providers.InvalidCredentials, 401: providers.RequestBlocked, 403: providers.RequestBlocked, 404: providers.InvalidCredentials, 409: providers.InvalidCredentials,
 	} {
-		err := ClientError("Test", status, "a and b")
-		if err.Kind != kind || !strings.Contains(err.Message, "a and b") {
+		err := ClientError("Test", &Reply{StatusCode: status, Header: html, Body: []byte("<html>" + sentinel + "</html>")}, "a and b")
+		if err.Kind != kind || strings.Contains(err.Message, sentinel) {
 			t.Errorf("ClientError(%d) = %s %q", status, err.Kind, err.Message)
+		}
+		if kind == providers.InvalidCredentials && !strings.Contains(err.Message, "a and b") {
+			t.Errorf("ClientError(%d) = %q, want the keys named", status, err.Message)
+		}
+	}
+}
+
+// sentinel stands for a response body: no message may quote it.
+const sentinel = "SENTINEL-BODY-7890"
+
+// TestBlocked: the message of a RequestBlocked names the status and what the
+// answer was, never its body; the media type is quoted only when it is a
+// short lower-case type/subtype, since the server writes it.
+func TestBlocked(t *testing.T) {
+	const suffix = ": something in front of the provider refused the request; the credentials were not judged"
+	for _, tc := range []struct {
+		status      int
+		contentType string // "-": no header
+		body        string
+		want        string
+	}{
+		{403, "text/html", "<html>" + sentinel + "</html>", "HTTP 403 with a text/html answer" + suffix},
+		{403, "text/html; charset=utf-8", "<html/>", "HTTP 403 with a text/html answer" + suffix},
+		{401, "application/json", `{"message": "` + sentinel + `"}`, "HTTP 401 with an application/json answer" + suffix},
+		{401, "application/problem+json", `{}`, "HTTP 401 with an application/problem+json answer"},
+		{403, "application/vnd.api-v1.2+json", `{}`, "HTTP 403 with an application/vnd.api-v1.2+json answer"},
+		{403, " text/plain ;x=" + sentinel, "denied", "HTTP 403 with a text/plain answer"},
+		{403, "text/html", "", "HTTP 403 with an empty answer" + suffix},
+		{401, "-", " \r\n", "HTTP 401 with an empty answer"},
+		{403, "-", "denied", "HTTP 403 with an answer without a Content-Type"},
+		{403, "", "denied", "HTTP 403 with an answer without a Content-Type"},
+		{403, sentinel, "denied", "HTTP 403 with an answer of an unrecognised type"},
+		{403, "text/" + sentinel, "denied", "HTTP 403 with an answer of an unrecognised type"},
+		{403, "TEXT/HTML", "denied", "HTTP 403 with an answer of an unrecognised type"},
+		{403, "text/html<script>", "denied", "HTTP 403 with an answer of an unrecognised type"},
+		{403, "text/html/x", "denied", "HTTP 403 with an answer of an unrecognised type"},
+		{403, "text/", "denied", "HTTP 403 with an answer of an unrecognised type"},
+		{403, "/html", "denied", "HTTP 403 with an answer of an unrecognised type"},
+		{403, "text/" + strings.Repeat("a", maxMediaTypeLen), "denied", "HTTP 403 with an answer of an unrecognised type"},
+		{403, "text/" + strings.Repeat("a", maxMediaTypeLen-5), "denied", "HTTP 403 with a text/" + strings.Repeat("a", maxMediaTypeLen-5) + " answer"},
+		{403, "text/h\u00e9ml", "denied", "HTTP 403 with an answer of an unrecognised type"},
+	} {
+		header := http.Header{}
+		if tc.contentType != "-" {
+			header.Set("Content-Type", tc.contentType)
+		}
+		err := Blocked("AML Watcher", &Reply{StatusCode: tc.status, Header: header, Body: []byte(tc.body)})
+		if err.Kind != providers.RequestBlocked || !strings.HasPrefix(err.Message, tc.want) || strings.Contains(err.Message, sentinel) {
+			t.Errorf("Content-Type %q, body %q: %s %q, want RequestBlocked starting %q", tc.contentType, tc.body, err.Kind, err.Message, tc.want)
+		}
+		if !strings.Contains(err.Message, "spec.endpoint is AML Watcher") {
+			t.Errorf("%q does not say what to check", err.Message)
 		}
 	}
 }

@@ -1,9 +1,13 @@
 // Package conformance is the suite every provider's tests run: the answers
-// no provider documents (5xx, 429, timeouts, resets, HTML pages, oversized
-// bodies, redirects, refused dials, malformed endpoints) that every provider
-// must classify alike, the sentinel values that must never surface in an
-// error message, and assertions on errors. A new provider's tests call
-// RunUndocumented with its constructor and a sentinel set of credentials.
+// no provider documents (5xx, 429, timeouts, resets, HTML pages, 401 and 403
+// from something in front of the provider, oversized bodies and headers,
+// JSON past the bounds, redirects, refused dials, malformed endpoints) that
+// every provider must classify alike, the rule that only a provider's
+// documented rejection counts toward the lockout (RunRejections), the
+// sentinel values that must never surface in an error message, and
+// assertions on errors. A new provider's tests call RunUndocumented with its
+// constructor and a sentinel set of credentials, and RunRejections with its
+// documented rejections.
 package conformance
 
 import (
@@ -121,12 +125,38 @@ func answer(status int, header map[string]string, body string) http.HandlerFunc 
 	}
 }
 
+// BlockedMessage is how a RequestBlocked message starts for status and
+// kind, the answer named by its media type ("a text/html answer") or as
+// "an empty answer".
+func BlockedMessage(status int, kind string) string {
+	return "HTTP " + strconv.Itoa(status) + " with " + kind +
+		": something in front of the provider refused the request; the credentials were not judged"
+}
+
 // UndocumentedCases are the answers no provider documents, classified
 // alike by all. successStatus is the provider's success status.
 func UndocumentedCases(successStatus int) []Case {
 	html := map[string]string{"Content-Type": "text/html"}
 	jsonType := map[string]string{"Content-Type": "application/json"}
+	htmlPage := "<!DOCTYPE html><html><body><h1>403 Forbidden</h1>" + SentinelBody + "</body></html>"
 	return []Case{
+		// A web application firewall or a proxy in front of the provider.
+		{Name: "401 HTML", Handler: answer(401, html, htmlPage), Kind: providers.RequestBlocked, Contains: BlockedMessage(401, "a text/html answer")},
+		{Name: "403 HTML", Handler: answer(403, map[string]string{"Content-Type": "text/html; charset=" + SentinelBody}, htmlPage),
+			Kind: providers.RequestBlocked, Contains: BlockedMessage(403, "a text/html answer")},
+		{Name: "401 empty", Handler: answer(401, nil, ""), Kind: providers.RequestBlocked, Contains: BlockedMessage(401, "an empty answer")},
+		{Name: "403 empty", Handler: answer(403, html, ""), Kind: providers.RequestBlocked, Contains: BlockedMessage(403, "an empty answer")},
+		{Name: "403 hostile Content-Type", Handler: answer(403, map[string]string{"Content-Type": SentinelBody + "/" + SentinelToken}, SentinelBody),
+			Kind: providers.RequestBlocked, Contains: BlockedMessage(403, "an answer of an unrecognised type")},
+		// Bounds on the answer, before any provider reads it.
+		{Name: "headers over 64 KiB", Handler: answer(successStatus, map[string]string{"X-Token": strings.Repeat("t", 9<<20)}, ""),
+			Kind: providers.InvalidResponse, Contains: "response headers larger than 64 KiB"},
+		{Name: "2xx JSON nested 33 levels", Handler: answer(successStatus, jsonType, strings.Repeat("[", 33)+strings.Repeat("]", 33)),
+			Kind: providers.InvalidResponse, Contains: "nested deeper than 32 levels"},
+		{Name: "401 JSON nested 33 levels", Handler: answer(401, jsonType, `{"error":`+strings.Repeat("[", 33)+strings.Repeat("]", 33)+`}`),
+			Kind: providers.InvalidResponse, Contains: "nested deeper than 32 levels"},
+		{Name: "2xx JSON of 10,001 values", Handler: answer(successStatus, jsonType, "["+strings.TrimSuffix(strings.Repeat("{},", 10_000), ",")+"]"),
+			Kind: providers.InvalidResponse, Contains: "more than 10,000 values"},
 		{Name: "500", Handler: answer(500, jsonType, sentinelJSON), Kind: providers.ProviderUnavailable, Contains: "HTTP 500"},
 		{Name: "502 HTML", Handler: answer(502, html, "<html>"+SentinelBody+"</html>"), Kind: providers.ProviderUnavailable, Contains: "HTTP 502"},
 		{Name: "503 Retry-After seconds", Handler: answer(503, map[string]string{"Retry-After": "120"}, sentinelJSON),

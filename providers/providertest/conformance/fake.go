@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/internal/login"
 	"github.com/tokensync/tokensync/providers/providertest"
 	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
@@ -80,23 +82,48 @@ func RunFake(t *testing.T, reg providers.Registration, f fake.Provider, others .
 	})
 	t.Run("faults", func(t *testing.T) {
 		for _, c := range []struct {
-			fault providertest.Fault
-			kind  providers.ErrorKind
+			fault  providertest.Fault
+			status int
+			kind   providers.ErrorKind
 		}{
-			{providertest.StatusError, providers.ProviderUnavailable},
-			{providertest.NotJSON, providers.InvalidResponse},
-			{providertest.NoToken, providers.InvalidResponse},
-			{providertest.HugeBody, providers.InvalidResponse},
-			{providertest.EmptyBody, providers.InvalidResponse},
-			{providertest.ResetConnection, providers.ProviderUnavailable},
-			{providertest.Redirect, providers.InvalidResponse},
+			{providertest.StatusError, 0, providers.ProviderUnavailable},
+			{providertest.NotJSON, 0, providers.InvalidResponse},
+			{providertest.NoToken, 0, providers.InvalidResponse},
+			{providertest.HugeBody, 0, providers.InvalidResponse},
+			{providertest.EmptyBody, 0, providers.InvalidResponse},
+			{providertest.ResetConnection, 0, providers.ProviderUnavailable},
+			{providertest.Redirect, 0, providers.InvalidResponse},
+			// A firewall's page or an empty refusal in front of the
+			// provider: not the provider's rejection.
+			{providertest.NotJSON, http.StatusForbidden, providers.RequestBlocked},
+			{providertest.EmptyBody, http.StatusUnauthorized, providers.RequestBlocked},
 		} {
-			t.Run(c.fault.String(), func(t *testing.T) {
-				s.FailNextWith(served, 1, providertest.Failure{Fault: c.fault})
+			name := c.fault.String()
+			if c.status != 0 {
+				name += " " + strconv.Itoa(c.status)
+			}
+			t.Run(name, func(t *testing.T) {
+				s.FailNextWith(served, 1, providertest.Failure{Fault: c.fault, Status: c.status})
 				_, err := login(f.Credentials)
 				RequireError(t, err, c.kind)
 				requireLogin(t, f.Credentials)
 			})
+		}
+	})
+	t.Run("token over 256 KiB", func(t *testing.T) {
+		target, _ := providertest.FakeOf(served)
+		for _, o := range append(others, f) {
+			if o.Name == served {
+				target = o
+			}
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fake.WriteJSON(w, target.Success(), target.HugeBody(tokenOverLimit()))
+		}))
+		defer srv.Close()
+		_, err := configure(t, reg, f.Settings, providers.Options{Now: Clock}).Login(context.Background(), f.Endpoint(srv.URL), credentials(f.Credentials))
+		if pe := RequireError(t, err, providers.InvalidResponse); !strings.Contains(pe.Message, "larger than 256 KiB") {
+			t.Errorf("message %q does not name the 256 KiB limit", pe.Message)
 		}
 	})
 	t.Run("wrong credentials", func(t *testing.T) {
@@ -145,11 +172,7 @@ func RunFake(t *testing.T, reg providers.Registration, f fake.Provider, others .
 					a.Write(w)
 				}))
 				defer srv.Close()
-				c := providers.Credentials{}
-				for k, v := range f.Credentials {
-					c[k] = []byte(v)
-				}
-				token, err := p.Login(context.Background(), f.Endpoint(srv.URL), c)
+				token, err := p.Login(context.Background(), f.Endpoint(srv.URL), credentials(f.Credentials))
 				if a.name == fake.HostileToken.String() {
 					if err != nil || token.Value != text {
 						t.Errorf("Login = %v, %v; want the token %q", token, err, text)
@@ -163,6 +186,18 @@ func RunFake(t *testing.T, reg providers.Registration, f fake.Provider, others .
 			})
 		}
 	})
+}
+
+// tokenOverLimit is a token one byte over the limit every provider applies.
+func tokenOverLimit() string { return strings.Repeat("t", login.MaxTokenBytes+1) }
+
+// credentials are the Secret data of creds.
+func credentials(creds map[string]string) providers.Credentials {
+	c := providers.Credentials{}
+	for k, v := range creds {
+		c[k] = []byte(v)
+	}
+	return c
 }
 
 // configure builds reg's provider with opts, configured by settings when
