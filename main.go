@@ -60,6 +60,8 @@ func main() {
 		allowedEndpoints, allowedFile string
 		allowInsecureHTTP             bool
 		allowLoopback                 bool
+		allowPrivate                  bool
+		allowedPrivate                string
 		operatorNamespace             string
 		fingerprintKeySecret          string
 		limits                        controllers.LoginLimits
@@ -83,6 +85,8 @@ func main() {
 	flag.StringVar(&allowedFile, "allowed-endpoints-file", "", "File with one provider=URL-prefix entry per line (# comments), merged with --allowed-endpoints.")
 	flag.BoolVar(&allowInsecureHTTP, "allow-insecure-http", false, "Allow plain http:// endpoints on non-loopback hosts (link-local and cloud metadata addresses stay refused).")
 	flag.BoolVar(&allowLoopback, "allow-loopback-endpoints", false, "Allow endpoints on the operator's own host (127.0.0.0/8, ::1, localhost, 0.0.0.0), plain http included: for local fake providers in tests and demos. Off, no TokenRequest can reach a port of the operator's pod.")
+	flag.StringVar(&allowedPrivate, "allowed-private-endpoints", "", "Private addresses (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7) logins may connect to, comma-separated host, host:port or CIDR entries, e.g. idp.internal,vpce.example.com:443,10.20.0.0/16: a host name lets logins to that name reach the private addresses it resolves to. Lifts only the private-address refusal; restricts nothing else (unlike --allowed-endpoints).")
+	flag.BoolVar(&allowPrivate, "allow-private-endpoints", false, "Allow every private address (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7), where the cluster's Services and pods live. Link-local, metadata and loopback addresses stay refused.")
 	flag.StringVar(&operatorNamespace, "operator-namespace", defaultOperatorNamespace(), "Namespace the operator runs in, where it keeps its fingerprint key Secret (default: $POD_NAMESPACE, else the service account's namespace, else tokensync-system).")
 	flag.StringVar(&fingerprintKeySecret, "fingerprint-key-secret", "tokensync-fingerprint-key", "Name of the Secret in --operator-namespace holding the HMAC key that fingerprints credentials (created on first start).")
 	d := controllers.DefaultLoginLimits
@@ -110,8 +114,9 @@ func main() {
 		leaderElect: leaderElect, leaderElectionID: leaderElectionID, leaderElectionNamespace: leaderElectionNamespace,
 		namespaces: splitList(namespaces), maxConcurrentReconciles: maxConcurrentReconciles, qps: qps, burst: burst,
 		providerTimeout: providerTimeout, allowedEndpoints: allowedEndpoints, allowedEndpointsFile: allowedFile,
-		endpointRules:  endpointpolicy.Rules{AllowInsecureHTTP: allowInsecureHTTP, AllowLoopback: allowLoopback},
-		fingerprintKey: types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret}, limits: limits, restartInterval: restartInterval,
+		allowedPrivateEndpoints: allowedPrivate,
+		endpointRules:           endpointpolicy.Rules{AllowInsecureHTTP: allowInsecureHTTP, AllowLoopback: allowLoopback, AllowPrivate: allowPrivate},
+		fingerprintKey:          types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret}, limits: limits, restartInterval: restartInterval,
 		allowUnlabelledCredentials: !requireCredentialsLabel, clusterTokenRequestsOnly: clusterOnly,
 	}); err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
@@ -129,6 +134,7 @@ type runConfig struct {
 	burst                                     int
 	providerTimeout                           time.Duration
 	allowedEndpoints, allowedEndpointsFile    string
+	allowedPrivateEndpoints                   string
 	endpointRules                             endpointpolicy.Rules
 	fingerprintKey                            types.NamespacedName
 	limits                                    controllers.LoginLimits
@@ -146,16 +152,9 @@ func run(c runConfig) error {
 		return errors.New("--cluster-token-requests-only serves ClusterTokenRequests in every namespace: drop --namespaces")
 	}
 
-	policy, err := endpointpolicy.Parse(c.allowedEndpoints, c.endpointRules)
+	policy, err := c.endpointPolicy()
 	if err != nil {
-		return fmt.Errorf("--allowed-endpoints: %w", err)
-	}
-	if c.allowedEndpointsFile != "" {
-		fromFile, err := endpointpolicy.ParseFile(c.allowedEndpointsFile, c.endpointRules)
-		if err != nil {
-			return fmt.Errorf("--allowed-endpoints-file: %w", err)
-		}
-		policy = policy.Merge(fromFile)
+		return err
 	}
 
 	var tlsOpts []func(*tls.Config)
@@ -189,10 +188,10 @@ func run(c runConfig) error {
 	}
 
 	registry := builtin.NewRegistry(providers.Options{
-		Timeout:     c.providerTimeout,
-		DialControl: policy.DialControl,
-		CheckURL:    policy.CheckURL,
-		UserAgent:   "tokensync/" + version,
+		Timeout:            c.providerTimeout,
+		DialControlContext: policy.DialControlContext,
+		CheckURL:           policy.CheckURL,
+		UserAgent:          "tokensync/" + version,
 	})
 	if _, err := controllers.Setup(mgr, controllers.Options{
 		Providers:               registry,
@@ -218,6 +217,29 @@ func run(c runConfig) error {
 	setupLog.Info("Starting manager", "version", version, "namespaces", c.namespaces, "clusterTokenRequestsOnly", c.clusterTokenRequestsOnly,
 		"maxConcurrentReconciles", c.maxConcurrentReconciles, "endpointPolicy", policy.String(), "loginLimits", c.limits)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// endpointPolicy builds the endpoint policy from the flags; a malformed
+// entry stops the manager before it starts, naming its flag.
+func (c runConfig) endpointPolicy() (*endpointpolicy.Policy, error) {
+	rules := c.endpointRules
+	private, err := endpointpolicy.ParsePrivateEndpoints(c.allowedPrivateEndpoints)
+	if err != nil {
+		return nil, fmt.Errorf("--allowed-private-endpoints: %w", err)
+	}
+	rules.PrivateEndpoints = private
+	policy, err := endpointpolicy.Parse(c.allowedEndpoints, rules)
+	if err != nil {
+		return nil, fmt.Errorf("--allowed-endpoints: %w", err)
+	}
+	if c.allowedEndpointsFile != "" {
+		fromFile, err := endpointpolicy.ParseFile(c.allowedEndpointsFile, rules)
+		if err != nil {
+			return nil, fmt.Errorf("--allowed-endpoints-file: %w", err)
+		}
+		policy = policy.Merge(fromFile)
+	}
+	return policy, nil
 }
 
 // memoryLimit reads GOMEMLIMIT as the manifest sets it, the container's
