@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"container/heap"
 	"container/list"
 	"context"
 	"net"
@@ -78,6 +79,8 @@ type loginJob struct {
 	issuer string
 	// mustStartBy is the latest start that keeps the current token valid
 	// (zero: there is no valid token, so nothing expires while it waits).
+	// It also orders a namespace's logins in a line: the soonest first, a
+	// login without a valid token (zero) before any.
 	mustStartBy time.Time
 	// run logs in and records the result where the next reconcile finds
 	// it. It must return: the provider's own timeout bounds it.
@@ -87,11 +90,14 @@ type loginJob struct {
 	kind string
 
 	// Set by the gate.
-	host      string
-	state     jobState
-	line      string        // the line it waits in, while queued
-	place     *list.Element // its place there
-	timer     clock.Timer   // while admitted and waiting for its rate token
+	host  string
+	state jobState
+	// seq is its arrival at the gate: among logins whose tokens expire
+	// alike, the first come goes first, in whichever line it waits.
+	seq       uint64
+	line      string      // the line it waits in, while queued
+	index     int         // its place in its namespace's heap there
+	timer     clock.Timer // while admitted and waiting for its rate token
 	cancel    context.CancelFunc
 	cancelled bool
 }
@@ -133,8 +139,10 @@ type loginGate struct {
 	// at most one each.
 	jobs map[types.NamespacedName]*loginJob
 	// lines hold the queued jobs by the slot they wait for ("host:" or
-	// "namespace:" and its name, or "total"), first come first served.
-	lines map[string]*list.List
+	// "namespace:" and its name, or "total"); see loginLine for the order.
+	lines map[string]*loginLine
+	// arrivals numbers the jobs submitted (loginJob.seq).
+	arrivals uint64
 }
 
 type hostLogins struct {
@@ -148,7 +156,7 @@ func newLoginGate(limits LoginLimits, clk clock.WithDelayedExecution) *loginGate
 	}
 	return &loginGate{limits: limits.withDefaults(), clock: clk, goFunc: func(_ types.NamespacedName, run func()) { go run() },
 		ctx: context.Background(), hosts: map[string]*hostLogins{}, namespaces: map[string]int{},
-		jobs: map[types.NamespacedName]*loginJob{}, lines: map[string]*list.List{}}
+		jobs: map[types.NamespacedName]*loginJob{}, lines: map[string]*loginLine{}}
 }
 
 // start gives the gate the context its logins run in (the controller's: a
@@ -190,6 +198,8 @@ func (g *loginGate) submit(job *loginJob) bool {
 		launch = append(launch, g.drop(j)...)
 	}
 	job.host = endpointHost(job.endpoint)
+	g.arrivals++
+	job.seq = g.arrivals
 	g.jobs[job.who] = job
 	launch = append(launch, g.admitOrQueue(job)...)
 	return true
@@ -365,19 +375,21 @@ func (g *loginGate) release(j *loginJob) []*loginJob {
 	return launch
 }
 
-// admitFirst admits the first job of a line that may start now. A job at
-// the head that now waits for another bound moves to that bound's line.
+// admitFirst admits the job whose turn it is in a line, if it may start
+// now. A job at the head that now waits for another bound moves to that
+// bound's line, and its namespace's turn here passes.
 func (g *loginGate) admitFirst(line string) []*loginJob {
 	for {
 		l := g.lines[line]
 		if l == nil || l.Len() == 0 {
 			return nil
 		}
-		j := l.Front().Value.(*loginJob)
+		j := l.first()
 		blocked := g.blockedBy(j)
 		if blocked == line {
 			return nil
 		}
+		l.passTurn()
 		g.leaveLine(j)
 		if blocked != "" {
 			g.joinLine(blocked, j)
@@ -390,21 +402,141 @@ func (g *loginGate) admitFirst(line string) []*loginJob {
 func (g *loginGate) joinLine(line string, j *loginJob) {
 	l := g.lines[line]
 	if l == nil {
-		l = list.New()
+		l = newLoginLine()
 		g.lines[line] = l
 	}
-	j.state, j.line, j.place = jobQueued, line, l.PushBack(j)
+	j.state, j.line = jobQueued, line
+	l.push(j)
 }
 
 // leaveLine takes a queued job out of its line; an empty line is forgotten.
 func (g *loginGate) leaveLine(j *loginJob) {
-	if l := g.lines[j.line]; l != nil && j.place != nil {
-		l.Remove(j.place)
+	if l := g.lines[j.line]; l != nil {
+		l.remove(j)
 		if l.Len() == 0 {
 			delete(g.lines, j.line)
 		}
 	}
-	j.line, j.place = "", nil
+	j.line = ""
+}
+
+// loginLine is the logins waiting for one slot. Namespaces take turns
+// (round robin): a namespace with a thousand logins in line delays
+// another's one by a single turn, not by a thousand, so no tenant can push
+// another's refresh past its token's expiry by queueing. Within a
+// namespace the login whose token expires soonest goes first (mustStartBy;
+// none valid first), ties by arrival. Every operation is O(log n) in the
+// namespace's logins, and a namespace with none left leaves the turns, so
+// the line holds nothing for namespaces that no longer wait.
+type loginLine struct {
+	// turns are the namespaces waiting, in the order of their turns; next
+	// is the one whose turn it is (nil when none waits).
+	turns       *list.List // of *namespaceLine
+	next        *list.Element
+	byNamespace map[string]*namespaceLine
+	len         int
+}
+
+// namespaceLine is one namespace's logins in a line.
+type namespaceLine struct {
+	namespace string
+	turn      *list.Element // its place in the turns
+	jobs      jobHeap
+}
+
+func newLoginLine() *loginLine {
+	return &loginLine{turns: list.New(), byNamespace: map[string]*namespaceLine{}}
+}
+
+// Len is the number of logins in line.
+func (l *loginLine) Len() int { return l.len }
+
+// push puts j in line. A namespace not waiting yet takes its turn after
+// every namespace that is: last in the current round.
+func (l *loginLine) push(j *loginJob) {
+	q := l.byNamespace[j.who.Namespace]
+	if q == nil {
+		q = &namespaceLine{namespace: j.who.Namespace}
+		if l.next == nil {
+			q.turn = l.turns.PushBack(q)
+			l.next = q.turn
+		} else {
+			q.turn = l.turns.InsertBefore(q, l.next)
+		}
+		l.byNamespace[q.namespace] = q
+	}
+	heap.Push(&q.jobs, j)
+	l.len++
+}
+
+// first is the login whose turn it is: the namespace in turn's soonest.
+func (l *loginLine) first() *loginJob {
+	return l.next.Value.(*namespaceLine).jobs[0]
+}
+
+// passTurn gives the turn to the next namespace.
+func (l *loginLine) passTurn() {
+	if l.next != nil {
+		l.next = l.after(l.next)
+	}
+}
+
+// after is the namespace whose turn follows e's.
+func (l *loginLine) after(e *list.Element) *list.Element {
+	if n := e.Next(); n != nil {
+		return n
+	}
+	return l.turns.Front()
+}
+
+// remove takes j, which waits in this line, out of it.
+func (l *loginLine) remove(j *loginJob) {
+	q := l.byNamespace[j.who.Namespace]
+	heap.Remove(&q.jobs, j.index)
+	l.len--
+	if q.jobs.Len() > 0 {
+		return
+	}
+	if l.next == q.turn {
+		if l.next = l.after(q.turn); l.next == q.turn {
+			l.next = nil
+		}
+	}
+	l.turns.Remove(q.turn)
+	delete(l.byNamespace, q.namespace)
+}
+
+// jobHeap is a namespace's logins in a line, a min-heap by mustStartBy,
+// then arrival; each job knows its index, so one leaves in O(log n).
+type jobHeap []*loginJob
+
+func (h jobHeap) Len() int { return len(h) }
+
+func (h jobHeap) Less(a, b int) bool {
+	if !h[a].mustStartBy.Equal(h[b].mustStartBy) {
+		return h[a].mustStartBy.Before(h[b].mustStartBy)
+	}
+	return h[a].seq < h[b].seq
+}
+
+func (h jobHeap) Swap(a, b int) {
+	h[a], h[b] = h[b], h[a]
+	h[a].index, h[b].index = a, b
+}
+
+func (h *jobHeap) Push(x any) {
+	j := x.(*loginJob)
+	j.index = len(*h)
+	*h = append(*h, j)
+}
+
+func (h *jobHeap) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil // no reference kept to a job gone
+	*h = old[:len(old)-1]
+	j.index = -1
+	return j
 }
 
 // sweep forgets the hosts that have nothing in flight, nobody in line and

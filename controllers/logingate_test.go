@@ -175,6 +175,138 @@ func TestLoginGateRate(t *testing.T) {
 	}
 }
 
+// TestLoginGateNamespacesTakeTurns: one namespace's 200 logins queued for
+// a host delay another namespace's one login by at most one turn: it starts
+// within the next 2 slots freed (default limits, their rate included).
+func TestLoginGateNamespacesTakeTurns(t *testing.T) {
+	h := newGateHarness(LoginLimits{})
+	const host = "https://p.example"
+	for i := range 200 {
+		h.submit(in("busy", i), host, time.Time{})
+	}
+	h.submit(in("quiet", 0), host, time.Time{})
+	if len(h.started) != DefaultLoginLimits.PerEndpointInFlight || h.running(in("quiet", 0)) {
+		t.Fatalf("%d started, quiet running %v: want the host's %d slots taken by busy", len(h.started), h.running(in("quiet", 0)), DefaultLoginLimits.PerEndpointInFlight)
+	}
+	next := 0 // the busy login to finish next
+	for slot := 1; ; slot++ {
+		for !h.running(in("busy", next)) {
+			next++
+		}
+		h.finish(t, in("busy", next))
+		h.clock.Step(time.Second) // the host's rate tokens come
+		if h.running(in("quiet", 0)) {
+			break
+		}
+		if slot == 2 {
+			t.Fatalf("quiet's login did not start within 2 slots freed behind 200 of busy's")
+		}
+	}
+	if n := len(h.started); n != DefaultLoginLimits.PerEndpointInFlight {
+		t.Errorf("%d logins running, want the host's %d", n, DefaultLoginLimits.PerEndpointInFlight)
+	}
+}
+
+// TestLoginGateOrder: the order logins wait in, in each kind of line:
+// namespaces take turns in the order they came, and within a namespace
+// the soonest expiry goes first, a login without a valid token before any,
+// ties by arrival.
+func TestLoginGateOrder(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type queued struct {
+		who         types.NamespacedName
+		mustStartBy time.Time
+	}
+	for _, tt := range []struct {
+		name   string
+		limits LoginLimits
+		// hold takes the one slot the others then wait for.
+		hold   types.NamespacedName
+		queued []queued
+		want   []types.NamespacedName
+	}{
+		{name: "host line: namespaces take turns",
+			limits: LoginLimits{PerEndpointInFlight: 1, PerNamespaceInFlight: -1, TotalInFlight: -1, PerEndpointRate: -1},
+			hold:   in("a", 0),
+			queued: []queued{{in("a", 1), time.Time{}}, {in("a", 2), time.Time{}}, {in("a", 3), time.Time{}}, {in("b", 1), time.Time{}}, {in("c", 1), time.Time{}}, {in("b", 2), time.Time{}}},
+			want:   []types.NamespacedName{in("a", 1), in("b", 1), in("c", 1), in("a", 2), in("b", 2), in("a", 3)}},
+		{name: "host line: soonest expiry first within a namespace",
+			limits: LoginLimits{PerEndpointInFlight: 1, PerNamespaceInFlight: -1, TotalInFlight: -1, PerEndpointRate: -1},
+			hold:   in("a", 0),
+			queued: []queued{{in("a", 1), t0.Add(time.Hour)}, {in("a", 2), t0.Add(10 * time.Minute)}, {in("a", 3), time.Time{}},
+				{in("a", 4), t0.Add(10 * time.Minute)}, {in("a", 5), t0.Add(time.Minute)}},
+			want: []types.NamespacedName{in("a", 3), in("a", 5), in("a", 2), in("a", 4), in("a", 1)}},
+		{name: "total line: turns, and expiry within each namespace",
+			limits: LoginLimits{PerEndpointInFlight: -1, PerNamespaceInFlight: -1, TotalInFlight: 1, PerEndpointRate: -1},
+			hold:   in("a", 0),
+			queued: []queued{{in("a", 1), t0.Add(time.Hour)}, {in("a", 2), t0.Add(time.Minute)}, {in("b", 1), t0.Add(time.Hour)}, {in("b", 2), time.Time{}}},
+			want:   []types.NamespacedName{in("a", 2), in("b", 2), in("a", 1), in("b", 1)}},
+		{name: "namespace line: soonest expiry first",
+			limits: LoginLimits{PerEndpointInFlight: -1, PerNamespaceInFlight: 1, TotalInFlight: -1, PerEndpointRate: -1},
+			hold:   in("a", 0),
+			queued: []queued{{in("a", 1), t0.Add(time.Hour)}, {in("a", 2), t0.Add(time.Minute)}, {in("a", 3), time.Time{}}},
+			want:   []types.NamespacedName{in("a", 3), in("a", 2), in("a", 1)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newGateHarness(tt.limits)
+			h.submit(tt.hold, "https://p.example", time.Time{})
+			for _, q := range tt.queued {
+				h.submit(q.who, fmt.Sprintf("https://p.example/%s", q.who.Name), q.mustStartBy)
+			}
+			running := tt.hold
+			var got []types.NamespacedName
+			for range tt.queued {
+				h.finish(t, running)
+				if len(h.started) != 1 {
+					t.Fatalf("%d running after %v, want 1", len(h.started), got)
+				}
+				for who := range h.started {
+					running = who
+				}
+				got = append(got, running)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("started in the order\n%v, want\n%v", got, tt.want)
+			}
+			h.finish(t, running)
+			if len(h.g.lines) != 0 || len(h.g.jobs) != 0 {
+				t.Errorf("gate not empty: lines %v, jobs %v", h.g.lines, h.g.jobs)
+			}
+		})
+	}
+}
+
+// TestLoginGateLineForgetsNamespaces: a namespace with no login left in a
+// line leaves its turns, so a line remembers only namespaces that wait; a
+// login dropped or replaced while waiting leaves its place.
+func TestLoginGateLineForgetsNamespaces(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointInFlight: 1, PerNamespaceInFlight: -1, PerEndpointRate: -1})
+	const host = "https://p.example"
+	h.submit(in("hold", 0), host, time.Time{})
+	for i := range 1000 {
+		h.submit(in(fmt.Sprintf("ns-%d", i), 0), host, time.Time{})
+	}
+	line := h.g.lines["host:p.example"]
+	if line.Len() != 1000 || len(line.byNamespace) != 1000 || line.turns.Len() != 1000 {
+		t.Fatalf("line of %d logins, %d namespaces, %d turns; want 1000 each", line.Len(), len(line.byNamespace), line.turns.Len())
+	}
+	for i := range 500 {
+		h.g.dropWaiting(in(fmt.Sprintf("ns-%d", i), 0))
+	}
+	h.submit(in("ns-500", 0), "https://elsewhere.example", time.Time{}) // replaced: goes elsewhere
+	if line.Len() != 499 || len(line.byNamespace) != 499 || line.turns.Len() != 499 {
+		t.Fatalf("line of %d logins, %d namespaces, %d turns after 501 left; want 499 each", line.Len(), len(line.byNamespace), line.turns.Len())
+	}
+	if !h.running(in("ns-500", 0)) {
+		t.Error("the replacement did not start on its free host")
+	}
+	// The turn passes on in order past the namespaces that left.
+	h.finish(t, in("hold", 0))
+	if !h.running(in("ns-501", 0)) {
+		t.Fatalf("running %v, want ns-501 next", h.started)
+	}
+}
+
 // TestLoginGateForgetsIdleHosts: a host is remembered while a login is in
 // flight or waits for it and until its bucket is full again, not forever.
 func TestLoginGateForgetsIdleHosts(t *testing.T) {
