@@ -196,6 +196,7 @@ func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (*p
 		if ctx.Err() == nil {
 			loginsTotal.WithLabelValues(is.Provider, f.reason).Inc()
 			loginFailures.inc(is.Provider, is.Endpoint)
+			logFailureDetail(ctx, a, f, err)
 		}
 		return nil, a.failure(f, credsState), nil
 	}
@@ -230,6 +231,18 @@ func providerFailureFor(credentialsSecret string, err error) failure {
 		msg = fmt.Sprintf("credentials Secret %q: %s", credentialsSecret, msg)
 	}
 	return failure{reason: string(kind), message: msg, retryAfter: providers.RetryAfterOf(err)}
+}
+
+// logFailureDetail logs what a failed login's status leaves out on
+// purpose (providers.Error.Detail: whether a connection was refused, reset
+// or timed out, which the TokenRequest's author must not tell apart), for
+// whoever runs the operator. Only the log gets it.
+func logFailureDetail(ctx context.Context, a *loginAttempt, f failure, err error) {
+	var pe *providers.Error
+	if errors.As(err, &pe) && pe.Detail != "" {
+		logf.FromContext(ctx).Info("Login failed", "tokenRequest", a.key, "provider", a.is.Provider,
+			"reason", f.reason, "detail", pe.Detail)
+	}
 }
 
 // writeObtained writes a token that needs no login: the pending one, or

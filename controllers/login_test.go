@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
@@ -26,7 +27,9 @@ import (
 	"github.com/tokensync/tokensync/providers/providertest"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // TestOutageEndingBeforeExpiry: a provider outage (HTTP 503) that ends 4 s
@@ -1116,5 +1119,49 @@ func TestManagerStoppedMidRefresh(t *testing.T) {
 	})
 	if lost, tokens := watch.finish(); lost || tokens != 2 {
 		t.Errorf("the Secret was without a token at some point: %v; it held %d tokens, want 2", lost, tokens)
+	}
+}
+
+// refusingProvider fails every login with err.
+type refusingProvider struct{ err error }
+
+func (p refusingProvider) Login(context.Context, string, providers.Credentials) (*providers.Token, error) {
+	return nil, p.err
+}
+
+// TestLoginFailureDetailOnlyInLog: what a provider error's Detail says (a
+// connection refused, as opposed to reset or timed out) reaches the
+// operator's log, and not the failure that becomes the status and event.
+func TestLoginFailureDetailOnlyInLog(t *testing.T) {
+	var logged []string
+	ctx := logf.IntoContext(context.Background(), funcr.New(func(_, args string) { logged = append(logged, args) }, funcr.Options{}))
+	pe := providers.Errorf(providers.ProviderUnavailable, "could not reach Test at h.example:443: the connection failed")
+	pe.Detail = "connection refused"
+	a := &loginAttempt{
+		key:      types.NamespacedName{Namespace: "team-a", Name: "api"},
+		provider: refusingProvider{err: pe},
+		creds:    providers.Credentials{},
+		is:       issued{Provider: "test", Endpoint: "https://h.example"},
+	}
+	r := &TokenRequestReconciler{}
+	_, failed, err := r.logIn(ctx, a)
+	if err != nil || failed == nil {
+		t.Fatalf("logIn = %v, %v; want a failed login", failed, err)
+	}
+	if failed.message != pe.Message || strings.Contains(failed.message, pe.Detail) {
+		t.Errorf("failure message %q, want %q without the detail", failed.message, pe.Message)
+	}
+	if all := strings.Join(logged, "\n"); !strings.Contains(all, `"detail"="connection refused"`) || !strings.Contains(all, `"reason"="ProviderUnavailable"`) {
+		t.Errorf("the log %q does not carry the detail", all)
+	}
+
+	// No Detail, no line.
+	logged = nil
+	a.provider = refusingProvider{err: providers.Errorf(providers.AuthenticationFailed, "rejected")}
+	if _, _, err := r.logIn(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if len(logged) != 0 {
+		t.Errorf("logged %q for an error without Detail", logged)
 	}
 }
