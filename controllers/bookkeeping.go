@@ -33,7 +33,8 @@ type failure struct {
 // afterFailure is the status after failure f: the attempt recorded (a
 // stopped state seen again is not another attempt), consecutive
 // authentication failures counted (maxAuthenticationTries of them stop
-// every login), the next retry scheduled by the reason's class (none when
+// every login; a failure that kept the credentials from being judged
+// leaves the count as it was), the next retry scheduled by the reason's class (none when
 // it stops until a change), and the conditions: Ready False, Stalled when a
 // person must act, Reconciling while retried. It returns the new status,
 // the retry and whether the TokenRequest is stopped until a fixing change.
@@ -62,13 +63,16 @@ func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, n
 		attempts = st.FailedAttempts
 	}
 	lockoutCount := int32(0)
-	if rule.countsTowardLockout {
+	switch {
+	case rule.countsTowardLockout:
 		lockoutCount = 1
-		if last != nil && last.Result == f.reason {
+		if last != nil && (last.Result == f.reason || ruleOf(last.Result).keepsLockoutCount) {
 			lockoutCount = last.AuthenticationFailures + 1
 		}
+	case rule.keepsLockoutCount && last != nil:
+		lockoutCount = last.AuthenticationFailures
 	}
-	lockedOut := lockoutCount >= maxAuthenticationTries
+	lockedOut := rule.countsTowardLockout && lockoutCount >= maxAuthenticationTries
 	stopped := rule.stopsUntilChange || lockedOut
 	retryAt := f.retryAt
 	if retryAt.IsZero() {

@@ -96,6 +96,33 @@ func TestAfterFailure(t *testing.T) {
 			status:   failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 2),
 			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
 			attempts: 3, lockout: 1, retryIn: 4 * time.Minute, stalled: true},
+		{name: "a request blocked in front of the provider: slow, not Stalled, no step toward the lockout",
+			failure:  failure{reason: tokensyncv1alpha1.ReasonRequestBlocked, message: "HTTP 403 with a text/html answer"},
+			attempts: 1, lockout: 0, retryIn: time.Minute},
+		{name: "the fifth blocked request: still retried, slower",
+			status:   failedBefore(tokensyncv1alpha1.ReasonRequestBlocked, 4),
+			failure:  failure{reason: tokensyncv1alpha1.ReasonRequestBlocked, message: "HTTP 403 with a text/html answer"},
+			attempts: 5, lockout: 0, retryIn: 16 * time.Minute},
+		{name: "a blocked request after two rejected passwords keeps their count",
+			status:   failedBefore(tokensyncv1alpha1.ReasonAuthenticationFailed, 2),
+			failure:  failure{reason: tokensyncv1alpha1.ReasonRequestBlocked, message: "HTTP 403 with an empty answer"},
+			attempts: 3, lockout: 2, retryIn: 4 * time.Minute},
+		{name: "a rejected password after blocked requests continues the count they kept: the third stops",
+			status: func() tokensyncv1alpha1.TokenStatus {
+				st := failedBefore(tokensyncv1alpha1.ReasonRequestBlocked, 4)
+				st.LastAttempt.AuthenticationFailures = 2
+				return st
+			}(),
+			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
+			attempts: 5, lockout: 3, stalled: true},
+		{name: "a blocked request after a lockout's count does not stop by itself",
+			status: func() tokensyncv1alpha1.TokenStatus {
+				st := failedBefore(tokensyncv1alpha1.ReasonAuthenticationFailed, 3)
+				st.LastAttempt.AuthenticationFailures = 3
+				return st
+			}(),
+			failure:  failure{reason: tokensyncv1alpha1.ReasonRequestBlocked, message: "HTTP 401 with an empty answer"},
+			attempts: 4, lockout: 3, retryIn: 8 * time.Minute},
 		{name: "a stop: no retry scheduled",
 			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("TokenRequest", "tok")},
 			attempts: 1, stalled: true},

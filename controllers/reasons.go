@@ -37,6 +37,11 @@ type failureRule struct {
 	// this reason stop all logins until a fixing change, so that the
 	// provider does not lock the account.
 	countsTowardLockout bool
+	// keepsLockoutCount: the credentials were not judged, so the count of
+	// consecutive authentication failures stays as it was: neither a step
+	// toward the lockout nor the end of a run of rejections (the provider,
+	// which never saw the attempt, has not forgotten the ones before).
+	keepsLockoutCount bool
 }
 
 // failureRules holds every reason an attempt can fail with. Read only.
@@ -48,8 +53,12 @@ var failureRules = map[string]failureRule{
 	// The Secret may be on its way (External Secrets, a sealed Secret).
 	tokensyncv1alpha1.ReasonCredentialsNotFound: {class: retryFast},
 	// A quota or a policy refused the write; the token obtained is kept.
-	tokensyncv1alpha1.ReasonSecretWriteFailed:     {class: retryFast},
-	tokensyncv1alpha1.ReasonAuthenticationFailed:  {class: retrySlow, stalls: true, countsTowardLockout: true},
+	tokensyncv1alpha1.ReasonSecretWriteFailed:    {class: retryFast},
+	tokensyncv1alpha1.ReasonAuthenticationFailed: {class: retrySlow, stalls: true, countsTowardLockout: true},
+	// Something in front of the provider (a firewall, a proxy) refused the
+	// request: slow, since it will not heal soon, but never Stalled, and
+	// retried until it heals with no person acting.
+	tokensyncv1alpha1.ReasonRequestBlocked:        {class: retrySlow, keepsLockoutCount: true},
 	tokensyncv1alpha1.ReasonInvalidCredentials:    {class: retrySlow, stalls: true},
 	tokensyncv1alpha1.ReasonCredentialsNotAllowed: {class: retrySlow, stalls: true, stopsUntilChange: true},
 	tokensyncv1alpha1.ReasonInvalidTemplate:       {class: retrySlow, stalls: true, stopsUntilChange: true},

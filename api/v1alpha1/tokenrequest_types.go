@@ -274,6 +274,12 @@ const (
 	ReasonInvalidResponse      = "InvalidResponse"
 	ReasonSecretConflict       = "SecretConflict"
 	ReasonEndpointNotAllowed   = "EndpointNotAllowed"
+	// ReasonRequestBlocked: the login was answered 401 or 403 without the
+	// provider's documented shape (an HTML page, an empty body): something
+	// in front of the provider (a web application firewall, a proxy)
+	// refused the request, and the credentials were not judged. Retried
+	// slowly, never Stalled, never a step toward the lockout.
+	ReasonRequestBlocked = "RequestBlocked"
 	// ReasonSecretWriteFailed: a login succeeded but the API server refused
 	// to write the target Secret; the token is kept in memory and the write
 	// retried, without a new login.
