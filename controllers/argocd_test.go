@@ -212,8 +212,9 @@ type argoCDCase struct {
 // TestArgoCD: the health check and the refresh action on TokenRequests as the
 // API server returns them while the operator works: Ready is Healthy, a
 // rejected password Degraded, a first login in progress or a refresh failing
-// while the previous token is valid Progressing, a refresh failing after the
-// token expired Degraded, spec.suspend Suspended; the refresh action's patch,
+// (the provider unavailable, or a request blocked in front of it) while the
+// previous token is valid Progressing, a refresh failing after the token
+// expired Degraded, spec.suspend Suspended; the refresh action's patch,
 // applied as Argo CD applies it, makes the operator log in once.
 // TOKENSYNC_UPDATE_ARGOCD_TESTDATA=1 keeps the objects as Argo CD's testdata.
 func TestArgoCD(t *testing.T) {
@@ -230,7 +231,11 @@ func TestArgoCD(t *testing.T) {
 	shortLived := providertest.Start(t, providertest.WithLifetime(providertest.Partner, 12*time.Second))
 	flaky := providertest.Start(t)
 	suspendable := providertest.Start(t)
+	firewalled := providertest.Start(t)
+	firewalledShortLived := providertest.Start(t, providertest.WithLifetime(providertest.Partner, 12*time.Second))
 	unavailable := providertest.Failure{Status: http.StatusServiceUnavailable}
+	// A web application firewall's page in front of the provider.
+	blocked := providertest.Failure{Fault: providertest.NotJSON, Status: http.StatusForbidden}
 
 	e.createSecret("creds", partnerCreds)
 	e.createSecret("wrong-creds", map[string]string{"accessKey": "ak-1", "secret": "wrong"})
@@ -240,6 +245,8 @@ func TestArgoCD(t *testing.T) {
 	e.createTokenRequest("short-lived", providertest.Partner, "creds", withEndpoint(shortLived.URL()))
 	e.createTokenRequest("refresh-failing", providertest.Partner, "creds", withEndpoint(flaky.URL()))
 	e.createTokenRequest("suspended", providertest.Partner, "creds", withEndpoint(suspendable.URL()))
+	e.createTokenRequest("request-blocked", providertest.Partner, "creds", withEndpoint(firewalled.URL()))
+	e.createTokenRequest("request-blocked-expired", providertest.Partner, "creds", withEndpoint(firewalledShortLived.URL()))
 
 	var cases []*argoCDCase
 	// check reads the TokenRequest and checks its health: the status, and a
@@ -323,6 +330,38 @@ func TestArgoCD(t *testing.T) {
 			return err
 		})
 		keep(c, "degraded-expired.yaml", true)
+	})
+
+	// RequestBlocked is judged as ProviderUnavailable is: it never stalls,
+	// and heals with no person acting.
+	t.Run("refresh blocked while the token is valid", func(t *testing.T) {
+		h := e.in(t)
+		h.waitReady("request-blocked")
+		firewalled.FailEvery(providertest.Partner, 1, blocked)
+		h.forceRefresh("request-blocked", "argocd-test")
+		tr := h.waitCondition("request-blocked", "False", tokensyncv1alpha1.ReasonRequestBlocked)
+		if hasTrueCondition(tr, tokensyncv1alpha1.ConditionStalled) || !tr.Status.ExpiresAt.After(time.Now()) {
+			t.Fatalf("Stalled, or the previous token expired: %+v, expires at %s", tr.Status.Conditions, tr.Status.ExpiresAt)
+		}
+		keep(mustCheck(t, "request-blocked", "Progressing", tokensyncv1alpha1.ReasonRequestBlocked+": ", "stays valid until"), "progressing-request-blocked.yaml", false)
+	})
+
+	t.Run("refresh blocked after the token expired", func(t *testing.T) {
+		h := e.in(t)
+		h.waitReady("request-blocked-expired")
+		firewalledShortLived.FailEvery(providertest.Partner, 1, blocked)
+		var c *argoCDCase
+		eventually(t, readyTimeout, func() error {
+			tr := h.tokenRequest("request-blocked-expired")
+			ready := readyCondition(tr)
+			if ready == nil || ready.Reason != tokensyncv1alpha1.ReasonRequestBlocked || tr.Status.ExpiresAt == nil || tr.Status.ExpiresAt.After(time.Now()) {
+				return fmt.Errorf("not blocked with an expired token yet: Ready %+v, expiresAt %v", ready, tr.Status.ExpiresAt)
+			}
+			var err error
+			c, err = check(t, "request-blocked-expired", "Degraded", "the token expired at", tokensyncv1alpha1.ReasonRequestBlocked+": ")
+			return err
+		})
+		keep(c, "degraded-request-blocked-expired.yaml", true)
 	})
 
 	t.Run("refresh action", func(t *testing.T) {

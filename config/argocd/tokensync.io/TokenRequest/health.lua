@@ -101,7 +101,9 @@ if ready.status == "False" and expired() then
   return hs
 end
 
--- Ready False while the previous token is still valid: a refresh is retried.
+-- Ready False while the previous token is still valid: a refresh is retried
+-- (ProviderUnavailable, RequestBlocked, InvalidResponse, ...: the reasons that
+-- do not stall), Progressing; once the token expired, Degraded (above).
 hs.status = "Progressing"
 hs.message = describe(ready)
 return hs
