@@ -408,7 +408,9 @@ type LoginAttempt struct {
 	// Result is Succeeded or the reason the attempt failed.
 	Result string `json:"result"`
 	// AuthenticationFailures counts consecutive AuthenticationFailed results
-	// up to and including this attempt.
+	// up to and including this attempt; a RequestBlocked between them (the
+	// credentials were not judged) neither counts nor ends the run, and
+	// keeps the count.
 	// +optional
 	AuthenticationFailures int32 `json:"authenticationFailures,omitempty"`
 }
