@@ -167,7 +167,7 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 				}
 			}
 			for _, a := range args {
-				for _, unwanted := range []string{"--namespaces", "--allow-loopback-endpoints", "--require-credentials-label", "--max-logins-in-flight="} {
+				for _, unwanted := range []string{"--namespaces", "--allow-loopback-endpoints", "--allowed-private-endpoints", "--allow-private-endpoints", "--require-credentials-label", "--max-logins-in-flight="} {
 					if strings.HasPrefix(a, unwanted) {
 						t.Errorf("arg %s rendered with the default values", a)
 					}
@@ -361,6 +361,28 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 			}
 		},
 	}, {
+		// The private-address values become the manager's flags, which
+		// the manager built from this tree has.
+		name: "privateEndpoints",
+		values: map[string]any{
+			"allowedPrivateEndpoints": []any{"idp.internal", "vpce-0a1b.sts.eu-west-1.vpce.amazonaws.com:443", "10.20.0.0/16", "[fd00::1]:8443"},
+			"allowPrivateEndpoints":   true,
+		},
+		check: func(t *testing.T, r *rendered) {
+			args := managerArgs(t, r)
+			for _, want := range []string{"--allowed-private-endpoints=idp.internal,vpce-0a1b.sts.eu-west-1.vpce.amazonaws.com:443,10.20.0.0/16,[fd00::1]:8443",
+				"--allow-private-endpoints"} {
+				if !slices.Contains(args, want) {
+					t.Errorf("args %v lack %s", args, want)
+				}
+			}
+			for _, flag := range []string{"allowed-private-endpoints", "allow-private-endpoints"} {
+				if !managerHasFlag(t, flag) {
+					t.Errorf("the manager has no --%s", flag)
+				}
+			}
+		},
+	}, {
 		name: "everything",
 		values: map[string]any{
 			"replicaCount":            3,
@@ -368,6 +390,8 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 			"watchNamespaces":         []any{"team-a"},
 			"allowedEndpoints":        []any{"aml=https://api.amlwatcher.com", "oauth2=sso.example.com"},
 			"allowLoopbackEndpoints":  true,
+			"allowedPrivateEndpoints": []any{"idp.internal"},
+			"allowPrivateEndpoints":   true,
 			"requireCredentialsLabel": false,
 			"maxLoginsInFlight":       64,
 			"extraArgs":               []any{"--zap-log-level=debug"},
@@ -390,7 +414,8 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 		check: func(t *testing.T, r *rendered) {
 			args := managerArgs(t, r)
 			for _, want := range []string{"--leader-elect", "--namespaces=team-a", "--allowed-endpoints=aml=https://api.amlwatcher.com,oauth2=sso.example.com",
-				"--allow-loopback-endpoints", "--require-credentials-label=false", "--max-logins-in-flight=64", "--zap-log-level=debug"} {
+				"--allow-loopback-endpoints", "--allowed-private-endpoints=idp.internal", "--allow-private-endpoints",
+				"--require-credentials-label=false", "--max-logins-in-flight=64", "--zap-log-level=debug"} {
 				if !slices.Contains(args, want) {
 					t.Errorf("args %v lack %s", args, want)
 				}
@@ -454,6 +479,11 @@ func TestValuesSchemaRefusesWrongValues(t *testing.T) {
 		{"rbac.rolloutRestart a string", map[string]any{"rbac": map[string]any{"create": true, "rolloutRestart": "no"}}, "rolloutRestart"},
 		{"allowedEndpoints with a comma", map[string]any{"allowedEndpoints": []any{"aml=https://a.example,https://b.example"}}, "allowedEndpoints"},
 		{"allowedEndpoints without a provider", map[string]any{"allowedEndpoints": []any{"https://a.example"}}, "allowedEndpoints"},
+		{"allowPrivateEndpoints a string", map[string]any{"allowPrivateEndpoints": "yes"}, "allowPrivateEndpoints"},
+		{"allowedPrivateEndpoints a string", map[string]any{"allowedPrivateEndpoints": "idp.internal"}, "allowedPrivateEndpoints"},
+		{"allowedPrivateEndpoints with a comma", map[string]any{"allowedPrivateEndpoints": []any{"idp.internal,10.0.0.0/8"}}, "allowedPrivateEndpoints"},
+		{"allowedPrivateEndpoints a URL", map[string]any{"allowedPrivateEndpoints": []any{"https://idp.internal/"}}, "allowedPrivateEndpoints"},
+		{"a misspelt private-address key", map[string]any{"allowPrivateEndpoint": true}, "allowPrivateEndpoint"},
 		{"maxLoginsInFlight zero", map[string]any{"maxLoginsInFlight": 0}, "maxLoginsInFlight"},
 		{"extraArgs not a flag", map[string]any{"extraArgs": []any{"zap-log-level=debug"}}, "extraArgs"},
 		{"podLabels overriding a selector label", map[string]any{"podLabels": map[string]any{"app.kubernetes.io/name": "x"}}, "app.kubernetes.io/name"},
