@@ -157,6 +157,11 @@ func afterSuccess(st tokensyncv1alpha1.TokenStatus, o *observation, h healthyTok
 		message += fmt.Sprintf("; %s %s, under the minute the kubelet may take to update a mounted Secret volume: pods reading the token from a file may read an expired one (set spec.refreshBefore to at least 60s, with tokens that live at least 2 minutes)",
 			shortWindowWarning, window.Round(time.Second))
 	}
+	if lives := h.expiresAt.Sub(h.obtainedAt); o.MinLoginInterval > 0 && lives < o.MinLoginInterval {
+		// Written all the same: a token valid for a while beats none.
+		message += fmt.Sprintf("; the token lives %s, shorter than the minimum login interval of %s (--min-login-interval): the next login starts no sooner than %s, and the Secret holds an expired token until it is written",
+			lives.Round(time.Second), o.MinLoginInterval, formatTime(h.obtainedAt.Add(o.MinLoginInterval)))
+	}
 	if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); short && (c == nil || !strings.Contains(c.Message, shortWindowWarning)) {
 		warning = message
 	}

@@ -240,6 +240,23 @@ func TestAfterSuccess(t *testing.T) {
 	if _, again := afterSuccess(st, o, short, t0); again != "" {
 		t.Errorf("warned twice: %q", again)
 	}
+
+	// A token that lives less than the minimum login interval is written
+	// all the same, and Ready says so and when the next login may start.
+	withInterval := *o
+	withInterval.MinLoginInterval = 10 * time.Second
+	brief := healthyToken{obtainedAt: t0, expiresAt: t0.Add(4 * time.Second), next: t0.Add(3 * time.Second)}
+	st, _ = afterSuccess(st, &withInterval, brief, t0)
+	if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue ||
+		!strings.Contains(c.Message, "lives 4s, shorter than the minimum login interval of 10s") || !strings.Contains(c.Message, formatTime(t0.Add(10*time.Second))) {
+		t.Errorf("Ready for a 4 s token with a 10 s interval: %+v", c)
+	}
+	for _, h := range []healthyToken{long, short} {
+		st, _ = afterSuccess(st, &withInterval, h, t0)
+		if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); strings.Contains(c.Message, "--min-login-interval") {
+			t.Errorf("Ready for a token that outlives the interval names it: %q", c.Message)
+		}
+	}
 }
 
 func equalStatus(a, b *tokensyncv1alpha1.TokenStatus) bool {

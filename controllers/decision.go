@@ -56,6 +56,9 @@ type observation struct {
 	// or running, or one for an earlier issuer is running; its end
 	// reconciles again.
 	LoginInFlight bool
+	// MinLoginInterval is the least time between two logins of this
+	// TokenRequest, failed ones included (--min-login-interval); zero: none.
+	MinLoginInterval time.Duration
 }
 
 // targetState is what the API server (or a cache known to be current) says of
@@ -123,6 +126,7 @@ const (
 	reasonPendingWrite     = "PendingWrite"
 	reasonBackoff          = "Backoff"
 	reasonLoginInFlight    = "LoginInFlight"
+	reasonMinLoginInterval = "MinLoginInterval"
 	maxAuthenticationTries = 3
 )
 
@@ -235,14 +239,48 @@ func (o *observation) refreshAt() time.Time {
 }
 
 // decide is the refresh decision. A login already under way is not asked
-// for twice: its end reconciles again.
+// for twice: its end reconciles again. A login due inside the minimum
+// login interval waits for its end (see lastLogin).
 func decide(o observation) decision {
 	d := decideLogin(o)
 	if d.Action == actLogin && o.LoginInFlight {
 		return decision{Action: actWait, Reason: reasonLoginInFlight,
 			Message: d.Message + "; a login is already under way"}
 	}
+	if last := o.lastLogin(); d.Action == actLogin && !last.IsZero() && o.MinLoginInterval > 0 {
+		if next := last.Add(o.MinLoginInterval); o.Now.Before(next) {
+			return decision{Action: actWait, Reason: reasonMinLoginInterval, At: next,
+				Message: fmt.Sprintf("%s; the last login was at %s, the next may start at %s (--min-login-interval %s)",
+					d.Message, formatTime(last), formatTime(next), o.MinLoginInterval)}
+		}
+	}
 	return d
+}
+
+// DefaultMinLoginInterval is --min-login-interval's default: a provider's
+// token lives minutes to hours, so only a token shorter than this (or a
+// tenant bumping force-refresh) ever meets it.
+const DefaultMinLoginInterval = 10 * time.Second
+
+// lastLogin is when this TokenRequest last logged in, zero when never:
+// the later of status.lastAttempt.time (a success's start, a failure's
+// record, so it holds across restarts; kept to the second) and the start of
+// a login whose token is held and not yet written. The minimum login
+// interval counts from it, failed attempts included, whatever the token's
+// lifetime: a token that lives a second must not have the operator log in,
+// write a Secret, a status and an event every second, nor can a tenant
+// spend the provider's rate limit by bumping force-refresh. Neither a first
+// login (nothing recorded) nor the write of a token already obtained
+// (actWrite) waits for it.
+func (o *observation) lastLogin() time.Time {
+	var last time.Time
+	if a := o.Status.LastAttempt; a != nil {
+		last = a.Time.Time
+	}
+	if p := o.Pending; p != nil && p.issued.Token != nil && p.issued.Token.ObtainedAt.After(last) {
+		last = p.issued.Token.ObtainedAt
+	}
+	return last
 }
 
 func decideLogin(o observation) decision {

@@ -68,6 +68,31 @@ func TestDecide(t *testing.T) {
 		}
 	}
 	refreshTime := func() time.Time { o := healthy(); return o.refreshAt() }()
+	// lastLoginAgo records the last attempt ago before t0, with the default
+	// minimum login interval.
+	lastLoginAgo := func(ago time.Duration) func(*observation) {
+		return func(o *observation) {
+			o.MinLoginInterval = DefaultMinLoginInterval
+			o.Status.LastAttempt.Time = metav1.NewTime(t0.Add(-ago))
+		}
+	}
+	// waitsUntil checks a wait for the minimum login interval's end.
+	waitsUntil := func(at time.Time) func(*testing.T, decision) {
+		return func(t *testing.T, d decision) {
+			if !d.At.Equal(at) {
+				t.Errorf("wait until %s, want %s", d.At, at)
+			}
+			if !strings.Contains(d.Message, "--min-login-interval") || !strings.Contains(d.Message, formatTime(at)) {
+				t.Errorf("message %q does not say the interval and its end", d.Message)
+			}
+		}
+	}
+	// shortToken: the held token lives 5 s, obtained by the last login 4 s
+	// before t0: its refresh is due inside the interval.
+	shortToken := func(o *observation) {
+		o.Target.Held.ObtainedAt, o.Target.Held.ExpiresAt = t0.Add(-4*time.Second), t0.Add(time.Second)
+		lastLoginAgo(4 * time.Second)(o)
+	}
 
 	tests := []struct {
 		name   string
@@ -335,6 +360,56 @@ func TestDecide(t *testing.T) {
 				o.Target = targetState{}
 			}},
 			action: actWrite, reason: reasonSecretMoved},
+		// At most one login per --min-login-interval, failed ones included.
+		{name: "force-refresh 3s after the last login: waits for the interval's end",
+			change: []func(*observation){lastLoginAgo(3 * time.Second), func(o *observation) { o.Force = "again" }},
+			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(7 * time.Second))},
+		{name: "force-refresh as the interval ends: at once",
+			change: []func(*observation){lastLoginAgo(DefaultMinLoginInterval), func(o *observation) { o.Force = "again" }},
+			action: actLogin, reason: triggerForceRefresh},
+		{name: "credentials changed 1s after the last login: waits",
+			change: []func(*observation){lastLoginAgo(time.Second), func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fp2 }},
+			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(9 * time.Second))},
+		{name: "refresh of a 5s token due inside the interval: waits",
+			change: []func(*observation){shortToken}, action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(6 * time.Second))},
+		{name: "a 5s token expired inside the interval: still waits",
+			change: []func(*observation){shortToken, func(o *observation) { o.Now = t0.Add(3 * time.Second) }},
+			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(6 * time.Second))},
+		{name: "failure retry, backoff over inside the interval: waits",
+			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 1, -time.Second), lastLoginAgo(6 * time.Second)},
+			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(4 * time.Second))},
+		{name: "failure retry, backoff longer than the interval: the backoff decides",
+			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 3, 20*time.Second), lastLoginAgo(time.Second)},
+			action: actWait, reason: reasonBackoff},
+		{name: "rejected password, credentials fixed 2s later: waits",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), lastLoginAgo(2 * time.Second),
+				func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(8 * time.Second))},
+		{name: "first login: not delayed",
+			change: []func(*observation){noSecret, func(o *observation) {
+				o.MinLoginInterval = DefaultMinLoginInterval
+				o.Status = tokensyncv1alpha1.TokenStatus{}
+			}},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "a token just obtained: written at once, not delayed",
+			change: []func(*observation){noSecret, lastLoginAgo(time.Second), func(o *observation) {
+				o.Pending = pendingFields{ObtainedAt: t0.Add(-time.Second), ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
+					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}.token()
+			}},
+			action: actWrite, reason: triggerSecretMissing},
+		{name: "a token obtained 2s ago, not written, credentials changed since: the next login waits",
+			change: []func(*observation){noSecret, lastLoginAgo(time.Hour), func(o *observation) {
+				o.Pending = pendingFields{ObtainedAt: t0.Add(-2 * time.Second), ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1}.token()
+				o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2
+			}},
+			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(8 * time.Second))},
+		{name: "a login under way inside the interval: waits for its end",
+			change: []func(*observation){lastLoginAgo(time.Second), func(o *observation) { o.Force, o.LoginInFlight = "again", true }},
+			action: actWait, reason: reasonLoginInFlight},
+		{name: "no minimum interval: a force-refresh a second after a login goes at once",
+			change: []func(*observation){lastLoginAgo(time.Second), func(o *observation) { o.Force, o.MinLoginInterval = "again", 0 }},
+			action: actLogin, reason: triggerForceRefresh},
+
 		{name: "secretName changed while the old token is due: log in",
 			change: []func(*observation){func(o *observation) {
 				held := o.Target.Held
@@ -367,7 +442,7 @@ func TestDecide(t *testing.T) {
 
 // pendingFields builds a pending token for a decision row.
 type pendingFields struct {
-	ExpiresAt                                                  time.Time
+	ObtainedAt, ExpiresAt                                      time.Time
 	Provider, Endpoint, SettingsDigest, CredentialsFingerprint string
 	Reason, Message                                            string
 	WriteFailures                                              int32
@@ -376,7 +451,7 @@ type pendingFields struct {
 
 func (f pendingFields) token() *pendingToken {
 	return &pendingToken{
-		issued: issued{Token: &providers.Token{Value: "pending", ExpiresAt: f.ExpiresAt}, Provider: f.Provider, Endpoint: f.Endpoint,
+		issued: issued{Token: &providers.Token{Value: "pending", ObtainedAt: f.ObtainedAt, ExpiresAt: f.ExpiresAt}, Provider: f.Provider, Endpoint: f.Endpoint,
 			SettingsDigest: f.SettingsDigest, CredentialsFingerprint: f.CredentialsFingerprint},
 		reason: f.Reason, message: f.Message, failures: f.WriteFailures, retryAt: f.RetryAt,
 	}

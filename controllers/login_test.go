@@ -418,6 +418,7 @@ func TestProviderFaults(t *testing.T) {
 func TestReconcileRetriesFailedForcedRefresh(t *testing.T) {
 	u := newUnitEnv(t)
 	u.reconcile(t)
+	u.clock.Step(DefaultMinLoginInterval) // the force comes after the minimum login interval
 	tr := u.tokenRequest(t)
 	tr.Annotations = map[string]string{tokensyncv1alpha1.AnnotationForceRefresh: "now"}
 	if err := u.r.Update(context.Background(), tr); err != nil {
@@ -427,7 +428,11 @@ func TestReconcileRetriesFailedForcedRefresh(t *testing.T) {
 	if res := u.reconcile(t); res.RequeueAfter != 5*time.Second || u.prov.logins.Load() != 2 {
 		t.Fatalf("forced refresh: %d logins, next after %s", u.prov.logins.Load(), res.RequeueAfter)
 	}
-	u.clock.Step(5 * time.Second)
+	u.clock.Step(5 * time.Second) // the backoff: the minimum login interval still holds it
+	if u.reconcile(t); u.prov.logins.Load() != 2 {
+		t.Fatalf("%d logins 5 s after the failed forced refresh, want 2: the minimum login interval did not hold", u.prov.logins.Load())
+	}
+	u.clock.Step(DefaultMinLoginInterval - 5*time.Second)
 	u.reconcile(t)
 	if n := u.prov.logins.Load(); n != 3 {
 		t.Fatalf("%d logins after the backoff, want 3: the failed forced refresh was not retried", n)

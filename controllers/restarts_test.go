@@ -110,7 +110,10 @@ func TestRolloutRestarts(t *testing.T) {
 	t.Parallel()
 	const interval = 6 * time.Second
 	e := &env{t: t, ns: newNamespace(t), fake: providertest.Start(t)}
-	e.extra = func(r *TokenRequestReconciler) { r.RolloutRestartMinInterval = interval }
+	e.extra = func(r *TokenRequestReconciler) {
+		r.RolloutRestartMinInterval = interval
+		r.MinLoginInterval = time.Second // the forced refresh's token comes inside the restart interval
+	}
 	e.start()
 	if err := k8sClient.Create(e.ctx(), newDeployment(e.ns, "api")); err != nil {
 		t.Fatal(err)

@@ -67,6 +67,10 @@ type TokenRequestReconciler struct {
 	// RolloutRestartMinInterval is the least time between two restarts of
 	// one rollout restart target; zero means DefaultRolloutRestartMinInterval.
 	RolloutRestartMinInterval time.Duration
+	// MinLoginInterval is the least time between two logins of one
+	// TokenRequest or ClusterTokenRequest, failed ones included; zero means
+	// DefaultMinLoginInterval, a negative value none (--min-login-interval).
+	MinLoginInterval time.Duration
 	// AllowUnlabelledCredentials lets any Secret of the TokenRequest's
 	// namespace be used as credentials; by default only those labelled
 	// tokensync.io/credentials: "true" are (--require-credentials-label).
@@ -84,6 +88,17 @@ func (r *TokenRequestReconciler) now() time.Time {
 		return time.Now()
 	}
 	return r.Clock.Now()
+}
+
+// minLoginInterval is MinLoginInterval with its default; zero: none.
+func (r *TokenRequestReconciler) minLoginInterval() time.Duration {
+	switch {
+	case r.MinLoginInterval == 0:
+		return DefaultMinLoginInterval
+	case r.MinLoginInterval < 0:
+		return 0
+	}
+	return r.MinLoginInterval
 }
 
 func (r *TokenRequestReconciler) jitter() float64 {
@@ -277,6 +292,8 @@ func (r *TokenRequestReconciler) observeSpec(o *snapshot, obj metav1.Object, spe
 		Status:        status,
 		Suspended:     spec.Suspend,
 		Pending:       rem.pending,
+
+		MinLoginInterval: r.minLoginInterval(),
 	}
 	if t := spec.SecretTemplate; t != nil {
 		if _, err := parseDataTemplates(t.Data); err != nil {

@@ -125,6 +125,66 @@ func withRefreshBefore(d time.Duration) func(*tokensyncv1alpha1.TokenRequest) {
 	return func(tr *tokensyncv1alpha1.TokenRequest) { tr.Spec.RefreshBefore = &metav1.Duration{Duration: d} }
 }
 
+// TestMinLoginInterval: a TokenRequest whose tokens live 2 s, its
+// force-refresh annotation bumped every second and its manager restarted
+// midway, logs in at most once per minimum login interval (the default,
+// 10 s, counted from status times kept to the second), and again after each
+// interval; its Ready condition says the token lives shorter than that.
+func TestMinLoginInterval(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, providertest.WithLifetime(providertest.Partner, 2*time.Second))
+	e.fake.SetValid(providertest.Partner, partnerCreds)
+	e.createSecret("creds", partnerCreds)
+
+	var (
+		mu     sync.Mutex
+		logins []time.Time // when each request was first seen at the provider
+	)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for seen := 0; ; {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			n := e.fake.Attempts(providertest.Partner)
+			mu.Lock()
+			for ; seen < n; seen++ {
+				logins = append(logins, time.Now())
+			}
+			mu.Unlock()
+		}
+	}()
+	defer func() { close(stop); <-stopped }()
+
+	e.createTokenRequest("brief", providertest.Partner, "creds")
+	tr := e.waitReady("brief")
+	if msg := readyCondition(tr).Message; !strings.Contains(msg, "shorter than the minimum login interval of 10s") {
+		t.Errorf("Ready for a 2 s token does not say it lives shorter than the interval: %q", msg)
+	}
+	start := time.Now()
+	for i := 0; time.Since(start) < 25*time.Second; i++ {
+		e.forceRefresh("brief", strconv.Itoa(i))
+		if i == 12 {
+			e.restart()
+		}
+		time.Sleep(time.Second)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(logins); i++ {
+		if gap := logins[i].Sub(logins[i-1]); gap < DefaultMinLoginInterval-time.Second-50*time.Millisecond {
+			t.Errorf("login %d came %s after login %d, under the minimum login interval %s", i+1, gap.Round(time.Millisecond), i, DefaultMinLoginInterval)
+		}
+	}
+	if len(logins) < 3 {
+		t.Errorf("%d logins in %s of forced refreshes, want one per interval", len(logins), time.Since(start).Round(time.Second))
+	}
+}
+
 // TestRefreshBeforeExpiry: with a short lifetime the Secret's token changes
 // before the old one expires, exactly one login per lifetime, and the
 // Secret never holds an expired token while the provider is healthy.
@@ -269,10 +329,12 @@ func hasEvent(events []string, prefix string) bool {
 }
 
 // TestMissingCredentialsThenCreated: CredentialsNotFound, then creating the
-// Secret makes the TokenRequest Ready at once, without waiting for the backoff.
+// Secret makes the TokenRequest Ready at once, without waiting for the
+// backoff. The minimum login interval, which counts failed attempts too, is
+// set under the backoff's, so that the Secret's creation is what is measured.
 func TestMissingCredentialsThenCreated(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnvWith(t, func(_ *env, r *TokenRequestReconciler) { r.MinLoginInterval = time.Second })
 	e.createTokenRequest("early", providertest.AML, "later-creds")
 	var tr *tokensyncv1alpha1.TokenRequest
 	eventually(t, readyTimeout, func() error {

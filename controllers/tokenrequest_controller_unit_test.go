@@ -209,6 +209,7 @@ func TestReconcileRefreshesExactlyWhenDue(t *testing.T) {
 
 func TestReconcileBackoffGating(t *testing.T) {
 	u := newUnitEnv(t)
+	u.r.MinLoginInterval = -1 // the backoff alone (TestReconcileMinLoginInterval has both)
 	u.prov.err = providers.Errorf(providers.ProviderUnavailable, "AML Watcher answered HTTP 503")
 	res := u.reconcile(t)
 	if res.RequeueAfter != 5*time.Second {
@@ -238,6 +239,67 @@ func TestReconcileBackoffGating(t *testing.T) {
 	u.reconcile(t)
 	if u.prov.logins.Load() != 3 || u.tokenRequest(t).Status.FailedAttempts != 0 {
 		t.Fatalf("a spec edit did not retry at once")
+	}
+}
+
+// TestReconcileMinLoginInterval: one TokenRequest logs in at most once per
+// minimum login interval (the default, 10 s), failed attempts included,
+// whatever its token's lifetime: a token that lives 4 s is written, and
+// Ready says it lives shorter than the interval; a force-refresh, a
+// failure's retry and a credentials change inside the interval wait for
+// its end; the last login is read from status, so the memory a restart
+// loses does not reset it.
+func TestReconcileMinLoginInterval(t *testing.T) {
+	u := newUnitEnv(t)
+	u.prov.lifetime = 4 * time.Second
+	t0 := u.clock.Now()
+	logins := func(want int32, when string) {
+		t.Helper()
+		if n := u.prov.logins.Load(); n != want {
+			t.Fatalf("%s: %d logins, want %d", when, n, want)
+		}
+	}
+	u.reconcile(t)
+	logins(1, "the first login")
+	if c := u.ready(t); c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "lives 4s, shorter than the minimum login interval of 10s") {
+		t.Errorf("Ready for a 4 s token: %s/%s %q", c.Status, c.Reason, c.Message)
+	}
+
+	u.clock.Step(3 * time.Second)
+	tr := u.tokenRequest(t)
+	tr.Annotations = map[string]string{tokensyncv1alpha1.AnnotationForceRefresh: "1"}
+	if err := u.r.Update(context.Background(), tr); err != nil {
+		t.Fatal(err)
+	}
+	if res := u.reconcile(t); res.RequeueAfter != 7*time.Second {
+		t.Errorf("a force-refresh 3 s after the login looks again after %s, want the interval's end, 7 s later", res.RequeueAfter)
+	}
+	logins(1, "a force-refresh 3 s after the login")
+	u.r.memory.forget(types.NamespacedName{Namespace: "ns", Name: "tr"}) // as a restart would
+	u.clock.Step(6 * time.Second)                                        // the token expired 5 s ago
+	u.reconcile(t)
+	logins(1, "9 s after the login, the token expired, memory lost")
+	u.clock.Step(time.Second)
+	u.reconcile(t)
+	logins(2, "the interval's end")
+
+	// A failed attempt counts as a login; so does its retry.
+	u.prov.err = providers.Errorf(providers.ProviderUnavailable, "AML Watcher answered HTTP 503")
+	u.clock.SetTime(t0.Add(20 * time.Second))
+	u.reconcile(t)
+	logins(3, "the token due after the interval")
+	u.clock.Step(5 * time.Second) // the backoff is over
+	u.reconcile(t)
+	logins(3, "the backoff over, 5 s after the failure")
+	u.updateCredentials(t, func(s *corev1.Secret) { s.Data["password"] = []byte("rotated-password") })
+	u.reconcile(t)
+	logins(3, "a credentials change 5 s after the failure")
+	u.prov.err = nil
+	u.clock.Step(5 * time.Second)
+	u.reconcile(t)
+	logins(4, "10 s after the failure")
+	if c := u.ready(t); c.Status != metav1.ConditionTrue {
+		t.Errorf("Ready %s/%s after the last login", c.Status, c.Reason)
 	}
 }
 
@@ -443,7 +505,8 @@ func TestReconcileCredentialsMetadataCostsNoLogin(t *testing.T) {
 	if got := u.writes.Load() - writes; got != 4 { // the four credentials updates only
 		t.Errorf("%d writes besides the credentials updates", got-4)
 	}
-	// A content change is.
+	// A content change is (past the minimum login interval).
+	u.clock.Step(DefaultMinLoginInterval)
 	u.updateCredentials(t, func(s *corev1.Secret) { s.Data["password"] = []byte("rotated-password") })
 	u.reconcile(t)
 	if n := u.prov.logins.Load(); n != 2 {
@@ -452,6 +515,7 @@ func TestReconcileCredentialsMetadataCostsNoLogin(t *testing.T) {
 
 	// Wrong credentials: metadata churn does not bypass the backoff.
 	u.prov.err = providers.Errorf(providers.AuthenticationFailed, "AML Watcher rejected the credentials (HTTP 401)")
+	u.clock.Step(DefaultMinLoginInterval)
 	u.updateCredentials(t, func(s *corev1.Secret) { s.Data["password"] = []byte("wrong-password") })
 	u.reconcile(t)
 	if n := u.prov.logins.Load(); n != 3 {
