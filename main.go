@@ -66,6 +66,7 @@ func main() {
 		fingerprintKeySecret          string
 		limits                        controllers.LoginLimits
 		restartInterval               time.Duration
+		minLoginInterval              time.Duration
 		requireCredentialsLabel       bool
 		clusterOnly                   bool
 	)
@@ -98,6 +99,7 @@ func main() {
 	flag.IntVar(&limits.PerEndpointBurst, "login-burst-per-endpoint", d.PerEndpointBurst, "Burst of logins to one endpoint host above --login-rate-per-endpoint.")
 	flag.BoolVar(&clusterOnly, "cluster-token-requests-only", false, "Serve ClusterTokenRequests only, no TokenRequest: the one manager that serves them beside managers sharded with --namespaces (which do not). Watches every namespace; give it a --leader-election-id of its own.")
 	flag.DurationVar(&restartInterval, "rollout-restart-min-interval", controllers.DefaultRolloutRestartMinInterval, "Least time between two restarts of one spec.rolloutRestartTargets entry; a restart held back happens when it has passed.")
+	flag.DurationVar(&minLoginInterval, "min-login-interval", controllers.DefaultMinLoginInterval, "Least time between two logins of one TokenRequest or ClusterTokenRequest, failed ones included, whatever its token's lifetime; a force-refresh or a credentials change inside it waits for its end (negative: none).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -118,6 +120,7 @@ func main() {
 		endpointRules:           endpointpolicy.Rules{AllowInsecureHTTP: allowInsecureHTTP, AllowLoopback: allowLoopback, AllowPrivate: allowPrivate},
 		fingerprintKey:          types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret}, limits: limits, restartInterval: restartInterval,
 		allowUnlabelledCredentials: !requireCredentialsLabel, clusterTokenRequestsOnly: clusterOnly,
+		minLoginInterval: minLoginInterval,
 	}); err != nil {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
@@ -139,6 +142,7 @@ type runConfig struct {
 	fingerprintKey                            types.NamespacedName
 	limits                                    controllers.LoginLimits
 	restartInterval                           time.Duration
+	minLoginInterval                          time.Duration
 	allowUnlabelledCredentials                bool
 	clusterTokenRequestsOnly                  bool
 }
@@ -202,6 +206,7 @@ func run(c runConfig) error {
 		MaxConcurrentReconciles: c.maxConcurrentReconciles,
 
 		RolloutRestartMinInterval:  c.restartInterval,
+		MinLoginInterval:           c.minLoginInterval,
 		AllowUnlabelledCredentials: c.allowUnlabelledCredentials,
 		ClusterTokenRequestsOnly:   c.clusterTokenRequestsOnly,
 	}); err != nil {

@@ -127,6 +127,10 @@ type Options struct {
 	// RolloutRestartMinInterval is the least time between two restarts of
 	// one rollout restart target; 0 means DefaultRolloutRestartMinInterval.
 	RolloutRestartMinInterval time.Duration
+	// MinLoginInterval is the least time between two logins of one
+	// TokenRequest or ClusterTokenRequest; 0 means DefaultMinLoginInterval,
+	// a negative value none.
+	MinLoginInterval time.Duration
 	// AllowUnlabelledCredentials lets any Secret be used as credentials,
 	// not only those labelled tokensync.io/credentials: "true".
 	AllowUnlabelledCredentials bool
@@ -167,6 +171,7 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 		Limits:         o.Limits,
 
 		RolloutRestartMinInterval:  o.RolloutRestartMinInterval,
+		MinLoginInterval:           o.MinLoginInterval,
 		AllowUnlabelledCredentials: o.AllowUnlabelledCredentials,
 	}
 	if err := r.LoadFingerprintKey(context.Background()); err != nil {
