@@ -479,14 +479,16 @@ if ((oneshot)); then
   done | sort
 
   step "Checking the printed instructions: force a refresh, break and mend a credential, read the metrics"
+  # Each of these logs in once the minimum login interval (10 s, failed
+  # attempts included) since partner-token's last login has passed.
   before="$(token_of partner-token)"
   force="oneshot-$(date +%s)"
   kc annotate tokenrequest partner-token "tokensync.io/force-refresh=${force}" --overwrite >/dev/null
-  wait_for 20 "partner-token to honour tokensync.io/force-refresh=${force} with a new token" force_honoured "${force}" "${before}"
+  wait_for 30 "partner-token to honour tokensync.io/force-refresh=${force} with a new token" force_honoured "${force}" "${before}"
   kc patch secret partner-credentials -p '{"stringData":{"secret":"wrong"}}' >/dev/null
-  wait_for 20 "partner-token to turn Ready=False with reason AuthenticationFailed after its credential was broken" ready_is False/AuthenticationFailed
+  wait_for 30 "partner-token to turn Ready=False with reason AuthenticationFailed after its credential was broken" ready_is False/AuthenticationFailed
   kc patch secret partner-credentials -p '{"stringData":{"secret":"demo-secret"}}' >/dev/null
-  wait_for 20 "partner-token to be Ready again after its credential was mended" ready_is True/TokenIssued
+  wait_for 30 "partner-token to be Ready again after its credential was mended" ready_is True/TokenIssued
   metrics="$(http_get "${metrics_port}" /metrics)" || fail "http://127.0.0.1:${metrics_port}/metrics did not answer 200"
   for p in "${providers[@]}"; do
     grep -q "^tokensync_tokenrequest_ready{.*name=\"${p}-token\".*} 1" <<<"${metrics}" ||
@@ -506,10 +508,10 @@ The demo is running: tokens live ${lifetime}s and are refreshed about ${refresh_
 From another terminal:
   export KUBECONFIG=${root}/${kubeconfig}    # its default namespace is ${namespace}
   kubectl get tokreq -w                      # watch the refreshes; -o wide adds Reason and Next Refresh
-  kubectl annotate tokreq partner-token tokensync.io/force-refresh=\$(date +%s) --overwrite   # force a refresh
+  kubectl annotate tokreq partner-token tokensync.io/force-refresh=\$(date +%s) --overwrite   # force a refresh (one login per 10 s at most)
   kubectl patch secret partner-credentials -p '{"stringData":{"secret":"wrong"}}'   # break a credential:
                                              #   Ready=False, reason AuthenticationFailed (kubectl describe tokreq)
-  kubectl patch secret partner-credentials -p '{"stringData":{"secret":"demo-secret"}}'   # mend it: Ready at once
+  kubectl patch secret partner-credentials -p '{"stringData":{"secret":"demo-secret"}}'   # mend it: Ready within 10 s
   curl -s http://127.0.0.1:${metrics_port}/metrics | grep ^tokensync_    # metrics
 Logs: ${dir}/{manager,fakeproviders,controlplane,kube-apiserver,etcd}.log
 Press Ctrl-C to stop everything.
