@@ -65,6 +65,7 @@ func main() {
 		operatorNamespace             string
 		fingerprintKeySecret          string
 		limits                        controllers.LoginLimits
+		heldTokens                    controllers.HeldTokenLimits
 		restartInterval               time.Duration
 		minLoginInterval              time.Duration
 		requireCredentialsLabel       bool
@@ -98,6 +99,8 @@ func main() {
 	flag.Float64Var(&limits.PerEndpointRate, "login-rate-per-endpoint", d.PerEndpointRate, "Logins per second sent to one endpoint host; a refresh is never delayed past its token's expiry (-1: no limit).")
 	flag.IntVar(&limits.PerEndpointBurst, "login-burst-per-endpoint", d.PerEndpointBurst, "Burst of logins to one endpoint host above --login-rate-per-endpoint.")
 	flag.BoolVar(&clusterOnly, "cluster-token-requests-only", false, "Serve ClusterTokenRequests only, no TokenRequest: the one manager that serves them beside managers sharded with --namespaces (which do not). Watches every namespace; give it a --leader-election-id of its own.")
+	flag.Int64Var(&heldTokens.PerNamespace, "max-held-token-bytes-per-namespace", controllers.DefaultHeldTokenLimits.PerNamespace, "Bytes of the tokens one namespace may have kept in memory while their Secret writes are refused (a policy, a quota, a template); past it a token obtained is dropped, and the next login waits for a write to be allowed.")
+	flag.Int64Var(&heldTokens.Total, "max-held-token-bytes", controllers.DefaultHeldTokenLimits.Total, "Bytes of the tokens kept in memory for refused Secret writes in all namespaces together.")
 	flag.DurationVar(&restartInterval, "rollout-restart-min-interval", controllers.DefaultRolloutRestartMinInterval, "Least time between two restarts of one spec.rolloutRestartTargets entry; a restart held back happens when it has passed.")
 	flag.DurationVar(&minLoginInterval, "min-login-interval", controllers.DefaultMinLoginInterval, "Least time between two logins of one TokenRequest or ClusterTokenRequest, failed ones included, whatever its token's lifetime; a force-refresh or a credentials change inside it waits for its end (negative: none).")
 	opts := zap.Options{Development: false}
@@ -119,6 +122,7 @@ func main() {
 		allowedPrivateEndpoints: allowedPrivate,
 		endpointRules:           endpointpolicy.Rules{AllowInsecureHTTP: allowInsecureHTTP, AllowLoopback: allowLoopback, AllowPrivate: allowPrivate},
 		fingerprintKey:          types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret}, limits: limits, restartInterval: restartInterval,
+		heldTokens:                 heldTokens,
 		allowUnlabelledCredentials: !requireCredentialsLabel, clusterTokenRequestsOnly: clusterOnly,
 		minLoginInterval: minLoginInterval,
 	}); err != nil {
@@ -141,6 +145,7 @@ type runConfig struct {
 	endpointRules                             endpointpolicy.Rules
 	fingerprintKey                            types.NamespacedName
 	limits                                    controllers.LoginLimits
+	heldTokens                                controllers.HeldTokenLimits
 	restartInterval                           time.Duration
 	minLoginInterval                          time.Duration
 	allowUnlabelledCredentials                bool
@@ -185,7 +190,7 @@ func run(c runConfig) error {
 		// The old leader steps down at once on shutdown, so a rolling update
 		// hands over without waiting for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(c.namespaces),
+		Cache:                         controllers.CacheOptions(c.namespaces, c.fingerprintKey.Namespace),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -208,6 +213,7 @@ func run(c runConfig) error {
 		RolloutRestartMinInterval:  c.restartInterval,
 		MinLoginInterval:           c.minLoginInterval,
 		AllowUnlabelledCredentials: c.allowUnlabelledCredentials,
+		HeldTokenLimits:            c.heldTokens,
 		ClusterTokenRequestsOnly:   c.clusterTokenRequestsOnly,
 	}); err != nil {
 		return err

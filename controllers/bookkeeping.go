@@ -20,6 +20,10 @@ import (
 // failure is a failed attempt to obtain or store a token.
 type failure struct {
 	reason, message string
+	// result, when set, is what status.lastAttempt.result records and the
+	// failure rule is read for, where it says more than reason (the
+	// condition's): ResultSecretTooLarge is a SecretWriteFailed that stops.
+	result string
 	// retryAfter is the provider's hint.
 	retryAfter time.Duration
 	// retryAt, when set, is the retry already scheduled (a pending write).
@@ -40,7 +44,11 @@ type failure struct {
 // the retry and whether the TokenRequest is stopped until a fixing change.
 func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, now time.Time, jitter float64) (tokensyncv1alpha1.TokenStatus, time.Time, bool) {
 	st = *st.DeepCopy()
-	rule := ruleOf(f.reason)
+	result := f.reason
+	if f.result != "" {
+		result = f.result
+	}
+	rule := ruleOf(result)
 	creds, force := o.Credentials, o.Force
 	if f.credentials != nil {
 		creds = *f.credentials
@@ -55,7 +63,7 @@ func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, n
 	}
 
 	last := st.LastAttempt
-	repeat := last != nil && last.Result == f.reason && st.FailedAttempts > 0 &&
+	repeat := last != nil && last.Result == result && st.FailedAttempts > 0 &&
 		last.Provider == o.Provider && last.Endpoint == o.Endpoint &&
 		rule.stopsUntilChange && o.Generation == st.ObservedGeneration
 	attempts := st.FailedAttempts + 1
@@ -66,7 +74,7 @@ func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, n
 	switch {
 	case rule.countsTowardLockout:
 		lockoutCount = 1
-		if last != nil && (last.Result == f.reason || ruleOf(last.Result).keepsLockoutCount) {
+		if last != nil && (last.Result == result || ruleOf(last.Result).keepsLockoutCount) {
 			lockoutCount = last.AuthenticationFailures + 1
 		}
 	case rule.keepsLockoutCount && last != nil:
@@ -76,7 +84,7 @@ func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, n
 	stopped := rule.stopsUntilChange || lockedOut
 	retryAt := f.retryAt
 	if retryAt.IsZero() {
-		retryAt = retryTime(now, f.reason, attempts, jitter, f.retryAfter, tokenValidUntil)
+		retryAt = retryTime(now, result, attempts, jitter, f.retryAfter, tokenValidUntil)
 	}
 
 	message := f.message + validUntil
@@ -106,7 +114,7 @@ func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, n
 	st.LastAttempt = &tokensyncv1alpha1.LoginAttempt{
 		Time: attemptAt, Provider: o.Provider, Endpoint: o.Endpoint,
 		CredentialsVersion: creds.Version, CredentialsFingerprint: creds.Fingerprint,
-		SettingsDigest: o.SettingsDigest, Result: f.reason, AuthenticationFailures: lockoutCount,
+		SettingsDigest: o.SettingsDigest, Result: result, AuthenticationFailures: lockoutCount,
 	}
 	setCondition(&st, o.Generation, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, message)
 	if rule.stalls || stopped {

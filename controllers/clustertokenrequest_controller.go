@@ -48,7 +48,7 @@ import (
 // and touches no other.
 
 // +kubebuilder:rbac:groups=tokensync.io,resources=clustertokenrequests,verbs=get;list;watch
-// +kubebuilder:rbac:groups=tokensync.io,resources=clustertokenrequests/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tokensync.io,resources=clustertokenrequests/status,verbs=update
 // +kubebuilder:rbac:groups=tokensync.io,resources=clustertokenrequests/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
@@ -230,9 +230,25 @@ func (r *ClusterTokenRequestReconciler) observeSecrets(ctx context.Context, o *s
 	}
 	mine := map[types.NamespacedName]*corev1.Secret{}
 	for i := range list.Items {
-		if s := &list.Items[i]; owner.owns(s) {
-			mine[client.ObjectKeyFromObject(s)] = s
+		s := &list.Items[i]
+		if !owner.owns(s) {
+			continue
 		}
+		if !r.wholeInCache(s) {
+			// A retained Secret, cached without its content.
+			fresh := &corev1.Secret{}
+			err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), fresh)
+			if apierrors.IsNotFound(err) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("get Secret %s/%s: %w", s.Namespace, s.Name, err)
+			}
+			if !owner.owns(fresh) {
+				continue
+			}
+			s = fresh
+		}
+		mine[client.ObjectKeyFromObject(s)] = s
 	}
 	// Tokensync's last write, if the cache has not shown it yet.
 	if last := (types.NamespacedName{Namespace: rem.secretNamespace, Name: rem.secretName}); rem.secretRV != "" {
@@ -386,7 +402,7 @@ const reasonNoNamespaces = "NoNamespacesSelected"
 // of date), from the Secret it was read from, with no login.
 func (r *ClusterTokenRequestReconciler) keepCluster(ctx context.Context, o *snapshot, fan *fanOut, d decision) (ctrl.Result, error) {
 	source := fan.source
-	failed, err := r.fanOutToken(ctx, o, fan, fan.token, fan.tokenFP, func(s *corev1.Secret) { copyToken(s, source) })
+	failed, _, err := r.fanOutToken(ctx, o, fan, fan.token, fan.tokenFP, func(s *corev1.Secret) { copyToken(s, source) })
 	if err != nil {
 		return r.clusterWriteError(ctx, o, err)
 	}
@@ -425,7 +441,7 @@ func (r *ClusterTokenRequestReconciler) writeCluster(ctx context.Context, o *sna
 		token, tokenFP = []byte(is.Token.Value), is.TokenFingerprint
 	}
 	h.next = refreshAt(h.obtainedAt, h.expiresAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(h.expiresAt)))
-	failed, err := r.fanOutToken(ctx, o, fan, token, tokenFP, mutate)
+	failed, refusal, err := r.fanOutToken(ctx, o, fan, token, tokenFP, mutate)
 	if err != nil {
 		return r.clusterWriteError(ctx, o, err)
 	}
@@ -433,10 +449,12 @@ func (r *ClusterTokenRequestReconciler) writeCluster(ctx context.Context, o *sna
 	if written == 0 && !d.FromPrevious {
 		// Not one namespace took it: kept, and the writes retried without a
 		// new login, as for a TokenRequest.
-		first := failed[0]
-		return r.writeRefused(ctx, o, errors.New(first.Message))
+		if refusal == nil {
+			refusal = errors.New(failed[0].Message)
+		}
+		return r.writeRefused(ctx, o, refusal)
 	}
-	r.memory.with(o.key, fan.ctr.UID, func(e *remembered) { e.pending = nil })
+	r.memory.with(o.key, fan.ctr.UID, func(e *remembered) { r.memory.setPending(o.key, e, nil) })
 	return r.setClusterHealthy(ctx, o, fan, h, failed, d, true)
 }
 
@@ -446,9 +464,10 @@ func (r *ClusterTokenRequestReconciler) writeCluster(ctx context.Context, o *sna
 // whose template is out of date, and deletes (or, with deletionPolicy
 // Retain, leaves) the Secrets of namespaces no longer selected and of an
 // earlier secretName. A namespace that cannot be written is reported in
-// failed and holds up no other; err is a template that does not render
+// failed and holds up no other (refusal is the first refused write's
+// error); err is a template that does not render
 // (nothing is written anywhere) or an API error of the operator's own.
-func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snapshot, fan *fanOut, token []byte, tokenFP string, mutate func(*corev1.Secret)) (failed []tokensyncv1alpha1.NamespaceFailure, err error) {
+func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snapshot, fan *fanOut, token []byte, tokenFP string, mutate func(*corev1.Secret)) (failed []tokensyncv1alpha1.NamespaceFailure, refusal error, err error) {
 	ctr := fan.ctr
 	var (
 		mu       sync.Mutex
@@ -498,17 +517,22 @@ func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snap
 				// policy, the namespace going away): reported there.
 				f := writeFailure(ctr.Spec.SecretName, werr)
 				fail(tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: f.reason, Message: f.message})
+				mu.Lock()
+				if refusal == nil {
+					refusal = werr
+				}
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	if fatal != nil {
-		return nil, fatal
+		return nil, nil, fatal
 	}
 	if err := r.deleteOthers(ctx, o, fan); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return failed, nil
+	return failed, refusal, nil
 }
 
 // fanOutWorkers bounds the Secret writes of one ClusterTokenRequest in
@@ -535,7 +559,11 @@ func (r *ClusterTokenRequestReconciler) deleteOthers(ctx context.Context, o *sna
 func (r *ClusterTokenRequestReconciler) clusterWriteError(ctx context.Context, o *snapshot, err error) (ctrl.Result, error) {
 	var te *templateError
 	if errors.As(err, &te) {
-		return r.failed(ctx, o, templateFailure(te.Error()))
+		f := templateFailure(te.Error())
+		if dropped := r.holdRefused(o); dropped != "" {
+			f.message += "; " + dropped
+		}
+		return r.failed(ctx, o, f)
 	}
 	return ctrl.Result{}, err
 }

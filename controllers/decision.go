@@ -378,6 +378,10 @@ func fixingChange(o *observation) bool {
 		return o.Credentials.Found && o.Credentials.Allowed
 	case last.Result == tokensyncv1alpha1.ReasonInvalidTemplate && o.Generation != o.Status.ObservedGeneration:
 		return true // any spec edit may fix a template; so may the credentials (below)
+	case last.Result == tokensyncv1alpha1.ResultSecretTooLarge:
+		// Only the spec (its template) decides the Secret's size; new
+		// credentials would bring a token of the same provider.
+		return o.Generation != o.Status.ObservedGeneration
 	case !o.Credentials.Found:
 		return false
 	case last.CredentialsVersion == "":

@@ -351,6 +351,24 @@ func TestDecide(t *testing.T) {
 				o.Generation++
 			}}, action: actKeep},
 
+		// A token too large for its Secret: dropped, and stopped until the
+		// spec changes or a refresh is forced, whatever else changes.
+		{name: "Secret too large, nothing changed: stopped, no login (also after a restart: it is in the status)",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, -time.Hour)},
+			action: actStop, reason: tokensyncv1alpha1.ResultSecretTooLarge},
+		{name: "Secret too large, new credentials: still stopped (they bring a token of the same size)",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, -time.Hour),
+				func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: actStop, reason: tokensyncv1alpha1.ResultSecretTooLarge},
+		{name: "Secret too large, spec edited (a smaller template): log in",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, time.Hour),
+				func(o *observation) { o.Generation++ }},
+			action: actLogin, reason: triggerSecretMissing},
+		{name: "Secret too large, a refresh forced: log in",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, time.Hour),
+				func(o *observation) { o.Force = "again" }},
+			action: actLogin, reason: triggerSecretMissing},
+
 		// secretName changed.
 		{name: "secretName changed: the valid token moves without a login",
 			change: []func(*observation){func(o *observation) {

@@ -138,7 +138,7 @@ func (r *TokenRequestReconciler) runLogin(ctx context.Context, a *loginAttempt) 
 		r.memory.with(a.key, a.uid, func(e *remembered) {
 			switch {
 			case pending != nil:
-				e.pending = pending
+				r.memory.setPending(a.key, e, pending)
 			case failed != nil:
 				e.loginFailed = failed
 			case err != nil:
@@ -277,7 +277,11 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *snapshot,
 		if errors.As(err, &te) {
 			// The token obtained stays pending: once the template is fixed it
 			// is written without a new login.
-			return r.failed(ctx, o, templateFailure(te.Error()))
+			f := templateFailure(te.Error())
+			if dropped := r.holdRefused(o); dropped != "" {
+				f.message += "; " + dropped
+			}
+			return r.failed(ctx, o, f)
 		}
 		if errors.Is(err, errSecretConflict) {
 			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("TokenRequest", o.SecretName)})
@@ -288,7 +292,7 @@ func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *snapshot,
 		return r.writeRefused(ctx, o, err)
 	}
 	r.memory.with(key, tr.UID, func(e *remembered) {
-		e.pending = nil
+		r.memory.setPending(key, e, nil)
 		e.secretName, e.secretRV = o.SecretName, rv
 	})
 	if err := r.deletePreviousSecret(ctx, o); err != nil {

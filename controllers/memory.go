@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -25,6 +26,37 @@ type memory struct {
 	mu          sync.Mutex
 	requests    map[types.NamespacedName]*remembered
 	credentials map[credentialsKey]credentialsSeen
+	// held counts the bytes of the tokens kept for refused writes, by
+	// namespace ("" for cluster-scoped owners) and in all, within heldLimits.
+	held       map[string]int64
+	heldTotal  int64
+	heldLimits HeldTokenLimits
+}
+
+// HeldTokenLimits bound the bytes of the tokens the operator keeps in memory
+// because their Secret write was refused (a policy, a quota, a template that
+// does not render). Zero fields mean the defaults.
+type HeldTokenLimits struct {
+	// PerNamespace bounds one namespace's held tokens
+	// (--max-held-token-bytes-per-namespace, 4 MiB).
+	PerNamespace int64
+	// Total bounds every namespace's together (--max-held-token-bytes, 64 MiB).
+	Total int64
+}
+
+// DefaultHeldTokenLimits: a token is rarely over a few KiB, so 4 MiB holds
+// hundreds of one namespace's, and 64 MiB is an eighth of the chart's
+// memory limit.
+var DefaultHeldTokenLimits = HeldTokenLimits{PerNamespace: 4 << 20, Total: 64 << 20}
+
+func (l HeldTokenLimits) withDefaults() HeldTokenLimits {
+	if l.PerNamespace <= 0 {
+		l.PerNamespace = DefaultHeldTokenLimits.PerNamespace
+	}
+	if l.Total <= 0 {
+		l.Total = DefaultHeldTokenLimits.Total
+	}
+	return l
 }
 
 type remembered struct {
@@ -58,6 +90,18 @@ type pendingToken struct {
 	force, reason, message string
 	failures               int32
 	retryAt                time.Time
+	// heldBytes is what the token counts against HeldTokenLimits since its
+	// write was refused; zero while it is only on its way to its Secret.
+	heldBytes int64
+}
+
+// size is the bytes a held token takes: its value and extra values.
+func (p *pendingToken) size() int64 {
+	n := int64(len(p.issued.Token.Value))
+	for k, v := range p.issued.Token.Extra {
+		n += int64(len(k) + len(v))
+	}
+	return n
 }
 
 // failedLogin is a failure of a login made off the workers, with what the
@@ -81,8 +125,9 @@ type credentialsSeen struct {
 	seen                 time.Time
 }
 
-func newMemory() *memory {
-	return &memory{requests: map[types.NamespacedName]*remembered{}, credentials: map[credentialsKey]credentialsSeen{}}
+func newMemory(limits HeldTokenLimits) *memory {
+	return &memory{requests: map[types.NamespacedName]*remembered{}, credentials: map[credentialsKey]credentialsSeen{},
+		held: map[string]int64{}, heldLimits: limits.withDefaults()}
 }
 
 // get returns the entry of a TokenRequest, dropping one left by an earlier
@@ -90,10 +135,51 @@ func newMemory() *memory {
 func (m *memory) get(key types.NamespacedName, uid types.UID) *remembered {
 	e, ok := m.requests[key]
 	if !ok || e.uid != uid {
+		if ok {
+			m.setPending(key, e, nil)
+		}
 		e = &remembered{uid: uid}
 		m.requests[key] = e
 	}
 	return e
+}
+
+// setPending replaces the entry's pending token, releasing what the one it
+// replaces held. Called with m.mu held.
+func (m *memory) setPending(key types.NamespacedName, e *remembered, p *pendingToken) {
+	if old := e.pending; old != nil && old != p && old.heldBytes > 0 {
+		m.held[key.Namespace] -= old.heldBytes
+		if m.held[key.Namespace] <= 0 {
+			delete(m.held, key.Namespace)
+		}
+		m.heldTotal -= old.heldBytes
+		old.heldBytes = 0
+	}
+	e.pending = p
+}
+
+// holdRefused keeps e's pending token, whose write was refused, within the
+// HeldTokenLimits: counted once, or dropped (the message says why) when its
+// namespace's or everyone's held tokens would pass their bound. Called with
+// m.mu held.
+func (m *memory) holdRefused(key types.NamespacedName, e *remembered) (dropped string) {
+	p := e.pending
+	if p == nil || p.heldBytes > 0 {
+		return ""
+	}
+	n := p.size()
+	switch {
+	case m.held[key.Namespace]+n > m.heldLimits.PerNamespace:
+		m.setPending(key, e, nil)
+		return fmt.Sprintf("the token obtained (%d bytes) was not kept for a later write: the tokens kept for refused writes in this namespace would pass %d bytes (--max-held-token-bytes-per-namespace); the next login waits for the write to be allowed", n, m.heldLimits.PerNamespace)
+	case m.heldTotal+n > m.heldLimits.Total:
+		m.setPending(key, e, nil)
+		return fmt.Sprintf("the token obtained (%d bytes) was not kept for a later write: the tokens kept for refused writes in all namespaces would pass %d bytes (--max-held-token-bytes); the next login waits for the write to be allowed", n, m.heldLimits.Total)
+	}
+	p.heldBytes = n
+	m.held[key.Namespace] += n
+	m.heldTotal += n
+	return ""
 }
 
 // with runs f on a TokenRequest's entry under the lock.
@@ -138,7 +224,7 @@ func (m *memory) sweep(now time.Time) {
 	defer m.mu.Unlock()
 	for key, e := range m.requests {
 		if e.pending != nil && e.pending.issued.Token != nil && !now.Before(e.pending.issued.Token.ExpiresAt) {
-			e.pending = nil // no use any more, and a token held for nothing
+			m.setPending(key, e, nil) // no use any more, and a token held for nothing
 		}
 		if e.pending == nil && e.unwrittenStatus == nil && e.unwrittenClusterStatus == nil && e.loginFailed == nil && e.loginErr == nil && now.Sub(e.touched) > settleAfter {
 			delete(m.requests, key)
@@ -179,6 +265,9 @@ func (sweeper) NeedLeaderElection() bool { return false }
 func (m *memory) forget(key types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if e := m.requests[key]; e != nil {
+		m.setPending(key, e, nil)
+	}
 	delete(m.requests, key)
 }
 

@@ -12,8 +12,8 @@ package controllers
 // OwnerReferencesPermissionEnforcement admission plugin (OpenShift) accept
 // that only from whoever may update the owner's finalizers.
 // +kubebuilder:rbac:groups=tokensync.io,resources=tokenrequests,verbs=get;list;watch
-// +kubebuilder:rbac:groups=tokensync.io,resources=tokenrequests/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=tokensync.io,resources=tokenrequests/status,verbs=update
 // +kubebuilder:rbac:groups=tokensync.io,resources=tokenrequests/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

@@ -53,7 +53,10 @@ var failureRules = map[string]failureRule{
 	// The Secret may be on its way (External Secrets, a sealed Secret).
 	tokensyncv1alpha1.ReasonCredentialsNotFound: {class: retryFast},
 	// A quota or a policy refused the write; the token obtained is kept.
-	tokensyncv1alpha1.ReasonSecretWriteFailed:    {class: retryFast},
+	tokensyncv1alpha1.ReasonSecretWriteFailed: {class: retryFast},
+	// The token makes a Secret larger than the API server accepts: no
+	// retry can write it, and holding it would pin memory until it expires.
+	tokensyncv1alpha1.ResultSecretTooLarge:       {class: retrySlow, stalls: true, stopsUntilChange: true},
 	tokensyncv1alpha1.ReasonAuthenticationFailed: {class: retrySlow, stalls: true, countsTowardLockout: true},
 	// Something in front of the provider (a firewall, a proxy) refused the
 	// request: slow, since it will not heal soon, but never Stalled, and

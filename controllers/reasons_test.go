@@ -31,6 +31,7 @@ func TestFailureRules(t *testing.T) {
 		{tokensyncv1alpha1.ReasonInvalidResponse, fast, false, false, false},
 		{tokensyncv1alpha1.ReasonCredentialsNotFound, fast, false, false, false},
 		{tokensyncv1alpha1.ReasonSecretWriteFailed, fast, false, false, false},
+		{tokensyncv1alpha1.ResultSecretTooLarge, slow, true, true, false},
 		{tokensyncv1alpha1.ReasonAuthenticationFailed, slow, true, false, true},
 		{tokensyncv1alpha1.ReasonRequestBlocked, slow, false, false, false},
 		{tokensyncv1alpha1.ReasonInvalidCredentials, slow, true, false, false},

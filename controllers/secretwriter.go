@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -244,27 +245,85 @@ func (r *TokenRequestReconciler) deletePreviousSecret(ctx context.Context, o *sn
 	return nil
 }
 
-// writeRefused records a refused Secret write. The token obtained stays in
-// memory and the write is retried with backoff; no new login is spent on it.
+// writeRefused records a refused Secret write. A refusal by a policy or a
+// quota keeps the token obtained in memory (within HeldTokenLimits) and
+// retries the write with backoff; no new login is spent on it. A Secret too
+// large for the API server cannot be written however often it is tried:
+// the token is dropped and nothing is tried until the spec changes or a
+// refresh is forced (secretTooLarge), recorded in the status so that a
+// restart does not log in again.
 func (r *TokenRequestReconciler) writeRefused(ctx context.Context, o *snapshot, err error) (ctrl.Result, error) {
+	if secretTooLarge(err) {
+		r.memory.with(o.key, o.owner.obj.GetUID(), func(e *remembered) { r.memory.setPending(o.key, e, nil) })
+		return r.failed(ctx, o, failure{
+			reason: tokensyncv1alpha1.ReasonSecretWriteFailed, result: tokensyncv1alpha1.ResultSecretTooLarge,
+			message: fmt.Sprintf("a token was obtained but Secret %q would be larger than the API server accepts (%s); the token was dropped, and no login is made until the spec changes (say, a smaller spec.secretTemplate) or the %s annotation is set",
+				o.SecretName, apiRefusal(err), tokensyncv1alpha1.AnnotationForceRefresh),
+		})
+	}
 	f := writeFailure(o.SecretName, err)
 	var retryAt time.Time
+	dropped := ""
 	r.memory.with(o.key, o.owner.obj.GetUID(), func(e *remembered) {
-		if e.pending == nil {
+		if dropped = r.memory.holdRefused(o.key, e); dropped != "" || e.pending == nil {
 			return
 		}
 		e.pending.failures++
 		retryAt = r.now().Add(backoffFor(f.reason, e.pending.failures, r.jitter(), 0))
 		e.pending.retryAt = retryAt
 	})
+	if dropped != "" {
+		f.message = fmt.Sprintf("a token was obtained but the API server refused to write Secret %q (%s); %s", o.SecretName, apiRefusal(err), dropped)
+	}
 	f.retryAt = retryAt
 	return r.failed(ctx, o, f)
 }
 
+// holdRefused keeps the pending token of a write that did not happen (a
+// template that does not render) within HeldTokenLimits; it returns why the
+// token was dropped instead, or "".
+func (r *TokenRequestReconciler) holdRefused(o *snapshot) (dropped string) {
+	r.memory.with(o.key, o.owner.obj.GetUID(), func(e *remembered) { dropped = r.memory.holdRefused(o.key, e) })
+	return dropped
+}
+
+// secretTooLarge reports whether the API server refused a write for the
+// Secret's size: RequestEntityTooLarge (past --max-resource-write-bytes),
+// a field too long (data over the 1 MiB a Secret may hold), or etcd's own
+// request limit.
+func secretTooLarge(err error) bool {
+	if apierrors.IsRequestEntityTooLargeError(err) {
+		return true
+	}
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	st := status.Status()
+	if apierrors.IsInvalid(err) && st.Details != nil {
+		for _, c := range st.Details.Causes {
+			if c.Type == metav1.CauseTypeTooLong {
+				return true
+			}
+		}
+	}
+	return strings.Contains(st.Message, "request is too large")
+}
+
 // writeFailure describes a refused Secret write with the API server's
-// reason. Its message is the API server's own; it cannot hold the token,
-// which is not part of any refusal, but it is cut to a sane length.
+// reason; the token is kept and the write retried.
 func writeFailure(name string, err error) failure {
+	return failure{
+		reason: tokensyncv1alpha1.ReasonSecretWriteFailed,
+		message: fmt.Sprintf("a token was obtained but the API server refused to write Secret %q (%s); the token is kept and the write retried without a new login",
+			name, apiRefusal(err)),
+	}
+}
+
+// apiRefusal is the API server's reason and message for a refused write.
+// The message is the API server's own; it cannot hold the token, which is
+// not part of any refusal, but it is cut to a sane length.
+func apiRefusal(err error) string {
 	reason := string(apierrors.ReasonForError(err))
 	if reason == "" {
 		reason = "Unknown"
@@ -277,9 +336,5 @@ func writeFailure(name string, err error) failure {
 	if len(msg) > 400 {
 		msg = msg[:400] + "..."
 	}
-	return failure{
-		reason: tokensyncv1alpha1.ReasonSecretWriteFailed,
-		message: fmt.Sprintf("a token was obtained but the API server refused to write Secret %q (%s: %s); the token is kept and the write retried without a new login",
-			name, reason, msg),
-	}
+	return reason + ": " + msg
 }

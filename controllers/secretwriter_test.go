@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,8 +18,11 @@ import (
 	"github.com/tokensync/tokensync/providers/providertest"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -348,5 +354,118 @@ func (p *outageProxy) setDown(down bool) {
 			conn.Close()
 		}
 		clear(p.conns)
+	}
+}
+
+// largeTokenServer is an http-provider endpoint answering every login with
+// a token of size bytes valid for an hour, counting the logins.
+func largeTokenServer(t *testing.T, size int) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var logins atomic.Int32
+	token := strings.Repeat("L", size)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		logins.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"token":%q}`, token)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &logins
+}
+
+// largeTokenLogin is the http provider's settings for largeTokenServer.
+func largeTokenLogin() *tokensyncv1alpha1.HTTPSettings {
+	return &tokensyncv1alpha1.HTTPSettings{
+		Method: "POST", Path: "/login",
+		Body: &tokensyncv1alpha1.HTTPBody{Format: "json", Fields: map[string]tokensyncv1alpha1.Template{
+			"email": "{{ .email }}", "password": "{{ .password }}",
+		}},
+		Token:  tokensyncv1alpha1.HTTPToken{JSONPointer: "/token"},
+		Expiry: tokensyncv1alpha1.HTTPExpiry{Lifetime: &metav1.Duration{Duration: time.Hour}},
+	}
+}
+
+// TestSecretTooLargeStopsAcrossRestarts: a token the API server refuses to
+// store for its size (60 KiB, copied by the data template into a Secret over
+// the 1 MiB a Secret may hold) is not held: one login, SecretWriteFailed
+// and Stalled, recorded in the status, and no second login, also after the
+// manager restarts (a restart used to probe with a small placeholder, pass,
+// and log in again). A forced refresh tries again.
+func TestSecretTooLargeStopsAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	srv, logins := largeTokenServer(t, 60_000)
+	e := newEnv(t)
+	e.createSecret("creds", map[string]string{"email": "e@example.com", "password": "pw"})
+	data := map[string]tokensyncv1alpha1.DataTemplate{}
+	for i := range 17 { // 17 × 60,000 bytes: inside the template sandbox's 1 MiB, over the Secret's with the token key
+		data[fmt.Sprintf("copy-%02d", i)] = "{{ .token }}"
+	}
+	e.createTokenRequest("large", "http", "creds", func(tr *tokensyncv1alpha1.TokenRequest) {
+		tr.Spec.Endpoint = srv.URL
+		tr.Spec.HTTP = largeTokenLogin()
+		tr.Spec.SecretTemplate = &tokensyncv1alpha1.SecretTemplate{Data: data}
+	})
+	check := func() {
+		t.Helper()
+		tr := e.waitCondition("large", metav1.ConditionFalse, tokensyncv1alpha1.ReasonSecretWriteFailed)
+		stalled := meta.FindStatusCondition(tr.Status.Conditions, tokensyncv1alpha1.ConditionStalled)
+		if stalled == nil || stalled.Status != metav1.ConditionTrue || stalled.Reason != tokensyncv1alpha1.ReasonSecretWriteFailed {
+			t.Errorf("Stalled = %+v, want True with SecretWriteFailed", stalled)
+		}
+		if a := tr.Status.LastAttempt; a == nil || a.Result != tokensyncv1alpha1.ResultSecretTooLarge || tr.Status.NextRefreshTime != nil {
+			t.Errorf("last attempt %+v, next refresh %v: want %s and no retry scheduled", a, tr.Status.NextRefreshTime, tokensyncv1alpha1.ResultSecretTooLarge)
+		}
+		if msg := readyCondition(tr).Message; !strings.Contains(msg, "larger than the API server accepts") || strings.Contains(msg, "LLLL") {
+			t.Errorf("message %q: want the size named and no part of the token", msg)
+		}
+	}
+	check()
+	e.waitEvent("large", "Warning/SecretWriteFailed")
+	if _, err := e.secret("large"); !apierrors.IsNotFound(err) {
+		t.Errorf("the Secret exists: %v", err)
+	}
+
+	e.restart()
+	consistently(t, 5*time.Second, func() error {
+		if n := logins.Load(); n != 1 {
+			return fmt.Errorf("%d logins, want 1: the size stop must hold across a restart", n)
+		}
+		return nil
+	})
+	check()
+
+	e.forceRefresh("large", "try-again")
+	eventually(t, readyTimeout, func() error {
+		if n := logins.Load(); n != 2 {
+			return fmt.Errorf("%d logins after a forced refresh, want 2", n)
+		}
+		return nil
+	})
+	check()
+}
+
+// TestSecretTooLarge: only a refusal for the Secret's size stops; a policy's
+// or a quota's is retried with the token kept.
+func TestSecretTooLarge(t *testing.T) {
+	gr := schema.GroupResource{Resource: "secrets"}
+	invalid := func(cause metav1.CauseType) error {
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "tok", field.ErrorList{{Type: field.ErrorType(cause), Field: "data"}})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"request entity too large", apierrors.NewRequestEntityTooLargeError("limit is 3145728"), true},
+		{"data over 1 MiB", apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "tok", field.ErrorList{field.TooLong(field.NewPath("data"), "", 1<<20)}), true},
+		{"etcd's request limit", apierrors.NewInternalError(fmt.Errorf("etcdserver: request is too large")), true},
+		{"invalid for another reason", invalid(metav1.CauseTypeFieldValueInvalid), false},
+		{"a policy", apierrors.NewForbidden(gr, "tok", fmt.Errorf("denied by policy")), false},
+		{"a quota", apierrors.NewForbidden(gr, "tok", fmt.Errorf("exceeded quota")), false},
+		{"not an API error", fmt.Errorf("connection refused"), false},
+	}
+	for _, tt := range tests {
+		if got := secretTooLarge(tt.err); got != tt.want {
+			t.Errorf("%s: secretTooLarge = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

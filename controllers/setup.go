@@ -42,13 +42,15 @@ func ManagedSecretsSelector() labels.Selector {
 }
 
 // CacheOptions restricts the manager's cache of Secrets to the ones tokensync
-// manages, and to namespaces when given.
-func CacheOptions(namespaces []string) cache.Options {
+// manages, and to namespaces when given. Of those, it keeps the data only of
+// the Secrets the operator can show it wrote (wholeInCache): a label any
+// tenant can set must not make the operator hold a Secret's megabyte.
+func CacheOptions(namespaces []string, operatorNamespace string) cache.Options {
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Label: ManagedSecretsSelector()},
 		},
-		DefaultTransform: newInterner().stripForCache,
+		DefaultTransform: secretCache{operatorNamespace: operatorNamespace, interned: newInterner()}.transform,
 	}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}
@@ -59,23 +61,81 @@ func CacheOptions(namespaces []string) cache.Options {
 	return opts
 }
 
-// stripForCache drops from cached objects what the operator never reads:
+// secretCache is what the manager's cache keeps of the Secrets it watches.
+type secretCache struct {
+	// operatorNamespace holds the operator's own Secrets, which no tenant writes.
+	operatorNamespace string
+	interned          *interner
+}
+
+// wholeInCache reports whether the cache keeps s whole: only a Secret the
+// operator can show it wrote, controlled by a TokenRequest or a
+// ClusterTokenRequest (an owner reference the API server lets only the
+// owner's writers set, and blockOwnerDeletion only those who may update its
+// finalizers), or one of the operator's own namespace. Any other Secret
+// labelled as tokensync's (a retained Secret, or a tenant's with the label
+// set by hand) is cached as a few names only (stripSecret), and read from
+// the API server when its content matters. Readers of the cache ask this
+// again to know whether what they read is whole.
+func (c secretCache) wholeInCache(s *corev1.Secret) bool {
+	if c.operatorNamespace != "" && s.Namespace == c.operatorNamespace {
+		return true
+	}
+	ref := metav1.GetControllerOf(s)
+	return ref != nil && (ref.Kind == "TokenRequest" || ref.Kind == "ClusterTokenRequest") &&
+		strings.HasPrefix(ref.APIVersion, tokensyncv1alpha1.GroupVersion.Group+"/")
+}
+
+// maxCachedOwnerName bounds an owner annotation kept on a stripped Secret:
+// an object name is at most 253 characters.
+const maxCachedOwnerName = 253
+
+// stripSecret keeps of s what the watches and indexes read (names, the
+// controller reference, tokensync's label and owner annotations) and drops
+// its data and every other label and annotation, whose size its writer chose.
+func stripSecret(s *corev1.Secret) {
+	s.Data, s.StringData = nil, nil
+	if ref := metav1.GetControllerOf(s); ref != nil {
+		s.OwnerReferences = []metav1.OwnerReference{*ref}
+	} else {
+		s.OwnerReferences = nil
+	}
+	labels := map[string]string{}
+	if v, ok := s.Labels[tokensyncv1alpha1.LabelManagedBy]; ok {
+		labels[tokensyncv1alpha1.LabelManagedBy] = v
+	}
+	s.Labels = labels
+	annotations := map[string]string{}
+	for _, k := range []string{tokensyncv1alpha1.AnnotationOwner, tokensyncv1alpha1.AnnotationClusterOwner} {
+		if v, ok := s.Annotations[k]; ok && len(v) <= maxCachedOwnerName {
+			annotations[k] = v
+		}
+	}
+	s.Annotations = annotations
+}
+
+// transform drops from cached objects what the operator never reads:
 // managedFields, and on TokenRequests kubectl's last-applied-configuration
 // annotation, a second copy of the whole object on everything applied with
-// kubectl; and it shares the strings objects repeat (interner).
+// kubectl; of a Secret not shown to be the operator's, all but a few names
+// (stripSecret); and it shares the strings objects repeat (interner).
 // TokenRequests are written back only through the status subresource, which
-// ignores metadata, so nothing stripped here is written back; Secrets keep
-// their annotations, since the operator updates them.
-func (interned *interner) stripForCache(in any) (any, error) {
+// ignores metadata, so nothing stripped here is written back; the Secrets
+// kept whole keep their annotations, since the operator updates them, and
+// a stripped Secret is read from the API server before it is written.
+func (c secretCache) transform(in any) (any, error) {
 	if o, ok := in.(client.Object); ok {
 		o.SetManagedFields(nil)
 	}
 	switch o := in.(type) {
 	case *tokensyncv1alpha1.TokenRequest:
 		delete(o.Annotations, corev1.LastAppliedConfigAnnotation)
-		interned.tokenRequest(o)
+		c.interned.tokenRequest(o)
 	case *corev1.Secret:
-		interned.secret(o)
+		if !c.wholeInCache(o) {
+			stripSecret(o)
+		}
+		c.interned.secret(o)
 	}
 	return in, nil
 }
@@ -134,6 +194,9 @@ type Options struct {
 	// AllowUnlabelledCredentials lets any Secret be used as credentials,
 	// not only those labelled tokensync.io/credentials: "true".
 	AllowUnlabelledCredentials bool
+	// HeldTokenLimits bound the tokens kept in memory for refused writes;
+	// zero values mean DefaultHeldTokenLimits.
+	HeldTokenLimits HeldTokenLimits
 	// ClusterTokenRequestsOnly runs the ClusterTokenRequest controller
 	// alone (beside managers sharded with Namespaces, which do not serve
 	// ClusterTokenRequests; and in tests, whose other managers watch
@@ -151,7 +214,7 @@ type Options struct {
 // main.go and the tests call it alike; the reconciler it returns may be
 // tuned (a tests' clock, a wrapped client) before mgr starts.
 func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
-	base := CacheOptions(o.Namespaces)
+	base := CacheOptions(o.Namespaces, o.FingerprintKey.Namespace)
 	base.Scheme, base.Mapper = mgr.GetScheme(), mgr.GetRESTMapper()
 	credentials, err := NewCredentialsCache(mgr.GetConfig(), base)
 	if err != nil {
@@ -173,6 +236,7 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 		RolloutRestartMinInterval:  o.RolloutRestartMinInterval,
 		MinLoginInterval:           o.MinLoginInterval,
 		AllowUnlabelledCredentials: o.AllowUnlabelledCredentials,
+		HeldTokenLimits:            o.HeldTokenLimits,
 	}
 	if err := r.LoadFingerprintKey(context.Background()); err != nil {
 		return nil, fmt.Errorf("%w (does namespace %q exist? set --operator-namespace)", err, o.FingerprintKey.Namespace)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,26 +64,103 @@ func TestTargetSecretTampered(t *testing.T) {
 	}
 }
 
+// testSecretCache is the cache transform of a manager whose namespace is "tokensync-system".
+func testSecretCache() secretCache {
+	return secretCache{operatorNamespace: "tokensync-system", interned: newInterner()}
+}
+
 // TestStripForCache: cached TokenRequests lose kubectl's copy of themselves
-// and managedFields; Secrets keep their annotations, which the operator
-// writes back.
+// and managedFields; the Secrets the operator wrote keep their annotations,
+// which the operator writes back.
 func TestStripForCache(t *testing.T) {
 	tr := &tokensyncv1alpha1.TokenRequest{ObjectMeta: metav1.ObjectMeta{
 		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"spec":{}}`, tokensyncv1alpha1.AnnotationForceRefresh: "1"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 	}}
-	if _, err := newInterner().stripForCache(tr); err != nil {
+	if _, err := testSecretCache().transform(tr); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := tr.Annotations[corev1.LastAppliedConfigAnnotation]; ok || tr.ManagedFields != nil || tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh] != "1" {
 		t.Errorf("TokenRequest after stripping: %v %v", tr.Annotations, tr.ManagedFields)
 	}
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: "{}"}}}
-	if _, err := newInterner().stripForCache(s); err != nil {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: "{}"},
+		OwnerReferences: []metav1.OwnerReference{controllerRef("TokenRequest")}}}
+	if _, err := testSecretCache().transform(s); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.Annotations[corev1.LastAppliedConfigAnnotation]; !ok {
 		t.Error("a Secret's annotation was stripped: the operator would write it away")
+	}
+}
+
+func controllerRef(kind string) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: tokensyncv1alpha1.GroupVersion.String(), Kind: kind, Name: "owner", UID: "u-1", Controller: ptrTo(true)}
+}
+
+// TestCacheKeepsDataOnlyOfSecretsTheOperatorWrote: a Secret labelled as
+// tokensync's is cached whole only when a TokenRequest or a
+// ClusterTokenRequest controls it, or it lies in the operator's namespace;
+// any other keeps its name, its controller reference, tokensync's label and
+// owner annotations (bounded), and nothing its writer could make large.
+func TestCacheKeepsDataOnlyOfSecretsTheOperatorWrote(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	secret := func(ns string, refs ...metav1.OwnerReference) *corev1.Secret {
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: ns, Name: "s", OwnerReferences: refs,
+				Labels: map[string]string{tokensyncv1alpha1.LabelManagedBy: tokensyncv1alpha1.ManagedByValue, "filler": "y"},
+				Annotations: map[string]string{
+					tokensyncv1alpha1.AnnotationOwner: "tr", tokensyncv1alpha1.AnnotationClusterOwner: strings.Repeat("n", 300),
+					annotationTokenFingerprint: "k:f", "filler": big,
+				},
+			},
+			Data: map[string][]byte{"token": []byte(big)},
+		}
+	}
+	other := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "d", UID: "u-2", Controller: ptrTo(true)}
+	notController := controllerRef("TokenRequest")
+	notController.Controller = nil
+	lookalike := controllerRef("TokenRequest")
+	lookalike.APIVersion = "tokensync.io.evil.example/v1"
+	tests := []struct {
+		name  string
+		s     *corev1.Secret
+		whole bool
+	}{
+		{"controlled by a TokenRequest", secret("team-a", controllerRef("TokenRequest")), true},
+		{"controlled by a ClusterTokenRequest", secret("team-a", controllerRef("ClusterTokenRequest")), true},
+		{"in the operator's namespace", secret("tokensync-system"), true},
+		{"labelled, no owner (retained, or a tenant's)", secret("team-a"), false},
+		{"controlled by something else", secret("team-a", other), false},
+		{"a TokenRequest owner that is not the controller", secret("team-a", notController, other), false},
+		{"a look-alike API group", secret("team-a", lookalike), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testSecretCache()
+			if got := c.wholeInCache(tt.s); got != tt.whole {
+				t.Fatalf("wholeInCache = %v, want %v", got, tt.whole)
+			}
+			if _, err := c.transform(tt.s); err != nil {
+				t.Fatal(err)
+			}
+			if tt.whole {
+				if len(tt.s.Data["token"]) != 1<<20 || tt.s.Annotations["filler"] != big {
+					t.Error("a Secret the operator wrote lost its data or annotations")
+				}
+				return
+			}
+			if tt.s.Data != nil || len(tt.s.Labels) != 1 || len(tt.s.OwnerReferences) > 1 {
+				t.Errorf("stripped Secret keeps data %d keys, labels %v, owner references %v", len(tt.s.Data), tt.s.Labels, tt.s.OwnerReferences)
+			}
+			want := map[string]string{tokensyncv1alpha1.AnnotationOwner: "tr"} // the 300-character name is no name
+			if !maps.Equal(tt.s.Annotations, want) {
+				t.Errorf("stripped Secret keeps annotations %v, want %v", tt.s.Annotations, want)
+			}
+			if c.wholeInCache(tt.s) {
+				t.Error("a stripped Secret reads as whole: its readers would take it for the real one")
+			}
+		})
 	}
 }
 
@@ -95,7 +173,8 @@ func TestStripForCacheSharesRepeatedStrings(t *testing.T) {
 		return &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: c("team-a"), Name: c("token-" + fingerprint),
-				Labels: map[string]string{c(tokensyncv1alpha1.LabelManagedBy): c(tokensyncv1alpha1.ManagedByValue)},
+				OwnerReferences: []metav1.OwnerReference{controllerRef("TokenRequest")},
+				Labels:          map[string]string{c(tokensyncv1alpha1.LabelManagedBy): c(tokensyncv1alpha1.ManagedByValue)},
 				Annotations: map[string]string{
 					c(tokensyncv1alpha1.AnnotationProvider):  c("partner"),
 					c(annotationTokenFingerprint):            c(fingerprint),
@@ -107,9 +186,9 @@ func TestStripForCacheSharesRepeatedStrings(t *testing.T) {
 		}
 	}
 	a, b := secret("fp-a-3c1e"), secret("fp-b-77d0")
-	interned := newInterner()
+	cache := testSecretCache()
 	for _, s := range []*corev1.Secret{a, b} {
-		if _, err := interned.stripForCache(s); err != nil {
+		if _, err := cache.transform(s); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,10 +215,10 @@ func TestStripForCacheSharesRepeatedStrings(t *testing.T) {
 	if a.Annotations[annotationTokenFingerprint] != "fp-a-3c1e" || string(b.Data["token"]) != "fp-b-77d0" || len(a.Annotations) != 3 {
 		t.Errorf("content changed: %v %v", a.Annotations, b.Data)
 	}
-	interned.mu.Lock()
-	defer interned.mu.Unlock()
+	cache.interned.mu.Lock()
+	defer cache.interned.mu.Unlock()
 	for _, v := range []string{"fp-a-3c1e", "fp-b-77d0", "2026-12-01T10:00:00Z", "token-fp-a-3c1e"} {
-		if _, ok := interned.m[v]; ok {
+		if _, ok := cache.interned.m[v]; ok {
 			t.Errorf("%q, which differs from object to object, is kept in the table", v)
 		}
 	}

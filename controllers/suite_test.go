@@ -102,6 +102,15 @@ func TestMain(m *testing.M) {
 		}
 	}
 	ctrl.SetLogger(testLogger())
+	if os.Getenv(memoryChildEnv) != "" {
+		// A process of its own for TestManagerMemoryIsBounded: the parent's
+		// control plane, no other test.
+		if err := childConfig(); err != nil {
+			fmt.Fprintf(os.Stderr, "memory child: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(m.Run())
+	}
 	judgeDir, err := os.MkdirTemp("", "tokensync-gitops-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "temp dir: %v\n", err)
@@ -289,7 +298,7 @@ func startManager(t *testing.T, o managerOptions) (ctrl.Manager, *TokenRequestRe
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(o.namespaces),
+		Cache:                  CacheOptions(o.namespaces, operatorNamespace),
 		Controller:             ctrlConfigForTests(),
 	}
 	if o.leaderID != "" {

@@ -75,6 +75,9 @@ type TokenRequestReconciler struct {
 	// namespace be used as credentials; by default only those labelled
 	// tokensync.io/credentials: "true" are (--require-credentials-label).
 	AllowUnlabelledCredentials bool
+	// HeldTokenLimits bound the tokens kept in memory for refused writes;
+	// zero values mean DefaultHeldTokenLimits.
+	HeldTokenLimits HeldTokenLimits
 
 	fingerprints *fingerprinter
 	memory       *memory
@@ -108,10 +111,16 @@ func (r *TokenRequestReconciler) jitter() float64 {
 	return r.Jitter()
 }
 
+// wholeInCache reports whether the manager's cache holds s with its
+// content (see secretCache), or only its names.
+func (r *TokenRequestReconciler) wholeInCache(s *corev1.Secret) bool {
+	return secretCache{operatorNamespace: r.FingerprintKey.Namespace}.wholeInCache(s)
+}
+
 // init fills in what SetupWithManager would for a reconciler built by hand.
 func (r *TokenRequestReconciler) init() {
 	if r.memory == nil {
-		r.memory = newMemory()
+		r.memory = newMemory(r.HeldTokenLimits)
 	}
 	if r.fingerprints == nil {
 		r.fingerprints = newFingerprinter(r.APIReader, r.Client, r.FingerprintKey)
@@ -246,7 +255,11 @@ func (r *TokenRequestReconciler) observe(ctx context.Context, tr *tokensyncv1alp
 	}
 	if prev := tr.Status.SecretName; prev != "" && prev != o.SecretName {
 		s := &corev1.Secret{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: tr.Namespace, Name: prev}, s)
+		prevKey := types.NamespacedName{Namespace: tr.Namespace, Name: prev}
+		err := r.Get(ctx, prevKey, s)
+		if err == nil && !r.wholeInCache(s) {
+			err = r.APIReader.Get(ctx, prevKey, s)
+		}
 		if err == nil && ownedBy(s, tr) {
 			o.previous = s
 			fp, err := r.fingerprints.token(ctx, s.Data[tokensyncv1alpha1.SecretKeyToken])
@@ -324,7 +337,10 @@ func (r *TokenRequestReconciler) targetSecret(ctx context.Context, tr *tokensync
 	s = &corev1.Secret{}
 	err = r.Get(ctx, key, s)
 	switch {
-	case err == nil && rem.secretName == name && cacheBehind(s.ResourceVersion, rem.secretRV):
+	case err == nil && rem.secretName == name && cacheBehind(s.ResourceVersion, rem.secretRV),
+		err == nil && !r.wholeInCache(s):
+		// Behind our own write, or cached without its content (a retained
+		// Secret to adopt, a foreign one with tokensync's label).
 		err = r.APIReader.Get(ctx, key, s)
 	case apierrors.IsNotFound(err):
 		// The managed cache holds only Secrets labelled as tokensync's.

@@ -284,6 +284,11 @@ const (
 	// to write the target Secret; the token is kept in memory and the write
 	// retried, without a new login.
 	ReasonSecretWriteFailed = "SecretWriteFailed"
+	// ResultSecretTooLarge is LoginAttempt.Result when the token obtained
+	// would make the target Secret larger than the API server accepts: the
+	// token was dropped, Ready and Stalled say SecretWriteFailed, and
+	// nothing is tried until the spec changes or a refresh is forced.
+	ResultSecretTooLarge = "SecretTooLarge"
 	// ReasonRetrying is the Reconciling condition's reason while a failure is retried.
 	ReasonRetrying = "Retrying"
 	// ReasonSucceeded is LoginAttempt.Result of a successful login.
@@ -405,7 +410,9 @@ type LoginAttempt struct {
 	// spec.http) the attempt was made with; empty for other providers.
 	// +optional
 	SettingsDigest string `json:"settingsDigest,omitempty"`
-	// Result is Succeeded or the reason the attempt failed.
+	// Result is Succeeded or the reason the attempt failed (SecretTooLarge:
+	// a SecretWriteFailed for the Secret's size, which stops until the spec
+	// changes or a refresh is forced).
 	Result string `json:"result"`
 	// AuthenticationFailures counts consecutive AuthenticationFailed results
 	// up to and including this attempt; a RequestBlocked between them (the
