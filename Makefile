@@ -71,8 +71,9 @@ fmt: ## Run gofmt.
 	gofmt -l -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet on the product and on the modules of its own (hack/bench, hack/chart, hack/gitops, hack/image, providers/oauth2/interop).
+vet: ## Run go vet on the product and on the modules of its own (hack/bench, hack/chart, hack/gitops, hack/image, providers/oauth2/interop, cmd/kubectl-tokensync).
 	go vet ./...
+	go -C cmd/kubectl-tokensync vet ./...
 	go -C hack/bench vet ./...
 	go -C hack/chart vet ./...
 	go -C hack/gitops vet ./...
@@ -99,8 +100,9 @@ test-race: ## The product's tests with -race (unit, envtest, fuzz seed corpora) 
 	go -C providers/oauth2/interop test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-waiting
-test-waiting: ## The tiny bench, the chart's and the image's tests, and the one-shot demo.
+test-waiting: ## The tiny bench, the chart's, the image's and the kubectl plugin's tests, and the one-shot demo.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/bench test $(BENCH_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C cmd/kubectl-tokensync test $(RELEASE_TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/chart test $(RELEASE_TEST_FLAGS) ./...
 	go -C hack/image test $(RELEASE_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory demo-oneshot
@@ -124,6 +126,18 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 75s; 12 targets make 1
 .PHONY: build
 build: ## Build the manager binary into bin/manager.
 	CGO_ENABLED=0 go build -trimpath -o bin/manager .
+
+# The kubectl plugin (cmd/kubectl-tokensync, a module of its own), stamped
+# with the operator's version.
+PLUGIN_LDFLAGS = -s -w -X main.version=$(VERSION)
+
+.PHONY: plugin
+plugin: ## Build the kubectl plugin for this machine into bin/kubectl-tokensync (on the PATH, kubectl tokensync runs it).
+	CGO_ENABLED=0 go -C cmd/kubectl-tokensync build -trimpath -ldflags '$(PLUGIN_LDFLAGS)' -o $(LOCALBIN)/kubectl-tokensync .
+
+.PHONY: plugin-all
+plugin-all: ## Build the kubectl plugin for every platform of its krew manifest into bin/plugin/: an archive each, and the manifest filled in.
+	go -C cmd/kubectl-tokensync run ./release --version $(VERSION) --out $(LOCALBIN)/plugin --ldflags '$(PLUGIN_LDFLAGS)'
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig (install the CRDs first: make install).
