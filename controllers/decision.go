@@ -274,7 +274,7 @@ const DefaultMinLoginInterval = 10 * time.Second
 // (actWrite) waits for it.
 func (o *observation) lastLogin() time.Time {
 	var last time.Time
-	if a := o.Status.LastAttempt; a != nil {
+	if a := o.Status.LastAttempt; a != nil && !ruleOf(a.Result).sendsNothing {
 		last = a.Time.Time
 	}
 	if p := o.Pending; p != nil && p.issued.Token != nil && p.issued.Token.ObtainedAt.After(last) {

@@ -403,6 +403,10 @@ func TestDecide(t *testing.T) {
 			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), lastLoginAgo(2 * time.Second),
 				func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
 			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(8 * time.Second))},
+		{name: "credentials Secret created 2s after the TokenRequest found none: at once (nothing was sent)",
+			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonCredentialsNotFound, 1, 3*time.Second), lastLoginAgo(2 * time.Second),
+				func(o *observation) { o.Status.LastAttempt.CredentialsVersion = "" }},
+			action: actLogin, reason: triggerSecretMissing},
 		{name: "first login: not delayed",
 			change: []func(*observation){noSecret, func(o *observation) {
 				o.MinLoginInterval = DefaultMinLoginInterval

@@ -42,6 +42,11 @@ type failureRule struct {
 	// toward the lockout nor the end of a run of rejections (the provider,
 	// which never saw the attempt, has not forgotten the ones before).
 	keepsLockoutCount bool
+	// sendsNothing: the attempt ends before any request is sent (no
+	// credentials, a Secret or endpoint it may not use), so it is no login
+	// for the minimum login interval: the credentials Secret applied just
+	// after its TokenRequest logs in at once.
+	sendsNothing bool
 }
 
 // failureRules holds every reason an attempt can fail with. Read only.
@@ -51,7 +56,7 @@ var failureRules = map[string]failureRule{
 	// truncated or garbled one during an outage as a wrong endpoint.
 	tokensyncv1alpha1.ReasonInvalidResponse: {class: retryFast},
 	// The Secret may be on its way (External Secrets, a sealed Secret).
-	tokensyncv1alpha1.ReasonCredentialsNotFound: {class: retryFast},
+	tokensyncv1alpha1.ReasonCredentialsNotFound: {class: retryFast, sendsNothing: true},
 	// A quota or a policy refused the write; the token obtained is kept.
 	tokensyncv1alpha1.ReasonSecretWriteFailed: {class: retryFast},
 	// The token makes a Secret larger than the API server accepts: no
@@ -63,11 +68,11 @@ var failureRules = map[string]failureRule{
 	// retried until it heals with no person acting.
 	tokensyncv1alpha1.ReasonRequestBlocked:        {class: retrySlow, keepsLockoutCount: true},
 	tokensyncv1alpha1.ReasonInvalidCredentials:    {class: retrySlow, stalls: true},
-	tokensyncv1alpha1.ReasonCredentialsNotAllowed: {class: retrySlow, stalls: true, stopsUntilChange: true},
+	tokensyncv1alpha1.ReasonCredentialsNotAllowed: {class: retrySlow, stalls: true, stopsUntilChange: true, sendsNothing: true},
 	tokensyncv1alpha1.ReasonInvalidTemplate:       {class: retrySlow, stalls: true, stopsUntilChange: true},
-	tokensyncv1alpha1.ReasonSecretConflict:        {class: retryFast, stalls: true, stopsUntilChange: true},
-	tokensyncv1alpha1.ReasonEndpointNotAllowed:    {class: retryFast, stalls: true, stopsUntilChange: true},
-	tokensyncv1alpha1.ReasonUnsupportedProvider:   {class: retrySlow, stalls: true, stopsUntilChange: true},
+	tokensyncv1alpha1.ReasonSecretConflict:        {class: retryFast, stalls: true, stopsUntilChange: true, sendsNothing: true},
+	tokensyncv1alpha1.ReasonEndpointNotAllowed:    {class: retryFast, stalls: true, stopsUntilChange: true, sendsNothing: true},
+	tokensyncv1alpha1.ReasonUnsupportedProvider:   {class: retrySlow, stalls: true, stopsUntilChange: true, sendsNothing: true},
 }
 
 // ruleOf is the rule of a failure reason. A reason not in the table (a

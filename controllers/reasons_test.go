@@ -61,6 +61,16 @@ func TestFailureRules(t *testing.T) {
 			t.Errorf("%s: keepsLockoutCount %v, want %v", reason, r.keepsLockoutCount, want)
 		}
 	}
+	// Only the reasons no login request precedes are no login for the
+	// minimum login interval (InvalidCredentials and InvalidTemplate may
+	// come from the provider's answer or the token's write, so they count).
+	sendNothing := map[string]bool{tokensyncv1alpha1.ReasonCredentialsNotFound: true, tokensyncv1alpha1.ReasonCredentialsNotAllowed: true,
+		tokensyncv1alpha1.ReasonSecretConflict: true, tokensyncv1alpha1.ReasonEndpointNotAllowed: true, tokensyncv1alpha1.ReasonUnsupportedProvider: true}
+	for reason, r := range failureRules {
+		if r.sendsNothing != sendNothing[reason] {
+			t.Errorf("%s: sendsNothing %v, want %v", reason, r.sendsNothing, sendNothing[reason])
+		}
+	}
 	for _, kind := range []providers.ErrorKind{providers.InvalidCredentials, providers.AuthenticationFailed, providers.RequestBlocked,
 		providers.ProviderUnavailable, providers.InvalidResponse, providers.EndpointNotAllowed, providers.InvalidTemplate} {
 		if _, ok := failureRules[string(kind)]; !ok {
