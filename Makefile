@@ -53,7 +53,7 @@ generate: generate-providers $(CONTROLLER_GEN) ## Generate the deepcopy code und
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 # What make manifests generate writes: file names and contents are compared.
-GENERATED := config/crd/bases config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go charts/tokensync/crds charts/tokensync/files api/v1alpha1/zz_generated.providers.go providers/providertest/zz_generated.fakes.go
+GENERATED := config/crd/bases config/rbac/role.yaml api/v1alpha1/zz_generated.deepcopy.go charts/tokensync/files api/v1alpha1/zz_generated.providers.go providers/providertest/zz_generated.fakes.go
 
 .PHONY: verify-generated
 verify-generated: ## Fail if the committed CRDs, RBAC, deepcopy code or the chart's copies of them are stale.
@@ -175,8 +175,8 @@ install: manifests ## Install the CRDs into the cluster of the current kubeconfi
 	$(KUBECTL) apply -k config/crd
 
 .PHONY: uninstall
-uninstall: ## Remove the CRDs (and every TokenRequest) from the cluster.
-	$(KUBECTL) delete --ignore-not-found -k config/crd
+uninstall: ## Remove the CRDs, and with them every TokenRequest, ClusterTokenRequest and the Secrets they own, after listing them (asks on a terminal).
+	KUBECTL="$(KUBECTL)" hack/uninstall-crds.sh
 
 .PHONY: deploy
 deploy: manifests ## Deploy the operator with image IMG into the cluster of the current kubeconfig.
@@ -187,8 +187,8 @@ deploy: manifests ## Deploy the operator with image IMG into the cluster of the 
 	  $(KUBECTL) apply -k $$tmp/config/default; rm -rf $$tmp
 
 .PHONY: undeploy
-undeploy: ## Remove the operator from the cluster.
-	$(KUBECTL) delete --ignore-not-found -k config/default
+undeploy: ## Remove the operator from the cluster; the CRDs, TokenRequests, Secrets and the namespace stay (make uninstall removes the CRDs).
+	$(KUBECTL) delete --ignore-not-found -k config/undeploy
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)

@@ -7,6 +7,12 @@
 //     dry run to a real API server; values.schema.json refuses wrong values;
 //     the chart's copies of config/ (CRDs, RBAC rules, alerts, dashboard)
 //     are identical to their sources.
+//   - crds_test.go: the chart renders config/crd/bases's CRDs from
+//     templates (helm.sh/resource-policy: keep); on a control plane of its
+//     own, Helm installs the chart of fa45ebb (testdata/chart-fa45ebb),
+//     helm upgrade --take-ownership applies this tree's CRDs, helm
+//     uninstall leaves the CRDs and TokenRequests; make undeploy keeps the
+//     CRDs, make uninstall lists what goes and deletes them.
 //   - rbac_test.go: the manager, built from the tree, runs as the chart's
 //     ServiceAccount with only the chart's RBAC, on an API server with
 //     OwnerReferencesPermissionEnforcement, cluster-wide and with
@@ -17,6 +23,7 @@
 //   - modules_test.go: the modules this one shares with the operator are at
 //     the operator's versions (so that a cold make test compiles little here).
 //
-// helm_test.go renders the chart; manager_test.go runs the manager;
+// helm_test.go renders the chart and runs Helm's install, upgrade and
+// uninstall; manager_test.go runs the manager;
 // main_test.go starts the control plane (envtest, as the operator's own tests).
 package chart

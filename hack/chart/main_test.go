@@ -44,8 +44,8 @@ func init() {
 // TestMain starts one control plane for the package: a real kube-apiserver
 // and etcd (envtest, built by hack/envtest-binaries.sh) with
 // OwnerReferencesPermissionEnforcement, as hardened clusters run it, and the
-// chart's CRDs and the Prometheus Operator's ServiceMonitor and
-// PrometheusRule CRDs installed.
+// CRDs of config/crd/bases (which the chart renders) and the Prometheus
+// Operator's ServiceMonitor and PrometheusRule CRDs installed.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
@@ -70,7 +70,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     append([]string{filepath.Join(chartDir, "crds")}, monitoringCRDs...),
+		CRDDirectoryPaths:     append([]string{repoFile("config", "crd", "bases")}, monitoringCRDs...),
 		ErrorIfCRDPathMissing: true,
 	}
 	testEnv.ControlPlane.GetAPIServer().Configure().Append("enable-admission-plugins", "OwnerReferencesPermissionEnforcement")
@@ -139,3 +139,43 @@ var (
 	schemaSecret = corev1.SchemeGroupVersion.WithKind("Secret")
 	schemaLease  = coordinationv1.SchemeGroupVersion.WithKind("Lease")
 )
+
+// controlPlane is a control plane of a test's own, for tests that install,
+// delete or replace CRDs, which the package's shared one must keep.
+type controlPlane struct {
+	client client.Client
+	// kubeconfig is a file for Helm and kubectl, as a cluster admin.
+	kubeconfig string
+}
+
+// startControlPlane starts a kube-apiserver and etcd without CRDs, stopped
+// when the test ends.
+func startControlPlane(t *testing.T) *controlPlane {
+	t.Helper()
+	env := &envtest.Environment{}
+	c, err := env.Start()
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Logf("stop the control plane: %v", err)
+		}
+	})
+	if err != nil {
+		t.Fatalf("start a control plane: %v", err)
+	}
+	cp := &controlPlane{kubeconfig: filepath.Join(t.TempDir(), "kubeconfig")}
+	if cp.client, err = client.New(c, client.Options{Scheme: scheme}); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := admin.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cp.kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
