@@ -174,6 +174,17 @@ type Error struct {
 	// status, an event or a metric, and like Message it holds only our own
 	// words: never a credential, a token or any part of an answer.
 	Detail string
+	// Status is the HTTP status of the answer the error is about, zero when
+	// no answer came (a connection that failed or timed out) or nothing was
+	// sent.
+	Status int
+	// Unavailable: the endpoint's host could not serve the request at all,
+	// whoever's credentials were sent: the connection was refused, reset or
+	// timed out, no answer came within the time limit, or the answer was
+	// HTTP 502, 503 or 504. A 500, 408 or 429 is not: it may be one
+	// account's (a quota, a request the provider chokes on). The operator
+	// counts these toward marking the host down (controllers/hosthealth.go).
+	Unavailable bool
 }
 
 func (e *Error) Error() string { return e.Message }

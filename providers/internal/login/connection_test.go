@@ -86,13 +86,17 @@ func TestConnectionFailuresReadAlike(t *testing.T) {
 		host   string
 		client *http.Client
 		detail string
+		// unavailable: the host refused, reset, cut short or never
+		// answered (providers.Error.Unavailable); a server that speaks no
+		// TLS, or not the version offered, is a wrong endpoint.
+		unavailable bool
 	}{
-		{name: "closed port", host: closedPort(t), detail: "connection refused"},
+		{name: "closed port", host: closedPort(t), detail: "connection refused", unavailable: true},
 		{name: "reset", host: listen(t, func(c net.Conn) {
 			_ = c.(*net.TCPConn).SetLinger(0)
 			c.Close()
-		})},
-		{name: "closed at once", host: listen(t, func(c net.Conn) { c.Close() })},
+		}), unavailable: true},
+		{name: "closed at once", host: listen(t, func(c net.Conn) { c.Close() }), unavailable: true},
 		{name: "plain TCP", host: listen(t, func(c net.Conn) {
 			defer c.Close()
 			_, _ = c.Write([]byte(sentinelGreeting + "\r\n"))
@@ -102,9 +106,9 @@ func TestConnectionFailuresReadAlike(t *testing.T) {
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 			_, _ = io.Copy(io.Discard, c)
-		}), detail: "time"},
+		}), detail: "time", unavailable: true},
 		{name: "TLS version", host: strings.TrimPrefix(tlsOld.URL, "https://"), client: trusting(tlsOld)},
-		{name: "no answer", host: strings.TrimPrefix(hangs.URL, "https://"), client: trusting(hangs), detail: "time limit"},
+		{name: "no answer", host: strings.TrimPrefix(hangs.URL, "https://"), client: trusting(hangs), detail: "time limit", unavailable: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -122,6 +126,9 @@ func TestConnectionFailuresReadAlike(t *testing.T) {
 			}
 			if pe.Detail == "" || !strings.Contains(pe.Detail, c.detail) {
 				t.Errorf("detail %q, want one saying %q", pe.Detail, c.detail)
+			}
+			if pe.Unavailable != c.unavailable || pe.Status != 0 {
+				t.Errorf("Unavailable %v, Status %d; want %v, 0 (detail %q)", pe.Unavailable, pe.Status, c.unavailable, pe.Detail)
 			}
 			if strings.Contains(pe.Message+pe.Detail, "SENTINEL") {
 				t.Errorf("the server's words leaked: %q / %q", pe.Message, pe.Detail)
@@ -156,18 +163,21 @@ func TestTransportErrorCauses(t *testing.T) {
 		err     error
 		message string
 		detail  string
+		// unavailable: providers.Error.Unavailable, the host could not
+		// serve the request at all.
+		unavailable bool
 	}{
-		{name: "filtered: the connection attempt timed out", err: wrapped(timeout), message: connectionFailed, detail: "the connection attempt timed out"},
-		{name: "refused", err: wrapped(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), message: connectionFailed, detail: "connection refused"},
-		{name: "unreachable", err: wrapped(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.EHOSTUNREACH}), message: connectionFailed, detail: "unreachable"},
-		{name: "reset", err: wrapped(&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), message: connectionFailed, detail: "closed before a complete answer"},
-		{name: "EOF", err: wrapped(io.EOF), message: connectionFailed, detail: "closed before a complete answer"},
+		{name: "filtered: the connection attempt timed out", err: wrapped(timeout), message: connectionFailed, detail: "the connection attempt timed out", unavailable: true},
+		{name: "refused", err: wrapped(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), message: connectionFailed, detail: "connection refused", unavailable: true},
+		{name: "unreachable", err: wrapped(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.EHOSTUNREACH}), message: connectionFailed, detail: "unreachable", unavailable: true},
+		{name: "reset", err: wrapped(&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), message: connectionFailed, detail: "closed before a complete answer", unavailable: true},
+		{name: "EOF", err: wrapped(io.EOF), message: connectionFailed, detail: "closed before a complete answer", unavailable: true},
 		{name: "not TLS", err: wrapped(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), message: connectionFailed, detail: "does not speak TLS"},
 		{name: "TLS alert", err: wrapped(&net.OpError{Op: "remote error", Err: tls.AlertError(40)}), message: connectionFailed, detail: "TLS alert"},
-		{name: "deadline", ctx: expired, err: wrapped(context.DeadlineExceeded), message: connectionFailed, detail: "no answer within the time limit"},
+		{name: "deadline", ctx: expired, err: wrapped(context.DeadlineExceeded), message: connectionFailed, detail: "no answer within the time limit", unavailable: true},
 		{name: "something else", err: wrapped(errors.New("malformed HTTP response \"SENTINEL\"")), message: connectionFailed, detail: "the request failed"},
 		{name: "DNS", err: wrapped(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "x.invalid", IsNotFound: true}}), message: reasonUnresolved, detail: reasonUnresolved},
-		{name: "DNS timeout", err: wrapped(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "timeout", Name: "x.invalid", IsTimeout: true}}), message: connectionFailed, detail: "lookup timed out"},
+		{name: "DNS timeout", err: wrapped(&net.OpError{Op: "dial", Err: &net.DNSError{Err: "timeout", Name: "x.invalid", IsTimeout: true}}), message: connectionFailed, detail: "lookup timed out", unavailable: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,6 +194,9 @@ func TestTransportErrorCauses(t *testing.T) {
 			}
 			if !strings.Contains(pe.Detail, tt.detail) {
 				t.Errorf("detail %q, want one saying %q", pe.Detail, tt.detail)
+			}
+			if pe.Unavailable != tt.unavailable {
+				t.Errorf("Unavailable = %v, want %v", pe.Unavailable, tt.unavailable)
 			}
 			if strings.Contains(pe.Message+pe.Detail, "SENTINEL") {
 				t.Errorf("Go's words leaked: %q / %q", pe.Message, pe.Detail)

@@ -164,22 +164,28 @@ func readReply(ctx context.Context, provider string, now func() time.Time, resp 
 	switch {
 	case status >= 300 && status < 400:
 		discard(resp.Body)
-		return nil, providers.Errorf(providers.InvalidResponse,
+		e := providers.Errorf(providers.InvalidResponse,
 			"%s answered with a redirect (HTTP %d), which tokensync does not follow: set the endpoint to the provider's final https URL",
 			provider, status)
+		e.Status = status
+		return nil, e
 	case status == http.StatusTooManyRequests:
 		discard(resp.Body)
 		e := providers.Errorf(providers.ProviderUnavailable, "%s is limiting the rate of requests (HTTP %d)", provider, status)
 		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now())
+		e.Status = status
 		return nil, e
 	case status == http.StatusRequestTimeout || (status >= 500 && status < 600):
 		discard(resp.Body)
 		e := providers.Errorf(providers.ProviderUnavailable, "%s is unavailable (HTTP %d)", provider, status)
 		e.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now())
+		e.Status, e.Unavailable = status, hostUnavailableStatus(status)
 		return nil, e
 	case status < 200 || status >= 600:
 		discard(resp.Body)
-		return nil, providers.Errorf(providers.InvalidResponse, "%s answered with an unexpected HTTP status %d", provider, status)
+		e := providers.Errorf(providers.InvalidResponse, "%s answered with an unexpected HTTP status %d", provider, status)
+		e.Status = status
+		return nil, e
 	}
 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
@@ -249,6 +255,16 @@ func TransportError(ctx context.Context, provider, host string, err error) error
 	return transportError(ctx, provider, host, err)
 }
 
+// hostUnavailableStatus reports whether an answer's status says that the
+// host could not serve the request at all, whoever sent it: 502, 503 and
+// 504 (a gateway without a working server behind it, a server down or
+// overloaded). A 500 is not: a provider answers it as often to one
+// account's request it chokes on as in an outage; nor are 408 and 429,
+// often one client's own.
+func hostUnavailableStatus(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
+}
+
 // discard drains a little of an unwanted body so the connection can be reused.
 func discard(body io.Reader) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
@@ -300,7 +316,7 @@ func transportError(ctx context.Context, provider, host string, err error) error
 		told = reason
 	}
 	e := providers.Errorf(providers.ProviderUnavailable, "could not reach %s at %s: %s", provider, host, told)
-	e.Detail = reason
+	e.Detail, e.Unavailable = reason, unavailableReason(reason)
 	return e
 }
 
@@ -323,6 +339,31 @@ const (
 	reasonUnresolved = "the host name could not be resolved"
 	reasonUntrusted  = "the server's TLS certificate could not be verified"
 )
+
+// The causes networkReason names that say the host could not serve the
+// request at all (providers.Error.Unavailable): a connection refused,
+// reset or cut short, or no answer in time. A name that does not resolve,
+// a certificate that cannot be verified or a server that does not speak
+// TLS say something is wrong with the endpoint, not that its host is down.
+const (
+	reasonLookupTimeout   = "the host name lookup timed out"
+	reasonDialTimeout     = "the connection attempt timed out (a filtered port or an unreachable host)"
+	reasonTLSTimeout      = "the TLS handshake timed out"
+	reasonNoAnswer        = "no answer within the time limit"
+	reasonRefused         = "connection refused"
+	reasonClosed          = "the connection was closed before a complete answer"
+	reasonHostUnreachable = "the host is unreachable"
+)
+
+// unavailableReason reports whether networkReason's reason says the host
+// could not serve the request (providers.Error.Unavailable).
+func unavailableReason(reason string) bool {
+	switch reason {
+	case reasonLookupTimeout, reasonDialTimeout, reasonTLSTimeout, reasonNoAnswer, reasonRefused, reasonClosed, reasonHostUnreachable:
+		return true
+	}
+	return false
+}
 
 // headersTooLarge reports whether err is net/http's refusal of response
 // headers over MaxResponseHeaderBytes: HTTP/1's, or HTTP/2's when the list
@@ -352,7 +393,10 @@ func readError(ctx context.Context, provider string, status int, err error) erro
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return providers.Errorf(providers.ProviderUnavailable, "the login request to %s was cancelled", provider)
 	}
-	return providers.Errorf(providers.ProviderUnavailable, "reading the answer from %s (HTTP %d) failed: %s", provider, status, networkReason(ctx, err))
+	reason := networkReason(ctx, err)
+	e := providers.Errorf(providers.ProviderUnavailable, "reading the answer from %s (HTTP %d) failed: %s", provider, status, reason)
+	e.Status, e.Unavailable = status, unavailableReason(reason)
+	return e
 }
 
 // networkReason names, in our own words, why a request failed: the cause
@@ -372,15 +416,15 @@ func networkReason(ctx context.Context, err error) string {
 	)
 	switch {
 	case errors.As(err, &dnsErr) && dnsErr.IsTimeout:
-		return "the host name lookup timed out"
+		return reasonLookupTimeout
 	case errors.As(err, &opErr) && opErr.Op == "dial" && opErr.Timeout():
-		return "the connection attempt timed out (a filtered port or an unreachable host)"
+		return reasonDialTimeout
 	case errors.As(err, &netErr) && netErr.Timeout() && strings.Contains(err.Error(), "TLS handshake timeout"):
-		return "the TLS handshake timed out"
+		return reasonTLSTimeout
 	case errors.Is(ctx.Err(), context.DeadlineExceeded),
 		errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
-		return "no answer within the time limit"
+		return reasonNoAnswer
 	case errors.As(err, &dnsErr):
 		return reasonUnresolved
 	case errors.As(err, &certErr), errors.As(err, &unkAuth), errors.As(err, &hostErr), errors.As(err, &invErr):
@@ -390,11 +434,11 @@ func networkReason(ctx context.Context, err error) string {
 	case errors.As(err, &alert):
 		return "the TLS handshake failed (the server sent a TLS alert)"
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
+		return reasonRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the connection was closed before a complete answer"
+		return reasonClosed
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return "the host is unreachable"
+		return reasonHostUnreachable
 	}
 	return "the request failed"
 }
@@ -409,8 +453,10 @@ func ClientError(provider string, reply *Reply, credentialKeys string) *provider
 	if IsRejectionStatus(reply.StatusCode) {
 		return Blocked(provider, reply)
 	}
-	return providers.Errorf(providers.InvalidCredentials,
+	e := providers.Errorf(providers.InvalidCredentials,
 		"%s refused the login request (HTTP %d): check the endpoint, and %s in the credentials Secret", provider, reply.StatusCode, credentialKeys)
+	e.Status = reply.StatusCode
+	return e
 }
 
 // IsRejectionStatus reports whether status is 401 or 403, the statuses of
@@ -427,10 +473,12 @@ func IsRejectionStatus(status int) bool {
 // never a step toward the lockout. The message names the status and the
 // answer's media type, never its body.
 func Blocked(provider string, reply *Reply) *providers.Error {
-	return providers.Errorf(providers.RequestBlocked,
+	e := providers.Errorf(providers.RequestBlocked,
 		"HTTP %d with %s: something in front of the provider refused the request; the credentials were not judged "+
 			"(check that spec.endpoint is %s, and that no firewall or proxy on the way refuses the operator's requests)",
 		reply.StatusCode, answerKind(reply), provider)
+	e.Status = reply.StatusCode
+	return e
 }
 
 // maxMediaTypeLen bounds the media type a message quotes.

@@ -131,6 +131,9 @@ func TestSendJSONStatuses(t *testing.T) {
 		retryAfter string
 		kind       providers.ErrorKind // "" when the reply is left to the provider
 		wantRetry  time.Duration
+		// unavailable: the host could not serve the request at all
+		// (providers.Error.Unavailable): 502, 503, 504 only.
+		unavailable bool
 	}{
 		{status: 200}, {status: 201}, {status: 204}, {status: 400}, {status: 401}, {status: 403}, {status: 404}, {status: 422},
 		{status: 301, kind: providers.InvalidResponse}, {status: 302, kind: providers.InvalidResponse}, {status: 304, kind: providers.InvalidResponse},
@@ -139,9 +142,10 @@ func TestSendJSONStatuses(t *testing.T) {
 		{status: 429, kind: providers.ProviderUnavailable},
 		{status: 429, retryAfter: "7", kind: providers.ProviderUnavailable, wantRetry: 7 * time.Second},
 		{status: 500, kind: providers.ProviderUnavailable},
-		{status: 502, kind: providers.ProviderUnavailable},
-		{status: 503, retryAfter: "Mon, 01 Jan 2024 00:01:00 GMT", kind: providers.ProviderUnavailable, wantRetry: time.Minute},
-		{status: 504, kind: providers.ProviderUnavailable},
+		{status: 501, kind: providers.ProviderUnavailable},
+		{status: 502, kind: providers.ProviderUnavailable, unavailable: true},
+		{status: 503, retryAfter: "Mon, 01 Jan 2024 00:01:00 GMT", kind: providers.ProviderUnavailable, wantRetry: time.Minute, unavailable: true},
+		{status: 504, kind: providers.ProviderUnavailable, unavailable: true},
 		{status: 599, kind: providers.ProviderUnavailable},
 		{status: 600, kind: providers.InvalidResponse},
 		{status: 999, kind: providers.InvalidResponse},
@@ -165,6 +169,9 @@ func TestSendJSONStatuses(t *testing.T) {
 			}
 			if got := providers.RetryAfterOf(err); got != tc.wantRetry {
 				t.Errorf("RetryAfter = %s, want %s", got, tc.wantRetry)
+			}
+			if pe := err.(*providers.Error); pe.Status != tc.status || pe.Unavailable != tc.unavailable {
+				t.Errorf("Status %d, Unavailable %v; want %d, %v", pe.Status, pe.Unavailable, tc.status, tc.unavailable)
 			}
 		})
 	}
@@ -295,6 +302,9 @@ func TestClientError(t *testing.T) {
 		err := ClientError("Test", &Reply{StatusCode: status, Header: html, Body: []byte("<html>" + sentinel + "</html>")}, "a and b")
 		if err.Kind != kind || strings.Contains(err.Message, sentinel) {
 			t.Errorf("ClientError(%d) = %s %q", status, err.Kind, err.Message)
+		}
+		if err.Status != status || err.Unavailable {
+			t.Errorf("ClientError(%d): Status %d, Unavailable %v; want the answer's status, a host that answered", status, err.Status, err.Unavailable)
 		}
 		if kind == providers.InvalidCredentials && !strings.Contains(err.Message, "a and b") {
 			t.Errorf("ClientError(%d) = %q, want the keys named", status, err.Message)

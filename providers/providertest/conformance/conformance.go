@@ -110,6 +110,10 @@ type Case struct {
 	RetryAfter time.Duration
 	// Contains is part of the message.
 	Contains string
+	// Unavailable is what the error's Unavailable must say: the host could
+	// not serve the request at all (502, 503, 504, a connection reset or
+	// cut short), which the operator counts toward marking it down.
+	Unavailable bool
 }
 
 // sentinelJSON is an error body full of sentinels.
@@ -158,11 +162,11 @@ func UndocumentedCases(successStatus int) []Case {
 		{Name: "2xx JSON of 10,001 values", Handler: answer(successStatus, jsonType, "["+strings.TrimSuffix(strings.Repeat("{},", 10_000), ",")+"]"),
 			Kind: providers.InvalidResponse, Contains: "more than 10,000 values"},
 		{Name: "500", Handler: answer(500, jsonType, sentinelJSON), Kind: providers.ProviderUnavailable, Contains: "HTTP 500"},
-		{Name: "502 HTML", Handler: answer(502, html, "<html>"+SentinelBody+"</html>"), Kind: providers.ProviderUnavailable, Contains: "HTTP 502"},
+		{Name: "502 HTML", Handler: answer(502, html, "<html>"+SentinelBody+"</html>"), Kind: providers.ProviderUnavailable, Contains: "HTTP 502", Unavailable: true},
 		{Name: "503 Retry-After seconds", Handler: answer(503, map[string]string{"Retry-After": "120"}, sentinelJSON),
-			Kind: providers.ProviderUnavailable, RetryAfter: 2 * time.Minute, Contains: "HTTP 503"},
+			Kind: providers.ProviderUnavailable, RetryAfter: 2 * time.Minute, Contains: "HTTP 503", Unavailable: true},
 		{Name: "503 Retry-After date", Handler: answer(503, map[string]string{"Retry-After": Now.Add(90 * time.Second).Format(http.TimeFormat)}, ""),
-			Kind: providers.ProviderUnavailable, RetryAfter: 90 * time.Second},
+			Kind: providers.ProviderUnavailable, RetryAfter: 90 * time.Second, Unavailable: true},
 		{Name: "429 without Retry-After", Handler: answer(429, jsonType, sentinelJSON), Kind: providers.ProviderUnavailable, Contains: "HTTP 429"},
 		{Name: "429 Retry-After", Handler: answer(429, map[string]string{"Retry-After": "30"}, sentinelJSON),
 			Kind: providers.ProviderUnavailable, RetryAfter: 30 * time.Second},
@@ -181,13 +185,14 @@ func UndocumentedCases(successStatus int) []Case {
 		{Name: "308 redirect", Handler: answer(308, map[string]string{"Location": "https://elsewhere.example/"}, ""),
 			Kind: providers.InvalidResponse, Contains: "redirect"},
 		{Name: "status 600", Handler: answer(600, nil, SentinelBody), Kind: providers.InvalidResponse, Contains: "600"},
-		{Name: "connection reset", Handler: Reset, Kind: providers.ProviderUnavailable},
+		{Name: "504", Handler: answer(504, nil, SentinelBody), Kind: providers.ProviderUnavailable, Contains: "HTTP 504", Unavailable: true},
+		{Name: "connection reset", Handler: Reset, Kind: providers.ProviderUnavailable, Unavailable: true},
 		{Name: "closed without answer", Handler: func(w http.ResponseWriter, _ *http.Request) {
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {
 				_ = conn.Close()
 			}
-		}, Kind: providers.ProviderUnavailable},
+		}, Kind: providers.ProviderUnavailable, Unavailable: true},
 		{Name: "truncated body", Handler: func(w http.ResponseWriter, _ *http.Request) {
 			conn, buf, err := w.(http.Hijacker).Hijack()
 			if err != nil {
@@ -196,7 +201,7 @@ func UndocumentedCases(successStatus int) []Case {
 			_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"token\": \"" + SentinelToken)
 			_ = buf.Flush()
 			_ = conn.Close()
-		}, Kind: providers.ProviderUnavailable, Contains: "closed before a complete answer"},
+		}, Kind: providers.ProviderUnavailable, Contains: "closed before a complete answer", Unavailable: true},
 		{Name: "malformed status line", Handler: func(w http.ResponseWriter, _ *http.Request) {
 			conn, buf, err := w.(http.Hijacker).Hijack()
 			if err != nil {
@@ -246,6 +251,9 @@ func RunUndocumented(t *testing.T, newProvider NewProvider, successStatus int, c
 			if !strings.Contains(pe.Message, c.Contains) {
 				t.Errorf("message %q does not mention %q", pe.Message, c.Contains)
 			}
+			if pe.Unavailable != c.Unavailable {
+				t.Errorf("Unavailable = %v, want %v", pe.Unavailable, c.Unavailable)
+			}
 			if redirected.Load() {
 				t.Error("the redirect was followed")
 			}
@@ -262,6 +270,9 @@ func RunUndocumented(t *testing.T, newProvider NewProvider, successStatus int, c
 		if !strings.Contains(pe.Message, "time limit") {
 			t.Errorf("message %q does not say it timed out", pe.Message)
 		}
+		if !pe.Unavailable {
+			t.Error("a timeout is not Unavailable")
+		}
 		if elapsed := time.Since(start); elapsed > 5*time.Second {
 			t.Errorf("login took %s despite a 200ms timeout", elapsed)
 		}
@@ -273,7 +284,9 @@ func RunUndocumented(t *testing.T, newProvider NewProvider, successStatus int, c
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		_, err := newProvider(providers.Options{Now: Clock}).Login(ctx, srv.URL, creds)
-		RequireError(t, err, providers.ProviderUnavailable)
+		if pe := RequireError(t, err, providers.ProviderUnavailable); !pe.Unavailable {
+			t.Error("a deadline passed is not Unavailable")
+		}
 	})
 
 	t.Run("context cancellation aborts the request", func(t *testing.T) {
@@ -315,7 +328,9 @@ func RunUndocumented(t *testing.T, newProvider NewProvider, successStatus int, c
 		url := srv.URL
 		srv.Close()
 		_, err := newProvider(providers.Options{Now: Clock}).Login(context.Background(), url, creds)
-		RequireError(t, err, providers.ProviderUnavailable)
+		if pe := RequireError(t, err, providers.ProviderUnavailable); !pe.Unavailable {
+			t.Error("a refused connection is not Unavailable")
+		}
 	})
 
 	t.Run("dial refused by policy", func(t *testing.T) {
