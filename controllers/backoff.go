@@ -35,11 +35,19 @@ func backoffFor(reason string, attempts int32, jitter float64, retryAfter time.D
 	if ruleOf(reason).class == retrySlow {
 		base, limit = slowBackoffBase, slowBackoffCap
 	}
-	if attempts < 1 {
-		attempts = 1
+	return doubling(base, limit, attempts, jitter, retryAfter)
+}
+
+// doubling is the n-th step of a backoff doubling from base to limit,
+// shortened by up to 25% with jitter (a fraction in [0,1)), or a
+// Retry-After when it asks for longer, up to maxRetryAfter. A TokenRequest's
+// retries (backoffFor) and a down host's probes (hostHealth) step alike.
+func doubling(base, limit time.Duration, n int32, jitter float64, retryAfter time.Duration) time.Duration {
+	if n < 1 {
+		n = 1
 	}
 	d := base
-	for i := int32(1); i < attempts && d < limit; i++ {
+	for i := int32(1); i < n && d < limit; i++ {
 		d *= 2
 	}
 	if d > limit {

@@ -1,0 +1,236 @@
+package controllers
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/tokensync/tokensync/providers"
+)
+
+// The health of a provider host. An outage of a provider is one problem,
+// not one per TokenRequest: once the logins of two TokenRequests to a host
+// fail as unavailable, the host is down, and its TokenRequests stop
+// retrying on their own schedules. They wait on the host (the login gate
+// holds their logins in the host's line), which is probed with one real
+// login at a time, on a backoff of its own; the probe that succeeds brings
+// the host up and releases every waiting login at once, within the host's
+// rate. What is here is pure: the gate (logingate.go) passes the time in,
+// keeps a hostHealth per host and acts on what it says.
+
+// HostHealth tunes how a provider host is found down and probed. Zero
+// fields mean DefaultHostHealth's; tests shorten them.
+type HostHealth struct {
+	// Window: two failures this close together, with no success between,
+	// mark a host down (when they are of two TokenRequests and unavailable,
+	// or of two credentials).
+	Window time.Duration
+	// ProbeBase and ProbeCap: a down host's probes back off from ProbeBase,
+	// doubling to ProbeCap (jittered, a Retry-After honoured up to an
+	// hour). Two probes are never closer than ProbeBase.
+	ProbeBase, ProbeCap time.Duration
+}
+
+// DefaultHostHealth: a minute to tell an outage from a blip, and the
+// probes of a TokenRequest's own fast retries (5 s doubling to 5 min).
+var DefaultHostHealth = HostHealth{Window: time.Minute, ProbeBase: backoffBase, ProbeCap: backoffCap}
+
+func (s HostHealth) withDefaults() HostHealth {
+	if s.Window <= 0 {
+		s.Window = DefaultHostHealth.Window
+	}
+	if s.ProbeBase <= 0 {
+		s.ProbeBase = DefaultHostHealth.ProbeBase
+	}
+	if s.ProbeCap <= 0 {
+		s.ProbeCap = DefaultHostHealth.ProbeCap
+	}
+	s.ProbeCap = max(s.ProbeCap, s.ProbeBase)
+	return s
+}
+
+// hostOutcome is what the end of a login says of its endpoint host.
+type hostOutcome int
+
+const (
+	// hostNotTried: nothing reached the host (the credentials were missing
+	// or refused before sending, the endpoint policy refused the URL, the
+	// manager stopped). It says nothing of the host.
+	hostNotTried hostOutcome = iota
+	// hostAnswered: the host answered as a working provider does: a token,
+	// the provider's documented rejection of the credentials, or a 4xx
+	// refusal of the request.
+	hostAnswered
+	// hostUnavailable: the host could not serve the request, whoever sent
+	// it (providers.Error.Unavailable: refused, reset, timed out, 502, 503,
+	// 504).
+	hostUnavailable
+	// hostRefused: a 500, 408, 429 (any 5xx but 502-504) or RequestBlocked:
+	// the host may be down, or the trouble may be one account's (a quota,
+	// a request the provider chokes on, a firewall rule for it).
+	hostRefused
+	// hostUnclear: the request left, and how it failed says nothing certain
+	// of the host (a name that does not resolve, TLS, an answer the
+	// provider does not document).
+	hostUnclear
+)
+
+// hostOutcomeOf classifies how provider.Login ended (err nil: a token).
+func hostOutcomeOf(err error) hostOutcome {
+	if err == nil {
+		return hostAnswered
+	}
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		return hostUnclear
+	}
+	switch {
+	case pe.Unavailable:
+		return hostUnavailable
+	case pe.Kind == providers.RequestBlocked,
+		pe.Status >= 500 && pe.Status < 600, pe.Status == http.StatusRequestTimeout, pe.Status == http.StatusTooManyRequests:
+		return hostRefused
+	case pe.Kind == providers.AuthenticationFailed, pe.Kind == providers.InvalidCredentials && pe.Status != 0:
+		return hostAnswered
+	case pe.Kind == providers.EndpointNotAllowed, pe.Kind == providers.InvalidTemplate, pe.Kind == providers.InvalidCredentials:
+		return hostNotTried
+	}
+	return hostUnclear
+}
+
+// endedLogin is a login's end as the host's health reads it.
+type endedLogin struct {
+	who types.NamespacedName
+	// credentials identifies the account the login was made with (the
+	// credentials' fingerprint); empty when unknown, then the TokenRequest
+	// stands for it.
+	credentials string
+	outcome     hostOutcome
+	retryAfter  time.Duration
+	// probe: the login was the down host's probe.
+	probe bool
+}
+
+// hostHealth is one host's health. The zero value is a host up.
+type hostHealth struct {
+	settings HostHealth
+	down     bool
+	// While up: the last failure counted, and the last failure as
+	// unavailable. No more is needed: a second failure of another account
+	// (or, unavailable, of another TokenRequest) within the window marks
+	// the host down, so while it is up every failure within the window is
+	// of one account, and every unavailable one of one TokenRequest.
+	lastFailure, lastUnavailable hostFailure
+	// While down: the probes failed in a row, when the host went down or
+	// its last probe ended, that probe's Retry-After, and the jitter of
+	// the step to the next probe (drawn once per step, so that the probe
+	// time computed again is the same).
+	failedProbes int32
+	probedAt     time.Time
+	retryAfter   time.Duration
+	jitter       float64
+}
+
+type hostFailure struct {
+	at time.Time
+	// by is the TokenRequest (lastUnavailable) or the account (lastFailure).
+	by string
+}
+
+func (f hostFailure) within(now time.Time, window time.Duration) bool {
+	return !f.at.IsZero() && now.Sub(f.at) <= window
+}
+
+// ended records how a login to the host ended, at now; jitter (a
+// fraction in [0,1)) is for the step to the next probe, should one be
+// scheduled. It reports whether the host went down or came up.
+func (h *hostHealth) ended(now time.Time, l endedLogin, jitter float64) (wentDown, cameUp bool) {
+	s := h.settings.withDefaults()
+	account := l.credentials
+	if account == "" {
+		account = "TokenRequest " + l.who.String()
+	}
+	switch l.outcome {
+	case hostAnswered:
+		cameUp = h.down
+		*h = hostHealth{settings: h.settings}
+		return false, cameUp
+	case hostNotTried:
+		// A probe that reached nothing leaves the schedule as it was: the
+		// next probe goes at once.
+		return false, false
+	case hostUnclear:
+		if h.down && l.probe {
+			h.probeFailed(now, l.retryAfter, jitter)
+		}
+		return false, false
+	}
+	// Unavailable or refused.
+	if h.down {
+		if l.probe {
+			h.probeFailed(now, l.retryAfter, jitter)
+		} else if l.retryAfter > 0 {
+			// A login that ran when the host went down: its Retry-After
+			// holds for the host (kept from probedAt, as a probe's is).
+			h.retryAfter = max(h.retryAfter, min(l.retryAfter, maxRetryAfter)+now.Sub(h.probedAt))
+		}
+		return false, false
+	}
+	down := h.lastFailure.within(now, s.Window) && h.lastFailure.by != account
+	if l.outcome == hostUnavailable {
+		who := l.who.String()
+		down = down || h.lastUnavailable.within(now, s.Window) && h.lastUnavailable.by != who
+		h.lastUnavailable = hostFailure{at: now, by: who}
+	}
+	h.lastFailure = hostFailure{at: now, by: account}
+	if !down {
+		return false, false
+	}
+	h.down, h.failedProbes, h.probedAt, h.retryAfter, h.jitter = true, 0, now, l.retryAfter, jitter
+	h.lastFailure, h.lastUnavailable = hostFailure{}, hostFailure{}
+	return true, false
+}
+
+// probeFailed steps the probe backoff after a failed probe ended at now.
+func (h *hostHealth) probeFailed(now time.Time, retryAfter time.Duration, jitter float64) {
+	h.failedProbes++
+	h.probedAt, h.retryAfter, h.jitter = now, retryAfter, jitter
+}
+
+// probeAt is when a down host's next probe goes: the backoff's step after
+// the host went down or its last probe ended (ProbeBase doubling to
+// ProbeCap, jittered; a longer Retry-After as given, up to an hour). The
+// probe goes earlier when a waiting login must start by soonest to keep
+// its token valid (the earliest such time still ahead; zero: none), as a
+// TokenRequest's own retry would (retryTime), but never sooner than
+// ProbeBase after the last probe, however many tokens expire meanwhile,
+// and never before a Retry-After.
+func (h *hostHealth) probeAt(soonest time.Time) time.Time {
+	s := h.settings.withDefaults()
+	step := doubling(s.ProbeBase, s.ProbeCap, h.failedProbes+1, h.jitter, 0)
+	if h.retryAfter > step {
+		return h.probedAt.Add(min(h.retryAfter, maxRetryAfter))
+	}
+	at := h.probedAt.Add(step)
+	if !soonest.IsZero() && soonest.Before(at) {
+		at = latest(soonest, h.probedAt.Add(s.ProbeBase))
+	}
+	return at
+}
+
+// idle reports whether the host has nothing to remember: up, with no
+// failure within the window.
+func (h *hostHealth) idle(now time.Time) bool {
+	s := h.settings.withDefaults()
+	return !h.down && !h.lastFailure.within(now, s.Window) && !h.lastUnavailable.within(now, s.Window)
+}
+
+// latest is the later of two times.
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
