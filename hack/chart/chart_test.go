@@ -3,6 +3,7 @@ package chart
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -140,6 +141,93 @@ func podLabels(t *testing.T, r *rendered) map[string]string {
 	return l
 }
 
+// envNames lists a container's env variable names, in order.
+func envNames(container map[string]any) []string {
+	var names []string
+	env, _, _ := unstructured.NestedSlice(container, "env")
+	for _, e := range env {
+		names = append(names, fmt.Sprint(e.(map[string]any)["name"]))
+	}
+	return names
+}
+
+// envValues maps a container's env variables with a value to it.
+func envValues(container map[string]any) map[string]string {
+	out := map[string]string{}
+	env, _, _ := unstructured.NestedSlice(container, "env")
+	for _, e := range env {
+		if v, ok := e.(map[string]any)["value"].(string); ok {
+			out[fmt.Sprint(e.(map[string]any)["name"])] = v
+		}
+	}
+	return out
+}
+
+// egressPorts lists a NetworkPolicy's egress ports as port/protocol, sorted.
+func egressPorts(np *unstructured.Unstructured) []string {
+	var ports []string
+	egress, _, _ := unstructured.NestedSlice(np.Object, "spec", "egress")
+	for _, rule := range egress {
+		for _, p := range rule.(map[string]any)["ports"].([]any) {
+			p := p.(map[string]any)
+			ports = append(ports, fmt.Sprintf("%v/%v", p["port"], p["protocol"]))
+		}
+	}
+	sort.Strings(ports)
+	return ports
+}
+
+// checkNames: every namespaced object and every role is named fullname or
+// fullname-<part>, labelled app.kubernetes.io/name: name, and what refers to
+// another (bindings, selectors, the pods' ServiceAccount) finds it.
+func checkNames(t *testing.T, r *rendered, fullname, name string) {
+	t.Helper()
+	for _, o := range r.objects {
+		if o.GetKind() == "CustomResourceDefinition" {
+			continue
+		}
+		if n := o.GetName(); n != fullname && !strings.HasPrefix(n, fullname+"-") {
+			t.Errorf("%s %s: not named after %s", o.GetKind(), n, fullname)
+		}
+		if l := o.GetLabels()["app.kubernetes.io/name"]; l != name {
+			t.Errorf("%s %s: app.kubernetes.io/name %q, want %q", o.GetKind(), o.GetName(), l, name)
+		}
+	}
+	d := r.one(t, "Deployment", fullname)
+	pods, _, _ := unstructured.NestedStringMap(d.Object, "spec", "template", "metadata", "labels")
+	sa, _, _ := unstructured.NestedString(d.Object, "spec", "template", "spec", "serviceAccountName")
+	r.one(t, "ServiceAccount", sa)
+	for _, kind := range []string{"RoleBinding", "ClusterRoleBinding"} {
+		for _, b := range r.find(kind) {
+			ref, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
+			if len(r.find(strings.TrimSuffix(kind, "Binding"), ref)) != 1 {
+				t.Errorf("%s %s binds %s, which is not rendered", kind, b.GetName(), ref)
+			}
+			if s := fmt.Sprint(b.Object["subjects"]); !strings.Contains(s, "name:"+sa+" ") {
+				t.Errorf("%s %s binds %s, not the ServiceAccount %s", kind, b.GetName(), s, sa)
+			}
+		}
+	}
+	for _, kind := range []string{"Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor"} {
+		for _, o := range r.find(kind) {
+			sel, _, _ := unstructured.NestedMap(o.Object, "spec", "selector")
+			if kind != "Service" {
+				sel, _, _ = unstructured.NestedMap(o.Object, "spec", "selector", "matchLabels")
+			}
+			if kind == "NetworkPolicy" {
+				sel, _, _ = unstructured.NestedMap(o.Object, "spec", "podSelector", "matchLabels")
+			}
+			target := pods
+			if kind == "ServiceMonitor" {
+				target = r.one(t, "Service", fullname+"-metrics").GetLabels()
+			}
+			if !labelsMatch(sel, target) {
+				t.Errorf("%s %s selects %v, not %v", kind, o.GetName(), sel, target)
+			}
+		}
+	}
+}
+
 // TestChartRendersAndAppliesByDryRun renders the chart for the default
 // values and with each optional part on, applies every object by
 // server-side dry run, and checks what each part promises.
@@ -161,7 +249,7 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 				t.Errorf("image %v, want the chart's appVersion %s as tag", img, appVersion)
 			}
 			args := managerArgs(t, r)
-			for _, want := range []string{"--leader-elect", "--leader-election-namespace=" + releaseNamespace, "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081"} {
+			for _, want := range []string{"--leader-elect", "--leader-election-namespace=" + releaseNamespace, "--leader-election-id=tokensync.tokensync.io", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081"} {
 				if !slices.Contains(args, want) {
 					t.Errorf("args %v lack %s", args, want)
 				}
@@ -196,6 +284,20 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 			if n := d.Object["spec"].(map[string]any)["replicas"]; fmt.Sprint(n) != "2" {
 				t.Errorf("replicas %v, want 2", n)
 			}
+			// The replicas spread over nodes, by the manager pods' labels,
+			// without blocking scheduling.
+			spread, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "topologySpreadConstraints")
+			if len(spread) != 1 {
+				t.Fatalf("topologySpreadConstraints %v, want one", spread)
+			}
+			c0 := spread[0].(map[string]any)
+			sel, _, _ := unstructured.NestedMap(c0, "labelSelector", "matchLabels")
+			if c0["topologyKey"] != "kubernetes.io/hostname" || c0["whenUnsatisfiable"] != "ScheduleAnyway" || fmt.Sprint(c0["maxSkew"]) != "1" || !labelsMatch(sel, podLabels(t, r)) || sel["app.kubernetes.io/component"] != "manager" {
+				t.Errorf("topologySpreadConstraints %v, want maxSkew 1 over kubernetes.io/hostname, ScheduleAnyway, selecting the manager pods", spread)
+			}
+			if _, ok := d.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["volumes"]; ok || c["volumeMounts"] != nil {
+				t.Error("volumes or volumeMounts rendered by default")
+			}
 			for _, kind := range []string{"ClusterRole", "Role"} {
 				for _, role := range r.find(kind) {
 					checkRules(t, role)
@@ -213,7 +315,7 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 				t.Error("a fingerprint key Role without watchNamespaces (the ClusterRole grants Secrets)")
 			}
 			svc := r.one(t, "Service", "tokensync-metrics")
-			sel, _, _ := unstructured.NestedMap(svc.Object, "spec", "selector")
+			sel, _, _ = unstructured.NestedMap(svc.Object, "spec", "selector")
 			if !labelsMatch(sel, podLabels(t, r)) {
 				t.Errorf("the metrics Service selects %v, not the manager pods %v", sel, podLabels(t, r))
 			}
@@ -280,16 +382,7 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 			if !reflect.DeepEqual(ports, []string{"metrics", "probes"}) {
 				t.Errorf("ingress to ports %v, want metrics and probes only", ports)
 			}
-			egress, _, _ := unstructured.NestedSlice(np.Object, "spec", "egress")
-			ports = nil
-			for _, rule := range egress {
-				for _, p := range rule.(map[string]any)["ports"].([]any) {
-					p := p.(map[string]any)
-					ports = append(ports, fmt.Sprintf("%v/%v", p["port"], p["protocol"]))
-				}
-			}
-			sort.Strings(ports)
-			if want := []string{"443/TCP", "53/TCP", "53/UDP", "6443/TCP"}; !reflect.DeepEqual(ports, want) {
+			if ports, want := egressPorts(np), []string{"443/TCP", "53/TCP", "53/UDP", "6443/TCP"}; !reflect.DeepEqual(ports, want) {
 				t.Errorf("egress to %v, want %v", ports, want)
 			}
 		},
@@ -383,30 +476,152 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 			}
 		},
 	}, {
+		name: "extraEnv and extraVolumes",
+		values: map[string]any{
+			"extraEnv": []any{
+				map[string]any{"name": "SSL_CERT_DIR", "value": "/etc/ssl/private-ca"},
+				map[string]any{"name": "FROM_SECRET", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "s", "key": "k"}}},
+			},
+			"extraVolumes":      []any{map[string]any{"name": "endpoints", "configMap": map[string]any{"name": "tokensync-endpoints"}}},
+			"extraVolumeMounts": []any{map[string]any{"name": "endpoints", "mountPath": "/etc/tokensync", "readOnly": true}},
+		},
+		check: func(t *testing.T, r *rendered) {
+			d := r.one(t, "Deployment", "tokensync")
+			c := managerContainer(t, d.Object)
+			env := envNames(c)
+			if want := []string{"POD_NAMESPACE", "GOMEMLIMIT", "SSL_CERT_DIR", "FROM_SECRET"}; !slices.Equal(env, want) {
+				t.Errorf("env %v, want %v: the chart's, then extraEnv", env, want)
+			}
+			if s := fmt.Sprint(c["env"]); !strings.Contains(s, "/etc/ssl/private-ca") || !strings.Contains(s, "secretKeyRef") {
+				t.Errorf("env %s lacks extraEnv's values", s)
+			}
+			if s := fmt.Sprint(c["volumeMounts"]); s != "[map[mountPath:/etc/tokensync name:endpoints readOnly:true]]" {
+				t.Errorf("volumeMounts %s, want extraVolumeMounts", s)
+			}
+			volumes, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "volumes")
+			if s := fmt.Sprint(volumes); s != "[map[configMap:map[name:tokensync-endpoints] name:endpoints]]" {
+				t.Errorf("volumes %s, want extraVolumes", s)
+			}
+		},
+	}, {
+		name: "proxy",
+		values: map[string]any{
+			"proxy":         map[string]any{"httpsProxy": "http://proxy.corp.example:3128", "noProxy": []any{".corp.example", "10.20.0.0/16"}},
+			"networkPolicy": map[string]any{"enabled": true},
+		},
+		check: func(t *testing.T, r *rendered) {
+			env := envValues(managerContainer(t, r.one(t, "Deployment", "tokensync").Object))
+			if env["HTTPS_PROXY"] != "http://proxy.corp.example:3128" {
+				t.Errorf("HTTPS_PROXY %q, want proxy.httpsProxy", env["HTTPS_PROXY"])
+			}
+			// client-go dials the API server by the IP the kubelet expands
+			// $(KUBERNETES_SERVICE_HOST) to; the cluster's Services are
+			// never behind the proxy.
+			if want := "$(KUBERNETES_SERVICE_HOST),.svc,.cluster.local,.corp.example,10.20.0.0/16"; env["NO_PROXY"] != want {
+				t.Errorf("NO_PROXY %q, want %q", env["NO_PROXY"], want)
+			}
+			np := r.one(t, "NetworkPolicy", "tokensync")
+			if ports, want := egressPorts(np), []string{"3128/TCP", "443/TCP", "53/TCP", "53/UDP", "6443/TCP"}; !reflect.DeepEqual(ports, want) {
+				t.Errorf("egress to %v, want %v (the proxy's port too)", ports, want)
+			}
+		},
+	}, {
+		name: "leaderElection.id",
+		values: map[string]any{
+			"leaderElection":   map[string]any{"id": "shard-a.tokensync.io"},
+			"prometheusRule":   map[string]any{"enabled": true},
+			"grafanaDashboard": map[string]any{"enabled": true},
+		},
+		check: func(t *testing.T, r *rendered) {
+			if args := managerArgs(t, r); !slices.Contains(args, "--leader-election-id=shard-a.tokensync.io") {
+				t.Errorf("args %v lack --leader-election-id=shard-a.tokensync.io", args)
+			}
+			rules := fmt.Sprint(r.one(t, "PrometheusRule", "tokensync").Object["spec"])
+			dashboard, _, _ := unstructured.NestedString(r.one(t, "ConfigMap", "tokensync-dashboard").Object, "data", "tokensync.json")
+			for what, text := range map[string]string{"the alerts": rules, "the dashboard": dashboard} {
+				if strings.Contains(text, "tokensync.tokensync.io") || !strings.Contains(text, "shard-a.tokensync.io") {
+					t.Errorf("%s do not name the Lease shard-a.tokensync.io (and only it)", what)
+				}
+			}
+			var parsed map[string]any
+			if err := json.Unmarshal([]byte(dashboard), &parsed); err != nil {
+				t.Errorf("the dashboard is no longer JSON: %v", err)
+			}
+		},
+	}, {
+		name:   "topologySpreadConstraints",
+		values: map[string]any{"topologySpreadConstraints": []any{map[string]any{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": map[string]any{"matchLabels": map[string]any{"team": "platform"}}}}},
+		check: func(t *testing.T, r *rendered) {
+			spread, _, _ := unstructured.NestedSlice(r.one(t, "Deployment", "tokensync").Object, "spec", "template", "spec", "topologySpreadConstraints")
+			if s := fmt.Sprint(spread); s != "[map[labelSelector:map[matchLabels:map[team:platform]] maxSkew:1 topologyKey:topology.kubernetes.io/zone whenUnsatisfiable:DoNotSchedule]]" {
+				t.Errorf("topologySpreadConstraints %s, want the value's, its labelSelector kept", s)
+			}
+		},
+	}, {
+		name:   "no topologySpreadConstraints",
+		values: map[string]any{"topologySpreadConstraints": []any{}},
+		check: func(t *testing.T, r *rendered) {
+			if _, ok, _ := unstructured.NestedFieldNoCopy(r.one(t, "Deployment", "tokensync").Object, "spec", "template", "spec", "topologySpreadConstraints"); ok {
+				t.Error("topologySpreadConstraints rendered with []")
+			}
+		},
+	}, {
+		name:   "image.digest",
+		values: map[string]any{"image": map[string]any{"repository": "registry.example.com/tokensync", "tag": "v9", "digest": "sha256:" + strings.Repeat("ab", 32)}},
+		check: func(t *testing.T, r *rendered) {
+			if img := managerContainer(t, r.one(t, "Deployment", "tokensync").Object)["image"]; img != "registry.example.com/tokensync@sha256:"+strings.Repeat("ab", 32) {
+				t.Errorf("image %v, want repository@digest", img)
+			}
+			if !strings.Contains(r.notes, "@sha256:") {
+				t.Errorf("NOTES.txt does not name the image by its digest: %s", r.notes)
+			}
+		},
+	}, {
+		name:   "fullnameOverride",
+		values: map[string]any{"fullnameOverride": "ts", "prometheusRule": map[string]any{"enabled": true}, "networkPolicy": map[string]any{"enabled": true}},
+		check: func(t *testing.T, r *rendered) {
+			checkNames(t, r, "ts", "tokensync")
+		},
+	}, {
+		name:      "nameOverride",
+		namespace: "ops",
+		values:    map[string]any{"nameOverride": "tsync", "serviceMonitor": map[string]any{"enabled": true}},
+		check: func(t *testing.T, r *rendered) {
+			checkNames(t, r, "tokensync-tsync", "tsync")
+		},
+	}, {
 		name: "everything",
 		values: map[string]any{
-			"replicaCount":            3,
-			"rbac":                    map[string]any{"create": true, "rolloutRestart": false},
-			"watchNamespaces":         []any{"team-a"},
-			"allowedEndpoints":        []any{"aml=https://api.amlwatcher.com", "oauth2=sso.example.com"},
-			"allowLoopbackEndpoints":  true,
-			"allowedPrivateEndpoints": []any{"idp.internal"},
-			"allowPrivateEndpoints":   true,
-			"requireCredentialsLabel": false,
-			"maxLoginsInFlight":       64,
-			"extraArgs":               []any{"--zap-log-level=debug"},
-			"imagePullSecrets":        []any{map[string]any{"name": "registry"}},
-			"nodeSelector":            map[string]any{"kubernetes.io/os": "linux"},
-			"tolerations":             []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}},
-			"affinity":                map[string]any{"podAntiAffinity": map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{map[string]any{"weight": 100, "podAffinityTerm": map[string]any{"topologyKey": "kubernetes.io/hostname", "labelSelector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": "tokensync"}}}}}}},
-			"priorityClassName":       "system-cluster-critical",
-			"podAnnotations":          map[string]any{"example.com/team": "platform"},
-			"podLabels":               map[string]any{"team": "platform"},
-			"serviceAccount":          map[string]any{"create": true, "name": "tokensync-sa", "annotations": map[string]any{"example.com/role": "x"}},
-			"podDisruptionBudget":     map[string]any{"enabled": true, "maxUnavailable": "50%"},
-			"serviceMonitor":          map[string]any{"enabled": true, "interval": "15s"},
-			"prometheusRule":          map[string]any{"enabled": true, "labels": map[string]any{"role": "alert-rules"}},
-			"grafanaDashboard":        map[string]any{"enabled": true, "namespace": "ops", "annotations": map[string]any{"grafana_folder": "Operators"}},
+			"replicaCount":              3,
+			"rbac":                      map[string]any{"create": true, "rolloutRestart": false},
+			"watchNamespaces":           []any{"team-a"},
+			"allowedEndpoints":          []any{"aml=https://api.amlwatcher.com", "oauth2=sso.example.com"},
+			"allowLoopbackEndpoints":    true,
+			"allowedPrivateEndpoints":   []any{"idp.internal"},
+			"allowPrivateEndpoints":     true,
+			"requireCredentialsLabel":   false,
+			"maxLoginsInFlight":         64,
+			"extraArgs":                 []any{"--zap-log-level=debug"},
+			"imagePullSecrets":          []any{map[string]any{"name": "registry"}},
+			"nodeSelector":              map[string]any{"kubernetes.io/os": "linux"},
+			"tolerations":               []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}},
+			"affinity":                  map[string]any{"podAntiAffinity": map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{map[string]any{"weight": 100, "podAffinityTerm": map[string]any{"topologyKey": "kubernetes.io/hostname", "labelSelector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": "tokensync"}}}}}}},
+			"priorityClassName":         "system-cluster-critical",
+			"topologySpreadConstraints": []any{map[string]any{"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}},
+			"extraEnv":                  []any{map[string]any{"name": "SSL_CERT_DIR", "value": "/etc/ssl/private-ca"}},
+			"extraVolumes":              []any{map[string]any{"name": "ca", "configMap": map[string]any{"name": "private-ca"}}},
+			"extraVolumeMounts":         []any{map[string]any{"name": "ca", "mountPath": "/etc/ssl/private-ca", "readOnly": true}},
+			"proxy":                     map[string]any{"httpsProxy": "https://proxy.corp.example", "noProxy": []any{"idp.internal"}, "clusterDomain": "k8s.corp.example"},
+			"leaderElection":            map[string]any{"id": "everything.tokensync.io"},
+			"crds":                      map[string]any{"enabled": true, "keep": false},
+			"image":                     map[string]any{"repository": "registry.example.com/tokensync", "tag": "", "pullPolicy": "Always", "digest": "sha256:" + strings.Repeat("0f", 32)},
+			"podAnnotations":            map[string]any{"example.com/team": "platform"},
+			"podLabels":                 map[string]any{"team": "platform"},
+			"serviceAccount":            map[string]any{"create": true, "name": "tokensync-sa", "annotations": map[string]any{"example.com/role": "x"}},
+			"podDisruptionBudget":       map[string]any{"enabled": true, "maxUnavailable": "50%"},
+			"serviceMonitor":            map[string]any{"enabled": true, "interval": "15s"},
+			"prometheusRule":            map[string]any{"enabled": true, "labels": map[string]any{"role": "alert-rules"}},
+			"grafanaDashboard":          map[string]any{"enabled": true, "namespace": "ops", "annotations": map[string]any{"grafana_folder": "Operators"}},
 			"networkPolicy": map[string]any{"enabled": true, "apiServerPorts": []any{6443, 8443}, "apiServerCIDRs": []any{"10.0.0.1/32"},
 				"metricsFrom": []any{map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "monitoring"}}}},
 				"extraEgress": []any{map[string]any{"ports": []any{map[string]any{"port": 8443, "protocol": "TCP"}}}}},
@@ -415,13 +630,20 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 			args := managerArgs(t, r)
 			for _, want := range []string{"--leader-elect", "--namespaces=team-a", "--allowed-endpoints=aml=https://api.amlwatcher.com,oauth2=sso.example.com",
 				"--allow-loopback-endpoints", "--allowed-private-endpoints=idp.internal", "--allow-private-endpoints",
-				"--require-credentials-label=false", "--max-logins-in-flight=64", "--zap-log-level=debug"} {
+				"--require-credentials-label=false", "--max-logins-in-flight=64", "--zap-log-level=debug", "--leader-election-id=everything.tokensync.io"} {
 				if !slices.Contains(args, want) {
 					t.Errorf("args %v lack %s", args, want)
 				}
 			}
 			if n := len(r.find("Role", "tokensync-rollout-restart")) + len(r.find("ClusterRole", "tokensync-rollout-restart")); n != 0 {
 				t.Error("the rollout-restart role is rendered with rbac.rolloutRestart false")
+			}
+			env := envValues(managerContainer(t, r.one(t, "Deployment", "tokensync").Object))
+			if env["NO_PROXY"] != "$(KUBERNETES_SERVICE_HOST),.svc,.k8s.corp.example,idp.internal" || env["SSL_CERT_DIR"] != "/etc/ssl/private-ca" {
+				t.Errorf("env %v: want NO_PROXY with proxy.clusterDomain and SSL_CERT_DIR", env)
+			}
+			if ports := egressPorts(r.one(t, "NetworkPolicy", "tokensync")); slices.Contains(ports, "80/TCP") || !slices.Contains(ports, "443/TCP") {
+				t.Errorf("egress to %v: an https:// proxy without a port listens on 443", ports)
 			}
 			for _, b := range append(r.find("RoleBinding"), r.find("ClusterRoleBinding")...) {
 				if s := fmt.Sprint(b.Object["subjects"]); !strings.Contains(s, "name:tokensync-sa") {
@@ -485,6 +707,28 @@ func TestValuesSchemaRefusesWrongValues(t *testing.T) {
 		{"podLabels overriding a selector label", map[string]any{"podLabels": map[string]any{"app.kubernetes.io/name": "x"}}, "app.kubernetes.io/name"},
 		{"serviceMonitor.interval not a duration", map[string]any{"serviceMonitor": map[string]any{"enabled": true, "interval": "often"}}, "interval"},
 		{"podDisruptionBudget.maxUnavailable zero", map[string]any{"podDisruptionBudget": map[string]any{"enabled": true, "maxUnavailable": 0}}, "maxUnavailable"},
+		{"a misspelt crds key", map[string]any{"crds": map[string]any{"enabled": true, "keep": true, "keepCRDs": true}}, "keepCRDs"},
+		{"crds.keep a string", map[string]any{"crds": map[string]any{"enabled": true, "keep": "yes"}}, "keep"},
+		{"a misspelt extraEnv", map[string]any{"extraEnvs": []any{}}, "extraEnvs"},
+		{"extraEnv with a misspelt field", map[string]any{"extraEnv": []any{map[string]any{"name": "A", "valueForm": map[string]any{}}}}, "valueForm"},
+		{"extraEnv without a name", map[string]any{"extraEnv": []any{map[string]any{"value": "a"}}}, "name"},
+		{"a misspelt extraVolumes", map[string]any{"extraVolume": []any{}}, "extraVolume"},
+		{"extraVolumes without a name", map[string]any{"extraVolumes": []any{map[string]any{"emptyDir": map[string]any{}}}}, "name"},
+		{"a misspelt extraVolumeMounts", map[string]any{"extraVolumesMounts": []any{}}, "extraVolumesMounts"},
+		{"extraVolumeMounts with a misspelt field", map[string]any{"extraVolumeMounts": []any{map[string]any{"name": "a", "mountpath": "/a"}}}, "mountpath"},
+		{"a misspelt proxy key", map[string]any{"proxy": map[string]any{"httpProxy": "http://proxy:3128"}}, "httpProxy"},
+		{"proxy.httpsProxy not a URL", map[string]any{"proxy": map[string]any{"httpsProxy": "proxy.corp.example:3128"}}, "httpsProxy"},
+		{"proxy.httpsProxy with credentials", map[string]any{"proxy": map[string]any{"httpsProxy": "http://user:pass@proxy:3128"}}, "httpsProxy"},
+		{"proxy.noProxy a string", map[string]any{"proxy": map[string]any{"noProxy": ".corp.example,10.0.0.0/8"}}, "noProxy"},
+		{"proxy.noProxy with a comma", map[string]any{"proxy": map[string]any{"noProxy": []any{".corp.example,10.0.0.0/8"}}}, "noProxy"},
+		{"a misspelt topologySpreadConstraints", map[string]any{"topologySpreadConstraint": []any{}}, "topologySpreadConstraint"},
+		{"topologySpreadConstraints without a topologyKey", map[string]any{"topologySpreadConstraints": []any{map[string]any{"maxSkew": 1, "whenUnsatisfiable": "ScheduleAnyway"}}}, "topologyKey"},
+		{"a misspelt leaderElection key", map[string]any{"leaderElection": map[string]any{"id": "a", "name": "b"}}, "name"},
+		{"leaderElection.id not a name", map[string]any{"leaderElection": map[string]any{"id": "Shard_A"}}, "id"},
+		{"nameOverride not a name", map[string]any{"nameOverride": "Token_Sync"}, "nameOverride"},
+		{"a misspelt fullnameOverride", map[string]any{"fullNameOverride": "ts"}, "fullNameOverride"},
+		{"image.digest not a digest", map[string]any{"image": map[string]any{"repository": "r", "digest": "v0.1.0"}}, "digest"},
+		{"a misspelt image.digest", map[string]any{"image": map[string]any{"repository": "r", "sha256": "sha256:" + strings.Repeat("ab", 32)}}, "sha256"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -497,6 +741,12 @@ func TestValuesSchemaRefusesWrongValues(t *testing.T) {
 			}
 		})
 	}
+	t.Run("proxy.noProxy without proxy.httpsProxy", func(t *testing.T) {
+		_, err := renderChart(t, "tokensync", releaseNamespace, withImage(map[string]any{"proxy": map[string]any{"noProxy": []any{"idp.internal"}}}))
+		if err == nil || !strings.Contains(err.Error(), "proxy.noProxy is set without proxy.httpsProxy") {
+			t.Errorf("error %v, want proxy.noProxy is set without proxy.httpsProxy", err)
+		}
+	})
 	t.Run("without image.repository", func(t *testing.T) {
 		_, err := renderChart(t, "tokensync", releaseNamespace, nil)
 		if err == nil || !strings.Contains(err.Error(), "image.repository is required") || !strings.Contains(err.Error(), "make image") {
@@ -578,6 +828,68 @@ func TestChartLints(t *testing.T) {
 		for _, m := range linter.Messages {
 			if m.Severity >= support.WarningSev { // INFO is only "icon is recommended"
 				t.Errorf("helm lint: %s", m)
+			}
+		}
+	}
+}
+
+// TestValuesAreDocumented: every value of values.schema.json (each key, and
+// each key of an object value the schema closes) has a row in the README's
+// values table: `key` or `key.sub`, or `.sub` in a row of `key.`.
+func TestValuesAreDocumented(t *testing.T) {
+	readme, err := os.ReadFile(repoFile("README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cells []string
+	inTable := false
+	for _, line := range strings.Split(string(readme), "\n") {
+		switch {
+		case strings.HasPrefix(line, "| Value | Default | Meaning |"):
+			inTable = true
+		case inTable && !strings.HasPrefix(line, "|"):
+			inTable = false
+		case inTable:
+			cells = append(cells, strings.Split(line, "|")[1])
+		}
+	}
+	if len(cells) < 10 {
+		t.Fatalf("the README's values table has %d rows", len(cells))
+	}
+	type property struct {
+		Properties map[string]property `json:"properties"`
+		// false, or a schema of the values of a map
+		AdditionalProperties any `json:"additionalProperties"`
+	}
+	var schema property
+	data, err := os.ReadFile(filepath.Join(chartDir, "values.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &schema); err != nil {
+		t.Fatal(err)
+	}
+	documented := func(match func(cell string) bool) bool {
+		return slices.ContainsFunc(cells, match)
+	}
+	for key, p := range schema.Properties {
+		switch key {
+		case "global": // Helm's, unused
+			continue
+		case "resources": // documented as a whole, as Kubernetes defines it
+			p.Properties = nil
+		}
+		if !documented(func(c string) bool { return strings.Contains(c, "`"+key+"`") || strings.Contains(c, "`"+key+".") }) {
+			t.Errorf("value %s is not in the README's values table", key)
+		}
+		if p.AdditionalProperties != false {
+			continue
+		}
+		for sub := range p.Properties {
+			if !documented(func(c string) bool {
+				return strings.Contains(c, "`"+key+"."+sub+"`") || strings.Contains(c, "`"+key+".") && strings.Contains(c, "`."+sub+"`")
+			}) {
+				t.Errorf("value %s.%s is not in the README's values table", key, sub)
 			}
 		}
 	}

@@ -19,7 +19,8 @@ import (
 // (the target Secret's blockOwnerDeletion needs update on
 // tokenrequests/finalizers): a TokenRequest becomes Ready, cluster-wide and
 // with watchNamespaces. The two run one after the other: both would
-// reconcile the watched namespaces' TokenRequests.
+// reconcile the watched namespaces' TokenRequests. The second has a
+// leaderElection.id of its own, as a second release would.
 func TestManagerWithChartRBAC(t *testing.T) {
 	t.Run("cluster-wide", func(t *testing.T) {
 		fake := providertest.Start(t)
@@ -28,7 +29,7 @@ func TestManagerWithChartRBAC(t *testing.T) {
 		e.createTokenRequest("partner", partnerCreds)
 		tr := e.waitCondition("partner", metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued)
 		checkOwnedSecret(t, tr)
-		checkLease(t, releaseNamespace)
+		checkLease(t, releaseNamespace, "tokensync.tokensync.io")
 	})
 
 	t.Run("watchNamespaces", func(t *testing.T) {
@@ -36,6 +37,7 @@ func TestManagerWithChartRBAC(t *testing.T) {
 		fake := providertest.Start(t)
 		m := startChartManager(t, release, namespace, loopbackValues(t, map[string]any{
 			"watchNamespaces": []any{"team-a", "team-b"},
+			"leaderElection":  map[string]any{"id": "shard.tokensync.io"},
 		}))
 		outside := newTenant(t, "team-c", fake)
 		outside.createTokenRequest("partner", partnerCreds)
@@ -44,7 +46,7 @@ func TestManagerWithChartRBAC(t *testing.T) {
 			e.createTokenRequest("partner", partnerCreds)
 			checkOwnedSecret(t, e.waitCondition("partner", metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued))
 		}
-		checkLease(t, namespace)
+		checkLease(t, namespace, "shard.tokensync.io")
 		// Not watched, and out of reach: the ServiceAccount may read no
 		// Secret but in the watched namespaces (and its key in its own).
 		tr := &tokensyncv1alpha1.TokenRequest{}
@@ -83,13 +85,14 @@ func checkOwnedSecret(t *testing.T, tr *tokensyncv1alpha1.TokenRequest) {
 	}
 }
 
-// checkLease: a manager holds the leader election Lease in namespace.
-func checkLease(t *testing.T, namespace string) {
+// checkLease: a manager holds the leader election Lease name (the chart's
+// leaderElection.id) in namespace.
+func checkLease(t *testing.T, namespace, name string) {
 	t.Helper()
 	eventually(t, readyTimeout, func() error {
 		lease := &metav1.PartialObjectMetadata{}
 		lease.SetGroupVersionKind(schemaLease)
-		return k8sClient.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: "tokensync.tokensync.io"}, lease)
+		return k8sClient.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: name}, lease)
 	})
 }
 

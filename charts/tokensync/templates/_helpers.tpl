@@ -1,14 +1,20 @@
-{{/* The chart's name. */}}
+{{/* The chart's name, or nameOverride. */}}
 {{- define "tokensync.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The release's full name: the release name, with the chart's name unless it already holds it. */}}
+{{/* The release's full name: fullnameOverride, else the release name, with
+the chart's name (or nameOverride) unless it already holds it. */}}
 {{- define "tokensync.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -36,7 +42,45 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{- define "tokensync.image" -}}
 {{- $repository := required "image.repository is required: no public image is published. Build and push your own (make image IMG=registry.example.com/tokensync:v0.1.0; crane push bin/tokensync-image.tar registry.example.com/tokensync:v0.1.0), then install with --set image.repository=registry.example.com/tokensync (README, \"Install with Helm\")" .Values.image.repository -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+NO_PROXY with proxy.httpsProxy: the API server's address first (client-go
+dials it by the IP of $KUBERNETES_SERVICE_HOST, which the kubelet expands),
+the cluster's Services (.svc and .<proxy.clusterDomain>), then proxy.noProxy.
+*/}}
+{{- define "tokensync.noProxy" -}}
+{{- $entries := list "$(KUBERNETES_SERVICE_HOST)" ".svc" (printf ".%s" .Values.proxy.clusterDomain) -}}
+{{- join "," (concat $entries .Values.proxy.noProxy) -}}
+{{- end -}}
+
+{{/* The port of proxy.httpsProxy: its own, or its scheme's. */}}
+{{- define "tokensync.proxyPort" -}}
+{{- $url := urlParse .Values.proxy.httpsProxy -}}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" -}}
+{{- if $port -}}{{ $port }}{{- else if eq $url.scheme "https" -}}443{{- else -}}80{{- end -}}
+{{- end -}}
+
+{{/*
+The topologySpreadConstraints, each without a labelSelector given the
+manager pods' labels (the default spreads the replicas over nodes).
+*/}}
+{{- define "tokensync.topologySpreadConstraints" -}}
+{{- $pods := merge (include "tokensync.selectorLabels" . | fromYaml) (dict "app.kubernetes.io/component" "manager") -}}
+{{- $constraints := list -}}
+{{- range .Values.topologySpreadConstraints -}}
+{{- $c := deepCopy . -}}
+{{- if not $c.labelSelector -}}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" $pods) -}}
+{{- end -}}
+{{- $constraints = append $constraints $c -}}
+{{- end -}}
+{{- toYaml $constraints -}}
 {{- end -}}
 
 {{/*
