@@ -118,7 +118,7 @@ func (a *app) runCheck(ctx context.Context, wait time.Duration, lease types.Name
 		what += "s"
 	}
 	if wait > 0 {
-		return &exitError{code: exitTimeout, err: fmt.Errorf("tokensync is not ready after %s: %s failed (above)", wait, what)}
+		return &exitError{code: exitTimeout, err: fmt.Errorf("tokensync is not ready after %s: %s failed (above)", humanDuration(wait), what)}
 	}
 	return fmt.Errorf("tokensync is not ready: %s failed (above)", what)
 }

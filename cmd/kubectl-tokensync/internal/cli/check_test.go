@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
 
 // TestCheck: check passes while an operator leads on the Lease named, and
@@ -76,4 +77,21 @@ func TestCheck(t *testing.T) {
 	wantExit(t, r, 124)
 	wantIn(t, "check --wait without a Lease", r.stdout, "[FAIL] Operator: Lease "+operatorNamespace+"/no-such-lease not found")
 	wantIn(t, "check --wait without a Lease", r.stderr, "Error: tokensync is not ready after 3s: the Operator check failed (above)\n")
+}
+
+// TestCheckOutput: check as a person sees it (testdata/check*.golden):
+// ready; and without the operator's Lease.
+func TestCheckOutput(t *testing.T) {
+	d, l := operatorObjects()
+	out, code := runFake(t, fakeAPI(interceptor.Funcs{}, d, l), "check", "-n", "team-a")
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	golden(t, "check", out)
+
+	out, code = runFake(t, fakeAPI(interceptor.Funcs{}, d), "check", "-n", "team-a", "--wait", "2m")
+	if code != 124 {
+		t.Errorf("exit %d, want 124", code)
+	}
+	golden(t, "check-no-lease", out)
 }

@@ -38,6 +38,9 @@ func (a *app) restConfig() (*rest.Config, error) {
 // client is a client of the API server for the operator's types and
 // Kubernetes' own.
 func (a *app) client() (client.Client, error) {
+	if a.env.client != nil {
+		return a.env.client, nil
+	}
 	cfg, err := a.restConfig()
 	if err != nil {
 		return nil, err
@@ -50,6 +53,9 @@ func (a *app) client() (client.Client, error) {
 }
 
 func (a *app) discovery() (discovery.DiscoveryInterface, error) {
+	if a.env.discovery != nil {
+		return a.env.discovery, nil
+	}
 	cfg, err := a.restConfig()
 	if err != nil {
 		return nil, err

@@ -95,7 +95,7 @@ func (a *app) runRenew(ctx context.Context, sel selection, force, wait bool, tim
 		return fmt.Errorf("no %ss found%s: nothing to renew", sel.kind(), sel.where())
 	}
 	out := a.env.Stdout
-	value := a.env.Clock.Now().UTC().Format(time.RFC3339Nano)
+	value := forceValue(a.env.Clock.Now(), objs)
 	var asked []renewing
 	for _, o := range objs {
 		if stopped := stoppedAfterRejection(o.Status); stopped != "" {
@@ -170,7 +170,24 @@ func (a *app) waitRenewed(ctx context.Context, c client.Client, asked []renewing
 		}
 	}
 	for _, r := range pending {
-		errs = append(errs, fmt.Errorf("%s has no new token after %s: %s", r.obj, timeout, why[r.obj.key()]))
+		errs = append(errs, fmt.Errorf("%s has no new token after %s: %s", r.obj, humanDuration(timeout), why[r.obj.key()]))
 	}
 	return errs
+}
+
+// forceValue is the force-refresh annotation's new value: the time, made
+// unlike any value the objects hold (a value they hold already would be no
+// request at all).
+func forceValue(now time.Time, objs []tokenObject) string {
+	for {
+		value := now.UTC().Format(time.RFC3339Nano)
+		taken := false
+		for _, o := range objs {
+			taken = taken || o.Object.GetAnnotations()[tokensyncv1alpha1.AnnotationForceRefresh] == value || o.Status.LastForceRefresh == value
+		}
+		if !taken {
+			return value
+		}
+		now = now.Add(time.Nanosecond)
+	}
 }

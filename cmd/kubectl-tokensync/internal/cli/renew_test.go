@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers/providertest"
@@ -121,4 +125,41 @@ func forceRefreshed(t *testing.T, ns string, names ...string) []string {
 		}
 	}
 	return out
+}
+
+// TestRenewOutput: renew --all --wait of the fixtures, as a person sees it
+// (testdata/renew-all-wait.golden): the one stopped after rejected
+// credentials skipped and named, the suspended one named with why, the
+// other renewed. The fake API server plays the operator: a TokenRequest
+// not suspended logs in as soon as its force-refresh annotation changes.
+func TestRenewOutput(t *testing.T) {
+	logins := 0
+	operator := interceptor.Funcs{Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+		if err := c.Patch(ctx, obj, patch, opts...); err != nil {
+			return err
+		}
+		tr, ok := obj.(*tokensyncv1alpha1.TokenRequest)
+		if !ok || tr.Spec.Suspend {
+			return nil
+		}
+		logins++
+		login := time.Duration(logins) * time.Second
+		tr.Status.LastForceRefresh = tr.Annotations[tokensyncv1alpha1.AnnotationForceRefresh]
+		tr.Status.LastAttempt = &tokensyncv1alpha1.LoginAttempt{Time: *at(login), Provider: "partner", Endpoint: fixtureEndpoint, Result: tokensyncv1alpha1.ReasonSucceeded}
+		tr.Status.LastRefreshTime, tr.Status.ExpiresAt, tr.Status.NextRefreshTime = at(login), at(3*time.Hour+login), at(2*time.Hour+55*time.Minute+login)
+		meta.SetStatusCondition(&tr.Status.Conditions, metav1.Condition{Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensyncv1alpha1.ReasonTokenIssued})
+		return c.Update(ctx, tr)
+	}}
+	c := fakeAPI(operator, readyTokenRequest(), rejectedTokenRequest(), suspendedTokenRequest())
+	out, code := runFake(t, c, "renew", "--all", "-n", "team-a", "--wait")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (the suspended one will not renew)", code)
+	}
+	golden(t, "renew-all-wait", out)
+
+	out, code = runFake(t, c, "renew", "partner-token", "-n", "team-a", "--wait")
+	if code != 0 {
+		t.Errorf("exit %d, want 0", code)
+	}
+	golden(t, "renew-wait", out)
 }

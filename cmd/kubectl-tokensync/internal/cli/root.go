@@ -19,7 +19,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/discovery"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Env is what the plugin runs with: its arguments, output and clock.
@@ -32,6 +34,11 @@ type Env struct {
 	Clock clock.Clock
 	// Version is the plugin's own version (stamped with -ldflags).
 	Version string
+
+	// client and discovery, when set, replace the kubeconfig's API server
+	// (the golden tests of whole commands).
+	client    client.Client
+	discovery discovery.DiscoveryInterface
 }
 
 // Exit codes.
