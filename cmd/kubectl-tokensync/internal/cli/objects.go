@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -177,6 +178,8 @@ func fetch(ctx context.Context, c client.Client, s selection) ([]tokenObject, []
 			out = append(out, fromTokenRequest(&list.Items[i]))
 		}
 	}
-	slices.SortFunc(out, func(a, b tokenObject) int { return strings.Compare(a.key(), b.key()) })
+	slices.SortFunc(out, func(a, b tokenObject) int {
+		return cmp.Or(strings.Compare(a.Object.GetNamespace(), b.Object.GetNamespace()), strings.Compare(a.Object.GetName(), b.Object.GetName()))
+	})
 	return out, nil
 }

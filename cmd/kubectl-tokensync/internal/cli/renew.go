@@ -145,7 +145,7 @@ func (a *app) waitRenewed(ctx context.Context, c client.Client, asked []renewing
 			}
 			r.obj = o
 			if renewed(o.Status, r.req) {
-				fmt.Fprintf(a.env.Stdout, "%s has a new token, which expires %s\n", o, relativeMeta(clk.Now(), o.Status.ExpiresAt))
+				fmt.Fprintf(a.env.Stdout, "%s has a new token, which expires %s%s\n", o, relativeMeta(clk.Now(), o.Status.ExpiresAt), notWrittenIn(o))
 				continue
 			}
 			reason, final := notRenewed(o.Spec.Suspend, o.Status, r.req, clk.Now())
@@ -190,4 +190,14 @@ func forceValue(now time.Time, objs []tokenObject) string {
 		}
 		now = now.Add(time.Nanosecond)
 	}
+}
+
+// notWrittenIn says in how many namespaces a ClusterTokenRequest's token
+// could not be written, "" when in none (and for a TokenRequest).
+func notWrittenIn(o tokenObject) string {
+	if o.Cluster == nil || o.Cluster.Status.Namespaces.Failed == 0 {
+		return ""
+	}
+	n := o.Cluster.Status.Namespaces
+	return fmt.Sprintf("; but it is not written in %d of %d namespaces (status --cluster %s says why)", n.Failed, n.Selected, o.Object.GetName())
 }

@@ -50,13 +50,12 @@ type renewRequest struct {
 
 // renewed reports whether the object holds a new token obtained for the
 // request: the operator honoured the value (status.lastForceRefresh), its
-// last login succeeded, and the token is another than before.
+// last login succeeded, and the token it records is another than before
+// (a token obtained but not written leaves those times as they were). A
+// ClusterTokenRequest's token may be new and still not written in every
+// namespace: failedNamespaces says so.
 func renewed(st *tokensyncv1alpha1.TokenStatus, req renewRequest) bool {
 	if st.LastForceRefresh != req.value || st.LastAttempt == nil || st.LastAttempt.Result != tokensyncv1alpha1.ReasonSucceeded {
-		return false
-	}
-	ready := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady)
-	if ready == nil || ready.Status != metav1.ConditionTrue {
 		return false
 	}
 	return !sameTime(st.LastRefreshTime, req.before.LastRefreshTime) || !sameTime(st.ExpiresAt, req.before.ExpiresAt)

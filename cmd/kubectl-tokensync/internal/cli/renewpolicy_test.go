@@ -77,7 +77,8 @@ func TestRenewed(t *testing.T) {
 		{"an earlier refresh, not for the request", status{ready: "True", readyReason: "TokenIssued", result: "Succeeded", force: "old", refreshed: -time.Second}, false},
 		{"honoured, the login failed", status{ready: "False", readyReason: "ProviderUnavailable", result: "ProviderUnavailable", force: value, refreshed: -time.Hour}, false},
 		{"honoured, the same token", status{ready: "True", readyReason: "TokenIssued", result: "Succeeded", force: value, refreshed: -time.Hour}, false},
-		{"honoured, not written", status{ready: "False", readyReason: "SecretWriteFailed", result: "Succeeded", force: value, refreshed: -time.Second}, false},
+		{"honoured, not written", status{ready: "False", readyReason: "SecretWriteFailed", result: "SecretWriteFailed", force: value, refreshed: -time.Hour}, false},
+		{"a ClusterTokenRequest's new token, not written in every namespace", status{ready: "False", readyReason: "SecretConflict", stalledReason: "SecretConflict", result: "Succeeded", force: value, refreshed: -time.Second}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := renewed(tc.st.build(), req); got != tc.want {

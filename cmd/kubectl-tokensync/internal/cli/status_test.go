@@ -102,6 +102,14 @@ func TestStatusAgainstTheOperator(t *testing.T) {
 		detail := plugin(t, adminKubeconfig, "status", "--cluster", "status-shared")
 		wantExit(t, detail, 0)
 		golden(t, "envtest/status-cluster-detail", normalise(detail.stdout))
+
+		// renew --cluster: a new token, written where it can be.
+		renew := plugin(t, adminKubeconfig, "renew", "--cluster", "status-shared", "--wait")
+		wantExit(t, renew, 0)
+		wantIn(t, "renew --cluster --wait", renew.stdout,
+			"Requested a new token for ClusterTokenRequest status-shared\n",
+			"ClusterTokenRequest status-shared has a new token, which expires in ",
+			"; but it is not written in 1 of 2 namespaces (status --cluster status-shared says why)\n")
 	})
 }
 
