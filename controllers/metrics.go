@@ -45,6 +45,18 @@ var (
 		"1 when the TokenRequest's Ready condition is True, 0 otherwise.", []string{"namespace", "name", "provider"}, nil)
 	tokenRequestStalledDesc = prometheus.NewDesc("tokensync_tokenrequest_stalled",
 		"1 when the TokenRequest's Stalled condition is True (reason: the condition's), 0 otherwise.", []string{"namespace", "name", "provider", "reason"}, nil)
+	// The alerts' view of the schedule: when the token held is due (not
+	// when the next attempt is, which a failure moves), and the window it
+	// is due in, so that a rule can tell a late refresh from an early one
+	// whatever the token's lifetime.
+	tokenPlannedRefreshDesc = prometheus.NewDesc("tokensync_token_planned_refresh_timestamp_seconds",
+		"Unix time of the planned refresh of the token held in the target Secret (not the next retry after a failure).", []string{"namespace", "name", "provider"}, nil)
+	tokenRefreshWindowDesc = prometheus.NewDesc("tokensync_token_refresh_window_seconds",
+		"How long before its expiry the token held in the target Secret is refreshed: its refresh window (spec.refreshBefore, or by default min(5m, lifetime/3)).", []string{"namespace", "name", "provider"}, nil)
+	tokenRequestSuspendedDesc = prometheus.NewDesc("tokensync_tokenrequest_suspended",
+		"1 when the TokenRequest's spec.suspend is true, 0 otherwise.", []string{"namespace", "name", "provider"}, nil)
+	failedNamespacesDesc = prometheus.NewDesc("tokensync_clustertokenrequest_failed_namespaces",
+		"Namespaces where the ClusterTokenRequest could not write its Secret (status.namespaces.failed).", []string{"namespace", "name", "provider"}, nil)
 )
 
 // statusMetrics collects the per-TokenRequest gauges from the caches of the
@@ -85,6 +97,29 @@ func (m *statusMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- tokenRefreshDesc
 	ch <- tokenRequestReadyDesc
 	ch <- tokenRequestStalledDesc
+	ch <- tokenPlannedRefreshDesc
+	ch <- tokenRefreshWindowDesc
+	ch <- tokenRequestSuspendedDesc
+	ch <- failedNamespacesDesc
+}
+
+// plannedRefresh is the refresh planned for the token a status records
+// (status.lastRefreshTime and status.expiresAt, whole seconds as the
+// target Secret's bookkeeping): refreshAt with the jitter the reconciler
+// seeds it with (observation.refreshAt), and the token's refresh window.
+// ok is false when no token is held.
+func plannedRefresh(uid types.UID, spec *tokensyncv1alpha1.LoginSpec, st *tokensyncv1alpha1.TokenStatus) (at time.Time, window time.Duration, ok bool) {
+	if st.LastRefreshTime == nil || st.ExpiresAt == nil {
+		return time.Time{}, 0, false
+	}
+	var refreshBefore *time.Duration
+	if spec.RefreshBefore != nil {
+		d := spec.RefreshBefore.Duration
+		refreshBefore = &d
+	}
+	obtainedAt, expiresAt := st.LastRefreshTime.Truncate(time.Second), st.ExpiresAt.Truncate(time.Second)
+	at = refreshAt(obtainedAt, expiresAt, refreshBefore, jitterFor(string(uid)+"/"+formatTime(expiresAt)))
+	return at, refreshWindow(obtainedAt, expiresAt, refreshBefore), true
 }
 
 // Collect reads the gauges of every TokenRequest and, in a manager that
@@ -97,12 +132,26 @@ func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.mu.Unlock()
 	seen := map[types.NamespacedName]bool{}
-	collect := func(key types.NamespacedName, provider tokensyncv1alpha1.Provider, st *tokensyncv1alpha1.TokenStatus) {
+	// failed is status.namespaces.failed of a ClusterTokenRequest, nil for
+	// a TokenRequest.
+	collect := func(key types.NamespacedName, uid types.UID, spec *tokensyncv1alpha1.LoginSpec, st *tokensyncv1alpha1.TokenStatus, failed *int32) {
 		if seen[key] {
 			return // two managers watching one namespace (tests)
 		}
 		seen[key] = true
-		labels := []string{key.Namespace, key.Name, string(provider)}
+		labels := []string{key.Namespace, key.Name, string(spec.Provider)}
+		if at, window, ok := plannedRefresh(uid, spec, st); ok {
+			ch <- prometheus.MustNewConstMetric(tokenPlannedRefreshDesc, prometheus.GaugeValue, float64(at.Unix()), labels...)
+			ch <- prometheus.MustNewConstMetric(tokenRefreshWindowDesc, prometheus.GaugeValue, window.Seconds(), labels...)
+		}
+		suspended := 0.0
+		if spec.Suspend {
+			suspended = 1
+		}
+		ch <- prometheus.MustNewConstMetric(tokenRequestSuspendedDesc, prometheus.GaugeValue, suspended, labels...)
+		if failed != nil {
+			ch <- prometheus.MustNewConstMetric(failedNamespacesDesc, prometheus.GaugeValue, float64(*failed), labels...)
+		}
 		if t := st.ExpiresAt; t != nil {
 			ch <- prometheus.MustNewConstMetric(tokenExpiryDesc, prometheus.GaugeValue, float64(t.Unix()), labels...)
 		}
@@ -129,7 +178,7 @@ func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		for i := range list.Items {
 			tr := &list.Items[i]
-			collect(types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}, tr.Spec.Provider, &tr.Status.TokenStatus)
+			collect(types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}, tr.UID, &tr.Spec.LoginSpec, &tr.Status.TokenStatus, nil)
 		}
 		if !reader.cluster {
 			continue
@@ -140,7 +189,7 @@ func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		for i := range clusterList.Items {
 			ctr := &clusterList.Items[i]
-			collect(types.NamespacedName{Name: ctr.Name}, ctr.Spec.Provider, &ctr.Status.TokenStatus)
+			collect(types.NamespacedName{Name: ctr.Name}, ctr.UID, &ctr.Spec.LoginSpec, &ctr.Status.TokenStatus, &ctr.Status.Namespaces.Failed)
 		}
 	}
 }

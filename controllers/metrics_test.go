@@ -8,7 +8,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
 // seriesFor counts the tokensync series labelled with a TokenRequest.
@@ -129,5 +134,110 @@ func TestLoginFailuresByHostAreBounded(t *testing.T) {
 	}
 	if got["aml api.amlwatcher.com"] != 1 || got["http h9999.tenant.example"] != 1 {
 		t.Errorf("new hosts not counted on their own: %v", got)
+	}
+}
+
+// collectStatus collects m's series as "metric namespace/name" -> value.
+func collectStatus(t *testing.T, m *statusMetrics) map[string]float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1024)
+	m.Collect(ch)
+	close(ch)
+	out := map[string]float64{}
+	for metric := range ch {
+		var pb dto.Metric
+		if err := metric.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		labels := map[string]string{}
+		for _, l := range pb.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		name := metric.Desc().String()
+		name = name[strings.Index(name, `fqName: "`)+len(`fqName: "`):]
+		name = name[:strings.Index(name, `"`)]
+		out[name+" "+labels["namespace"]+"/"+labels["name"]] = pb.GetGauge().GetValue()
+	}
+	return out
+}
+
+// TestStatusGaugesForTheAlerts: the gauges the alerts read, from the
+// cached TokenRequests and ClusterTokenRequests: the planned refresh of the
+// token held is the reconciler's own (observation.refreshAt: the Secret's
+// times, spec.refreshBefore, the jitter seeded by the UID and the expiry),
+// not the next retry (status.nextRefreshTime after a failure); the window is
+// refreshWindow's; neither exists without a token; suspended follows
+// spec.suspend; a ClusterTokenRequest's failed namespaces are
+// status.namespaces.failed, and a TokenRequest has no such series.
+func TestStatusGaugesForTheAlerts(t *testing.T) {
+	obtained := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	expires := obtained.Add(time.Hour)
+	retry := obtained.Add(55*time.Minute + 5*time.Second) // after a failed refresh
+	thirtyMinutes := 30 * time.Minute
+	status := tokensyncv1alpha1.TokenStatus{
+		ExpiresAt: &metav1.Time{Time: expires}, LastRefreshTime: &metav1.Time{Time: obtained}, NextRefreshTime: &metav1.Time{Time: retry},
+	}
+	tokenRequest := func(name string, refreshBefore *time.Duration, suspend bool, st tokensyncv1alpha1.TokenStatus) *tokensyncv1alpha1.TokenRequest {
+		tr := &tokensyncv1alpha1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name, UID: "uid-" + types.UID(name)}}
+		tr.Spec.Provider, tr.Spec.Suspend = "partner", suspend
+		if refreshBefore != nil {
+			tr.Spec.RefreshBefore = &metav1.Duration{Duration: *refreshBefore}
+		}
+		tr.Status.TokenStatus = st
+		return tr
+	}
+	ctr := &tokensyncv1alpha1.ClusterTokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "shared", UID: "uid-shared"}}
+	ctr.Spec.Provider = "partner"
+	ctr.Status.TokenStatus = status
+	ctr.Status.Namespaces = tokensyncv1alpha1.NamespaceCounts{Selected: 3, Written: 2, Failed: 1}
+	c := fake.NewClientBuilder().WithScheme(testScheme).WithObjects(
+		tokenRequest("default-window", nil, false, status),
+		tokenRequest("explicit-window", &thirtyMinutes, true, status),
+		tokenRequest("no-token", nil, false, tokensyncv1alpha1.TokenStatus{}),
+		ctr,
+	).Build()
+	m := &statusMetrics{readers: map[*TokenRequestReconciler]statusReader{{}: {Reader: c, cluster: true}}}
+	got := collectStatus(t, m)
+
+	// What the reconciler plans, from the same token.
+	planned := func(uid string, refreshBefore *time.Duration) float64 {
+		o := observation{UID: uid, RefreshBefore: refreshBefore, Target: targetState{Holds: true, Held: heldToken{ObtainedAt: obtained, ExpiresAt: expires}}}
+		return float64(o.refreshAt().Unix())
+	}
+	want := map[string]float64{
+		"tokensync_token_planned_refresh_timestamp_seconds team-a/default-window":  planned("uid-default-window", nil),
+		"tokensync_token_planned_refresh_timestamp_seconds team-a/explicit-window": planned("uid-explicit-window", &thirtyMinutes),
+		"tokensync_token_planned_refresh_timestamp_seconds /shared":                planned("uid-shared", nil),
+		"tokensync_token_refresh_window_seconds team-a/default-window":             300,
+		"tokensync_token_refresh_window_seconds team-a/explicit-window":            1800,
+		"tokensync_token_refresh_window_seconds /shared":                           300,
+		"tokensync_tokenrequest_suspended team-a/default-window":                   0,
+		"tokensync_tokenrequest_suspended team-a/explicit-window":                  1,
+		"tokensync_tokenrequest_suspended team-a/no-token":                         0,
+		"tokensync_tokenrequest_suspended /shared":                                 0,
+		"tokensync_clustertokenrequest_failed_namespaces /shared":                  1,
+	}
+	for key, v := range want {
+		if g, ok := got[key]; !ok || g != v {
+			t.Errorf("%s = %v (present: %v), want %v", key, g, ok, v)
+		}
+	}
+	for key, v := range got {
+		for _, metric := range []string{"tokensync_token_planned_refresh_timestamp_seconds", "tokensync_token_refresh_window_seconds", "tokensync_tokenrequest_suspended", "tokensync_clustertokenrequest_failed_namespaces"} {
+			if strings.HasPrefix(key, metric+" ") {
+				if _, ok := want[key]; !ok {
+					t.Errorf("unexpected series %s = %v", key, v)
+				}
+			}
+		}
+	}
+	// The planned refresh is not the retry, and lies in the window's
+	// spread: between 0.75 and 1.25 windows before expiry by default,
+	// between 1 and 1.5 with spec.refreshBefore.
+	for name, bounds := range map[string][2]time.Duration{"default-window": {225 * time.Second, 375 * time.Second}, "explicit-window": {30 * time.Minute, 45 * time.Minute}} {
+		at := time.Unix(int64(got["tokensync_token_planned_refresh_timestamp_seconds team-a/"+name]), 0)
+		if at.Equal(retry) || expires.Sub(at) < bounds[0] || expires.Sub(at) > bounds[1] {
+			t.Errorf("%s: planned refresh %s, want %s to %s before the expiry %s, not the retry", name, at, bounds[0], bounds[1], expires)
+		}
 	}
 }
