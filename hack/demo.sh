@@ -67,6 +67,8 @@ fake_valid=(
 refresh_window=$((lifetime / 3 < 20 ? lifetime / 3 : 20))
 
 export KUBECONFIG="${root}/${kubeconfig}"
+# kubectl tokensync runs the plugin built into ${dir}/plugin/.
+export PATH="${root}/${dir}/plugin:${PATH}"
 # kubectl's discovery cache stays with the demo instead of ~/.kube/cache.
 export KUBECACHEDIR="${root}/${dir}/kubectl-cache"
 
@@ -354,9 +356,11 @@ assets="$({ KUBE_VERSION="${KUBE_VERSION}" ETCD_VERSION="${ETCD_VERSION}" hack/e
 [[ -x ${assets}/kube-apiserver && -x ${assets}/etcd ]] || fail "hack/envtest-binaries.sh did not produce kube-apiserver and etcd"
 step_done
 
-step "Building the manager (main.go), fake providers and control plane launcher into ${dir}/"
+step "Building the manager (main.go), fake providers, control plane launcher and kubectl plugin into ${dir}/"
 go build -o "${dir}/manager" .
 go build -o "${dir}/" ./hack/fakeproviders ./hack/demo/controlplane
+# As make plugin builds it; a module of its own.
+go -C cmd/kubectl-tokensync build -o "${root}/${dir}/plugin/kubectl-tokensync" .
 step_done
 
 step "Starting local control plane (kube-apiserver v${KUBE_VERSION}, etcd v${ETCD_VERSION}) on 127.0.0.1, kubeconfig ${kubeconfig}"
@@ -409,6 +413,8 @@ step_done
 echo
 kc get tokenrequests -o wide
 echo
+kubectl tokensync status -A
+echo
 for p in "${providers[@]}"; do
   secret="$(kc get tokenrequest "${p}-token" -o jsonpath='{.status.secretName}')"
   printf 'Secret %s (TokenRequest %s-token):\n' "${secret}" "${p}"
@@ -434,13 +440,6 @@ status_lines() {
 
 # token_of SECRET: the token, base64 as stored (only compared).
 token_of() { kc get secret "$1" -o jsonpath='{.data.token}'; }
-
-# force_honoured VALUE OLD-TOKEN: partner-token honoured the force-refresh
-# VALUE and its Secret holds a new token.
-force_honoured() {
-  [[ $(kc get tokenrequest partner-token -o jsonpath='{.status.lastForceRefresh}') == "$1" ]] &&
-    [[ $(token_of partner-token) != "$2" ]]
-}
 
 # ready_is STATUS/REASON: partner-token's Ready condition.
 ready_is() {
@@ -482,9 +481,9 @@ if ((oneshot)); then
   # Each of these logs in once the minimum login interval (10 s, failed
   # attempts included) since partner-token's last login has passed.
   before="$(token_of partner-token)"
-  force="oneshot-$(date +%s)"
-  kc annotate tokenrequest partner-token "tokensync.io/force-refresh=${force}" --overwrite >/dev/null
-  wait_for 30 "partner-token to honour tokensync.io/force-refresh=${force} with a new token" force_honoured "${force}" "${before}"
+  kubectl tokensync renew partner-token --wait --timeout 30s >/dev/null ||
+    fail "kubectl tokensync renew partner-token --wait got no new token (it says why above)"
+  [[ $(token_of partner-token) != "${before}" ]] || fail "kubectl tokensync renew partner-token --wait succeeded, but the Secret holds the same token"
   kc patch secret partner-credentials -p '{"stringData":{"secret":"wrong"}}' >/dev/null
   wait_for 30 "partner-token to turn Ready=False with reason AuthenticationFailed after its credential was broken" ready_is False/AuthenticationFailed
   kc patch secret partner-credentials -p '{"stringData":{"secret":"demo-secret"}}' >/dev/null
@@ -498,6 +497,9 @@ if ((oneshot)); then
     fail "the metrics do not count the failed login (tokensync_logins_total{result=\"AuthenticationFailed\"})"
   step_done
 
+  echo
+  kubectl tokensync status -A
+  echo
   printf '==> One-shot demo passed: %d TokenRequests Ready, every token refreshed, instructions checked (%s in all)\n' \
     "${#providers[@]}" "$(since "${total_start}")"
   exit 0
@@ -507,8 +509,11 @@ cat <<EOF
 The demo is running: tokens live ${lifetime}s and are refreshed about ${refresh_window}s before they expire.
 From another terminal:
   export KUBECONFIG=${root}/${kubeconfig}    # its default namespace is ${namespace}
+  export PATH=${root}/${dir}/plugin:\$PATH      # kubectl tokensync (make plugin builds it into bin/)
   kubectl get tokreq -w                      # watch the refreshes; -o wide adds Reason and Next Refresh
-  kubectl annotate tokreq partner-token tokensync.io/force-refresh=\$(date +%s) --overwrite   # force a refresh (one login per 10 s at most)
+  kubectl tokensync status                   # expiry and next refresh from now; status partner-token for the detail
+  kubectl tokensync renew partner-token --wait   # force a refresh (the tokensync.io/force-refresh annotation; one login per 10 s at most)
+  kubectl tokensync inspect secret partner-token # what the Secret holds, the JWT's claims, never the token
   kubectl patch secret partner-credentials -p '{"stringData":{"secret":"wrong"}}'   # break a credential:
                                              #   Ready=False, reason AuthenticationFailed (kubectl describe tokreq)
   kubectl patch secret partner-credentials -p '{"stringData":{"secret":"demo-secret"}}'   # mend it: Ready within 10 s

@@ -96,6 +96,12 @@ func (a *app) runRenew(ctx context.Context, sel selection, force, wait bool, tim
 	}
 	out := a.env.Stdout
 	value := forceValue(a.env.Clock.Now(), objs)
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		tokensyncv1alpha1.AnnotationForceRefresh: value,
+	}}})
+	if err != nil {
+		return err
+	}
 	var asked []renewing
 	for _, o := range objs {
 		if stopped := stoppedAfterRejection(o.Status); stopped != "" {
@@ -106,12 +112,6 @@ func (a *app) runRenew(ctx context.Context, sel selection, force, wait bool, tim
 			fmt.Fprintf(out, "Note: %s was %s; this sends its credentials once more\n", o, stopped)
 		}
 		before := *o.Status.DeepCopy()
-		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
-			tokensyncv1alpha1.AnnotationForceRefresh: value,
-		}}})
-		if err != nil {
-			return err
-		}
 		if err := c.Patch(ctx, o.Object, client.RawPatch(types.MergePatchType, patch)); err != nil {
 			errs = append(errs, refused(err, "set "+tokensyncv1alpha1.AnnotationForceRefresh+" on "+o.String(), sel.role(true)))
 			continue
