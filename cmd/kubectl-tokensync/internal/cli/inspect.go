@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -52,7 +53,7 @@ func (a *app) runInspectSecret(ctx context.Context, name string, claims []string
 	}
 	s := &corev1.Secret{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, s); err != nil {
-		if isNotFound(err) {
+		if apierrors.IsNotFound(err) {
 			return fmt.Errorf("Secret %s/%s not found", ns, name)
 		}
 		return refused(err, fmt.Sprintf("read Secret %s/%s", ns, name), roleSecrets)
@@ -81,7 +82,7 @@ func readOwner(ctx context.Context, c client.Client, owner secretOwner) ownerRea
 		obj, role = &tokensyncv1alpha1.ClusterTokenRequest{}, roleClusterView
 	}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: owner.Namespace, Name: owner.Name}, obj); err != nil {
-		if isNotFound(err) {
+		if apierrors.IsNotFound(err) {
 			return ownerRead{Err: err}
 		}
 		return ownerRead{Err: refused(err, "read "+owner.String(), role)}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/printers"
@@ -135,7 +136,7 @@ func keyList(data map[string][]byte) string {
 // token, so the plugin cannot check the token itself).
 func verdict(s *corev1.Secret, owner *secretOwner, read ownerRead) string {
 	if read.Err != nil {
-		if isNotFound(read.Err) {
+		if apierrors.IsNotFound(read.Err) {
 			return fmt.Sprintf("unknown: %s does not exist (a Secret retained after its owner was deleted is no longer refreshed)", owner)
 		}
 		return "unknown: " + printable(read.Err.Error())

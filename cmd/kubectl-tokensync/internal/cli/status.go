@@ -3,13 +3,13 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -138,18 +138,20 @@ func reportAll(stderr io.Writer, errs []error) error {
 	return nil
 }
 
-// readSecret reads a target Secret for status NAME; a refusal is shown
-// in its place, not a failure of the command.
+// readSecret reads a target Secret's metadata for status NAME (its data,
+// the token, is not even fetched); a refusal is shown in its place, not a
+// failure of the command.
 func readSecret(ctx context.Context, c client.Client, namespace, name string) *secretRead {
-	s := &corev1.Secret{}
-	err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, s)
-	r := &secretRead{Name: name, Secret: s}
-	if err != nil {
-		r.Secret = nil
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	r := &secretRead{Name: name}
+	switch err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, m); {
+	case apierrors.IsNotFound(err):
 		r.Err = err
-		if !isNotFound(err) {
-			r.Err = refused(err, fmt.Sprintf("read Secret %s/%s", namespace, name), roleSecrets)
-		}
+	case err != nil:
+		r.Err = refused(err, fmt.Sprintf("read Secret %s/%s", namespace, name), roleSecrets)
+	default:
+		r.Annotations = m.Annotations
 	}
 	return r
 }
@@ -202,9 +204,4 @@ func printObjects(out io.Writer, objs []tokenObject, format string, single bool)
 // exampleName fills the examples' {{.}} with the name the plugin runs as.
 func exampleName(cmd *cobra.Command, name string) {
 	cmd.Example = strings.ReplaceAll(cmd.Example, "{{.}}", name)
-}
-
-func isNotFound(err error) bool {
-	var status interface{ Status() metav1.Status }
-	return errors.As(err, &status) && status.Status().Reason == metav1.StatusReasonNotFound
 }

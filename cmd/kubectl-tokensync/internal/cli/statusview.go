@@ -106,11 +106,12 @@ func dash(s string) string {
 	return s
 }
 
-// secretRead is the target Secret as status NAME could read it.
+// secretRead is the target Secret's bookkeeping, its annotations, as
+// status NAME could read them.
 type secretRead struct {
-	Name   string
-	Secret *corev1.Secret
-	Err    error
+	Name        string
+	Annotations map[string]string
+	Err         error
 }
 
 // eventsRead is the events of an object as status NAME could read them.
@@ -225,7 +226,7 @@ func secretBookkeeping(out io.Writer, s *secretRead, now time.Time) error {
 		fmt.Fprintf(out, "  not shown: %s\n", printable(s.Err.Error()))
 		return nil
 	}
-	a := s.Secret.Annotations
+	a := s.Annotations
 	tw := indented(out)
 	fmt.Fprintf(tw, "Provider:\t%s\n", dash(printable(a[tokensyncv1alpha1.AnnotationProvider])))
 	fmt.Fprintf(tw, "Endpoint:\t%s\n", dash(printable(a[tokensyncv1alpha1.AnnotationEndpoint])))

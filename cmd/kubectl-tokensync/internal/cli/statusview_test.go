@@ -41,7 +41,7 @@ func TestStatusViews(t *testing.T) {
 
 	t.Run("status-detail", func(t *testing.T) {
 		var out bytes.Buffer
-		secret := &secretRead{Name: "partner-token", Secret: targetSecret("not-a-jwt")}
+		secret := &secretRead{Name: "partner-token", Annotations: targetSecret("not-a-jwt").Annotations}
 		events := eventsRead{Events: []corev1.Event{
 			eventAt(-26*time.Hour, corev1.EventTypeNormal, "TokenRefreshed", "Logged in because the target Secret partner-token does not exist; wrote a new token to Secret partner-token; it expires at "+rfc(-23*time.Hour)+", next refresh at "+rfc(-23*time.Hour-5*time.Minute)),
 			eventAt(-19*time.Minute, corev1.EventTypeNormal, "TokenRefreshed", "Logged in because the token is due for refresh; wrote a new token to Secret partner-token; it expires at "+rfc(2*time.Hour+41*time.Minute)+", next refresh at "+rfc(2*time.Hour+36*time.Minute)),
