@@ -20,6 +20,9 @@
 //   - monitoring_test.go: every alert expression and dashboard query parses
 //     with Prometheus's PromQL parser and names only metrics (and label
 //     values) a running manager exports, read from its /metrics.
+//   - prometheusrule_test.go: each alert evaluated by Prometheus's rule
+//     evaluation (rules.AlertingRule, for included) over synthetic series
+//     loaded with promqltest: when it fires and when it must not.
 //   - modules_test.go: the modules this one shares with the operator are at
 //     the operator's versions (so that a cold make test compiles little here).
 //

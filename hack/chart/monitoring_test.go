@@ -27,7 +27,8 @@ import (
 )
 
 // The alerts the README's Monitoring section documents, by name.
-var wantAlerts = []string{"TokenSyncLoginFailuresHigh", "TokenSyncNotLeading", "TokenSyncTokenExpiringSoon", "TokenSyncTokenRequestStalled"}
+var wantAlerts = []string{"TokenSyncLoginFailuresHigh", "TokenSyncNamespaceWriteFailing", "TokenSyncNotLeading", "TokenSyncTokenExpiringSoon",
+	"TokenSyncTokenRequestNotReady", "TokenSyncTokenRequestStalled"}
 
 type alertRule struct {
 	Alert       string            `json:"alert"`
@@ -127,7 +128,7 @@ type grafanaPanel struct {
 	Panels []grafanaPanel `json:"panels"`
 }
 
-// TestAlertsAreDocumented: the four alerts, each with a severity, a
+// TestAlertsAreDocumented: the alerts, each with a severity, a
 // summary, a description and a runbook_url pointing at a section of the
 // README that exists; annotations are Prometheus alert templates that parse.
 func TestAlertsAreDocumented(t *testing.T) {
@@ -186,8 +187,8 @@ func githubAnchor(heading string) string {
 // TestAlertsAndDashboardQueriesNameExportedMetrics parses every alert
 // expression and dashboard query with Prometheus's PromQL parser, and checks
 // each series selector against the /metrics of a manager running as the
-// chart deploys it, after a login, a failed one, a Stalled TokenRequest
-// and a rollout restart: the metric exists, and so does a series with the
+// chart deploys it, after a login, a failed one, a Stalled TokenRequest,
+// a ClusterTokenRequest and a rollout restart: the metric exists, and so does a series with the
 // label values it selects (labels a scrape adds, like job, aside).
 func TestAlertsAndDashboardQueriesNameExportedMetrics(t *testing.T) {
 	var queries []query
@@ -241,6 +242,20 @@ func TestAlertsAndDashboardQueriesNameExportedMetrics(t *testing.T) {
 	}
 	e.createTokenRequest("good", partnerCreds, tokensyncv1alpha1.RolloutRestartTarget{Kind: "Deployment", Name: "app"})
 	e.createTokenRequest("wrong", map[string]string{"accessKey": "ak-1", "secret": "not-it"})
+	// A ClusterTokenRequest, for its gauges (its credentials: good's).
+	ctr := &tokensyncv1alpha1.ClusterTokenRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: "metrics-shared"},
+		Spec: tokensyncv1alpha1.ClusterTokenRequestSpec{
+			LoginSpec:            tokensyncv1alpha1.LoginSpec{Provider: providertest.Partner, Endpoint: fake.URL()},
+			CredentialsSecretRef: tokensyncv1alpha1.NamespacedSecretReference{Name: "good-creds", Namespace: e.ns},
+			SecretName:           "shared-token",
+			Namespaces:           []string{e.ns},
+		},
+	}
+	if err := k8sClient.Create(context.Background(), ctr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ctr) })
 	e.waitCondition("good", metav1.ConditionTrue, tokensyncv1alpha1.ReasonTokenIssued)
 	e.waitCondition("wrong", metav1.ConditionFalse, tokensyncv1alpha1.ReasonAuthenticationFailed)
 
