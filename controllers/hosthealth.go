@@ -123,14 +123,17 @@ type hostHealth struct {
 	// the host down, so while it is up every failure within the window is
 	// of one account, and every unavailable one of one TokenRequest.
 	lastFailure, lastUnavailable hostFailure
-	// While down: the probes failed in a row, when the host went down or
-	// its last probe ended, that probe's Retry-After, and the jitter of
-	// the step to the next probe (drawn once per step, so that the probe
-	// time computed again is the same).
-	failedProbes int32
-	probedAt     time.Time
-	retryAfter   time.Duration
-	jitter       float64
+	// While down: the probes on the backoff's steps failed in a row, when
+	// the host went down or the last of them ended (stepFrom), when the
+	// last probe of any kind ended (probedAt) and its Retry-After, and the
+	// jitter of the step to the next (drawn once per step, so that the
+	// probe time computed again is the same). A probe brought forward for
+	// a waiting token is not a step: the backoff goes on as if it had not
+	// been, so that tokens expiring through an outage do not stretch it.
+	failedSteps        int32
+	stepFrom, probedAt time.Time
+	retryAfter         time.Duration
+	jitter             float64
 }
 
 type hostFailure struct {
@@ -188,34 +191,48 @@ func (h *hostHealth) ended(now time.Time, l endedLogin, jitter float64) (wentDow
 	if !down {
 		return false, false
 	}
-	h.down, h.failedProbes, h.probedAt, h.retryAfter, h.jitter = true, 0, now, l.retryAfter, jitter
+	h.down, h.failedSteps, h.stepFrom, h.probedAt, h.retryAfter, h.jitter = true, 0, now, now, l.retryAfter, jitter
 	h.lastFailure, h.lastUnavailable = hostFailure{}, hostFailure{}
 	return true, false
 }
 
-// probeFailed steps the probe backoff after a failed probe ended at now.
+// probeFailed records a failed probe that ended at now: a step of the
+// backoff if the step's time had come, else one brought forward.
 func (h *hostHealth) probeFailed(now time.Time, retryAfter time.Duration, jitter float64) {
-	h.failedProbes++
-	h.probedAt, h.retryAfter, h.jitter = now, retryAfter, jitter
+	if !now.Before(h.stepAt()) {
+		h.failedSteps++
+		h.stepFrom, h.jitter = now, jitter
+	}
+	h.probedAt, h.retryAfter = now, retryAfter
 }
 
-// probeAt is when a down host's next probe goes: the backoff's step after
-// the host went down or its last probe ended (ProbeBase doubling to
-// ProbeCap, jittered; a longer Retry-After as given, up to an hour). The
-// probe goes earlier when a waiting login must start by soonest to keep
-// its token valid (the earliest such time still ahead; zero: none), as a
-// TokenRequest's own retry would (retryTime), but never sooner than
-// ProbeBase after the last probe, however many tokens expire meanwhile,
-// and never before a Retry-After.
+// stepAt is when the backoff's next step comes.
+func (h *hostHealth) stepAt() time.Time {
+	s := h.settings.withDefaults()
+	return h.stepFrom.Add(doubling(s.ProbeBase, s.ProbeCap, h.failedSteps+1, h.jitter, 0))
+}
+
+// probeAt is when a down host's next probe goes: the backoff's next step
+// after the host went down or its last step ended (ProbeBase doubling to
+// ProbeCap, jittered), or a longer Retry-After of the last probe, as
+// given up to an hour. The probe goes earlier when a waiting login must
+// start by soonest to keep its token valid (the earliest such time still
+// ahead; zero: none), as a TokenRequest's own retry would (retryTime); but
+// never sooner than ProbeBase after the last probe, however many tokens
+// expire meanwhile, and never before a Retry-After.
 func (h *hostHealth) probeAt(soonest time.Time) time.Time {
 	s := h.settings.withDefaults()
-	step := doubling(s.ProbeBase, s.ProbeCap, h.failedProbes+1, h.jitter, 0)
-	if h.retryAfter > step {
-		return h.probedAt.Add(min(h.retryAfter, maxRetryAfter))
-	}
-	at := h.probedAt.Add(step)
+	step := h.stepAt()
+	at := step
 	if !soonest.IsZero() && soonest.Before(at) {
-		at = latest(soonest, h.probedAt.Add(s.ProbeBase))
+		at = soonest
+	}
+	if at.Before(step) || h.probedAt.After(h.stepFrom) {
+		// Brought forward, or the step after one brought forward.
+		at = latest(at, h.probedAt.Add(s.ProbeBase))
+	}
+	if h.retryAfter > 0 {
+		at = latest(at, h.probedAt.Add(min(h.retryAfter, maxRetryAfter)))
 	}
 	return at
 }

@@ -132,7 +132,7 @@ func TestHostHealthProbes(t *testing.T) {
 		for _, step := range []time.Duration{5, 10, 20, 40, 80, 160, 300, 300} {
 			next := h.probeAt(time.Time{})
 			if want := at.Add(step * time.Second); !next.Equal(want) {
-				t.Fatalf("after %d failed probes the next is at +%s, want +%s", h.failedProbes, next.Sub(at), want.Sub(at))
+				t.Fatalf("after %d failed probes the next is at +%s, want +%s", h.failedSteps, next.Sub(at), want.Sub(at))
 			}
 			at = next.Add(2 * time.Second) // the probe took 2 s
 			if probe(h, at, hostUnavailable, 0) || !h.down {
@@ -179,6 +179,20 @@ func TestHostHealthProbes(t *testing.T) {
 			if got := h.probeAt(soonest).Sub(t0); got != tt.want {
 				t.Errorf("must start by +%s: probe at +%s, want +%s", tt.soonest, got, tt.want)
 			}
+		}
+		// A probe brought forward is not a step: the backoff's next step
+		// stays, only kept ProbeBase from it.
+		probe(h, t0.Add(25*time.Second), hostUnavailable, 0)
+		if got := h.probeAt(time.Time{}).Sub(t0); got != 35*time.Second {
+			t.Errorf("after a probe brought forward to +25s, the step at +%s, want +35s", got)
+		}
+		probe(h, t0.Add(33*time.Second), hostUnavailable, 0)
+		if got := h.probeAt(time.Time{}).Sub(t0); got != 38*time.Second {
+			t.Errorf("after one at +33s, the step at +%s, want +38s", got)
+		}
+		probe(h, t0.Add(38*time.Second), hostUnavailable, 0)
+		if got := h.probeAt(time.Time{}).Sub(t0); got != 78*time.Second {
+			t.Errorf("after the step at +38s, the next at +%s, want +78s (40 s on)", got)
 		}
 	})
 	t.Run("a probe that reached nothing leaves the schedule", func(t *testing.T) {
