@@ -599,8 +599,8 @@ func TestDeletionForgetsMetrics(t *testing.T) {
 	// The gauges are read from the manager's cache, which may be a moment
 	// behind the API server that waitReady reads.
 	eventually(t, readyTimeout, func() error {
-		if n := seriesFor(t, e.ns, "gone"); n != 4 {
-			return fmt.Errorf("%d tokensync series for the TokenRequest, want 4 (expiry, refresh, ready, stalled)", n)
+		if n := seriesFor(t, e.ns, "gone"); n != 7 {
+			return fmt.Errorf("%d tokensync series for the TokenRequest, want 7 (expiry, refresh, planned refresh, refresh window, ready, stalled, suspended)", n)
 		}
 		return nil
 	})
