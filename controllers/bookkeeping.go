@@ -82,9 +82,20 @@ func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, n
 	}
 	lockedOut := rule.countsTowardLockout && lockoutCount >= maxAuthenticationTries
 	stopped := rule.stopsUntilChange || lockedOut
+	attemptAt := metav1.NewTime(now.UTC().Truncate(time.Second))
+	if repeat {
+		attemptAt = last.Time
+	}
 	retryAt := f.retryAt
 	if retryAt.IsZero() {
 		retryAt = retryTime(now, result, attempts, jitter, f.retryAfter, tokenValidUntil)
+	}
+	// While its host is down, a TokenRequest does not retry on its own
+	// schedule: it waits on the host, whose line it joins as soon as its
+	// minimum login interval allows.
+	waitsOnHost := o.Host.Down && result == tokensyncv1alpha1.ReasonProviderUnavailable
+	if waitsOnHost {
+		retryAt = latest(now, attemptAt.Add(o.MinLoginInterval))
 	}
 
 	message := f.message + validUntil
@@ -94,6 +105,8 @@ func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, n
 			lockoutCount, tokensyncv1alpha1.AnnotationForceRefresh)
 	case stopped:
 		message += " (nothing more is tried until this is fixed)"
+	case waitsOnHost:
+		message += fmt.Sprintf(" (attempt %d; %s)", attempts, o.Host.waitMessage())
 	default:
 		message += fmt.Sprintf(" (attempt %d, next retry at %s)", attempts, formatTime(retryAt))
 	}
@@ -106,10 +119,6 @@ func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, n
 	}
 	if force != "" {
 		st.LastForceRefresh = force
-	}
-	attemptAt := metav1.NewTime(now.UTC().Truncate(time.Second))
-	if repeat {
-		attemptAt = last.Time
 	}
 	st.LastAttempt = &tokensyncv1alpha1.LoginAttempt{
 		Time: attemptAt, Provider: o.Provider, Endpoint: o.Endpoint,
@@ -130,6 +139,24 @@ func afterFailure(st tokensyncv1alpha1.TokenStatus, o *observation, f failure, n
 		removeCondition(&st, tokensyncv1alpha1.ConditionCredentialsFound)
 	}
 	return st, retryAt, stopped
+}
+
+// afterWaitingOnHost is the status of a TokenRequest whose login waits on
+// its down host (message: why the login is due, and on what it waits):
+// Ready False with ProviderUnavailable, as a failed attempt has it, the
+// next refresh the host's next probe. No attempt is recorded: none was
+// made, and the minimum login interval counts none.
+func afterWaitingOnHost(st tokensyncv1alpha1.TokenStatus, o *observation, message string, now time.Time) tokensyncv1alpha1.TokenStatus {
+	st = *st.DeepCopy()
+	if h := o.Target.Held; o.Target.Holds && h.Intact && now.Before(h.ExpiresAt) {
+		message += "; " + stillValid(o.SecretName, formatTime(h.ExpiresAt))
+	}
+	st.ObservedGeneration = o.Generation
+	st.NextRefreshTime = metaTime(o.Host.NextProbe)
+	setCondition(&st, o.Generation, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, tokensyncv1alpha1.ReasonProviderUnavailable, message)
+	setCondition(&st, o.Generation, now, tokensyncv1alpha1.ConditionReconciling, metav1.ConditionTrue, tokensyncv1alpha1.ReasonRetrying, message)
+	removeCondition(&st, tokensyncv1alpha1.ConditionStalled)
+	return st
 }
 
 // shortWindowWarning starts the Ready message's warning about a refresh

@@ -44,6 +44,10 @@ func TestAfterFailure(t *testing.T) {
 		}
 		return st
 	}
+	hostDown := func(o *observation) {
+		o.MinLoginInterval = DefaultMinLoginInterval
+		o.Host = hostView{Name: "partner.example", Down: true, NextProbe: t0.Add(40 * time.Second)}
+	}
 	force := "f-2"
 	tests := []struct {
 		name    string
@@ -72,6 +76,20 @@ func TestAfterFailure(t *testing.T) {
 					t.Errorf("message %q does not say the token stays valid", c.Message)
 				}
 			}},
+		{name: "host down: no retry of its own; it may join the host's line after the minimum login interval",
+			status: failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 4), obs: []func(*observation){holding(30 * time.Second), hostDown},
+			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
+			attempts: 5, retryIn: DefaultMinLoginInterval,
+			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
+				c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady)
+				if !hasSubstrings(c.Message, "down; ", "stays valid until", "(attempt 5; provider host partner.example is down", "the next probe is at "+formatTime(t0.Add(40*time.Second))) {
+					t.Errorf("message %q does not name the host and its next probe", c.Message)
+				}
+			}},
+		{name: "host down: a rejected password keeps its own backoff",
+			obs:      []func(*observation){hostDown},
+			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "rejected"},
+			attempts: 1, lockout: 1, retryIn: time.Minute, stalled: true},
 		{name: "Retry-After keeps its time",
 			obs:      []func(*observation){holding(30 * time.Second)},
 			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "busy", retryAfter: 10 * time.Minute},
@@ -349,4 +367,36 @@ func TestKstatus(t *testing.T) {
 			t.Fatalf("retrying after a 503: %s (%s), want InProgress", got.Status, got.Message)
 		}
 	})
+}
+
+// TestAfterWaitingOnHost: a TokenRequest whose login waits on its down
+// host reports ProviderUnavailable, naming the host and its next probe,
+// with that probe as its next refresh; no attempt is recorded.
+func TestAfterWaitingOnHost(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	last := &tokensyncv1alpha1.LoginAttempt{Time: metav1.NewTime(t0.Add(-time.Hour)), Result: tokensyncv1alpha1.ReasonSucceeded}
+	before := tokensyncv1alpha1.TokenStatus{LastAttempt: last, ObservedGeneration: 1, Conditions: []metav1.Condition{
+		{Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensyncv1alpha1.ReasonTokenIssued, Message: "ok"},
+	}}
+	o := &observation{Now: t0, Generation: 2, SecretName: "tok",
+		Target: targetState{Exists: true, Holds: true, Held: heldToken{ExpiresAt: t0.Add(time.Minute), Intact: true}},
+		Host:   hostView{Name: "p.example", Down: true, NextProbe: t0.Add(20 * time.Second)}}
+	st := afterWaitingOnHost(before, o, "the token is due for refresh; "+o.Host.waitMessage(), t0)
+	ready := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady)
+	if ready.Status != metav1.ConditionFalse || ready.Reason != tokensyncv1alpha1.ReasonProviderUnavailable ||
+		!hasSubstrings(ready.Message, "due for refresh", "provider host p.example is down", formatTime(t0.Add(20*time.Second)), "stays valid until "+formatTime(t0.Add(time.Minute))) {
+		t.Errorf("Ready %+v", ready)
+	}
+	if !meta.IsStatusConditionTrue(st.Conditions, tokensyncv1alpha1.ConditionReconciling) || meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionStalled) != nil {
+		t.Errorf("conditions %+v, want Reconciling and not Stalled", st.Conditions)
+	}
+	if st.NextRefreshTime == nil || !st.NextRefreshTime.Time.Equal(t0.Add(20*time.Second)) || st.ObservedGeneration != 2 {
+		t.Errorf("nextRefreshTime %v, observedGeneration %d; want the next probe, 2", st.NextRefreshTime, st.ObservedGeneration)
+	}
+	if st.LastAttempt == nil || *st.LastAttempt != *last || st.FailedAttempts != 0 {
+		t.Errorf("an attempt was recorded: %+v, %d failed", st.LastAttempt, st.FailedAttempts)
+	}
+	if c := meta.FindStatusCondition(before.Conditions, tokensyncv1alpha1.ConditionReady); c.Status != metav1.ConditionTrue {
+		t.Error("afterWaitingOnHost changed the status it was given")
+	}
 }

@@ -59,6 +59,12 @@ type observation struct {
 	// MinLoginInterval is the least time between two logins of this
 	// TokenRequest, failed ones included (--min-login-interval); zero: none.
 	MinLoginInterval time.Duration
+	// Host is what the login gate knows of the endpoint's host: whether it
+	// is down (hosthealth.go), and when it is probed next.
+	Host hostView
+	// WaitsOnHost: this TokenRequest's login waits in the line of its
+	// host, which is down; NextProbeAsked: as the host's next probe.
+	WaitsOnHost, NextProbeAsked bool
 }
 
 // targetState is what the API server (or a cache known to be current) says of
@@ -127,6 +133,7 @@ const (
 	reasonBackoff          = "Backoff"
 	reasonLoginInFlight    = "LoginInFlight"
 	reasonMinLoginInterval = "MinLoginInterval"
+	reasonWaitingOnHost    = "WaitingOnHost"
 	maxAuthenticationTries = 3
 )
 
@@ -147,6 +154,10 @@ type decision struct {
 	ProbeWrite bool
 	// CredentialsMissing: actKeep while the credentials Secret is gone.
 	CredentialsMissing bool
+	// NextProbe: actLogin asked for by a force-refresh or a credentials
+	// change while the endpoint's host is down: the login is the host's
+	// next probe.
+	NextProbe bool
 	// Record: actStop for a failure seen now, recorded with Reason and
 	// Message; false for a stop already recorded.
 	Record bool
@@ -239,22 +250,52 @@ func (o *observation) refreshAt() time.Time {
 }
 
 // decide is the refresh decision. A login already under way is not asked
-// for twice: its end reconciles again. A login due inside the minimum
-// login interval waits for its end (see lastLogin).
+// for twice: its end reconciles again; one waiting on its down host keeps
+// waiting, and its status says on what. A login due inside the minimum
+// login interval waits for its end (see lastLogin). A force-refresh or a
+// credentials change while the host is down makes the login the host's
+// next probe.
 func decide(o observation) decision {
 	d := decideLogin(o)
-	if d.Action == actLogin && o.LoginInFlight {
+	if d.Action != actLogin {
+		return d
+	}
+	asksProbe := o.Host.Down && (d.Reason == triggerForceRefresh || d.Reason == triggerCredentialsChanged)
+	if o.LoginInFlight && !(o.WaitsOnHost && asksProbe && !o.NextProbeAsked) {
+		if o.WaitsOnHost {
+			return waitOnHost(&o, d, time.Time{})
+		}
 		return decision{Action: actWait, Reason: reasonLoginInFlight,
 			Message: d.Message + "; a login is already under way"}
 	}
-	if last := o.lastLogin(); d.Action == actLogin && !last.IsZero() && o.MinLoginInterval > 0 {
+	if last := o.lastLogin(); !last.IsZero() && o.MinLoginInterval > 0 {
 		if next := last.Add(o.MinLoginInterval); o.Now.Before(next) {
+			if o.WaitsOnHost {
+				// Keep its place in the host's line, and ask again then.
+				return waitOnHost(&o, d, next)
+			}
 			return decision{Action: actWait, Reason: reasonMinLoginInterval, At: next,
 				Message: fmt.Sprintf("%s; the last login was at %s, the next may start at %s (--min-login-interval %s)",
 					d.Message, formatTime(last), formatTime(next), o.MinLoginInterval)}
 		}
 	}
+	d.NextProbe = asksProbe
 	return d
+}
+
+// waitOnHost is the decision of a TokenRequest whose login waits on its
+// down host (At: when to look again, zero: the login's end reconciles).
+func waitOnHost(o *observation, d decision, at time.Time) decision {
+	return decision{Action: actWait, Reason: reasonWaitingOnHost, At: at, Message: d.Message + "; " + o.Host.waitMessage()}
+}
+
+// waitMessage says that the host is down and when it is probed next.
+func (h hostView) waitMessage() string {
+	next := "the next probe is at " + formatTime(h.NextProbe)
+	if h.Probing {
+		next = "a probe is under way"
+	}
+	return fmt.Sprintf("provider host %s is down: its TokenRequests wait on it, and it is probed with one login at a time; %s", h.Name, next)
 }
 
 // DefaultMinLoginInterval is --min-login-interval's default: a provider's
@@ -346,7 +387,10 @@ func decideLogin(o observation) decision {
 		if !fixing && ruleOf(last.Result).stopsUntilChange {
 			return decision{Action: actStop, Reason: last.Result, Message: "waiting for a change that could fix " + last.Result}
 		}
-		if next := o.Status.NextRefreshTime; !fixing && next != nil && o.Now.Before(next.Time) {
+		// While the host is down, its TokenRequests do not retry on their
+		// own schedules: a provider's failure waits on the host instead.
+		waitsOnHost := o.Host.Down && last.Result == tokensyncv1alpha1.ReasonProviderUnavailable
+		if next := o.Status.NextRefreshTime; !fixing && !waitsOnHost && next != nil && o.Now.Before(next.Time) {
 			return decision{Action: actWait, Reason: reasonBackoff, At: next.Time,
 				Message: fmt.Sprintf("%s; retrying after %s", message, last.Result)}
 		}

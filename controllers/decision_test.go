@@ -94,6 +94,23 @@ func TestDecide(t *testing.T) {
 		lastLoginAgo(4 * time.Second)(o)
 	}
 
+	// hostDown: the endpoint's host is down, its next probe in 30 s;
+	// waitsOnHost: the login waits in its line.
+	hostDown := func(o *observation) {
+		o.Host = hostView{Name: "sandbox.partner.example", Down: true, NextProbe: t0.Add(30 * time.Second)}
+	}
+	waitsOnHost := func(o *observation) { o.LoginInFlight, o.WaitsOnHost = true, true }
+	probeAsked := func(t *testing.T, d decision) {
+		if !d.NextProbe {
+			t.Error("the login is not asked to be the host's next probe")
+		}
+	}
+	noProbeAsked := func(t *testing.T, d decision) {
+		if d.NextProbe {
+			t.Error("the login is asked to be the host's next probe")
+		}
+	}
+
 	tests := []struct {
 		name   string
 		change []func(*observation)
@@ -431,6 +448,56 @@ func TestDecide(t *testing.T) {
 		{name: "no minimum interval: a force-refresh a second after a login goes at once",
 			change: []func(*observation){lastLoginAgo(time.Second), func(o *observation) { o.Force, o.MinLoginInterval = "again", 0 }},
 			action: actLogin, reason: triggerForceRefresh},
+
+		// A provider host down (hosthealth.go): its TokenRequests wait on it.
+		{name: "host down: a provider's failure waits on the host, not on its own backoff",
+			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 3, 20*time.Second), hostDown},
+			action: actLogin, reason: triggerRetry, check: noProbeAsked},
+		{name: "host down: a rejected password keeps its own backoff",
+			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), hostDown},
+			action: actWait, reason: reasonBackoff},
+		{name: "host up: a provider's failure keeps its own backoff",
+			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 3, 20*time.Second)},
+			action: actWait, reason: reasonBackoff},
+		{name: "host down, the refresh due: log in (the gate holds the login on the host)",
+			change: []func(*observation){func(o *observation) { o.Now = refreshTime }, hostDown},
+			action: actLogin, reason: triggerRefreshDue, check: noProbeAsked},
+		{name: "waiting on the host: keep waiting, and say on what",
+			change: []func(*observation){func(o *observation) { o.Now = refreshTime }, hostDown, waitsOnHost},
+			action: actWait, reason: reasonWaitingOnHost, check: func(t *testing.T, d decision) {
+				if !d.At.IsZero() || !hasSubstrings(d.Message, "due for refresh", "provider host sandbox.partner.example is down", "next probe is at "+formatTime(t0.Add(30*time.Second))) {
+					t.Errorf("wait until %s, message %q: want the login's end, the host and its next probe named", d.At, d.Message)
+				}
+			}},
+		{name: "waiting on the host, a probe under way",
+			change: []func(*observation){func(o *observation) { o.Now = refreshTime }, hostDown, waitsOnHost, func(o *observation) { o.Host.Probing = true }},
+			action: actWait, reason: reasonWaitingOnHost, check: func(t *testing.T, d decision) {
+				if !strings.Contains(d.Message, "a probe is under way") {
+					t.Errorf("message %q", d.Message)
+				}
+			}},
+		{name: "host down: a force-refresh makes the login the next probe",
+			change: []func(*observation){hostDown, func(o *observation) { o.Force = "now" }},
+			action: actLogin, reason: triggerForceRefresh, check: probeAsked},
+		{name: "waiting on the host: a force-refresh asks again, as the next probe",
+			change: []func(*observation){hostDown, waitsOnHost, func(o *observation) { o.Force = "now" }},
+			action: actLogin, reason: triggerForceRefresh, check: probeAsked},
+		{name: "waiting on the host: a credentials change asks again, as the next probe",
+			change: []func(*observation){hostDown, waitsOnHost, func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fp2 }},
+			action: actLogin, reason: triggerCredentialsChanged, check: probeAsked},
+		{name: "waiting as the next probe already: keep waiting",
+			change: []func(*observation){hostDown, waitsOnHost, func(o *observation) { o.Force, o.NextProbeAsked = "now", true }},
+			action: actWait, reason: reasonWaitingOnHost},
+		{name: "waiting on the host, a force-refresh inside the interval: keep the place, ask again at its end",
+			change: []func(*observation){lastLoginAgo(3 * time.Second), hostDown, waitsOnHost, func(o *observation) { o.Force = "now" }},
+			action: actWait, reason: reasonWaitingOnHost, check: func(t *testing.T, d decision) {
+				if !d.At.Equal(t0.Add(7 * time.Second)) {
+					t.Errorf("look again at %s, want the interval's end", d.At)
+				}
+			}},
+		{name: "host down, a login under way (the probe): wait for its end",
+			change: []func(*observation){func(o *observation) { o.Now = refreshTime; o.LoginInFlight = true }, hostDown},
+			action: actWait, reason: reasonLoginInFlight},
 
 		{name: "secretName changed while the old token is due: log in",
 			change: []func(*observation){func(o *observation) {

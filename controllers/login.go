@@ -80,7 +80,12 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d decis
 		a.is.CredentialsVersion, a.is.CredentialsFingerprint = o.Credentials.Version, o.Credentials.Fingerprint
 	}
 	r.gate.submit(&loginJob{who: a.key, kind: o.kind, endpoint: o.Endpoint, issuer: o.issuer(), mustStartBy: mustStartBy,
-		run: func(ctx context.Context) { r.runLogin(ctx, a) }})
+		nextProbe: d.NextProbe, run: func(ctx context.Context) loginEnd { return r.runLogin(ctx, a) }})
+	if in, ok := r.gate.inFlight(o.key); ok && in.waitsOnHost {
+		// Its host is down: the login waits on it, and the status says so.
+		o.Host = r.gate.host(o.Endpoint, r.now())
+		return r.waitOnHost(ctx, o, d.Message+"; "+o.Host.waitMessage(), time.Time{})
+	}
 	logf.FromContext(ctx).V(1).Info("Login handed over; its end reconciles again")
 	return ctrl.Result{}, nil
 }
@@ -117,9 +122,10 @@ func credentialsNotAllowed(name string) failure {
 
 // runLogin is one login, run by the gate off the workers: it reads the
 // credentials (unless the reconcile had), logs in, and leaves the token or
-// the failure in memory for the next reconcile. A login cut short by the
-// manager stopping leaves nothing: the next leader decides afresh.
-func (r *TokenRequestReconciler) runLogin(ctx context.Context, a *loginAttempt) {
+// the failure in memory for the next reconcile; it tells the gate what the
+// login's end says of the endpoint host. A login cut short by the manager
+// stopping leaves nothing: the next leader decides afresh.
+func (r *TokenRequestReconciler) runLogin(ctx context.Context, a *loginAttempt) (end loginEnd) {
 	var (
 		pending *pendingToken
 		failed  *failedLogin
@@ -131,8 +137,10 @@ func (r *TokenRequestReconciler) runLogin(ctx context.Context, a *loginAttempt) 
 			logf.FromContext(ctx).Error(fmt.Errorf("%v", p), "A login panicked", "tokenRequest", a.key, "provider", a.is.Provider)
 			failed = a.failure(failure{reason: tokensyncv1alpha1.ReasonInvalidResponse,
 				message: "login failed: the provider's answer could not be handled"}, nil)
+			end = loginEnd{outcome: hostUnclear}
 		}
 		if ctx.Err() != nil && failed == nil && pending == nil {
+			end = loginEnd{outcome: hostNotTried}
 			return
 		}
 		r.memory.with(a.key, a.uid, func(e *remembered) {
@@ -146,15 +154,17 @@ func (r *TokenRequestReconciler) runLogin(ctx context.Context, a *loginAttempt) 
 			}
 		})
 	}()
-	pending, failed, err = r.logIn(ctx, a)
+	pending, failed, end, err = r.logIn(ctx, a)
 	if ctx.Err() != nil {
 		// The manager is stopping; the next one retries without counting this.
 		pending, failed, err = nil, nil, nil
 	}
+	return end
 }
 
-// logIn reads the credentials and logs in.
-func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (*pendingToken, *failedLogin, error) {
+// logIn reads the credentials and logs in; end says what the login's end
+// tells of the endpoint host (nothing, unless the provider was asked).
+func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (_ *pendingToken, _ *failedLogin, end loginEnd, _ error) {
 	creds, is := a.creds, a.is
 	credsState := &credentialsState{Found: true, Allowed: true, Version: is.CredentialsVersion, Fingerprint: is.CredentialsFingerprint}
 	if creds == nil {
@@ -170,27 +180,28 @@ func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (*p
 				reason: tokensyncv1alpha1.ReasonCredentialsNotFound,
 				message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
 					a.credentials.Name, a.credentials.Namespace, a.keys.CredentialKeyNames()),
-			}, &credentialsState{}), nil
+			}, &credentialsState{}), end, nil
 		case err != nil:
-			return nil, nil, err
+			return nil, nil, end, err
 		case !allowed:
-			return nil, a.failure(credentialsNotAllowed(a.credentials.Name), &credentialsState{Found: true, Version: version}), nil
+			return nil, a.failure(credentialsNotAllowed(a.credentials.Name), &credentialsState{Found: true, Version: version}), end, nil
 		}
 		fp, err := r.fingerprints.credentials(ctx, a.keys.UsedCredentials(creds))
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, end, err
 		}
 		is.CredentialsVersion, is.CredentialsFingerprint = version, fp
 		credsState.Version, credsState.Fingerprint = version, fp
 	}
 	if v, ok := a.provider.(providers.Validator); ok {
 		if err := v.Validate(creds); err != nil {
-			return nil, a.failure(providerFailureFor(a.credentials.Name, err), credsState), nil
+			return nil, a.failure(providerFailureFor(a.credentials.Name, err), credsState), end, nil
 		}
 	}
 	start := r.now()
 	tok, err := a.provider.Login(ctx, is.Endpoint, creds)
 	loginDuration.WithLabelValues(is.Provider).Observe(r.now().Sub(start).Seconds())
+	end = loginEnd{credentials: is.CredentialsFingerprint, outcome: hostOutcomeOf(err), retryAfter: providers.RetryAfterOf(err)}
 	if err != nil {
 		f := providerFailureFor(a.credentials.Name, err)
 		if ctx.Err() == nil {
@@ -198,16 +209,16 @@ func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (*p
 			loginFailures.inc(is.Provider, is.Endpoint)
 			logFailureDetail(ctx, a, f, err)
 		}
-		return nil, a.failure(f, credsState), nil
+		return nil, a.failure(f, credsState), end, nil
 	}
 	loginsTotal.WithLabelValues(is.Provider, "success").Inc()
 	tokenFP, err := r.fingerprints.token(ctx, []byte(tok.Value))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, end, err
 	}
 	is.Token, is.TokenFingerprint = tok, tokenFP
 	// Kept until written or expired: a refused write must not spend the login.
-	return &pendingToken{issued: is, force: a.force, reason: a.reason, message: a.message}, nil, nil
+	return &pendingToken{issued: is, force: a.force, reason: a.reason, message: a.message}, nil, end, nil
 }
 
 // failure is f as made by this attempt, with its credentials and force value.

@@ -1154,12 +1154,15 @@ func TestLoginFailureDetailOnlyInLog(t *testing.T) {
 		is:       issued{Provider: "test", Endpoint: "https://h.example"},
 	}
 	r := &TokenRequestReconciler{}
-	_, failed, err := r.logIn(ctx, a)
+	_, failed, end, err := r.logIn(ctx, a)
 	if err != nil || failed == nil {
 		t.Fatalf("logIn = %v, %v; want a failed login", failed, err)
 	}
 	if failed.message != pe.Message || strings.Contains(failed.message, pe.Detail) {
 		t.Errorf("failure message %q, want %q without the detail", failed.message, pe.Message)
+	}
+	if end.outcome != hostUnclear {
+		t.Errorf("the login's end says %d of the host, want unclear (not Unavailable, no status)", end.outcome)
 	}
 	if all := strings.Join(logged, "\n"); !strings.Contains(all, `"detail"="connection refused"`) || !strings.Contains(all, `"reason"="ProviderUnavailable"`) {
 		t.Errorf("the log %q does not carry the detail", all)
@@ -1168,7 +1171,7 @@ func TestLoginFailureDetailOnlyInLog(t *testing.T) {
 	// No Detail, no line.
 	logged = nil
 	a.provider = refusingProvider{err: providers.Errorf(providers.AuthenticationFailed, "rejected")}
-	if _, _, err := r.logIn(ctx, a); err != nil {
+	if _, _, _, err := r.logIn(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	if len(logged) != 0 {

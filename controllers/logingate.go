@@ -4,8 +4,10 @@ import (
 	"container/heap"
 	"container/list"
 	"context"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,11 +85,15 @@ type loginJob struct {
 	// login without a valid token (zero) before any.
 	mustStartBy time.Time
 	// run logs in and records the result where the next reconcile finds
-	// it. It must return: the provider's own timeout bounds it.
-	run func(ctx context.Context)
+	// it, and says what its end tells of the endpoint host. It must
+	// return: the provider's own timeout bounds it.
+	run func(ctx context.Context) loginEnd
 	// kind names the controller whose done reconciles who ("": the
 	// TokenRequest controller).
 	kind string
+	// nextProbe: a force-refresh or a credentials change asked for this
+	// login; should its host be down, it is the next probe.
+	nextProbe bool
 
 	// Set by the gate.
 	host  string
@@ -100,6 +106,14 @@ type loginJob struct {
 	timer     clock.Timer // while admitted and waiting for its rate token
 	cancel    context.CancelFunc
 	cancelled bool
+}
+
+// loginEnd is what the end of a login tells the gate of its host.
+type loginEnd struct {
+	// credentials is the credentials' fingerprint ("": not known).
+	credentials string
+	outcome     hostOutcome
+	retryAfter  time.Duration
 }
 
 type jobState int
@@ -120,8 +134,20 @@ const (
 // memory and without a goroutine, and starts when a slot frees. When a
 // login ends, done is called: it enqueues the TokenRequest, whose next
 // reconcile writes the token or records the failure.
+//
+// The gate also keeps each host's health (hosthealth.go) from the ends of
+// its logins. While a host is down, its logins wait in the host's line,
+// none starting on its own: the host is probed with one of them at a time,
+// in the line's order (namespaces in turn, soonest expiry first within
+// one) unless a force-refresh or a credentials change asked for one, on
+// the host's own backoff; a probe that answers brings the host up and
+// admits every login in the line at once, in its order, within the host's
+// bounds and rate. A new gate (a restart, a new leader) has every host up.
 type loginGate struct {
 	limits LoginLimits
+	// health tunes the hosts' health; jitter draws the probes' jitter.
+	health HostHealth
+	jitter func() float64
 	clock  clock.WithDelayedExecution
 	// done reconciles an object whose login ended, by the kind of its
 	// controller (see start).
@@ -146,16 +172,26 @@ type loginGate struct {
 }
 
 type hostLogins struct {
+	name     string
 	inFlight int
 	limiter  *rate.Limiter
+	health   hostHealth
+	// While the host is down: the login probing it (admitted or running;
+	// nil when none), the timer of the next probe and when it fires, and
+	// the logins asked to be the next probe, first come first.
+	probe      *loginJob
+	probeTimer clock.Timer
+	probeAt    time.Time
+	nextProbes []*loginJob
 }
 
 func newLoginGate(limits LoginLimits, clk clock.WithDelayedExecution) *loginGate {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	return &loginGate{limits: limits.withDefaults(), clock: clk, goFunc: func(_ types.NamespacedName, run func()) { go run() },
-		ctx: context.Background(), hosts: map[string]*hostLogins{}, namespaces: map[string]int{},
+	return &loginGate{limits: limits.withDefaults(), health: DefaultHostHealth, jitter: rand.Float64, clock: clk,
+		goFunc: func(_ types.NamespacedName, run func()) { go run() },
+		ctx:    context.Background(), hosts: map[string]*hostLogins{}, namespaces: map[string]int{},
 		jobs: map[types.NamespacedName]*loginJob{}, lines: map[string]*loginLine{}}
 }
 
@@ -168,20 +204,70 @@ func (g *loginGate) start(ctx context.Context, kind string, done func(types.Name
 	g.ctx = ctx
 	if g.done == nil {
 		g.done = map[string]func(types.NamespacedName){}
+		// Only a leader's controllers start: its hosts' health is the
+		// one exported, while it leads.
+		hostUp.add(g)
+		go func() { <-ctx.Done(); hostUp.remove(g) }()
 	}
 	g.done[kind] = done
 }
 
+// inFlightLogin is what the gate says of a login of a TokenRequest.
+type inFlightLogin struct {
+	issuer string
+	// running: it has started.
+	running bool
+	// waitsOnHost: it waits in the line of its host, which is down;
+	// nextProbe: it was asked to be the host's next probe.
+	waitsOnHost, nextProbe bool
+}
+
 // inFlight reports whether a login of who is queued, admitted or running,
-// and for which issuer; running is true once it has started.
-func (g *loginGate) inFlight(who types.NamespacedName) (issuer string, running, ok bool) {
+// and what of it.
+func (g *loginGate) inFlight(who types.NamespacedName) (inFlightLogin, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	j := g.jobs[who]
 	if j == nil {
-		return "", false, false
+		return inFlightLogin{}, false
 	}
-	return j.issuer, j.state == jobRunning, true
+	h := g.hosts[j.host]
+	waits := j.state == jobQueued && j.line == "host:"+j.host && h != nil && h.health.down
+	return inFlightLogin{issuer: j.issuer, running: j.state == jobRunning, waitsOnHost: waits, nextProbe: waits && j.nextProbe}, true
+}
+
+// hostView is what the gate says of an endpoint host.
+type hostView struct {
+	// Name is the host as the gate counts it (endpointHost).
+	Name string
+	Down bool
+	// NextProbe: while down, when the next probe goes (now when one is
+	// under way, or when it waits for a login to probe with).
+	NextProbe time.Time
+	// Probing: a probe is under way.
+	Probing bool
+}
+
+// host says what the gate knows of endpoint's host at now.
+func (g *loginGate) host(endpoint string, now time.Time) hostView {
+	name := endpointHost(endpoint)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v := hostView{Name: name}
+	h := g.hosts[name]
+	if h == nil || !h.health.down {
+		return v
+	}
+	v.Down = true
+	switch {
+	case h.probe != nil:
+		v.NextProbe, v.Probing = now, true
+	case h.probeTimer != nil:
+		v.NextProbe = h.probeAt
+	default:
+		v.NextProbe = latest(now, h.health.probeAt(time.Time{}))
+	}
+	return v
 }
 
 // submit hands a login over. A job of the same TokenRequest still waiting
@@ -191,17 +277,18 @@ func (g *loginGate) submit(job *loginJob) bool {
 	defer func() { g.launch(launch) }()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now := g.clock.Now()
 	if j := g.jobs[job.who]; j != nil {
 		if j.state == jobRunning {
 			return false
 		}
-		launch = append(launch, g.drop(j)...)
+		launch = append(launch, g.drop(j, now)...)
 	}
 	job.host = endpointHost(job.endpoint)
 	g.arrivals++
 	job.seq = g.arrivals
 	g.jobs[job.who] = job
-	launch = append(launch, g.admitOrQueue(job)...)
+	launch = append(launch, g.admitOrQueue(job, now)...)
 	return true
 }
 
@@ -213,7 +300,7 @@ func (g *loginGate) dropWaiting(who types.NamespacedName) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if j := g.jobs[who]; j != nil && j.state != jobRunning {
-		launch = g.drop(j)
+		launch = g.drop(j, g.clock.Now())
 	}
 }
 
@@ -233,43 +320,55 @@ func (g *loginGate) cancel(who types.NamespacedName) {
 		j.cancel()
 		return
 	}
-	launch = g.drop(j)
+	launch = g.drop(j, g.clock.Now())
 }
 
 // drop removes a job that has not started. Called with g.mu held; returns
-// the jobs its freed slots admitted, to launch once the lock is released.
-func (g *loginGate) drop(j *loginJob) []*loginJob {
+// the jobs its freed slots admitted (or, if it was to probe its down host,
+// the next probe), to launch once the lock is released.
+func (g *loginGate) drop(j *loginJob, now time.Time) []*loginJob {
 	delete(g.jobs, j.who)
+	var launch []*loginJob
 	switch j.state {
 	case jobQueued:
 		g.leaveLine(j)
-		return nil
 	case jobAdmitted:
 		if j.timer != nil {
 			j.timer.Stop()
 		}
-		return g.release(j)
+		launch = g.release(j, now)
 	}
-	return nil
+	j.state = jobDone
+	if h := g.hosts[j.host]; h != nil && h.probe == j {
+		h.probe = nil
+		launch = append(launch, g.scheduleProbe(h, now)...)
+	}
+	return launch
 }
 
 // admitOrQueue admits j if every bound allows, else puts it in the line of
 // the first bound that does not. Called with g.mu held.
-func (g *loginGate) admitOrQueue(j *loginJob) []*loginJob {
+func (g *loginGate) admitOrQueue(j *loginJob, now time.Time) []*loginJob {
 	if line := g.blockedBy(j); line != "" {
 		g.joinLine(line, j)
+		if h := g.hosts[j.host]; h != nil && h.health.down && line == "host:"+j.host {
+			return g.waitOnHost(h, j, now)
+		}
 		return nil
 	}
-	h := g.host(j.host)
+	h := g.hostOf(j.host)
 	h.inFlight++
 	g.namespaces[j.who.Namespace]++
 	g.total++
 	j.state = jobAdmitted
-	now := g.clock.Now()
 	if h.limiter != nil {
 		r := h.limiter.ReserveN(now, 1)
 		if d := r.DelayFrom(now); d > 0 {
-			urgent := !j.mustStartBy.IsZero() && !now.Add(d).Before(j.mustStartBy)
+			// A down host's probe, one login at a time, does not wait for
+			// its token either. A token that has expired meanwhile (its
+			// login waited in line past it) has nothing left to keep.
+			stillValid := now.Before(j.mustStartBy.Add(urgentMargin))
+			urgent := h.probe == j || !j.mustStartBy.IsZero() && stillValid && !now.Add(d).Before(j.mustStartBy)
 			if !urgent {
 				// Holds its slots while it waits for its token, in
 				// order: the next in line would wait longer still.
@@ -295,10 +394,17 @@ func (g *loginGate) started(j *loginJob) []*loginJob {
 }
 
 // blockedBy names the line of the first bound that keeps j from starting
-// now, or "" when none does. Called with g.mu held.
+// now, or "" when none does. A down host keeps every login but its probe
+// in its line; the probe, one login, takes no slot of the host's. Called
+// with g.mu held.
 func (g *loginGate) blockedBy(j *loginJob) string {
-	if n := g.limits.PerEndpointInFlight; n > 0 && g.hosts[j.host] != nil && g.hosts[j.host].inFlight >= n {
-		return "host:" + j.host
+	if h := g.hosts[j.host]; h != nil && h.probe != j {
+		if h.health.down {
+			return "host:" + j.host
+		}
+		if n := g.limits.PerEndpointInFlight; n > 0 && h.inFlight >= n {
+			return "host:" + j.host
+		}
 	}
 	if n := g.limits.PerNamespaceInFlight; n > 0 && g.namespaces[j.who.Namespace] >= n {
 		return "namespace:" + j.who.Namespace
@@ -309,10 +415,10 @@ func (g *loginGate) blockedBy(j *loginJob) string {
 	return ""
 }
 
-func (g *loginGate) host(name string) *hostLogins {
+func (g *loginGate) hostOf(name string) *hostLogins {
 	h := g.hosts[name]
 	if h == nil {
-		h = &hostLogins{}
+		h = &hostLogins{name: name, health: hostHealth{settings: g.health}}
 		if g.limits.PerEndpointRate > 0 {
 			h.limiter = rate.NewLimiter(rate.Limit(g.limits.PerEndpointRate), max(g.limits.PerEndpointBurst, 1))
 		}
@@ -334,21 +440,45 @@ func (g *loginGate) launch(jobs []*loginJob) {
 		j.state, j.cancel = jobRunning, cancel
 		g.mu.Unlock()
 		g.goFunc(j.who, func() {
-			defer func() { g.finish(j) }()
-			j.run(ctx)
+			end := loginEnd{outcome: hostNotTried}
+			defer func() { g.finish(j, end) }()
+			end = j.run(ctx)
 		})
 	}
 }
 
-// finish frees a finished job's slots, starts the logins they admit, and
-// reconciles its TokenRequest.
-func (g *loginGate) finish(j *loginJob) {
+// finish records what a finished login says of its host, frees its slots,
+// starts the logins they admit (all of its host's line, if it brought the
+// host up; the next probe, if the host is down), and reconciles its
+// TokenRequest.
+func (g *loginGate) finish(j *loginJob, end loginEnd) {
 	j.cancel()
 	g.mu.Lock()
+	now := g.clock.Now()
 	if g.jobs[j.who] == j {
 		delete(g.jobs, j.who)
 	}
-	launch := g.release(j)
+	var launch []*loginJob
+	h := g.hosts[j.host]
+	if h != nil {
+		probe := h.probe == j
+		if probe {
+			h.probe = nil
+		}
+		_, cameUp := h.health.ended(now, endedLogin{who: j.who, credentials: end.credentials, outcome: end.outcome,
+			retryAfter: end.retryAfter, probe: probe}, g.jitter())
+		if cameUp {
+			h.stopProbes()
+		}
+	}
+	launch = append(launch, g.release(j, now)...)
+	if h != nil {
+		if h.health.down {
+			launch = append(launch, g.scheduleProbe(h, now)...)
+		} else {
+			launch = append(launch, g.admitAll("host:"+h.name, now)...)
+		}
+	}
 	done, cancelled, stopping := g.done[j.kind], j.cancelled, g.ctx.Err() != nil
 	g.mu.Unlock()
 	g.launch(launch)
@@ -359,7 +489,7 @@ func (g *loginGate) finish(j *loginJob) {
 
 // release frees the slots of an admitted or running job and admits the
 // first in each line they free. Called with g.mu held.
-func (g *loginGate) release(j *loginJob) []*loginJob {
+func (g *loginGate) release(j *loginJob, now time.Time) []*loginJob {
 	if h := g.hosts[j.host]; h != nil {
 		h.inFlight--
 	}
@@ -370,7 +500,7 @@ func (g *loginGate) release(j *loginJob) []*loginJob {
 	j.state = jobDone
 	var launch []*loginJob
 	for _, line := range []string{"host:" + j.host, "namespace:" + j.who.Namespace, "total"} {
-		launch = append(launch, g.admitFirst(line)...)
+		launch = append(launch, g.admitFirst(line, now)...)
 	}
 	return launch
 }
@@ -378,25 +508,141 @@ func (g *loginGate) release(j *loginJob) []*loginJob {
 // admitFirst admits the job whose turn it is in a line, if it may start
 // now. A job at the head that now waits for another bound moves to that
 // bound's line, and its namespace's turn here passes.
-func (g *loginGate) admitFirst(line string) []*loginJob {
+func (g *loginGate) admitFirst(line string, now time.Time) []*loginJob {
+	var launch []*loginJob
 	for {
 		l := g.lines[line]
 		if l == nil || l.Len() == 0 {
-			return nil
+			return launch
 		}
 		j := l.first()
 		blocked := g.blockedBy(j)
 		if blocked == line {
-			return nil
+			return launch
 		}
 		l.passTurn()
 		g.leaveLine(j)
 		if blocked != "" {
-			g.joinLine(blocked, j)
+			// Into the line of the bound it waits for (a down host's
+			// included, which takes note of it).
+			launch = append(launch, g.admitOrQueue(j, now)...)
 			continue
 		}
-		return g.admitOrQueue(j)
+		return append(launch, g.admitOrQueue(j, now)...)
 	}
+}
+
+// admitAll admits from a line, in its order, every job its bound lets
+// start (a host come up: every login that waited on it, within the host's
+// slots; those admitted beyond its burst wait for their rate tokens).
+func (g *loginGate) admitAll(line string, now time.Time) []*loginJob {
+	var launch []*loginJob
+	for {
+		l := g.lines[line]
+		if l == nil || l.Len() == 0 || g.blockedBy(l.first()) == line {
+			return launch
+		}
+		launch = append(launch, g.admitFirst(line, now)...)
+	}
+}
+
+// waitOnHost takes note of j, which has joined the line of its down host:
+// perhaps as the next probe; perhaps bringing the probe forward for its
+// token, or, if nobody waited, the first to wait for one. Called with g.mu
+// held.
+func (g *loginGate) waitOnHost(h *hostLogins, j *loginJob, now time.Time) []*loginJob {
+	if j.nextProbe {
+		// One entry per TokenRequest: a tenant bumping force-refresh
+		// replaces its own, and adds none.
+		h.nextProbes = slices.DeleteFunc(h.nextProbes, func(c *loginJob) bool { return c.who == j.who })
+		h.nextProbes = append(h.nextProbes, j)
+	}
+	if h.probe == nil && (h.probeTimer == nil || j.mustStartBy.After(now) && j.mustStartBy.Before(h.probeAt)) {
+		return g.scheduleProbe(h, now)
+	}
+	return nil
+}
+
+// scheduleProbe arranges a down host's next probe: now, if its time has
+// come (returned, to launch once the lock is released), else on a timer.
+// Nothing while a probe is under way or no login waits to probe with: the
+// probe's end, or the next login to wait, schedules again. Called with
+// g.mu held.
+func (g *loginGate) scheduleProbe(h *hostLogins, now time.Time) []*loginJob {
+	l := g.lines["host:"+h.name]
+	if !h.health.down || h.probe != nil || l == nil || l.Len() == 0 {
+		h.stopTimer()
+		return nil
+	}
+	at := h.health.probeAt(l.soonestMustStartBy(now))
+	if !at.After(now) {
+		h.stopTimer()
+		return g.startProbe(h, l, now)
+	}
+	if h.probeTimer != nil && h.probeAt.Equal(at) {
+		return nil
+	}
+	h.stopTimer()
+	h.probeAt = at
+	// The callback runs under the clock's own lock with a fake clock: it
+	// must not read the clock, so it is given its time.
+	h.probeTimer = g.clock.AfterFunc(at.Sub(now), func() { g.launch(g.probeDue(h, at)) })
+	return nil
+}
+
+// probeDue runs when a probe's timer fires, at at. The time was worked
+// out when the timer was set (again whenever a login's end or a login
+// joining the line could change it) and is kept: a login that brought it
+// forward and has left since costs one early probe, no more. The callback
+// neither reads nor sets the clock, since a fake clock runs it under its
+// own lock; the probe it starts takes no timer either (admitOrQueue).
+func (g *loginGate) probeDue(h *hostLogins, at time.Time) []*loginJob {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.hosts[h.name] != h || h.probeTimer == nil || !h.probeAt.Equal(at) {
+		return nil // forgotten, or stopped or set again meanwhile
+	}
+	h.probeTimer, h.probeAt = nil, time.Time{}
+	l := g.lines["host:"+h.name]
+	if !h.health.down || h.probe != nil || l == nil || l.Len() == 0 {
+		return nil
+	}
+	return g.startProbe(h, l, at)
+}
+
+// startProbe takes the login to probe a down host with out of its line and
+// admits it: the first asked to be the next probe, else the one whose turn
+// it is. Called with g.mu held.
+func (g *loginGate) startProbe(h *hostLogins, l *loginLine, now time.Time) []*loginJob {
+	var j *loginJob
+	for len(h.nextProbes) > 0 && j == nil {
+		if c := h.nextProbes[0]; g.jobs[c.who] == c && c.state == jobQueued && c.line == "host:"+h.name {
+			j = c
+		}
+		h.nextProbes = h.nextProbes[1:]
+	}
+	if j == nil {
+		j = l.first()
+		l.passTurn()
+	}
+	g.leaveLine(j)
+	h.probe = j
+	return g.admitOrQueue(j, now)
+}
+
+func (h *hostLogins) stopTimer() {
+	if h.probeTimer != nil {
+		h.probeTimer.Stop()
+		h.probeTimer = nil
+	}
+	h.probeAt = time.Time{}
+}
+
+// stopProbes forgets a host's probes: it came up (a probe still under way
+// ends as any login).
+func (h *hostLogins) stopProbes() {
+	h.stopTimer()
+	h.probe, h.nextProbes = nil, nil
 }
 
 func (g *loginGate) joinLine(line string, j *loginJob) {
@@ -430,9 +676,11 @@ func (g *loginGate) leaveLine(j *loginJob) {
 // the line holds nothing for namespaces that no longer wait.
 type loginLine struct {
 	// turns are the namespaces waiting, in the order of their turns; next
-	// is the one whose turn it is (nil when none waits).
+	// is the one whose turn it is (nil when none waits); served is the
+	// last to have had its turn (nil when it has left).
 	turns       *list.List // of *namespaceLine
 	next        *list.Element
+	served      *list.Element
 	byNamespace map[string]*namespaceLine
 	len         int
 }
@@ -452,15 +700,24 @@ func newLoginLine() *loginLine {
 func (l *loginLine) Len() int { return l.len }
 
 // push puts j in line. A namespace not waiting yet takes its turn after
-// every namespace that is: last in the current round.
+// every namespace that is: last in the current round; but before the one
+// whose turn it is if that one has just had it (it was alone in line): a
+// namespace that has just had its turn does not have the next one too
+// ahead of a namespace that came after it. (A down host's probes: a
+// tenant whose probe failed does not take the next probe from another
+// tenant that came to wait after it.)
 func (l *loginLine) push(j *loginJob) {
 	q := l.byNamespace[j.who.Namespace]
 	if q == nil {
 		q = &namespaceLine{namespace: j.who.Namespace}
-		if l.next == nil {
+		switch {
+		case l.next == nil:
 			q.turn = l.turns.PushBack(q)
 			l.next = q.turn
-		} else {
+		case l.next == l.served:
+			q.turn = l.turns.InsertBefore(q, l.next)
+			l.next = q.turn
+		default:
 			q.turn = l.turns.InsertBefore(q, l.next)
 		}
 		l.byNamespace[q.namespace] = q
@@ -477,6 +734,7 @@ func (l *loginLine) first() *loginJob {
 // passTurn gives the turn to the next namespace.
 func (l *loginLine) passTurn() {
 	if l.next != nil {
+		l.served = l.next
 		l.next = l.after(l.next)
 	}
 }
@@ -487,6 +745,22 @@ func (l *loginLine) after(e *list.Element) *list.Element {
 		return n
 	}
 	return l.turns.Front()
+}
+
+// soonestMustStartBy is the earliest time a login in line must start by to
+// keep its token valid, of those not yet past at now (zero: none). It
+// looks at every login in line: a down host's probe asks it once per
+// probe.
+func (l *loginLine) soonestMustStartBy(now time.Time) time.Time {
+	var soonest time.Time
+	for _, q := range l.byNamespace {
+		for _, j := range q.jobs {
+			if !j.mustStartBy.Before(now) && (soonest.IsZero() || j.mustStartBy.Before(soonest)) {
+				soonest = j.mustStartBy
+			}
+		}
+	}
+	return soonest
 }
 
 // remove takes j, which waits in this line, out of it.
@@ -501,6 +775,9 @@ func (l *loginLine) remove(j *loginJob) {
 		if l.next = l.after(q.turn); l.next == q.turn {
 			l.next = nil
 		}
+	}
+	if l.served == q.turn {
+		l.served = nil
 	}
 	l.turns.Remove(q.turn)
 	delete(l.byNamespace, q.namespace)
@@ -539,21 +816,35 @@ func (h *jobHeap) Pop() any {
 	return j
 }
 
-// sweep forgets the hosts that have nothing in flight, nobody in line and
-// a full token bucket: a host seen once must not be remembered forever.
-// A forgotten host starts again with a full bucket, as it would have.
+// sweep forgets the hosts that have nothing in flight, nobody in line, a
+// full token bucket and nothing to remember of their health (up, no
+// failure within the window; or down with nobody waiting on it since a
+// probe step's cap): a host seen once must not be remembered forever. A
+// forgotten host starts again up, with a full bucket, as it would have.
 func (g *loginGate) sweep(now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for name, h := range g.hosts {
-		if h.inFlight > 0 || g.lines["host:"+name] != nil {
+		if h.inFlight > 0 || g.lines["host:"+name] != nil || h.probe != nil {
 			continue
 		}
 		if h.limiter != nil && h.limiter.TokensAt(now) < float64(h.limiter.Burst()) {
 			continue
 		}
+		if !h.health.idle(now) && !(h.health.down && now.Sub(h.health.probedAt) > h.health.settings.withDefaults().ProbeCap) {
+			continue
+		}
+		h.stopProbes()
 		delete(g.hosts, name)
 	}
+}
+
+// isDown reports whether the gate holds host down.
+func (g *loginGate) isDown(host string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h := g.hosts[host]
+	return h != nil && h.health.down
 }
 
 // endpointHost is the host logins to endpoint go to, normalised so that

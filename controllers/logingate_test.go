@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -28,11 +29,15 @@ type gateHarness struct {
 	clock   *clocktesting.FakeClock
 	started map[types.NamespacedName]func() // running, not yet finished
 	done    []types.NamespacedName
+	// ends are what the logins' ends say of their hosts (finishWith).
+	ends map[types.NamespacedName]loginEnd
 }
 
 func newGateHarness(limits LoginLimits) *gateHarness {
-	h := &gateHarness{clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), started: map[types.NamespacedName]func(){}}
+	h := &gateHarness{clock: clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), started: map[types.NamespacedName]func(){},
+		ends: map[types.NamespacedName]loginEnd{}}
 	h.g = newLoginGate(limits, h.clock)
+	h.g.jitter = func() float64 { return 0 }
 	h.g.goFunc = func(who types.NamespacedName, run func()) { h.started[who] = run }
 	h.g.start(context.Background(), "", func(who types.NamespacedName) { h.done = append(h.done, who) })
 	return h
@@ -40,19 +45,43 @@ func newGateHarness(limits LoginLimits) *gateHarness {
 
 // submit hands over a login of who to endpoint; it "runs" until finish.
 func (h *gateHarness) submit(who types.NamespacedName, endpoint string, mustStartBy time.Time) bool {
-	return h.g.submit(&loginJob{who: who, endpoint: endpoint, issuer: endpoint, mustStartBy: mustStartBy, run: func(context.Context) {}})
+	return h.submitJob(&loginJob{who: who, endpoint: endpoint, issuer: endpoint, mustStartBy: mustStartBy})
+}
+
+// submitJob hands over job, whose end says what finishWith tells.
+func (h *gateHarness) submitJob(job *loginJob) bool {
+	who := job.who
+	job.run = func(context.Context) loginEnd { return h.ends[who] }
+	return h.g.submit(job)
 }
 
 func (h *gateHarness) running(who types.NamespacedName) bool { _, ok := h.started[who]; return ok }
 
 func (h *gateHarness) finish(t *testing.T, who types.NamespacedName) {
 	t.Helper()
+	h.finishWith(t, who, loginEnd{outcome: hostAnswered})
+}
+
+// finishWith ends who's login with end.
+func (h *gateHarness) finishWith(t *testing.T, who types.NamespacedName, end loginEnd) {
+	t.Helper()
 	f, ok := h.started[who]
 	if !ok {
 		t.Fatalf("%s is not running", who)
 	}
 	delete(h.started, who)
+	h.ends[who] = end
 	f()
+}
+
+// runningNow lists the logins running, sorted.
+func (h *gateHarness) runningNow() []string {
+	var names []string
+	for who := range h.started {
+		names = append(names, who.String())
+	}
+	sort.Strings(names)
+	return names
 }
 
 func TestLoginGateBounds(t *testing.T) {
@@ -129,15 +158,15 @@ func TestLoginGateReplacesStaleWaitingLogin(t *testing.T) {
 	h := newGateHarness(LoginLimits{PerEndpointInFlight: 1, PerNamespaceInFlight: -1, PerEndpointRate: -1})
 	h.submit(in("a", 0), "https://p.example", time.Time{})
 	h.submit(in("a", 1), "https://p.example", time.Time{})
-	if issuer, running, ok := h.g.inFlight(in("a", 1)); !ok || running || issuer != "https://p.example" {
-		t.Fatalf("inFlight = %q %v %v", issuer, running, ok)
+	if l, ok := h.g.inFlight(in("a", 1)); !ok || l.running || l.issuer != "https://p.example" {
+		t.Fatalf("inFlight = %+v %v", l, ok)
 	}
 	h.submit(in("a", 1), "https://q.example", time.Time{})
 	if !h.running(in("a", 1)) {
 		t.Fatal("the replacement did not start on its own free host")
 	}
-	if issuer, _, _ := h.g.inFlight(in("a", 1)); issuer != "https://q.example" {
-		t.Errorf("issuer %q, want the new one", issuer)
+	if l, _ := h.g.inFlight(in("a", 1)); l.issuer != "https://q.example" {
+		t.Errorf("issuer %q, want the new one", l.issuer)
 	}
 	if l := h.g.lines["host:p.example"]; l != nil {
 		t.Errorf("the stale login is still in line (%d)", l.Len())
@@ -459,4 +488,276 @@ func (h *hangingListener) counts() (open, most int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.open, h.most
+}
+
+var (
+	unavailableEnd = loginEnd{outcome: hostUnavailable, credentials: "fp"}
+	answeredEnd    = loginEnd{outcome: hostAnswered}
+)
+
+// downHost marks endpoint's host down: two TokenRequests' logins fail as
+// unavailable.
+func (h *gateHarness) downHost(t *testing.T, endpoint string) {
+	t.Helper()
+	for i := range 2 {
+		who := in("failed", i)
+		h.submit(who, endpoint, time.Time{})
+		h.finishWith(t, who, unavailableEnd)
+	}
+	if !h.g.isDown(endpointHost(endpoint)) {
+		t.Fatal("the host is not down after two TokenRequests' logins failed as unavailable")
+	}
+}
+
+// TestLoginGateHostDown: while a host is down its logins wait in its line;
+// it is probed with one of them at a time, namespaces in turn, on its
+// backoff; the probe that answers brings it up and starts the others.
+// Other hosts are not touched.
+func TestLoginGateHostDown(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointRate: -1})
+	t0 := h.clock.Now()
+	const endpoint = "https://p.example"
+	h.downHost(t, endpoint)
+	for _, who := range []types.NamespacedName{in("a", 1), in("a", 2), in("a", 3), in("b", 1)} {
+		h.submit(who, endpoint, time.Time{})
+	}
+	if running := h.runningNow(); len(running) != 0 {
+		t.Fatalf("running %v while the host is down", running)
+	}
+	if l, ok := h.g.inFlight(in("a", 1)); !ok || !l.waitsOnHost || l.running {
+		t.Errorf("inFlight = %+v, %v: want waiting on the host", l, ok)
+	}
+	if v := h.g.host(endpoint, t0); !v.Down || !v.NextProbe.Equal(t0.Add(5*time.Second)) || v.Name != "p.example" {
+		t.Errorf("host = %+v, want down, next probe at +5s", v)
+	}
+	h.submit(in("x", 1), "https://q.example", time.Time{})
+	if !h.running(in("x", 1)) {
+		t.Error("a login to another host waited")
+	}
+	h.finish(t, in("x", 1))
+
+	// Probes: one at a time, on the backoff, namespaces in turn.
+	h.clock.Step(5*time.Second - time.Millisecond)
+	if running := h.runningNow(); len(running) != 0 {
+		t.Fatalf("running %v before the first probe's time", running)
+	}
+	h.clock.Step(time.Millisecond)
+	if running := h.runningNow(); len(running) != 1 || !h.running(in("a", 1)) {
+		t.Fatalf("running %v at the first probe, want a/tr-1", running)
+	}
+	if v := h.g.host(endpoint, h.clock.Now()); !v.Probing {
+		t.Errorf("host = %+v, want a probe under way", v)
+	}
+	h.clock.Step(2 * time.Second) // the probe takes 2 s
+	h.finishWith(t, in("a", 1), unavailableEnd)
+	if v := h.g.host(endpoint, h.clock.Now()); !v.NextProbe.Equal(t0.Add(17 * time.Second)) {
+		t.Errorf("next probe at +%s, want +17s (10 s after the failed probe ended)", v.NextProbe.Sub(t0))
+	}
+	h.clock.Step(10 * time.Second)
+	if running := h.runningNow(); len(running) != 1 || !h.running(in("b", 1)) {
+		t.Fatalf("running %v at the second probe, want b/tr-1: namespaces take turns", running)
+	}
+	h.finishWith(t, in("b", 1), answeredEnd)
+	if h.g.isDown("p.example") {
+		t.Fatal("still down after the probe answered")
+	}
+	if running := h.runningNow(); len(running) != 2 || !h.running(in("a", 2)) || !h.running(in("a", 3)) {
+		t.Fatalf("running %v after the host came up, want every login that waited", running)
+	}
+	if n := len(h.done); n != 5 {
+		t.Errorf("%d logins' ends reconciled their TokenRequests, want 5: the 2 that failed, x's and the 2 probes", n)
+	}
+}
+
+// TestLoginGateProbeAsked: a login asked for by a force-refresh or a
+// credentials change is the down host's next probe, ahead of the line.
+func TestLoginGateProbeAsked(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointRate: -1})
+	const endpoint = "https://p.example"
+	h.downHost(t, endpoint)
+	h.submit(in("a", 1), endpoint, time.Time{})
+	h.submit(in("b", 1), endpoint, time.Time{})
+	h.submitJob(&loginJob{who: in("c", 1), endpoint: endpoint, issuer: endpoint, nextProbe: true})
+	if l, _ := h.g.inFlight(in("c", 1)); !l.nextProbe || !l.waitsOnHost {
+		t.Errorf("inFlight = %+v, want waiting as the next probe", l)
+	}
+	h.clock.Step(5 * time.Second)
+	if running := h.runningNow(); len(running) != 1 || !h.running(in("c", 1)) {
+		t.Fatalf("running %v, want c/tr-1, asked to be the next probe", running)
+	}
+	h.finishWith(t, in("c", 1), unavailableEnd)
+	h.clock.Step(10 * time.Second)
+	if running := h.runningNow(); len(running) != 1 || !h.running(in("a", 1)) {
+		t.Fatalf("running %v, want the line's first after the asked probe", running)
+	}
+}
+
+// TestLoginGateProbeForAWaitingToken: the probe comes earlier when a
+// waiting login must start by then to keep its token valid, but never
+// closer than the base step to the last probe.
+func TestLoginGateProbeForAWaitingToken(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointRate: -1})
+	t0 := h.clock.Now()
+	const endpoint = "https://p.example"
+	h.downHost(t, endpoint)
+	h.submit(in("a", 1), endpoint, time.Time{})
+	h.clock.Step(5 * time.Second)
+	h.finishWith(t, in("a", 1), unavailableEnd) // next step: 10 s, at +15s
+	h.submit(in("b", 1), endpoint, t0.Add(12*time.Second))
+	if v := h.g.host(endpoint, h.clock.Now()); !v.NextProbe.Equal(t0.Add(12 * time.Second)) {
+		t.Fatalf("next probe at +%s, want +12s, when b's token must be refreshed", v.NextProbe.Sub(t0))
+	}
+	h.clock.Step(7 * time.Second)
+	if !h.running(in("b", 1)) {
+		t.Fatalf("running %v at +12s, want b/tr-1", h.runningNow())
+	}
+	h.finishWith(t, in("b", 1), unavailableEnd) // brought forward: the step stays at +15s
+	h.submit(in("c", 1), endpoint, t0.Add(14*time.Second))
+	if v := h.g.host(endpoint, h.clock.Now()); !v.NextProbe.Equal(t0.Add(17 * time.Second)) {
+		t.Errorf("next probe at +%s, want +17s: never closer than 5 s to the last", v.NextProbe.Sub(t0))
+	}
+	h.clock.Step(5 * time.Second)
+	if !h.running(in("c", 1)) {
+		t.Errorf("running %v at +17s, want c/tr-1", h.runningNow())
+	}
+}
+
+// TestLoginGateProbeGone: a probe dropped before it ran, or one that
+// reached nothing, gives way to the next at once.
+func TestLoginGateProbeGone(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointRate: -1, PerNamespaceInFlight: 1})
+	const endpoint = "https://p.example"
+	h.downHost(t, endpoint)
+	// The first probe waits for its namespace's one slot.
+	h.submit(in("a", 0), "https://elsewhere.example", time.Time{})
+	for _, who := range []types.NamespacedName{in("a", 1), in("b", 1), in("c", 1)} {
+		h.submit(who, endpoint, time.Time{})
+	}
+	h.clock.Step(5 * time.Second)
+	if running := h.runningNow(); len(running) != 1 {
+		t.Fatalf("running %v, want only a/tr-0: the probe a/tr-1 waits for its namespace", running)
+	}
+	h.g.dropWaiting(in("a", 1))
+	if !h.running(in("b", 1)) {
+		t.Fatalf("running %v after the probe was dropped, want b/tr-1 at once", h.runningNow())
+	}
+	h.finishWith(t, in("b", 1), loginEnd{outcome: hostNotTried})
+	if !h.running(in("c", 1)) {
+		t.Fatalf("running %v after the probe reached nothing, want c/tr-1 at once", h.runningNow())
+	}
+}
+
+// TestLoginGateReleasesEveryWaitingLogin: a hundred logins waiting on a
+// down host all start once its probe answers, in the line's order, within
+// the host's rate (default limits: 10 a second, a burst of 5, 4 in flight).
+func TestLoginGateReleasesEveryWaitingLogin(t *testing.T) {
+	h := newGateHarness(LoginLimits{})
+	const endpoint = "https://p.example"
+	h.downHost(t, endpoint)
+	h.clock.Step(time.Second) // the bucket refills
+	for i := range 100 {
+		h.submit(in(fmt.Sprintf("ns-%d", i%4), i), endpoint, time.Time{})
+	}
+	h.clock.Step(5 * time.Second)
+	probe := h.runningNow()
+	if len(probe) != 1 {
+		t.Fatalf("running %v, want one probe", probe)
+	}
+	h.finishWith(t, in("ns-0", 0), answeredEnd)
+	if n := len(h.started); n != DefaultLoginLimits.PerEndpointInFlight {
+		t.Fatalf("%d started when the probe answered, want the host's %d slots at once", n, DefaultLoginLimits.PerEndpointInFlight)
+	}
+	start := h.clock.Now()
+	started := 1
+	var order []types.NamespacedName
+	for started < 100 {
+		for who := range h.started {
+			order = append(order, who)
+			h.finish(t, who)
+			started++
+		}
+		if started >= 100 {
+			break
+		}
+		h.clock.Step(10 * time.Millisecond)
+		if h.clock.Since(start) > 20*time.Second {
+			t.Fatalf("%d of 100 started after 20 s", started)
+		}
+	}
+	if took, limit := h.clock.Since(start), 10*time.Second; took > limit {
+		t.Errorf("the 99 logins that waited took %s to start, want within %s (99 at 10/s less the burst)", took, limit)
+	}
+	// Namespaces take turns: the first four logins released are of four namespaces.
+	seen := map[string]bool{}
+	for _, who := range order[:4] {
+		seen[who.Namespace] = true
+	}
+	if len(seen) != 4 && len(order) >= 4 {
+		t.Errorf("the first released %v, want one of each namespace", order[:4])
+	}
+}
+
+// TestLoginGateSweepKeepsDownHosts: a down host is remembered while
+// logins wait on it, and forgotten once nobody has for a probe step's cap.
+func TestLoginGateSweepKeepsDownHosts(t *testing.T) {
+	h := newGateHarness(LoginLimits{})
+	const endpoint = "https://p.example"
+	h.downHost(t, endpoint)
+	h.submit(in("a", 1), endpoint, time.Time{})
+	h.g.sweep(h.clock.Now().Add(time.Hour))
+	if !h.g.isDown("p.example") {
+		t.Fatal("a down host with a login waiting on it was forgotten")
+	}
+	h.g.dropWaiting(in("a", 1))
+	h.g.sweep(h.clock.Now().Add(time.Minute))
+	if !h.g.isDown("p.example") {
+		t.Fatal("a down host forgotten a minute after its last login waited")
+	}
+	h.g.sweep(h.clock.Now().Add(6 * time.Minute))
+	if h.g.isDown("p.example") || len(h.g.hosts) != 0 {
+		t.Errorf("hosts %v: a down host nobody waited on for 6 minutes is still remembered", h.g.hosts)
+	}
+}
+
+// TestLoginGateProbeForALoginMovedInLine: a login that waited for its
+// namespace's slot and then finds its host down waits on the host, and is
+// probed with: nothing else arranges a probe for it.
+func TestLoginGateProbeForALoginMovedInLine(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointRate: -1, PerNamespaceInFlight: 1})
+	const endpoint = "https://p.example"
+	h.submit(in("a", 0), "https://elsewhere.example", time.Time{})
+	h.submit(in("a", 1), endpoint, time.Time{}) // waits for namespace a's slot
+	h.downHost(t, endpoint)
+	h.finish(t, in("a", 0))
+	if l, _ := h.g.inFlight(in("a", 1)); !l.waitsOnHost {
+		t.Fatalf("inFlight = %+v, want waiting on the down host", l)
+	}
+	h.clock.Step(5 * time.Second)
+	if !h.running(in("a", 1)) {
+		t.Fatalf("running %v at the probe's time, want a/tr-1", h.runningNow())
+	}
+}
+
+// TestLoginGateNewcomerAfterALoneNamespace: a namespace alone in a line
+// that has just had its turn does not have the next one too ahead of a
+// namespace that came to wait after it (on a down host: a tenant whose
+// probe failed does not take the next probe from another).
+func TestLoginGateNewcomerAfterALoneNamespace(t *testing.T) {
+	h := newGateHarness(LoginLimits{PerEndpointInFlight: 1, PerNamespaceInFlight: -1, PerEndpointRate: -1})
+	const endpoint = "https://p.example"
+	h.submit(in("hold", 0), endpoint, time.Time{})
+	h.submit(in("a", 1), endpoint, time.Time{})
+	h.submit(in("a", 2), endpoint, time.Time{})
+	h.finish(t, in("hold", 0)) // a's turn: a/1
+	h.submit(in("b", 1), endpoint, time.Time{})
+	h.finish(t, in("a", 1))
+	if !h.running(in("b", 1)) {
+		t.Fatalf("running %v, want b/tr-1: a has just had its turn", h.runningNow())
+	}
+	// Two namespaces waiting: a newcomer is last in the round.
+	h.submit(in("c", 1), endpoint, time.Time{})
+	h.finish(t, in("b", 1))
+	if !h.running(in("a", 2)) {
+		t.Fatalf("running %v, want a/tr-2, whose turn it was before c came", h.runningNow())
+	}
 }

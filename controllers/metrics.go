@@ -77,7 +77,7 @@ type statusReader struct {
 var tokenRequestMetrics = &statusMetrics{readers: map[*TokenRequestReconciler]statusReader{}}
 
 func init() {
-	metrics.Registry.MustRegister(loginsTotal, loginDuration, rolloutRestartsTotal, tokenRequestMetrics, loginFailures)
+	metrics.Registry.MustRegister(loginsTotal, loginDuration, rolloutRestartsTotal, tokenRequestMetrics, loginFailures, hostUp)
 }
 
 func (m *statusMetrics) add(r *TokenRequestReconciler, reader client.Reader, cluster bool) {
@@ -280,5 +280,75 @@ func (h *hostFailures) Collect(ch chan<- prometheus.Metric) {
 	defer h.mu.Unlock()
 	for k, c := range h.counts {
 		ch <- prometheus.MustNewConstMetric(loginFailuresDesc, prometheus.CounterValue, c.n, k.provider, k.host)
+	}
+}
+
+// named are the endpoint hosts counted by name (not as "other").
+func (h *hostFailures) named() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	var names []string
+	for k := range h.counts {
+		if k.host != otherHost && !seen[k.host] {
+			seen[k.host] = true
+			names = append(names, k.host)
+		}
+	}
+	return names
+}
+
+// The health of provider hosts (hosthealth.go): 1 while a host is up, 0
+// while it is down and its TokenRequests wait on it. Exported for the
+// hosts tokensync_login_failures_total counts by name (at most 64: a host
+// that never failed is up, and the rest have no series, not even
+// "other"), from the login gates of the controllers running, which only
+// the leader starts: a replica that does not lead exports none.
+var hostUpDesc = prometheus.NewDesc("tokensync_provider_host_up",
+	"1 while logins to the endpoint host go as usual, 0 while it is down and its TokenRequests wait on its probes (the hosts of tokensync_login_failures_total; exported by the leader).",
+	[]string{"endpoint_host"}, nil)
+
+type hostUpMetrics struct {
+	mu       sync.Mutex
+	gates    map[*loginGate]bool
+	failures *hostFailures
+}
+
+var hostUp = &hostUpMetrics{gates: map[*loginGate]bool{}, failures: loginFailures}
+
+func (m *hostUpMetrics) add(g *loginGate) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gates[g] = true
+}
+
+func (m *hostUpMetrics) remove(g *loginGate) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.gates, g)
+}
+
+func (m *hostUpMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- hostUpDesc }
+
+// Collect exports each host's state; a host one of several gates (tests'
+// managers) holds down is down.
+func (m *hostUpMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	gates := make([]*loginGate, 0, len(m.gates))
+	for g := range m.gates {
+		gates = append(gates, g)
+	}
+	m.mu.Unlock()
+	if len(gates) == 0 {
+		return
+	}
+	for _, host := range m.failures.named() {
+		up := 1.0
+		for _, g := range gates {
+			if g.isDown(host) {
+				up = 0
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(hostUpDesc, prometheus.GaugeValue, up, host)
 	}
 }

@@ -241,3 +241,57 @@ func TestStatusGaugesForTheAlerts(t *testing.T) {
 		}
 	}
 }
+
+// hostUpSeries collects m's series as endpoint host -> value.
+func hostUpSeries(t *testing.T, m *hostUpMetrics) map[string]float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1024)
+	m.Collect(ch)
+	close(ch)
+	out := map[string]float64{}
+	for s := range ch {
+		var pb dto.Metric
+		if err := s.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		out[pb.GetLabel()[0].GetValue()] = pb.GetGauge().GetValue()
+	}
+	return out
+}
+
+// TestProviderHostUp: tokensync_provider_host_up is 0 for a down host and
+// 1 for the others, for the hosts the failure counter names (not "other",
+// not a host that never failed), only from a started gate (the leader's).
+func TestProviderHostUp(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	failures := newHostFailures(func() time.Time { return now })
+	m := &hostUpMetrics{gates: map[*loginGate]bool{}, failures: failures}
+	h := newGateHarness(LoginLimits{PerEndpointRate: -1})
+
+	h.downHost(t, "https://down.example")
+	failures.inc("partner", "https://down.example")
+	failures.inc("aml", "https://down.example") // a second place, the same host
+	failures.inc("partner", "https://failed-once.example")
+	for i := range maxFailureHosts {
+		failures.inc("http", fmt.Sprintf("https://h%d.tenant.example", i)) // the last goes to "other"
+	}
+	if got := hostUpSeries(t, m); len(got) != 0 {
+		t.Fatalf("series %v from a replica whose gate never started (not the leader)", got)
+	}
+	m.add(h.g)
+	got := hostUpSeries(t, m)
+	if len(got) != maxFailureHosts-1 || got["down.example"] != 0 || got["failed-once.example"] != 1 {
+		t.Errorf("%d series (down.example %v, failed-once.example %v), want one per host of the %d places: down 0, the others 1",
+			len(got), got["down.example"], got["failed-once.example"], maxFailureHosts)
+	}
+	if _, ok := got[otherHost]; ok {
+		t.Error(`a series for "other"`)
+	}
+	if _, ok := got["never-failed.example"]; ok {
+		t.Error("a series for a host that never failed")
+	}
+	m.remove(h.g)
+	if got := hostUpSeries(t, m); len(got) != 0 {
+		t.Errorf("series %v after the gate stopped (leadership lost)", got)
+	}
+}

@@ -197,6 +197,9 @@ type Options struct {
 	// HeldTokenLimits bound the tokens kept in memory for refused writes;
 	// zero values mean DefaultHeldTokenLimits.
 	HeldTokenLimits HeldTokenLimits
+	// HostHealth tunes how a provider host is found down and probed
+	// (shorter in tests); zero values mean DefaultHostHealth.
+	HostHealth HostHealth
 	// ClusterTokenRequestsOnly runs the ClusterTokenRequest controller
 	// alone (beside managers sharded with Namespaces, which do not serve
 	// ClusterTokenRequests; and in tests, whose other managers watch
@@ -237,6 +240,7 @@ func Setup(mgr ctrl.Manager, o Options) (*TokenRequestReconciler, error) {
 		MinLoginInterval:           o.MinLoginInterval,
 		AllowUnlabelledCredentials: o.AllowUnlabelledCredentials,
 		HeldTokenLimits:            o.HeldTokenLimits,
+		HostHealth:                 o.HostHealth,
 	}
 	if err := r.LoadFingerprintKey(context.Background()); err != nil {
 		return nil, fmt.Errorf("%w (does namespace %q exist? set --operator-namespace)", err, o.FingerprintKey.Namespace)

@@ -7,6 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,6 +47,30 @@ func (r *TokenRequestReconciler) failed(ctx context.Context, o *snapshot, f fail
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter(now, retryAt)}, nil
+}
+
+// waitOnHost records that the TokenRequest's login waits on its down host
+// (message: why, and on what), with a warning event when it starts
+// waiting; at is when to look again (zero: the login's end reconciles).
+func (r *TokenRequestReconciler) waitOnHost(ctx context.Context, o *snapshot, message string, at time.Time) (ctrl.Result, error) {
+	now := r.now()
+	var wasWaiting bool
+	changed, err := o.writeStatus(ctx, func(st *tokensyncv1alpha1.TokenStatus) {
+		c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady)
+		wasWaiting = c != nil && c.Status == metav1.ConditionFalse && c.Reason == tokensyncv1alpha1.ReasonProviderUnavailable
+		*st = afterWaitingOnHost(*st, &o.observation, message, now)
+	})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if changed && !wasWaiting {
+		r.Recorder.Eventf(o.owner.obj, nil, corev1.EventTypeWarning, tokensyncv1alpha1.ReasonProviderUnavailable, "Refresh", "%s", message)
+	}
+	logf.FromContext(ctx).V(1).Info("Waiting on the provider host", "host", o.Host.Name, "nextProbe", o.Host.NextProbe)
+	if at.IsZero() {
+		return ctrl.Result{RequeueAfter: loginInFlightRecheck}, nil
+	}
+	return ctrl.Result{RequeueAfter: requeueAfter(now, at)}, nil
 }
 
 // setHealthy records a valid token, and warns once when its refresh window

@@ -266,6 +266,8 @@ type managerOptions struct {
 	// providers replaces the built-in providers.
 	providers providers.Registry
 	limits    LoginLimits
+	// hostHealth shortens how a provider host is found down and probed.
+	hostHealth HostHealth
 	// clusterOnly runs the ClusterTokenRequest controller alone (managers
 	// that watch namespaces of their own do not serve ClusterTokenRequests).
 	clusterOnly bool
@@ -324,7 +326,7 @@ func startManager(t *testing.T, o managerOptions) (ctrl.Manager, *TokenRequestRe
 		o.providers = builtin.NewRegistry(providers.Options{Timeout: 5 * time.Second})
 	}
 	r, err := Setup(mgr, Options{
-		Providers: o.providers, FingerprintKey: fingerprintKey, Limits: o.limits,
+		Providers: o.providers, FingerprintKey: fingerprintKey, Limits: o.limits, HostHealth: o.hostHealth,
 		Namespaces: o.namespaces, MaxConcurrentReconciles: o.workers, SkipNameValidation: true,
 		ClusterTokenRequestsOnly: o.clusterOnly,
 	})

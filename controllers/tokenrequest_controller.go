@@ -78,6 +78,9 @@ type TokenRequestReconciler struct {
 	// HeldTokenLimits bound the tokens kept in memory for refused writes;
 	// zero values mean DefaultHeldTokenLimits.
 	HeldTokenLimits HeldTokenLimits
+	// HostHealth tunes how a provider host is found down and probed; zero
+	// values mean DefaultHostHealth. Read when the login gate is made.
+	HostHealth HostHealth
 
 	fingerprints *fingerprinter
 	memory       *memory
@@ -127,6 +130,7 @@ func (r *TokenRequestReconciler) init() {
 	}
 	if r.gate == nil {
 		r.gate = newLoginGate(r.Limits, nil)
+		r.gate.health = r.HostHealth
 	}
 }
 
@@ -324,9 +328,12 @@ func (r *TokenRequestReconciler) observeSpec(o *snapshot, obj metav1.Object, spe
 	if f := rem.loginFailed; f != nil && f.provider == o.Provider && f.endpoint == o.Endpoint && f.settingsDigest == o.SettingsDigest {
 		o.loginFailed = f
 	}
-	if issuer, running, ok := r.gate.inFlight(o.key); ok {
-		o.LoginInFlight = running || issuer == o.issuer()
+	if in, ok := r.gate.inFlight(o.key); ok {
+		o.LoginInFlight = in.running || in.issuer == o.issuer()
+		o.WaitsOnHost = o.LoginInFlight && in.waitsOnHost
+		o.NextProbeAsked = o.WaitsOnHost && in.nextProbe
 	}
+	o.Host = r.gate.host(o.Endpoint, o.Now)
 }
 
 // targetSecret finds the target Secret: from the managed cache when it is
@@ -381,7 +388,7 @@ func (r *TokenRequestReconciler) act(ctx context.Context, o *snapshot, d decisio
 			return ctrl.Result{}, err
 		}
 	}
-	if d.Action != actLogin && d.Reason != reasonLoginInFlight {
+	if d.Action != actLogin && d.Reason != reasonLoginInFlight && d.Reason != reasonWaitingOnHost {
 		// A login still waiting for its turn is no longer needed (one
 		// running ends on its own; its token is used only if still wanted).
 		// Not when the decision is to wait for that very login: its end is
@@ -392,6 +399,9 @@ func (r *TokenRequestReconciler) act(ctx context.Context, o *snapshot, d decisio
 	case actKeep:
 		return r.keep(ctx, o, d)
 	case actWait:
+		if d.Reason == reasonWaitingOnHost {
+			return r.waitOnHost(ctx, o, d.Message, d.At)
+		}
 		log.V(1).Info("Waiting", "why", d.Message, "until", d.At)
 		if d.At.IsZero() {
 			// The login's end reconciles again. A look after a while in

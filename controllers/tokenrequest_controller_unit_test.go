@@ -617,7 +617,7 @@ func TestLoginInLineIsKeptByAnotherReconcile(t *testing.T) {
 	u.r.gate.start(context.Background(), "", func(types.NamespacedName) { u.loginEnded = true })
 	// Another TokenRequest's login holds the namespace's one slot.
 	u.r.gate.submit(&loginJob{who: types.NamespacedName{Namespace: "ns", Name: "other"}, endpoint: "https://aml.example", issuer: "other",
-		run: func(context.Context) {}})
+		run: func(context.Context) loginEnd { return loginEnd{} }})
 	if len(started) != 1 {
 		t.Fatalf("%d logins started, want the other TokenRequest's", len(started))
 	}
@@ -636,8 +636,8 @@ func TestLoginInLineIsKeptByAnotherReconcile(t *testing.T) {
 	if res := reconcileOnce(); res.RequeueAfter != loginInFlightRecheck {
 		t.Errorf("waiting for the login in line: requeue after %s, want %s", res.RequeueAfter, loginInFlightRecheck)
 	}
-	if _, running, ok := u.r.gate.inFlight(key); !ok || running {
-		t.Fatalf("the login is no longer in line after a second reconcile (in flight %v, running %v)", ok, running)
+	if in, ok := u.r.gate.inFlight(key); !ok || in.running {
+		t.Fatalf("the login is no longer in line after a second reconcile (in flight %v, running %v)", ok, in.running)
 	}
 	started[0]() // the other login ends; the slot goes to tr's
 	if len(started) != 2 {
