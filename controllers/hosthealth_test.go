@@ -2,10 +2,18 @@ package controllers
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/providertest"
 )
 
 func TestHostOutcomeOf(t *testing.T) {
@@ -242,4 +250,265 @@ func TestHostHealthProbes(t *testing.T) {
 			t.Errorf("first probe at +%s, want +31s", got)
 		}
 	})
+}
+
+// answerLog sits in front of a fake provider and notes when it answered
+// each login, and with which status.
+type answerLog struct {
+	url string
+	h   http.Handler
+
+	mu      sync.Mutex
+	answers []loggedAnswer
+}
+
+type loggedAnswer struct {
+	at     time.Time
+	status int
+}
+
+func newAnswerLog(t *testing.T, fake *providertest.Server) *answerLog {
+	t.Helper()
+	l := &answerLog{h: fake.Handler()}
+	srv := httptest.NewServer(l)
+	t.Cleanup(srv.Close)
+	l.url = srv.URL
+	return l
+}
+
+func (l *answerLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	l.h.ServeHTTP(rw, r)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.answers = append(l.answers, loggedAnswer{at: time.Now(), status: rw.status})
+}
+
+// within counts the answers in [from, to), and the successes among them.
+func (l *answerLog) within(from, to time.Time) (answers, ok int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range l.answers {
+		if !a.at.Before(from) && a.at.Before(to) {
+			answers++
+			if a.status < 300 {
+				ok++
+			}
+		}
+	}
+	return answers, ok
+}
+
+// firstSuccess is the first 2xx answer at or after from.
+func (l *answerLog) firstSuccess(from time.Time) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range l.answers {
+		if a.status < 300 && !a.at.Before(from) {
+			return a.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// hostUpValue is tokensync_provider_host_up for host (-1: no series).
+func hostUpValue(t *testing.T, host string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "tokensync_provider_host_up" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if m.GetLabel()[0].GetValue() == host {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// outageScale is TestOutageOfAHost's times divided by 5, for a real
+// manager: probes from 1 s doubling to a minute, a 12 s window, 12 s
+// tokens, a 12 s outage, a 2 s minimum login interval, and a rate of 50
+// logins a second so that 100 logins take as long as at 10.
+var outageScale = struct {
+	health                     HostHealth
+	lifetime, outage, interval time.Duration
+	rate                       float64
+}{HostHealth{Window: 12 * time.Second, ProbeBase: time.Second, ProbeCap: time.Minute}, 12 * time.Second, 12 * time.Second, 2 * time.Second, 50}
+
+// TestOutageOfAHostWithAManager is TestOutageOfAHost against the API
+// server, with a manager and the fake provider over HTTP, its times
+// divided by 5: 100 TokenRequests on one host, the provider answering 503
+// to every login for the outage; at most 12 attempts during it, the
+// waiting TokenRequests say on what they wait, the host's gauge is 0; the
+// probe that finds the provider back has every Secret hold a new token
+// within 100 / rate + 3 s (the API server's writes), one login each.
+func TestOutageOfAHostWithAManager(t *testing.T) {
+	const n = 100
+	sc := outageScale
+	ns := newNamespace(t)
+	fake := providertest.Start(t, providertest.WithLifetime(providertest.Partner, sc.lifetime))
+	fake.SetValid(providertest.Partner, partnerCreds)
+	answers := newAnswerLog(t, fake)
+	host := endpointHost(answers.url)
+	_, r, _ := startManager(t, managerOptions{namespaces: []string{ns}, workers: 16,
+		limits: LoginLimits{PerEndpointRate: sc.rate, PerEndpointBurst: 5}, hostHealth: sc.health,
+		tune: func(r *TokenRequestReconciler) { r.MinLoginInterval = sc.interval }})
+	e := &env{t: t, ns: ns, fake: fake}
+	e.createSecret("creds", partnerCreds)
+	names := make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("tr-%d", i)
+		e.createTokenRequest(names[i], providertest.Partner, "creds", withEndpoint(answers.url))
+	}
+	var firstDue time.Time
+	for _, name := range names {
+		tr := e.waitReady(name)
+		if next := tr.Status.NextRefreshTime.Time; firstDue.IsZero() || next.Before(firstDue) {
+			firstDue = next
+		}
+	}
+
+	time.Sleep(time.Until(firstDue.Add(-500 * time.Millisecond)))
+	start := time.Now()
+	fake.FailEvery(providertest.Partner, 1, providertest.Failure{Status: http.StatusServiceUnavailable})
+	// Half way, the host is down and its TokenRequests say so.
+	time.Sleep(sc.outage / 2)
+	if !r.gate.isDown(host) {
+		t.Errorf("host %s not down half way through the outage", host)
+	}
+	if v := hostUpValue(t, host); v != 0 {
+		t.Errorf("tokensync_provider_host_up{endpoint_host=%q} = %v half way through the outage, want 0", host, v)
+	}
+	waiting := 0
+	for _, name := range names {
+		if c := readyCondition(e.tokenRequest(name)); c != nil && c.Reason == tokensyncv1alpha1.ReasonProviderUnavailable &&
+			strings.Contains(c.Message, "provider host "+host+" is down") {
+			waiting++
+		}
+	}
+	if waiting == 0 {
+		t.Error("no TokenRequest says it waits on the host")
+	}
+	time.Sleep(time.Until(start.Add(sc.outage)))
+	fake.FailEvery(providertest.Partner, 0, providertest.Failure{})
+	end := time.Now()
+	during, _ := answers.within(start, end)
+	t.Logf("%d attempts during the %s outage; %d of 100 TokenRequests said they waited on the host half way", during, sc.outage, waiting)
+	if during > 12 {
+		t.Errorf("%d attempts during the outage, want at most 12", during)
+	}
+
+	loginsBefore := fake.Logins(providertest.Partner)
+	var allValid time.Time
+	eventually(t, 2*time.Minute, func() error {
+		now := time.Now()
+		for _, name := range names {
+			s, err := e.secret(name)
+			if err != nil {
+				return err
+			}
+			exp, err := time.Parse(time.RFC3339, string(s.Data[tokensyncv1alpha1.SecretKeyExpiresAt]))
+			if err != nil || !now.Before(exp) || !exp.After(end.Add(sc.lifetime/2)) {
+				return fmt.Errorf("%s holds no new valid token (expires %s)", name, exp)
+			}
+		}
+		allValid = now
+		return nil
+	})
+	probe, _ := answers.firstSuccess(end)
+	limit := time.Duration(float64(n)/sc.rate*float64(time.Second)) + 3*time.Second
+	t.Logf("the first probe after the outage came %s after it; every Secret held a new token %s after that probe",
+		probe.Sub(end).Round(time.Millisecond), allValid.Sub(probe).Round(time.Millisecond))
+	if took := allValid.Sub(probe); took > limit {
+		t.Errorf("every Secret held a new token %s after the probe found the provider back, want within %s", took, limit)
+	}
+	if logins := fake.Logins(providertest.Partner) - loginsBefore; logins != n {
+		t.Errorf("%d logins after the outage, want %d, one per TokenRequest", logins, n)
+	}
+	if v := hostUpValue(t, host); v != 1 {
+		t.Errorf("tokensync_provider_host_up{endpoint_host=%q} = %v after the outage, want 1", host, v)
+	}
+}
+
+// TestOneHostDownOthersNotDelayed: two hosts, one down for good; the other
+// host's TokenRequests refresh on time, each when its token is due, and
+// never wait on the down one.
+func TestOneHostDownOthersNotDelayed(t *testing.T) {
+	t.Parallel()
+	sc := outageScale
+	ns := newNamespace(t)
+	downFake := providertest.Start(t, providertest.WithLifetime(providertest.Partner, sc.lifetime))
+	upFake := providertest.Start(t, providertest.WithLifetime(providertest.Partner, sc.lifetime))
+	for _, f := range []*providertest.Server{downFake, upFake} {
+		f.SetValid(providertest.Partner, partnerCreds)
+	}
+	_, r, _ := startManager(t, managerOptions{namespaces: []string{ns}, hostHealth: sc.health,
+		tune: func(r *TokenRequestReconciler) { r.MinLoginInterval = sc.interval }})
+	e := &env{t: t, ns: ns, fake: upFake}
+	e.createSecret("creds", partnerCreds)
+	for i := range 10 {
+		e.createTokenRequest(fmt.Sprintf("down-%d", i), providertest.Partner, "creds", withEndpoint(downFake.URL()))
+		e.createTokenRequest(fmt.Sprintf("up-%d", i), providertest.Partner, "creds", withEndpoint(upFake.URL()))
+	}
+	uids := map[string]string{}
+	for i := range 10 {
+		e.waitReady(fmt.Sprintf("down-%d", i))
+		uids[fmt.Sprintf("up-%d", i)] = string(e.waitReady(fmt.Sprintf("up-%d", i)).UID)
+	}
+	downFake.FailEvery(providertest.Partner, 1, providertest.Failure{Status: http.StatusServiceUnavailable})
+
+	held := map[string]heldToken{}
+	refreshes := 0
+	var worst time.Duration
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		now := time.Now()
+		for name, uid := range uids {
+			s, err := e.secret(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, ok := heldTokenIn(s, "")
+			if !ok || !now.Before(h.ExpiresAt) {
+				t.Fatalf("at %s %s holds no valid token (expires %s)", now.Format(time.RFC3339Nano), name, h.ExpiresAt)
+			}
+			if prev, seen := held[name]; seen && !prev.ExpiresAt.Equal(h.ExpiresAt) {
+				due := refreshAt(prev.ObtainedAt, prev.ExpiresAt, nil, jitterFor(uid+"/"+formatTime(prev.ExpiresAt)))
+				refreshes++
+				worst = max(worst, h.ObtainedAt.Sub(due))
+			}
+			held[name] = h
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d refreshes on the host that is up, the latest %s after it was due", refreshes, worst)
+	if !r.gate.isDown(endpointHost(downFake.URL())) {
+		t.Error("the failing host is not down")
+	}
+	if refreshes < 10*2 {
+		t.Errorf("%d refreshes of the 10 TokenRequests on the host that is up in 30 s, want every one (2 or 3 each)", refreshes)
+	}
+	// Times are recorded to the second, and requeues rounded up to one.
+	if worst > 2*time.Second {
+		t.Errorf("a refresh on the host that is up came %s after it was due, want within 2 s", worst)
+	}
+	if a, l := upFake.Attempts(providertest.Partner), upFake.Logins(providertest.Partner); a != l {
+		t.Errorf("%d attempts for %d logins on the host that is up: none should fail", a, l)
+	}
 }

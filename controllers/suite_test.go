@@ -45,13 +45,16 @@ import (
 // decision_test.go, reasons_test.go, bookkeeping_test.go (and what kstatus
 // reads of the conditions), backoff_test.go, schedule_test.go,
 // secretdata_test.go, datatemplate_test.go, restarts_test.go,
-// logingate_test.go, memory_test.go, fingerprint_test.go.
-// tokenrequest_controller_unit_test.go drives Reconcile with the fake
-// client and a fake clock. Against a real API server (envtest):
+// logingate_test.go, hosthealth_test.go, memory_test.go,
+// fingerprint_test.go. tokenrequest_controller_unit_test.go drives
+// Reconcile with the fake client and a fake clock, and
+// hosthealth_fleet_test.go a fleet of TokenRequests so through provider
+// outages. Against a real API server (envtest):
 // tokenrequest_controller_test.go (each provider end to end, the life of a
 // TokenRequest, no secret in logs, events or statuses, printer columns),
 // login_test.go (logins off the workers: provider faults, the endpoint
 // policy, hanging and hostile endpoints, leaks, a manager stopped mid-login),
+// hosthealth_test.go (a provider host's outage with a manager),
 // credentials_test.go (the credentials label, hostile and huge
 // credentials), secretwriter_test.go (conflicting writes, an API server
 // outage), setup_test.go (the wiring, leader election), rbac_test.go (the
