@@ -25,16 +25,21 @@ import (
 type HostHealth struct {
 	// Window: two failures this close together, with no success between,
 	// mark a host down (when they are of two TokenRequests and unavailable,
-	// or of two credentials).
+	// or of two credentials); and for this long after, the host is probed
+	// every ProbeBase.
 	Window time.Duration
-	// ProbeBase and ProbeCap: a down host's probes back off from ProbeBase,
-	// doubling to ProbeCap (jittered, a Retry-After honoured up to an
-	// hour). Two probes are never closer than ProbeBase.
+	// ProbeBase and ProbeCap: a down host is probed every ProbeBase for
+	// its first Window down, then on a backoff doubling to ProbeCap
+	// (jittered, a Retry-After honoured up to an hour). Two probes are
+	// never closer than ProbeBase.
 	ProbeBase, ProbeCap time.Duration
 }
 
-// DefaultHostHealth: a minute to tell an outage from a blip, and the
-// probes of a TokenRequest's own fast retries (5 s doubling to 5 min).
+// DefaultHostHealth: a minute to tell an outage from a blip; probes at the
+// pace of a TokenRequest's own first fast retry (5 s) through the first
+// minute of an outage, so that a short outage or a flaky host is found
+// back within 5 s, for at most 12 logins a minute, then doubling to
+// 5 minutes, so that a long one costs few.
 var DefaultHostHealth = HostHealth{Window: time.Minute, ProbeBase: backoffBase, ProbeCap: backoffCap}
 
 func (s HostHealth) withDefaults() HostHealth {
@@ -123,13 +128,15 @@ type hostHealth struct {
 	// the host down, so while it is up every failure within the window is
 	// of one account, and every unavailable one of one TokenRequest.
 	lastFailure, lastUnavailable hostFailure
-	// While down: the probes on the backoff's steps failed in a row, when
-	// the host went down or the last of them ended (stepFrom), when the
-	// last probe of any kind ended (probedAt) and its Retry-After, and the
-	// jitter of the step to the next (drawn once per step, so that the
-	// probe time computed again is the same). A probe brought forward for
-	// a waiting token is not a step: the backoff goes on as if it had not
-	// been, so that tokens expiring through an outage do not stretch it.
+	// While down: when it went down; the probes on the backoff's steps
+	// failed in a row after its first Window down, when the host went down
+	// or the last of them ended (stepFrom), when the last probe of any
+	// kind ended (probedAt) and its Retry-After, and the jitter of the
+	// step to the next (drawn once per step, so that the probe time
+	// computed again is the same). A probe brought forward for a waiting
+	// token is not a step: the backoff goes on as if it had not been, so
+	// that tokens expiring through an outage do not stretch it.
+	downAt             time.Time
 	failedSteps        int32
 	stepFrom, probedAt time.Time
 	retryAfter         time.Duration
@@ -191,31 +198,39 @@ func (h *hostHealth) ended(now time.Time, l endedLogin, jitter float64) (wentDow
 	if !down {
 		return false, false
 	}
-	h.down, h.failedSteps, h.stepFrom, h.probedAt, h.retryAfter, h.jitter = true, 0, now, now, l.retryAfter, jitter
+	h.down, h.downAt, h.failedSteps, h.stepFrom, h.probedAt, h.retryAfter, h.jitter = true, now, 0, now, now, l.retryAfter, jitter
 	h.lastFailure, h.lastUnavailable = hostFailure{}, hostFailure{}
 	return true, false
 }
 
 // probeFailed records a failed probe that ended at now: a step of the
-// backoff if the step's time had come, else one brought forward.
+// backoff if the step's time had come (one that doubles it, after the
+// host's first Window down), else one brought forward.
 func (h *hostHealth) probeFailed(now time.Time, retryAfter time.Duration, jitter float64) {
 	if !now.Before(h.stepAt()) {
-		h.failedSteps++
+		if !now.Before(h.downAt.Add(h.settings.withDefaults().Window)) {
+			h.failedSteps++
+		}
 		h.stepFrom, h.jitter = now, jitter
 	}
 	h.probedAt, h.retryAfter = now, retryAfter
 }
 
-// stepAt is when the backoff's next step comes.
+// stepAt is when the backoff's next step comes: ProbeBase after the last
+// through the host's first Window down (as steady as a TokenRequest's own
+// first retry), then doubling, jittered.
 func (h *hostHealth) stepAt() time.Time {
 	s := h.settings.withDefaults()
+	if h.failedSteps == 0 {
+		return h.stepFrom.Add(s.ProbeBase)
+	}
 	return h.stepFrom.Add(doubling(s.ProbeBase, s.ProbeCap, h.failedSteps+1, h.jitter, 0))
 }
 
 // probeAt is when a down host's next probe goes: the backoff's next step
-// after the host went down or its last step ended (ProbeBase doubling to
-// ProbeCap, jittered), or a longer Retry-After of the last probe, as
-// given up to an hour. The probe goes earlier when a waiting login must
+// after the host went down or its last step ended (ProbeBase through its
+// first Window down, then doubling to ProbeCap, jittered), or a longer
+// Retry-After of the last probe, as given up to an hour. The probe goes earlier when a waiting login must
 // start by soonest to keep its token valid (the earliest such time still
 // ahead; zero: none), as a TokenRequest's own retry would (retryTime); but
 // never sooner than ProbeBase after the last probe, however many tokens

@@ -426,7 +426,8 @@ func TestOneAccountFailingDoesNotDownAHost(t *testing.T) {
 // time out on a host another namespace shares marks the host down again
 // and again; the other namespace's refreshes wait for at most one probe of
 // the tenant's (namespaces take turns in the probes, and one that came
-// to wait after the tenant's probe failed is the next), its tokens never
+// to wait after the tenant's probe failed is the next), so at most two
+// probe steps (the host's next probe, then its own), its tokens never
 // expire, and it logs in once per token.
 func TestFailingTenantDelaysOthersByOneProbe(t *testing.T) {
 	f := newFleet(t, 60*time.Second)
@@ -498,6 +499,9 @@ func TestFailingTenantDelaysOthersByOneProbe(t *testing.T) {
 	}
 	if mostProbes > 1 {
 		t.Errorf("a refresh of the other namespace waited for %d of the failing tenant's probes, want at most one", mostProbes)
+	}
+	if bound := 2 * DefaultHostHealth.ProbeBase; worst > bound {
+		t.Errorf("a refresh of the other namespace came %s after it was due, want within %s", worst, bound)
 	}
 	if attempts, logins := f.prov.within(t0, f.clock.Now(), func(id string) bool { return strings.HasPrefix(id, "good/") }); attempts != logins {
 		t.Errorf("the other namespace made %d attempts for %d logins: none should fail", attempts, logins)

@@ -550,10 +550,10 @@ func TestLoginGateHostDown(t *testing.T) {
 	}
 	h.clock.Step(2 * time.Second) // the probe takes 2 s
 	h.finishWith(t, in("a", 1), unavailableEnd)
-	if v := h.g.host(endpoint, h.clock.Now()); !v.NextProbe.Equal(t0.Add(17 * time.Second)) {
-		t.Errorf("next probe at +%s, want +17s (10 s after the failed probe ended)", v.NextProbe.Sub(t0))
+	if v := h.g.host(endpoint, h.clock.Now()); !v.NextProbe.Equal(t0.Add(12 * time.Second)) {
+		t.Errorf("next probe at +%s, want +12s (5 s after the failed probe ended: the host's first minute down)", v.NextProbe.Sub(t0))
 	}
-	h.clock.Step(10 * time.Second)
+	h.clock.Step(5 * time.Second)
 	if running := h.runningNow(); len(running) != 1 || !h.running(in("b", 1)) {
 		t.Fatalf("running %v at the second probe, want b/tr-1: namespaces take turns", running)
 	}
@@ -597,6 +597,7 @@ func TestLoginGateProbeAsked(t *testing.T) {
 // closer than the base step to the last probe.
 func TestLoginGateProbeForAWaitingToken(t *testing.T) {
 	h := newGateHarness(LoginLimits{PerEndpointRate: -1})
+	h.g.health = HostHealth{Window: time.Second} // past the first window down at once: the backoff doubles
 	t0 := h.clock.Now()
 	const endpoint = "https://p.example"
 	h.downHost(t, endpoint)
