@@ -72,7 +72,7 @@ type bench struct {
 
 // scenarioCount is the number of scenarios, numbered from 1 as in
 // docs/performance.md.
-const scenarioCount = 9
+const scenarioCount = 10
 
 // step is a part of a run. Steps run in order; a step runs when any of its
 // scenarios is selected (--only), or always when it names none.
@@ -100,6 +100,9 @@ func (b *bench) steps() []step {
 		{"6 refresh", []int{6, 8}, b.refreshScenario},
 		{"8 noisy neighbour", []int{8}, b.noisyNeighbour},
 		{"7 flaky provider", []int{7}, b.flaky},
+		// 10 runs after 7, whose provider it takes over (7's tokens then
+		// live an hour: none of them comes due).
+		{"10 provider outage", []int{10}, b.outageScenario},
 		// 9 runs last: its ClusterTokenRequest and its Secrets stay, and
 		// would count in the restart, idle and memory scenarios.
 		{"9 fan-out, plain client", []int{9}, b.plainFanOut},

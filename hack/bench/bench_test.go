@@ -11,8 +11,9 @@ import (
 // cannot rot, and checks the figures that are exact whatever the machine:
 // logins per TokenRequest, logins and writes after a restart and while
 // idle, logins per stored token, API requests per refresh, hanging logins
-// at once, and the fan-out's logins and Secret writes. It checks no
-// timing: make bench does.
+// at once, the fan-out's logins and Secret writes, and one login per
+// TokenRequest after a provider host's outage. It checks no timing: make
+// bench does.
 func TestTinyBench(t *testing.T) {
 	root, err := repoRoot()
 	if err != nil {
@@ -86,6 +87,12 @@ func TestTinyBench(t *testing.T) {
 	}
 	if f := rep.FanOut; f.FirstWrite.count("POST", "secrets", "", "") != sc.fanoutN {
 		t.Errorf("fan-out first write: %s; want %d POSTs of Secrets", fanOutRequests(f.FirstWrite), sc.fanoutN)
+	}
+	// A provider host's outage: after it, one login and one token for
+	// each TokenRequest, nothing clobbered; during it, the host was tried.
+	if o := rep.Outage; o.N != sc.outageN || o.Logins != sc.outageN || o.Tokens != sc.outageN || o.Clobbered != 0 || o.AttemptsInOutage == 0 {
+		t.Errorf("outage of %d TokenRequests' host (want %d): %d logins and %d tokens stored after it, %d clobbered, %d attempts during it; want one login and one token each, none clobbered, some attempts",
+			o.N, sc.outageN, o.Logins, o.Tokens, o.Clobbered, o.AttemptsInOutage)
 	}
 	if s := rep.Sharded; s.Logins != sc.burstN {
 		t.Errorf("burst over %d managers: %d logins for %d TokenRequests, want one each", s.Shards, s.Logins, sc.burstN)

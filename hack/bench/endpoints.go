@@ -112,6 +112,19 @@ func (p *endpointPool) close() {
 	_ = p.server.Close()
 }
 
+// requestsTo counts the requests host (host:port) received in [from, to).
+func (p *endpointPool) requestsTo(host string, from, to time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, t := range p.requests[host] {
+		if !t.Before(from) && t.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
 // hostRate is the most requests one endpoint host received within one
 // second, and which host it was.
 type hostRate struct {

@@ -31,6 +31,7 @@ type report struct {
 	Noisy   noisyResult
 	FanOut  fanOutResult
 	Sharded shardedResult
+	Outage  outageResult
 }
 
 type latencyResult struct {
@@ -243,7 +244,7 @@ func (r *report) rows() []row {
 
 func (r *report) allRows() []row {
 	l, b, lg, rs, id, m, rf, f, nz, sh := r.Latency, r.Burst, r.Logins, r.Restart, r.Idle, r.Memory, r.Refresh, r.Flaky, r.Noisy, r.Sharded
-	fo := r.FanOut
+	fo, og := r.FanOut, r.Outage
 	heapGrowth, rssGrowth := m.After.InUse-m.Before.InUse, m.After.RSS-m.Before.RSS
 	livePer, liveAdded := m.perTokenRequest(func(r memoryReading) int64 { return r.Live })
 	inUsePer, _ := m.perTokenRequest(func(r memoryReading) int64 { return r.InUse })
@@ -404,6 +405,27 @@ func (r *report) allRows() []row {
 			target: "each Secret once", pass: verdict(fo.refreshWritesOnce()),
 		},
 	}
+	rows = append(rows, []row{
+		{
+			scenario: 10, title: fmt.Sprintf("Outage: %d TokenRequests of %s tokens on one endpoint host, the provider answering 503 to every login for %s; login attempts during it",
+				og.N, secs(og.Lifetime), secs(og.Outage)),
+			figure: count(og.AttemptsInOutage), limit: fmt.Sprintf("%d (probes every 5 s, and the logins that found the host down)", outageAttemptLimit),
+			ratio: ratio(float64(og.AttemptsInOutage), outageAttemptLimit), target: fmt.Sprintf("≤ %d", outageAttemptLimit),
+			pass: verdict(og.N > 0 && og.AttemptsInOutage <= outageAttemptLimit),
+		},
+		{
+			scenario: 10, title: "Outage: from the provider's recovery until every Secret holds a valid token",
+			figure: secs(og.Recovery), limit: fmt.Sprintf("%s (%d / %g logins/s + 5 s)", secs(og.RecoveryLimit), og.N, r.Settings.loginRate),
+			ratio: ratio(og.Recovery.Seconds(), og.RecoveryLimit.Seconds()), target: "≤ N / rate + 5 s",
+			pass: verdict(og.N > 0 && og.Recovery <= og.RecoveryLimit),
+		},
+		{
+			scenario: 10, title: "Outage: logins per token stored after it",
+			figure: fmt.Sprintf("%s (%s logins, %s tokens stored, %d clobbered)", ratio(float64(og.Logins), float64(og.Tokens)), count(og.Logins), count(og.Tokens), og.Clobbered),
+			limit:  "1", ratio: ratio(float64(og.Logins), float64(og.Tokens)), target: "exactly 1",
+			pass: verdict(og.N > 0 && og.Logins == og.N && og.Tokens == og.N && og.Clobbered == 0),
+		},
+	}...)
 	if sh.Shards > 1 {
 		rows = append(rows, row{
 			scenario: 2, title: fmt.Sprintf("Burst over %d managers (--namespaces): %s TokenRequests in %d namespaces created at once, until all Ready", sh.Shards, count(sh.N), sh.Shards),

@@ -35,6 +35,10 @@ type scale struct {
 	hangN int
 	// Scenario 9: the namespaces one ClusterTokenRequest writes its Secret to.
 	fanoutN int
+	// Scenario 10: TokenRequests of outageLifetime tokens on one endpoint
+	// host, the provider answering 503 to every login for hostOutage.
+	outageN                    int
+	outageLifetime, hostOutage time.Duration
 	// timeout bounds each wait for Ready.
 	timeout time.Duration
 }
@@ -49,6 +53,7 @@ var defaultScale = scale{
 	flakyN: 200, flakyLifetime: 160 * time.Second, flakyRefreshBefore: 80 * time.Second, outage: time.Minute,
 	hangN:   200,
 	fanoutN: 1000,
+	outageN: 100, outageLifetime: time.Minute, hostOutage: time.Minute,
 	timeout: 10 * time.Minute,
 }
 
@@ -84,6 +89,7 @@ var scales = map[string]scale{
 		flakyN: 3, flakyLifetime: 24 * time.Second, flakyRefreshBefore: 10 * time.Second, outage: 4 * time.Second,
 		hangN:   12,
 		fanoutN: 5,
+		outageN: 4, outageLifetime: 20 * time.Second, hostOutage: 8 * time.Second,
 		timeout: 2 * time.Minute,
 	},
 }
