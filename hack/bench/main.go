@@ -6,7 +6,7 @@
 // what each scenario measures. It is a Go module of its own, so that the
 // product's go test ./... does not build it; from the repository root:
 //
-//	make bench                          # go -C hack/bench run . --scale=default, about 10 minutes on 2 cores
+//	make bench                          # go -C hack/bench run . --scale=default, about 11 minutes on 2 cores
 //	make bench BENCH_SCALE=large        # the burst at 5,000 TokenRequests
 //	make bench BENCH_SCALE=xl           # 10,000 TokenRequests in the burst, restart, idle and memory scenarios
 //	make bench BENCH_FLAGS=--shards=2   # and the burst again over two managers on disjoint namespaces

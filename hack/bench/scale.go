@@ -43,7 +43,7 @@ type scale struct {
 	timeout time.Duration
 }
 
-// defaultScale is make bench's: about ten minutes on 2 cores.
+// defaultScale is make bench's: about eleven minutes on 2 cores.
 var defaultScale = scale{
 	name:     "default",
 	latencyN: 200, burstN: 1000, burstCreators: 32,
