@@ -105,6 +105,10 @@ func (r *ClusterTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, nil
 	}
 	o, fan, err := r.observeCluster(ctx, ctr)
+	var invalid *invalidSelectorError
+	if errors.As(err, &invalid) {
+		return r.invalidSelector(ctx, ctr, invalid)
+	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -179,13 +183,16 @@ func (r *ClusterTokenRequestReconciler) observeCluster(ctx context.Context, ctr 
 
 // selectedNamespaces are the namespaces ctr selects that exist, are not
 // being deleted and are watched; missing are those spec.namespaces names
-// that do not exist.
+// that do not exist. A selector that cannot be evaluated is an
+// *invalidSelectorError, and a failed list an error: neither is "none
+// selected", so no Secret is deleted for either.
 func (r *ClusterTokenRequestReconciler) selectedNamespaces(ctx context.Context, ctr *tokensyncv1alpha1.ClusterTokenRequest) (selected, missing []string, err error) {
 	var selector labels.Selector
 	if ls := ctr.Spec.NamespaceSelector; ls != nil {
 		if selector, err = metav1.LabelSelectorAsSelector(ls); err != nil {
-			// The API server accepts some selectors it cannot evaluate.
-			return nil, nil, nil
+			// Admission refuses what CEL can judge; a label key or value
+			// that is not one, or a CRD older than those rules, gets here.
+			return nil, nil, &invalidSelectorError{err: err}
 		}
 	}
 	list := &metav1.PartialObjectMetadataList{}
@@ -211,6 +218,39 @@ func (r *ClusterTokenRequestReconciler) selectedNamespaces(ctx context.Context, 
 	slices.Sort(selected)
 	slices.Sort(missing)
 	return selected, missing, nil
+}
+
+// invalidSelectorError: spec.namespaceSelector cannot be evaluated.
+type invalidSelectorError struct{ err error }
+
+func (e *invalidSelectorError) Error() string {
+	return "spec.namespaceSelector cannot be evaluated: " + e.err.Error()
+}
+
+// invalidSelector records a selector that cannot be evaluated: Ready False
+// and Stalled until the spec changes. Which namespaces match is unknown, so
+// nothing is written or deleted: every Secret stays as it is, and no login
+// is made for them.
+func (r *ClusterTokenRequestReconciler) invalidSelector(ctx context.Context, ctr *tokensyncv1alpha1.ClusterTokenRequest, invalid *invalidSelectorError) (ctrl.Result, error) {
+	now := r.now()
+	reason := tokensyncv1alpha1.ReasonInvalidNamespaceSelector
+	message := invalid.Error() + "; fix the selector: until then no Secret is written or deleted in any namespace"
+	changed, err := r.updateClusterStatus(ctx, ctr, func(st *tokensyncv1alpha1.ClusterTokenRequestStatus) {
+		st.ObservedGeneration = ctr.Generation
+		st.NextRefreshTime = nil
+		setCondition(&st.TokenStatus, ctr.Generation, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+		setCondition(&st.TokenStatus, ctr.Generation, now, tokensyncv1alpha1.ConditionStalled, metav1.ConditionTrue, reason, message)
+		removeCondition(&st.TokenStatus, tokensyncv1alpha1.ConditionReconciling)
+	})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if changed {
+		r.Recorder.Eventf(ctr, nil, corev1.EventTypeWarning, reason, "Select", "%s", message)
+		logf.FromContext(ctx).Info("Namespace selector cannot be evaluated; no Secret written or deleted", "error", invalid.err.Error())
+	}
+	// A spec change reconciles (its generation changes); nothing else can fix it.
+	return ctrl.Result{}, nil
 }
 
 func (r *ClusterTokenRequestReconciler) watched(ns string) bool {

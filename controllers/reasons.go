@@ -73,6 +73,9 @@ var failureRules = map[string]failureRule{
 	tokensyncv1alpha1.ReasonSecretConflict:        {class: retryFast, stalls: true, stopsUntilChange: true, sendsNothing: true},
 	tokensyncv1alpha1.ReasonEndpointNotAllowed:    {class: retryFast, stalls: true, stopsUntilChange: true, sendsNothing: true},
 	tokensyncv1alpha1.ReasonUnsupportedProvider:   {class: retrySlow, stalls: true, stopsUntilChange: true, sendsNothing: true},
+	// A ClusterTokenRequest's selector that cannot be evaluated: only a
+	// spec change fixes it, and until then nothing is written or deleted.
+	tokensyncv1alpha1.ReasonInvalidNamespaceSelector: {class: retrySlow, stalls: true, stopsUntilChange: true, sendsNothing: true},
 }
 
 // ruleOf is the rule of a failure reason. A reason not in the table (a

@@ -40,6 +40,7 @@ func TestFailureRules(t *testing.T) {
 		{tokensyncv1alpha1.ReasonSecretConflict, fast, true, true, false},
 		{tokensyncv1alpha1.ReasonEndpointNotAllowed, fast, true, true, false},
 		{tokensyncv1alpha1.ReasonUnsupportedProvider, slow, true, true, false},
+		{tokensyncv1alpha1.ReasonInvalidNamespaceSelector, slow, true, true, false},
 	}
 	if len(tests) != len(failureRules) {
 		t.Errorf("%d rows here, %d reasons in the table: a reason was added without a row", len(tests), len(failureRules))
@@ -65,7 +66,8 @@ func TestFailureRules(t *testing.T) {
 	// minimum login interval (InvalidCredentials and InvalidTemplate may
 	// come from the provider's answer or the token's write, so they count).
 	sendNothing := map[string]bool{tokensyncv1alpha1.ReasonCredentialsNotFound: true, tokensyncv1alpha1.ReasonCredentialsNotAllowed: true,
-		tokensyncv1alpha1.ReasonSecretConflict: true, tokensyncv1alpha1.ReasonEndpointNotAllowed: true, tokensyncv1alpha1.ReasonUnsupportedProvider: true}
+		tokensyncv1alpha1.ReasonSecretConflict: true, tokensyncv1alpha1.ReasonEndpointNotAllowed: true, tokensyncv1alpha1.ReasonUnsupportedProvider: true,
+		tokensyncv1alpha1.ReasonInvalidNamespaceSelector: true}
 	for reason, r := range failureRules {
 		if r.sendsNothing != sendNothing[reason] {
 			t.Errorf("%s: sendsNothing %v, want %v", reason, r.sendsNothing, sendNothing[reason])

@@ -306,6 +306,11 @@ const (
 	// operator does not have (only possible when the CRD is newer than the
 	// operator); nothing was sent.
 	ReasonUnsupportedProvider = "UnsupportedProvider"
+	// ReasonInvalidNamespaceSelector: a ClusterTokenRequest's
+	// spec.namespaceSelector cannot be evaluated (a label key or value that
+	// is not one, admitted by a CRD without the rule that refuses it);
+	// nothing was sent, written or deleted: every Secret stays as it was.
+	ReasonInvalidNamespaceSelector = "InvalidNamespaceSelector"
 )
 
 // TokenStatus is what a TokenRequest and a ClusterTokenRequest record of
