@@ -35,8 +35,12 @@ type ClusterTokenRequestSpec struct {
 	// NamespaceSelector selects, by their labels, namespaces that get the
 	// target Secret. A namespace that starts to match gets it at once, from
 	// the token held (no login); one that stops matching has it deleted (or
-	// left, with deletionPolicy Retain).
+	// left, with deletionPolicy Retain). A selector the operator cannot
+	// evaluate (a label key or value that is not one) writes and deletes
+	// nothing: Ready is False, reason InvalidNamespaceSelector.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="every matchExpressions operator must be one of In, NotIn, Exists, DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? has(e.values) && size(e.values) > 0 : !has(e.values) || size(e.values) == 0)",message="matchExpressions values must be set (not empty) with operators In and NotIn, and must be empty with Exists and DoesNotExist"
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 
 	// Namespaces names namespaces that get the target Secret, in addition to

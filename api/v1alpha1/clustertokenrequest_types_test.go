@@ -35,6 +35,13 @@ func validClusterSpec(mut func(map[string]any)) map[string]any {
 	return s
 }
 
+// withExpressions is a valid spec selecting by matchExpressions exprs.
+func withExpressions(exprs ...any) map[string]any {
+	return validClusterSpec(func(s map[string]any) {
+		s["namespaceSelector"] = map[string]any{"matchExpressions": exprs}
+	})
+}
+
 // TestAdmissionOfClusterTokenRequests: the rules a ClusterTokenRequest
 // adds to a TokenRequest's, and those it shares, each with a message that
 // says what to fix.
@@ -56,6 +63,19 @@ func TestAdmissionOfClusterTokenRequests(t *testing.T) {
 		{"no secretName", validClusterSpec(func(s map[string]any) { delete(s, "secretName") }), "spec.secretName: Required value"},
 		{"a namespace that is not a name", validClusterSpec(func(s map[string]any) { s["namespaces"] = []any{"Bad_Name"} }),
 			"spec.namespaces[0] in body should match"},
+		{"a selector operator that is not one", withExpressions(map[string]any{"key": "team", "operator": "Foo"}),
+			"spec.namespaceSelector: Invalid value: every matchExpressions operator must be one of In, NotIn, Exists, DoesNotExist"},
+		{"a selector operator in the wrong case", withExpressions(map[string]any{"key": "team", "operator": "exists"}),
+			"every matchExpressions operator must be one of In, NotIn, Exists, DoesNotExist"},
+		{"In without values", withExpressions(map[string]any{"key": "team", "operator": "In"}),
+			"matchExpressions values must be set (not empty) with operators In and NotIn"},
+		{"NotIn with no values", withExpressions(map[string]any{"key": "team", "operator": "NotIn", "values": []any{}}),
+			"matchExpressions values must be set (not empty) with operators In and NotIn"},
+		{"Exists with values", withExpressions(map[string]any{"key": "team", "operator": "Exists", "values": []any{"a"}}),
+			"must be empty with Exists and DoesNotExist"},
+		{"DoesNotExist with values, after a good expression", withExpressions(map[string]any{"key": "team", "operator": "In", "values": []any{"a"}},
+			map[string]any{"key": "tier", "operator": "DoesNotExist", "values": []any{"b"}}),
+			"must be empty with Exists and DoesNotExist"},
 		{"shared rule: partner without endpoint", validClusterSpec(func(s map[string]any) { delete(s, "endpoint") }),
 			"spec.endpoint is required for providers "},
 		{"shared rule: oauth2 settings for partner", validClusterSpec(func(s map[string]any) { s["oauth2"] = map[string]any{} }),
@@ -80,6 +100,13 @@ func TestAdmissionOfClusterTokenRequests(t *testing.T) {
 		"selector by an expression": validClusterSpec(func(s map[string]any) {
 			s["namespaceSelector"] = map[string]any{"matchExpressions": []any{map[string]any{"key": "team", "operator": "Exists"}}}
 		}),
+		"selector by every operator": withExpressions(map[string]any{"key": "team", "operator": "In", "values": []any{"a", "b"}},
+			map[string]any{"key": "tier", "operator": "NotIn", "values": []any{"test"}},
+			map[string]any{"key": "partner-token", "operator": "Exists", "values": []any{}},
+			map[string]any{"key": "frozen", "operator": "DoesNotExist"}),
+		// Label keys and values are left to the operator, which reports
+		// InvalidNamespaceSelector (controllers' TestInvalidNamespaceSelector).
+		"selector with a key that is not a label key": withExpressions(map[string]any{"key": "bad key!", "operator": "Exists"}),
 	} {
 		t.Run("accepts "+name, func(t *testing.T) {
 			if err := k8sClient.Create(context.Background(), clusterTokenRequest("accept", spec), client.DryRunAll); err != nil {
