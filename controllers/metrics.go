@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
 )
 
 // Counters and histograms, kept by the reconciler as things happen.
@@ -41,8 +42,14 @@ var (
 		"Unix time at which the token held in the target Secret expires.", []string{"namespace", "name", "provider"}, nil)
 	tokenRefreshDesc = prometheus.NewDesc("tokensync_token_refresh_timestamp_seconds",
 		"Unix time of the next scheduled login (planned refresh or retry).", []string{"namespace", "name", "provider"}, nil)
+	// Ready carries the endpoint host the TokenRequest logs in to, named
+	// as tokensync_provider_host_up names it, so that a rule can join the
+	// two (TokenSyncTokenRequestNotReady is held back while the host is
+	// down): a label on a series every TokenRequest with a Ready condition
+	// has anyway, not a series more each. It is a function of the spec,
+	// one value per TokenRequest at a time.
 	tokenRequestReadyDesc = prometheus.NewDesc("tokensync_tokenrequest_ready",
-		"1 when the TokenRequest's Ready condition is True, 0 otherwise.", []string{"namespace", "name", "provider"}, nil)
+		"1 when the TokenRequest's Ready condition is True, 0 otherwise (endpoint_host: the host it logs in to, as tokensync_provider_host_up names it).", []string{"namespace", "name", "provider", "endpoint_host"}, nil)
 	tokenRequestStalledDesc = prometheus.NewDesc("tokensync_tokenrequest_stalled",
 		"1 when the TokenRequest's Stalled condition is True (reason: the condition's), 0 otherwise.", []string{"namespace", "name", "provider", "reason"}, nil)
 	// The alerts' view of the schedule: when the token held is due (not
@@ -66,12 +73,14 @@ type statusMetrics struct {
 	readers map[*TokenRequestReconciler]statusReader
 }
 
-// statusReader is a manager's cache, and whether that manager serves
+// statusReader is a manager's cache, whether that manager serves
 // ClusterTokenRequests (only then are they listed: a manager sharded by
-// namespace may not read them).
+// namespace may not read them), and its providers (for their default
+// endpoints).
 type statusReader struct {
 	client.Reader
-	cluster bool
+	cluster   bool
+	providers providers.Registry
 }
 
 var tokenRequestMetrics = &statusMetrics{readers: map[*TokenRequestReconciler]statusReader{}}
@@ -83,7 +92,7 @@ func init() {
 func (m *statusMetrics) add(r *TokenRequestReconciler, reader client.Reader, cluster bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.readers[r] = statusReader{Reader: reader, cluster: cluster}
+	m.readers[r] = statusReader{Reader: reader, cluster: cluster, providers: r.Providers}
 }
 
 func (m *statusMetrics) remove(r *TokenRequestReconciler) {
@@ -133,8 +142,9 @@ func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Unlock()
 	seen := map[types.NamespacedName]bool{}
 	// failed is status.namespaces.failed of a ClusterTokenRequest, nil for
-	// a TokenRequest.
-	collect := func(key types.NamespacedName, uid types.UID, spec *tokensyncv1alpha1.LoginSpec, st *tokensyncv1alpha1.TokenStatus, failed *int32) {
+	// a TokenRequest; registry, the providers of the manager whose cache
+	// holds it.
+	collect := func(key types.NamespacedName, uid types.UID, spec *tokensyncv1alpha1.LoginSpec, st *tokensyncv1alpha1.TokenStatus, failed *int32, registry providers.Registry) {
 		if seen[key] {
 			return // two managers watching one namespace (tests)
 		}
@@ -163,7 +173,15 @@ func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 			if c.Status == "True" {
 				ready = 1
 			}
-			ch <- prometheus.MustNewConstMetric(tokenRequestReadyDesc, prometheus.GaugeValue, ready, labels...)
+			// The endpoint as the reconciler resolves it (the provider's
+			// default when spec.endpoint is empty; none for a provider
+			// this manager does not know), its host as the login gate
+			// names it.
+			host := ""
+			if endpoint := registry[string(spec.Provider)].Endpoint(spec.Endpoint); endpoint != "" {
+				host = endpointHost(endpoint)
+			}
+			ch <- prometheus.MustNewConstMetric(tokenRequestReadyDesc, prometheus.GaugeValue, ready, append(labels, host)...)
 		}
 		stalled, reason := 0.0, ""
 		if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionStalled); c != nil && c.Status == "True" {
@@ -178,7 +196,7 @@ func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		for i := range list.Items {
 			tr := &list.Items[i]
-			collect(types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}, tr.UID, &tr.Spec.LoginSpec, &tr.Status.TokenStatus, nil)
+			collect(types.NamespacedName{Namespace: tr.Namespace, Name: tr.Name}, tr.UID, &tr.Spec.LoginSpec, &tr.Status.TokenStatus, nil, reader.providers)
 		}
 		if !reader.cluster {
 			continue
@@ -189,7 +207,7 @@ func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		for i := range clusterList.Items {
 			ctr := &clusterList.Items[i]
-			collect(types.NamespacedName{Name: ctr.Name}, ctr.UID, &ctr.Spec.LoginSpec, &ctr.Status.TokenStatus, &ctr.Status.Namespaces.Failed)
+			collect(types.NamespacedName{Name: ctr.Name}, ctr.UID, &ctr.Spec.LoginSpec, &ctr.Status.TokenStatus, &ctr.Status.Namespaces.Failed, reader.providers)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
 )
 
 // seriesFor counts the tokensync series labelled with a TokenRequest.
@@ -293,5 +296,118 @@ func TestProviderHostUp(t *testing.T) {
 	m.remove(h.g)
 	if got := hostUpSeries(t, m); len(got) != 0 {
 		t.Errorf("series %v after the gate stopped (leadership lost)", got)
+	}
+}
+
+// readySeries collects m's tokensync_tokenrequest_ready series as
+// "namespace/name" -> their endpoint_host labels (one each, unless a
+// TokenRequest has several series).
+func readySeries(t *testing.T, m *statusMetrics) map[string][]string {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1024)
+	m.Collect(ch)
+	close(ch)
+	out := map[string][]string{}
+	for metric := range ch {
+		if metric.Desc() != tokenRequestReadyDesc {
+			continue
+		}
+		var pb dto.Metric
+		if err := metric.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		labels := map[string]string{}
+		for _, l := range pb.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		key := labels["namespace"] + "/" + labels["name"]
+		out[key] = append(out[key], labels["endpoint_host"])
+	}
+	return out
+}
+
+// TestReadyNamesTheEndpointHost: tokensync_tokenrequest_ready carries the
+// endpoint host a TokenRequest (or ClusterTokenRequest) logs in to, as
+// tokensync_provider_host_up names that host (spec.endpoint, or the
+// provider's default endpoint; empty for a provider the manager does not
+// know), so that TokenSyncTokenRequestNotReady can be held back while it
+// is down. One series per TokenRequest: a changed endpoint replaces it,
+// and a deleted TokenRequest has none.
+func TestReadyNamesTheEndpointHost(t *testing.T) {
+	ctx := context.Background()
+	readyCondition := []metav1.Condition{{Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: tokensyncv1alpha1.ReasonProviderUnavailable}}
+	tokenRequest := func(name, provider, endpoint string) *tokensyncv1alpha1.TokenRequest {
+		tr := &tokensyncv1alpha1.TokenRequest{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name}}
+		tr.Spec.Provider, tr.Spec.Endpoint = tokensyncv1alpha1.Provider(provider), endpoint
+		tr.Status.Conditions = readyCondition
+		return tr
+	}
+	ctr := &tokensyncv1alpha1.ClusterTokenRequest{ObjectMeta: metav1.ObjectMeta{Name: "shared"}}
+	ctr.Spec.Provider, ctr.Spec.Endpoint = "partner", "https://IdP.Internal.example:8443/login"
+	ctr.Status.Conditions = readyCondition
+	explicit := tokenRequest("explicit", "partner", "https://API.Example.com:443/v1")
+	c := fake.NewClientBuilder().WithScheme(testScheme).WithObjects(
+		explicit,
+		tokenRequest("by-default", "aml", ""),
+		tokenRequest("unknown-provider", "nope", ""),
+		ctr,
+	).Build()
+	registry := providers.Registry{
+		"partner": {Registration: providers.Registration{Name: "partner"}},
+		"aml":     {Registration: providers.Registration{Name: "aml", DefaultEndpoint: "https://AML.example./api"}},
+	}
+	m := &statusMetrics{readers: map[*TokenRequestReconciler]statusReader{}}
+	m.add(&TokenRequestReconciler{Providers: registry}, c, true)
+
+	want := map[string][]string{
+		"team-a/explicit":         {"api.example.com"},
+		"team-a/by-default":       {"aml.example"},
+		"team-a/unknown-provider": {""},
+		"/shared":                 {"idp.internal.example:8443"},
+	}
+	if got := readySeries(t, m); !reflect.DeepEqual(got, want) {
+		t.Fatalf("ready series' endpoint_host %v, want %v", got, want)
+	}
+
+	// The names are the host-up gauge's: a down host's series there has
+	// the label value of the ready series of its TokenRequests.
+	failures := newHostFailures(time.Now)
+	up := &hostUpMetrics{gates: map[*loginGate]bool{}, failures: failures}
+	h := newGateHarness(LoginLimits{PerEndpointRate: -1})
+	up.add(h.g)
+	for _, endpoint := range []string{explicit.Spec.Endpoint, ctr.Spec.Endpoint, registry["aml"].DefaultEndpoint} {
+		h.downHost(t, endpoint)
+		failures.inc("partner", endpoint)
+	}
+	hostUp := hostUpSeries(t, up)
+	for key, hosts := range want {
+		if hosts[0] == "" {
+			continue
+		}
+		if v, ok := hostUp[hosts[0]]; !ok || v != 0 {
+			t.Errorf("%s: tokensync_provider_host_up{endpoint_host=%q} = %v (present: %v), want 0: host_up %v", key, hosts[0], v, ok, hostUp)
+		}
+	}
+
+	// A changed endpoint: one series, the new host's.
+	explicit.Spec.Endpoint = "https://other.example:9443"
+	if err := c.Update(ctx, explicit); err != nil {
+		t.Fatal(err)
+	}
+	if got := readySeries(t, m)["team-a/explicit"]; !reflect.DeepEqual(got, []string{"other.example:9443"}) {
+		t.Errorf("after the endpoint changed: endpoint_host %v, want [other.example:9443]", got)
+	}
+
+	// Deleted: no series of it at all.
+	if err := c.Delete(ctx, explicit); err != nil {
+		t.Fatal(err)
+	}
+	for key := range collectStatus(t, m) {
+		if strings.HasSuffix(key, " team-a/explicit") {
+			t.Errorf("series %s after the TokenRequest was deleted", key)
+		}
+	}
+	if got := readySeries(t, m); len(got) != 3 {
+		t.Errorf("ready series %v after a deletion, want the 3 others", got)
 	}
 }
