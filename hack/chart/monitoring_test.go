@@ -27,8 +27,8 @@ import (
 )
 
 // The alerts the README's Monitoring section documents, by name.
-var wantAlerts = []string{"TokenSyncLoginFailuresHigh", "TokenSyncNamespaceWriteFailing", "TokenSyncNotLeading", "TokenSyncTokenExpiringSoon",
-	"TokenSyncTokenRequestNotReady", "TokenSyncTokenRequestStalled"}
+var wantAlerts = []string{"TokenSyncLoginFailuresHigh", "TokenSyncNamespaceWriteFailing", "TokenSyncNotLeading", "TokenSyncProviderHostDown",
+	"TokenSyncTokenExpiringSoon", "TokenSyncTokenRequestNotReady", "TokenSyncTokenRequestStalled"}
 
 type alertRule struct {
 	Alert       string            `json:"alert"`

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,9 +24,10 @@ import (
 // with Prometheus's own rule evaluation (rules.AlertingRule: pending, then
 // firing after `for`) over synthetic series loaded with promqltest, as the
 // manager exports them: one TokenRequest (or ClusterTokenRequest) app in
-// team-a, its token's expiry, planned refresh and refresh window, Ready,
-// Stalled, suspended and failed namespaces. Time starts at 0 (the Unix
-// epoch), in seconds.
+// team-a, its token's expiry, planned refresh and refresh window, Ready
+// (with the endpoint host it logs in to), Stalled, suspended and failed
+// namespaces; or several, and their provider hosts' up gauge. Time starts
+// at 0 (the Unix epoch), in seconds.
 
 // token is a token held from at (when it was obtained) for lifetime
 // seconds, with the default refresh window (min(5m, lifetime/3)) and the
@@ -35,8 +38,13 @@ func (k token) expiry() float64  { return k.at + k.lifetime }
 func (k token) window() float64  { return math.Min(300, k.lifetime/3) }
 func (k token) planned() float64 { return k.expiry() - k.window() }
 
-// scenario is what the manager exports over time.
+// scenario is what the manager exports over time of one TokenRequest.
 type scenario struct {
+	// namespace and name of the TokenRequest: team-a and app when empty.
+	namespace, name string
+	// host is the endpoint host it logs in to (the Ready series'
+	// endpoint_host): partner.example when empty.
+	host string
 	// tokens held, in order: each from its at until the next's.
 	tokens []token
 	// ready, stalled, suspended and failed (a ClusterTokenRequest's failed
@@ -79,21 +87,68 @@ func (s scenario) held(t float64) (token, bool) {
 	return h, ok
 }
 
-// load is the promqltest load command of the scenario's series, scraped
+func (s scenario) key() (namespace, name string) {
+	namespace, name = s.namespace, s.name
+	if namespace == "" {
+		namespace = "team-a"
+	}
+	if name == "" {
+		name = "app"
+	}
+	return namespace, name
+}
+
+// fleet is what the manager exports over time of several TokenRequests,
+// and tokensync_provider_host_up by endpoint host (nil: no such series),
+// which has no namespace of its own: the scrape gives it the manager's.
+type fleet struct {
+	requests []scenario
+	hostUp   map[string]func(t float64) float64
+}
+
+// writeSeries writes the promqltest series line of metric{labels}, scraped
 // every interval until end.
-func (s scenario) load(interval, end time.Duration) string {
+func writeSeries(b *strings.Builder, metric, labels string, interval, end time.Duration, value func(t float64) (float64, bool)) {
+	fmt.Fprintf(b, "  %s{%s}", metric, labels)
+	for t := time.Duration(0); t <= end; t += interval {
+		if v, ok := value(t.Seconds()); ok {
+			b.WriteString(" " + strconv.FormatFloat(v, 'f', -1, 64))
+		} else {
+			b.WriteString(" _")
+		}
+	}
+	b.WriteString("\n")
+}
+
+// load is the promqltest load command of the fleet's series, scraped every
+// interval until end.
+func (f fleet) load(interval, end time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "load %s\n", model.Duration(interval))
+	for _, s := range f.requests {
+		s.writeSeries(&b, interval, end)
+	}
+	for host, up := range f.hostUp {
+		writeSeries(&b, "tokensync_provider_host_up", fmt.Sprintf("namespace=%q, endpoint_host=%q", "tokensync-system", host), interval, end,
+			func(t float64) (float64, bool) { return up(t), true })
+	}
+	return b.String()
+}
+
+// writeSeries writes the scenario's series.
+func (s scenario) writeSeries(b *strings.Builder, interval, end time.Duration) {
+	namespace, name := s.key()
+	host := s.host
+	if host == "" {
+		host = "partner.example"
+	}
+	labels := fmt.Sprintf("namespace=%q, name=%q, provider=%q", namespace, name, "partner")
 	series := func(metric string, value func(t float64) (float64, bool)) {
-		fmt.Fprintf(&b, "  %s{namespace=\"team-a\", name=\"app\", provider=\"partner\"}", metric)
-		for t := time.Duration(0); t <= end; t += interval {
-			if v, ok := value(t.Seconds()); ok {
-				b.WriteString(" " + strconv.FormatFloat(v, 'f', -1, 64))
-			} else {
-				b.WriteString(" _")
-			}
+		l := labels
+		if metric == "tokensync_tokenrequest_ready" {
+			l += fmt.Sprintf(", endpoint_host=%q", host)
 		}
-		b.WriteString("\n")
+		writeSeries(b, metric, l, interval, end, value)
 	}
 	fromToken := func(f func(token) float64) func(float64) (float64, bool) {
 		return func(t float64) (float64, bool) {
@@ -122,13 +177,27 @@ func (s scenario) load(interval, end time.Duration) string {
 			series(metric, gauge(f))
 		}
 	}
-	return b.String()
 }
 
 // firing evaluates the alert over the scenario every interval (the scrape
 // and the rule evaluation alike) from 0 to end, and returns the times at
 // which it fired for team-a/app.
 func firing(t *testing.T, alert string, s scenario, interval, end time.Duration) []float64 {
+	t.Helper()
+	var fired []float64
+	for key, at := range evaluate(t, alert, fleet{requests: []scenario{s}}, interval, end) {
+		if strings.HasPrefix(key, `{namespace="team-a", name="app"`) {
+			fired = append(fired, at...)
+		}
+	}
+	sort.Float64s(fired)
+	return fired
+}
+
+// evaluate evaluates the alert over the fleet every interval from 0 to
+// end, and returns the times at which it fired, by the alert's labels
+// other than alertname and its rule's (as a PromQL label set).
+func evaluate(t *testing.T, alert string, f fleet, interval, end time.Duration) map[string][]float64 {
 	t.Helper()
 	var rule *alertRule
 	for _, r := range alertRules(t) {
@@ -147,24 +216,48 @@ func firing(t *testing.T, alert string, s scenario, interval, end time.Duration)
 	if err != nil {
 		t.Fatalf("%s: for %q: %v", alert, rule.For, err)
 	}
-	storage := promqltest.LoadedStorage(t, s.load(interval, end))
+	storage := promqltest.LoadedStorage(t, f.load(interval, end))
 	engine := promqltest.NewTestEngine(t, false, 5*time.Minute, promqltest.DefaultMaxSamplesPerQuery)
 	query := rules.EngineQueryFunc(engine, storage)
 	r := rules.NewAlertingRule(alert, expr, time.Duration(hold), 0, labels.FromMap(rule.Labels), labels.FromMap(rule.Annotations),
 		labels.EmptyLabels(), "", true, slog.New(slog.DiscardHandler))
-	var fired []float64
+	fired := map[string][]float64{}
 	for at := time.Duration(0); at <= end; at += interval {
 		ts := time.Unix(0, 0).Add(at)
 		if _, err := r.Eval(context.Background(), 0, ts, query, nil, 0); err != nil {
 			t.Fatalf("%s at %s: %v", alert, at, err)
 		}
 		for _, a := range r.ActiveAlerts() {
-			if a.State == rules.StateFiring && a.Labels.Get("namespace") == "team-a" && a.Labels.Get("name") == "app" {
-				fired = append(fired, at.Seconds())
+			if a.State != rules.StateFiring {
+				continue
 			}
+			b := labels.NewBuilder(a.Labels).Del(labels.AlertName)
+			for name := range rule.Labels {
+				b.Del(name)
+			}
+			key := alertKey(b.Labels())
+			fired[key] = append(fired[key], at.Seconds())
 		}
 	}
 	return fired
+}
+
+// alertKey is an alert's labels as in the tests' keys: namespace and name
+// first (each only when present), then the others in order, e.g.
+// {namespace="team-a", name="app", provider="partner"}.
+func alertKey(ls labels.Labels) string {
+	var parts []string
+	for _, name := range []string{"namespace", "name"} {
+		if v := ls.Get(name); v != "" {
+			parts = append(parts, fmt.Sprintf("%s=%q", name, v))
+		}
+	}
+	ls.Range(func(l labels.Label) {
+		if l.Name != "namespace" && l.Name != "name" {
+			parts = append(parts, fmt.Sprintf("%s=%q", l.Name, l.Value))
+		}
+	})
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 // TestTokenSyncTokenExpiringSoon: fires for a token whose refresh did not
@@ -333,4 +426,110 @@ func checkFiresAfter(t *testing.T, fired []float64, since, hold float64) {
 			t.Errorf("stopped firing between %g s and %g s", gaps[i-1], gaps[i])
 		}
 	}
+}
+
+// TestTokenSyncProviderHostDown: a provider host down for 30 minutes
+// fires TokenSyncProviderHostDown once per host after 5 minutes (two
+// TokenRequests on one host: one alert; a second host down: a second
+// alert), and TokenSyncTokenRequestNotReady is held back meanwhile for the
+// TokenRequests and ClusterTokenRequests on a down host, not for one on a
+// host that is up; once its host is up again, a TokenRequest still not
+// Ready fires after its own 15 minutes. A host down for 2 minutes (a blip)
+// fires nothing.
+func TestTokenSyncProviderHostDown(t *testing.T) {
+	const (
+		outageFrom, outageTo = 600.0, 2400.0
+		end                  = 2 * time.Hour
+	)
+	hour := token{at: 0, lifetime: 3600}
+	down := step(outageFrom, 1, 0)
+	notReady := step(outageFrom, 1, 0) // from the outage on, and still after it
+	f := fleet{
+		requests: []scenario{
+			{name: "a", host: "down.example", tokens: []token{hour}, ready: notReady},
+			{name: "b", host: "down.example", tokens: []token{hour}, ready: notReady},
+			// A ClusterTokenRequest: its series' namespace is the manager's.
+			{namespace: "tokensync-system", name: "shared", host: "down.example", tokens: []token{hour}, ready: notReady, failed: always(0)},
+			{name: "c", host: "idp.internal.example:8443", tokens: []token{hour}, ready: notReady},
+			{name: "on-an-up-host", host: "up.example", tokens: []token{hour}, ready: notReady},
+		},
+		hostUp: map[string]func(float64) float64{
+			"down.example": func(t float64) float64 {
+				if t >= outageFrom && t < outageTo {
+					return 0
+				}
+				return 1
+			},
+			"idp.internal.example:8443": down, // down to the end
+			"up.example":                always(1),
+		},
+	}
+
+	hostDown := evaluate(t, "TokenSyncProviderHostDown", f, 30*time.Second, end)
+	if len(hostDown) != 2 {
+		t.Errorf("TokenSyncProviderHostDown fired as %v, want once for down.example and once for idp.internal.example:8443", keys(hostDown))
+	}
+	t.Run("down.example", func(t *testing.T) {
+		fired := hostDown[`{endpoint_host="down.example"}`]
+		checkFiresAfter(t, fired, outageFrom, 5*60)
+		if last := slices.Max(append(fired, 0)); last >= outageTo {
+			t.Errorf("still fired at %g s, the host up since %g s", last, outageTo)
+		}
+	})
+	t.Run("idp.internal.example:8443", func(t *testing.T) {
+		checkFiresAfter(t, hostDown[`{endpoint_host="idp.internal.example:8443"}`], outageFrom, 5*60)
+	})
+
+	notReadyFired := evaluate(t, "TokenSyncTokenRequestNotReady", f, 30*time.Second, end)
+	for _, c := range []struct {
+		key string
+		// since: what NotReady's 15 minutes count from; negative: never.
+		since float64
+	}{
+		// Held back through the outage; its own 15 minutes from the host's
+		// return.
+		{`{namespace="team-a", name="a", provider="partner"}`, outageTo},
+		{`{namespace="team-a", name="b", provider="partner"}`, outageTo},
+		{`{namespace="tokensync-system", name="shared", provider="partner"}`, outageTo},
+		// Its host never comes back: HostDown pages for it.
+		{`{namespace="team-a", name="c", provider="partner"}`, -1},
+		// As before.
+		{`{namespace="team-a", name="on-an-up-host", provider="partner"}`, outageFrom},
+	} {
+		t.Run("NotReady "+c.key, func(t *testing.T) {
+			checkFiresAfter(t, notReadyFired[c.key], c.since, 15*60)
+		})
+	}
+	if len(notReadyFired) != 4 {
+		t.Errorf("TokenSyncTokenRequestNotReady fired as %v, want for a, b, shared and on-an-up-host", keys(notReadyFired))
+	}
+
+	t.Run("a blip", func(t *testing.T) {
+		blip := fleet{
+			requests: []scenario{{name: "a", host: "flaky.example", tokens: []token{hour}, ready: func(t float64) float64 {
+				if t >= outageFrom && t < outageFrom+150 {
+					return 0
+				}
+				return 1
+			}}},
+			hostUp: map[string]func(float64) float64{"flaky.example": func(t float64) float64 {
+				if t >= outageFrom && t < outageFrom+120 {
+					return 0
+				}
+				return 1
+			}},
+		}
+		for _, alert := range []string{"TokenSyncProviderHostDown", "TokenSyncTokenRequestNotReady"} {
+			if fired := evaluate(t, alert, blip, 30*time.Second, time.Hour); len(fired) != 0 {
+				t.Errorf("%s fired for a host down for 2 minutes: %v", alert, fired)
+			}
+		}
+	})
+}
+
+// keys are m's keys, sorted.
+func keys(m map[string][]float64) []string {
+	out := slices.Collect(maps.Keys(m))
+	sort.Strings(out)
+	return out
 }
