@@ -6,6 +6,7 @@ package providers
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,6 +68,14 @@ type Options struct {
 	// fails the login with nothing sent: a *Error as is, any other error
 	// as EndpointNotAllowed.
 	CheckURL func(provider string, u *url.URL) error
+	// RootCAs, when set, returns the certificate authorities the TLS
+	// connections of logins verify servers with; nil means the system's
+	// roots. It is asked before every request, so it must be cheap. When
+	// it returns another pool than the last, the connections made from
+	// then on verify with the new one, and idle connections verified with
+	// the old one are closed: a CA bundle read again is used from the next
+	// login on. The operator sets it from --ca-bundle-file.
+	RootCAs func() *x509.CertPool
 	// Name is the provider's name in TokenRequests (spec.provider), passed
 	// to CheckURL. NewRegistry sets it from each Registration.
 	Name string
@@ -74,9 +83,9 @@ type Options struct {
 	// computations; nil means time.Now. Tests inject a fake clock.
 	Now func() time.Time
 	// HTTPClient, when set, sends the login requests instead of a client
-	// built from Timeout, UserAgent and the dial controls (which are then
-	// ignored). Tests use it; whatever client is given, redirects are
-	// never followed.
+	// built from Timeout, UserAgent, RootCAs and the dial controls (which
+	// are then ignored). Tests use it; whatever client is given, redirects
+	// are never followed.
 	HTTPClient *http.Client
 }
 

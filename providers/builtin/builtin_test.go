@@ -2,10 +2,12 @@ package builtin
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/internal/cabundle"
+	"github.com/tokensync/tokensync/internal/cabundle/cabundletest"
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/providertest"
 	"github.com/tokensync/tokensync/providers/providertest/conformance"
@@ -279,6 +283,55 @@ func TestCheckURLBeforeEverySend(t *testing.T) {
 		}
 		if requests.Load() == before {
 			t.Errorf("%s: the allowed login never reached the server", name)
+		}
+	}
+}
+
+// TestCABundleForEveryProvider: with RootCAs from a CA bundle file, as
+// main.go wires --ca-bundle-file, every built-in provider logs in to a
+// server whose certificate a private CA signed, which each refuses without
+// the bundle. When the file is replaced on disk as the kubelet replaces a
+// mounted ConfigMap (a new CA, the server now presenting a certificate of
+// it), the next login of each trusts the new CA, with the same registry
+// and clients, once the bundle's CheckInterval has passed on its clock.
+func TestCABundleForEveryProvider(t *testing.T) {
+	first, second := cabundletest.NewCA(t, "first"), cabundletest.NewCA(t, "second")
+	fakes := providertest.New()
+	t.Cleanup(fakes.Close)
+	srv := cabundletest.StartServer(t, first, fakes.Handler())
+	dir := t.TempDir()
+	cabundletest.WriteLikeKubelet(t, dir, map[string][]byte{"ca.crt": first.PEM})
+	var clock atomic.Int64 // seconds on the bundle's clock
+	bundle, err := cabundle.Load(filepath.Join(dir, "ca.crt"), cabundle.Options{Now: func() time.Time { return time.Unix(clock.Load(), 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(registry providers.Registry, name string) error {
+		f, creds := testFake(t, name)
+		token, err := configured(t, registry, name).Login(context.Background(), f.Endpoint(srv.URL), creds)
+		if err == nil && token.Value == "" {
+			err = errors.New("an empty token")
+		}
+		return err
+	}
+
+	without := NewRegistry(providers.Options{Timeout: 5 * time.Second})
+	registry := NewRegistry(providers.Options{Timeout: 5 * time.Second, RootCAs: bundle.Pool})
+	for _, name := range registry.Names() {
+		if err := login(without, name); providers.KindOf(err) != providers.ProviderUnavailable || !strings.Contains(err.Error(), "certificate could not be verified") {
+			t.Errorf("%s without the bundle: %v, want the certificate refused", name, err)
+		}
+		if err := login(registry, name); err != nil {
+			t.Errorf("%s with the bundle: %v", name, err)
+		}
+	}
+
+	srv.ServeCertificateOf(t, second)
+	cabundletest.WriteLikeKubelet(t, dir, map[string][]byte{"ca.crt": second.PEM})
+	clock.Add(int64(cabundle.CheckInterval / time.Second))
+	for _, name := range registry.Names() {
+		if err := login(registry, name); err != nil {
+			t.Errorf("%s after the bundle was replaced: %v", name, err)
 		}
 	}
 }

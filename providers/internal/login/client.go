@@ -13,6 +13,7 @@ package login
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -101,8 +102,9 @@ func Clock(o providers.Options) func() time.Time {
 // response headers bounded (MaxResponseHeaderBytes), no
 // redirects (a login answered with a redirect is a misconfigured endpoint,
 // and following it would resend the credentials elsewhere), the proxy from
-// the environment, TLS certificates always verified, o.DialControl on every
-// connection but those to the proxy, and o.UserAgent on every request.
+// the environment, TLS certificates always verified (against o.RootCAs when
+// set, else the system's roots), o.DialControl on every connection but
+// those to the proxy, and o.UserAgent on every request.
 // o.HTTPClient, o.Now, o.CheckURL and o.Name are not read: HTTPClient adds
 // the URL check, per provider, to the client this returns.
 func NewHTTPClient(o providers.Options) *http.Client {
@@ -143,14 +145,65 @@ func newHTTPClient(o providers.Options, proxy func(*http.Request) (*url.URL, err
 		// MaxHeaderListSize from this (TestResponseHeaderLimit proves both).
 		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 	}
+	var base http.RoundTripper = transport
+	if o.RootCAs != nil {
+		base = &rootsTransport{template: transport, roots: o.RootCAs}
+	}
 	return &http.Client{
-		Transport:     &userAgentTransport{base: transport, userAgent: o.UserAgent},
+		Transport:     &userAgentTransport{base: base, userAgent: o.UserAgent},
 		CheckRedirect: refuseRedirect,
 		Timeout:       o.Timeout,
 	}
 }
 
 func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// rootsTransport sends each request with a copy of template that verifies
+// servers against the pool roots returns for it. A pool other than the last
+// (the CA bundle was read again) gets a copy of its own, so that every
+// connection made from then on verifies with it, and the last copy's idle
+// connections are closed (its requests in flight end on it). A client's
+// tls.Config cannot choose its roots per connection (VerifyConnection only
+// adds checks after the verification), and a DialTLSContext would not make
+// the TLS connection to an endpoint reached through a proxy, which the
+// transport makes itself from TLSClientConfig: a transport per pool serves
+// both routes, HTTP/2 included.
+type rootsTransport struct {
+	template *http.Transport
+	roots    func() *x509.CertPool
+
+	mu      sync.Mutex
+	pool    *x509.CertPool
+	current *http.Transport
+}
+
+func (t *rootsTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.transportFor(t.roots()).RoundTrip(r)
+}
+
+// transportFor returns the copy of the template that verifies with pool.
+func (t *rootsTransport) transportFor(pool *x509.CertPool) *http.Transport {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.current != nil && pool == t.pool {
+		return t.current
+	}
+	next := t.template.Clone()
+	next.TLSClientConfig.RootCAs = pool
+	if t.current != nil {
+		t.current.CloseIdleConnections()
+	}
+	t.pool, t.current = pool, next
+	return next
+}
+
+func (t *rootsTransport) CloseIdleConnections() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.current != nil {
+		t.current.CloseIdleConnections()
+	}
+}
 
 // maxProxies bounds the proxy addresses remembered: they come from the
 // operator's environment (HTTPS_PROXY, HTTP_PROXY), so a handful at most.

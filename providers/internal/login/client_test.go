@@ -2,7 +2,10 @@ package login
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/internal/cabundle/cabundletest"
 	"github.com/tokensync/tokensync/providers"
 )
 
@@ -314,4 +318,115 @@ func TestResponseHeaderLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNewHTTPClientRootCAs: with RootCAs, servers are verified against the
+// pool it returns for each request, directly (HTTP/2) and through a proxy
+// (the TLS connection inside the tunnel is the transport's own): a server
+// of a private CA is refused without it and trusted with it, and when the
+// pool changes the next request verifies with the new one, on a connection
+// of its own, with no client built anew.
+func TestNewHTTPClientRootCAs(t *testing.T) {
+	first, second, third := cabundletest.NewCA(t, "first"), cabundletest.NewCA(t, "second"), cabundletest.NewCA(t, "third")
+	poolOf := func(ca *cabundletest.CA) *x509.CertPool {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca.PEM)
+		return pool
+	}
+	proxy, tunnels := startConnectProxy(t)
+	for _, route := range []string{"direct", "through a proxy"} {
+		t.Run(route, func(t *testing.T) {
+			var proto atomic.Int32
+			srv := cabundletest.StartServer(t, first, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				proto.Store(int32(r.ProtoMajor))
+				w.Write([]byte(`{}`))
+			}))
+			viaProxy := func(*http.Request) (*url.URL, error) { return nil, nil }
+			if route != "direct" {
+				viaProxy = func(*http.Request) (*url.URL, error) { return proxy, nil }
+			}
+			tunnelsBefore := tunnels.Load()
+			login := func(c *http.Client) error {
+				_, err := Send(context.Background(), c, time.Now, Request{Provider: "Test", Method: http.MethodPost, URL: srv.URL + "/login"})
+				return err
+			}
+			untrusted := func(err error) bool {
+				return providers.KindOf(err) == providers.ProviderUnavailable && strings.Contains(err.Error(), reasonUntrusted)
+			}
+
+			if err := login(newHTTPClient(providers.Options{}, viaProxy)); !untrusted(err) {
+				t.Fatalf("without RootCAs: %v, want the certificate refused", err)
+			}
+			var pool atomic.Pointer[x509.CertPool]
+			pool.Store(poolOf(first))
+			c := newHTTPClient(providers.Options{RootCAs: pool.Load}, viaProxy)
+			defer c.CloseIdleConnections()
+			if err := login(c); err != nil {
+				t.Fatalf("with the first CA: %v", err)
+			}
+			if route == "direct" && proto.Load() != 2 {
+				t.Errorf("HTTP/%d, want HTTP/2", proto.Load())
+			}
+
+			// The server's certificate changes; the pool has not yet. The
+			// server closed its connections: the client forgets its idle
+			// one now rather than find it closed by sending on it.
+			srv.ServeCertificateOf(t, second)
+			c.CloseIdleConnections()
+			if err := login(c); !untrusted(err) {
+				t.Fatalf("a certificate of the second CA with the first CA's pool: %v, want it refused", err)
+			}
+			pool.Store(poolOf(second))
+			if err := login(c); err != nil {
+				t.Fatalf("with the second CA's pool: %v", err)
+			}
+			// Another pool: the idle connection verified with the last one
+			// is not used, the server is verified again, and refused.
+			pool.Store(poolOf(third))
+			if err := login(c); !untrusted(err) {
+				t.Errorf("a pool without the server's CA, a connection idle: %v, want it refused", err)
+			}
+			if route != "direct" && tunnels.Load() == tunnelsBefore {
+				t.Error("no request went through the proxy")
+			}
+		})
+	}
+}
+
+// startConnectProxy is an HTTP proxy that tunnels CONNECT requests, and
+// counts them.
+func startConnectProxy(t *testing.T) (*url.URL, *atomic.Int32) {
+	t.Helper()
+	var tunnels atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		upstream, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		conn, buffered, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			upstream.Close()
+			return
+		}
+		tunnels.Add(1)
+		_, _ = conn.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n"))
+		go func() {
+			_, _ = io.Copy(upstream, buffered)
+			upstream.Close()
+			conn.Close()
+		}()
+		go func() {
+			_, _ = io.Copy(conn, upstream)
+			upstream.Close()
+			conn.Close()
+		}()
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return u, &tunnels
 }
