@@ -4,6 +4,7 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/controllers"
+	"github.com/tokensync/tokensync/internal/cabundle"
 	"github.com/tokensync/tokensync/internal/endpointpolicy"
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/builtin"
@@ -62,6 +64,7 @@ func main() {
 		allowLoopback                 bool
 		allowPrivate                  bool
 		allowedPrivate                string
+		caBundleFile                  string
 		operatorNamespace             string
 		fingerprintKeySecret          string
 		limits                        controllers.LoginLimits
@@ -89,6 +92,7 @@ func main() {
 	flag.BoolVar(&allowLoopback, "allow-loopback-endpoints", false, "Allow endpoints on the operator's own host (127.0.0.0/8, ::1, localhost, 0.0.0.0), plain http included: for local fake providers in tests and demos. Off, no TokenRequest can reach a port of the operator's pod.")
 	flag.StringVar(&allowedPrivate, "allowed-private-endpoints", "", "Private addresses (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7) logins may connect to, comma-separated host, host:port or CIDR entries, e.g. idp.internal,vpce.example.com:443,10.20.0.0/16: a host name lets logins to that name reach the private addresses it resolves to. Lifts only the private-address refusal; restricts nothing else (unlike --allowed-endpoints).")
 	flag.BoolVar(&allowPrivate, "allow-private-endpoints", false, "Allow every private address (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, fc00::/7), where the cluster's Services and pods live. Link-local, metadata and loopback addresses stay refused.")
+	flag.StringVar(&caBundleFile, "ca-bundle-file", "", "PEM file of certificate authorities trusted for providers' TLS besides the system's roots (an identity provider behind a private CA); read again when it changes, so an updated ConfigMap or Secret is used from the next login on. A file that cannot be read or holds no certificate stops the manager at start; a bad update keeps the certificates read before.")
 	flag.StringVar(&operatorNamespace, "operator-namespace", defaultOperatorNamespace(), "Namespace the operator runs in, where it keeps its fingerprint key Secret (default: $POD_NAMESPACE, else the service account's namespace, else tokensync-system).")
 	flag.StringVar(&fingerprintKeySecret, "fingerprint-key-secret", "tokensync-fingerprint-key", "Name of the Secret in --operator-namespace holding the HMAC key that fingerprints credentials (created on first start).")
 	d := controllers.DefaultLoginLimits
@@ -120,6 +124,7 @@ func main() {
 		namespaces: splitList(namespaces), maxConcurrentReconciles: maxConcurrentReconciles, qps: qps, burst: burst,
 		providerTimeout: providerTimeout, allowedEndpoints: allowedEndpoints, allowedEndpointsFile: allowedFile,
 		allowedPrivateEndpoints: allowedPrivate,
+		caBundleFile:            caBundleFile,
 		endpointRules:           endpointpolicy.Rules{AllowInsecureHTTP: allowInsecureHTTP, AllowLoopback: allowLoopback, AllowPrivate: allowPrivate},
 		fingerprintKey:          types.NamespacedName{Namespace: operatorNamespace, Name: fingerprintKeySecret}, limits: limits, restartInterval: restartInterval,
 		heldTokens:                 heldTokens,
@@ -142,6 +147,7 @@ type runConfig struct {
 	providerTimeout                           time.Duration
 	allowedEndpoints, allowedEndpointsFile    string
 	allowedPrivateEndpoints                   string
+	caBundleFile                              string
 	endpointRules                             endpointpolicy.Rules
 	fingerprintKey                            types.NamespacedName
 	limits                                    controllers.LoginLimits
@@ -162,6 +168,10 @@ func run(c runConfig) error {
 	}
 
 	policy, err := c.endpointPolicy()
+	if err != nil {
+		return err
+	}
+	rootCAs, err := c.rootCAs()
 	if err != nil {
 		return err
 	}
@@ -200,6 +210,7 @@ func run(c runConfig) error {
 		Timeout:            c.providerTimeout,
 		DialControlContext: policy.DialControlContext,
 		CheckURL:           policy.CheckURL,
+		RootCAs:            rootCAs,
 		UserAgent:          "tokensync/" + version,
 	})
 	if _, err := controllers.Setup(mgr, controllers.Options{
@@ -251,6 +262,21 @@ func (c runConfig) endpointPolicy() (*endpointpolicy.Policy, error) {
 		policy = policy.Merge(fromFile)
 	}
 	return policy, nil
+}
+
+// rootCAs returns the roots providers' TLS connections verify with: nil
+// (the system's) without --ca-bundle-file, else the system's and the
+// file's, the file read again when it changes. A file that cannot be used
+// stops the manager before it starts, naming the flag.
+func (c runConfig) rootCAs() (func() *x509.CertPool, error) {
+	if c.caBundleFile == "" {
+		return nil, nil
+	}
+	bundle, err := cabundle.Load(c.caBundleFile, cabundle.Options{Log: ctrl.Log.WithName("ca-bundle")})
+	if err != nil {
+		return nil, fmt.Errorf("--ca-bundle-file: %w", err)
+	}
+	return bundle.Pool, nil
 }
 
 // memoryLimit reads GOMEMLIMIT as the manifest sets it, the container's

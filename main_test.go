@@ -1,9 +1,16 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tokensync/tokensync/internal/cabundle/cabundletest"
 	"github.com/tokensync/tokensync/internal/endpointpolicy"
 )
 
@@ -83,4 +90,89 @@ func TestEndpointPolicyFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCABundleFlag: --ca-bundle-file adds its certificates to the roots
+// providers are verified with; a file that cannot be used stops the
+// manager before it starts, with a message naming the flag and the cause.
+func TestCABundleFlag(t *testing.T) {
+	dir := t.TempDir()
+	ca := cabundletest.NewCA(t, "private CA")
+	good, empty := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "empty.crt")
+	if err := os.WriteFile(good, ca.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if roots, err := (runConfig{}).rootCAs(); roots != nil || err != nil {
+		t.Errorf("without the flag: a pool (%t), %v; want the system's roots (nil)", roots != nil, err)
+	}
+	roots, err := runConfig{caBundleFile: good}.rootCAs()
+	if err != nil || roots == nil {
+		t.Fatalf("rootCAs() = a pool (%t), %v", roots != nil, err)
+	}
+	if err := verifyWith(roots(), ca.ServerCertificate(t, "127.0.0.1")); err != nil {
+		t.Errorf("a certificate of the bundle's CA: %v", err)
+	}
+
+	for file, want := range map[string]string{
+		filepath.Join(dir, "missing.crt"): "--ca-bundle-file: open " + filepath.Join(dir, "missing.crt") + ": no such file or directory",
+		empty:                             "--ca-bundle-file: " + empty + ": no PEM certificate in it",
+	} {
+		if err := run(runConfig{caBundleFile: file}); err == nil || err.Error() != want {
+			t.Errorf("run() = %v, want %q", err, want)
+		}
+	}
+}
+
+func verifyWith(pool *x509.CertPool, cert tls.Certificate) error {
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return err
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "127.0.0.1"})
+	return err
+}
+
+// TestCABundleKeepsTheBuiltInRoots: in an image without certificate files,
+// the roots built into the manager (golang.org/x/crypto/x509roots/fallback)
+// are the system's, and --ca-bundle-file adds to them rather than replace
+// them. A process of its own, whose system has no roots.
+func TestCABundleKeepsTheBuiltInRoots(t *testing.T) {
+	const child = "TOKENSYNC_TEST_NO_SYSTEM_ROOTS"
+	if os.Getenv(child) == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCABundleKeepsTheBuiltInRoots$", "-test.count=1")
+		cmd.Env = append(os.Environ(), child+"=1",
+			"SSL_CERT_FILE="+filepath.Join(t.TempDir(), "none.pem"), "SSL_CERT_DIR="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "built-in roots kept") {
+			t.Fatalf("the process without system roots: %v\n%s", err, out)
+		}
+		return
+	}
+	ca := cabundletest.NewCA(t, "private CA")
+	file := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(file, ca.PEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	roots, err := runConfig{caBundleFile: file}.rootCAs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := roots()
+	if err := verifyWith(pool, ca.ServerCertificate(t, "127.0.0.1")); err != nil {
+		t.Errorf("a certificate of the bundle's CA: %v", err)
+	}
+	// A public root every bundle has, by the Common Name in its subject.
+	// (Subjects lists a pool that is not the platform verifier's, as here.)
+	subjects := pool.Subjects()
+	var isrg bool
+	for _, s := range subjects {
+		isrg = isrg || strings.Contains(string(s), "ISRG Root X1")
+	}
+	if len(subjects) < 100 || !isrg {
+		t.Fatalf("the pool has %d subjects (ISRG Root X1: %v), want the built-in roots and the bundle's", len(subjects), isrg)
+	}
+	fmt.Printf("built-in roots kept: %d subjects\n", len(subjects))
 }
