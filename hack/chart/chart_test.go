@@ -255,7 +255,7 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 				}
 			}
 			for _, a := range args {
-				for _, unwanted := range []string{"--namespaces", "--allow-loopback-endpoints", "--allowed-private-endpoints", "--allow-private-endpoints", "--require-credentials-label", "--max-logins-in-flight="} {
+				for _, unwanted := range []string{"--namespaces", "--allow-loopback-endpoints", "--allowed-private-endpoints", "--allow-private-endpoints", "--require-credentials-label", "--max-logins-in-flight=", "--ca-bundle-file"} {
 					if strings.HasPrefix(a, unwanted) {
 						t.Errorf("arg %s rendered with the default values", a)
 					}
@@ -504,6 +504,30 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 			}
 		},
 	}, {
+		name: "caBundle from a ConfigMap, with extraVolumes",
+		values: map[string]any{
+			"caBundle":          map[string]any{"configMap": map[string]any{"name": "corp-ca", "key": "root.pem"}},
+			"extraVolumes":      []any{map[string]any{"name": "endpoints", "configMap": map[string]any{"name": "tokensync-endpoints"}}},
+			"extraVolumeMounts": []any{map[string]any{"name": "endpoints", "mountPath": "/etc/tokensync", "readOnly": true}},
+		},
+		check: func(t *testing.T, r *rendered) {
+			volumes, mounts := checkCABundle(t, r, "map[configMap:map[items:[map[key:root.pem path:ca.crt]] name:corp-ca] name:tokensync-ca-bundle]")
+			if s := fmt.Sprint(volumes[1:]); s != "[map[configMap:map[name:tokensync-endpoints] name:endpoints]]" {
+				t.Errorf("volumes after the bundle's %s, want extraVolumes", s)
+			}
+			if s := fmt.Sprint(mounts[1:]); s != "[map[mountPath:/etc/tokensync name:endpoints readOnly:true]]" {
+				t.Errorf("volumeMounts after the bundle's %s, want extraVolumeMounts", s)
+			}
+		},
+	}, {
+		name:   "caBundle from a Secret",
+		values: map[string]any{"caBundle": map[string]any{"secret": map[string]any{"name": "corp-ca", "key": "ca.crt"}}},
+		check: func(t *testing.T, r *rendered) {
+			if volumes, mounts := checkCABundle(t, r, "map[name:tokensync-ca-bundle secret:map[items:[map[key:ca.crt path:ca.crt]] secretName:corp-ca]]"); len(volumes) != 1 || len(mounts) != 1 {
+				t.Errorf("volumes %v, volumeMounts %v: want the bundle's alone", volumes, mounts)
+			}
+		},
+	}, {
 		name: "proxy",
 		values: map[string]any{
 			"proxy":         map[string]any{"httpsProxy": "http://proxy.corp.example:3128", "noProxy": []any{".corp.example", "10.20.0.0/16"}},
@@ -665,6 +689,32 @@ func TestChartRendersAndAppliesByDryRun(t *testing.T) {
 	}
 }
 
+// checkCABundle: caBundle renders --ca-bundle-file naming the file its
+// volume holds, and the volume (wantVolume: its key only, as ca.crt)
+// mounted read-only as a directory (not a subPath, which the kubelet never
+// updates), before any other. It returns the pod's volumes and the
+// container's mounts.
+func checkCABundle(t *testing.T, r *rendered, wantVolume string) (volumes, mounts []any) {
+	t.Helper()
+	d := r.one(t, "Deployment", "tokensync")
+	const file = "--ca-bundle-file=/etc/tokensync-ca-bundle/ca.crt"
+	if args := managerArgs(t, r); !slices.Contains(args, file) {
+		t.Errorf("args %v lack %s", args, file)
+	}
+	if !managerHasFlag(t, "ca-bundle-file") {
+		t.Error("the manager has no --ca-bundle-file")
+	}
+	mounts, _, _ = unstructured.NestedSlice(managerContainer(t, d.Object), "volumeMounts")
+	volumes, _, _ = unstructured.NestedSlice(d.Object, "spec", "template", "spec", "volumes")
+	if len(mounts) == 0 || fmt.Sprint(mounts[0]) != "map[mountPath:/etc/tokensync-ca-bundle name:tokensync-ca-bundle readOnly:true]" {
+		t.Fatalf("volumeMounts %v: want the bundle's directory first, read-only", mounts)
+	}
+	if len(volumes) == 0 || fmt.Sprint(volumes[0]) != wantVolume {
+		t.Fatalf("volumes %v: want %s first", volumes, wantVolume)
+	}
+	return volumes, mounts
+}
+
 // TestLeaderElectionWhateverTheReplicas: leader election is on with any
 // number of replicas (also 1: a rolling update runs two managers at once).
 func TestLeaderElectionWhateverTheReplicas(t *testing.T) {
@@ -727,6 +777,15 @@ func TestValuesSchemaRefusesWrongValues(t *testing.T) {
 		{"leaderElection.id not a name", map[string]any{"leaderElection": map[string]any{"id": "Shard_A"}}, "id"},
 		{"nameOverride not a name", map[string]any{"nameOverride": "Token_Sync"}, "nameOverride"},
 		{"a misspelt fullnameOverride", map[string]any{"fullNameOverride": "ts"}, "fullNameOverride"},
+		{"a misspelt caBundle", map[string]any{"caBundles": map[string]any{}}, "caBundles"},
+		{"a misspelt caBundle source", map[string]any{"caBundle": map[string]any{"configmap": map[string]any{"name": "corp-ca", "key": "ca.crt"}}}, "configmap"},
+		{"a misspelt caBundle field", map[string]any{"caBundle": map[string]any{"secret": map[string]any{"secretName": "corp-ca", "key": "ca.crt"}}}, "secretName"},
+		{"caBundle from a ConfigMap and a Secret", map[string]any{"caBundle": map[string]any{
+			"configMap": map[string]any{"name": "a", "key": "ca.crt"}, "secret": map[string]any{"name": "b", "key": "ca.crt"}}}, "caBundle"},
+		{"caBundle without its key", map[string]any{"caBundle": map[string]any{"configMap": map[string]any{"name": "corp-ca"}}}, "key"},
+		{"caBundle without a name", map[string]any{"caBundle": map[string]any{"secret": map[string]any{"key": "ca.crt"}}}, "name"},
+		{"caBundle a file name", map[string]any{"caBundle": "/etc/ssl/corp-ca.pem"}, "caBundle"},
+		{"caBundle's key a path", map[string]any{"caBundle": map[string]any{"configMap": map[string]any{"name": "corp-ca", "key": "certs/ca.crt"}}}, "key"},
 		{"image.digest not a digest", map[string]any{"image": map[string]any{"repository": "r", "digest": "v0.1.0"}}, "digest"},
 		{"a misspelt image.digest", map[string]any{"image": map[string]any{"repository": "r", "sha256": "sha256:" + strings.Repeat("ab", 32)}}, "sha256"},
 	}
@@ -822,6 +881,7 @@ func TestChartLints(t *testing.T) {
 			"watchNamespaces": []any{"team-a"}, "networkPolicy": map[string]any{"enabled": true},
 			"serviceMonitor": map[string]any{"enabled": true}, "prometheusRule": map[string]any{"enabled": true},
 			"grafanaDashboard": map[string]any{"enabled": true},
+			"caBundle":         map[string]any{"secret": map[string]any{"name": "corp-ca", "key": "ca.crt"}},
 		}),
 	} {
 		linter := lint.RunAll(chartDir, values, releaseNamespace)

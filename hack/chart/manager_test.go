@@ -2,16 +2,19 @@ package chart
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/cabundle/cabundletest"
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
@@ -95,6 +99,16 @@ type chartManager struct {
 	rendered           *rendered
 	metricsAddr        string
 	logs               *os.File
+	// volumes are the pod's ConfigMap and Secret volumes the container
+	// mounts, each a directory of the test's.
+	volumes []podVolume
+}
+
+// podVolume is a ConfigMap or Secret volume of the manager's pod, in the
+// directory that stands for its mountPath.
+type podVolume struct {
+	source corev1.VolumeSource
+	dir    string
 }
 
 // startChartManager renders the chart with values (plus image.repository)
@@ -142,6 +156,7 @@ func startChartManager(t *testing.T, release, namespace string, values map[strin
 	if bound != 2 {
 		t.Fatalf("args %v: want one --metrics-bind-address and one --health-probe-bind-address", args)
 	}
+	args = m.mountVolumes(t, deployment, container, args)
 
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	user, err := testEnv.AddUser(envtest.User{
@@ -206,6 +221,77 @@ func startChartManager(t *testing.T, release, namespace string, values map[strin
 			t.Fatalf("the manager is not ready after %s\n%s", readyTimeout, m.logTail())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// mountVolumes does the kubelet's part for the container's volumeMounts of
+// ConfigMap and Secret volumes: each is a directory of the test's, filled
+// from the object in the API server as the kubelet fills it, and args that
+// name a path under its mountPath name the same path under the directory.
+// The volumes of other sources are refused.
+func (m *chartManager) mountVolumes(t *testing.T, deployment *unstructured.Unstructured, container map[string]any, args []string) []string {
+	t.Helper()
+	var pod corev1.PodSpec
+	podSpec, _, _ := unstructured.NestedMap(deployment.Object, "spec", "template", "spec")
+	var c corev1.Container
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(podSpec, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(container, &c); err != nil {
+		t.Fatal(err)
+	}
+	for _, mount := range c.VolumeMounts {
+		i := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == mount.Name })
+		if i < 0 || (pod.Volumes[i].ConfigMap == nil && pod.Volumes[i].Secret == nil) || mount.SubPath != "" {
+			t.Fatalf("volumeMount %+v: not a ConfigMap or Secret volume mounted whole, which this test cannot mount", mount)
+		}
+		dir := t.TempDir()
+		m.volumes = append(m.volumes, podVolume{source: pod.Volumes[i].VolumeSource, dir: dir})
+		for j, a := range args {
+			args[j] = strings.ReplaceAll(a, strings.TrimSuffix(mount.MountPath, "/")+"/", dir+"/")
+		}
+	}
+	m.syncVolumes(t)
+	return args
+}
+
+// syncVolumes writes the pod's ConfigMap and Secret volumes from the API
+// server again, as the kubelet does some time after the objects change.
+func (m *chartManager) syncVolumes(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	for _, v := range m.volumes {
+		data := map[string][]byte{}
+		var items []corev1.KeyToPath
+		if source := v.source.ConfigMap; source != nil {
+			cm := &corev1.ConfigMap{}
+			if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: m.namespace, Name: source.Name}, cm); err != nil {
+				t.Fatalf("the kubelet would not start the pod: %v", err)
+			}
+			for k, d := range cm.Data {
+				data[k] = []byte(d)
+			}
+			maps.Copy(data, cm.BinaryData)
+			items = source.Items
+		} else {
+			s := &corev1.Secret{}
+			if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: m.namespace, Name: v.source.Secret.SecretName}, s); err != nil {
+				t.Fatalf("the kubelet would not start the pod: %v", err)
+			}
+			data, items = s.Data, v.source.Secret.Items
+		}
+		files := data
+		if len(items) > 0 {
+			files = map[string][]byte{}
+			for _, item := range items {
+				d, ok := data[item.Key]
+				if !ok {
+					t.Fatalf("the kubelet would not start the pod: no key %q for volume item %s", item.Key, item.Path)
+				}
+				files[item.Path] = d
+			}
+		}
+		cabundletest.WriteLikeKubelet(t, v.dir, files)
 	}
 }
 
@@ -340,6 +426,9 @@ type tenant struct {
 	t    *testing.T
 	ns   string
 	fake *providertest.Server
+	// endpoint, when set, is the TokenRequests' instead of fake.URL(): the
+	// fake's Handler served elsewhere (over TLS).
+	endpoint string
 }
 
 func newTenant(t *testing.T, ns string, fake *providertest.Server) *tenant {
@@ -364,7 +453,7 @@ func (e *tenant) createTokenRequest(name string, creds map[string]string, restar
 		Spec: tokensyncv1alpha1.TokenRequestSpec{
 			LoginSpec: tokensyncv1alpha1.LoginSpec{
 				Provider: providertest.Partner,
-				Endpoint: e.fake.URL(),
+				Endpoint: cmp.Or(e.endpoint, e.fake.URL()),
 			},
 			CredentialsSecretRef:  tokensyncv1alpha1.SecretReference{Name: secret.Name},
 			RolloutRestartTargets: restart,

@@ -100,3 +100,14 @@ for what config/rbac grants). Called with (dict "root" $ "file" "manager-role.ya
 {{/* The port the metrics endpoint and the probes listen on. */}}
 {{- define "tokensync.metricsPort" -}}8443{{- end -}}
 {{- define "tokensync.probesPort" -}}8081{{- end -}}
+
+{{/* Where caBundle's volume is mounted (not under a directory an
+extraVolumeMounts example uses: a mount inside a read-only volume cannot be
+made), and the file --ca-bundle-file reads there. */}}
+{{- define "tokensync.caBundleDir" -}}
+/etc/tokensync-ca-bundle
+{{- end -}}
+
+{{- define "tokensync.caBundleFile" -}}
+{{ include "tokensync.caBundleDir" . }}/ca.crt
+{{- end -}}
