@@ -69,10 +69,15 @@ build_apiserver() {
         go mod edit -replace "${mod}=${mod}@v0.${KUBE_VERSION#*.}"
       done
     go get "k8s.io/kubernetes@v${KUBE_VERSION}" >/dev/null 2>&1
-    local pkg=k8s.io/component-base/version
-    go build -trimpath -o "${dest}/kube-apiserver.tmp" \
-      -ldflags "-s -w -X ${pkg}.gitVersion=v${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.buildDate=1970-01-01T00:00:00Z -X ${pkg}.gitTreeState=clean" \
-      k8s.io/kubernetes/cmd/kube-apiserver
+    # Both version packages, as Kubernetes' own build stamps them
+    # (hack/lib/version.sh): kube-apiserver --version reads component-base's,
+    # but up to 1.27 the /version that clients such as Helm read comes from
+    # client-go/pkg/version (kube-aggregator's config).
+    local pkg ldflags="-s -w"
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ldflags+=" -X ${pkg}.gitVersion=v${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.buildDate=1970-01-01T00:00:00Z -X ${pkg}.gitTreeState=clean"
+    done
+    go build -trimpath -o "${dest}/kube-apiserver.tmp" -ldflags "${ldflags}" k8s.io/kubernetes/cmd/kube-apiserver
   )
   mv "${dest}/kube-apiserver.tmp" "${dest}/kube-apiserver"
   rm -rf "${dir}"
