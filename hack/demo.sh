@@ -11,12 +11,21 @@
 # metrics instructions printed in interactive mode work, then stops
 # everything and exits 0, or 1 with the reason.
 #
+# The one-shot also checks, before the operator starts, that the API server
+# enforces the CRDs' validation rules: every rule of config/crd is in the
+# CRDs it stored (an API server without CEL validation drops them, and
+# accepts the CRDs), it admits config/samples (server-side dry run), and it
+# refuses a TokenRequest breaking a rule of each CEL library the rules call.
+# make test-oldest runs the one-shot against the oldest Kubernetes the chart
+# supports.
+#
 # Files go to bin/demo/: kubeconfig, logs and the binaries. The one-shot uses
 # bin/demo-oneshot/ instead, so that make test never replaces the kubeconfig
-# of a demo running in another terminal.
+# of a demo running in another terminal; DEMO_DIR names another (make
+# test-oldest's, so that it can run beside make test).
 #
 # Environment: KUBE_VERSION, ETCD_VERSION (as make test), DEMO_ONESHOT,
-# DEMO_TOKEN_LIFETIME (seconds; default 60, one-shot 20).
+# DEMO_TOKEN_LIFETIME (seconds; default 60, one-shot 20), DEMO_DIR.
 set -Eeuo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-1.37.2}"
@@ -34,14 +43,15 @@ case "${DEMO_ONESHOT:-}" in
 esac
 
 if ((oneshot)); then
-  dir=bin/demo-oneshot
+  dir="${DEMO_DIR:-bin/demo-oneshot}"
   lifetime="${DEMO_TOKEN_LIFETIME:-20}"
-  steps=9
+  steps=10
 else
-  dir=bin/demo
+  dir="${DEMO_DIR:-bin/demo}"
   lifetime="${DEMO_TOKEN_LIFETIME:-60}"
   steps=7
 fi
+[[ ${dir} == bin/* && ${dir} != *..* ]] || { echo "demo: DEMO_DIR must be a folder under bin/, not ${dir}" >&2; exit 2; }
 [[ ${lifetime} =~ ^[1-9][0-9]*$ ]] || { echo "demo: DEMO_TOKEN_LIFETIME must be whole seconds, not ${lifetime}" >&2; exit 2; }
 
 namespace=tokensync-demo
@@ -378,8 +388,75 @@ step_done
 step "Installing the CRDs (config/crd) and namespace ${namespace}"
 kubectl apply -k config/crd >/dev/null
 kubectl apply -f hack/demo/namespace.yaml >/dev/null
-kubectl wait --for condition=Established crd/tokenrequests.tokensync.io --timeout=60s >/dev/null
+kubectl wait --for condition=Established crd/tokenrequests.tokensync.io crd/clustertokenrequests.tokensync.io --timeout=60s >/dev/null
 step_done
+
+# cel_rules: the CEL rules of the CRDs in JSON on stdin, one JSON string a
+# line, sorted; none is no error.
+cel_rules() { { grep -o '"rule": "\([^"\\]\|\\.\)*"' || true; } | LC_ALL=C sort; }
+
+# refused WHY MESSAGE YAML: the TokenRequest YAML, which breaks one rule,
+# must be refused by a server-side dry run with the rule's MESSAGE.
+refused() {
+  local why=$1 message=$2 out
+  if out="$(kc apply --dry-run=server -f - <<<"$3" 2>&1)"; then
+    fail "the API server admitted a TokenRequest with ${why}; the CRD's rule should refuse it (${message})"
+  fi
+  [[ ${out} == *"${message}"* ]] ||
+    fail "a TokenRequest with ${why} was refused, but not by the rule that says \"${message}\": $(head -c 600 <<<"${out}")"
+}
+
+# bad_tokenrequest PROVIDER SPEC: a TokenRequest of PROVIDER with the
+# fields in SPEC (YAML indented by 2) added to its spec.
+bad_tokenrequest() {
+  printf 'apiVersion: tokensync.io/v1alpha1\nkind: TokenRequest\nmetadata:\n  name: refused\nspec:\n  provider: %s\n  credentialsSecretRef:\n    name: partner-credentials\n%s\n' "$1" "$2"
+}
+
+if ((oneshot)); then
+  step "Checking that the API server enforces the CRDs' validation rules (CEL): stored, samples admitted, broken rules refused"
+  crd_files=(config/crd/bases/*.yaml)
+  # Both sides written by kubectl from what it read, so that they compare.
+  want="$(for f in "${crd_files[@]}"; do kubectl create --dry-run=client -o json -f "${f}"; done | cel_rules)"
+  have="$(for f in "${crd_files[@]}"; do kubectl get -o json -f "${f}"; done | cel_rules)"
+  [[ -n ${want} ]] || fail "found no x-kubernetes-validations rule in ${crd_files[*]}"
+  if [[ ${have} != "${want}" ]]; then
+    fail "the API server stored $(grep -c . <<<"${have}" || true) of the $(grep -c . <<<"${want}") CEL rules of ${crd_files[*]}: it does not enforce the others (Kubernetes before 1.25 drops them unless the CustomResourceValidationExpressions feature gate is on)"
+  fi
+  # Every TokenRequest and ClusterTokenRequest of config/samples (their
+  # Secrets, some in namespaces the demo lacks, play no part in this).
+  samples="$(awk 'BEGIN { RS = "\n---\n" } /(^|\n)kind: (Cluster)?TokenRequest(\n|$)/ { print; print "---" }' config/samples/*.yaml)"
+  [[ $(grep -c '^kind: ClusterTokenRequest$' <<<"${samples}") -ge 1 && $(grep -c '^kind: TokenRequest$' <<<"${samples}") -ge 1 ]] ||
+    fail "found no TokenRequest or no ClusterTokenRequest in config/samples"
+  out="$(kc apply --dry-run=server -f - <<<"${samples}" 2>&1)" ||
+    fail "the API server refused config/samples (server-side dry run): $(head -c 600 <<<"${out}")"
+  # One rule for each CEL library the rules call, beyond the standard ones.
+  refused "an endpoint without a host name (Kubernetes' URL library: isURL, url().getHostname())" \
+    'spec.endpoint must be a valid URL with a host name' \
+    "$(bad_tokenrequest partner '  endpoint: https://:8443')"
+  refused "a Host header spelt HOST (the strings extension: lowerAscii)" \
+    'spec.http.headers must not set Host' \
+    "$(bad_tokenrequest http '  endpoint: https://login.example.com
+  http:
+    path: /login
+    headers:
+      HOST: login.example.com
+    token:
+      jsonPointer: /token
+    expiry:
+      lifetime: 1h')"
+  refused "an unclosed template action (the strings extension: lastIndexOf)" \
+    'spec.secretTemplate.data has a template whose last {{ action is not closed' \
+    "$(bad_tokenrequest partner '  endpoint: https://partner.example.com
+  secretTemplate:
+    data:
+      Authorization: "Bearer {{ .token"')"
+  refused "refreshBefore 5s (duration())" 'spec.refreshBefore must be at least 10s' \
+    "$(bad_tokenrequest partner '  endpoint: https://partner.example.com
+  refreshBefore: 5s')"
+  refused "user-info in the endpoint (regular expressions: matches())" 'spec.endpoint must not contain user-info' \
+    "$(bad_tokenrequest partner '  endpoint: https://user:pass@partner.example.com')"
+  step_done
+fi
 
 step "Starting fake providers (${providers[*]}; tokens live ${lifetime}s; log ${dir}/fakeproviders.log)"
 rm -f "${dir}/providers-url"
