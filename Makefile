@@ -107,6 +107,15 @@ test-waiting: ## The tiny bench, the chart's, the image's and the kubectl plugin
 	go -C hack/image test $(RELEASE_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory demo-oneshot
 
+# The oldest Kubernetes tokensync supports (Chart.yaml's kubeVersion, the
+# README's Requirements; docs/compatibility.md says why this one).
+OLDEST_KUBE_VERSION ?= 1.25.1
+
+.PHONY: test-oldest
+test-oldest: ## On the oldest supported Kubernetes (OLDEST_KUBE_VERSION, its kube-apiserver built into bin/k8s/ the first time): the one-shot demo, then the chart's tests (hack/chart). Not part of make test.
+	@KUBE_VERSION=$(OLDEST_KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) DEMO_ONESHOT=1 DEMO_DIR=bin/test-oldest hack/demo.sh
+	KUBEBUILDER_ASSETS="$$(KUBE_VERSION=$(OLDEST_KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/envtest-binaries.sh)" go -C hack/chart test $(RELEASE_TEST_FLAGS) ./...
+
 .PHONY: check-dockerfile
 check-dockerfile: ## Build the manager from exactly what the Dockerfile copies, with its go build (no Docker needed).
 	hack/check-dockerfile.sh

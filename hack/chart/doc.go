@@ -23,6 +23,10 @@
 //   - prometheusrule_test.go: each alert evaluated by Prometheus's rule
 //     evaluation (rules.AlertingRule, for included) over synthetic series
 //     loaded with promqltest: when it fires and when it must not.
+//   - kubeversion_test.go: the chart's kubeVersion is the oldest Kubernetes
+//     make test-oldest tries (OLDEST_KUBE_VERSION), admits providers'
+//     versions (v1.30.2-eks-…) and refuses older ones; the README and
+//     docs/compatibility.md state the same minimum.
 //   - modules_test.go: the modules this one shares with the operator are at
 //     the operator's versions (so that a cold make test compiles little here).
 //
