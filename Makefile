@@ -8,8 +8,22 @@ ETCD_VERSION ?= 3.6.16
 # The operator's version, stamped in by make image: the chart's appVersion.
 VERSION ?= $(shell awk -F'"' '/^appVersion:/ {print $$2}' charts/tokensync/Chart.yaml)
 # The image to build (make image) or deploy (make deploy): yours, in your
-# registry (no public image is published), e.g. registry.example.com/tokensync:v0.1.0.
-IMG ?= tokensync:$(VERSION)
+# registry (no public image is published), e.g. registry.example.com/tokensync.
+# When IMG names no tag, IMAGE_TAG is its tag: the version, the commit, and
+# -dirty for a tree with changes to tracked files or new files git does not
+# ignore (go build takes those too). So each build has a tag of its own: a
+# node holding an older image under the same tag would keep running it
+# (pullPolicy IfNotPresent).
+IMG ?= tokensync
+GIT_COMMIT = $(shell git rev-parse --short HEAD 2>/dev/null)
+GIT_DIRTY = $(shell test -z "$$(git --no-optional-locks status --porcelain 2>/dev/null)" || echo -dirty)
+IMAGE_TAG ?= $(VERSION)$(if $(GIT_COMMIT),-$(GIT_COMMIT)$(GIT_DIRTY))
+# IMG with its tag: a colon in its last path element is a tag (one in the
+# first is the registry's port).
+IMAGE = $(if $(findstring :,$(lastword $(subst /, ,$(IMG)))),$(IMG),$(IMG):$(IMAGE_TAG))
+# make image's outputs: the multi-architecture OCI image layout, and the
+# image of one architecture (ARCH, this machine's) as a tarball.
+IMAGE_LAYOUT ?= bin/tokensync-image
 IMAGE_TAR ?= bin/tokensync-image.tar
 ARCH ?= $(shell go env GOARCH)
 LOCALBIN := $(CURDIR)/bin
@@ -22,6 +36,10 @@ BENCH_TEST_FLAGS ?= -count=1 -timeout 10m
 # manager binary built without -race; the race detector would only slow
 # compiling Helm and Prometheus's parser.
 RELEASE_TEST_FLAGS ?= -count=1 -timeout 15m
+# The image's tests build the manager for linux/amd64 and linux/arm64: with a
+# cold build cache, the arm64 cross-compile alone takes about 10 minutes of
+# CPU (docs/performance.md, The image build), longer beside the other tests.
+IMAGE_TEST_FLAGS ?= -count=1 -timeout 30m
 FUZZTIME ?= 75s
 BENCH_SCALE ?= default
 
@@ -104,7 +122,7 @@ test-waiting: ## The tiny bench, the chart's, the image's and the kubectl plugin
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/bench test $(BENCH_TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C cmd/kubectl-tokensync test $(RELEASE_TEST_FLAGS) ./...
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go -C hack/chart test $(RELEASE_TEST_FLAGS) ./...
-	go -C hack/image test $(RELEASE_TEST_FLAGS) ./...
+	go -C hack/image test $(IMAGE_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory demo-oneshot
 
 # The oldest Kubernetes tokensync supports (Chart.yaml's kubeVersion, the
@@ -153,13 +171,13 @@ run: manifests generate ## Run the manager against the current kubeconfig (insta
 	go run . --metrics-bind-address=127.0.0.1:8080 --metrics-secure=false --health-probe-bind-address=127.0.0.1:8081
 
 .PHONY: image
-image: ## Build the container image without Docker into bin/tokensync-image.tar, tagged IMG (push it: crane push bin/tokensync-image.tar IMG, or docker load -i it).
-	go -C hack/image run . --out $(abspath $(IMAGE_TAR)) --tag $(IMG) --version $(VERSION) --arch $(ARCH) \
+image: ## Build the image without Docker for linux/amd64 and linux/arm64 into bin/tokensync-image/, an OCI layout (crane push it), and this machine's alone into bin/tokensync-image.tar (docker load, kind load image-archive); tagged IMG, or IMG:<appVersion>-<commit>[-dirty]. Prints the helm --set to install it.
+	go -C hack/image run . --layout $(abspath $(IMAGE_LAYOUT)) --out $(abspath $(IMAGE_TAR)) --tag $(IMAGE) --version $(VERSION) --arch $(ARCH) \
 	  --revision=$$(git rev-parse HEAD 2>/dev/null) --created=$$(git log -1 --format=%cI 2>/dev/null)
 
 .PHONY: docker-build
 docker-build: ## Build the container image with the Dockerfile (needs a Docker engine).
-	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 ##@ Local demo and benchmarks
 
@@ -188,10 +206,10 @@ uninstall: ## Remove the CRDs, and with them every TokenRequest, ClusterTokenReq
 	KUBECTL="$(KUBECTL)" hack/uninstall-crds.sh
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator with image IMG into the cluster of the current kubeconfig.
+deploy: manifests ## Deploy the operator with image IMG (with make image's tag when it names none) into the cluster of the current kubeconfig.
 	cd config/manager && $(KUBECTL) kustomize . >/dev/null
 	tmp=$$(mktemp -d); cp -r config $$tmp/; \
-	  img='$(IMG)'; case "$${img##*/}" in *:*) name="$${img%:*}" tag="$${img##*:}";; *) name="$$img" tag=latest;; esac; \
+	  img='$(IMAGE)'; case "$${img##*/}" in *:*) name="$${img%:*}" tag="$${img##*:}";; *) name="$$img" tag=latest;; esac; \
 	  sed -i "s#newName: .*#newName: $$name#; s#newTag: .*#newTag: $$tag#" $$tmp/config/manager/kustomization.yaml; \
 	  $(KUBECTL) apply -k $$tmp/config/default; rm -rf $$tmp
 
