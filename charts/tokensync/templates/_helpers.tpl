@@ -41,7 +41,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{- define "tokensync.image" -}}
-{{- $repository := required "image.repository is required: no public image is published. Build and push your own (make image IMG=registry.example.com/tokensync:v0.1.0; crane push bin/tokensync-image.tar registry.example.com/tokensync:v0.1.0), then install with --set image.repository=registry.example.com/tokensync (README, \"Install with Helm\")" .Values.image.repository -}}
+{{- $repository := required "image.repository is required: no public image is published. Build and push your own (make image IMG=registry.example.com/tokensync, then the crane push it prints), then install with the --set image.repository=... --set image.tag=... it prints (README, \"Install with Helm\")" .Values.image.repository -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" $repository .Values.image.digest -}}
 {{- else -}}
