@@ -21,6 +21,14 @@ const (
 	AnnotationForceRefresh = "tokensync.io/force-refresh"
 	// AnnotationExpiresAt on the target Secret: the token's expiry, RFC 3339 UTC.
 	AnnotationExpiresAt = "tokensync.io/expires-at"
+	// AnnotationObtainedAt on the target Secret: when the token was
+	// obtained, RFC 3339 UTC.
+	AnnotationObtainedAt = "tokensync.io/obtained-at"
+	// MaxAuthenticationFailures consecutive AuthenticationFailed attempts
+	// (status.lastAttempt.authenticationFailures) stop every login until a
+	// change that could fix them, so that the provider does not lock the
+	// account.
+	MaxAuthenticationFailures = 3
 	// AnnotationProvider on the target Secret: the provider that issued the token.
 	AnnotationProvider = "tokensync.io/provider"
 	// AnnotationEndpoint on the target Secret: the endpoint that issued the token.

@@ -145,10 +145,10 @@ func targetSecret(token string) *corev1.Secret {
 			Name: "partner-token", Namespace: "team-a",
 			Labels: map[string]string{tokensyncv1alpha1.LabelManagedBy: tokensyncv1alpha1.ManagedByValue},
 			Annotations: map[string]string{
-				tokensyncv1alpha1.AnnotationProvider:  "partner",
-				tokensyncv1alpha1.AnnotationEndpoint:  fixtureEndpoint,
-				tokensyncv1alpha1.AnnotationExpiresAt: rfc(2*time.Hour + 41*time.Minute),
-				annotationObtainedAt:                  rfc(-19 * time.Minute),
+				tokensyncv1alpha1.AnnotationProvider:   "partner",
+				tokensyncv1alpha1.AnnotationEndpoint:   fixtureEndpoint,
+				tokensyncv1alpha1.AnnotationExpiresAt:  rfc(2*time.Hour + 41*time.Minute),
+				tokensyncv1alpha1.AnnotationObtainedAt: rfc(-19 * time.Minute),
 			},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: tokensyncv1alpha1.GroupVersion.String(), Kind: "TokenRequest", Name: tr.Name, UID: tr.UID, Controller: ptrTo(true),

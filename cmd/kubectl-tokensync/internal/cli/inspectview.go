@@ -78,7 +78,7 @@ func inspectSecret(out io.Writer, s *corev1.Secret, owner *secretOwner, read own
 	a := s.Annotations
 	line("Provider", dash(printable(a[tokensyncv1alpha1.AnnotationProvider])))
 	line("Endpoint", dash(printable(a[tokensyncv1alpha1.AnnotationEndpoint])))
-	line("Obtained", annotatedTime(a[annotationObtainedAt], now))
+	line("Obtained", annotatedTime(a[tokensyncv1alpha1.AnnotationObtainedAt], now))
 	line("Expires", annotatedTime(a[tokensyncv1alpha1.AnnotationExpiresAt], now))
 	line("Keys", keyList(s.Data))
 	if owner != nil {

@@ -14,11 +14,6 @@ import (
 // each a pure function of the object and the time, as the operator's
 // decision is: the plugin only explains what the operator does.
 
-// lockoutTries is the operator's maxAuthenticationTries
-// (controllers/decision.go): after this many consecutive rejected logins
-// it sends nothing more until the credentials change or a refresh is forced.
-const lockoutTries = 3
-
 // defaultMinLoginInterval is the operator's --min-login-interval default
 // (controllers.DefaultMinLoginInterval). The interval an operator runs with
 // is recorded nowhere but in its decision, so renew can only say the default.
@@ -34,7 +29,7 @@ func stoppedAfterRejection(st *tokensyncv1alpha1.TokenStatus) string {
 		c.Status == metav1.ConditionTrue && c.Reason == tokensyncv1alpha1.ReasonAuthenticationFailed {
 		return "stopped after the provider rejected its credentials (Stalled, AuthenticationFailed)"
 	}
-	if a := st.LastAttempt; a != nil && a.AuthenticationFailures >= lockoutTries {
+	if a := st.LastAttempt; a != nil && a.AuthenticationFailures >= tokensyncv1alpha1.MaxAuthenticationFailures {
 		return fmt.Sprintf("stopped after the provider rejected its credentials %d times in a row", a.AuthenticationFailures)
 	}
 	return ""

@@ -18,11 +18,6 @@ import (
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
-// annotationObtainedAt is the target Secret's bookkeeping of when its token
-// was obtained (controllers/secretdata.go, where the operator writes it;
-// the API package names the others).
-const annotationObtainedAt = "tokensync.io/obtained-at"
-
 // maxEvents is how many events status NAME shows: the most recent.
 const maxEvents = 10
 
@@ -180,7 +175,7 @@ func statusDetail(out io.Writer, o tokenObject, secret *secretRead, events event
 		fmt.Fprintf(tw, "Endpoint:\t%s\n", dash(printable(a.Endpoint)))
 		fmt.Fprintf(tw, "Result:\t%s\n", dash(printable(a.Result)))
 		if a.AuthenticationFailures > 0 {
-			fmt.Fprintf(tw, "Authentication failures:\t%d in a row (the operator stops at %d)\n", a.AuthenticationFailures, lockoutTries)
+			fmt.Fprintf(tw, "Authentication failures:\t%d in a row (the operator stops at %d)\n", a.AuthenticationFailures, tokensyncv1alpha1.MaxAuthenticationFailures)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -230,7 +225,7 @@ func secretBookkeeping(out io.Writer, s *secretRead, now time.Time) error {
 	tw := indented(out)
 	fmt.Fprintf(tw, "Provider:\t%s\n", dash(printable(a[tokensyncv1alpha1.AnnotationProvider])))
 	fmt.Fprintf(tw, "Endpoint:\t%s\n", dash(printable(a[tokensyncv1alpha1.AnnotationEndpoint])))
-	fmt.Fprintf(tw, "Obtained:\t%s\n", annotatedTime(a[annotationObtainedAt], now))
+	fmt.Fprintf(tw, "Obtained:\t%s\n", annotatedTime(a[tokensyncv1alpha1.AnnotationObtainedAt], now))
 	fmt.Fprintf(tw, "Expires:\t%s\n", annotatedTime(a[tokensyncv1alpha1.AnnotationExpiresAt], now))
 	return tw.Flush()
 }
