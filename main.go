@@ -200,7 +200,8 @@ func run(c runConfig) error {
 		// The old leader steps down at once on shutdown, so a rolling update
 		// hands over without waiting for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controllers.CacheOptions(c.namespaces, c.fingerprintKey.Namespace),
+		Cache: controllers.CacheOptions(controllers.CacheNamespaces(c.namespaces, c.fingerprintKey.Namespace, c.clusterTokenRequestsOnly),
+			c.fingerprintKey.Namespace),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)

@@ -1,8 +1,9 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,13 +12,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -34,18 +35,16 @@ import (
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
-// A ClusterTokenRequest is a TokenRequest whose token has many Secrets: the
-// Secret spec.secretName in every namespace it selects, all holding the
-// token of one login. Its reconciler shares the TokenRequest reconciler's
-// providers, endpoint policy, login gate, memory and fingerprints, and the
-// same pure policies (decide, the reason table, afterFailure and
-// afterSuccess): the decision looks at the token held, read from any one of
-// its Secrets (each records what it holds), so a restart or a leader change
-// costs no login. What differs is the fan-out: a namespace that starts to
-// match gets its Secret from the token held, with no login; one that stops
-// matching has it deleted (or left, with deletionPolicy Retain); a foreign
-// Secret of that name, or a refused write, is reported for its namespace
-// and touches no other.
+// A ClusterTokenRequest is a token of one login with many copies: the
+// Secret spec.secretName in every namespace it selects. The engine
+// (engine.go) keeps its token as it keeps a TokenRequest's, held in a
+// Secret of the operator's namespace that only the operator writes and
+// reads, so a restart or a leader change costs no login and nothing a
+// tenant writes is ever taken as the token held. What is its own is here:
+// which namespaces it selects, its copies (outputs, made from the held
+// Secret: one that differs is put back, with no login), removing the
+// copies of namespaces that no longer match (only once they were
+// evaluated: an error never deletes), and its watches.
 
 // +kubebuilder:rbac:groups=tokensync.io,resources=clustertokenrequests,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tokensync.io,resources=clustertokenrequests/status,verbs=update
@@ -75,110 +74,204 @@ type ClusterTokenRequestReconciler struct {
 // a policy) is tried again this soon; other namespaces are not held up.
 const clusterWriteRetry = 30 * time.Second
 
-// clusterOwnerOf is a ClusterTokenRequest as the owner of its Secrets.
-func (r *ClusterTokenRequestReconciler) clusterOwnerOf(ctr *tokensyncv1alpha1.ClusterTokenRequest) secretOwner {
-	return secretOwner{obj: ctr, spec: &ctr.Spec.LoginSpec, retainKey: tokensyncv1alpha1.AnnotationClusterOwner,
-		remember: func(s *corev1.Secret) {
-			r.memory.with(types.NamespacedName{Name: ctr.Name}, ctr.UID, func(e *remembered) {
-				e.secretNamespace, e.secretName, e.secretRV = s.Namespace, s.Name, s.ResourceVersion
-			})
-		}}
-}
-
-// Reconcile observes one ClusterTokenRequest and its Secrets, decides as
-// for a TokenRequest, and acts on every namespace.
+// Reconcile observes one ClusterTokenRequest, its held Secret and its
+// copies, decides as for a TokenRequest, and acts (the engine).
 func (r *ClusterTokenRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	r.init()
-	key := types.NamespacedName{Name: req.Name}
-	ctr := &tokensyncv1alpha1.ClusterTokenRequest{}
-	if err := r.Get(ctx, key, ctr); err != nil {
-		if apierrors.IsNotFound(err) {
-			// Its Secrets go with it through their owner references
-			// (deletionPolicy Delete) or stay (Retain).
-			r.gate.cancel(key)
-			r.memory.forget(key)
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, fmt.Errorf("get ClusterTokenRequest: %w", err)
-	}
-	if !ctr.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
-	}
-	o, fan, err := r.observeCluster(ctx, ctr)
-	var invalid *invalidSelectorError
-	if errors.As(err, &invalid) {
-		return r.invalidSelector(ctx, ctr, invalid)
-	}
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if o.loginErr != nil {
-		return ctrl.Result{}, o.loginErr
-	}
-	if f := o.loginFailed; f != nil {
-		return r.failed(ctx, o, f.failure)
-	}
-	d := decide(o.observation)
-	return r.actCluster(ctx, o, fan, d)
+	return r.reconcile(ctx, clusterTokenRequestKind{r}, types.NamespacedName{Name: req.Name})
 }
 
-// fanOut is what a ClusterTokenRequest's namespaces hold.
-type fanOut struct {
+// HeldSecretName is the name of the Secret in the operator's namespace that
+// holds a ClusterTokenRequest's token: "ctr-" and its name, or, for a name
+// too long for that, the name cut short with a hash of the whole.
+func HeldSecretName(clusterTokenRequest string) string {
+	name := "ctr-" + clusterTokenRequest
+	if len(name) <= 253 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(clusterTokenRequest))
+	return strings.TrimRight(name[:240], ".-") + "-" + hex.EncodeToString(sum[:6])
+}
+
+// clusterTokenRequestKind presents ClusterTokenRequests to the engine.
+type clusterTokenRequestKind struct {
+	r *ClusterTokenRequestReconciler
+}
+
+func (clusterTokenRequestKind) name() string     { return "ClusterTokenRequest" }
+func (clusterTokenRequestKind) gateName() string { return clusterKind }
+
+func (k clusterTokenRequestKind) load(ctx context.Context, reader client.Reader, key types.NamespacedName) (subject, error) {
+	ctr := &tokensyncv1alpha1.ClusterTokenRequest{}
+	if err := reader.Get(ctx, key, ctr); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("get ClusterTokenRequest: %w", err)
+	}
+	return &clusterSubject{r: k.r, ctr: ctr}, nil
+}
+
+// clusterSubject is a ClusterTokenRequest and what its namespaces hold.
+type clusterSubject struct {
+	r   *ClusterTokenRequestReconciler
 	ctr *tokensyncv1alpha1.ClusterTokenRequest
+	// invalid: spec.namespaceSelector cannot be evaluated; which namespaces
+	// match is unknown, so nothing is written or deleted.
+	invalid error
 	// selected namespaces, sorted; missing are named in spec.namespaces
 	// and do not exist.
 	selected, missing []string
-	// current are its Secrets of spec.secretName in selected namespaces,
-	// by namespace; foreign the selected namespaces whose Secret of that
-	// name is not its.
-	current map[string]*corev1.Secret
+	// copies are its Secrets of spec.secretName in selected namespaces, by
+	// namespace; foreign the selected namespaces whose Secret of that name
+	// is not its.
+	copies  map[string]*corev1.Secret
 	foreign map[string]bool
-	// others are its Secrets elsewhere: in namespaces no longer selected,
-	// or of an earlier spec.secretName.
+	// others are its copies elsewhere: in namespaces evaluated and no
+	// longer selected, or of an earlier spec.secretName.
 	others []*corev1.Secret
-	// source is the Secret the held token was read from (nil: none).
-	source *corev1.Secret
-	// token is the token held, tokenFP its fingerprint.
-	token   []byte
-	tokenFP string
+	// outputs are the status fields of its namespaces, written with the
+	// next status (nil: none to write).
+	outputs func(*tokensyncv1alpha1.ClusterTokenRequestStatus)
 }
 
-// observeCluster gathers what decide needs, and the namespaces' state.
-func (r *ClusterTokenRequestReconciler) observeCluster(ctx context.Context, ctr *tokensyncv1alpha1.ClusterTokenRequest) (*snapshot, *fanOut, error) {
-	key := types.NamespacedName{Name: ctr.Name}
-	var rem remembered
-	r.memory.with(key, ctr.UID, func(e *remembered) { rem = *e })
-	if cacheBehind(ctr.ResourceVersion, rem.statusRV) {
-		fresh := &tokensyncv1alpha1.ClusterTokenRequest{}
-		if err := r.APIReader.Get(ctx, key, fresh); err != nil {
-			return nil, nil, fmt.Errorf("get ClusterTokenRequest: %w", err)
-		}
-		ctr = fresh
-	}
-	o := &snapshot{key: key, kind: clusterKind, owner: r.clusterOwnerOf(ctr),
-		credentialsRef: types.NamespacedName{Namespace: ctr.Spec.CredentialsSecretRef.Namespace, Name: ctr.Spec.CredentialsSecretRef.Name},
-		writeStatus: func(ctx context.Context, mutate func(*tokensyncv1alpha1.TokenStatus)) (bool, error) {
-			return r.updateClusterStatus(ctx, ctr, func(st *tokensyncv1alpha1.ClusterTokenRequestStatus) { mutate(&st.TokenStatus) })
-		}}
-	if rem.unwrittenClusterStatus != nil {
-		ctr.Status = *rem.unwrittenClusterStatus.DeepCopy()
-		o.unwrittenStatus = true
-	}
-	r.observeSpec(o, ctr, &ctr.Spec.LoginSpec, ctr.Status.TokenStatus, ctr.Spec.SecretName, rem)
+func (s *clusterSubject) object() client.Object                      { return s.ctr }
+func (s *clusterSubject) loginSpec() *tokensyncv1alpha1.LoginSpec    { return &s.ctr.Spec.LoginSpec }
+func (s *clusterSubject) tokenStatus() tokensyncv1alpha1.TokenStatus { return s.ctr.Status.TokenStatus }
+func (s *clusterSubject) secretName() string                         { return s.ctr.Spec.SecretName }
 
-	fan := &fanOut{ctr: ctr, current: map[string]*corev1.Secret{}, foreign: map[string]bool{}}
+// previousSecretName: the held Secret's name never changes.
+func (s *clusterSubject) previousSecretName() string { return "" }
+
+func (s *clusterSubject) restoreStatus(unwritten any) {
+	if st, ok := unwritten.(*tokensyncv1alpha1.ClusterTokenRequestStatus); ok {
+		s.ctr.Status = *st.DeepCopy()
+	}
+}
+
+func (s *clusterSubject) credentialsRef() types.NamespacedName {
+	ref := s.ctr.Spec.CredentialsSecretRef
+	return types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
+}
+
+// heldSpec is the held Secret's own spec: no template (that is for the
+// copies), owned by the ClusterTokenRequest and deleted with it.
+var heldSpec = &tokensyncv1alpha1.LoginSpec{}
+
+func (s *clusterSubject) held() (types.NamespacedName, secretOwner) {
+	key := types.NamespacedName{Namespace: s.r.FingerprintKey.Namespace, Name: HeldSecretName(s.ctr.Name)}
+	return key, secretOwner{obj: s.ctr, spec: heldSpec, retainKey: tokensyncv1alpha1.AnnotationClusterOwner}
+}
+
+// copyOwner is the ClusterTokenRequest as the owner of its copies.
+func (s *clusterSubject) copyOwner() secretOwner {
+	return secretOwner{obj: s.ctr, spec: &s.ctr.Spec.LoginSpec, retainKey: tokensyncv1alpha1.AnnotationClusterOwner}
+}
+
+func (s *clusterSubject) writeStatus(ctx context.Context, mutate func(*tokensyncv1alpha1.TokenStatus)) (bool, error) {
+	ctr := s.ctr
+	return writeStatusOf(ctx, s.r.TokenRequestReconciler, "ClusterTokenRequest", ctr, &ctr.Status, func(ctx context.Context) error {
+		fresh := &tokensyncv1alpha1.ClusterTokenRequest{}
+		if err := s.r.APIReader.Get(ctx, client.ObjectKeyFromObject(ctr), fresh); err != nil {
+			return err
+		}
+		fresh.DeepCopyInto(ctr)
+		return nil
+	}, func(st *tokensyncv1alpha1.ClusterTokenRequestStatus) {
+		mutate(&st.TokenStatus)
+		if s.outputs != nil {
+			s.outputs(st)
+		}
+	})
+}
+
+// observeOutputs finds the namespaces selected and the copies in them.
+func (s *clusterSubject) observeOutputs(ctx context.Context, o *snapshot) error {
 	var err error
-	if fan.selected, fan.missing, err = r.selectedNamespaces(ctx, ctr); err != nil {
-		return nil, nil, err
+	s.selected, s.missing, err = s.r.selectedNamespaces(ctx, s.ctr)
+	var invalid *invalidSelectorError
+	if errors.As(err, &invalid) {
+		s.invalid = invalid
+		return nil
 	}
-	if err := r.observeSecrets(ctx, o, fan, rem); err != nil {
-		return nil, nil, err
+	if err != nil {
+		return err
 	}
-	if err := r.observeCredentials(ctx, o); err != nil {
-		return nil, nil, err
+	return s.observeCopies(ctx, o)
+}
+
+// observeCopies finds its copies (the managed cache's index of them, read
+// from the API server when cached without content) and the foreign
+// Secrets in their way. The held Secret is none of them.
+func (s *clusterSubject) observeCopies(ctx context.Context, o *snapshot) error {
+	r, ctr, owner := s.r, s.ctr, s.copyOwner()
+	s.copies, s.foreign = map[string]*corev1.Secret{}, map[string]bool{}
+	list := &corev1.SecretList{}
+	if err := r.List(ctx, list, client.MatchingFields{indexClusterOwner: ctr.Name}); err != nil {
+		return fmt.Errorf("list the Secrets of ClusterTokenRequest %s: %w", ctr.Name, err)
 	}
-	r.memory.takeLoginResult(key, ctr.UID, rem)
-	return o, fan, nil
+	mine := map[types.NamespacedName]*corev1.Secret{}
+	for i := range list.Items {
+		c := &list.Items[i]
+		if client.ObjectKeyFromObject(c) == o.targetKey || !owner.owns(c) {
+			continue
+		}
+		if !r.wholeInCache(c) {
+			// A retained copy, cached without its content.
+			fresh := &corev1.Secret{}
+			err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(c), fresh)
+			if apierrors.IsNotFound(err) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("get Secret %s/%s: %w", c.Namespace, c.Name, err)
+			}
+			if !owner.owns(fresh) {
+				continue
+			}
+			c = fresh
+		}
+		mine[client.ObjectKeyFromObject(c)] = c
+	}
+	selected := map[string]bool{}
+	for _, ns := range s.selected {
+		selected[ns] = true
+		k := types.NamespacedName{Namespace: ns, Name: ctr.Spec.SecretName}
+		if c := mine[k]; c != nil {
+			s.copies[ns] = c
+			continue
+		}
+		if k == o.targetKey {
+			s.foreign[ns] = true // the held Secret is never a copy
+			continue
+		}
+		// Not ours, or not ours yet: is there a Secret of that name?
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.Credentials.Get(ctx, k, m); apierrors.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("get Secret %s metadata: %w", k, err)
+		}
+		c := &corev1.Secret{}
+		err := r.APIReader.Get(ctx, k, c)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return fmt.Errorf("get Secret %s: %w", k, err)
+		case owner.owns(c):
+			s.copies[ns] = c
+		default:
+			s.foreign[ns] = true
+		}
+	}
+	for k, c := range mine {
+		if k.Name != ctr.Spec.SecretName || !selected[k.Namespace] {
+			s.others = append(s.others, c)
+		}
+	}
+	slices.SortFunc(s.others, func(a, b *corev1.Secret) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	return nil
 }
 
 // selectedNamespaces are the namespaces ctr selects that exist, are not
@@ -227,288 +320,110 @@ func (e *invalidSelectorError) Error() string {
 	return "spec.namespaceSelector cannot be evaluated: " + e.err.Error()
 }
 
-// invalidSelector records a selector that cannot be evaluated: Ready False
-// and Stalled until the spec changes. Which namespaces match is unknown, so
-// nothing is written or deleted: every Secret stays as it is, and no login
-// is made for them.
-func (r *ClusterTokenRequestReconciler) invalidSelector(ctx context.Context, ctr *tokensyncv1alpha1.ClusterTokenRequest, invalid *invalidSelectorError) (ctrl.Result, error) {
-	now := r.now()
-	reason := tokensyncv1alpha1.ReasonInvalidNamespaceSelector
-	message := invalid.Error() + "; fix the selector: until then no Secret is written or deleted in any namespace"
-	changed, err := r.updateClusterStatus(ctx, ctr, func(st *tokensyncv1alpha1.ClusterTokenRequestStatus) {
-		st.ObservedGeneration = ctr.Generation
-		st.NextRefreshTime = nil
-		setCondition(&st.TokenStatus, ctr.Generation, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
-		setCondition(&st.TokenStatus, ctr.Generation, now, tokensyncv1alpha1.ConditionStalled, metav1.ConditionTrue, reason, message)
-		removeCondition(&st.TokenStatus, tokensyncv1alpha1.ConditionReconciling)
-	})
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if changed {
-		r.Recorder.Eventf(ctr, nil, corev1.EventTypeWarning, reason, "Select", "%s", message)
-		logf.FromContext(ctx).Info("Namespace selector cannot be evaluated; no Secret written or deleted", "error", invalid.err.Error())
-	}
-	// A spec change reconciles (its generation changes); nothing else can fix it.
-	return ctrl.Result{}, nil
-}
-
 func (r *ClusterTokenRequestReconciler) watched(ns string) bool {
 	return len(r.WatchedNamespaces) == 0 || slices.Contains(r.WatchedNamespaces, ns)
-}
-
-// observeSecrets finds ctr's Secrets (the managed cache's index of them,
-// and the API server where the cache may be behind tokensync's own last
-// write), the foreign Secrets in its way, and the token held: the latest
-// valid one its Secrets hold.
-func (r *ClusterTokenRequestReconciler) observeSecrets(ctx context.Context, o *snapshot, fan *fanOut, rem remembered) error {
-	ctr := fan.ctr
-	owner := o.owner
-	list := &corev1.SecretList{}
-	if err := r.List(ctx, list, client.MatchingFields{indexClusterOwner: ctr.Name}); err != nil {
-		return fmt.Errorf("list the Secrets of ClusterTokenRequest %s: %w", ctr.Name, err)
-	}
-	mine := map[types.NamespacedName]*corev1.Secret{}
-	for i := range list.Items {
-		s := &list.Items[i]
-		if !owner.owns(s) {
-			continue
-		}
-		if !r.wholeInCache(s) {
-			// A retained Secret, cached without its content.
-			fresh := &corev1.Secret{}
-			err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), fresh)
-			if apierrors.IsNotFound(err) {
-				continue
-			} else if err != nil {
-				return fmt.Errorf("get Secret %s/%s: %w", s.Namespace, s.Name, err)
-			}
-			if !owner.owns(fresh) {
-				continue
-			}
-			s = fresh
-		}
-		mine[client.ObjectKeyFromObject(s)] = s
-	}
-	// Tokensync's last write, if the cache has not shown it yet.
-	if last := (types.NamespacedName{Namespace: rem.secretNamespace, Name: rem.secretName}); rem.secretRV != "" {
-		if s := mine[last]; s == nil || cacheBehind(s.ResourceVersion, rem.secretRV) {
-			fresh := &corev1.Secret{}
-			err := r.APIReader.Get(ctx, last, fresh)
-			switch {
-			case err == nil && owner.owns(fresh):
-				mine[last] = fresh
-			case client.IgnoreNotFound(err) != nil:
-				return fmt.Errorf("get Secret %s: %w", last, err)
-			}
-		}
-	}
-	selected := map[string]bool{}
-	for _, ns := range fan.selected {
-		selected[ns] = true
-		k := types.NamespacedName{Namespace: ns, Name: ctr.Spec.SecretName}
-		if s := mine[k]; s != nil {
-			fan.current[ns] = s
-			continue
-		}
-		// Not ours, or not ours yet: is there a Secret of that name?
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := r.Credentials.Get(ctx, k, m); apierrors.IsNotFound(err) {
-			continue
-		} else if err != nil {
-			return fmt.Errorf("get Secret %s metadata: %w", k, err)
-		}
-		s := &corev1.Secret{}
-		err := r.APIReader.Get(ctx, k, s)
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return fmt.Errorf("get Secret %s: %w", k, err)
-		case owner.owns(s):
-			fan.current[ns] = s
-		default:
-			fan.foreign[ns] = true
-		}
-	}
-	for k, s := range mine {
-		if k.Name != ctr.Spec.SecretName || !selected[k.Namespace] {
-			fan.others = append(fan.others, s)
-		}
-	}
-	slices.SortFunc(fan.others, func(a, b *corev1.Secret) int {
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
-	})
-
-	// The token held: the latest valid one of its current Secrets.
-	var best heldToken
-	for _, ns := range fan.selected {
-		s := fan.current[ns]
-		if s == nil {
-			continue
-		}
-		fp, err := r.fingerprints.token(ctx, s.Data[tokensyncv1alpha1.SecretKeyToken])
-		if err != nil {
-			return err
-		}
-		held, ok := heldTokenIn(s, fp)
-		if !ok || !held.Intact {
-			continue
-		}
-		if fan.source == nil || held.ExpiresAt.After(best.ExpiresAt) {
-			fan.source, best = s, held
-			fan.token, fan.tokenFP = s.Data[tokensyncv1alpha1.SecretKeyToken], s.Annotations[annotationTokenFingerprint]
-		}
-	}
-	switch {
-	case fan.source != nil:
-		o.target = fan.source
-		o.targetKey = client.ObjectKeyFromObject(fan.source)
-		o.Target = targetState{Exists: true, Holds: true, Held: best}
-	case len(fan.selected) > 0:
-		o.targetKey = types.NamespacedName{Namespace: fan.selected[0], Name: ctr.Spec.SecretName}
-		o.target = fan.current[fan.selected[0]]
-		o.Target = targetState{Exists: len(fan.current) > 0}
-	}
-	// After a secretName change, the token may move from an earlier Secret.
-	if prev := ctr.Status.SecretName; prev != "" && prev != ctr.Spec.SecretName && fan.source == nil {
-		for _, s := range fan.others {
-			if s.Name != prev {
-				continue
-			}
-			fp, err := r.fingerprints.token(ctx, s.Data[tokensyncv1alpha1.SecretKeyToken])
-			if err != nil {
-				return err
-			}
-			if held, ok := heldTokenIn(s, fp); ok && held.Intact {
-				o.previous, o.Previous = s, &held
-				break
-			}
-		}
-	}
-	return nil
-}
-
-// actCluster carries out a decision for every namespace.
-func (r *ClusterTokenRequestReconciler) actCluster(ctx context.Context, o *snapshot, fan *fanOut, d decision) (ctrl.Result, error) {
-	log := logf.FromContext(ctx).WithValues("decision", d.Action, "reason", d.Reason)
-	if d.Action == actKeep || d.Action == actWrite {
-		// A login still waiting for its turn is no longer needed.
-		r.gate.dropWaiting(o.key)
-	}
-	if len(fan.selected) == 0 && d.Action != actSuspend && d.Action != actStop {
-		// Nowhere to keep a token: no login, and no Secret to write.
-		return r.noNamespaces(ctx, o, fan)
-	}
-	switch d.Action {
-	case actKeep:
-		return r.keepCluster(ctx, o, fan, d)
-	case actWrite:
-		log.Info("Writing a token without a login", "why", d.Message, "namespaces", len(fan.selected))
-		return r.writeCluster(ctx, o, fan, d)
-	}
-	// Login, wait, stop and suspend are as for a TokenRequest.
-	return r.act(ctx, o, d)
-}
-
-// noNamespaces records that the ClusterTokenRequest selects no namespace;
-// a token kept for a refused write stays for when one is selected.
-func (r *ClusterTokenRequestReconciler) noNamespaces(ctx context.Context, o *snapshot, fan *fanOut) (ctrl.Result, error) {
-	now := r.now()
-	message := "no namespace is selected (spec.namespaceSelector, spec.namespaces): no login until one is"
-	if len(fan.missing) > 0 {
-		message += fmt.Sprintf("; spec.namespaces names namespaces that do not exist: %s", strings.Join(fan.missing, ", "))
-	}
-	if err := r.deleteOthers(ctx, o, fan); err != nil {
-		return ctrl.Result{}, err
-	}
-	_, err := r.updateClusterStatus(ctx, fan.ctr, func(st *tokensyncv1alpha1.ClusterTokenRequestStatus) {
-		st.ObservedGeneration = o.Generation
-		st.NextRefreshTime = nil
-		st.Namespaces = tokensyncv1alpha1.NamespaceCounts{}
-		st.FailedNamespaces = nil
-		setCondition(&st.TokenStatus, o.Generation, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, reasonNoNamespaces, message)
-		removeCondition(&st.TokenStatus, tokensyncv1alpha1.ConditionStalled)
-		removeCondition(&st.TokenStatus, tokensyncv1alpha1.ConditionReconciling)
-	})
-	return ctrl.Result{}, err
 }
 
 // reasonNoNamespaces: a ClusterTokenRequest selects no namespace.
 const reasonNoNamespaces = "NoNamespacesSelected"
 
-// keepCluster looks after a valid token that is not due: every selected
-// namespace gets it (a namespace newly selected, a Secret deleted or out
-// of date), from the Secret it was read from, with no login.
-func (r *ClusterTokenRequestReconciler) keepCluster(ctx context.Context, o *snapshot, fan *fanOut, d decision) (ctrl.Result, error) {
-	source := fan.source
-	failed, _, err := r.fanOutToken(ctx, o, fan, fan.token, fan.tokenFP, func(s *corev1.Secret) { copyToken(s, source) })
-	if err != nil {
-		return r.clusterWriteError(ctx, o, err)
+// hold keeps the token from being used while there is nowhere to put it: a
+// selector that cannot be evaluated (Stalled; every copy stays), or no
+// namespace selected (the copies of namespaces that no longer match go).
+func (s *clusterSubject) hold(ctx context.Context, o *snapshot) (*outputHold, error) {
+	if s.invalid != nil {
+		logf.FromContext(ctx).Info("Namespace selector cannot be evaluated; no Secret written or deleted", "error", s.invalid.Error())
+		return &outputHold{reason: tokensyncv1alpha1.ReasonInvalidNamespaceSelector, stalls: true,
+			message: s.invalid.Error() + "; fix the selector: until then no Secret is written or deleted in any namespace"}, nil
 	}
-	held := o.Target.Held
-	h := healthyToken{obtainedAt: held.ObtainedAt, expiresAt: held.ExpiresAt, next: d.At}
-	if d.CredentialsMissing {
-		h.credentialsMissing = r.credentialsMissingMessage(o, held.ExpiresAt)
+	if len(s.selected) > 0 {
+		return nil, nil
 	}
-	return r.setClusterHealthy(ctx, o, fan, h, failed, d, false)
+	if err := s.deleteOthers(ctx); err != nil {
+		return nil, err
+	}
+	message := "no namespace is selected (spec.namespaceSelector, spec.namespaces): no login until one is"
+	if len(s.missing) > 0 {
+		message += fmt.Sprintf("; spec.namespaces names namespaces that do not exist: %s", strings.Join(s.missing, ", "))
+	}
+	s.outputs = func(st *tokensyncv1alpha1.ClusterTokenRequestStatus) {
+		st.Namespaces = tokensyncv1alpha1.NamespaceCounts{}
+		st.FailedNamespaces = nil
+	}
+	return &outputHold{reason: reasonNoNamespaces, message: message}, nil
 }
 
-// writeCluster writes a token that needs no login (just obtained, kept
-// after refused writes, or from the Secrets of an earlier secretName) to
-// every selected namespace.
-func (r *ClusterTokenRequestReconciler) writeCluster(ctx context.Context, o *snapshot, fan *fanOut, d decision) (ctrl.Result, error) {
-	var (
-		mutate  func(*corev1.Secret)
-		h       healthyToken
-		token   []byte
-		tokenFP string
-	)
-	if d.FromPrevious {
-		prev := o.previous
-		mutate = func(s *corev1.Secret) { copyToken(s, prev) }
-		h = healthyToken{obtainedAt: o.Previous.ObtainedAt, expiresAt: o.Previous.ExpiresAt}
-		token, tokenFP = prev.Data[tokensyncv1alpha1.SecretKeyToken], prev.Annotations[annotationTokenFingerprint]
-	} else {
-		is := o.Pending.issued
-		mutate = func(s *corev1.Secret) { applyToken(s, is) }
-		h = healthyToken{obtainedAt: is.Token.ObtainedAt, expiresAt: is.Token.ExpiresAt, force: o.Pending.force,
-			attempt: &tokensyncv1alpha1.LoginAttempt{
-				Time: metav1.NewTime(is.Token.ObtainedAt.UTC().Truncate(time.Second)), Provider: is.Provider, Endpoint: is.Endpoint,
-				CredentialsVersion: is.CredentialsVersion, CredentialsFingerprint: is.CredentialsFingerprint,
-				SettingsDigest: is.SettingsDigest, Result: tokensyncv1alpha1.ReasonSucceeded,
-			}}
-		token, tokenFP = []byte(is.Token.Value), is.TokenFingerprint
-	}
-	h.next = refreshAt(h.obtainedAt, h.expiresAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(h.expiresAt)))
-	failed, refusal, err := r.fanOutToken(ctx, o, fan, token, tokenFP, mutate)
+// publish puts the held token in every selected namespace: each copy that
+// differs from it (its data, tokensync's annotations, the template, the
+// ownership) is written from the held Secret, with no login; a namespace
+// that cannot be written is reported and holds up no other. Then the
+// copies of namespaces no longer selected (and of an earlier secretName)
+// are deleted, or left with deletionPolicy Retain.
+func (s *clusterSubject) publish(ctx context.Context, o *snapshot, held *corev1.Secret, _ bool) (published, error) {
+	failed, err := s.writeCopies(ctx, held)
 	if err != nil {
-		return r.clusterWriteError(ctx, o, err)
+		return published{}, err
 	}
-	written := int32(len(fan.selected) - len(failed))
-	if written == 0 && !d.FromPrevious {
-		// Not one namespace took it: kept, and the writes retried without a
-		// new login, as for a TokenRequest.
-		if refusal == nil {
-			refusal = errors.New(failed[0].Message)
+	if err := s.deleteOthers(ctx); err != nil {
+		return published{}, err
+	}
+	ctr, now := s.ctr, s.r.now()
+	for _, ns := range s.missing {
+		failed = append(failed, tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: reasonNamespaceNotFound,
+			Message: fmt.Sprintf("namespace %q is named in spec.namespaces and does not exist", ns)})
+	}
+	slices.SortFunc(failed, func(a, b tokensyncv1alpha1.NamespaceFailure) int { return strings.Compare(a.Name, b.Name) })
+	counts := tokensyncv1alpha1.NamespaceCounts{Selected: int32(len(s.selected)), Failed: int32(len(failed))}
+	counts.Written = counts.Selected - int32(len(failed)-len(s.missing))
+	pub := published{where: fmt.Sprintf("Secret %s in %d namespaces", ctr.Spec.SecretName, counts.Written)}
+	stalls := slices.ContainsFunc(failed, func(f tokensyncv1alpha1.NamespaceFailure) bool { return policy.RuleOf(f.Reason).Stalls })
+	s.outputs = func(st *tokensyncv1alpha1.ClusterTokenRequestStatus) {
+		st.Namespaces = counts
+		st.FailedNamespaces = nil
+		if len(failed) == 0 {
+			return
 		}
-		return r.writeRefused(ctx, o, refusal)
+		st.FailedNamespaces = failed[:min(len(failed), tokensyncv1alpha1.MaxFailedNamespaces)]
+		first, until := failed[0], "its expiry"
+		if st.ExpiresAt != nil {
+			until = policy.FormatTime(st.ExpiresAt.Time)
+		}
+		message := fmt.Sprintf("the token is valid until %s in %d of %d namespaces; not in %d: %s (%s: %s)",
+			until, counts.Written, counts.Selected, len(failed), namespaceNames(failed), first.Reason, first.Message)
+		policy.SetCondition(&st.TokenStatus, o.Generation, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, first.Reason, message)
+		if stalls {
+			policy.SetCondition(&st.TokenStatus, o.Generation, now, tokensyncv1alpha1.ConditionStalled, metav1.ConditionTrue, first.Reason, message)
+		} else {
+			policy.SetCondition(&st.TokenStatus, o.Generation, now, tokensyncv1alpha1.ConditionReconciling, metav1.ConditionTrue, tokensyncv1alpha1.ReasonRetrying, message)
+		}
 	}
-	r.memory.with(o.key, fan.ctr.UID, func(e *remembered) { r.memory.setPending(o.key, e, nil) })
-	return r.setClusterHealthy(ctx, o, fan, h, failed, d, true)
+	if len(failed) > 0 {
+		s.r.Recorder.Eventf(ctr, nil, corev1.EventTypeWarning, failed[0].Reason, "Write",
+			"Secret %s not written in %d of %d namespaces: %s", ctr.Spec.SecretName, len(failed), counts.Selected, namespaceNames(failed))
+		if !stalls {
+			every := s.r.clusterSecretRetry
+			if every <= 0 {
+				every = clusterWriteRetry
+			}
+			pub.wake = now.Add(every)
+		}
+	}
+	return pub, nil
 }
 
-// fanOutToken writes the token mutate puts on a Secret to every selected
-// namespace whose Secret does not hold it yet (token, recorded with its
-// fingerprint tokenFP; a token edited by hand is put back), or
-// whose template is out of date, and deletes (or, with deletionPolicy
-// Retain, leaves) the Secrets of namespaces no longer selected and of an
-// earlier secretName. A namespace that cannot be written is reported in
-// failed and holds up no other (refusal is the first refused write's
-// error); err is a template that does not render
-// (nothing is written anywhere) or an API error of the operator's own.
-func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snapshot, fan *fanOut, token []byte, tokenFP string, mutate func(*corev1.Secret)) (failed []tokensyncv1alpha1.NamespaceFailure, refusal error, err error) {
-	ctr := fan.ctr
+// copyOf puts the held Secret's token on a copy: its data and bookkeeping,
+// but not the fingerprint of the credentials, which is no tenant's.
+func copyOf(s, held *corev1.Secret) {
+	copyToken(s, held)
+	delete(s.Annotations, annotationCredentialsFingerprint)
+	delete(s.Annotations, annotationCredentialsVersion)
+}
+
+// writeCopies writes the held token to every selected namespace; failed
+// are the namespaces that refused it. err is a template that does not
+// render (nothing is written anywhere) or an API error of the operator's own.
+func (s *clusterSubject) writeCopies(ctx context.Context, held *corev1.Secret) (failed []tokensyncv1alpha1.NamespaceFailure, err error) {
+	ctr, owner := s.ctr, s.copyOwner()
 	var (
 		mu       sync.Mutex
 		fatal    error
@@ -520,24 +435,22 @@ func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snap
 		defer mu.Unlock()
 		failed = append(failed, f)
 	}
-	for _, ns := range fan.selected {
-		if fan.foreign[ns] {
-			fail(tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: tokensyncv1alpha1.ReasonSecretConflict,
-				Message: secretConflictMessage("ClusterTokenRequest", ctr.Spec.SecretName)})
+	conflict := func(ns string) tokensyncv1alpha1.NamespaceFailure {
+		return tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: tokensyncv1alpha1.ReasonSecretConflict,
+			Message: policy.SecretConflictMessage("ClusterTokenRequest", ctr.Spec.SecretName)}
+	}
+	for _, ns := range s.selected {
+		if s.foreign[ns] {
+			fail(conflict(ns))
 			continue
 		}
-		existing := fan.current[ns]
-		put := mutate
-		if existing != nil && tokenFP != "" && existing.Annotations[annotationTokenFingerprint] == tokenFP &&
-			bytes.Equal(existing.Data[tokensyncv1alpha1.SecretKeyToken], token) {
-			put = func(*corev1.Secret) {} // holds the token: only the template and ownership
-		}
+		existing := s.copies[ns]
 		parallel <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-parallel; wg.Done() }()
 			key := types.NamespacedName{Namespace: ns, Name: ctr.Spec.SecretName}
-			_, werr := r.writeSecretOf(ctx, o.owner, key, existing, put, false)
+			_, werr := s.r.writeSecretOf(ctx, owner, key, existing, func(c *corev1.Secret) { copyOf(c, held) }, false)
 			var te *templateError
 			switch {
 			case werr == nil:
@@ -550,131 +463,39 @@ func (r *ClusterTokenRequestReconciler) fanOutToken(ctx context.Context, o *snap
 				}
 				mu.Unlock()
 			case errors.Is(werr, errSecretConflict):
-				fail(tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: tokensyncv1alpha1.ReasonSecretConflict,
-					Message: secretConflictMessage("ClusterTokenRequest", ctr.Spec.SecretName)})
+				fail(conflict(ns))
 			default:
 				// The API server refused this namespace's write (a quota, a
 				// policy, the namespace going away): reported there.
 				f := writeFailure(ctr.Spec.SecretName, werr)
-				fail(tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: f.reason, Message: f.message})
-				mu.Lock()
-				if refusal == nil {
-					refusal = werr
-				}
-				mu.Unlock()
+				fail(tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: f.Reason, Message: f.Message})
 			}
 		}()
 	}
 	wg.Wait()
 	if fatal != nil {
-		return nil, nil, fatal
+		return nil, fatal
 	}
-	if err := r.deleteOthers(ctx, o, fan); err != nil {
-		return nil, nil, err
-	}
-	return failed, refusal, nil
+	return failed, nil
 }
 
 // fanOutWorkers bounds the Secret writes of one ClusterTokenRequest in
 // flight at once, as many as the TokenRequest controller's default workers.
 const fanOutWorkers = 16
 
-// deleteOthers deletes ctr's Secrets of namespaces no longer selected and
-// of an earlier secretName; with deletionPolicy Retain they stay.
-func (r *ClusterTokenRequestReconciler) deleteOthers(ctx context.Context, o *snapshot, fan *fanOut) error {
-	if fan.ctr.Spec.DeletionPolicy == tokensyncv1alpha1.DeletionPolicyRetain {
+// deleteOthers deletes its copies of namespaces evaluated and no longer
+// selected and of an earlier secretName; with deletionPolicy Retain they stay.
+func (s *clusterSubject) deleteOthers(ctx context.Context) error {
+	if s.ctr.Spec.DeletionPolicy == tokensyncv1alpha1.DeletionPolicyRetain {
 		return nil
 	}
-	for _, s := range fan.others {
-		if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete Secret %s/%s: %w", s.Namespace, s.Name, err)
+	for _, c := range s.others {
+		if err := s.r.Delete(ctx, c, client.Preconditions{UID: &c.UID}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete Secret %s/%s: %w", c.Namespace, c.Name, err)
 		}
-		logf.FromContext(ctx).Info("Deleted a Secret of a namespace no longer selected (or of an earlier secretName)", "secret", s.Namespace+"/"+s.Name)
+		logf.FromContext(ctx).Info("Deleted a Secret of a namespace no longer selected (or of an earlier secretName)", "secret", c.Namespace+"/"+c.Name)
 	}
 	return nil
-}
-
-// clusterWriteError records a template that does not render, or returns an
-// error of the operator's own for the controller's backoff.
-func (r *ClusterTokenRequestReconciler) clusterWriteError(ctx context.Context, o *snapshot, err error) (ctrl.Result, error) {
-	var te *templateError
-	if errors.As(err, &te) {
-		f := templateFailure(te.Error())
-		if dropped := r.holdRefused(o); dropped != "" {
-			f.message += "; " + dropped
-		}
-		return r.failed(ctx, o, f)
-	}
-	return ctrl.Result{}, err
-}
-
-// setClusterHealthy records the token held and what each namespace holds.
-// A namespace that failed makes Ready False (with its reason, Stalled when
-// a person must act) while the others keep their valid token.
-func (r *ClusterTokenRequestReconciler) setClusterHealthy(ctx context.Context, o *snapshot, fan *fanOut, h healthyToken, failed []tokensyncv1alpha1.NamespaceFailure, d decision, wrote bool) (ctrl.Result, error) {
-	ctr := fan.ctr
-	now := r.now()
-	for _, ns := range fan.missing {
-		failed = append(failed, tokensyncv1alpha1.NamespaceFailure{Name: ns, Reason: reasonNamespaceNotFound,
-			Message: fmt.Sprintf("namespace %q is named in spec.namespaces and does not exist", ns)})
-	}
-	slices.SortFunc(failed, func(a, b tokensyncv1alpha1.NamespaceFailure) int { return strings.Compare(a.Name, b.Name) })
-	counts := tokensyncv1alpha1.NamespaceCounts{Selected: int32(len(fan.selected)), Failed: int32(len(failed))}
-	counts.Written = counts.Selected - int32(len(failed)-len(fan.missing))
-	var warning string
-	retry := false
-	_, err := r.updateClusterStatus(ctx, ctr, func(st *tokensyncv1alpha1.ClusterTokenRequestStatus) {
-		st.TokenStatus, warning = afterSuccess(st.TokenStatus, &o.observation, h, now)
-		st.SecretName = ctr.Spec.SecretName
-		st.Namespaces = counts
-		st.FailedNamespaces = nil
-		if len(failed) == 0 {
-			return
-		}
-		st.FailedNamespaces = failed[:min(len(failed), tokensyncv1alpha1.MaxFailedNamespaces)]
-		first := failed[0]
-		message := fmt.Sprintf("%s until %s in %d of %d namespaces; not in %d: %s (%s: %s)",
-			"the token is valid", formatTime(h.expiresAt), counts.Written, counts.Selected, len(failed), namespaceNames(failed), first.Reason, first.Message)
-		setCondition(&st.TokenStatus, o.Generation, now, tokensyncv1alpha1.ConditionReady, metav1.ConditionFalse, first.Reason, message)
-		if slices.ContainsFunc(failed, func(f tokensyncv1alpha1.NamespaceFailure) bool { return ruleOf(f.Reason).stalls }) {
-			setCondition(&st.TokenStatus, o.Generation, now, tokensyncv1alpha1.ConditionStalled, metav1.ConditionTrue, first.Reason, message)
-		} else {
-			retry = true
-			setCondition(&st.TokenStatus, o.Generation, now, tokensyncv1alpha1.ConditionReconciling, metav1.ConditionTrue, tokensyncv1alpha1.ReasonRetrying, message)
-		}
-	})
-	if err != nil {
-		// The tokens are stored; the next reconcile finds them and writes the status.
-		return ctrl.Result{}, err
-	}
-	if warning != "" {
-		r.Recorder.Eventf(ctr, nil, corev1.EventTypeWarning, "ShortRefreshWindow", "Refresh", "%s", warning)
-	}
-	if len(failed) > 0 {
-		r.Recorder.Eventf(ctr, nil, corev1.EventTypeWarning, failed[0].Reason, "Write",
-			"Secret %s not written in %d of %d namespaces: %s", ctr.Spec.SecretName, len(failed), counts.Selected, namespaceNames(failed))
-	}
-	if wrote {
-		if d.FromPrevious {
-			r.Recorder.Eventf(ctr, nil, corev1.EventTypeNormal, "TokenMoved", "Refresh",
-				"Moved the valid token to Secret %s in %d namespaces without a login; it expires at %s", ctr.Spec.SecretName, counts.Written, formatTime(h.expiresAt))
-		} else {
-			r.Recorder.Eventf(ctr, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh",
-				"Logged in because %s; wrote a new token to Secret %s in %d namespaces; it expires at %s, next refresh at %s",
-				d.Message, ctr.Spec.SecretName, counts.Written, formatTime(h.expiresAt), formatTime(h.next))
-		}
-		logf.FromContext(ctx).Info("Token written", "secret", ctr.Spec.SecretName, "namespaces", counts.Written, "failed", len(failed),
-			"reason", d.Reason, "expiresAt", h.expiresAt, "nextRefresh", h.next)
-	}
-	next := h.next
-	if retry {
-		every := r.clusterSecretRetry
-		if every <= 0 {
-			every = clusterWriteRetry
-		}
-		next = earliest(next, now.Add(every))
-	}
-	return ctrl.Result{RequeueAfter: requeueAfter(now, next)}, nil
 }
 
 // reasonNamespaceNotFound: spec.namespaces names a namespace that does not exist.
@@ -691,50 +512,6 @@ func namespaceNames(failed []tokensyncv1alpha1.NamespaceFailure) string {
 		s += fmt.Sprintf(" and %d more", len(failed)-10)
 	}
 	return s
-}
-
-// updateClusterStatus applies mutate to the ClusterTokenRequest's status
-// and writes it only if it changed, as updateStatus does for a
-// TokenRequest: a conflict re-reads and applies the same change again, and
-// a status that could not be written is kept in memory.
-func (r *ClusterTokenRequestReconciler) updateClusterStatus(ctx context.Context, ctr *tokensyncv1alpha1.ClusterTokenRequest, mutate func(*tokensyncv1alpha1.ClusterTokenRequestStatus)) (bool, error) {
-	key := types.NamespacedName{Name: ctr.Name}
-	var unwritten bool
-	r.memory.with(key, ctr.UID, func(e *remembered) { unwritten = e.unwrittenClusterStatus != nil })
-	first, changed := true, false
-	var want *tokensyncv1alpha1.ClusterTokenRequestStatus
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if !first {
-			fresh := &tokensyncv1alpha1.ClusterTokenRequest{}
-			if err := r.APIReader.Get(ctx, key, fresh); err != nil {
-				return err
-			}
-			fresh.DeepCopyInto(ctr)
-		}
-		first = false
-		want = ctr.Status.DeepCopy()
-		mutate(want)
-		if !unwritten && equality.Semantic.DeepEqual(&ctr.Status, want) {
-			return nil
-		}
-		changed = true
-		ctr.Status = *want
-		return r.Status().Update(ctx, ctr)
-	})
-	r.memory.with(key, ctr.UID, func(e *remembered) {
-		if err != nil {
-			if want != nil {
-				e.unwrittenClusterStatus = want.DeepCopy()
-			}
-			return
-		}
-		e.unwrittenClusterStatus = nil
-		e.statusRV = ctr.ResourceVersion
-	})
-	if err != nil {
-		return changed, fmt.Errorf("update ClusterTokenRequest status: %w", err)
-	}
-	return changed, nil
 }
 
 // SetupWithManager registers the ClusterTokenRequest controller. r shares
@@ -757,8 +534,11 @@ func (r *ClusterTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		// stop matching: every ClusterTokenRequest looks (they are few).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allClusterTokenRequests),
 			builder.WithPredicates(namespaceMatchingMayChange())).
+		// Any change to a copy or the held Secret: a copy is put back from
+		// the held Secret (its own writes come back as a reconcile that
+		// finds every copy as it should be, and writes nothing).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(requestForClusterSecret),
-			builder.WithPredicates(targetSecretTampered())).
+			builder.WithPredicates(secretContentChanged())).
 		WatchesRawSource(source.Kind(credentials, secretMeta, r.clusterSecretEvents())).
 		WatchesRawSource(source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 			r.gate.start(ctx, clusterKind, func(who types.NamespacedName) { q.Add(reconcile.Request{NamespacedName: who}) })
@@ -766,6 +546,23 @@ func (r *ClusterTokenRequestReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		})).
 		WithOptions(opts).
 		Complete(r)
+}
+
+// secretContentChanged passes creations, deletions and updates that
+// changed a Secret's data, type, labels or annotations.
+func secretContentChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldS, okOld := e.ObjectOld.(*corev1.Secret)
+			newS, okNew := e.ObjectNew.(*corev1.Secret)
+			if !okOld || !okNew {
+				return true
+			}
+			return oldS.Type != newS.Type || !maps.EqualFunc(oldS.Data, newS.Data, func(a, b []byte) bool { return string(a) == string(b) }) ||
+				!maps.Equal(oldS.Labels, newS.Labels) || !maps.Equal(oldS.Annotations, newS.Annotations) ||
+				!slices.Equal(oldS.OwnerReferences, newS.OwnerReferences)
+		},
+	}
 }
 
 // clusterOwnerOfSecret indexes a Secret by the ClusterTokenRequest it
@@ -827,7 +624,7 @@ func namespaceMatchingMayChange() predicate.Predicate {
 // clusterSecretEvents maps events of the metadata cache of every Secret: a
 // credentials Secret's create, update or delete reconciles the
 // ClusterTokenRequests using it; a Secret's deletion reconciles those whose
-// target Secret has its name (a foreign Secret gone lets that namespace be
+// copies have its name (a foreign Secret gone lets that namespace be
 // written at once).
 func (r *ClusterTokenRequestReconciler) clusterSecretEvents() handler.TypedEventHandler[*metav1.PartialObjectMetadata, reconcile.Request] {
 	return secretMetadataEvents(func(ctx context.Context, s *metav1.PartialObjectMetadata, deleted bool) []reconcile.Request {

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -323,6 +325,89 @@ func TestClusterTokenRequest(t *testing.T) {
 		}
 	})
 
+	t.Run("a tenant who edits its copy changes nothing elsewhere, and it is put back", func(t *testing.T) {
+		tenant := tenantClient(t, "tenant-of-"+c.namespaces[1], c.namespaces[1])
+		held := &corev1.Secret{}
+		heldKey := types.NamespacedName{Namespace: operatorNamespace, Name: HeldSecretName("shared")}
+		if err := k8sClient.Get(c.ctx(), heldKey, held); err != nil {
+			t.Fatalf("the held Secret in the operator's namespace: %v", err)
+		}
+		if err := tenant.Get(c.ctx(), heldKey, &corev1.Secret{}); !apierrors.IsForbidden(err) {
+			t.Fatalf("the tenant reads the held Secret (%v), want Forbidden", err)
+		}
+		current := string(held.Data[tokensyncv1alpha1.SecretKeyToken])
+		_, other := c.token(2)
+		expiresAt := c.get("shared").Status.ExpiresAt
+		logins := c.fake.Logins(providertest.Partner)
+
+		eventually(t, readyTimeout, func() error {
+			s := &corev1.Secret{}
+			if err := tenant.Get(c.ctx(), types.NamespacedName{Namespace: c.namespaces[1], Name: "shared-token"}, s); err != nil {
+				return err
+			}
+			s.Data[tokensyncv1alpha1.SecretKeyToken] = []byte("FORGED-TOKEN")
+			s.Data["extra"] = []byte("FORGED-EXTRA")
+			s.Annotations[annotationTokenFingerprint] = "00000000:x"
+			s.Annotations[tokensyncv1alpha1.AnnotationExpiresAt] = "2099-01-01T00:00:00Z"
+			return tenant.Update(c.ctx(), s)
+		})
+		edited := time.Now()
+		eventually(t, 5*time.Second, func() error {
+			tok, s := c.token(1)
+			if tok != current || s.Data["extra"] != nil || s.Annotations[tokensyncv1alpha1.AnnotationExpiresAt] != held.Annotations[tokensyncv1alpha1.AnnotationExpiresAt] ||
+				s.Annotations[annotationTokenFingerprint] != held.Annotations[annotationTokenFingerprint] {
+				return fmt.Errorf("the edited copy is not put back: token %q, extra %q, annotations %v", tok, s.Data["extra"], s.Annotations)
+			}
+			return nil
+		})
+		t.Logf("the edited copy was put back in %s", time.Since(edited).Round(time.Millisecond))
+		consistently(t, 3*time.Second, func() error {
+			if _, s := c.token(2); s == nil || s.ResourceVersion != other.ResourceVersion {
+				return fmt.Errorf("the other namespace's copy changed")
+			}
+			if got := c.get("shared").Status.ExpiresAt; !got.Equal(expiresAt) {
+				return fmt.Errorf("status.expiresAt %v, want %v", got, expiresAt)
+			}
+			if n := c.fake.Logins(providertest.Partner); n != logins {
+				return fmt.Errorf("%d logins for an edited copy", n-logins)
+			}
+			return nil
+		})
+		for i := 1; i <= 4; i++ {
+			if _, s := c.token(i); s.Annotations[annotationCredentialsFingerprint] != "" || s.Annotations[annotationCredentialsVersion] != "" {
+				t.Errorf("namespace %d's copy carries the credentials' bookkeeping: %v", i, s.Annotations)
+			}
+		}
+	})
+
+	t.Run("deleting the held Secret costs one login and rewrites every copy", func(t *testing.T) {
+		logins := c.fake.Logins(providertest.Partner)
+		before, _ := c.token(1)
+		heldKey := types.NamespacedName{Namespace: operatorNamespace, Name: HeldSecretName("shared")}
+		if err := k8sClient.Delete(c.ctx(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: heldKey.Namespace, Name: heldKey.Name}}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, readyTimeout, func() error {
+			held := &corev1.Secret{}
+			if err := k8sClient.Get(c.ctx(), heldKey, held); err != nil {
+				return err
+			}
+			now := string(held.Data[tokensyncv1alpha1.SecretKeyToken])
+			if now == before {
+				return fmt.Errorf("the held Secret holds the old token")
+			}
+			for i := 1; i <= 4; i++ {
+				if tok, _ := c.token(i); tok != now {
+					return fmt.Errorf("namespace %d holds another token", i)
+				}
+			}
+			return nil
+		})
+		if n := c.fake.Logins(providertest.Partner); n != logins+1 {
+			t.Errorf("%d logins, want 1", n-logins)
+		}
+	})
+
 	t.Run("a TokenRequest naming the same Secret reports SecretConflict there", func(t *testing.T) {
 		e := &env{t: t, ns: c.namespaces[1], fake: c.fake}
 		e.start() // a manager of that namespace's own: it does not serve ClusterTokenRequests
@@ -386,4 +471,41 @@ func (c *clusterEnv) kstatus(name string) string {
 		c.t.Fatal(err)
 	}
 	return kstatusOfObject(c.t, u).Status
+}
+
+// tenantClient is a client of user, bound to the edit ClusterRole in
+// namespace only, as a tenant of a namespace a ClusterTokenRequest selects
+// is; the test's admin impersonates it. envtest runs no controller manager,
+// so the edit ClusterRole is never aggregated: its rules are made here from
+// the roles it aggregates (system:aggregate-to-edit and -view), as the
+// aggregation controller would.
+func tenantClient(t *testing.T, user, namespace string) client.Client {
+	t.Helper()
+	edit := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "tenant-edit-" + namespace}}
+	for _, name := range []string{"system:aggregate-to-edit", "system:aggregate-to-view"} {
+		part := &rbacv1.ClusterRole{}
+		if err := k8sClient.Get(context.Background(), types.NamespacedName{Name: name}, part); err != nil {
+			t.Fatalf("ClusterRole %s: %v", name, err)
+		}
+		edit.Rules = append(edit.Rules, part.Rules...)
+	}
+	if err := k8sClient.Create(context.Background(), edit); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), edit) })
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "tenant-edit", Namespace: namespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: edit.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+	}
+	if err := k8sClient.Create(context.Background(), rb); err != nil {
+		t.Fatal(err)
+	}
+	as := rest.CopyConfig(cfg)
+	as.Impersonate = rest.ImpersonationConfig{UserName: user}
+	c, err := client.New(as, client.Options{Scheme: testScheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

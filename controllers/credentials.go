@@ -78,8 +78,8 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *snap
 		c.Fingerprint = o.Target.Held.CredentialsFingerprint
 	case last != nil && last.CredentialsVersion == c.Version && last.CredentialsFingerprint != "" && last.SettingsDigest == o.SettingsDigest:
 		c.Fingerprint = last.CredentialsFingerprint
-	case o.Pending != nil && o.Pending.issued.CredentialsVersion == c.Version && o.Pending.issued.SettingsDigest == o.SettingsDigest:
-		c.Fingerprint = o.Pending.issued.CredentialsFingerprint
+	case o.Pending != nil && o.Pending.Issued.CredentialsVersion == c.Version && o.Pending.Issued.SettingsDigest == o.SettingsDigest:
+		c.Fingerprint = o.Pending.Issued.CredentialsFingerprint
 	}
 	if c.Fingerprint != "" {
 		return nil
@@ -106,7 +106,7 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *snap
 		c.Allowed = false
 		return nil
 	}
-	fp, err := r.fingerprints.credentials(ctx, o.keys().UsedCredentials(creds))
+	fp, err := r.fingerprints.credentials(ctx, o.owner.obj.GetUID(), o.keys().UsedCredentials(creds))
 	if err != nil {
 		return err
 	}

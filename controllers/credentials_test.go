@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
-	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
-	"github.com/tokensync/tokensync/providers/providertest"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers/providertest"
 )
 
 // createSecretData creates a Secret from raw bytes (StringData cannot carry

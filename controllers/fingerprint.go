@@ -9,8 +9,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"sort"
-	"strings"
+	"maps"
+	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,10 +37,16 @@ const (
 // created on first use and shared by every replica (as Vault Secrets
 // Operator keeps its HMAC key).
 //
+// Each object fingerprints with a key of its own, the HMAC of the key Secret's
+// key and the object's UID, so that no fingerprint compares across objects:
+// the same password on two TokenRequests gives two fingerprints, and one
+// copied from another object's Secret reads as unknown.
+//
 // A fingerprint is "<key id>:<mac>", where the key id is derived from the
-// key. A fingerprint made with another key (the key Secret was deleted and
-// made anew) cannot be compared: it counts as unknown, never as changed, so
-// losing the key never costs a login storm.
+// object's key. A fingerprint made with another key (the key Secret was
+// deleted and made anew, a Secret written before keys were per object, a
+// re-created TokenRequest adopting its retained Secret) cannot be compared:
+// it counts as unknown, never as changed, so none of these costs a login.
 type fingerprinter struct {
 	// reader and writer reach the API server directly: the key Secret is
 	// not labelled as tokensync's, so the manager's cache cannot see it.
@@ -48,9 +54,8 @@ type fingerprinter struct {
 	writer client.Writer
 	key    types.NamespacedName
 
-	mu    sync.Mutex
-	mac   []byte // nil until loaded
-	keyID string
+	mu  sync.Mutex
+	mac []byte // nil until loaded
 }
 
 // newFingerprinter returns a fingerprinter whose key lives in the Secret key.
@@ -67,8 +72,16 @@ func staticFingerprinter(key []byte) *fingerprinter {
 
 func (f *fingerprinter) setKey(key []byte) {
 	f.mac = append([]byte(nil), key...)
+}
+
+// objectKey is the key an object fingerprints with, and its key id.
+func objectKey(master []byte, uid types.UID) (key []byte, keyID string) {
+	h := hmac.New(sha256.New, master)
+	h.Write([]byte("tokensync object key\x00"))
+	h.Write([]byte(uid))
+	key = h.Sum(nil)
 	id := sha256.Sum256(append([]byte("tokensync key id\x00"), key...))
-	f.keyID = hex.EncodeToString(id[:4])
+	return key, hex.EncodeToString(id[:4])
 }
 
 // load reads the key Secret, creating it when it does not exist. Two
@@ -113,57 +126,75 @@ func (f *fingerprinter) load(ctx context.Context) error {
 	return nil
 }
 
-func (f *fingerprinter) sum(ctx context.Context, parts func(write func([]byte))) (string, error) {
+// master is the key Secret's key, loaded on first use.
+func (f *fingerprinter) master(ctx context.Context) ([]byte, error) {
 	if err := f.load(ctx); err != nil {
-		return "", err
+		return nil, err
 	}
 	f.mu.Lock()
-	mac, keyID := f.mac, f.keyID
-	f.mu.Unlock()
-	h := hmac.New(sha256.New, mac)
+	defer f.mu.Unlock()
+	return f.mac, nil
+}
+
+// sum is the fingerprint of parts for the object uid, with its own key.
+func (f *fingerprinter) sum(ctx context.Context, uid types.UID, parts func(write func([]byte))) (string, error) {
+	master, err := f.master(ctx)
+	if err != nil {
+		return "", err
+	}
+	key, keyID := objectKey(master, uid)
+	return keyID + ":" + macOf(key, parts), nil
+}
+
+// macOf is the HMAC-SHA256 of parts with key, each part length-prefixed.
+func macOf(key []byte, parts func(write func([]byte))) string {
+	h := hmac.New(sha256.New, key)
 	parts(func(b []byte) {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
 		h.Write(n[:])
 		h.Write(b)
 	})
-	return keyID + ":" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)), nil
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
 
-// credentials fingerprints the credentials a provider uses: their keys and
-// values, in key order, each length-prefixed.
-func (f *fingerprinter) credentials(ctx context.Context, creds providers.Credentials) (string, error) {
-	keys := make([]string, 0, len(creds))
-	for k := range creds {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return f.sum(ctx, func(write func([]byte)) {
+// credentialParts writes the credentials a provider uses: their keys and
+// values, in key order.
+func credentialParts(creds providers.Credentials) func(write func([]byte)) {
+	return func(write func([]byte)) {
 		write([]byte("credentials"))
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(creds)) {
 			write([]byte(k))
 			write(creds[k])
 		}
-	})
+	}
 }
 
-// token fingerprints a token value, to notice a token edited by hand.
-func (f *fingerprinter) token(ctx context.Context, value []byte) (string, error) {
-	return f.sum(ctx, func(write func([]byte)) {
+// credentials fingerprints the credentials a provider uses for the object uid.
+func (f *fingerprinter) credentials(ctx context.Context, uid types.UID, creds providers.Credentials) (string, error) {
+	return f.sum(ctx, uid, credentialParts(creds))
+}
+
+// account identifies the account credentials log in as, the same for
+// every object that uses them, so that the host's health can tell one
+// account's failures from a host's (hosthealth.go). Keyed with the key
+// Secret's key itself, it compares across objects: it is kept in memory
+// only, never written to an object.
+func (f *fingerprinter) account(ctx context.Context, creds providers.Credentials) (string, error) {
+	master, err := f.master(ctx)
+	if err != nil {
+		return "", err
+	}
+	return macOf(master, credentialParts(creds)), nil
+}
+
+// token fingerprints a token value the object uid holds, to notice a token
+// edited by hand.
+func (f *fingerprinter) token(ctx context.Context, uid types.UID, value []byte) (string, error) {
+	return f.sum(ctx, uid, func(write func([]byte)) {
 		write([]byte("token"))
 		write(value)
 	})
-}
-
-// sameFingerprint compares two fingerprints. known is false when either is
-// missing or they were made with different keys: then nothing can be said.
-func sameFingerprint(a, b string) (same, known bool) {
-	ka, _, okA := strings.Cut(a, ":")
-	kb, _, okB := strings.Cut(b, ":")
-	if !okA || !okB || ka != kb {
-		return false, false
-	}
-	return hmac.Equal([]byte(a), []byte(b)), true
 }
 
 // legacyTokenSHA256 is the token fingerprint written before fingerprints were

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -24,7 +26,7 @@ func TestSameFingerprint(t *testing.T) {
 		{"garbage", "garbage", false, false},
 	}
 	for _, tt := range tests {
-		same, known := sameFingerprint(tt.a, tt.b)
+		same, known := policy.SameFingerprint(tt.a, tt.b)
 		if same != tt.same || known != tt.known {
 			t.Errorf("sameFingerprint(%q, %q) = %v, %v", tt.a, tt.b, same, known)
 		}
@@ -39,11 +41,12 @@ func TestFingerprinterKey(t *testing.T) {
 	key := types.NamespacedName{Namespace: "tokensync-system", Name: "tokensync-fingerprint-key"}
 	a, b := newFingerprinter(c, c, key), newFingerprinter(c, c, key)
 	creds := providers.Credentials{"email": []byte("ops@example.com"), "password": []byte("SENTINEL-PASSWORD")}
-	fa, err := a.credentials(context.Background(), creds)
+	const uid = types.UID("3f0c3a9e-0000-4000-8000-000000000001")
+	fa, err := a.credentials(context.Background(), uid, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb, err := b.credentials(context.Background(), creds)
+	fb, err := b.credentials(context.Background(), uid, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,17 +61,51 @@ func TestFingerprinterKey(t *testing.T) {
 		t.Fatalf("fingerprint %q holds a value", fa)
 	}
 	changed := providers.Credentials{"email": []byte("ops@example.com"), "password": []byte("other")}
-	if fc, _ := a.credentials(context.Background(), changed); fc == fa {
+	if fc, _ := a.credentials(context.Background(), uid, changed); fc == fa {
 		t.Fatal("different credentials, same fingerprint")
 	}
 	// Key and value boundaries are part of what is fingerprinted.
 	split := providers.Credentials{"email": []byte("ops@example.compassword"), "": []byte("SENTINEL-PASSWORD")}
-	if fs, _ := a.credentials(context.Background(), split); fs == fa {
+	if fs, _ := a.credentials(context.Background(), uid, split); fs == fa {
 		t.Fatal("moving bytes between keys and values kept the fingerprint")
 	}
 	other := staticFingerprinter([]byte("another-key-another-key-another-"))
-	fo, _ := other.credentials(context.Background(), creds)
-	if same, known := sameFingerprint(fa, fo); known || same {
+	fo, _ := other.credentials(context.Background(), uid, creds)
+	if same, known := policy.SameFingerprint(fa, fo); known || same {
 		t.Fatalf("fingerprints of two keys compared as known (%v)", same)
+	}
+}
+
+// TestFingerprintsArePerObject: one password on two objects gives two
+// fingerprints that do not compare (each object's key has its own key id),
+// so no fingerprint copied from another object's Secret reads as changed,
+// let alone as the same; a token likewise.
+func TestFingerprintsArePerObject(t *testing.T) {
+	f := staticFingerprinter([]byte("per-object-test-key-32-bytes-xyz"))
+	ctx := context.Background()
+	creds := providers.Credentials{"password": []byte("SENTINEL-PASSWORD")}
+	one, err := f.credentials(ctx, "uid-one", creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, _ := f.credentials(ctx, "uid-two", creds)
+	again, _ := f.credentials(ctx, "uid-one", creds)
+	if one == two {
+		t.Fatal("one password on two objects gave one fingerprint")
+	}
+	if one != again {
+		t.Fatal("one object's fingerprint is not stable")
+	}
+	if same, known := policy.SameFingerprint(one, two); known || same {
+		t.Fatalf("fingerprints of two objects compared as known (same %v)", same)
+	}
+	t1, _ := f.token(ctx, "uid-one", []byte("SENTINEL-TOKEN"))
+	t2, _ := f.token(ctx, "uid-two", []byte("SENTINEL-TOKEN"))
+	if same, known := policy.SameFingerprint(t1, t2); known || same {
+		t.Fatalf("token fingerprints of two objects compared as known (same %v)", same)
+	}
+	// A token fingerprint is not a credentials fingerprint of the same bytes.
+	if c, _ := f.credentials(ctx, "uid-one", providers.Credentials{"token": []byte("SENTINEL-TOKEN")}); c == t1 {
+		t.Fatal("a token and credentials share a fingerprint")
 	}
 }

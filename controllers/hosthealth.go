@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tokensync/tokensync/providers"
@@ -40,7 +42,7 @@ type HostHealth struct {
 // minute of an outage, so that a short outage or a flaky host is found
 // back within 5 s, for at most 12 logins a minute, then doubling to
 // 5 minutes, so that a long one costs few.
-var DefaultHostHealth = HostHealth{Window: time.Minute, ProbeBase: backoffBase, ProbeCap: backoffCap}
+var DefaultHostHealth = HostHealth{Window: time.Minute, ProbeBase: policy.BackoffBase, ProbeCap: policy.BackoffCap}
 
 func (s HostHealth) withDefaults() HostHealth {
 	if s.Window <= 0 {
@@ -184,7 +186,7 @@ func (h *hostHealth) ended(now time.Time, l endedLogin, jitter float64) (wentDow
 		} else if l.retryAfter > 0 {
 			// A login that ran when the host went down: its Retry-After
 			// holds for the host (kept from probedAt, as a probe's is).
-			h.retryAfter = max(h.retryAfter, min(l.retryAfter, maxRetryAfter)+now.Sub(h.probedAt))
+			h.retryAfter = max(h.retryAfter, min(l.retryAfter, policy.MaxRetryAfter)+now.Sub(h.probedAt))
 		}
 		return false, false
 	}
@@ -224,7 +226,7 @@ func (h *hostHealth) stepAt() time.Time {
 	if h.failedSteps == 0 {
 		return h.stepFrom.Add(s.ProbeBase)
 	}
-	return h.stepFrom.Add(doubling(s.ProbeBase, s.ProbeCap, h.failedSteps+1, h.jitter, 0))
+	return h.stepFrom.Add(policy.Doubling(s.ProbeBase, s.ProbeCap, h.failedSteps+1, h.jitter, 0))
 }
 
 // probeAt is when a down host's next probe goes: the backoff's next step
@@ -244,10 +246,10 @@ func (h *hostHealth) probeAt(soonest time.Time) time.Time {
 	}
 	if at.Before(step) || h.probedAt.After(h.stepFrom) {
 		// Brought forward, or the step after one brought forward.
-		at = latest(at, h.probedAt.Add(s.ProbeBase))
+		at = policy.Latest(at, h.probedAt.Add(s.ProbeBase))
 	}
 	if h.retryAfter > 0 {
-		at = latest(at, h.probedAt.Add(min(h.retryAfter, maxRetryAfter)))
+		at = policy.Latest(at, h.probedAt.Add(min(h.retryAfter, policy.MaxRetryAfter)))
 	}
 	return at
 }
@@ -257,12 +259,4 @@ func (h *hostHealth) probeAt(soonest time.Time) time.Time {
 func (h *hostHealth) idle(now time.Time) bool {
 	s := h.settings.withDefaults()
 	return !h.down && !h.lastFailure.within(now, s.Window) && !h.lastUnavailable.within(now, s.Window)
-}
-
-// latest is the later of two times.
-func latest(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

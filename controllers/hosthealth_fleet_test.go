@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -254,10 +256,10 @@ func (f *fleet) runUntil(end time.Time, each func()) {
 }
 
 // held is what key's target Secret holds (ok false: no token).
-func (f *fleet) held(key types.NamespacedName) (heldToken, bool) {
+func (f *fleet) held(key types.NamespacedName) (policy.HeldToken, bool) {
 	s := &corev1.Secret{}
 	if err := f.cl.Get(context.Background(), key, s); err != nil {
-		return heldToken{}, false
+		return policy.HeldToken{}, false
 	}
 	return heldTokenIn(s, "")
 }
@@ -479,7 +481,7 @@ func TestFailingTenantDelaysOthersByOneProbe(t *testing.T) {
 			if !f.clock.Now().Before(h.ExpiresAt) {
 				t.Fatalf("at +%s %s holds an expired token", f.clock.Since(t0), key)
 			}
-			at := refreshAt(h.ObtainedAt, h.ExpiresAt, nil, jitterFor("uid-"+key.String()+"/"+formatTime(h.ExpiresAt)))
+			at := policy.RefreshAt(h.ObtainedAt, h.ExpiresAt, nil, policy.JitterFor("uid-"+key.String()+"/"+policy.FormatTime(h.ExpiresAt)))
 			if prev, ok := due[key]; ok && !prev.Equal(at) {
 				// A new token: the refresh of the one before, due at prev.
 				refreshes++

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
@@ -487,7 +489,7 @@ func TestOneHostDownOthersNotDelayed(t *testing.T) {
 	}
 	downFake.FailEvery(providertest.Partner, 1, providertest.Failure{Status: http.StatusServiceUnavailable})
 
-	held := map[string]heldToken{}
+	held := map[string]policy.HeldToken{}
 	refreshes := 0
 	var worst time.Duration
 	deadline := time.Now().Add(30 * time.Second)
@@ -503,7 +505,7 @@ func TestOneHostDownOthersNotDelayed(t *testing.T) {
 				t.Fatalf("at %s %s holds no valid token (expires %s)", now.Format(time.RFC3339Nano), name, h.ExpiresAt)
 			}
 			if prev, seen := held[name]; seen && !prev.ExpiresAt.Equal(h.ExpiresAt) {
-				due := refreshAt(prev.ObtainedAt, prev.ExpiresAt, nil, jitterFor(uid+"/"+formatTime(prev.ExpiresAt)))
+				due := policy.RefreshAt(prev.ObtainedAt, prev.ExpiresAt, nil, policy.JitterFor(uid+"/"+policy.FormatTime(prev.ExpiresAt)))
 				refreshes++
 				worst = max(worst, h.ObtainedAt.Sub(due))
 			}

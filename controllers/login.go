@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
@@ -39,7 +39,7 @@ type loginAttempt struct {
 	keys        providers.CredentialUser
 	// issued carries the provider's name, endpoint and settings digest;
 	// credentials version and fingerprint when already known.
-	is issued
+	is policy.Issued
 	// creds, when the reconcile has read them already.
 	creds           providers.Credentials
 	force           string
@@ -48,7 +48,7 @@ type loginAttempt struct {
 
 // login checks what can be checked without a request and hands the login
 // to the gate.
-func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
+func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d policy.Decision) (ctrl.Result, error) {
 	if o.settingsErr != nil {
 		return r.failed(ctx, o, settingsFailure(o.settingsErr))
 	}
@@ -62,7 +62,7 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d decis
 		// The last write was refused: ask the API server (dry run) whether
 		// it would take one now before spending a login on it.
 		probe := &providers.Token{Value: "dry-run", ObtainedAt: o.Now, ExpiresAt: o.Now.Add(time.Hour)}
-		if _, err := r.writeSecretOf(ctx, o.owner, o.targetKey, o.target, func(s *corev1.Secret) { applyToken(s, issued{Token: probe}) }, true); err != nil {
+		if _, err := r.writeSecretOf(ctx, o.owner, o.targetKey, o.target, func(s *corev1.Secret) { applyToken(s, policy.Issued{Token: probe}) }, true); err != nil {
 			return r.failed(ctx, o, writeFailure(o.targetKey.Name, err))
 		}
 	}
@@ -73,26 +73,21 @@ func (r *TokenRequestReconciler) login(ctx context.Context, o *snapshot, d decis
 	a := &loginAttempt{
 		key: o.key, uid: o.owner.obj.GetUID(), credentials: o.credentialsRef, kind: o.kind,
 		provider: o.provider, keys: o.keys(),
-		is:    issued{Provider: o.Provider, Endpoint: o.Endpoint, SettingsDigest: o.SettingsDigest},
+		is:    policy.Issued{Provider: o.Provider, Endpoint: o.Endpoint, SettingsDigest: o.SettingsDigest},
 		creds: o.creds, force: o.Force, reason: d.Reason, message: d.Message,
 	}
 	if o.creds != nil {
 		a.is.CredentialsVersion, a.is.CredentialsFingerprint = o.Credentials.Version, o.Credentials.Fingerprint
 	}
-	r.gate.submit(&loginJob{who: a.key, kind: o.kind, endpoint: o.Endpoint, issuer: o.issuer(), mustStartBy: mustStartBy,
+	r.gate.submit(&loginJob{who: a.key, kind: o.kind, endpoint: o.Endpoint, issuer: o.Issuer(), mustStartBy: mustStartBy,
 		nextProbe: d.NextProbe, run: func(ctx context.Context) loginEnd { return r.runLogin(ctx, a) }})
 	if in, ok := r.gate.inFlight(o.key); ok && in.waitsOnHost {
 		// Its host is down: the login waits on it, and the status says so.
 		o.Host = r.gate.host(o.Endpoint, r.now())
-		return r.waitOnHost(ctx, o, d.Message+"; "+o.Host.waitMessage(), time.Time{})
+		return r.waitOnHost(ctx, o, d.Message+"; "+o.Host.WaitMessage(), time.Time{})
 	}
 	logf.FromContext(ctx).V(1).Info("Login handed over; its end reconciles again")
 	return ctrl.Result{}, nil
-}
-
-// issuer identifies what a login is made with.
-func (o *observation) issuer() string {
-	return o.Provider + "\x00" + o.Endpoint + "\x00" + o.SettingsDigest
 }
 
 // checkEndpoint asks the operator's endpoint policy about the URL a login
@@ -111,10 +106,10 @@ func (r *TokenRequestReconciler) checkEndpoint(o *snapshot) error {
 	return r.EndpointPolicy.Check(o.Provider, loginURL)
 }
 
-func credentialsNotAllowed(name string) failure {
-	return failure{
-		reason: tokensyncv1alpha1.ReasonCredentialsNotAllowed,
-		message: fmt.Sprintf("credentials Secret %q is not labelled %s: \"true\", so it may not be used as credentials (nothing was read or sent); "+
+func credentialsNotAllowed(name string) policy.Failure {
+	return policy.Failure{
+		Reason: tokensyncv1alpha1.ReasonCredentialsNotAllowed,
+		Message: fmt.Sprintf("credentials Secret %q is not labelled %s: \"true\", so it may not be used as credentials (nothing was read or sent); "+
 			"whoever may write the Secret labels it: kubectl label secret %s %s=true",
 			name, tokensyncv1alpha1.LabelCredentials, name, tokensyncv1alpha1.LabelCredentials),
 	}
@@ -127,7 +122,7 @@ func credentialsNotAllowed(name string) failure {
 // stopping leaves nothing: the next leader decides afresh.
 func (r *TokenRequestReconciler) runLogin(ctx context.Context, a *loginAttempt) (end loginEnd) {
 	var (
-		pending *pendingToken
+		pending *policy.PendingToken
 		failed  *failedLogin
 		err     error
 	)
@@ -135,8 +130,8 @@ func (r *TokenRequestReconciler) runLogin(ctx context.Context, a *loginAttempt) 
 		if p := recover(); p != nil {
 			// A provider must never take the operator down with it.
 			logf.FromContext(ctx).Error(fmt.Errorf("%v", p), "A login panicked", "tokenRequest", a.key, "provider", a.is.Provider)
-			failed = a.failure(failure{reason: tokensyncv1alpha1.ReasonInvalidResponse,
-				message: "login failed: the provider's answer could not be handled"}, nil)
+			failed = a.failure(policy.Failure{Reason: tokensyncv1alpha1.ReasonInvalidResponse,
+				Message: "login failed: the provider's answer could not be handled"}, nil)
 			end = loginEnd{outcome: hostUnclear}
 		}
 		if ctx.Err() != nil && failed == nil && pending == nil {
@@ -164,9 +159,9 @@ func (r *TokenRequestReconciler) runLogin(ctx context.Context, a *loginAttempt) 
 
 // logIn reads the credentials and logs in; end says what the login's end
 // tells of the endpoint host (nothing, unless the provider was asked).
-func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (_ *pendingToken, _ *failedLogin, end loginEnd, _ error) {
+func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (_ *policy.PendingToken, _ *failedLogin, end loginEnd, _ error) {
 	creds, is := a.creds, a.is
-	credsState := &credentialsState{Found: true, Allowed: true, Version: is.CredentialsVersion, Fingerprint: is.CredentialsFingerprint}
+	credsState := &policy.CredentialsState{Found: true, Allowed: true, Version: is.CredentialsVersion, Fingerprint: is.CredentialsFingerprint}
 	if creds == nil {
 		var (
 			version string
@@ -176,17 +171,17 @@ func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (_ 
 		creds, version, allowed, err = r.readCredentials(ctx, a.credentials)
 		switch {
 		case apierrors.IsNotFound(err):
-			return nil, a.failure(failure{
-				reason: tokensyncv1alpha1.ReasonCredentialsNotFound,
-				message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
+			return nil, a.failure(policy.Failure{
+				Reason: tokensyncv1alpha1.ReasonCredentialsNotFound,
+				Message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with keys %s",
 					a.credentials.Name, a.credentials.Namespace, a.keys.CredentialKeyNames()),
-			}, &credentialsState{}), end, nil
+			}, &policy.CredentialsState{}), end, nil
 		case err != nil:
 			return nil, nil, end, err
 		case !allowed:
-			return nil, a.failure(credentialsNotAllowed(a.credentials.Name), &credentialsState{Found: true, Version: version}), end, nil
+			return nil, a.failure(credentialsNotAllowed(a.credentials.Name), &policy.CredentialsState{Found: true, Version: version}), end, nil
 		}
-		fp, err := r.fingerprints.credentials(ctx, a.keys.UsedCredentials(creds))
+		fp, err := r.fingerprints.credentials(ctx, a.uid, a.keys.UsedCredentials(creds))
 		if err != nil {
 			return nil, nil, end, err
 		}
@@ -201,36 +196,40 @@ func (r *TokenRequestReconciler) logIn(ctx context.Context, a *loginAttempt) (_ 
 	start := r.now()
 	tok, err := a.provider.Login(ctx, is.Endpoint, creds)
 	loginDuration.WithLabelValues(is.Provider).Observe(r.now().Sub(start).Seconds())
-	end = loginEnd{credentials: is.CredentialsFingerprint, outcome: hostOutcomeOf(err), retryAfter: providers.RetryAfterOf(err)}
+	account, aerr := r.fingerprints.account(ctx, a.keys.UsedCredentials(creds))
+	if aerr != nil {
+		return nil, nil, end, aerr
+	}
+	end = loginEnd{credentials: account, outcome: hostOutcomeOf(err), retryAfter: providers.RetryAfterOf(err)}
 	if err != nil {
 		f := providerFailureFor(a.credentials.Name, err)
 		if ctx.Err() == nil {
-			loginsTotal.WithLabelValues(is.Provider, f.reason).Inc()
+			loginsTotal.WithLabelValues(is.Provider, f.Reason).Inc()
 			loginFailures.inc(is.Provider, is.Endpoint)
 			logFailureDetail(ctx, a, f, err)
 		}
 		return nil, a.failure(f, credsState), end, nil
 	}
 	loginsTotal.WithLabelValues(is.Provider, "success").Inc()
-	tokenFP, err := r.fingerprints.token(ctx, []byte(tok.Value))
+	tokenFP, err := r.fingerprints.token(ctx, a.uid, []byte(tok.Value))
 	if err != nil {
 		return nil, nil, end, err
 	}
 	is.Token, is.TokenFingerprint = tok, tokenFP
 	// Kept until written or expired: a refused write must not spend the login.
-	return &pendingToken{issued: is, force: a.force, reason: a.reason, message: a.message}, nil, end, nil
+	return &policy.PendingToken{Issued: is, Force: a.force, Reason: a.reason, Message: a.message}, nil, end, nil
 }
 
 // failure is f as made by this attempt, with its credentials and force value.
-func (a *loginAttempt) failure(f failure, creds *credentialsState) *failedLogin {
+func (a *loginAttempt) failure(f policy.Failure, creds *policy.CredentialsState) *failedLogin {
 	force := a.force
-	f.force = &force
-	f.credentials = creds
-	return &failedLogin{failure: f, provider: a.is.Provider, endpoint: a.is.Endpoint, settingsDigest: a.is.SettingsDigest}
+	f.Force = &force
+	f.Credentials = creds
+	return &failedLogin{Failure: f, provider: a.is.Provider, endpoint: a.is.Endpoint, settingsDigest: a.is.SettingsDigest}
 }
 
 // providerFailureFor maps a provider error to a failure.
-func providerFailureFor(credentialsSecret string, err error) failure {
+func providerFailureFor(credentialsSecret string, err error) policy.Failure {
 	kind := providers.KindOf(err)
 	msg := err.Error()
 	var pe *providers.Error
@@ -241,93 +240,17 @@ func providerFailureFor(credentialsSecret string, err error) failure {
 	if kind == providers.InvalidCredentials {
 		msg = fmt.Sprintf("credentials Secret %q: %s", credentialsSecret, msg)
 	}
-	return failure{reason: string(kind), message: msg, retryAfter: providers.RetryAfterOf(err)}
+	return policy.Failure{Reason: string(kind), Message: msg, RetryAfter: providers.RetryAfterOf(err)}
 }
 
 // logFailureDetail logs what a failed login's status leaves out on
 // purpose (providers.Error.Detail: whether a connection was refused, reset
 // or timed out, which the TokenRequest's author must not tell apart), for
 // whoever runs the operator. Only the log gets it.
-func logFailureDetail(ctx context.Context, a *loginAttempt, f failure, err error) {
+func logFailureDetail(ctx context.Context, a *loginAttempt, f policy.Failure, err error) {
 	var pe *providers.Error
 	if errors.As(err, &pe) && pe.Detail != "" {
 		logf.FromContext(ctx).Info("Login failed", "tokenRequest", a.key, "provider", a.is.Provider,
-			"reason", f.reason, "detail", pe.Detail)
+			"reason", f.Reason, "detail", pe.Detail)
 	}
-}
-
-// writeObtained writes a token that needs no login: the pending one, or
-// the previous Secret's after a secretName change.
-func (r *TokenRequestReconciler) writeObtained(ctx context.Context, o *snapshot, d decision) (ctrl.Result, error) {
-	tr := o.tr
-	key := client.ObjectKeyFromObject(tr)
-	var (
-		mutate               func(*corev1.Secret)
-		obtainedAt, expireAt time.Time
-		attempt              *tokensyncv1alpha1.LoginAttempt
-		force                string
-	)
-	if d.FromPrevious {
-		prev := o.previous
-		mutate = func(s *corev1.Secret) { copyToken(s, prev) }
-		obtainedAt, expireAt = o.Previous.ObtainedAt, o.Previous.ExpiresAt
-	} else {
-		is := o.Pending.issued
-		force = o.Pending.force
-		mutate = func(s *corev1.Secret) { applyToken(s, is) }
-		obtainedAt, expireAt = is.Token.ObtainedAt, is.Token.ExpiresAt
-		attempt = &tokensyncv1alpha1.LoginAttempt{
-			Time: metav1.NewTime(obtainedAt.UTC().Truncate(time.Second)), Provider: is.Provider, Endpoint: is.Endpoint,
-			CredentialsVersion: is.CredentialsVersion, CredentialsFingerprint: is.CredentialsFingerprint,
-			SettingsDigest: is.SettingsDigest, Result: tokensyncv1alpha1.ReasonSucceeded,
-		}
-	}
-	rv, err := r.writeSecret(ctx, o, o.target, mutate, false)
-	if err != nil {
-		var te *templateError
-		if errors.As(err, &te) {
-			// The token obtained stays pending: once the template is fixed it
-			// is written without a new login.
-			f := templateFailure(te.Error())
-			if dropped := r.holdRefused(o); dropped != "" {
-				f.message += "; " + dropped
-			}
-			return r.failed(ctx, o, f)
-		}
-		if errors.Is(err, errSecretConflict) {
-			return r.failed(ctx, o, failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("TokenRequest", o.SecretName)})
-		}
-		if d.FromPrevious {
-			return ctrl.Result{}, fmt.Errorf("write Secret %q: %w", o.SecretName, err)
-		}
-		return r.writeRefused(ctx, o, err)
-	}
-	r.memory.with(key, tr.UID, func(e *remembered) {
-		r.memory.setPending(key, e, nil)
-		e.secretName, e.secretRV = o.SecretName, rv
-	})
-	if err := r.deletePreviousSecret(ctx, o); err != nil {
-		return ctrl.Result{}, err
-	}
-	next := refreshAt(obtainedAt, expireAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(expireAt)))
-	tokenFP := ""
-	if d.FromPrevious {
-		tokenFP = o.previous.Annotations[annotationTokenFingerprint]
-	} else {
-		tokenFP = o.Pending.issued.TokenFingerprint
-	}
-	restarts, wakeAt := r.rolloutRestarts(ctx, o, tokenFP, !d.FromPrevious)
-	if err := r.setHealthy(ctx, o, healthyToken{obtainedAt: obtainedAt, expiresAt: expireAt, next: next, attempt: attempt, force: force, restarts: restarts}); err != nil {
-		// The token is stored; the next reconcile finds it and writes the status.
-		return ctrl.Result{}, err
-	}
-	if d.FromPrevious {
-		r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "TokenMoved", "Refresh",
-			"Moved the valid token from Secret %s to Secret %s without a login; it expires at %s", tr.Status.SecretName, o.SecretName, formatTime(expireAt))
-	} else {
-		r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "TokenRefreshed", "Refresh",
-			"Logged in because %s; wrote a new token to Secret %s; it expires at %s, next refresh at %s", d.Message, o.SecretName, formatTime(expireAt), formatTime(next))
-	}
-	logf.FromContext(ctx).Info("Token written", "secret", o.SecretName, "reason", d.Reason, "expiresAt", expireAt, "nextRefresh", next)
-	return ctrl.Result{RequeueAfter: requeueAfter(r.now(), earliest(next, wakeAt))}, nil
 }

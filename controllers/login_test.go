@@ -19,17 +19,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	"github.com/go-logr/logr/funcr"
-	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
-	"github.com/tokensync/tokensync/internal/endpointpolicy"
-	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/builtin"
-	"github.com/tokensync/tokensync/providers/providertest"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/internal/endpointpolicy"
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
+	"github.com/tokensync/tokensync/providers/providertest"
 )
 
 // TestOutageEndingBeforeExpiry: a provider outage (HTTP 503) that ends 4 s
@@ -241,12 +244,12 @@ type faultRun struct {
 // minBackoff is the shortest delay backoffFor can give after the attempts-th
 // failure (full jitter), for ProviderUnavailable and InvalidResponse.
 func minBackoff(attempts int) time.Duration {
-	d := backoffBase
-	for i := 1; i < attempts && d < backoffCap; i++ {
+	d := policy.BackoffBase
+	for i := 1; i < attempts && d < policy.BackoffCap; i++ {
 		d *= 2
 	}
-	d = min(d, backoffCap)
-	return d - time.Duration(float64(d)*backoffJitter)
+	d = min(d, policy.BackoffCap)
+	return d - time.Duration(float64(d)*policy.BackoffJitter)
 }
 
 // TestProviderFaults drives one TokenRequest per provider fault through a
@@ -270,7 +273,7 @@ func TestProviderFaults(t *testing.T) {
 			inject: fakeFailure(providertest.Failure{Status: http.StatusServiceUnavailable, RetryAfter: "20"}), reason: tokensyncv1alpha1.ReasonProviderUnavailable},
 		{name: "http-429-retry-after-20", provider: providertest.AML, failures: 1, retryAfter: 20 * time.Second,
 			inject: fakeFailure(providertest.Failure{Status: http.StatusTooManyRequests, RetryAfter: "20"}), reason: tokensyncv1alpha1.ReasonProviderUnavailable},
-		{name: "http-429-retry-after-beyond-cap", provider: providertest.Partner, failures: 1, retryAfter: maxRetryAfter, capped: true,
+		{name: "http-429-retry-after-beyond-cap", provider: providertest.Partner, failures: 1, retryAfter: policy.MaxRetryAfter, capped: true,
 			inject: fakeFailure(providertest.Failure{Status: http.StatusTooManyRequests, RetryAfter: "86400"}), reason: tokensyncv1alpha1.ReasonProviderUnavailable},
 		{name: "hang-beyond-timeout", provider: providertest.Partner, failures: 2,
 			inject: shimFailure(shimHang), reason: tokensyncv1alpha1.ReasonProviderUnavailable},
@@ -395,8 +398,8 @@ func TestProviderFaults(t *testing.T) {
 			if run.capped {
 				// Retry-After of a day: honoured up to an hour, not a day.
 				next := run.failure.Status.NextRefreshTime.Time
-				if d := next.Sub(times[0].Truncate(time.Second)); d < maxRetryAfter || d > maxRetryAfter+30*time.Second {
-					t.Errorf("retry scheduled %s after the failing request, want the %s cap", d, maxRetryAfter)
+				if d := next.Sub(times[0].Truncate(time.Second)); d < policy.MaxRetryAfter || d > policy.MaxRetryAfter+30*time.Second {
+					t.Errorf("retry scheduled %s after the failing request, want the %s cap", d, policy.MaxRetryAfter)
 				}
 				return
 			}
@@ -1151,15 +1154,16 @@ func TestLoginFailureDetailOnlyInLog(t *testing.T) {
 		key:      types.NamespacedName{Namespace: "team-a", Name: "api"},
 		provider: refusingProvider{err: pe},
 		creds:    providers.Credentials{},
-		is:       issued{Provider: "test", Endpoint: "https://h.example"},
+		keys:     providers.Registration{},
+		is:       policy.Issued{Provider: "test", Endpoint: "https://h.example"},
 	}
-	r := &TokenRequestReconciler{}
+	r := &TokenRequestReconciler{fingerprints: staticFingerprinter([]byte("detail-test-fingerprint-key-32-b"))}
 	_, failed, end, err := r.logIn(ctx, a)
 	if err != nil || failed == nil {
 		t.Fatalf("logIn = %v, %v; want a failed login", failed, err)
 	}
-	if failed.message != pe.Message || strings.Contains(failed.message, pe.Detail) {
-		t.Errorf("failure message %q, want %q without the detail", failed.message, pe.Message)
+	if failed.Message != pe.Message || strings.Contains(failed.Message, pe.Detail) {
+		t.Errorf("failure message %q, want %q without the detail", failed.Message, pe.Message)
 	}
 	if end.outcome != hostUnclear {
 		t.Errorf("the login's end says %d of the host, want unclear (not Unavailable, no status)", end.outcome)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
@@ -110,7 +112,8 @@ type loginJob struct {
 
 // loginEnd is what the end of a login tells the gate of its host.
 type loginEnd struct {
-	// credentials is the credentials' fingerprint ("": not known).
+	// credentials identifies the account logged in with, across objects
+	// (fingerprinter.account: in memory only; "": not known).
 	credentials string
 	outcome     hostOutcome
 	retryAfter  time.Duration
@@ -236,24 +239,12 @@ func (g *loginGate) inFlight(who types.NamespacedName) (inFlightLogin, bool) {
 	return inFlightLogin{issuer: j.issuer, running: j.state == jobRunning, waitsOnHost: waits, nextProbe: waits && j.nextProbe}, true
 }
 
-// hostView is what the gate says of an endpoint host.
-type hostView struct {
-	// Name is the host as the gate counts it (endpointHost).
-	Name string
-	Down bool
-	// NextProbe: while down, when the next probe goes (now when one is
-	// under way, or when it waits for a login to probe with).
-	NextProbe time.Time
-	// Probing: a probe is under way.
-	Probing bool
-}
-
 // host says what the gate knows of endpoint's host at now.
-func (g *loginGate) host(endpoint string, now time.Time) hostView {
+func (g *loginGate) host(endpoint string, now time.Time) policy.HostView {
 	name := endpointHost(endpoint)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	v := hostView{Name: name}
+	v := policy.HostView{Name: name}
 	h := g.hosts[name]
 	if h == nil || !h.health.down {
 		return v
@@ -265,7 +256,7 @@ func (g *loginGate) host(endpoint string, now time.Time) hostView {
 	case h.probeTimer != nil:
 		v.NextProbe = h.probeAt
 	default:
-		v.NextProbe = latest(now, h.health.probeAt(time.Time{}))
+		v.NextProbe = policy.Latest(now, h.health.probeAt(time.Time{}))
 	}
 	return v
 }

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
+	"github.com/tokensync/tokensync/controllers/policy"
 
-	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // memory is what the operator knows that its caches may not show yet, per
@@ -63,17 +63,15 @@ type remembered struct {
 	uid types.UID
 	// touched is when the entry was last written; see sweep.
 	touched time.Time
-	// secretName and secretRV: the target Secret as tokensync last wrote it
-	// (secretNamespace: for a ClusterTokenRequest, the namespace of the
-	// last of its Secrets written).
+	// secretNamespace, secretName and secretRV: the Secret holding the
+	// token as tokensync last wrote it.
 	secretNamespace, secretName, secretRV string
 	// statusRV: the TokenRequest as tokensync last wrote its status.
 	statusRV string
-	// unwrittenStatus: a status whose write failed.
-	unwrittenStatus *tokensyncv1alpha1.TokenRequestStatus
-	// unwrittenClusterStatus: the same, of a ClusterTokenRequest.
-	unwrittenClusterStatus *tokensyncv1alpha1.ClusterTokenRequestStatus
-	pending                *pendingToken
+	// unwrittenStatus: a status whose write failed (the kind's status
+	// type: *TokenRequestStatus, *ClusterTokenRequestStatus).
+	unwrittenStatus any
+	pending         *policy.PendingToken
 	// loginFailed: a login that failed, not yet recorded in the status.
 	loginFailed *failedLogin
 	// loginErr: a login could not be made for a reason of tokensync's own
@@ -82,33 +80,11 @@ type remembered struct {
 	loginErr error
 }
 
-// pendingToken is a token obtained, not yet written.
-type pendingToken struct {
-	issued issued
-	// force is the force-refresh value the login honoured; reason and
-	// message say why it was made.
-	force, reason, message string
-	failures               int32
-	retryAt                time.Time
-	// heldBytes is what the token counts against HeldTokenLimits since its
-	// write was refused; zero while it is only on its way to its Secret.
-	heldBytes int64
-}
-
-// size is the bytes a held token takes: its value and extra values.
-func (p *pendingToken) size() int64 {
-	n := int64(len(p.issued.Token.Value))
-	for k, v := range p.issued.Token.Extra {
-		n += int64(len(k) + len(v))
-	}
-	return n
-}
-
 // failedLogin is a failure of a login made off the workers, with what the
 // login was made for: it is recorded only if the TokenRequest still asks
 // for that issuer.
 type failedLogin struct {
-	failure
+	policy.Failure
 	provider, endpoint, settingsDigest string
 }
 
@@ -146,14 +122,14 @@ func (m *memory) get(key types.NamespacedName, uid types.UID) *remembered {
 
 // setPending replaces the entry's pending token, releasing what the one it
 // replaces held. Called with m.mu held.
-func (m *memory) setPending(key types.NamespacedName, e *remembered, p *pendingToken) {
-	if old := e.pending; old != nil && old != p && old.heldBytes > 0 {
-		m.held[key.Namespace] -= old.heldBytes
+func (m *memory) setPending(key types.NamespacedName, e *remembered, p *policy.PendingToken) {
+	if old := e.pending; old != nil && old != p && old.HeldBytes > 0 {
+		m.held[key.Namespace] -= old.HeldBytes
 		if m.held[key.Namespace] <= 0 {
 			delete(m.held, key.Namespace)
 		}
-		m.heldTotal -= old.heldBytes
-		old.heldBytes = 0
+		m.heldTotal -= old.HeldBytes
+		old.HeldBytes = 0
 	}
 	e.pending = p
 }
@@ -164,10 +140,10 @@ func (m *memory) setPending(key types.NamespacedName, e *remembered, p *pendingT
 // m.mu held.
 func (m *memory) holdRefused(key types.NamespacedName, e *remembered) (dropped string) {
 	p := e.pending
-	if p == nil || p.heldBytes > 0 {
+	if p == nil || p.HeldBytes > 0 {
 		return ""
 	}
-	n := p.size()
+	n := p.Size()
 	switch {
 	case m.held[key.Namespace]+n > m.heldLimits.PerNamespace:
 		m.setPending(key, e, nil)
@@ -176,7 +152,7 @@ func (m *memory) holdRefused(key types.NamespacedName, e *remembered) (dropped s
 		m.setPending(key, e, nil)
 		return fmt.Sprintf("the token obtained (%d bytes) was not kept for a later write: the tokens kept for refused writes in all namespaces would pass %d bytes (--max-held-token-bytes); the next login waits for the write to be allowed", n, m.heldLimits.Total)
 	}
-	p.heldBytes = n
+	p.HeldBytes = n
 	m.held[key.Namespace] += n
 	m.heldTotal += n
 	return ""
@@ -223,10 +199,10 @@ func (m *memory) sweep(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for key, e := range m.requests {
-		if e.pending != nil && e.pending.issued.Token != nil && !now.Before(e.pending.issued.Token.ExpiresAt) {
+		if e.pending != nil && e.pending.Issued.Token != nil && !now.Before(e.pending.Issued.Token.ExpiresAt) {
 			m.setPending(key, e, nil) // no use any more, and a token held for nothing
 		}
-		if e.pending == nil && e.unwrittenStatus == nil && e.unwrittenClusterStatus == nil && e.loginFailed == nil && e.loginErr == nil && now.Sub(e.touched) > settleAfter {
+		if e.pending == nil && e.unwrittenStatus == nil && e.loginFailed == nil && e.loginErr == nil && now.Sub(e.touched) > settleAfter {
 			delete(m.requests, key)
 		}
 	}

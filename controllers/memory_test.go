@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	"k8s.io/apimachinery/pkg/types"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
@@ -47,7 +49,7 @@ func TestMemorySweep(t *testing.T) {
 	k1, k2, k3 := types.NamespacedName{Namespace: "ns", Name: "a"}, types.NamespacedName{Namespace: "ns", Name: "b"}, types.NamespacedName{Namespace: "ns", Name: "c"}
 	m.with(k1, "1", func(e *remembered) { e.secretRV = "5" })
 	m.with(k2, "2", func(e *remembered) {
-		e.pending = &pendingToken{issued: issued{Token: &providers.Token{ExpiresAt: now.Add(time.Hour)}}}
+		e.pending = &policy.PendingToken{Issued: policy.Issued{Token: &providers.Token{ExpiresAt: now.Add(time.Hour)}}}
 	})
 	m.with(k3, "3", func(e *remembered) { e.unwrittenStatus = &tokensyncv1alpha1.TokenRequestStatus{} })
 	m.setCredentialsFingerprint(credentialsKey{NamespacedName: k1}, "7", "k:f")
@@ -73,8 +75,8 @@ func TestMemorySweep(t *testing.T) {
 // expired, forgotten, or its TokenRequest re-created) gives its bytes back.
 func TestHeldTokenLimits(t *testing.T) {
 	m := newMemory(HeldTokenLimits{PerNamespace: 100, Total: 150})
-	token := func(n int) *pendingToken {
-		return &pendingToken{issued: issued{Token: &providers.Token{Value: strings.Repeat("t", n), ExpiresAt: time.Now().Add(time.Hour),
+	token := func(n int) *policy.PendingToken {
+		return &policy.PendingToken{Issued: policy.Issued{Token: &providers.Token{Value: strings.Repeat("t", n), ExpiresAt: time.Now().Add(time.Hour),
 			Extra: map[string]string{"u": "12"}}}}
 	}
 	hold := func(ns, name string, uid types.UID, size int) string {
@@ -123,7 +125,7 @@ func TestHeldTokenLimits(t *testing.T) {
 	hold("a", "x", "5", 10)
 	hold("a", "y", "6", 10)
 	kx := types.NamespacedName{Namespace: "a", Name: "x"}
-	m.with(kx, "5", func(e *remembered) { e.pending.issued.Token.ExpiresAt = time.Now().Add(-time.Second) })
+	m.with(kx, "5", func(e *remembered) { e.pending.Issued.Token.ExpiresAt = time.Now().Add(-time.Second) })
 	m.sweep(time.Now())
 	m.forget(types.NamespacedName{Namespace: "a", Name: "y"})
 	if m.heldTotal != 0 || len(m.held) != 0 {

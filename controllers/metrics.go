@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -112,12 +114,11 @@ func (m *statusMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- failedNamespacesDesc
 }
 
-// plannedRefresh is the refresh planned for the token a status records
+// statusRefresh is the refresh planned for the token a status records
 // (status.lastRefreshTime and status.expiresAt, whole seconds as the
-// target Secret's bookkeeping): refreshAt with the jitter the reconciler
-// seeds it with (observation.refreshAt), and the token's refresh window.
-// ok is false when no token is held.
-func plannedRefresh(uid types.UID, spec *tokensyncv1alpha1.LoginSpec, st *tokensyncv1alpha1.TokenStatus) (at time.Time, window time.Duration, ok bool) {
+// Secret's bookkeeping): plannedRefresh, as the reconciler plans it, and
+// the token's refresh window. ok is false when no token is held.
+func statusRefresh(uid types.UID, spec *tokensyncv1alpha1.LoginSpec, st *tokensyncv1alpha1.TokenStatus) (at time.Time, window time.Duration, ok bool) {
 	if st.LastRefreshTime == nil || st.ExpiresAt == nil {
 		return time.Time{}, 0, false
 	}
@@ -127,8 +128,8 @@ func plannedRefresh(uid types.UID, spec *tokensyncv1alpha1.LoginSpec, st *tokens
 		refreshBefore = &d
 	}
 	obtainedAt, expiresAt := st.LastRefreshTime.Truncate(time.Second), st.ExpiresAt.Truncate(time.Second)
-	at = refreshAt(obtainedAt, expiresAt, refreshBefore, jitterFor(string(uid)+"/"+formatTime(expiresAt)))
-	return at, refreshWindow(obtainedAt, expiresAt, refreshBefore), true
+	at = policy.PlannedRefresh(string(uid), obtainedAt, expiresAt, refreshBefore)
+	return at, policy.RefreshWindow(obtainedAt, expiresAt, refreshBefore), true
 }
 
 // Collect reads the gauges of every TokenRequest and, in a manager that
@@ -150,7 +151,7 @@ func (m *statusMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		seen[key] = true
 		labels := []string{key.Namespace, key.Name, string(spec.Provider)}
-		if at, window, ok := plannedRefresh(uid, spec, st); ok {
+		if at, window, ok := statusRefresh(uid, spec, st); ok {
 			ch <- prometheus.MustNewConstMetric(tokenPlannedRefreshDesc, prometheus.GaugeValue, float64(at.Unix()), labels...)
 			ch <- prometheus.MustNewConstMetric(tokenRefreshWindowDesc, prometheus.GaugeValue, window.Seconds(), labels...)
 		}

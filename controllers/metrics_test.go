@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -204,8 +206,8 @@ func TestStatusGaugesForTheAlerts(t *testing.T) {
 
 	// What the reconciler plans, from the same token.
 	planned := func(uid string, refreshBefore *time.Duration) float64 {
-		o := observation{UID: uid, RefreshBefore: refreshBefore, Target: targetState{Holds: true, Held: heldToken{ObtainedAt: obtained, ExpiresAt: expires}}}
-		return float64(o.refreshAt().Unix())
+		o := policy.Observation{UID: uid, RefreshBefore: refreshBefore, Target: policy.TargetState{Holds: true, Held: policy.HeldToken{ObtainedAt: obtained, ExpiresAt: expires}}}
+		return float64(policy.PlannedRefresh(o.UID, o.Target.Held.ObtainedAt, o.Target.Held.ExpiresAt, o.RefreshBefore).Unix())
 	}
 	want := map[string]float64{
 		"tokensync_token_planned_refresh_timestamp_seconds team-a/default-window":  planned("uid-default-window", nil),

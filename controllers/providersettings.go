@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers"
 )
@@ -67,6 +69,6 @@ func (o *snapshot) keys() providers.CredentialUser {
 }
 
 // settingsFailure is the failure of a login whose settings cannot be used.
-func settingsFailure(err error) failure {
-	return failure{reason: tokensyncv1alpha1.ReasonInvalidTemplate, message: err.Error()}
+func settingsFailure(err error) policy.Failure {
+	return policy.Failure{Reason: tokensyncv1alpha1.ReasonInvalidTemplate, Message: err.Error()}
 }

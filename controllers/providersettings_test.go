@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -99,7 +101,7 @@ func TestConfigure(t *testing.T) {
 	if used := o.keys().UsedCredentials(creds); len(used) != 3 {
 		t.Errorf("used %v", used)
 	}
-	if f := settingsFailure(o.settingsErr); f.reason != tokensyncv1alpha1.ReasonInvalidTemplate || !ruleOf(f.reason).stalls || ruleOf(f.reason).class != retrySlow {
+	if f := settingsFailure(o.settingsErr); f.Reason != tokensyncv1alpha1.ReasonInvalidTemplate || !policy.RuleOf(f.Reason).Stalls || policy.RuleOf(f.Reason).Class != policy.RetrySlow {
 		t.Errorf("failure %+v", f)
 	}
 
@@ -115,17 +117,17 @@ func TestConfigure(t *testing.T) {
 func TestSettingsDigestOnTheSecret(t *testing.T) {
 	s := &corev1.Secret{}
 	tok := &providers.Token{Value: "t", ObtainedAt: time.Unix(0, 0), ExpiresAt: time.Unix(3600, 0)}
-	applyToken(s, issued{Token: tok, Provider: "http", Endpoint: "https://x", SettingsDigest: "sha256:one"})
+	applyToken(s, policy.Issued{Token: tok, Provider: "http", Endpoint: "https://x", SettingsDigest: "sha256:one"})
 	if held, ok := heldTokenIn(s, ""); !ok || held.SettingsDigest != "sha256:one" || s.Annotations[annotationSettingsDigest] != "sha256:one" {
 		t.Errorf("held %+v", held)
 	}
-	applyToken(s, issued{Token: tok, Provider: "partner", Endpoint: "https://x"})
+	applyToken(s, policy.Issued{Token: tok, Provider: "partner", Endpoint: "https://x"})
 	if _, ok := s.Annotations[annotationSettingsDigest]; ok {
 		t.Error("the previous token's digest stays")
 	}
 	// Moving a token moves its digest, and drops the destination's.
 	from := &corev1.Secret{}
-	applyToken(from, issued{Token: tok, Provider: "http", SettingsDigest: "sha256:two"})
+	applyToken(from, policy.Issued{Token: tok, Provider: "http", SettingsDigest: "sha256:two"})
 	to := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{annotationSettingsDigest: "sha256:stale"}}}
 	copyToken(to, from)
 	if to.Annotations[annotationSettingsDigest] != "sha256:two" {

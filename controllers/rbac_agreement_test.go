@@ -42,15 +42,15 @@ var rbacUses = map[string]verbUse{
 	"events.k8s.io/events/create": {"setup.go", "Setup", "mgr.GetEventRecorder: the recorder creates events.k8s.io Events"},
 	"events.k8s.io/events/patch":  {"setup.go", "Setup", "mgr.GetEventRecorder: the recorder patches an Event series"},
 
-	"tokensync.io/tokenrequests/get":          {"tokenrequest_controller.go", "observe", "r.APIReader.Get: the TokenRequest when the cache is behind its last status write"},
+	"tokensync.io/tokenrequests/get":          {"tokenrequest_controller.go", "load", "reader.Get: the TokenRequest, from the API server when the cache is behind its last status write (engine.go's observe)"},
 	"tokensync.io/tokenrequests/list":         {"setup.go", "indexTokenRequests", "the TokenRequest informer lists"},
 	"tokensync.io/tokenrequests/watch":        {"setup.go", "indexTokenRequests", "the TokenRequest informer watches"},
-	"tokensync.io/clustertokenrequests/get":   {"clustertokenrequest_controller.go", "observeCluster", "r.APIReader.Get: a fresh ClusterTokenRequest"},
+	"tokensync.io/clustertokenrequests/get":   {"clustertokenrequest_controller.go", "load", "reader.Get: a fresh ClusterTokenRequest (engine.go's observe)"},
 	"tokensync.io/clustertokenrequests/list":  {"clustertokenrequest_controller.go", "clusterTokenRequests", "r.List"},
 	"tokensync.io/clustertokenrequests/watch": {"clustertokenrequest_controller.go", "SetupWithManager", "For(&ClusterTokenRequest{}): the informer watches"},
 
-	"tokensync.io/tokenrequests/status/update":        {"statuswriter.go", "updateStatus", "r.Status().Update"},
-	"tokensync.io/clustertokenrequests/status/update": {"clustertokenrequest_controller.go", "updateClusterStatus", "r.Status().Update"},
+	"tokensync.io/tokenrequests/status/update":        {"engine.go", "writeStatusOf", "r.Status().Update"},
+	"tokensync.io/clustertokenrequests/status/update": {"engine.go", "writeStatusOf", "r.Status().Update"},
 	// OwnerReferencesPermissionEnforcement: setting a controller owner
 	// reference with blockOwnerDeletion needs update on the owner's finalizers.
 	"tokensync.io/tokenrequests/finalizers/update":        {"secretwriter.go", "own", "controllerutil.SetControllerReference on the target Secret"},

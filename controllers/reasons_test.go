@@ -17,74 +17,6 @@ import (
 	"github.com/tokensync/tokensync/providers/providertest"
 )
 
-// TestFailureRules: the reason table, one row per failure reason, as the
-// README's "Conditions and what to do" describes them; every provider error
-// kind is a reason of the table.
-func TestFailureRules(t *testing.T) {
-	const fast, slow = retryFast, retrySlow
-	tests := []struct {
-		reason                  string
-		class                   retryClass
-		stalls, stops, lockouts bool
-	}{
-		{tokensyncv1alpha1.ReasonProviderUnavailable, fast, false, false, false},
-		{tokensyncv1alpha1.ReasonInvalidResponse, fast, false, false, false},
-		{tokensyncv1alpha1.ReasonCredentialsNotFound, fast, false, false, false},
-		{tokensyncv1alpha1.ReasonSecretWriteFailed, fast, false, false, false},
-		{tokensyncv1alpha1.ResultSecretTooLarge, slow, true, true, false},
-		{tokensyncv1alpha1.ReasonAuthenticationFailed, slow, true, false, true},
-		{tokensyncv1alpha1.ReasonRequestBlocked, slow, false, false, false},
-		{tokensyncv1alpha1.ReasonInvalidCredentials, slow, true, false, false},
-		{tokensyncv1alpha1.ReasonCredentialsNotAllowed, slow, true, true, false},
-		{tokensyncv1alpha1.ReasonInvalidTemplate, slow, true, true, false},
-		{tokensyncv1alpha1.ReasonSecretConflict, fast, true, true, false},
-		{tokensyncv1alpha1.ReasonEndpointNotAllowed, fast, true, true, false},
-		{tokensyncv1alpha1.ReasonUnsupportedProvider, slow, true, true, false},
-		{tokensyncv1alpha1.ReasonInvalidNamespaceSelector, slow, true, true, false},
-	}
-	if len(tests) != len(failureRules) {
-		t.Errorf("%d rows here, %d reasons in the table: a reason was added without a row", len(tests), len(failureRules))
-	}
-	for _, tt := range tests {
-		r, ok := failureRules[tt.reason]
-		if !ok {
-			t.Errorf("%s is not in the table", tt.reason)
-			continue
-		}
-		if r.class != tt.class || r.stalls != tt.stalls || r.stopsUntilChange != tt.stops || r.countsTowardLockout != tt.lockouts {
-			t.Errorf("%s: %+v, want class %v, stalls %v, stops %v, lockout %v", tt.reason, r, tt.class, tt.stalls, tt.stops, tt.lockouts)
-		}
-	}
-	// Only a refusal that kept the credentials from being judged leaves
-	// the count of consecutive rejections as it was.
-	for reason, r := range failureRules {
-		if want := reason == tokensyncv1alpha1.ReasonRequestBlocked; r.keepsLockoutCount != want {
-			t.Errorf("%s: keepsLockoutCount %v, want %v", reason, r.keepsLockoutCount, want)
-		}
-	}
-	// Only the reasons no login request precedes are no login for the
-	// minimum login interval (InvalidCredentials and InvalidTemplate may
-	// come from the provider's answer or the token's write, so they count).
-	sendNothing := map[string]bool{tokensyncv1alpha1.ReasonCredentialsNotFound: true, tokensyncv1alpha1.ReasonCredentialsNotAllowed: true,
-		tokensyncv1alpha1.ReasonSecretConflict: true, tokensyncv1alpha1.ReasonEndpointNotAllowed: true, tokensyncv1alpha1.ReasonUnsupportedProvider: true,
-		tokensyncv1alpha1.ReasonInvalidNamespaceSelector: true}
-	for reason, r := range failureRules {
-		if r.sendsNothing != sendNothing[reason] {
-			t.Errorf("%s: sendsNothing %v, want %v", reason, r.sendsNothing, sendNothing[reason])
-		}
-	}
-	for _, kind := range []providers.ErrorKind{providers.InvalidCredentials, providers.AuthenticationFailed, providers.RequestBlocked,
-		providers.ProviderUnavailable, providers.InvalidResponse, providers.EndpointNotAllowed, providers.InvalidTemplate} {
-		if _, ok := failureRules[string(kind)]; !ok {
-			t.Errorf("provider error kind %s has no rule", kind)
-		}
-	}
-	// A reason the table does not know is retried fast and stalls nothing.
-	if r := ruleOf("SomethingNew"); r != (failureRule{}) {
-		t.Errorf("unknown reason: %+v", r)
-	}
-}
-
 // TestRequestBlockedRetriesUntilHealed drives one TokenRequest per built-in
 // provider through the reconciler, its provider against its fake, on a fake
 // clock: five answers a firewall in front of the provider gives (a 403 HTML
@@ -180,7 +112,7 @@ func TestRequestBlockedRetriesUntilHealed(t *testing.T) {
 				t.Fatal(err)
 			}
 			u.reconcile(t)
-			for i := 1; i <= maxAuthenticationTries; i++ {
+			for i := 1; i <= tokensyncv1alpha1.MaxAuthenticationFailures; i++ {
 				if i > 1 {
 					tr = untilNextAttempt(t)
 				} else {
@@ -193,7 +125,7 @@ func TestRequestBlockedRetriesUntilHealed(t *testing.T) {
 				}
 			}
 			if tr.Status.NextRefreshTime != nil {
-				t.Fatalf("after %d rejections a retry is scheduled at %s", maxAuthenticationTries, tr.Status.NextRefreshTime)
+				t.Fatalf("after %d rejections a retry is scheduled at %s", tokensyncv1alpha1.MaxAuthenticationFailures, tr.Status.NextRefreshTime)
 			}
 			attempts := fake.Attempts(served)
 			u.clock.Step(2 * time.Hour)

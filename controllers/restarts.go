@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -56,8 +58,8 @@ func planRestarts(targets []tokensyncv1alpha1.RolloutRestartTarget, prev []token
 		}
 		if last := st.LastRestartTime; last != nil && now.Before(last.Add(minInterval)) {
 			at := last.Add(minInterval)
-			st.NextRestartTime = metaTime(at)
-			st.Message = fmt.Sprintf("a new token is out; restart held back until %s (at most one restart per %s)", formatTime(at), minInterval)
+			st.NextRestartTime = policy.MetaTime(at)
+			st.Message = fmt.Sprintf("a new token is out; restart held back until %s (at most one restart per %s)", policy.FormatTime(at), minInterval)
 			if p.wakeAt.IsZero() || at.Before(p.wakeAt) {
 				p.wakeAt = at
 			}
@@ -92,8 +94,7 @@ const annotationRestartedFor = "tokensync.io/restarted-for"
 // earlier leader) is not restarted again, so a token restarts each target
 // exactly once. A target that cannot be read or patched (missing, or RBAC
 // left out) is a Warning event, never a failure of the token.
-func (r *TokenRequestReconciler) rolloutRestarts(ctx context.Context, o *snapshot, tokenFP string, newToken bool) ([]tokensyncv1alpha1.RolloutRestartStatus, time.Time) {
-	tr := o.tr
+func (r *TokenRequestReconciler) rolloutRestarts(ctx context.Context, o *snapshot, tr *tokensyncv1alpha1.TokenRequest, tokenFP string, newToken bool) ([]tokensyncv1alpha1.RolloutRestartStatus, time.Time) {
 	if len(tr.Spec.RolloutRestartTargets) == 0 {
 		return nil, time.Time{}
 	}
@@ -109,16 +110,16 @@ func (r *TokenRequestReconciler) rolloutRestarts(ctx context.Context, o *snapsho
 		done, err := r.restartTarget(ctx, tr.Namespace, t, tokenFP, now)
 		switch {
 		case err == nil && !done.IsZero():
-			st.LastRestartTime = metaTime(done)
+			st.LastRestartTime = policy.MetaTime(done)
 			st.TokenFingerprint = tokenFP
 			st.NextRestartTime = nil
-			st.Message = fmt.Sprintf("restarted at %s for the current token", formatTime(done))
+			st.Message = fmt.Sprintf("restarted at %s for the current token", policy.FormatTime(done))
 			logf.FromContext(ctx).Info("Rollout restart target already restarted for this token; not restarting it again", "kind", t.Kind, "name", t.Name, "restartedAt", done)
 		case err == nil:
-			st.LastRestartTime = metaTime(now)
+			st.LastRestartTime = policy.MetaTime(now)
 			st.TokenFingerprint = tokenFP
 			st.NextRestartTime = nil
-			st.Message = fmt.Sprintf("restarted at %s for a new token", formatTime(now))
+			st.Message = fmt.Sprintf("restarted at %s for a new token", policy.FormatTime(now))
 			rolloutRestartsTotal.WithLabelValues(tr.Namespace, t.Kind).Inc()
 			r.Recorder.Eventf(tr, nil, corev1.EventTypeNormal, "RolloutRestarted", "RolloutRestart",
 				"Restarted %s %s for the new token in Secret %s", t.Kind, t.Name, o.SecretName)
@@ -183,6 +184,6 @@ func (r *TokenRequestReconciler) restartTarget(ctx context.Context, namespace st
 		return at, nil
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`,
-		annotationRestartedFor, tokenFP, tokensyncv1alpha1.AnnotationRestartedAt, formatTime(now))
+		annotationRestartedFor, tokenFP, tokensyncv1alpha1.AnnotationRestartedAt, policy.FormatTime(now))
 	return time.Time{}, r.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
 }

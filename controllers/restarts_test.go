@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,7 +27,7 @@ func TestPlanRestarts(t *testing.T) {
 	deploy := tokensyncv1alpha1.RolloutRestartTarget{Kind: "Deployment", Name: "api"}
 	sts := tokensyncv1alpha1.RolloutRestartTarget{Kind: "StatefulSet", Name: "db"}
 	ran := func(fp string, ago time.Duration) tokensyncv1alpha1.RolloutRestartStatus {
-		return tokensyncv1alpha1.RolloutRestartStatus{Kind: "Deployment", Name: "api", TokenFingerprint: fp, LastRestartTime: metaTime(t0.Add(-ago))}
+		return tokensyncv1alpha1.RolloutRestartStatus{Kind: "Deployment", Name: "api", TokenFingerprint: fp, LastRestartTime: policy.MetaTime(t0.Add(-ago))}
 	}
 	tests := []struct {
 		name     string
@@ -162,7 +164,7 @@ func TestRolloutRestarts(t *testing.T) {
 	eventually(t, readyTimeout, func() error {
 		tr := e.tokenRequest("env-consumer")
 		if len(tr.Status.RolloutRestarts) == 0 || tr.Status.RolloutRestarts[0].LastRestartTime == nil ||
-			formatTime(tr.Status.RolloutRestarts[0].LastRestartTime.Time) != second {
+			policy.FormatTime(tr.Status.RolloutRestarts[0].LastRestartTime.Time) != second {
 			return fmt.Errorf("the restart at %s not yet recorded: %+v", second, tr.Status.RolloutRestarts)
 		}
 		return nil
@@ -248,7 +250,7 @@ func TestRolloutRestartOncePerTokenAcrossLeaders(t *testing.T) {
 		}
 		return nil
 	})
-	if tr := e.tokenRequest("env-consumer"); formatTime(tr.Status.RolloutRestarts[0].LastRestartTime.Time) != first {
+	if tr := e.tokenRequest("env-consumer"); policy.FormatTime(tr.Status.RolloutRestarts[0].LastRestartTime.Time) != first {
 		t.Fatal("the status was written: the test would not show a leader change before the record")
 	}
 	logins := e.fake.Logins(providertest.Partner)
@@ -262,7 +264,7 @@ func TestRolloutRestartOncePerTokenAcrossLeaders(t *testing.T) {
 	eventually(t, readyTimeout, func() error {
 		tr := e.tokenRequest("env-consumer")
 		if len(tr.Status.RolloutRestarts) == 0 || tr.Status.RolloutRestarts[0].LastRestartTime == nil ||
-			formatTime(tr.Status.RolloutRestarts[0].LastRestartTime.Time) != second {
+			policy.FormatTime(tr.Status.RolloutRestarts[0].LastRestartTime.Time) != second {
 			return fmt.Errorf("the new leader has not recorded the restart at %s: %+v", second, tr.Status.RolloutRestarts)
 		}
 		return nil

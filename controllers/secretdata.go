@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers"
@@ -31,38 +32,22 @@ const (
 	annotationTokenKeys = "tokensync.io/token-keys"
 )
 
-// heldToken is what a target Secret says about the token it holds.
-type heldToken struct {
-	ObtainedAt time.Time
-	ExpiresAt  time.Time
-	// Provider and Endpoint issued the token; empty when not recorded.
-	Provider, Endpoint string
-	// SettingsDigest identifies the provider settings it was obtained
-	// with; empty for providers without any, and when not recorded.
-	SettingsDigest string
-	// CredentialsVersion and CredentialsFingerprint identify the credentials
-	// the token was obtained with.
-	CredentialsVersion, CredentialsFingerprint string
-	// Intact is false when the token was edited or removed by hand.
-	Intact bool
-}
-
 // heldTokenIn reads the bookkeeping of a target Secret; ok is false when the
 // Secret holds no token tokensync can account for. tokenFingerprint is the
 // fingerprint of the Secret's token as it is now.
-func heldTokenIn(s *corev1.Secret, tokenFingerprint string) (heldToken, bool) {
+func heldTokenIn(s *corev1.Secret, tokenFingerprint string) (policy.HeldToken, bool) {
 	if s == nil {
-		return heldToken{}, false
+		return policy.HeldToken{}, false
 	}
 	exp, err := time.Parse(time.RFC3339, s.Annotations[tokensyncv1alpha1.AnnotationExpiresAt])
 	if err != nil {
-		return heldToken{}, false
+		return policy.HeldToken{}, false
 	}
 	obtained, err := time.Parse(time.RFC3339, s.Annotations[annotationObtainedAt])
 	if err != nil {
-		return heldToken{}, false
+		return policy.HeldToken{}, false
 	}
-	return heldToken{
+	return policy.HeldToken{
 		ObtainedAt:             obtained,
 		ExpiresAt:              exp,
 		Provider:               s.Annotations[tokensyncv1alpha1.AnnotationProvider],
@@ -83,27 +68,17 @@ func tokenIntact(s *corev1.Secret, tokenFingerprint string) bool {
 		return false
 	}
 	if recorded, ok := s.Annotations[annotationTokenFingerprint]; ok {
-		same, known := sameFingerprint(recorded, tokenFingerprint)
+		same, known := policy.SameFingerprint(recorded, tokenFingerprint)
 		return same || !known
 	}
 	return s.Annotations[annotationLegacyTokenSHA256] == legacyTokenSHA256(tok)
-}
-
-// issued is a token with what it was obtained for.
-type issued struct {
-	Token                  *providers.Token
-	Provider, Endpoint     string
-	SettingsDigest         string
-	CredentialsVersion     string
-	CredentialsFingerprint string
-	TokenFingerprint       string
 }
 
 // secretData is the target Secret's data for a token.
 func secretData(tok *providers.Token) map[string][]byte {
 	data := map[string][]byte{
 		tokensyncv1alpha1.SecretKeyToken:     []byte(tok.Value),
-		tokensyncv1alpha1.SecretKeyExpiresAt: []byte(formatTime(tok.ExpiresAt)),
+		tokensyncv1alpha1.SecretKeyExpiresAt: []byte(policy.FormatTime(tok.ExpiresAt)),
 	}
 	for k, v := range tok.Extra {
 		if _, reserved := data[k]; !reserved {
@@ -114,12 +89,12 @@ func secretData(tok *providers.Token) map[string][]byte {
 }
 
 // tokenAnnotations are the annotations recording a token on its Secret.
-func tokenAnnotations(is issued) map[string]string {
+func tokenAnnotations(is policy.Issued) map[string]string {
 	a := map[string]string{
-		tokensyncv1alpha1.AnnotationExpiresAt: formatTime(is.Token.ExpiresAt),
+		tokensyncv1alpha1.AnnotationExpiresAt: policy.FormatTime(is.Token.ExpiresAt),
 		tokensyncv1alpha1.AnnotationProvider:  is.Provider,
 		tokensyncv1alpha1.AnnotationEndpoint:  is.Endpoint,
-		annotationObtainedAt:                  formatTime(is.Token.ObtainedAt),
+		annotationObtainedAt:                  policy.FormatTime(is.Token.ObtainedAt),
 		annotationCredentialsVersion:          is.CredentialsVersion,
 		annotationCredentialsFingerprint:      is.CredentialsFingerprint,
 		annotationTokenFingerprint:            is.TokenFingerprint,
@@ -139,7 +114,7 @@ var tokenBookkeeping = []string{
 
 // applyToken puts a token and its bookkeeping on s. Data templates are
 // rendered afterwards by applyTemplate, from the values recorded here.
-func applyToken(s *corev1.Secret, is issued) {
+func applyToken(s *corev1.Secret, is policy.Issued) {
 	s.Data = secretData(is.Token)
 	if s.Annotations == nil {
 		s.Annotations = map[string]string{}
@@ -274,12 +249,4 @@ func setKeyList[V any](annotations map[string]string, key string, m map[string]V
 		return
 	}
 	annotations[key] = strings.Join(slices.Sorted(maps.Keys(m)), ",")
-}
-
-// formatTime is RFC 3339 in UTC at second precision, as written to Secrets.
-func formatTime(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
-
-func metaTime(t time.Time) *metav1.Time {
-	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
-	return &mt
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	corev1 "k8s.io/api/core/v1"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
@@ -40,17 +42,17 @@ func TestSecretData(t *testing.T) {
 func TestHeldTokenIn(t *testing.T) {
 	fp := staticFingerprinter([]byte("test-key-test-key-test-key-12345"))
 	tokenFP := func(v string) string {
-		s, err := fp.token(t.Context(), []byte(v))
+		s, err := fp.token(t.Context(), "uid", []byte(v))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
 	otherKey := staticFingerprinter([]byte("another-key-another-key-another-"))
-	otherFP, _ := otherKey.token(t.Context(), []byte("tok"))
+	otherFP, _ := otherKey.token(t.Context(), "uid", []byte("tok"))
 	written := func(mut func(*corev1.Secret)) *corev1.Secret {
 		s := &corev1.Secret{}
-		applyToken(s, issued{
+		applyToken(s, policy.Issued{
 			Token:    &providers.Token{Value: "tok", ObtainedAt: time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC), ExpiresAt: time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)},
 			Provider: "partner", Endpoint: "https://p.example", CredentialsVersion: "7", CredentialsFingerprint: "k:c",
 			TokenFingerprint: tokenFP("tok"),
@@ -150,7 +152,7 @@ func TestApplyTemplate(t *testing.T) {
 
 func TestCopyToken(t *testing.T) {
 	from := &corev1.Secret{Data: map[string][]byte{"token": []byte("tok"), "expiresAt": []byte("x")}}
-	applyToken(from, issued{Token: &providers.Token{Value: "tok"}, Provider: "aml", TokenFingerprint: "k:t"})
+	applyToken(from, policy.Issued{Token: &providers.Token{Value: "tok"}, Provider: "aml", TokenFingerprint: "k:t"})
 	from.Annotations["example.com/theirs"] = "not copied"
 	to := &corev1.Secret{}
 	copyToken(to, from)

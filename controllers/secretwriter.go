@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,21 +51,16 @@ func (r *TokenRequestReconciler) ownerOf(tr *tokensyncv1alpha1.TokenRequest) sec
 		}}
 }
 
-// writeSecret creates or updates the target Secret: mutate puts the token
-// on it, then spec.secretTemplate (data, labels, annotations) and the
-// ownership deletionPolicy asks for are applied. Nothing is written when
-// nothing changes. A Secret of another type than spec.secretTemplate.type
-// asks for is deleted and created again at once with the same content:
-// Kubernetes does not let a Secret's type change. dryRun asks the API server
-// whether it would accept the write, without storing it. It returns the
-// Secret's resourceVersion; a template that does not render is a
+// writeSecretOf creates or updates the owner's Secret key: mutate puts the
+// token on it, then the owner's spec.secretTemplate (data, labels,
+// annotations) and the ownership deletionPolicy asks for are applied.
+// Nothing is written when nothing changes. A Secret of another type than
+// the template asks for is deleted and created again at once with the same
+// content: Kubernetes does not let a Secret's type change. dryRun asks the
+// API server whether it would accept the write, without storing it. It
+// returns the Secret as stored; a template that does not render is a
 // *templateError, and nothing is written.
-func (r *TokenRequestReconciler) writeSecret(ctx context.Context, o *snapshot, existing *corev1.Secret, mutate func(*corev1.Secret), dryRun bool) (string, error) {
-	return r.writeSecretOf(ctx, r.ownerOf(o.tr), types.NamespacedName{Namespace: o.tr.Namespace, Name: o.SecretName}, existing, mutate, dryRun)
-}
-
-// writeSecretOf is writeSecret for any owner, of the Secret key.
-func (r *TokenRequestReconciler) writeSecretOf(ctx context.Context, ow secretOwner, key types.NamespacedName, existing *corev1.Secret, mutate func(*corev1.Secret), dryRun bool) (string, error) {
+func (r *TokenRequestReconciler) writeSecretOf(ctx context.Context, ow secretOwner, key types.NamespacedName, existing *corev1.Secret, mutate func(*corev1.Secret), dryRun bool) (*corev1.Secret, error) {
 	var opts []client.CreateOption
 	var uopts []client.UpdateOption
 	if dryRun {
@@ -89,23 +86,23 @@ func (r *TokenRequestReconciler) writeSecretOf(ctx context.Context, ow secretOwn
 			Type:       wantType,
 		})
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		err = r.Create(ctx, s, opts...)
 		if err == nil {
 			remember(s)
-			return s.ResourceVersion, nil
+			return s, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return "", err
+			return nil, err
 		}
 		// Created meanwhile: ours if a previous attempt's write landed late.
 		existing = &corev1.Secret{}
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), existing); err != nil {
-			return "", err
+			return nil, err
 		}
 		if !ow.owns(existing) {
-			return "", errSecretConflict
+			return nil, errSecretConflict
 		}
 	}
 	if typeOf(existing) != wantType && !dryRun {
@@ -140,23 +137,26 @@ func (r *TokenRequestReconciler) writeSecretOf(ctx context.Context, ow secretOwn
 		remember(s)
 		return nil
 	})
-	return s.ResourceVersion, err
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // recreateSecret replaces a Secret whose type must change: delete (only
 // the version read) and create at once, with the same token, no login. If
 // the create is refused, the old Secret is put back as it was.
-func (r *TokenRequestReconciler) recreateSecret(ctx context.Context, ow secretOwner, existing *corev1.Secret, build func(*corev1.Secret) (*corev1.Secret, error), wantType corev1.SecretType) (string, error) {
+func (r *TokenRequestReconciler) recreateSecret(ctx context.Context, ow secretOwner, existing *corev1.Secret, build func(*corev1.Secret) (*corev1.Secret, error), wantType corev1.SecretType) (*corev1.Secret, error) {
 	s, err := build(existing)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	s.ObjectMeta = *s.ObjectMeta.DeepCopy()
 	s.ResourceVersion, s.UID, s.CreationTimestamp, s.Generation, s.ManagedFields = "", "", metav1.Time{}, 0, nil
 	s.Type = wantType
 	uid, rv := existing.UID, existing.ResourceVersion
 	if err := r.Delete(ctx, existing, client.Preconditions{UID: &uid, ResourceVersion: &rv}); client.IgnoreNotFound(err) != nil {
-		return "", fmt.Errorf("delete Secret %q to change its type: %w", existing.Name, err)
+		return nil, fmt.Errorf("delete Secret %q to change its type: %w", existing.Name, err)
 	}
 	if err := r.Create(ctx, s); err != nil {
 		restore := existing.DeepCopy()
@@ -164,14 +164,14 @@ func (r *TokenRequestReconciler) recreateSecret(ctx context.Context, ow secretOw
 		if rerr := r.Create(ctx, restore); rerr != nil {
 			logf.FromContext(ctx).Error(rerr, "Could not put back the Secret whose type change was refused", "secret", existing.Name)
 		}
-		return "", fmt.Errorf("create Secret %q as type %s: %w", s.Name, wantType, err)
+		return nil, fmt.Errorf("create Secret %q as type %s: %w", s.Name, wantType, err)
 	}
 	if ow.remember != nil {
 		ow.remember(s)
 	}
 	r.Recorder.Eventf(ow.obj, nil, corev1.EventTypeNormal, "SecretRecreated", "Write",
 		"Secret %s/%s was type %s and is now type %s: Kubernetes does not let a Secret's type change, so it was deleted and created again with the same token", s.Namespace, s.Name, typeOf(existing), wantType)
-	return s.ResourceVersion, nil
+	return s, nil
 }
 
 // own makes s owned as spec.deletionPolicy asks: Delete, a controller
@@ -209,11 +209,6 @@ func (ow secretOwner) owns(s *corev1.Secret) bool {
 	return metav1.GetControllerOf(s) == nil &&
 		s.Labels[tokensyncv1alpha1.LabelManagedBy] == tokensyncv1alpha1.ManagedByValue &&
 		s.Annotations[ow.retainKey] == ow.obj.GetName()
-}
-
-// ownedBy reports whether s is tr's target Secret.
-func ownedBy(s *corev1.Secret, tr *tokensyncv1alpha1.TokenRequest) bool {
-	return secretOwner{obj: tr, retainKey: tokensyncv1alpha1.AnnotationOwner}.owns(s)
 }
 
 // secretType is the target Secret's type spec.secretTemplate asks for.
@@ -255,27 +250,27 @@ func (r *TokenRequestReconciler) deletePreviousSecret(ctx context.Context, o *sn
 func (r *TokenRequestReconciler) writeRefused(ctx context.Context, o *snapshot, err error) (ctrl.Result, error) {
 	if secretTooLarge(err) {
 		r.memory.with(o.key, o.owner.obj.GetUID(), func(e *remembered) { r.memory.setPending(o.key, e, nil) })
-		return r.failed(ctx, o, failure{
-			reason: tokensyncv1alpha1.ReasonSecretWriteFailed, result: tokensyncv1alpha1.ResultSecretTooLarge,
-			message: fmt.Sprintf("a token was obtained but Secret %q would be larger than the API server accepts (%s); the token was dropped, and no login is made until the spec changes (say, a smaller spec.secretTemplate) or the %s annotation is set",
-				o.SecretName, apiRefusal(err), tokensyncv1alpha1.AnnotationForceRefresh),
+		return r.failed(ctx, o, policy.Failure{
+			Reason: tokensyncv1alpha1.ReasonSecretWriteFailed, Result: tokensyncv1alpha1.ResultSecretTooLarge,
+			Message: fmt.Sprintf("a token was obtained but Secret %q would be larger than the API server accepts (%s); the token was dropped, and no login is made until the spec changes (say, a smaller spec.secretTemplate) or the %s annotation is set",
+				o.targetKey.Name, apiRefusal(err), tokensyncv1alpha1.AnnotationForceRefresh),
 		})
 	}
-	f := writeFailure(o.SecretName, err)
+	f := writeFailure(o.targetKey.Name, err)
 	var retryAt time.Time
 	dropped := ""
 	r.memory.with(o.key, o.owner.obj.GetUID(), func(e *remembered) {
 		if dropped = r.memory.holdRefused(o.key, e); dropped != "" || e.pending == nil {
 			return
 		}
-		e.pending.failures++
-		retryAt = r.now().Add(backoffFor(f.reason, e.pending.failures, r.jitter(), 0))
-		e.pending.retryAt = retryAt
+		e.pending.Failures++
+		retryAt = r.now().Add(policy.BackoffFor(f.Reason, e.pending.Failures, r.jitter(), 0))
+		e.pending.RetryAt = retryAt
 	})
 	if dropped != "" {
-		f.message = fmt.Sprintf("a token was obtained but the API server refused to write Secret %q (%s); %s", o.SecretName, apiRefusal(err), dropped)
+		f.Message = fmt.Sprintf("a token was obtained but the API server refused to write Secret %q (%s); %s", o.targetKey.Name, apiRefusal(err), dropped)
 	}
-	f.retryAt = retryAt
+	f.RetryAt = retryAt
 	return r.failed(ctx, o, f)
 }
 
@@ -312,10 +307,10 @@ func secretTooLarge(err error) bool {
 
 // writeFailure describes a refused Secret write with the API server's
 // reason; the token is kept and the write retried.
-func writeFailure(name string, err error) failure {
-	return failure{
-		reason: tokensyncv1alpha1.ReasonSecretWriteFailed,
-		message: fmt.Sprintf("a token was obtained but the API server refused to write Secret %q (%s); the token is kept and the write retried without a new login",
+func writeFailure(name string, err error) policy.Failure {
+	return policy.Failure{
+		Reason: tokensyncv1alpha1.ReasonSecretWriteFailed,
+		Message: fmt.Sprintf("a token was obtained but the API server refused to write Secret %q (%s); the token is kept and the write retried without a new login",
 			name, apiRefusal(err)),
 	}
 }

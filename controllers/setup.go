@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,6 +60,17 @@ func CacheOptions(namespaces []string, operatorNamespace string) cache.Options {
 		}
 	}
 	return opts
+}
+
+// CacheNamespaces are the namespaces the manager's cache watches: those it
+// serves (--namespaces, none for all), and, when it serves
+// ClusterTokenRequests in some only, the operator's, where their tokens are
+// held.
+func CacheNamespaces(namespaces []string, operatorNamespace string, servesClusterTokenRequests bool) []string {
+	if len(namespaces) == 0 || !servesClusterTokenRequests || slices.Contains(namespaces, operatorNamespace) {
+		return namespaces
+	}
+	return append(slices.Clone(namespaces), operatorNamespace)
 }
 
 // secretCache is what the manager's cache keeps of the Secrets it watches.

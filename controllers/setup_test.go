@@ -12,13 +12,16 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tokensync/tokensync/controllers/policy"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/builtin"
 	"github.com/tokensync/tokensync/providers/providertest"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 )
 
 // TestTargetSecretTampered: the operator's own writes do not come back as
@@ -26,7 +29,7 @@ import (
 func TestTargetSecretTampered(t *testing.T) {
 	ours := func(value, fp string) *corev1.Secret {
 		s := &corev1.Secret{}
-		applyToken(s, issued{Token: &providers.Token{Value: value, ObtainedAt: time.Unix(0, 0), ExpiresAt: time.Unix(3600, 0)}, TokenFingerprint: fp})
+		applyToken(s, policy.Issued{Token: &providers.Token{Value: value, ObtainedAt: time.Unix(0, 0), ExpiresAt: time.Unix(3600, 0)}, TokenFingerprint: fp})
 		applyTemplate(s, nil)
 		return s
 	}

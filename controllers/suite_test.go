@@ -303,7 +303,7 @@ func startManager(t *testing.T, o managerOptions) (ctrl.Manager, *TokenRequestRe
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(o.namespaces, operatorNamespace),
+		Cache:                  CacheOptions(CacheNamespaces(o.namespaces, operatorNamespace, o.clusterOnly), operatorNamespace),
 		Controller:             ctrlConfigForTests(),
 	}
 	if o.leaderID != "" {

@@ -15,11 +15,6 @@ import (
 	"testing"
 	"time"
 
-	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
-	"github.com/tokensync/tokensync/providers"
-	"github.com/tokensync/tokensync/providers/builtin"
-	"github.com/tokensync/tokensync/providers/providertest"
-	"github.com/tokensync/tokensync/providers/providertest/fake"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -28,6 +23,12 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
+	"github.com/tokensync/tokensync/providers"
+	"github.com/tokensync/tokensync/providers/builtin"
+	"github.com/tokensync/tokensync/providers/providertest"
+	"github.com/tokensync/tokensync/providers/providertest/fake"
 )
 
 // TestEachProviderEndToEnd: TokenRequest and credentials applied → target

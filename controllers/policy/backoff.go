@@ -1,4 +1,4 @@
-package controllers
+package policy
 
 import (
 	"time"
@@ -8,8 +8,8 @@ import (
 const (
 	// The fast class heals by itself: the provider is down or slow (5xx,
 	// 408, 429, network errors, timeouts), or a Secret write was refused.
-	backoffBase = 5 * time.Second
-	backoffCap  = 5 * time.Minute
+	BackoffBase = 5 * time.Second
+	BackoffCap  = 5 * time.Minute
 	// The slow class will not heal by itself: the provider rejected the
 	// credentials or the request (every 4xx but 408 and 429), or the
 	// provider settings cannot be used (InvalidTemplate). Retrying fast
@@ -18,31 +18,31 @@ const (
 	// class: a truncated or garbled answer is as often a passing fault.
 	slowBackoffBase = time.Minute
 	slowBackoffCap  = time.Hour
-	// maxRetryAfter is the longest provider Retry-After honoured as given.
-	maxRetryAfter = time.Hour
-	// backoffJitter is the largest share by which a delay is shortened, so
+	// MaxRetryAfter is the longest provider Retry-After honoured as given.
+	MaxRetryAfter = time.Hour
+	// BackoffJitter is the largest share by which a delay is shortened, so
 	// TokenRequests that failed together do not retry together.
-	backoffJitter = 0.25
+	BackoffJitter = 0.25
 )
 
-// backoffFor returns how long to wait before the next attempt after the
+// BackoffFor returns how long to wait before the next attempt after the
 // attempts-th consecutive failure with the given reason: exponential from
 // the class's base, capped, shortened by up to 25% with jitter (a fraction
 // in [0,1)). A provider's Retry-After is honoured as given when it asks for
 // longer, up to an hour.
-func backoffFor(reason string, attempts int32, jitter float64, retryAfter time.Duration) time.Duration {
-	base, limit := backoffBase, backoffCap
-	if ruleOf(reason).class == retrySlow {
+func BackoffFor(reason string, attempts int32, jitter float64, retryAfter time.Duration) time.Duration {
+	base, limit := BackoffBase, BackoffCap
+	if RuleOf(reason).Class == RetrySlow {
 		base, limit = slowBackoffBase, slowBackoffCap
 	}
-	return doubling(base, limit, attempts, jitter, retryAfter)
+	return Doubling(base, limit, attempts, jitter, retryAfter)
 }
 
-// doubling is the n-th step of a backoff doubling from base to limit,
+// Doubling is the n-th step of a backoff Doubling from base to limit,
 // shortened by up to 25% with jitter (a fraction in [0,1)), or a
 // Retry-After when it asks for longer, up to maxRetryAfter. A TokenRequest's
 // retries (backoffFor) and a down host's probes (hostHealth) step alike.
-func doubling(base, limit time.Duration, n int32, jitter float64, retryAfter time.Duration) time.Duration {
+func Doubling(base, limit time.Duration, n int32, jitter float64, retryAfter time.Duration) time.Duration {
 	if n < 1 {
 		n = 1
 	}
@@ -56,9 +56,9 @@ func doubling(base, limit time.Duration, n int32, jitter float64, retryAfter tim
 	if jitter < 0 || jitter >= 1 {
 		jitter = 0
 	}
-	d -= time.Duration(float64(d) * backoffJitter * jitter)
+	d -= time.Duration(float64(d) * BackoffJitter * jitter)
 	if retryAfter > d {
-		d = min(retryAfter, maxRetryAfter)
+		d = min(retryAfter, MaxRetryAfter)
 	}
 	return d
 }
@@ -69,7 +69,7 @@ func doubling(base, limit time.Duration, n int32, jitter float64, retryAfter tim
 // at least a second before it, with time left to write the new token.
 const expiryMargin = 2 * time.Second
 
-// retryTime is when to try again after the attempts-th consecutive failure
+// RetryTime is when to try again after the attempts-th consecutive failure
 // with the given reason, at now: backoffFor's delay, except that in the fast
 // class, while the stored token is valid (validUntil; zero when there is
 // none), the retry is never later than expiryMargin before it expires. An
@@ -79,9 +79,9 @@ const expiryMargin = 2 * time.Second
 // to be clamped again. The slow class (the provider refused the
 // credentials or the request) and a provider's Retry-After keep their
 // times: retrying those early would only lock an account or be refused.
-func retryTime(now time.Time, reason string, attempts int32, jitter float64, retryAfter time.Duration, validUntil time.Time) time.Time {
-	at := now.Add(backoffFor(reason, attempts, jitter, retryAfter))
-	if ruleOf(reason).class == retrySlow || retryAfter > 0 || validUntil.IsZero() {
+func RetryTime(now time.Time, reason string, attempts int32, jitter float64, retryAfter time.Duration, validUntil time.Time) time.Time {
+	at := now.Add(BackoffFor(reason, attempts, jitter, retryAfter))
+	if RuleOf(reason).Class == RetrySlow || retryAfter > 0 || validUntil.IsZero() {
 		return at
 	}
 	if last := validUntil.Add(-expiryMargin); last.After(now) && at.After(last) {

@@ -1,4 +1,4 @@
-package controllers
+package policy
 
 import (
 	"testing"
@@ -47,7 +47,7 @@ func TestBackoffFor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := backoffFor(tt.reason, tt.attempts, tt.jitter, tt.retryAfter); got != tt.want {
+			if got := BackoffFor(tt.reason, tt.attempts, tt.jitter, tt.retryAfter); got != tt.want {
 				t.Errorf("backoffFor = %s, want %s", got, tt.want)
 			}
 		})
@@ -57,11 +57,11 @@ func TestBackoffFor(t *testing.T) {
 func TestBackoffBounds(t *testing.T) {
 	for n := int32(1); n < 40; n++ {
 		for _, j := range []float64{0, 0.3, 0.99} {
-			d := backoffFor(tokensyncv1alpha1.ReasonProviderUnavailable, n, j, 0)
-			if d < backoffBase*3/4 || d > backoffCap {
-				t.Fatalf("attempt %d jitter %v: %s outside [%s, %s]", n, j, d, backoffBase*3/4, backoffCap)
+			d := BackoffFor(tokensyncv1alpha1.ReasonProviderUnavailable, n, j, 0)
+			if d < BackoffBase*3/4 || d > BackoffCap {
+				t.Fatalf("attempt %d jitter %v: %s outside [%s, %s]", n, j, d, BackoffBase*3/4, BackoffCap)
 			}
-			a := backoffFor(tokensyncv1alpha1.ReasonAuthenticationFailed, n, j, 0)
+			a := BackoffFor(tokensyncv1alpha1.ReasonAuthenticationFailed, n, j, 0)
 			if a < slowBackoffBase*3/4 || a > slowBackoffCap {
 				t.Fatalf("auth attempt %d jitter %v: %s out of bounds", n, j, a)
 			}
@@ -100,7 +100,7 @@ func TestRetryTime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := retryTime(now, tt.reason, tt.attempts, 0, tt.retryAfter, tt.validUntil); !got.Equal(tt.want) {
+			if got := RetryTime(now, tt.reason, tt.attempts, 0, tt.retryAfter, tt.validUntil); !got.Equal(tt.want) {
 				t.Errorf("retryTime = %s, want %s", got.Sub(now), tt.want.Sub(now))
 			}
 		})
@@ -111,7 +111,7 @@ func TestRetryTime(t *testing.T) {
 	expiry := now.Add(30 * time.Second)
 	at, clamped := now, 0
 	for n := int32(1); at.Before(now.Add(5 * time.Minute)); n++ {
-		next := retryTime(at, unavailable, n, 0, 0, expiry)
+		next := RetryTime(at, unavailable, n, 0, 0, expiry)
 		if next.Equal(expiry.Add(-expiryMargin)) {
 			clamped++
 		}

@@ -1,33 +1,29 @@
-package controllers
+package policy
 
 import (
-	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
-	"github.com/tokensync/tokensync/providers/providertest"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
+
+	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 )
 
 // TestAfterFailure: one row per bookkeeping rule of a failed attempt.
 func TestAfterFailure(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	const endpoint = "https://partner.example"
-	obs := func() *observation {
-		return &observation{
+	obs := func() *Observation {
+		return &Observation{
 			Now: t0, Generation: 2, Provider: "partner", Endpoint: endpoint, SecretName: "tok",
-			Credentials: credentialsState{Found: true, Allowed: true, Version: "7", Fingerprint: "k:one"},
+			Credentials: CredentialsState{Found: true, Allowed: true, Version: "7", Fingerprint: "k:one"},
 		}
 	}
-	holding := func(validFor time.Duration) func(*observation) {
-		return func(o *observation) {
-			o.Target = targetState{Exists: true, Holds: true, Held: heldToken{ObtainedAt: t0.Add(-time.Hour), ExpiresAt: t0.Add(validFor), Intact: true}}
+	holding := func(validFor time.Duration) func(*Observation) {
+		return func(o *Observation) {
+			o.Target = TargetState{Exists: true, Holds: true, Held: HeldToken{ObtainedAt: t0.Add(-time.Hour), ExpiresAt: t0.Add(validFor), Intact: true}}
 		}
 	}
 	// failedBefore is a status after n failures with reason.
@@ -44,16 +40,16 @@ func TestAfterFailure(t *testing.T) {
 		}
 		return st
 	}
-	hostDown := func(o *observation) {
+	hostDown := func(o *Observation) {
 		o.MinLoginInterval = DefaultMinLoginInterval
-		o.Host = hostView{Name: "partner.example", Down: true, NextProbe: t0.Add(40 * time.Second)}
+		o.Host = HostView{Name: "partner.example", Down: true, NextProbe: t0.Add(40 * time.Second)}
 	}
 	force := "f-2"
 	tests := []struct {
 		name    string
 		status  tokensyncv1alpha1.TokenStatus
-		obs     []func(*observation)
-		failure failure
+		obs     []func(*Observation)
+		failure Failure
 		// want
 		attempts, lockout int32
 		retryIn           time.Duration // 0: stopped
@@ -61,15 +57,15 @@ func TestAfterFailure(t *testing.T) {
 		check             func(*testing.T, tokensyncv1alpha1.TokenStatus)
 	}{
 		{name: "first transient failure: retried fast, Reconciling",
-			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonProviderUnavailable, Message: "down"},
 			attempts: 1, retryIn: 5 * time.Second},
 		{name: "third transient failure: the backoff doubles",
 			status:   failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 2),
-			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonProviderUnavailable, Message: "down"},
 			attempts: 3, retryIn: 20 * time.Second},
 		{name: "the retry is clamped to two seconds before the stored token expires",
-			status: failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 4), obs: []func(*observation){holding(30 * time.Second)},
-			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
+			status: failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 4), obs: []func(*Observation){holding(30 * time.Second)},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonProviderUnavailable, Message: "down"},
 			attempts: 5, retryIn: 28 * time.Second,
 			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); !strings.Contains(c.Message, "stays valid until") {
@@ -77,33 +73,33 @@ func TestAfterFailure(t *testing.T) {
 				}
 			}},
 		{name: "host down: no retry of its own; it may join the host's line after the minimum login interval",
-			status: failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 4), obs: []func(*observation){holding(30 * time.Second), hostDown},
-			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down"},
+			status: failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 4), obs: []func(*Observation){holding(30 * time.Second), hostDown},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonProviderUnavailable, Message: "down"},
 			attempts: 5, retryIn: DefaultMinLoginInterval,
 			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady)
-				if !hasSubstrings(c.Message, "down; ", "stays valid until", "(attempt 5; provider host partner.example is down", "the next probe is at "+formatTime(t0.Add(40*time.Second))) {
+				if !hasSubstrings(c.Message, "down; ", "stays valid until", "(attempt 5; provider host partner.example is down", "the next probe is at "+FormatTime(t0.Add(40*time.Second))) {
 					t.Errorf("message %q does not name the host and its next probe", c.Message)
 				}
 			}},
 		{name: "host down: a rejected password keeps its own backoff",
-			obs:      []func(*observation){hostDown},
-			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "rejected"},
+			obs:      []func(*Observation){hostDown},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonAuthenticationFailed, Message: "rejected"},
 			attempts: 1, lockout: 1, retryIn: time.Minute, stalled: true},
 		{name: "Retry-After keeps its time",
-			obs:      []func(*observation){holding(30 * time.Second)},
-			failure:  failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "busy", retryAfter: 10 * time.Minute},
+			obs:      []func(*Observation){holding(30 * time.Second)},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonProviderUnavailable, Message: "busy", RetryAfter: 10 * time.Minute},
 			attempts: 1, retryIn: 10 * time.Minute},
 		{name: "the slow class keeps its time, and stalls from the first",
-			obs:      []func(*observation){holding(30 * time.Second)},
-			failure:  failure{reason: tokensyncv1alpha1.ReasonInvalidCredentials, message: "400"},
+			obs:      []func(*Observation){holding(30 * time.Second)},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonInvalidCredentials, Message: "400"},
 			attempts: 1, retryIn: time.Minute, stalled: true},
 		{name: "a first rejected password: slow, stalled, one toward the lockout",
-			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonAuthenticationFailed, Message: "401"},
 			attempts: 1, lockout: 1, retryIn: time.Minute, stalled: true},
 		{name: "the third rejected password in a row: stopped",
 			status:   failedBefore(tokensyncv1alpha1.ReasonAuthenticationFailed, 2),
-			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonAuthenticationFailed, Message: "401"},
 			attempts: 3, lockout: 3, stalled: true,
 			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); !strings.Contains(c.Message, "avoid locking the account") {
@@ -112,18 +108,18 @@ func TestAfterFailure(t *testing.T) {
 			}},
 		{name: "a rejected password after an outage starts the lockout count afresh",
 			status:   failedBefore(tokensyncv1alpha1.ReasonProviderUnavailable, 2),
-			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonAuthenticationFailed, Message: "401"},
 			attempts: 3, lockout: 1, retryIn: 4 * time.Minute, stalled: true},
 		{name: "a request blocked in front of the provider: slow, not Stalled, no step toward the lockout",
-			failure:  failure{reason: tokensyncv1alpha1.ReasonRequestBlocked, message: "HTTP 403 with a text/html answer"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonRequestBlocked, Message: "HTTP 403 with a text/html answer"},
 			attempts: 1, lockout: 0, retryIn: time.Minute},
 		{name: "the fifth blocked request: still retried, slower",
 			status:   failedBefore(tokensyncv1alpha1.ReasonRequestBlocked, 4),
-			failure:  failure{reason: tokensyncv1alpha1.ReasonRequestBlocked, message: "HTTP 403 with a text/html answer"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonRequestBlocked, Message: "HTTP 403 with a text/html answer"},
 			attempts: 5, lockout: 0, retryIn: 16 * time.Minute},
 		{name: "a blocked request after two rejected passwords keeps their count",
 			status:   failedBefore(tokensyncv1alpha1.ReasonAuthenticationFailed, 2),
-			failure:  failure{reason: tokensyncv1alpha1.ReasonRequestBlocked, message: "HTTP 403 with an empty answer"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonRequestBlocked, Message: "HTTP 403 with an empty answer"},
 			attempts: 3, lockout: 2, retryIn: 4 * time.Minute},
 		{name: "a rejected password after blocked requests continues the count they kept: the third stops",
 			status: func() tokensyncv1alpha1.TokenStatus {
@@ -131,7 +127,7 @@ func TestAfterFailure(t *testing.T) {
 				st.LastAttempt.AuthenticationFailures = 2
 				return st
 			}(),
-			failure:  failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonAuthenticationFailed, Message: "401"},
 			attempts: 5, lockout: 3, stalled: true},
 		{name: "a blocked request after a lockout's count does not stop by itself",
 			status: func() tokensyncv1alpha1.TokenStatus {
@@ -139,14 +135,14 @@ func TestAfterFailure(t *testing.T) {
 				st.LastAttempt.AuthenticationFailures = 3
 				return st
 			}(),
-			failure:  failure{reason: tokensyncv1alpha1.ReasonRequestBlocked, message: "HTTP 401 with an empty answer"},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonRequestBlocked, Message: "HTTP 401 with an empty answer"},
 			attempts: 4, lockout: 3, retryIn: 8 * time.Minute},
 		{name: "a stop: no retry scheduled",
-			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("TokenRequest", "tok")},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonSecretConflict, Message: SecretConflictMessage("TokenRequest", "tok")},
 			attempts: 1, stalled: true},
 		{name: "the same stop seen again is not another attempt",
 			status:   failedBefore(tokensyncv1alpha1.ReasonSecretConflict, 1),
-			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretConflict, message: secretConflictMessage("TokenRequest", "tok")},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonSecretConflict, Message: SecretConflictMessage("TokenRequest", "tok")},
 			attempts: 1, stalled: true,
 			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if !st.LastAttempt.Time.Time.Equal(t0.Add(-time.Minute)) {
@@ -159,11 +155,11 @@ func TestAfterFailure(t *testing.T) {
 				st.ObservedGeneration = 1
 				return st
 			}(),
-			failure:  templateFailure("spec.secretTemplate.data[\"x\"]: does not parse"),
+			failure:  TemplateFailure("spec.secretTemplate.data[\"x\"]: does not parse"),
 			attempts: 2, stalled: true},
 		{name: "a force-refresh honoured by a failed login is recorded, with the login's own credentials",
-			failure: failure{reason: tokensyncv1alpha1.ReasonProviderUnavailable, message: "down", force: &force,
-				credentials: &credentialsState{Found: true, Version: "9", Fingerprint: "k:two"}},
+			failure: Failure{Reason: tokensyncv1alpha1.ReasonProviderUnavailable, Message: "down", Force: &force,
+				Credentials: &CredentialsState{Found: true, Version: "9", Fingerprint: "k:two"}},
 			attempts: 1, retryIn: 5 * time.Second,
 			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if st.LastForceRefresh != force || st.LastAttempt.CredentialsVersion != "9" || st.LastAttempt.CredentialsFingerprint != "k:two" {
@@ -171,8 +167,8 @@ func TestAfterFailure(t *testing.T) {
 				}
 			}},
 		{name: "a missing credentials Secret says so in its own condition",
-			obs:      []func(*observation){func(o *observation) { o.Credentials = credentialsState{} }},
-			failure:  failure{reason: tokensyncv1alpha1.ReasonCredentialsNotFound, message: "not found"},
+			obs:      []func(*Observation){func(o *Observation) { o.Credentials = CredentialsState{} }},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonCredentialsNotFound, Message: "not found"},
 			attempts: 1, retryIn: 5 * time.Second,
 			check: func(t *testing.T, st tokensyncv1alpha1.TokenStatus) {
 				if !meta.IsStatusConditionFalse(st.Conditions, tokensyncv1alpha1.ConditionCredentialsFound) {
@@ -180,7 +176,7 @@ func TestAfterFailure(t *testing.T) {
 				}
 			}},
 		{name: "a refused write keeps the retry it was given",
-			failure:  failure{reason: tokensyncv1alpha1.ReasonSecretWriteFailed, message: "quota", retryAt: t0.Add(42 * time.Second)},
+			failure:  Failure{Reason: tokensyncv1alpha1.ReasonSecretWriteFailed, Message: "quota", RetryAt: t0.Add(42 * time.Second)},
 			attempts: 1, retryIn: 42 * time.Second},
 	}
 	for _, tt := range tests {
@@ -190,9 +186,9 @@ func TestAfterFailure(t *testing.T) {
 				c(o)
 			}
 			before := tt.status.DeepCopy()
-			st, retryAt, stopped := afterFailure(tt.status, o, tt.failure, t0, 0)
-			if st.FailedAttempts != tt.attempts || st.LastAttempt.AuthenticationFailures != tt.lockout || st.LastAttempt.Result != tt.failure.reason {
-				t.Errorf("attempts %d, lockout count %d, result %s; want %d, %d, %s", st.FailedAttempts, st.LastAttempt.AuthenticationFailures, st.LastAttempt.Result, tt.attempts, tt.lockout, tt.failure.reason)
+			st, retryAt, stopped := AfterFailure(tt.status, o, tt.failure, t0, 0)
+			if st.FailedAttempts != tt.attempts || st.LastAttempt.AuthenticationFailures != tt.lockout || st.LastAttempt.Result != tt.failure.Reason {
+				t.Errorf("attempts %d, lockout count %d, result %s; want %d, %d, %s", st.FailedAttempts, st.LastAttempt.AuthenticationFailures, st.LastAttempt.Result, tt.attempts, tt.lockout, tt.failure.Reason)
 			}
 			if stopped != (tt.retryIn == 0) {
 				t.Errorf("stopped = %v, want %v", stopped, tt.retryIn == 0)
@@ -204,7 +200,7 @@ func TestAfterFailure(t *testing.T) {
 				t.Errorf("a stop scheduled a retry at %s", st.NextRefreshTime)
 			}
 			ready := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady)
-			if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != tt.failure.reason || ready.ObservedGeneration != 2 || st.ObservedGeneration != 2 {
+			if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != tt.failure.Reason || ready.ObservedGeneration != 2 || st.ObservedGeneration != 2 {
 				t.Errorf("Ready %+v, observedGeneration %d", ready, st.ObservedGeneration)
 			}
 			stalled := meta.IsStatusConditionTrue(st.Conditions, tokensyncv1alpha1.ConditionStalled)
@@ -226,13 +222,13 @@ func TestAfterFailure(t *testing.T) {
 // window warns once; a missing credentials Secret is said, not failed.
 func TestAfterSuccess(t *testing.T) {
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	o := &observation{Generation: 3, SecretName: "tok"}
-	failed, _, _ := afterFailure(tokensyncv1alpha1.TokenStatus{}, &observation{Generation: 2, Provider: "partner"},
-		failure{reason: tokensyncv1alpha1.ReasonAuthenticationFailed, message: "401"}, t0, 0)
+	o := &Observation{Generation: 3, SecretName: "tok"}
+	failed, _, _ := AfterFailure(tokensyncv1alpha1.TokenStatus{}, &Observation{Generation: 2, Provider: "partner"},
+		Failure{Reason: tokensyncv1alpha1.ReasonAuthenticationFailed, Message: "401"}, t0, 0)
 	attempt := &tokensyncv1alpha1.LoginAttempt{Time: metav1.NewTime(t0), Provider: "partner", Result: tokensyncv1alpha1.ReasonSucceeded}
-	long := healthyToken{obtainedAt: t0, expiresAt: t0.Add(time.Hour), next: t0.Add(55 * time.Minute), attempt: attempt, force: "f-1"}
+	long := HealthyToken{ObtainedAt: t0, ExpiresAt: t0.Add(time.Hour), Next: t0.Add(55 * time.Minute), Attempt: attempt, Force: "f-1"}
 
-	st, warning := afterSuccess(failed, o, long, t0)
+	st, warning := AfterSuccess(failed, o, long, t0)
 	if st.FailedAttempts != 0 || *st.LastAttempt != *attempt || st.LastForceRefresh != "f-1" || st.ObservedGeneration != 3 || st.SecretName != "tok" ||
 		!st.ExpiresAt.Time.Equal(t0.Add(time.Hour)) || !st.NextRefreshTime.Time.Equal(t0.Add(55*time.Minute)) || warning != "" {
 		t.Errorf("after a login: %+v, warning %q", st, warning)
@@ -244,18 +240,18 @@ func TestAfterSuccess(t *testing.T) {
 	}
 
 	// No login (a kept token): the last attempt and force value stay.
-	kept, _ := afterSuccess(st, o, healthyToken{obtainedAt: t0, expiresAt: t0.Add(time.Hour), next: t0.Add(55 * time.Minute), credentialsMissing: "gone"}, t0)
+	kept, _ := AfterSuccess(st, o, HealthyToken{ObtainedAt: t0, ExpiresAt: t0.Add(time.Hour), Next: t0.Add(55 * time.Minute), CredentialsMissing: "gone"}, t0)
 	if *kept.LastAttempt != *attempt || kept.LastForceRefresh != "f-1" || !meta.IsStatusConditionFalse(kept.Conditions, tokensyncv1alpha1.ConditionCredentialsFound) {
 		t.Errorf("kept token: %+v", kept)
 	}
 
 	// A 90-second token: the window is under a minute; warned once.
-	short := healthyToken{obtainedAt: t0, expiresAt: t0.Add(90 * time.Second), next: t0.Add(60 * time.Second)}
-	st, warning = afterSuccess(st, o, short, t0)
+	short := HealthyToken{ObtainedAt: t0, ExpiresAt: t0.Add(90 * time.Second), Next: t0.Add(60 * time.Second)}
+	st, warning = AfterSuccess(st, o, short, t0)
 	if warning == "" || !strings.Contains(warning, shortWindowWarning) {
 		t.Errorf("no warning for a 30 s window: %q", warning)
 	}
-	if _, again := afterSuccess(st, o, short, t0); again != "" {
+	if _, again := AfterSuccess(st, o, short, t0); again != "" {
 		t.Errorf("warned twice: %q", again)
 	}
 
@@ -263,14 +259,14 @@ func TestAfterSuccess(t *testing.T) {
 	// all the same, and Ready says so and when the next login may start.
 	withInterval := *o
 	withInterval.MinLoginInterval = 10 * time.Second
-	brief := healthyToken{obtainedAt: t0, expiresAt: t0.Add(4 * time.Second), next: t0.Add(3 * time.Second)}
-	st, _ = afterSuccess(st, &withInterval, brief, t0)
+	brief := HealthyToken{ObtainedAt: t0, ExpiresAt: t0.Add(4 * time.Second), Next: t0.Add(3 * time.Second)}
+	st, _ = AfterSuccess(st, &withInterval, brief, t0)
 	if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue ||
-		!strings.Contains(c.Message, "lives 4s, shorter than the minimum login interval of 10s") || !strings.Contains(c.Message, formatTime(t0.Add(10*time.Second))) {
+		!strings.Contains(c.Message, "lives 4s, shorter than the minimum login interval of 10s") || !strings.Contains(c.Message, FormatTime(t0.Add(10*time.Second))) {
 		t.Errorf("Ready for a 4 s token with a 10 s interval: %+v", c)
 	}
-	for _, h := range []healthyToken{long, short} {
-		st, _ = afterSuccess(st, &withInterval, h, t0)
+	for _, h := range []HealthyToken{long, short} {
+		st, _ = AfterSuccess(st, &withInterval, h, t0)
 		if c := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady); strings.Contains(c.Message, "--min-login-interval") {
 			t.Errorf("Ready for a token that outlives the interval names it: %q", c.Message)
 		}
@@ -282,93 +278,6 @@ func equalStatus(a, b *tokensyncv1alpha1.TokenStatus) bool {
 		(a.LastAttempt == nil || *a.LastAttempt == *b.LastAttempt)
 }
 
-// kstatusOf computes what Flux and cli-utils see for a TokenRequest, from
-// the object as the API server returns it.
-func (e *env) kstatusOf(name string) kstatusResult {
-	e.t.Helper()
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(tokensyncv1alpha1.GroupVersion.WithKind("TokenRequest"))
-	if err := k8sClient.Get(e.ctx(), types.NamespacedName{Namespace: e.ns, Name: name}, u); err != nil {
-		e.t.Fatal(err)
-	}
-	return kstatusOfObject(e.t, u)
-}
-
-func (e *env) waitKstatus(name string, want string) {
-	e.t.Helper()
-	eventually(e.t, readyTimeout, func() error {
-		if got := e.kstatusOf(name); got.Status != want {
-			return fmt.Errorf("kstatus %s (%s), want %s", got.Status, got.Message, want)
-		}
-		return nil
-	})
-}
-
-// TestKstatus: what GitOps tools read. A Ready TokenRequest is Current, and
-// stays Current through its refreshes; a rejected password is Failed from
-// the first failure; a first login in progress, or being retried, is
-// InProgress.
-func TestKstatus(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, providertest.WithLifetime(providertest.Partner, 12*time.Second))
-	e.fake.SetValid(providertest.Partner, partnerCreds)
-	e.createSecret("creds", partnerCreds)
-	e.createSecret("wrong-creds", map[string]string{"accessKey": "ak-1", "secret": "wrong"})
-
-	e.createTokenRequest("ready", providertest.Partner, "creds")
-	e.waitReady("ready")
-	if got := e.kstatusOf("ready"); got.Status != kstatusCurrent {
-		t.Fatalf("a Ready TokenRequest is %s (%s), want Current", got.Status, got.Message)
-	}
-	// Refreshes (every few seconds with 12s tokens) keep it Current.
-	first := e.token("ready")
-	consistently(t, 12*time.Second, func() error {
-		if got := e.kstatusOf("ready"); got.Status != kstatusCurrent {
-			return fmt.Errorf("during a refresh: %s (%s)", got.Status, got.Message)
-		}
-		return nil
-	})
-	if e.token("ready") == first {
-		t.Error("no refresh happened while watching")
-	}
-
-	e.createTokenRequest("rejected", providertest.Partner, "wrong-creds")
-	e.waitCondition("rejected", "False", tokensyncv1alpha1.ReasonAuthenticationFailed)
-	if got := e.kstatusOf("rejected"); got.Status != kstatusFailed {
-		t.Fatalf("a rejected password is %s (%s), want Failed", got.Status, got.Message)
-	}
-
-	t.Run("first login in progress", func(t *testing.T) {
-		h := e.in(t)
-		h.fake = providertest.Start(t)
-		h.fake.Hang(providertest.Partner, true)
-		h.createTokenRequest("hanging", providertest.Partner, "creds")
-		if got := h.kstatusOf("hanging"); got.Status != kstatusInProgress {
-			t.Fatalf("just created: %s (%s), want InProgress", got.Status, got.Message)
-		}
-		eventually(t, readyTimeout, func() error {
-			if n := h.fake.Attempts(providertest.Partner); n == 0 {
-				return fmt.Errorf("the login has not started")
-			}
-			return nil
-		})
-		if got := h.kstatusOf("hanging"); got.Status != kstatusInProgress {
-			t.Fatalf("while the first login hangs: %s (%s), want InProgress", got.Status, got.Message)
-		}
-	})
-
-	t.Run("first login being retried", func(t *testing.T) {
-		r := e.in(t)
-		r.fake = providertest.Start(t)
-		r.fake.FailEvery(providertest.Partner, 1, providertest.Failure{Status: http.StatusServiceUnavailable})
-		r.createTokenRequest("retrying", providertest.Partner, "creds")
-		r.waitCondition("retrying", "False", tokensyncv1alpha1.ReasonProviderUnavailable)
-		if got := r.kstatusOf("retrying"); got.Status != kstatusInProgress {
-			t.Fatalf("retrying after a 503: %s (%s), want InProgress", got.Status, got.Message)
-		}
-	})
-}
-
 // TestAfterWaitingOnHost: a TokenRequest whose login waits on its down
 // host reports ProviderUnavailable, naming the host and its next probe,
 // with that probe as its next refresh; no attempt is recorded.
@@ -378,13 +287,13 @@ func TestAfterWaitingOnHost(t *testing.T) {
 	before := tokensyncv1alpha1.TokenStatus{LastAttempt: last, ObservedGeneration: 1, Conditions: []metav1.Condition{
 		{Type: tokensyncv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: tokensyncv1alpha1.ReasonTokenIssued, Message: "ok"},
 	}}
-	o := &observation{Now: t0, Generation: 2, SecretName: "tok",
-		Target: targetState{Exists: true, Holds: true, Held: heldToken{ExpiresAt: t0.Add(time.Minute), Intact: true}},
-		Host:   hostView{Name: "p.example", Down: true, NextProbe: t0.Add(20 * time.Second)}}
-	st := afterWaitingOnHost(before, o, "the token is due for refresh; "+o.Host.waitMessage(), t0)
+	o := &Observation{Now: t0, Generation: 2, SecretName: "tok",
+		Target: TargetState{Exists: true, Holds: true, Held: HeldToken{ExpiresAt: t0.Add(time.Minute), Intact: true}},
+		Host:   HostView{Name: "p.example", Down: true, NextProbe: t0.Add(20 * time.Second)}}
+	st := AfterWaitingOnHost(before, o, "the token is due for refresh; "+o.Host.WaitMessage(), t0)
 	ready := meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionReady)
 	if ready.Status != metav1.ConditionFalse || ready.Reason != tokensyncv1alpha1.ReasonProviderUnavailable ||
-		!hasSubstrings(ready.Message, "due for refresh", "provider host p.example is down", formatTime(t0.Add(20*time.Second)), "stays valid until "+formatTime(t0.Add(time.Minute))) {
+		!hasSubstrings(ready.Message, "due for refresh", "provider host p.example is down", FormatTime(t0.Add(20*time.Second)), "stays valid until "+FormatTime(t0.Add(time.Minute))) {
 		t.Errorf("Ready %+v", ready)
 	}
 	if !meta.IsStatusConditionTrue(st.Conditions, tokensyncv1alpha1.ConditionReconciling) || meta.FindStatusCondition(st.Conditions, tokensyncv1alpha1.ConditionStalled) != nil {
@@ -399,4 +308,13 @@ func TestAfterWaitingOnHost(t *testing.T) {
 	if c := meta.FindStatusCondition(before.Conditions, tokensyncv1alpha1.ConditionReady); c.Status != metav1.ConditionTrue {
 		t.Error("afterWaitingOnHost changed the status it was given")
 	}
+}
+
+func hasSubstrings(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,4 +1,4 @@
-package controllers
+package policy
 
 import (
 	"fmt"
@@ -14,8 +14,8 @@ import (
 // line, event and condition quote the decision's reason. decide is pure: no
 // client, no clock, no logging, so every case is a row of a table test.
 
-// observation is everything the decision looks at.
-type observation struct {
+// Observation is everything the decision looks at.
+type Observation struct {
 	Now time.Time
 	// UID seeds the refresh jitter.
 	UID string
@@ -41,14 +41,14 @@ type observation struct {
 	// when it does.
 	TemplateError string
 
-	Target targetState
+	Target TargetState
 	// Previous is the token held by the Secret of an earlier spec.secretName
 	// (status.secretName), when that Secret is ours and its token intact.
-	Previous *heldToken
+	Previous *HeldToken
 	// Pending is a token obtained by a login and not yet written: just
 	// obtained, or kept after its Secret write was refused.
-	Pending     *pendingToken
-	Credentials credentialsState
+	Pending     *PendingToken
+	Credentials CredentialsState
 	// EndpointRefused: the operator's endpoint policy refuses the URL a
 	// login would be sent to.
 	EndpointRefused bool
@@ -61,25 +61,25 @@ type observation struct {
 	MinLoginInterval time.Duration
 	// Host is what the login gate knows of the endpoint's host: whether it
 	// is down (hosthealth.go), and when it is probed next.
-	Host hostView
+	Host HostView
 	// WaitsOnHost: this TokenRequest's login waits in the line of its
 	// host, which is down; NextProbeAsked: as the host's next probe.
 	WaitsOnHost, NextProbeAsked bool
 }
 
-// targetState is what the API server (or a cache known to be current) says of
+// TargetState is what the API server (or a cache known to be current) says of
 // the target Secret.
-type targetState struct {
+type TargetState struct {
 	Exists bool
 	// Foreign: the Secret exists and this TokenRequest does not control it.
 	Foreign bool
 	// Holds: the Secret carries tokensync's bookkeeping of a token.
 	Holds bool
-	Held  heldToken
+	Held  HeldToken
 }
 
-// credentialsState is what is known of the credentials Secret.
-type credentialsState struct {
+// CredentialsState is what is known of the credentials Secret.
+type CredentialsState struct {
 	Found bool
 	// Allowed: the Secret may be used as credentials (it carries the
 	// label tokensync.io/credentials: "true", or the operator does not
@@ -92,23 +92,23 @@ type credentialsState struct {
 	Fingerprint string
 }
 
-// action is what the reconciler does.
-type action string
+// Action is what the reconciler does.
+type Action string
 
 const (
-	// actKeep: the token is valid and not due; nothing to send until At.
-	actKeep action = "Keep"
-	// actWait: a failure is being retried at At; nothing to send until then.
-	actWait action = "Wait"
-	// actLogin: log in now.
-	actLogin action = "Login"
-	// actWrite: write a token obtained earlier (Pending, or Previous after a
+	// ActKeep: the token is valid and not due; nothing to send until At.
+	ActKeep Action = "Keep"
+	// ActWait: a failure is being retried at At; nothing to send until then.
+	ActWait Action = "Wait"
+	// ActLogin: log in now.
+	ActLogin Action = "Login"
+	// ActWrite: write a token obtained earlier (Pending, or Previous after a
 	// secretName change) without logging in.
-	actWrite action = "Write"
-	// actStop: nothing will happen until an input changes; a person is needed.
-	actStop action = "Stop"
-	// actSuspend: spec.suspend is true: nothing is sent or written.
-	actSuspend action = "Suspend"
+	ActWrite Action = "Write"
+	// ActStop: nothing will happen until an input changes; a person is needed.
+	ActStop Action = "Stop"
+	// ActSuspend: spec.suspend is true: nothing is sent or written.
+	ActSuspend Action = "Suspend"
 )
 
 // Reasons a login is due, first match wins (see loginTriggers).
@@ -131,15 +131,14 @@ const (
 	reasonLockedOut        = "AuthenticationStopped"
 	reasonPendingWrite     = "PendingWrite"
 	reasonBackoff          = "Backoff"
-	reasonLoginInFlight    = "LoginInFlight"
+	ReasonLoginInFlight    = "LoginInFlight"
 	reasonMinLoginInterval = "MinLoginInterval"
-	reasonWaitingOnHost    = "WaitingOnHost"
-	maxAuthenticationTries = 3
+	ReasonWaitingOnHost    = "WaitingOnHost"
 )
 
-// decision is the outcome of decide.
-type decision struct {
-	Action action
+// Decision is the outcome of decide.
+type Decision struct {
+	Action Action
 	// Reason names the trigger or state, e.g. RefreshDue, CredentialsChanged.
 	Reason string
 	// Message says it in words, for the log line and the event.
@@ -166,7 +165,7 @@ type decision struct {
 // trigger is one reason a login may be due: a pure policy over the
 // observation, as cert-manager's policies.Chain. It names its reason, says
 // it in words, and whether it fires.
-type trigger func(o *observation) (reason, message string, due bool)
+type trigger func(o *Observation) (reason, message string, due bool)
 
 // loginTriggers are checked in order; the first that fires names the reason.
 var loginTriggers = []trigger{
@@ -174,15 +173,15 @@ var loginTriggers = []trigger{
 	forceRefresh, expired, refreshDue, retryAfterFailure,
 }
 
-func secretMissing(o *observation) (string, string, bool) {
+func secretMissing(o *Observation) (string, string, bool) {
 	return triggerSecretMissing, fmt.Sprintf("the target Secret %s does not exist", o.SecretName), !o.Target.Exists
 }
 
-func noToken(o *observation) (string, string, bool) {
+func noToken(o *Observation) (string, string, bool) {
 	return triggerNoToken, fmt.Sprintf("the target Secret %s holds no token tokensync can account for", o.SecretName), !o.Target.Holds
 }
 
-func tokenEdited(o *observation) (string, string, bool) {
+func tokenEdited(o *Observation) (string, string, bool) {
 	return triggerTokenEdited, fmt.Sprintf("the token in Secret %s was changed or removed by hand", o.SecretName), !o.Target.Held.Intact
 }
 
@@ -190,7 +189,7 @@ func tokenEdited(o *observation) (string, string, bool) {
 // differ from what the token was issued by. An issuer not recorded (a
 // Secret written by an older tokensync) is unknown, not changed: an upgrade
 // must not cost a login per TokenRequest.
-func issuerChanged(o *observation) (string, string, bool) {
+func issuerChanged(o *Observation) (string, string, bool) {
 	h := o.Target.Held
 	changed := h.Provider != "" && h.Provider != o.Provider || h.Endpoint != "" && h.Endpoint != o.Endpoint
 	if !changed && settingsChanged(h.SettingsDigest, o.SettingsDigest) {
@@ -203,23 +202,23 @@ func issuerChanged(o *observation) (string, string, bool) {
 // (a rotation: the old credentials may be revoked). A token written by an
 // older tokensync records only the Secret's version: for it, a new version
 // still counts as a change.
-func credentialsChanged(o *observation) (string, string, bool) {
+func credentialsChanged(o *Observation) (string, string, bool) {
 	h := o.Target.Held
-	same, known := sameFingerprint(h.CredentialsFingerprint, o.Credentials.Fingerprint)
+	same, known := SameFingerprint(h.CredentialsFingerprint, o.Credentials.Fingerprint)
 	legacy := h.CredentialsFingerprint == "" && h.CredentialsVersion != "" && h.CredentialsVersion != o.Credentials.Version
 	return triggerCredentialsChanged, "the credentials' content changed since the token was issued",
 		o.Credentials.Found && (known && !same || legacy)
 }
 
-func forceRefresh(o *observation) (string, string, bool) {
+func forceRefresh(o *Observation) (string, string, bool) {
 	return triggerForceRefresh, "refresh forced by the " + tokensyncv1alpha1.AnnotationForceRefresh + " annotation", forced(o)
 }
 
-func expired(o *observation) (string, string, bool) {
+func expired(o *Observation) (string, string, bool) {
 	return triggerExpired, "the token has expired", !o.Now.Before(o.Target.Held.ExpiresAt)
 }
 
-func refreshDue(o *observation) (string, string, bool) {
+func refreshDue(o *Observation) (string, string, bool) {
 	return triggerRefreshDue, "the token is due for refresh", !o.Now.Before(o.refreshAt())
 }
 
@@ -227,7 +226,7 @@ func refreshDue(o *observation) (string, string, bool) {
 // a forced refresh that failed is retried by backoff, not dropped because
 // the old token is still valid. A template that did not render cost no
 // login and needs none: the token written before is still the one to keep.
-func retryAfterFailure(o *observation) (string, string, bool) {
+func retryAfterFailure(o *Observation) (string, string, bool) {
 	templateOnly := o.Status.LastAttempt != nil && o.Status.LastAttempt.Result == tokensyncv1alpha1.ReasonInvalidTemplate
 	return triggerRetry, "retrying after a failed attempt", o.Status.FailedAttempts > 0 && !templateOnly
 }
@@ -239,25 +238,25 @@ func settingsChanged(recorded, current string) bool {
 	return recorded != "" && recorded != current
 }
 
-func forced(o *observation) bool {
+func forced(o *Observation) bool {
 	return o.Force != "" && o.Force != o.Status.LastForceRefresh
 }
 
 // refreshAt is the held token's planned refresh.
-func (o *observation) refreshAt() time.Time {
+func (o *Observation) refreshAt() time.Time {
 	h := o.Target.Held
-	return refreshAt(h.ObtainedAt, h.ExpiresAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(h.ExpiresAt)))
+	return PlannedRefresh(o.UID, h.ObtainedAt, h.ExpiresAt, o.RefreshBefore)
 }
 
-// decide is the refresh decision. A login already under way is not asked
+// Decide is the refresh decision. A login already under way is not asked
 // for twice: its end reconciles again; one waiting on its down host keeps
 // waiting, and its status says on what. A login due inside the minimum
 // login interval waits for its end (see lastLogin). A force-refresh or a
 // credentials change while the host is down makes the login the host's
 // next probe.
-func decide(o observation) decision {
+func Decide(o Observation) Decision {
 	d := decideLogin(o)
-	if d.Action != actLogin {
+	if d.Action != ActLogin {
 		return d
 	}
 	asksProbe := o.Host.Down && (d.Reason == triggerForceRefresh || d.Reason == triggerCredentialsChanged)
@@ -265,7 +264,7 @@ func decide(o observation) decision {
 		if o.WaitsOnHost {
 			return waitOnHost(&o, d, time.Time{})
 		}
-		return decision{Action: actWait, Reason: reasonLoginInFlight,
+		return Decision{Action: ActWait, Reason: ReasonLoginInFlight,
 			Message: d.Message + "; a login is already under way"}
 	}
 	if last := o.lastLogin(); !last.IsZero() && o.MinLoginInterval > 0 {
@@ -274,9 +273,9 @@ func decide(o observation) decision {
 				// Keep its place in the host's line, and ask again then.
 				return waitOnHost(&o, d, next)
 			}
-			return decision{Action: actWait, Reason: reasonMinLoginInterval, At: next,
+			return Decision{Action: ActWait, Reason: reasonMinLoginInterval, At: next,
 				Message: fmt.Sprintf("%s; the last login was at %s, the next may start at %s (--min-login-interval %s)",
-					d.Message, formatTime(last), formatTime(next), o.MinLoginInterval)}
+					d.Message, FormatTime(last), FormatTime(next), o.MinLoginInterval)}
 		}
 	}
 	d.NextProbe = asksProbe
@@ -285,13 +284,13 @@ func decide(o observation) decision {
 
 // waitOnHost is the decision of a TokenRequest whose login waits on its
 // down host (At: when to look again, zero: the login's end reconciles).
-func waitOnHost(o *observation, d decision, at time.Time) decision {
-	return decision{Action: actWait, Reason: reasonWaitingOnHost, At: at, Message: d.Message + "; " + o.Host.waitMessage()}
+func waitOnHost(o *Observation, d Decision, at time.Time) Decision {
+	return Decision{Action: ActWait, Reason: ReasonWaitingOnHost, At: at, Message: d.Message + "; " + o.Host.WaitMessage()}
 }
 
-// waitMessage says that the host is down and when it is probed next.
-func (h hostView) waitMessage() string {
-	next := "the next probe is at " + formatTime(h.NextProbe)
+// WaitMessage says that the host is down and when it is probed next.
+func (h HostView) WaitMessage() string {
+	next := "the next probe is at " + FormatTime(h.NextProbe)
 	if h.Probing {
 		next = "a probe is under way"
 	}
@@ -313,20 +312,20 @@ const DefaultMinLoginInterval = 10 * time.Second
 // spend the provider's rate limit by bumping force-refresh. Neither a first
 // login (nothing recorded) nor the write of a token already obtained
 // (actWrite) waits for it.
-func (o *observation) lastLogin() time.Time {
+func (o *Observation) lastLogin() time.Time {
 	var last time.Time
-	if a := o.Status.LastAttempt; a != nil && !ruleOf(a.Result).sendsNothing {
+	if a := o.Status.LastAttempt; a != nil && !RuleOf(a.Result).SendsNothing {
 		last = a.Time.Time
 	}
-	if p := o.Pending; p != nil && p.issued.Token != nil && p.issued.Token.ObtainedAt.After(last) {
-		last = p.issued.Token.ObtainedAt
+	if p := o.Pending; p != nil && p.Issued.Token != nil && p.Issued.Token.ObtainedAt.After(last) {
+		last = p.Issued.Token.ObtainedAt
 	}
 	return last
 }
 
-func decideLogin(o observation) decision {
+func decideLogin(o Observation) Decision {
 	if o.Suspended {
-		d := decision{Action: actSuspend, Reason: tokensyncv1alpha1.ReasonSuspended,
+		d := Decision{Action: ActSuspend, Reason: tokensyncv1alpha1.ReasonSuspended,
 			Message: "spec.suspend is true: no login and no write until it is false"}
 		if h := o.Target.Held; o.Target.Holds && h.Intact && o.Now.Before(h.ExpiresAt) {
 			d.At = h.ExpiresAt // to say when the token has expired
@@ -335,31 +334,31 @@ func decideLogin(o observation) decision {
 	}
 	if !o.ProviderKnown {
 		// Only when the CRD's enum is newer than this operator's registry.
-		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonUnsupportedProvider, Record: true,
+		return Decision{Action: ActStop, Reason: tokensyncv1alpha1.ReasonUnsupportedProvider, Record: true,
 			Message: fmt.Sprintf("provider %q is not supported by this operator (is the operator older than its CRD?); nothing was sent", o.Provider)}
 	}
 	if o.Target.Foreign {
-		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonSecretConflict, Record: true,
-			Message: secretConflictMessage("TokenRequest", o.SecretName)}
+		return Decision{Action: ActStop, Reason: tokensyncv1alpha1.ReasonSecretConflict, Record: true,
+			Message: SecretConflictMessage("TokenRequest", o.SecretName)}
 	}
 	if o.TemplateError != "" {
-		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonInvalidTemplate, Record: true, Message: o.TemplateError + nothingWritten}
+		return Decision{Action: ActStop, Reason: tokensyncv1alpha1.ReasonInvalidTemplate, Record: true, Message: o.TemplateError + nothingWritten}
 	}
 	if last := o.Status.LastAttempt; last != nil && last.Result == tokensyncv1alpha1.ReasonInvalidTemplate &&
 		o.Status.FailedAttempts > 0 && !fixingChange(&o) {
-		return decision{Action: actStop, Reason: tokensyncv1alpha1.ReasonInvalidTemplate,
+		return Decision{Action: ActStop, Reason: tokensyncv1alpha1.ReasonInvalidTemplate,
 			Message: "waiting for spec.secretTemplate.data to be fixed"}
 	}
 	if p := o.Pending; p != nil && pendingUsable(&o, p) {
-		if o.Now.Before(p.retryAt) {
-			return decision{Action: actWait, Reason: tokensyncv1alpha1.ReasonSecretWriteFailed, At: p.retryAt,
+		if o.Now.Before(p.RetryAt) {
+			return Decision{Action: ActWait, Reason: tokensyncv1alpha1.ReasonSecretWriteFailed, At: p.RetryAt,
 				Message: "waiting to retry writing the token already obtained"}
 		}
-		if p.failures == 0 {
+		if p.Failures == 0 {
 			// Just obtained: the login's own reason.
-			return decision{Action: actWrite, Reason: p.reason, Message: p.message}
+			return Decision{Action: ActWrite, Reason: p.Reason, Message: p.Message}
 		}
-		return decision{Action: actWrite, Reason: reasonPendingWrite,
+		return Decision{Action: ActWrite, Reason: reasonPendingWrite,
 			Message: "writing the token obtained earlier, whose write was refused"}
 	}
 
@@ -370,95 +369,85 @@ func decideLogin(o observation) decision {
 		}
 	}
 	if !due {
-		return decision{Action: actKeep, Reason: reasonValid, At: o.refreshAt(),
+		return Decision{Action: ActKeep, Reason: reasonValid, At: o.refreshAt(),
 			Message: "the token is valid and not yet due", CredentialsMissing: !o.Credentials.Found}
 	}
 	if reason == triggerSecretMissing && previousUsable(&o) {
-		return decision{Action: actWrite, Reason: reasonSecretMoved, FromPrevious: true,
+		return Decision{Action: ActWrite, Reason: reasonSecretMoved, FromPrevious: true,
 			Message: fmt.Sprintf("spec.secretName changed: moving the valid token from Secret %s", o.Status.SecretName)}
 	}
 
 	if last := o.Status.LastAttempt; last != nil && last.Result != tokensyncv1alpha1.ReasonSucceeded && o.Status.FailedAttempts > 0 {
 		fixing := fixingChange(&o)
-		if !fixing && ruleOf(last.Result).countsTowardLockout && last.AuthenticationFailures >= maxAuthenticationTries {
-			return decision{Action: actStop, Reason: reasonLockedOut,
+		if !fixing && RuleOf(last.Result).CountsTowardLockout && last.AuthenticationFailures >= tokensyncv1alpha1.MaxAuthenticationFailures {
+			return Decision{Action: ActStop, Reason: reasonLockedOut,
 				Message: fmt.Sprintf("stopped after %d consecutive authentication failures", last.AuthenticationFailures)}
 		}
-		if !fixing && ruleOf(last.Result).stopsUntilChange {
-			return decision{Action: actStop, Reason: last.Result, Message: "waiting for a change that could fix " + last.Result}
+		if !fixing && RuleOf(last.Result).StopsUntilChange {
+			return Decision{Action: ActStop, Reason: last.Result, Message: "waiting for a change that could fix " + last.Result}
 		}
 		// While the host is down, its TokenRequests do not retry on their
 		// own schedules: a provider's failure waits on the host instead.
 		waitsOnHost := o.Host.Down && last.Result == tokensyncv1alpha1.ReasonProviderUnavailable
 		if next := o.Status.NextRefreshTime; !fixing && !waitsOnHost && next != nil && o.Now.Before(next.Time) {
-			return decision{Action: actWait, Reason: reasonBackoff, At: next.Time,
+			return Decision{Action: ActWait, Reason: reasonBackoff, At: next.Time,
 				Message: fmt.Sprintf("%s; retrying after %s", message, last.Result)}
 		}
-		return decision{Action: actLogin, Reason: reason, Message: message,
+		return Decision{Action: ActLogin, Reason: reason, Message: message,
 			ProbeWrite: last.Result == tokensyncv1alpha1.ReasonSecretWriteFailed}
 	}
-	return decision{Action: actLogin, Reason: reason, Message: message}
+	return Decision{Action: ActLogin, Reason: reason, Message: message}
 }
 
 // fixingChange reports whether something that could fix the last failed
-// attempt changed since: the credentials' content (or their appearance),
-// spec.provider, spec.endpoint or the provider settings, a new
-// force-refresh value, after a Secret conflict the foreign Secret going
-// away, after a refused endpoint the operator's policy allowing it, after
-// unlabelled credentials the label. A metadata-only change of
-// the credentials Secret, or any other spec edit, is not one.
-func fixingChange(o *observation) bool {
+// attempt changed since: spec.provider, spec.endpoint or the provider
+// settings, a new force-refresh value, and then what the failure's row
+// says lifts it (LiftedBy: the foreign Secret going away, the operator's
+// policy allowing the endpoint, the label on the credentials, a spec edit),
+// by default the credentials' content (or their appearance). A
+// metadata-only change of the credentials Secret, or any other spec edit,
+// is not one.
+func fixingChange(o *Observation) bool {
 	last := o.Status.LastAttempt
-	switch {
-	case last.Provider != o.Provider || last.Endpoint != o.Endpoint || settingsChanged(last.SettingsDigest, o.SettingsDigest):
+	if last.Provider != o.Provider || last.Endpoint != o.Endpoint || settingsChanged(last.SettingsDigest, o.SettingsDigest) || forced(o) {
 		return true
-	case forced(o):
-		return true
-	case last.Result == tokensyncv1alpha1.ReasonSecretConflict:
-		return !o.Target.Foreign
-	case last.Result == tokensyncv1alpha1.ReasonEndpointNotAllowed && !o.EndpointRefused:
-		return true // the operator's policy changed (a restart with a wider allowlist)
-	case last.Result == tokensyncv1alpha1.ReasonCredentialsNotAllowed:
-		return o.Credentials.Found && o.Credentials.Allowed
-	case last.Result == tokensyncv1alpha1.ReasonInvalidTemplate && o.Generation != o.Status.ObservedGeneration:
-		return true // any spec edit may fix a template; so may the credentials (below)
-	case last.Result == tokensyncv1alpha1.ResultSecretTooLarge:
-		// Only the spec (its template) decides the Secret's size; new
-		// credentials would bring a token of the same provider.
-		return o.Generation != o.Status.ObservedGeneration
-	case !o.Credentials.Found:
-		return false
-	case last.CredentialsVersion == "":
-		return true // the credentials Secret appeared
 	}
-	same, known := sameFingerprint(last.CredentialsFingerprint, o.Credentials.Fingerprint)
-	return known && !same
+	if lift := RuleOf(last.Result).LiftedBy; lift != nil {
+		return lift(o)
+	}
+	return newCredentials(o)
 }
 
 // pendingUsable: a pending token is written only while valid and only to the
 // issuer and credentials it was obtained for.
-func pendingUsable(o *observation, p *pendingToken) bool {
-	is := p.issued
+func pendingUsable(o *Observation, p *PendingToken) bool {
+	is := p.Issued
 	if !o.Now.Before(is.Token.ExpiresAt) || is.Provider != o.Provider || is.Endpoint != o.Endpoint || is.SettingsDigest != o.SettingsDigest {
 		return false
 	}
-	same, known := sameFingerprint(is.CredentialsFingerprint, o.Credentials.Fingerprint)
+	same, known := SameFingerprint(is.CredentialsFingerprint, o.Credentials.Fingerprint)
 	return !o.Credentials.Found || !known || same
 }
 
 // previousUsable: after a secretName change the old Secret's token moves to
 // the new name when it is valid, not due, and from the same issuer and credentials.
-func previousUsable(o *observation) bool {
+func previousUsable(o *Observation) bool {
 	p := o.Previous
 	if p == nil || !p.Intact || p.Provider != o.Provider || (p.Endpoint != "" && p.Endpoint != o.Endpoint) ||
 		settingsChanged(p.SettingsDigest, o.SettingsDigest) || forced(o) {
 		return false
 	}
 	if o.Credentials.Found {
-		if same, known := sameFingerprint(p.CredentialsFingerprint, o.Credentials.Fingerprint); known && !same {
+		if same, known := SameFingerprint(p.CredentialsFingerprint, o.Credentials.Fingerprint); known && !same {
 			return false
 		}
 	}
-	at := refreshAt(p.ObtainedAt, p.ExpiresAt, o.RefreshBefore, jitterFor(o.UID+"/"+formatTime(p.ExpiresAt)))
+	at := PlannedRefresh(o.UID, p.ObtainedAt, p.ExpiresAt, o.RefreshBefore)
 	return o.Now.Before(at)
+}
+
+// Issuer identifies what a login is made with: the provider, its endpoint
+// and its settings.
+func (o *Observation) Issuer() string {
+	return o.Provider + "\x00" + o.Endpoint + "\x00" + o.SettingsDigest
 }

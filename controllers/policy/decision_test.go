@@ -1,4 +1,4 @@
-package controllers
+package policy
 
 import (
 	"strings"
@@ -21,15 +21,15 @@ func TestDecide(t *testing.T) {
 		fpOtherKey = "k9:credentials-one"
 		endpoint   = "https://sandbox.partner.example"
 	)
-	healthy := func() observation {
-		return observation{
+	healthy := func() Observation {
+		return Observation{
 			Now: t0, UID: "uid-1", Generation: 1,
 			Provider: "partner", ProviderKnown: true, Endpoint: endpoint, SecretName: "tok",
-			Target: targetState{Exists: true, Holds: true, Held: heldToken{
+			Target: TargetState{Exists: true, Holds: true, Held: HeldToken{
 				ObtainedAt: t0.Add(-10 * time.Minute), ExpiresAt: t0.Add(50 * time.Minute),
 				Provider: "partner", Endpoint: endpoint, CredentialsVersion: "7", CredentialsFingerprint: fp1, Intact: true,
 			}},
-			Credentials: credentialsState{Found: true, Allowed: true, Version: "7", Fingerprint: fp1},
+			Credentials: CredentialsState{Found: true, Allowed: true, Version: "7", Fingerprint: fp1},
 			Status: tokensyncv1alpha1.TokenStatus{
 				SecretName: "tok",
 				LastAttempt: &tokensyncv1alpha1.LoginAttempt{
@@ -40,8 +40,8 @@ func TestDecide(t *testing.T) {
 	}
 	// failedWith records n consecutive failures with reason, the last at t0,
 	// next retry at t0+retryIn.
-	failedWith := func(reason string, n int32, retryIn time.Duration) func(*observation) {
-		return func(o *observation) {
+	failedWith := func(reason string, n int32, retryIn time.Duration) func(*Observation) {
+		return func(o *Observation) {
 			o.Status.FailedAttempts = n
 			o.Status.ObservedGeneration = o.Generation // as failed() records it
 			next := metav1.NewTime(t0.Add(retryIn))
@@ -56,11 +56,11 @@ func TestDecide(t *testing.T) {
 			}
 		}
 	}
-	noSecret := func(o *observation) { o.Target = targetState{} }
+	noSecret := func(o *Observation) { o.Target = TargetState{} }
 	// withSettings records held as the digest the token and the last
 	// attempt were obtained with, and current as the spec's.
-	withSettings := func(held, current string) func(*observation) {
-		return func(o *observation) {
+	withSettings := func(held, current string) func(*Observation) {
+		return func(o *Observation) {
 			o.Target.Held.SettingsDigest, o.SettingsDigest = held, current
 			if o.Status.LastAttempt != nil {
 				o.Status.LastAttempt.SettingsDigest = held
@@ -70,42 +70,42 @@ func TestDecide(t *testing.T) {
 	refreshTime := func() time.Time { o := healthy(); return o.refreshAt() }()
 	// lastLoginAgo records the last attempt ago before t0, with the default
 	// minimum login interval.
-	lastLoginAgo := func(ago time.Duration) func(*observation) {
-		return func(o *observation) {
+	lastLoginAgo := func(ago time.Duration) func(*Observation) {
+		return func(o *Observation) {
 			o.MinLoginInterval = DefaultMinLoginInterval
 			o.Status.LastAttempt.Time = metav1.NewTime(t0.Add(-ago))
 		}
 	}
 	// waitsUntil checks a wait for the minimum login interval's end.
-	waitsUntil := func(at time.Time) func(*testing.T, decision) {
-		return func(t *testing.T, d decision) {
+	waitsUntil := func(at time.Time) func(*testing.T, Decision) {
+		return func(t *testing.T, d Decision) {
 			if !d.At.Equal(at) {
 				t.Errorf("wait until %s, want %s", d.At, at)
 			}
-			if !strings.Contains(d.Message, "--min-login-interval") || !strings.Contains(d.Message, formatTime(at)) {
+			if !strings.Contains(d.Message, "--min-login-interval") || !strings.Contains(d.Message, FormatTime(at)) {
 				t.Errorf("message %q does not say the interval and its end", d.Message)
 			}
 		}
 	}
 	// shortToken: the held token lives 5 s, obtained by the last login 4 s
 	// before t0: its refresh is due inside the interval.
-	shortToken := func(o *observation) {
+	shortToken := func(o *Observation) {
 		o.Target.Held.ObtainedAt, o.Target.Held.ExpiresAt = t0.Add(-4*time.Second), t0.Add(time.Second)
 		lastLoginAgo(4 * time.Second)(o)
 	}
 
 	// hostDown: the endpoint's host is down, its next probe in 30 s;
 	// waitsOnHost: the login waits in its line.
-	hostDown := func(o *observation) {
-		o.Host = hostView{Name: "sandbox.partner.example", Down: true, NextProbe: t0.Add(30 * time.Second)}
+	hostDown := func(o *Observation) {
+		o.Host = HostView{Name: "sandbox.partner.example", Down: true, NextProbe: t0.Add(30 * time.Second)}
 	}
-	waitsOnHost := func(o *observation) { o.LoginInFlight, o.WaitsOnHost = true, true }
-	probeAsked := func(t *testing.T, d decision) {
+	waitsOnHost := func(o *Observation) { o.LoginInFlight, o.WaitsOnHost = true, true }
+	probeAsked := func(t *testing.T, d Decision) {
 		if !d.NextProbe {
 			t.Error("the login is not asked to be the host's next probe")
 		}
 	}
-	noProbeAsked := func(t *testing.T, d decision) {
+	noProbeAsked := func(t *testing.T, d Decision) {
 		if d.NextProbe {
 			t.Error("the login is asked to be the host's next probe")
 		}
@@ -113,401 +113,401 @@ func TestDecide(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		change []func(*observation)
-		action action
+		change []func(*Observation)
+		action Action
 		reason string
-		check  func(*testing.T, decision)
+		check  func(*testing.T, Decision)
 	}{
-		{name: "valid token: keep until the refresh", action: actKeep, reason: reasonValid,
-			check: func(t *testing.T, d decision) {
+		{name: "valid token: keep until the refresh", action: ActKeep, reason: reasonValid,
+			check: func(t *testing.T, d Decision) {
 				if !d.At.Equal(refreshTime) || d.CredentialsMissing {
 					t.Errorf("keep until %s (missing %v), want %s", d.At, d.CredentialsMissing, refreshTime)
 				}
 			}},
-		{name: "a second before the refresh: keep", change: []func(*observation){func(o *observation) { o.Now = refreshTime.Add(-time.Second) }},
-			action: actKeep},
-		{name: "refresh time reached", change: []func(*observation){func(o *observation) { o.Now = refreshTime }},
-			action: actLogin, reason: triggerRefreshDue},
-		{name: "token expired", change: []func(*observation){func(o *observation) { o.Now = t0.Add(51 * time.Minute) }},
-			action: actLogin, reason: triggerExpired},
-		{name: "new TokenRequest: no Secret", change: []func(*observation){noSecret}, action: actLogin, reason: triggerSecretMissing},
-		{name: "Secret without bookkeeping", change: []func(*observation){func(o *observation) { o.Target.Holds = false }},
-			action: actLogin, reason: triggerNoToken},
-		{name: "token edited by hand", change: []func(*observation){func(o *observation) { o.Target.Held.Intact = false }},
-			action: actLogin, reason: triggerTokenEdited},
-		{name: "spec.endpoint sandbox -> production", change: []func(*observation){func(o *observation) { o.Endpoint = "https://partner.example" }},
-			action: actLogin, reason: triggerIssuerChanged},
-		{name: "spec.provider changed", change: []func(*observation){func(o *observation) { o.Provider = "aml" }},
-			action: actLogin, reason: triggerIssuerChanged},
+		{name: "a second before the refresh: keep", change: []func(*Observation){func(o *Observation) { o.Now = refreshTime.Add(-time.Second) }},
+			action: ActKeep},
+		{name: "refresh time reached", change: []func(*Observation){func(o *Observation) { o.Now = refreshTime }},
+			action: ActLogin, reason: triggerRefreshDue},
+		{name: "token expired", change: []func(*Observation){func(o *Observation) { o.Now = t0.Add(51 * time.Minute) }},
+			action: ActLogin, reason: triggerExpired},
+		{name: "new TokenRequest: no Secret", change: []func(*Observation){noSecret}, action: ActLogin, reason: triggerSecretMissing},
+		{name: "Secret without bookkeeping", change: []func(*Observation){func(o *Observation) { o.Target.Holds = false }},
+			action: ActLogin, reason: triggerNoToken},
+		{name: "token edited by hand", change: []func(*Observation){func(o *Observation) { o.Target.Held.Intact = false }},
+			action: ActLogin, reason: triggerTokenEdited},
+		{name: "spec.endpoint sandbox -> production", change: []func(*Observation){func(o *Observation) { o.Endpoint = "https://partner.example" }},
+			action: ActLogin, reason: triggerIssuerChanged},
+		{name: "spec.provider changed", change: []func(*Observation){func(o *Observation) { o.Provider = "aml" }},
+			action: ActLogin, reason: triggerIssuerChanged},
 		{name: "issuer not recorded (older tokensync): no login on upgrade",
-			change: []func(*observation){func(o *observation) { o.Target.Held.Provider, o.Target.Held.Endpoint = "", "" }}, action: actKeep},
-		{name: "credentials content changed", change: []func(*observation){func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fp2 }},
-			action: actLogin, reason: triggerCredentialsChanged},
+			change: []func(*Observation){func(o *Observation) { o.Target.Held.Provider, o.Target.Held.Endpoint = "", "" }}, action: ActKeep},
+		{name: "credentials content changed", change: []func(*Observation){func(o *Observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fp2 }},
+			action: ActLogin, reason: triggerCredentialsChanged},
 		{name: "credentials label, annotation or replace: new version, same content",
-			change: []func(*observation){func(o *observation) { o.Credentials.Version = "8" }}, action: actKeep},
+			change: []func(*Observation){func(o *Observation) { o.Credentials.Version = "8" }}, action: ActKeep},
 		{name: "fingerprint key replaced: cannot compare, no login",
-			change: []func(*observation){func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fpOtherKey }}, action: actKeep},
+			change: []func(*Observation){func(o *Observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fpOtherKey }}, action: ActKeep},
 		{name: "token of an older tokensync: new credentials version still counts",
-			change: []func(*observation){func(o *observation) {
+			change: []func(*Observation){func(o *Observation) {
 				o.Target.Held.CredentialsFingerprint = ""
 				o.Credentials.Version = "8"
-			}}, action: actLogin, reason: triggerCredentialsChanged},
-		{name: "new force-refresh value", change: []func(*observation){func(o *observation) { o.Force = "2026-11-22" }},
-			action: actLogin, reason: triggerForceRefresh},
-		{name: "force-refresh value already honoured", change: []func(*observation){func(o *observation) { o.Force, o.Status.LastForceRefresh = "x", "x" }},
-			action: actKeep},
-		{name: "Secret missing wins over a force in the reason", change: []func(*observation){noSecret, func(o *observation) { o.Force = "y" }},
-			action: actLogin, reason: triggerSecretMissing},
+			}}, action: ActLogin, reason: triggerCredentialsChanged},
+		{name: "new force-refresh value", change: []func(*Observation){func(o *Observation) { o.Force = "2026-11-22" }},
+			action: ActLogin, reason: triggerForceRefresh},
+		{name: "force-refresh value already honoured", change: []func(*Observation){func(o *Observation) { o.Force, o.Status.LastForceRefresh = "x", "x" }},
+			action: ActKeep},
+		{name: "Secret missing wins over a force in the reason", change: []func(*Observation){noSecret, func(o *Observation) { o.Force = "y" }},
+			action: ActLogin, reason: triggerSecretMissing},
 
 		// Provider settings (spec.oauth2, spec.http) count like the issuer.
-		{name: "same provider settings: keep", change: []func(*observation){withSettings("sha256:one", "sha256:one")}, action: actKeep},
-		{name: "provider settings changed: log in at once", change: []func(*observation){withSettings("sha256:one", "sha256:two")},
-			action: actLogin, reason: triggerIssuerChanged, check: func(t *testing.T, d decision) {
+		{name: "same provider settings: keep", change: []func(*Observation){withSettings("sha256:one", "sha256:one")}, action: ActKeep},
+		{name: "provider settings changed: log in at once", change: []func(*Observation){withSettings("sha256:one", "sha256:two")},
+			action: ActLogin, reason: triggerIssuerChanged, check: func(t *testing.T, d Decision) {
 				if !strings.Contains(d.Message, "provider settings") {
 					t.Errorf("message %q does not name the settings", d.Message)
 				}
 			}},
 		{name: "settings digest not recorded (older tokensync): no login on upgrade",
-			change: []func(*observation){withSettings("", "sha256:one")}, action: actKeep},
+			change: []func(*Observation){withSettings("", "sha256:one")}, action: ActKeep},
 		{name: "settings removed (another provider): the provider change decides",
-			change: []func(*observation){withSettings("sha256:one", ""), func(o *observation) { o.Provider = "aml" }},
-			action: actLogin, reason: triggerIssuerChanged},
+			change: []func(*Observation){withSettings("sha256:one", ""), func(o *Observation) { o.Provider = "aml" }},
+			action: ActLogin, reason: triggerIssuerChanged},
 		{name: "bad template, settings unchanged: stopped until a change",
-			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)},
-			action: actStop, reason: tokensyncv1alpha1.ReasonInvalidTemplate},
+			change: []func(*Observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)},
+			action: ActStop, reason: tokensyncv1alpha1.ReasonInvalidTemplate},
 		{name: "bad template, the key it reads added to the credentials: at once",
-			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, time.Minute),
-				func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
-			action: actLogin, reason: triggerSecretMissing},
+			change: []func(*Observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, time.Minute),
+				func(o *Observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "bad template, settings fixed: at once",
-			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, time.Minute),
-				func(o *observation) { o.SettingsDigest = "sha256:two" }},
-			action: actLogin, reason: triggerSecretMissing},
+			change: []func(*Observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, time.Minute),
+				func(o *Observation) { o.SettingsDigest = "sha256:two" }},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "failed attempt without a recorded digest: settings unknown, still stopped",
-			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, time.Minute),
-				func(o *observation) { o.Status.LastAttempt.SettingsDigest, o.SettingsDigest = "", "sha256:two" }},
-			action: actStop},
+			change: []func(*Observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, time.Minute),
+				func(o *Observation) { o.Status.LastAttempt.SettingsDigest, o.SettingsDigest = "", "sha256:two" }},
+			action: ActStop},
 		{name: "rejected password, settings changed: at once",
-			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour),
-				func(o *observation) { o.SettingsDigest = "sha256:two" }},
-			action: actLogin},
+			change: []func(*Observation){noSecret, withSettings("sha256:one", "sha256:one"), failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour),
+				func(o *Observation) { o.SettingsDigest = "sha256:two" }},
+			action: ActLogin},
 		{name: "pending token from other settings: not written",
-			change: []func(*observation){noSecret, withSettings("sha256:one", "sha256:two"), func(o *observation) {
+			change: []func(*Observation){noSecret, withSettings("sha256:one", "sha256:two"), func(o *Observation) {
 				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, SettingsDigest: "sha256:one", CredentialsFingerprint: fp1, RetryAt: t0}.token()
 			}},
-			action: actLogin, reason: triggerSecretMissing},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "secretName changed after a settings change: log in, not move",
-			change: []func(*observation){withSettings("sha256:one", "sha256:two"), func(o *observation) {
+			change: []func(*Observation){withSettings("sha256:one", "sha256:two"), func(o *Observation) {
 				held := o.Target.Held
 				o.Previous = &held
 				o.SecretName = "renamed"
-				o.Target = targetState{}
+				o.Target = TargetState{}
 			}},
-			action: actLogin, reason: triggerSecretMissing},
+			action: ActLogin, reason: triggerSecretMissing},
 
 		// Failures and their backoff.
 		{name: "failed refresh, token valid, in backoff: wait",
-			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 1, 5*time.Second)},
-			action: actWait, reason: reasonBackoff,
-			check: func(t *testing.T, d decision) {
+			change: []func(*Observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 1, 5*time.Second)},
+			action: ActWait, reason: reasonBackoff,
+			check: func(t *testing.T, d Decision) {
 				if !d.At.Equal(t0.Add(5 * time.Second)) {
 					t.Errorf("wait until %s", d.At)
 				}
 			}},
 		{name: "failed refresh, backoff over: retry although the token is valid",
-			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 1, -time.Second)},
-			action: actLogin, reason: triggerRetry},
+			change: []func(*Observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 1, -time.Second)},
+			action: ActLogin, reason: triggerRetry},
 		{name: "first login failed, in backoff",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 2, time.Minute)}, action: actWait},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 2, time.Minute)}, action: ActWait},
 		{name: "rejected password, credentials metadata changed: still backed off",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Credentials.Version = "9" }},
-			action: actWait},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *Observation) { o.Credentials.Version = "9" }},
+			action: ActWait},
 		{name: "rejected password, credentials content changed: at once",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
-			action: actLogin, reason: triggerSecretMissing},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *Observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "rejected password, new force-refresh: at once",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Force = "again" }},
-			action: actLogin},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *Observation) { o.Force = "again" }},
+			action: ActLogin},
 		{name: "rejected password, endpoint changed: at once",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Endpoint = "https://other.example" }},
-			action: actLogin},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *Observation) { o.Endpoint = "https://other.example" }},
+			action: ActLogin},
 		{name: "rejected password, secretTemplate edited: backoff holds",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *observation) { o.Generation = 2 }},
-			action: actWait},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), func(o *Observation) { o.Generation = 2 }},
+			action: ActWait},
 		{name: "two rejected passwords, backoff over: third try",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 2, -time.Second)},
-			action: actLogin},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 2, -time.Second)},
+			action: ActLogin},
 		{name: "three rejected passwords: stopped, even after the backoff",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour)},
-			action: actStop, reason: reasonLockedOut},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour)},
+			action: ActStop, reason: reasonLockedOut},
 		{name: "three rejected passwords, credentials content changed: try again",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour), func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
-			action: actLogin},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour), func(o *Observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: ActLogin},
 		{name: "three rejected passwords, metadata-only change: still stopped",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour), func(o *observation) { o.Credentials.Version = "9" }},
-			action: actStop},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 3, -time.Hour), func(o *Observation) { o.Credentials.Version = "9" }},
+			action: ActStop},
 		{name: "credentials Secret appeared after CredentialsNotFound: at once",
-			change: []func(*observation){noSecret, func(o *observation) {
+			change: []func(*Observation){noSecret, func(o *Observation) {
 				failedWith(tokensyncv1alpha1.ReasonCredentialsNotFound, 4, time.Minute)(o)
 				o.Status.LastAttempt.CredentialsVersion, o.Status.LastAttempt.CredentialsFingerprint = "", ""
 			}},
-			action: actLogin},
+			action: ActLogin},
 
 		// Missing credentials.
-		{name: "credentials Secret deleted, token valid: keep, say so", change: []func(*observation){func(o *observation) { o.Credentials = credentialsState{} }},
-			action: actKeep, check: func(t *testing.T, d decision) {
+		{name: "credentials Secret deleted, token valid: keep, say so", change: []func(*Observation){func(o *Observation) { o.Credentials = CredentialsState{} }},
+			action: ActKeep, check: func(t *testing.T, d Decision) {
 				if !d.CredentialsMissing {
 					t.Error("CredentialsMissing not set")
 				}
 			}},
 		{name: "credentials Secret deleted, token due: attempt (reported as CredentialsNotFound)",
-			change: []func(*observation){func(o *observation) { o.Credentials = credentialsState{}; o.Now = refreshTime }},
-			action: actLogin, reason: triggerRefreshDue},
+			change: []func(*Observation){func(o *Observation) { o.Credentials = CredentialsState{}; o.Now = refreshTime }},
+			action: ActLogin, reason: triggerRefreshDue},
 
 		// Conflicts, policy and unknown providers.
-		{name: "foreign Secret of that name", change: []func(*observation){func(o *observation) { o.Target = targetState{Exists: true, Foreign: true} }},
-			action: actStop, reason: tokensyncv1alpha1.ReasonSecretConflict},
+		{name: "foreign Secret of that name", change: []func(*Observation){func(o *Observation) { o.Target = TargetState{Exists: true, Foreign: true} }},
+			action: ActStop, reason: tokensyncv1alpha1.ReasonSecretConflict},
 		{name: "foreign Secret deleted: at once, ignoring the backoff",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonSecretConflict, 1, time.Hour)},
-			action: actLogin, reason: triggerSecretMissing},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonSecretConflict, 1, time.Hour)},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "endpoint refused by policy, nothing changed: stopped",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, -time.Hour), func(o *observation) { o.EndpointRefused = true }},
-			action: actStop},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, -time.Hour), func(o *Observation) { o.EndpointRefused = true }},
+			action: ActStop},
 		{name: "endpoint refused by policy, the policy now allows it (a restart with a wider allowlist): at once",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, time.Hour)},
-			action: actLogin, reason: triggerSecretMissing},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, time.Hour)},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "credentials not labelled, still not: stopped",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonCredentialsNotAllowed, 1, -time.Hour), func(o *observation) { o.Credentials.Allowed = false }},
-			action: actStop, reason: tokensyncv1alpha1.ReasonCredentialsNotAllowed},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonCredentialsNotAllowed, 1, -time.Hour), func(o *Observation) { o.Credentials.Allowed = false }},
+			action: ActStop, reason: tokensyncv1alpha1.ReasonCredentialsNotAllowed},
 		{name: "credentials not labelled, label added: at once, ignoring the backoff",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonCredentialsNotAllowed, 1, time.Hour)},
-			action: actLogin, reason: triggerSecretMissing},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonCredentialsNotAllowed, 1, time.Hour)},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "credentials label removed, token valid: keep (only the next login is stopped)",
-			change: []func(*observation){func(o *observation) { o.Credentials.Allowed = false }},
-			action: actKeep, reason: reasonValid},
+			change: []func(*Observation){func(o *Observation) { o.Credentials.Allowed = false }},
+			action: ActKeep, reason: reasonValid},
 
 		// Logins off the workers.
 		{name: "a login for this issuer under way, token due: wait for its end, no requeue",
-			change: []func(*observation){func(o *observation) { o.Now = refreshTime; o.LoginInFlight = true }},
-			action: actWait, reason: reasonLoginInFlight, check: func(t *testing.T, d decision) {
+			change: []func(*Observation){func(o *Observation) { o.Now = refreshTime; o.LoginInFlight = true }},
+			action: ActWait, reason: ReasonLoginInFlight, check: func(t *testing.T, d Decision) {
 				if !d.At.IsZero() {
 					t.Errorf("a requeue at %s while the login's end reconciles anyway", d.At)
 				}
 			}},
 		{name: "a login under way, token valid: keep",
-			change: []func(*observation){func(o *observation) { o.LoginInFlight = true }},
-			action: actKeep, reason: reasonValid},
+			change: []func(*Observation){func(o *Observation) { o.LoginInFlight = true }},
+			action: ActKeep, reason: reasonValid},
 		{name: "a token just obtained: written with the login's reason",
-			change: []func(*observation){noSecret, func(o *observation) {
+			change: []func(*Observation){noSecret, func(o *Observation) {
 				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
 					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}.token()
 			}},
-			action: actWrite, reason: triggerSecretMissing},
+			action: ActWrite, reason: triggerSecretMissing},
 		{name: "endpoint refused by policy, endpoint changed: at once",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, time.Hour), func(o *observation) { o.Endpoint = "https://allowed.example" }},
-			action: actLogin},
-		{name: "provider unknown to this operator", change: []func(*observation){func(o *observation) { o.ProviderKnown = false }},
-			action: actStop, reason: tokensyncv1alpha1.ReasonUnsupportedProvider},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonEndpointNotAllowed, 1, time.Hour), func(o *Observation) { o.Endpoint = "https://allowed.example" }},
+			action: ActLogin},
+		{name: "provider unknown to this operator", change: []func(*Observation){func(o *Observation) { o.ProviderKnown = false }},
+			action: ActStop, reason: tokensyncv1alpha1.ReasonUnsupportedProvider},
 
 		// A token obtained whose write was refused.
 		{name: "pending token, write retry not yet due: wait",
-			change: []func(*observation){noSecret, func(o *observation) {
+			change: []func(*Observation){noSecret, func(o *Observation) {
 				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0.Add(10 * time.Second)}.token()
 			}},
-			action: actWait, reason: tokensyncv1alpha1.ReasonSecretWriteFailed},
+			action: ActWait, reason: tokensyncv1alpha1.ReasonSecretWriteFailed},
 		{name: "pending token, retry due: write it, no login",
-			change: []func(*observation){noSecret, func(o *observation) {
+			change: []func(*Observation){noSecret, func(o *Observation) {
 				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, WriteFailures: 1, RetryAt: t0}.token()
 			}},
-			action: actWrite, reason: reasonPendingWrite},
+			action: ActWrite, reason: reasonPendingWrite},
 		{name: "pending token from the old endpoint: not written",
-			change: []func(*observation){noSecret, func(o *observation) {
+			change: []func(*Observation){noSecret, func(o *Observation) {
 				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: "https://old.example", CredentialsFingerprint: fp1, RetryAt: t0}.token()
 			}},
-			action: actLogin, reason: triggerSecretMissing},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "pending token expired, writes refused before: probe before a login",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonSecretWriteFailed, 5, -time.Second), func(o *observation) {
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonSecretWriteFailed, 5, -time.Second), func(o *Observation) {
 				o.Pending = pendingFields{ExpiresAt: t0, Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1, RetryAt: t0}.token()
 			}},
-			action: actLogin, check: func(t *testing.T, d decision) {
+			action: ActLogin, check: func(t *testing.T, d Decision) {
 				if !d.ProbeWrite {
 					t.Error("no write probe before spending a login")
 				}
 			}},
 
 		// Suspend and templates.
-		{name: "suspended, token valid: nothing, say until when", change: []func(*observation){func(o *observation) { o.Suspended = true; o.Now = refreshTime }},
-			action: actSuspend, check: func(t *testing.T, d decision) {
+		{name: "suspended, token valid: nothing, say until when", change: []func(*Observation){func(o *Observation) { o.Suspended = true; o.Now = refreshTime }},
+			action: ActSuspend, check: func(t *testing.T, d Decision) {
 				if !d.At.Equal(t0.Add(50 * time.Minute)) {
 					t.Errorf("suspended until %s, want the token's expiry", d.At)
 				}
 			}},
 		{name: "suspended, Secret deleted and a force-refresh: still nothing",
-			change: []func(*observation){noSecret, func(o *observation) { o.Suspended, o.Force = true, "now" }}, action: actSuspend},
+			change: []func(*Observation){noSecret, func(o *Observation) { o.Suspended, o.Force = true, "now" }}, action: ActSuspend},
 		{name: "a data template that does not parse: stop before any login",
-			change: []func(*observation){noSecret, func(o *observation) { o.TemplateError = "spec.secretTemplate.data[\"x\"]: does not parse" }},
-			action: actStop, reason: tokensyncv1alpha1.ReasonInvalidTemplate},
+			change: []func(*Observation){noSecret, func(o *Observation) { o.TemplateError = "spec.secretTemplate.data[\"x\"]: does not parse" }},
+			action: ActStop, reason: tokensyncv1alpha1.ReasonInvalidTemplate},
 		{name: "a data template that did not render, spec unchanged: stopped",
-			change: []func(*observation){noSecret, func(o *observation) {
+			change: []func(*Observation){noSecret, func(o *Observation) {
 				failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)(o)
 				o.Status.ObservedGeneration = o.Generation
-			}}, action: actStop, reason: tokensyncv1alpha1.ReasonInvalidTemplate},
+			}}, action: ActStop, reason: tokensyncv1alpha1.ReasonInvalidTemplate},
 		{name: "a data template that did not render, spec edited: write the pending token",
-			change: []func(*observation){noSecret, func(o *observation) {
+			change: []func(*Observation){noSecret, func(o *Observation) {
 				failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)(o)
 				o.Status.ObservedGeneration = o.Generation
 				o.Generation++
 				o.Pending = pendingFields{ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
 					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}.token()
-			}}, action: actWrite, reason: triggerSecretMissing},
+			}}, action: ActWrite, reason: triggerSecretMissing},
 
 		{name: "a data template fixed while the token is valid: keep, no login",
-			change: []func(*observation){func(o *observation) {
+			change: []func(*Observation){func(o *Observation) {
 				failedWith(tokensyncv1alpha1.ReasonInvalidTemplate, 1, -time.Hour)(o)
 				o.Status.ObservedGeneration = o.Generation
 				o.Generation++
-			}}, action: actKeep},
+			}}, action: ActKeep},
 
 		// A token too large for its Secret: dropped, and stopped until the
 		// spec changes or a refresh is forced, whatever else changes.
 		{name: "Secret too large, nothing changed: stopped, no login (also after a restart: it is in the status)",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, -time.Hour)},
-			action: actStop, reason: tokensyncv1alpha1.ResultSecretTooLarge},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, -time.Hour)},
+			action: ActStop, reason: tokensyncv1alpha1.ResultSecretTooLarge},
 		{name: "Secret too large, new credentials: still stopped (they bring a token of the same size)",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, -time.Hour),
-				func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
-			action: actStop, reason: tokensyncv1alpha1.ResultSecretTooLarge},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, -time.Hour),
+				func(o *Observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: ActStop, reason: tokensyncv1alpha1.ResultSecretTooLarge},
 		{name: "Secret too large, spec edited (a smaller template): log in",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, time.Hour),
-				func(o *observation) { o.Generation++ }},
-			action: actLogin, reason: triggerSecretMissing},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, time.Hour),
+				func(o *Observation) { o.Generation++ }},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "Secret too large, a refresh forced: log in",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, time.Hour),
-				func(o *observation) { o.Force = "again" }},
-			action: actLogin, reason: triggerSecretMissing},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ResultSecretTooLarge, 1, time.Hour),
+				func(o *Observation) { o.Force = "again" }},
+			action: ActLogin, reason: triggerSecretMissing},
 
 		// secretName changed.
 		{name: "secretName changed: the valid token moves without a login",
-			change: []func(*observation){func(o *observation) {
+			change: []func(*Observation){func(o *Observation) {
 				held := o.Target.Held
 				o.Previous = &held
 				o.SecretName = "renamed"
-				o.Target = targetState{}
+				o.Target = TargetState{}
 			}},
-			action: actWrite, reason: reasonSecretMoved},
+			action: ActWrite, reason: reasonSecretMoved},
 		// At most one login per --min-login-interval, failed ones included.
 		{name: "force-refresh 3s after the last login: waits for the interval's end",
-			change: []func(*observation){lastLoginAgo(3 * time.Second), func(o *observation) { o.Force = "again" }},
-			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(7 * time.Second))},
+			change: []func(*Observation){lastLoginAgo(3 * time.Second), func(o *Observation) { o.Force = "again" }},
+			action: ActWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(7 * time.Second))},
 		{name: "force-refresh as the interval ends: at once",
-			change: []func(*observation){lastLoginAgo(DefaultMinLoginInterval), func(o *observation) { o.Force = "again" }},
-			action: actLogin, reason: triggerForceRefresh},
+			change: []func(*Observation){lastLoginAgo(DefaultMinLoginInterval), func(o *Observation) { o.Force = "again" }},
+			action: ActLogin, reason: triggerForceRefresh},
 		{name: "credentials changed 1s after the last login: waits",
-			change: []func(*observation){lastLoginAgo(time.Second), func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fp2 }},
-			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(9 * time.Second))},
+			change: []func(*Observation){lastLoginAgo(time.Second), func(o *Observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fp2 }},
+			action: ActWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(9 * time.Second))},
 		{name: "refresh of a 5s token due inside the interval: waits",
-			change: []func(*observation){shortToken}, action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(6 * time.Second))},
+			change: []func(*Observation){shortToken}, action: ActWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(6 * time.Second))},
 		{name: "a 5s token expired inside the interval: still waits",
-			change: []func(*observation){shortToken, func(o *observation) { o.Now = t0.Add(3 * time.Second) }},
-			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(6 * time.Second))},
+			change: []func(*Observation){shortToken, func(o *Observation) { o.Now = t0.Add(3 * time.Second) }},
+			action: ActWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(6 * time.Second))},
 		{name: "failure retry, backoff over inside the interval: waits",
-			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 1, -time.Second), lastLoginAgo(6 * time.Second)},
-			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(4 * time.Second))},
+			change: []func(*Observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 1, -time.Second), lastLoginAgo(6 * time.Second)},
+			action: ActWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(4 * time.Second))},
 		{name: "failure retry, backoff longer than the interval: the backoff decides",
-			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 3, 20*time.Second), lastLoginAgo(time.Second)},
-			action: actWait, reason: reasonBackoff},
+			change: []func(*Observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 3, 20*time.Second), lastLoginAgo(time.Second)},
+			action: ActWait, reason: reasonBackoff},
 		{name: "rejected password, credentials fixed 2s later: waits",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), lastLoginAgo(2 * time.Second),
-				func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
-			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(8 * time.Second))},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), lastLoginAgo(2 * time.Second),
+				func(o *Observation) { o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2 }},
+			action: ActWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(8 * time.Second))},
 		{name: "credentials Secret created 2s after the TokenRequest found none: at once (nothing was sent)",
-			change: []func(*observation){noSecret, failedWith(tokensyncv1alpha1.ReasonCredentialsNotFound, 1, 3*time.Second), lastLoginAgo(2 * time.Second),
-				func(o *observation) { o.Status.LastAttempt.CredentialsVersion = "" }},
-			action: actLogin, reason: triggerSecretMissing},
+			change: []func(*Observation){noSecret, failedWith(tokensyncv1alpha1.ReasonCredentialsNotFound, 1, 3*time.Second), lastLoginAgo(2 * time.Second),
+				func(o *Observation) { o.Status.LastAttempt.CredentialsVersion = "" }},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "first login: not delayed",
-			change: []func(*observation){noSecret, func(o *observation) {
+			change: []func(*Observation){noSecret, func(o *Observation) {
 				o.MinLoginInterval = DefaultMinLoginInterval
 				o.Status = tokensyncv1alpha1.TokenStatus{}
 			}},
-			action: actLogin, reason: triggerSecretMissing},
+			action: ActLogin, reason: triggerSecretMissing},
 		{name: "a token just obtained: written at once, not delayed",
-			change: []func(*observation){noSecret, lastLoginAgo(time.Second), func(o *observation) {
+			change: []func(*Observation){noSecret, lastLoginAgo(time.Second), func(o *Observation) {
 				o.Pending = pendingFields{ObtainedAt: t0.Add(-time.Second), ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1,
 					Reason: triggerSecretMissing, Message: "the target Secret tok does not exist"}.token()
 			}},
-			action: actWrite, reason: triggerSecretMissing},
+			action: ActWrite, reason: triggerSecretMissing},
 		{name: "a token obtained 2s ago, not written, credentials changed since: the next login waits",
-			change: []func(*observation){noSecret, lastLoginAgo(time.Hour), func(o *observation) {
+			change: []func(*Observation){noSecret, lastLoginAgo(time.Hour), func(o *Observation) {
 				o.Pending = pendingFields{ObtainedAt: t0.Add(-2 * time.Second), ExpiresAt: t0.Add(time.Hour), Provider: "partner", Endpoint: endpoint, CredentialsFingerprint: fp1}.token()
 				o.Credentials.Version, o.Credentials.Fingerprint = "9", fp2
 			}},
-			action: actWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(8 * time.Second))},
+			action: ActWait, reason: reasonMinLoginInterval, check: waitsUntil(t0.Add(8 * time.Second))},
 		{name: "a login under way inside the interval: waits for its end",
-			change: []func(*observation){lastLoginAgo(time.Second), func(o *observation) { o.Force, o.LoginInFlight = "again", true }},
-			action: actWait, reason: reasonLoginInFlight},
+			change: []func(*Observation){lastLoginAgo(time.Second), func(o *Observation) { o.Force, o.LoginInFlight = "again", true }},
+			action: ActWait, reason: ReasonLoginInFlight},
 		{name: "no minimum interval: a force-refresh a second after a login goes at once",
-			change: []func(*observation){lastLoginAgo(time.Second), func(o *observation) { o.Force, o.MinLoginInterval = "again", 0 }},
-			action: actLogin, reason: triggerForceRefresh},
+			change: []func(*Observation){lastLoginAgo(time.Second), func(o *Observation) { o.Force, o.MinLoginInterval = "again", 0 }},
+			action: ActLogin, reason: triggerForceRefresh},
 
 		// A provider host down (hosthealth.go): its TokenRequests wait on it.
 		{name: "host down: a provider's failure waits on the host, not on its own backoff",
-			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 3, 20*time.Second), hostDown},
-			action: actLogin, reason: triggerRetry, check: noProbeAsked},
+			change: []func(*Observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 3, 20*time.Second), hostDown},
+			action: ActLogin, reason: triggerRetry, check: noProbeAsked},
 		{name: "host down: a rejected password keeps its own backoff",
-			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), hostDown},
-			action: actWait, reason: reasonBackoff},
+			change: []func(*Observation){failedWith(tokensyncv1alpha1.ReasonAuthenticationFailed, 1, time.Minute), hostDown},
+			action: ActWait, reason: reasonBackoff},
 		{name: "host up: a provider's failure keeps its own backoff",
-			change: []func(*observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 3, 20*time.Second)},
-			action: actWait, reason: reasonBackoff},
+			change: []func(*Observation){failedWith(tokensyncv1alpha1.ReasonProviderUnavailable, 3, 20*time.Second)},
+			action: ActWait, reason: reasonBackoff},
 		{name: "host down, the refresh due: log in (the gate holds the login on the host)",
-			change: []func(*observation){func(o *observation) { o.Now = refreshTime }, hostDown},
-			action: actLogin, reason: triggerRefreshDue, check: noProbeAsked},
+			change: []func(*Observation){func(o *Observation) { o.Now = refreshTime }, hostDown},
+			action: ActLogin, reason: triggerRefreshDue, check: noProbeAsked},
 		{name: "waiting on the host: keep waiting, and say on what",
-			change: []func(*observation){func(o *observation) { o.Now = refreshTime }, hostDown, waitsOnHost},
-			action: actWait, reason: reasonWaitingOnHost, check: func(t *testing.T, d decision) {
-				if !d.At.IsZero() || !hasSubstrings(d.Message, "due for refresh", "provider host sandbox.partner.example is down", "next probe is at "+formatTime(t0.Add(30*time.Second))) {
+			change: []func(*Observation){func(o *Observation) { o.Now = refreshTime }, hostDown, waitsOnHost},
+			action: ActWait, reason: ReasonWaitingOnHost, check: func(t *testing.T, d Decision) {
+				if !d.At.IsZero() || !hasSubstrings(d.Message, "due for refresh", "provider host sandbox.partner.example is down", "next probe is at "+FormatTime(t0.Add(30*time.Second))) {
 					t.Errorf("wait until %s, message %q: want the login's end, the host and its next probe named", d.At, d.Message)
 				}
 			}},
 		{name: "waiting on the host, a probe under way",
-			change: []func(*observation){func(o *observation) { o.Now = refreshTime }, hostDown, waitsOnHost, func(o *observation) { o.Host.Probing = true }},
-			action: actWait, reason: reasonWaitingOnHost, check: func(t *testing.T, d decision) {
+			change: []func(*Observation){func(o *Observation) { o.Now = refreshTime }, hostDown, waitsOnHost, func(o *Observation) { o.Host.Probing = true }},
+			action: ActWait, reason: ReasonWaitingOnHost, check: func(t *testing.T, d Decision) {
 				if !strings.Contains(d.Message, "a probe is under way") {
 					t.Errorf("message %q", d.Message)
 				}
 			}},
 		{name: "host down: a force-refresh makes the login the next probe",
-			change: []func(*observation){hostDown, func(o *observation) { o.Force = "now" }},
-			action: actLogin, reason: triggerForceRefresh, check: probeAsked},
+			change: []func(*Observation){hostDown, func(o *Observation) { o.Force = "now" }},
+			action: ActLogin, reason: triggerForceRefresh, check: probeAsked},
 		{name: "waiting on the host: a force-refresh asks again, as the next probe",
-			change: []func(*observation){hostDown, waitsOnHost, func(o *observation) { o.Force = "now" }},
-			action: actLogin, reason: triggerForceRefresh, check: probeAsked},
+			change: []func(*Observation){hostDown, waitsOnHost, func(o *Observation) { o.Force = "now" }},
+			action: ActLogin, reason: triggerForceRefresh, check: probeAsked},
 		{name: "waiting on the host: a credentials change asks again, as the next probe",
-			change: []func(*observation){hostDown, waitsOnHost, func(o *observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fp2 }},
-			action: actLogin, reason: triggerCredentialsChanged, check: probeAsked},
+			change: []func(*Observation){hostDown, waitsOnHost, func(o *Observation) { o.Credentials.Version, o.Credentials.Fingerprint = "8", fp2 }},
+			action: ActLogin, reason: triggerCredentialsChanged, check: probeAsked},
 		{name: "waiting as the next probe already: keep waiting",
-			change: []func(*observation){hostDown, waitsOnHost, func(o *observation) { o.Force, o.NextProbeAsked = "now", true }},
-			action: actWait, reason: reasonWaitingOnHost},
+			change: []func(*Observation){hostDown, waitsOnHost, func(o *Observation) { o.Force, o.NextProbeAsked = "now", true }},
+			action: ActWait, reason: ReasonWaitingOnHost},
 		{name: "waiting on the host, a force-refresh inside the interval: keep the place, ask again at its end",
-			change: []func(*observation){lastLoginAgo(3 * time.Second), hostDown, waitsOnHost, func(o *observation) { o.Force = "now" }},
-			action: actWait, reason: reasonWaitingOnHost, check: func(t *testing.T, d decision) {
+			change: []func(*Observation){lastLoginAgo(3 * time.Second), hostDown, waitsOnHost, func(o *Observation) { o.Force = "now" }},
+			action: ActWait, reason: ReasonWaitingOnHost, check: func(t *testing.T, d Decision) {
 				if !d.At.Equal(t0.Add(7 * time.Second)) {
 					t.Errorf("look again at %s, want the interval's end", d.At)
 				}
 			}},
 		{name: "host down, a login under way (the probe): wait for its end",
-			change: []func(*observation){func(o *observation) { o.Now = refreshTime; o.LoginInFlight = true }, hostDown},
-			action: actWait, reason: reasonLoginInFlight},
+			change: []func(*Observation){func(o *Observation) { o.Now = refreshTime; o.LoginInFlight = true }, hostDown},
+			action: ActWait, reason: ReasonLoginInFlight},
 
 		{name: "secretName changed while the old token is due: log in",
-			change: []func(*observation){func(o *observation) {
+			change: []func(*Observation){func(o *Observation) {
 				held := o.Target.Held
 				o.Previous = &held
 				o.SecretName = "renamed"
-				o.Target = targetState{}
+				o.Target = TargetState{}
 				o.Now = refreshTime
 			}},
-			action: actLogin, reason: triggerSecretMissing},
+			action: ActLogin, reason: triggerSecretMissing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -515,7 +515,7 @@ func TestDecide(t *testing.T) {
 			for _, c := range tt.change {
 				c(&o)
 			}
-			d := decide(o)
+			d := Decide(o)
 			if d.Action != tt.action || (tt.reason != "" && d.Reason != tt.reason) {
 				t.Fatalf("decide = %s/%s (%s), want %s/%s", d.Action, d.Reason, d.Message, tt.action, tt.reason)
 			}
@@ -538,10 +538,10 @@ type pendingFields struct {
 	RetryAt                                                    time.Time
 }
 
-func (f pendingFields) token() *pendingToken {
-	return &pendingToken{
-		issued: issued{Token: &providers.Token{Value: "pending", ObtainedAt: f.ObtainedAt, ExpiresAt: f.ExpiresAt}, Provider: f.Provider, Endpoint: f.Endpoint,
+func (f pendingFields) token() *PendingToken {
+	return &PendingToken{
+		Issued: Issued{Token: &providers.Token{Value: "pending", ObtainedAt: f.ObtainedAt, ExpiresAt: f.ExpiresAt}, Provider: f.Provider, Endpoint: f.Endpoint,
 			SettingsDigest: f.SettingsDigest, CredentialsFingerprint: f.CredentialsFingerprint},
-		reason: f.Reason, message: f.Message, failures: f.WriteFailures, retryAt: f.RetryAt,
+		Reason: f.Reason, Message: f.Message, Failures: f.WriteFailures, RetryAt: f.RetryAt,
 	}
 }

@@ -1,4 +1,4 @@
-package controllers
+package policy
 
 import (
 	"crypto/sha256"
@@ -20,12 +20,12 @@ const (
 	mountedVolumeDelay = time.Minute
 )
 
-// refreshWindow is how long before expiry a token is refreshed. An explicit
+// RefreshWindow is how long before expiry a token is refreshed. An explicit
 // refreshBefore is honoured up to half the lifetime: whoever set it chose
 // freshness over logins. Unset, the window is min(5m, lifetime/3): logins
 // are what providers meter, and a third of the lifetime keeps a short token
 // from being refreshed more than about 1.5 times per lifetime.
-func refreshWindow(obtainedAt, expiresAt time.Time, refreshBefore *time.Duration) time.Duration {
+func RefreshWindow(obtainedAt, expiresAt time.Time, refreshBefore *time.Duration) time.Duration {
 	lifetime := expiresAt.Sub(obtainedAt)
 	if refreshBefore != nil && *refreshBefore > 0 {
 		if lifetime > 0 && lifetime/2 < *refreshBefore {
@@ -39,7 +39,7 @@ func refreshWindow(obtainedAt, expiresAt time.Time, refreshBefore *time.Duration
 	return defaultRefreshBefore
 }
 
-// refreshAt returns when a token obtained at obtainedAt and expiring at
+// RefreshAt returns when a token obtained at obtainedAt and expiring at
 // expiresAt is refreshed. jitter (a fraction in [0,1), stable per token)
 // spreads tokens issued together over half the window:
 //   - with an explicit refreshBefore, between 1 and 1.5 windows before
@@ -49,13 +49,13 @@ func refreshWindow(obtainedAt, expiresAt time.Time, refreshBefore *time.Duration
 //
 // The result is truncated to the second: requeues are rounded up to whole
 // seconds (requeueAfter), and truncating here means a requeue can never fire
-// before refreshAt and find the token "not yet due".
-func refreshAt(obtainedAt, expiresAt time.Time, refreshBefore *time.Duration, jitter float64) time.Time {
+// before RefreshAt and find the token "not yet due".
+func RefreshAt(obtainedAt, expiresAt time.Time, refreshBefore *time.Duration, jitter float64) time.Time {
 	// From the times as the Secret records them (whole seconds), so that a
 	// refresh computed right after a login and one computed from the Secret
 	// later agree.
 	obtainedAt, expiresAt = obtainedAt.Truncate(time.Second), expiresAt.Truncate(time.Second)
-	window := refreshWindow(obtainedAt, expiresAt, refreshBefore)
+	window := RefreshWindow(obtainedAt, expiresAt, refreshBefore)
 	if jitter < 0 || jitter >= 1 {
 		jitter = 0
 	}
@@ -67,10 +67,10 @@ func refreshAt(obtainedAt, expiresAt time.Time, refreshBefore *time.Duration, ji
 	return expiresAt.Add(-lead).Truncate(time.Second)
 }
 
-// requeueAfter is how long to wait from now until at, rounded up to a whole
+// RequeueAfter is how long to wait from now until at, rounded up to a whole
 // second so the requeue fires at or after at, never before. A time already
 // passed gives the smallest positive delay.
-func requeueAfter(now, at time.Time) time.Duration {
+func RequeueAfter(now, at time.Time) time.Duration {
 	d := at.Sub(now)
 	if d <= 0 {
 		return time.Second
@@ -81,10 +81,18 @@ func requeueAfter(now, at time.Time) time.Duration {
 	return d
 }
 
-// jitterFor derives a stable fraction in [0,1) from a seed (the TokenRequest
+// JitterFor derives a stable fraction in [0,1) from a seed (the TokenRequest
 // UID and the token's expiry): stable, so that a re-run reconcile computes
 // the same refresh time instead of drifting, yet spread across TokenRequests.
-func jitterFor(seed string) float64 {
+func JitterFor(seed string) float64 {
 	sum := sha256.Sum256([]byte(seed))
 	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(1<<53)
+}
+
+// PlannedRefresh is when the token a TokenRequest or ClusterTokenRequest
+// (uid) obtained at obtainedAt and holds until expiresAt is refreshed:
+// refreshAt with the jitter seeded by the object and the token, so that
+// every reader (the decision, the status, the metrics) finds the same time.
+func PlannedRefresh(uid string, obtainedAt, expiresAt time.Time, refreshBefore *time.Duration) time.Time {
+	return RefreshAt(obtainedAt, expiresAt, refreshBefore, JitterFor(uid+"/"+FormatTime(expiresAt)))
 }

@@ -1,4 +1,4 @@
-package controllers
+package policy
 
 import (
 	"testing"
@@ -35,7 +35,7 @@ func TestRefreshAt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := refreshAt(t0, t0.Add(tt.lifetime), tt.refreshBefore, tt.jitter)
+			got := RefreshAt(t0, t0.Add(tt.lifetime), tt.refreshBefore, tt.jitter)
 			if want := t0.Add(tt.want); !got.Equal(want) {
 				t.Errorf("refreshAt = %s, want %s", got.Sub(t0), tt.want)
 			}
@@ -57,19 +57,19 @@ func TestRefreshAtSpread(t *testing.T) {
 		const n = 1000
 		for i := 0; i < n; i++ {
 			j := float64(i) / n
-			explicit := refreshAt(t0, exp, dur(5*time.Second), j)
-			w := refreshWindow(t0, exp, dur(5*time.Second))
+			explicit := RefreshAt(t0, exp, dur(5*time.Second), j)
+			w := RefreshWindow(t0, exp, dur(5*time.Second))
 			if latest := exp.Add(-w); explicit.After(latest) {
 				t.Errorf("lifetime %s jitter %v: explicit refresh %s later than refreshBefore allows (%s)", lifetime, j, explicit, latest)
 			}
-			def := refreshAt(t0, exp, nil, j)
-			wd := refreshWindow(t0, exp, nil)
+			def := RefreshAt(t0, exp, nil, j)
+			wd := RefreshWindow(t0, exp, nil)
 			if def.Before(exp.Add(-wd*5/4-time.Second)) || def.After(exp.Add(-wd*3/4)) {
 				t.Errorf("lifetime %s jitter %v: default refresh %s outside 0.75..1.25 windows", lifetime, j, def.Sub(t0))
 			}
 			sumLead += exp.Sub(def)
 		}
-		wd := refreshWindow(t0, exp, nil)
+		wd := RefreshWindow(t0, exp, nil)
 		if mean := sumLead / n; mean > wd+time.Second || mean < wd-time.Second {
 			t.Errorf("lifetime %s: mean default lead %s, want about the window %s", lifetime, mean, wd)
 		}
@@ -89,7 +89,7 @@ func TestRequeueAfter(t *testing.T) {
 		{now.Add(-time.Hour), time.Second},
 	}
 	for _, tt := range tests {
-		got := requeueAfter(now, tt.at)
+		got := RequeueAfter(now, tt.at)
 		if got != tt.want {
 			t.Errorf("requeueAfter(%s) = %s, want %s", tt.at.Sub(now), got, tt.want)
 		}
@@ -102,11 +102,11 @@ func TestRequeueAfter(t *testing.T) {
 func TestJitterForIsStableAndInRange(t *testing.T) {
 	seen := map[float64]bool{}
 	for _, seed := range []string{"a", "b", "c", "uid-1/2026", "uid-2/2026"} {
-		j := jitterFor(seed)
+		j := JitterFor(seed)
 		if j < 0 || j >= 1 {
 			t.Fatalf("jitterFor(%q) = %v out of [0,1)", seed, j)
 		}
-		if jitterFor(seed) != j {
+		if JitterFor(seed) != j {
 			t.Fatalf("jitterFor(%q) not stable", seed)
 		}
 		seen[j] = true
