@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/tokensync/tokensync/controllers/policy"
@@ -73,12 +74,19 @@ type subject interface {
 
 // published is what a kind's publish did.
 type published struct {
-	// wake is when to look again (a restart held back, a namespace to
-	// retry); zero: not before the refresh.
+	// wake is when to look again (a restart held back); zero: not before
+	// the refresh.
 	wake time.Time
 	// where names what holds the token now, for the event and the log:
 	// "Secret x", "Secret x in 3 namespaces".
 	where string
+	// failed are the outputs that did not take the token (copyHeld), of
+	// the written and of outputs in all, in ("namespaces") what they are;
+	// those that may heal are tried again after retry.
+	failed      []tokensyncv1alpha1.NamespaceFailure
+	written, of int32
+	in          string
+	retry       time.Duration
 }
 
 // outputHold says why a kind cannot take a token now: no login, no write.
@@ -348,14 +356,14 @@ func (r *TokenRequestReconciler) keep(ctx context.Context, o *snapshot, d policy
 	if d.CredentialsMissing {
 		h.CredentialsMissing = r.credentialsMissingMessage(o, held.ExpiresAt)
 	}
-	if err := r.setHealthy(ctx, o, h); err != nil {
+	if err := r.setHealthy(ctx, o, h, pub); err != nil {
 		return ctrl.Result{}, err
 	}
 	if d.CredentialsMissing && !wasMissing {
 		r.Recorder.Eventf(o.owner.obj, nil, corev1.EventTypeWarning, tokensyncv1alpha1.ReasonCredentialsNotFound, "Refresh", "%s", h.CredentialsMissing)
 		logf.FromContext(ctx).Info("The credentials Secret is gone; keeping the valid token", "credentialsSecret", o.credentialsRef.Name, "expiresAt", held.ExpiresAt)
 	}
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(o.Now, earliest(d.At, pub.wake))}, nil
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(o.Now, earliest(d.At, pub.wakeAt(r.now())))}, nil
 }
 
 // publish runs the kind's publish; a template that does not render is
@@ -430,7 +438,7 @@ func (r *TokenRequestReconciler) write(ctx context.Context, o *snapshot, d polic
 		// The token is stored; what failed is recorded.
 		return res, err
 	}
-	if err := r.setHealthy(ctx, o, h); err != nil {
+	if err := r.setHealthy(ctx, o, h, pub); err != nil {
 		// The token is stored; the next reconcile finds it and writes the status.
 		return ctrl.Result{}, err
 	}
@@ -442,21 +450,30 @@ func (r *TokenRequestReconciler) write(ctx context.Context, o *snapshot, d polic
 			"Logged in because %s; wrote a new token to %s; it expires at %s, next refresh at %s", d.Message, pub.where, policy.FormatTime(h.ExpiresAt), policy.FormatTime(h.Next))
 	}
 	logf.FromContext(ctx).Info("Token written", "to", pub.where, "reason", d.Reason, "expiresAt", h.ExpiresAt, "nextRefresh", h.Next)
-	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.now(), earliest(h.Next, pub.wake))}, nil
+	return ctrl.Result{RequeueAfter: policy.RequeueAfter(r.now(), earliest(h.Next, pub.wakeAt(r.now())))}, nil
 }
 
 // setHealthy records a valid token, and warns once when its refresh window
-// is too short for pods that read it from a mounted volume.
-func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *snapshot, h policy.HealthyToken) error {
+// is too short for pods that read it from a mounted volume; outputs that
+// did not take it make Ready False (outputFailures).
+func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *snapshot, h policy.HealthyToken, pub *published) error {
 	now := r.now()
 	var warning string
 	_, err := o.subject.writeStatus(ctx, func(st *tokensyncv1alpha1.TokenStatus) {
 		*st, warning = policy.AfterSuccess(*st, &o.Observation, h, now)
+		outputFailures(st, o.Generation, now, h.ExpiresAt, pub)
 	})
-	if err == nil && warning != "" {
+	if err != nil {
+		return err
+	}
+	if warning != "" {
 		r.Recorder.Eventf(o.owner.obj, nil, corev1.EventTypeWarning, "ShortRefreshWindow", "Refresh", "%s", warning)
 	}
-	return err
+	if len(pub.failed) > 0 {
+		r.Recorder.Eventf(o.owner.obj, nil, corev1.EventTypeWarning, pub.failed[0].Reason, "Write",
+			"Secret %s not written in %d of %d %s: %s", o.SecretName, len(pub.failed), pub.of, pub.in, outputNames(pub.failed))
+	}
+	return nil
 }
 
 // earliest is the earlier of two times, a zero time counting as none.
@@ -511,16 +528,39 @@ func (r *TokenRequestReconciler) stop(ctx context.Context, o *snapshot, d policy
 	return ctrl.Result{}, nil
 }
 
-// writeStatusOf applies mutate to obj's status and writes it only if it
-// changed, which it reports. A conflict re-reads the object from the API
-// server (reload) and applies the same change again: the login it records
-// is never repeated. A status that could not be written is kept in memory,
-// so the next decision sees it (a failed login stays backed off) and
-// writes it.
-func writeStatusOf[S any, P interface {
+// restoreStatus puts back into status a status of its type that memory
+// holds since its write failed.
+func restoreStatus[S any, P interface {
 	*S
 	DeepCopy() *S
-}](ctx context.Context, r *TokenRequestReconciler, kindName string, obj client.Object, status P, reload func(context.Context) error, mutate func(P)) (bool, error) {
+}](status P, unwritten any) {
+	if st, ok := unwritten.(P); ok {
+		*status = *st.DeepCopy()
+	}
+}
+
+// getObject reads key into obj with reader; an error names the kind, and a
+// NotFound stays one.
+func getObject(ctx context.Context, reader client.Reader, key types.NamespacedName, obj client.Object, kindName string) error {
+	err := reader.Get(ctx, key, obj)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get %s: %w", kindName, err)
+	}
+	return err
+}
+
+// writeStatusOf applies mutate to obj's status (status) and writes it only
+// if it changed, which it reports. A conflict re-reads the object from the
+// API server and applies the same change again: the login it records is
+// never repeated. A status that could not be written is kept in memory, so
+// the next decision sees it (a failed login stays backed off) and writes it.
+func writeStatusOf[O interface {
+	client.Object
+	DeepCopyInto(O)
+}, S any, P interface {
+	*S
+	DeepCopy() *S
+}](ctx context.Context, r *TokenRequestReconciler, kindName string, obj O, status func(O) P, mutate func(P)) (bool, error) {
 	key := client.ObjectKeyFromObject(obj)
 	var unwritten bool
 	r.memory.with(key, obj.GetUID(), func(e *remembered) { unwritten = e.unwrittenStatus != nil })
@@ -528,18 +568,20 @@ func writeStatusOf[S any, P interface {
 	var want P
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if !first {
-			if err := reload(ctx); err != nil {
+			fresh := reflect.New(reflect.TypeFor[O]().Elem()).Interface().(O)
+			if err := r.APIReader.Get(ctx, key, fresh); err != nil {
 				return err
 			}
+			fresh.DeepCopyInto(obj)
 		}
 		first = false
-		want = status.DeepCopy()
+		want = status(obj).DeepCopy()
 		mutate(want)
-		if !unwritten && equality.Semantic.DeepEqual(status, want) {
+		if !unwritten && equality.Semantic.DeepEqual(status(obj), want) {
 			return nil
 		}
 		changed = true
-		*status = *want
+		*status(obj) = *want
 		return r.Status().Update(ctx, obj)
 	})
 	r.memory.with(key, obj.GetUID(), func(e *remembered) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokensync/tokensync/controllers/policy"
@@ -332,4 +333,57 @@ func apiRefusal(err error) string {
 		msg = msg[:400] + "..."
 	}
 	return reason + ": " + msg
+}
+
+// secretWrite is one Secret of writeEach: its key, and the Secret as read
+// (nil: none yet).
+type secretWrite struct {
+	key      types.NamespacedName
+	existing *corev1.Secret
+}
+
+// writeEachWorkers bounds the writes of one writeEach in flight at once,
+// as many as the TokenRequest controller's default workers.
+const writeEachWorkers = 16
+
+// writeEach writes the owner's Secrets with put, a few at a time; one that
+// is refused holds up no other. refused has the failure of each Secret the
+// API server refused (a quota, a policy, its namespace going away) or that
+// is not the owner's (kindName names it in the message); err is a template that does not render, which fails
+// every write alike, or an API error of the operator's own, for the
+// controller's backoff.
+func (r *TokenRequestReconciler) writeEach(ctx context.Context, kindName string, ow secretOwner, writes []secretWrite, put func(*corev1.Secret)) (refused map[types.NamespacedName]policy.Failure, err error) {
+	var (
+		mu       sync.Mutex
+		parallel = make(chan struct{}, writeEachWorkers)
+		wg       sync.WaitGroup
+	)
+	refused = map[types.NamespacedName]policy.Failure{}
+	for _, w := range writes {
+		parallel <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-parallel; wg.Done() }()
+			_, werr := r.writeSecretOf(ctx, ow, w.key, w.existing, put, false)
+			var te *templateError
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case werr == nil:
+			case errors.Is(werr, errSecretConflict):
+				refused[w.key] = policy.Failure{Reason: tokensyncv1alpha1.ReasonSecretConflict, Message: policy.SecretConflictMessage(kindName, w.key.Name)}
+			case errors.As(werr, &te), apierrors.ReasonForError(werr) == metav1.StatusReasonUnknown:
+				if err == nil {
+					err = werr
+				}
+			default:
+				refused[w.key] = writeFailure(w.key.Name, werr)
+			}
+		}()
+	}
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return refused, nil
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -357,6 +358,59 @@ func targetSecretTampered() predicate.Predicate {
 			return tokenChanged && !fingerprintChanged ||
 				!maps.Equal(oldS.Labels, newS.Labels) ||
 				!maps.Equal(foreignAnnotations(oldS), foreignAnnotations(newS))
+		},
+	}
+}
+
+// secretContentChanged passes creations, deletions and updates that
+// changed a Secret's data, type, labels or annotations.
+func secretContentChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldS, okOld := e.ObjectOld.(*corev1.Secret)
+			newS, okNew := e.ObjectNew.(*corev1.Secret)
+			if !okOld || !okNew {
+				return true
+			}
+			return oldS.Type != newS.Type || !maps.EqualFunc(oldS.Data, newS.Data, func(a, b []byte) bool { return string(a) == string(b) }) ||
+				!maps.Equal(oldS.Labels, newS.Labels) || !maps.Equal(oldS.Annotations, newS.Annotations) ||
+				!slices.Equal(oldS.OwnerReferences, newS.OwnerReferences)
+		},
+	}
+}
+
+// namespaceMatchingMayChange passes the namespace events that may change
+// which namespaces a selector matches: a creation, a deletion, a change of
+// labels, the start of a deletion.
+func namespaceMatchingMayChange() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+				e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+		},
+	}
+}
+
+// ownWrites remembers the resourceVersion of each Secret the operator
+// last wrote, so that a watch passes every change to it but the operator's
+// own: a copy's write reconciles nothing, a tenant's edit of it does.
+type ownWrites struct{ rv sync.Map }
+
+func (w *ownWrites) wrote(s *corev1.Secret) {
+	w.rv.Store(client.ObjectKeyFromObject(s), s.ResourceVersion)
+}
+
+// notOwn passes the events that are not the operator's last write; a
+// deletion passes, and forgets the Secret.
+func (w *ownWrites) notOwn() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			rv, ok := w.rv.Load(client.ObjectKeyFromObject(e.ObjectNew))
+			return !ok || rv != e.ObjectNew.GetResourceVersion()
+		},
+		DeleteFunc: func(e event.DeleteEvent) bool {
+			w.rv.Delete(client.ObjectKeyFromObject(e.Object))
+			return true
 		},
 	}
 }

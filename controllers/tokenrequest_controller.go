@@ -7,14 +7,12 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/tokensync/tokensync/controllers/policy"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -247,11 +245,8 @@ func (tokenRequestKind) gateName() string { return "" }
 
 func (k tokenRequestKind) load(ctx context.Context, reader client.Reader, key types.NamespacedName) (subject, error) {
 	tr := &tokensyncv1alpha1.TokenRequest{}
-	if err := reader.Get(ctx, key, tr); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("get TokenRequest: %w", err)
+	if err := getObject(ctx, reader, key, tr, k.name()); err != nil {
+		return nil, err
 	}
 	return &tokenRequestSubject{r: k.r, tr: tr}, nil
 }
@@ -275,11 +270,7 @@ func (s *tokenRequestSubject) tokenStatus() tokensyncv1alpha1.TokenStatus {
 func (s *tokenRequestSubject) secretName() string         { return s.tr.TargetSecretName() }
 func (s *tokenRequestSubject) previousSecretName() string { return s.tr.Status.SecretName }
 
-func (s *tokenRequestSubject) restoreStatus(unwritten any) {
-	if st, ok := unwritten.(*tokensyncv1alpha1.TokenRequestStatus); ok {
-		s.tr.Status = *st.DeepCopy()
-	}
-}
+func (s *tokenRequestSubject) restoreStatus(unwritten any) { restoreStatus(&s.tr.Status, unwritten) }
 
 func (s *tokenRequestSubject) credentialsRef() types.NamespacedName {
 	return types.NamespacedName{Namespace: s.tr.Namespace, Name: s.tr.Spec.CredentialsSecretRef.Name}
@@ -301,18 +292,12 @@ func (s *tokenRequestSubject) publish(ctx context.Context, o *snapshot, held *co
 }
 
 func (s *tokenRequestSubject) writeStatus(ctx context.Context, mutate func(*tokensyncv1alpha1.TokenStatus)) (bool, error) {
-	tr := s.tr
-	return writeStatusOf(ctx, s.r, "TokenRequest", tr, &tr.Status, func(ctx context.Context) error {
-		fresh := &tokensyncv1alpha1.TokenRequest{}
-		if err := s.r.APIReader.Get(ctx, client.ObjectKeyFromObject(tr), fresh); err != nil {
-			return err
-		}
-		fresh.DeepCopyInto(tr)
-		return nil
-	}, func(st *tokensyncv1alpha1.TokenRequestStatus) {
-		mutate(&st.TokenStatus)
-		if s.restarts != nil {
-			st.RolloutRestarts = *s.restarts
-		}
-	})
+	return writeStatusOf(ctx, s.r, "TokenRequest", s.tr,
+		func(tr *tokensyncv1alpha1.TokenRequest) *tokensyncv1alpha1.TokenRequestStatus { return &tr.Status },
+		func(st *tokensyncv1alpha1.TokenRequestStatus) {
+			mutate(&st.TokenStatus)
+			if s.restarts != nil {
+				st.RolloutRestarts = *s.restarts
+			}
+		})
 }
