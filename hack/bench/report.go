@@ -209,10 +209,16 @@ type fanOutResult struct {
 
 // refreshWritesOnce says that the refresh wrote each Secret exactly once:
 // N PUTs, no create or delete, every Secret holding two tokens in all.
+// Each Secret once: the N copies, and the Secret in the operator's
+// namespace that holds the token (heldSecrets).
 func (f fanOutResult) refreshWritesOnce() bool {
-	return f.N > 0 && f.Refresh.count("PUT", "secrets", "", "") == f.N && f.Refresh.count("POST", "secrets", "", "") == 0 &&
+	return f.N > 0 && f.Refresh.count("PUT", "secrets", "", "") == f.N+heldSecrets && f.Refresh.count("POST", "secrets", "", "") == 0 &&
 		f.Refresh.count("DELETE", "secrets", "", "") == 0 && f.MinTokens == 2 && f.MaxTokens == 2
 }
+
+// heldSecrets: a ClusterTokenRequest's token is held in one Secret of the
+// operator's namespace besides its copies, written with them.
+const heldSecrets = 1
 
 // oneLoginEach says: one login for the first write, one more for the
 // refresh, and each time one token in every Secret.
@@ -398,10 +404,10 @@ func (r *report) allRows() []row {
 		},
 		{
 			scenario: 9, title: "Fan-out: refresh writes (tokensync.io/force-refresh)",
-			figure: fmt.Sprintf("%s PUTs, %s POSTs, %s DELETEs of Secrets for %s Secrets, each holding %d to %d tokens in all; every Secret refreshed %s after the annotation",
+			figure: fmt.Sprintf("%s PUTs, %s POSTs, %s DELETEs of Secrets for %s Secrets and the one holding the token, each copy holding %d to %d tokens in all; every Secret refreshed %s after the annotation",
 				count(fo.Refresh.count("PUT", "secrets", "", "")), count(fo.Refresh.count("POST", "secrets", "", "")), count(fo.Refresh.count("DELETE", "secrets", "", "")),
 				count(fo.N), fo.MinTokens, fo.MaxTokens, shortDuration(fo.RefreshElapsed)),
-			limit: fmt.Sprintf("%s (1 PUT per Secret)", count(fo.N)), ratio: ratio(float64(fo.Refresh.count("PUT", "secrets", "", "")), float64(fo.N)),
+			limit: fmt.Sprintf("%s (1 PUT per Secret)", count(fo.N+heldSecrets)), ratio: ratio(float64(fo.Refresh.count("PUT", "secrets", "", "")), float64(fo.N+heldSecrets)),
 			target: "each Secret once", pass: verdict(fo.refreshWritesOnce()),
 		},
 	}
