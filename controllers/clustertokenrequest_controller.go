@@ -59,7 +59,8 @@ type ClusterTokenRequestReconciler struct {
 	// clusterSecretRetry is how soon a namespace whose write was refused is
 	// tried again (zero: clusterWriteRetry).
 	clusterSecretRetry time.Duration
-	// copyWrites are its own writes of copies, which its watch skips.
+	// copyWrites are its own writes of copies and held Secrets, which its
+	// watch skips.
 	copyWrites ownWrites
 }
 
@@ -131,7 +132,7 @@ var heldSpec = &tokensyncv1alpha1.LoginSpec{}
 
 func (s *clusterSubject) held() (types.NamespacedName, secretOwner) {
 	key := types.NamespacedName{Namespace: s.r.FingerprintKey.Namespace, Name: HeldSecretName(s.ctr.Name)}
-	return key, secretOwner{obj: s.ctr, spec: heldSpec, retainKey: tokensyncv1alpha1.AnnotationClusterOwner}
+	return key, secretOwner{obj: s.ctr, spec: heldSpec, retainKey: tokensyncv1alpha1.AnnotationClusterOwner, remember: s.r.copyWrites.wrote}
 }
 
 func (s *clusterSubject) writeStatus(ctx context.Context, mutate func(*tokensyncv1alpha1.TokenStatus)) (bool, error) {

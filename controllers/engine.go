@@ -459,7 +459,7 @@ func (r *TokenRequestReconciler) write(ctx context.Context, o *snapshot, d polic
 func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *snapshot, h policy.HealthyToken, pub *published) error {
 	now := r.now()
 	var warning string
-	_, err := o.subject.writeStatus(ctx, func(st *tokensyncv1alpha1.TokenStatus) {
+	changed, err := o.subject.writeStatus(ctx, func(st *tokensyncv1alpha1.TokenStatus) {
 		*st, warning = policy.AfterSuccess(*st, &o.Observation, h, now)
 		outputFailures(st, o.Generation, now, h.ExpiresAt, pub)
 	})
@@ -469,7 +469,8 @@ func (r *TokenRequestReconciler) setHealthy(ctx context.Context, o *snapshot, h 
 	if warning != "" {
 		r.Recorder.Eventf(o.owner.obj, nil, corev1.EventTypeWarning, "ShortRefreshWindow", "Refresh", "%s", warning)
 	}
-	if len(pub.failed) > 0 {
+	if len(pub.failed) > 0 && changed {
+		// Once per change of what failed, as a failure's event is.
 		r.Recorder.Eventf(o.owner.obj, nil, corev1.EventTypeWarning, pub.failed[0].Reason, "Write",
 			"Secret %s not written in %d of %d %s: %s", o.SecretName, len(pub.failed), pub.of, pub.in, outputNames(pub.failed))
 	}
