@@ -84,7 +84,7 @@ func (r *TokenRequestReconciler) observeCredentials(ctx context.Context, o *snap
 	if c.Fingerprint != "" {
 		return nil
 	}
-	ck := credentialsKey{NamespacedName: o.credentialsRef, provider: o.Provider, settings: o.SettingsDigest}
+	ck := credentialsKey{NamespacedName: o.credentialsRef, uid: o.owner.obj.GetUID(), provider: o.Provider, settings: o.SettingsDigest}
 	if fp, ok := r.memory.credentialsFingerprint(ck, c.Version); ok {
 		c.Fingerprint = fp
 		return nil

@@ -302,3 +302,39 @@ func drain(r *events.FakeRecorder) <-chan string {
 func containsAny(s string, subs ...string) bool {
 	return slices.ContainsFunc(subs, func(sub string) bool { return strings.Contains(s, sub) })
 }
+
+// TestSharedCredentialsRotationSeenByEach: two TokenRequests read one
+// credentials Secret; each fingerprints it with its own key, so a rotation
+// is seen by both (one login each), not only by the first to look.
+func TestSharedCredentialsRotationSeenByEach(t *testing.T) {
+	u := newUnitEnv(t)
+	second := u.tokenRequest(t).DeepCopy()
+	second.ObjectMeta = metav1.ObjectMeta{Name: "tr2", Namespace: "ns", UID: "uid-2", Generation: 1}
+	second.Status = tokensyncv1alpha1.TokenRequestStatus{}
+	if err := u.r.Create(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	reconcile := func(name string) {
+		for {
+			u.loginEnded = false
+			if _, err := u.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: name}}); err != nil {
+				t.Fatal(err)
+			}
+			if !u.loginEnded {
+				return
+			}
+		}
+	}
+	reconcile("tr")
+	reconcile("tr2")
+	if n := u.prov.logins.Load(); n != 2 {
+		t.Fatalf("%d logins for two TokenRequests", n)
+	}
+	u.clock.Step(time.Minute) // past the minimum login interval
+	u.updateCredentials(t, func(s *corev1.Secret) { s.Data["password"] = []byte("rotated") })
+	reconcile("tr")
+	reconcile("tr2")
+	if n := u.prov.logins.Load(); n != 4 {
+		t.Errorf("%d logins after the rotation, want 4: each TokenRequest logs in once with the new credentials", n)
+	}
+}

@@ -89,9 +89,11 @@ type failedLogin struct {
 }
 
 // credentialsKey names a credentials Secret as one provider, with one set
-// of settings (which may decide the keys it reads), reads it.
+// of settings (which may decide the keys it reads), reads it for one object
+// (uid), whose key its fingerprint is made with.
 type credentialsKey struct {
 	types.NamespacedName
+	uid                types.UID
 	provider, settings string
 }
 
