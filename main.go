@@ -26,13 +26,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tokensyncv1alpha1 "github.com/tokensync/tokensync/api/v1alpha1"
 	"github.com/tokensync/tokensync/controllers"
 	"github.com/tokensync/tokensync/internal/cabundle"
 	"github.com/tokensync/tokensync/internal/endpointpolicy"
+	"github.com/tokensync/tokensync/internal/metricsauth"
 	"github.com/tokensync/tokensync/providers"
 	"github.com/tokensync/tokensync/providers/builtin"
 )
@@ -182,7 +182,7 @@ func run(c runConfig) error {
 	}
 	metricsOpts := metricsserver.Options{BindAddress: c.metricsAddr, SecureServing: c.secureMetrics, TLSOpts: tlsOpts}
 	if c.secureMetrics {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.WithAuthenticationAndAuthorization
 	}
 
 	cfg := ctrl.GetConfigOrDie()
