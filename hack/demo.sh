@@ -367,10 +367,12 @@ assets="$({ KUBE_VERSION="${KUBE_VERSION}" ETCD_VERSION="${ETCD_VERSION}" hack/e
 step_done
 
 step "Building the manager (main.go), fake providers, control plane launcher and kubectl plugin into ${dir}/"
-go build -o "${dir}/manager" .
-go build -o "${dir}/" ./hack/fakeproviders ./hack/demo/controlplane
+# Static and -trimpath, as the image and make build build it: the build
+# cache then serves these builds and make test's others alike.
+CGO_ENABLED=0 go build -trimpath -o "${dir}/manager" .
+CGO_ENABLED=0 go build -trimpath -o "${dir}/" ./hack/fakeproviders ./hack/demo/controlplane
 # As make plugin builds it; a module of its own.
-go -C cmd/kubectl-tokensync build -o "${root}/${dir}/plugin/kubectl-tokensync" .
+CGO_ENABLED=0 go -C cmd/kubectl-tokensync build -trimpath -o "${root}/${dir}/plugin/kubectl-tokensync" .
 step_done
 
 step "Starting local control plane (kube-apiserver v${KUBE_VERSION}, etcd v${ETCD_VERSION}) on 127.0.0.1, kubeconfig ${kubeconfig}"
