@@ -35,6 +35,7 @@ import (
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
@@ -78,7 +79,7 @@ func WithAuthenticationAndAuthorization(config *rest.Config, httpClient *http.Cl
 type Guard struct {
 	tokens TokenReviewer
 	access AccessReviewer
-	now    func() time.Time
+	clock  clock.PassiveClock
 
 	users     cache[*authenticationv1.UserInfo] // nil: the token is not valid
 	decisions cache[bool]
@@ -86,7 +87,7 @@ type Guard struct {
 
 // New returns a Guard that asks tokens and access.
 func New(tokens TokenReviewer, access AccessReviewer) *Guard {
-	return &Guard{tokens: tokens, access: access, now: time.Now}
+	return &Guard{tokens: tokens, access: access, clock: clock.RealClock{}}
 }
 
 // Filter wraps the metrics handler.
@@ -139,7 +140,7 @@ func bearerToken(req *http.Request) (string, bool) {
 // cached.
 func (g *Guard) authenticate(ctx context.Context, token string) (*authenticationv1.UserInfo, error) {
 	key := hash(token)
-	if user, ok := g.users.get(key, g.now()); ok {
+	if user, ok := g.users.get(key, g.clock.Now()); ok {
 		return user, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, ReviewTimeout)
@@ -153,14 +154,14 @@ func (g *Guard) authenticate(ctx context.Context, token string) (*authentication
 	if review.Status.Authenticated {
 		user = review.Status.User.DeepCopy()
 	}
-	now := g.now()
+	now := g.clock.Now()
 	g.users.put(key, user, now, now.Add(TokenTTL))
 	return user, nil
 }
 
 func (g *Guard) authorize(ctx context.Context, user *authenticationv1.UserInfo, verb, path string) (bool, error) {
 	key := decisionKey(user, verb, path)
-	if allowed, ok := g.decisions.get(key, g.now()); ok {
+	if allowed, ok := g.decisions.get(key, g.clock.Now()); ok {
 		return allowed, nil
 	}
 	extra := make(map[string]authorizationv1.ExtraValue, len(user.Extra))
@@ -181,7 +182,7 @@ func (g *Guard) authorize(ctx context.Context, user *authenticationv1.UserInfo, 
 	if allowed {
 		ttl = AllowTTL
 	}
-	now := g.now()
+	now := g.clock.Now()
 	g.decisions.put(key, allowed, now, now.Add(ttl))
 	return allowed, nil
 }

@@ -28,6 +28,7 @@ import (
 	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
 	rbacclient "k8s.io/client-go/kubernetes/typed/rbac/v1"
 	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -96,23 +97,6 @@ func (s *logSink) String() string {
 	return s.buf.String()
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Step(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestGuardAgainstTheAPIServer(t *testing.T) {
 	ctx := context.Background()
 	core := coreclient.NewForConfigOrDie(cfg)
@@ -171,8 +155,8 @@ func TestGuardAgainstTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	guard := New(authn.TokenReviews(), authz.SubjectAccessReviews())
-	clock := &fakeClock{now: time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)}
-	guard.now = clock.Now
+	clock := clocktesting.NewFakePassiveClock(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
+	guard.clock = clock
 	logs := &logSink{}
 	handler, err := guard.Filter(logs.logger(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "tokensync_up 1\n")
@@ -230,12 +214,12 @@ func TestGuardAgainstTheAPIServer(t *testing.T) {
 		if tr, sar := reviews(); tr != 0 || sar != 0 {
 			t.Errorf("cached scrapes made %d TokenReviews and %d SubjectAccessReviews, want none", tr, sar)
 		}
-		clock.Step(TokenTTL)
+		clock.SetTime(clock.Now().Add(TokenTTL))
 		get(http.MethodGet, "/metrics", "Bearer "+reader)
 		if tr, sar := reviews(); tr != 1 || sar != 0 {
 			t.Errorf("after %s: %d TokenReviews and %d SubjectAccessReviews, want 1 and 0 (an allow is kept %s)", TokenTTL, tr, sar, AllowTTL)
 		}
-		clock.Step(AllowTTL)
+		clock.SetTime(clock.Now().Add(AllowTTL))
 		get(http.MethodGet, "/metrics", "Bearer "+reader)
 		if tr, sar := reviews(); tr != 1 || sar != 1 {
 			t.Errorf("after %s: %d TokenReviews and %d SubjectAccessReviews, want 1 and 1", AllowTTL, tr, sar)
@@ -250,11 +234,11 @@ func TestGuardAgainstTheAPIServer(t *testing.T) {
 		if got := get(http.MethodGet, "/metrics", "Bearer "+stranger); got != http.StatusForbidden {
 			t.Errorf("stranger, within %s of the deny: status %d, want the cached 403", DenyTTL, got)
 		}
-		clock.Step(DenyTTL)
+		clock.SetTime(clock.Now().Add(DenyTTL))
 		var got int
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 			// RBAC's own cache may take a moment to see the new binding.
-			clock.Step(DenyTTL)
+			clock.SetTime(clock.Now().Add(DenyTTL))
 			if got = get(http.MethodGet, "/metrics", "Bearer "+stranger); got == http.StatusOK {
 				break
 			}
